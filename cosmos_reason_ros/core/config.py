@@ -1,0 +1,60 @@
+"""Typed settings of the core, one frozen dataclass per concern.
+
+The ROS layer builds these from declared parameters and the CLI from its options; the core never
+reads parameters or environment variables itself.
+"""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowConfig:
+    """How camera frames are sampled, stored and handed to a goal."""
+
+    target_fps: float = 4.0
+    """Frames kept per second of header-stamp time (Cosmos-Reason is trained at 4 fps)."""
+    capacity: int = 128
+    """Most frames held at once; the oldest go first."""
+    max_duration: float = 30.0
+    """Frames older than this many seconds before the newest one are dropped."""
+    max_pixels: int = 640 * 360
+    """Pixel budget of one stored frame: larger images are downscaled (aspect kept) on arrival."""
+    rewind_threshold: float = 0.5
+    """A stamp this many seconds older than the newest one clears the window (bag loop, reset);
+    a smaller step back is an out-of-order frame and is dropped."""
+    source: str = 'image'
+    """Name of the frame source (the resolved topic) used in error messages."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GoalDefaults:
+    """Values a goal falls back to when it leaves a field at zero."""
+
+    window_duration: float = 4.0
+    """Seconds of camera history a goal sees."""
+    max_frames: int = 16
+    """Most frames sent to the model per goal (subsampled evenly when the window holds more)."""
+    max_frame_age: float = 2.0
+    """A goal fails with STALE_FRAMES when the newest frame is older than this (seconds)."""
+    max_new_tokens: int = 1024
+    """Generation budget; 4096 is recommended for long reasoning on a GPU."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Which model to load and how (local transformers backend)."""
+
+    model: str = 'nvidia/Cosmos-Reason2-2B'
+    """Hub id or local directory of the checkpoint."""
+    revision: str = ''
+    """Hub revision (branch, tag or commit) to pin; empty takes the default branch."""
+    dtype: str = 'auto'
+    """auto | bf16 | fp16 | fp32 ('auto': bf16 on a GPU that supports it, else fp32)."""
+    device: str = 'auto'
+    """auto | cuda | cuda:N | cpu ('auto': the first GPU if there is one)."""
+    attn_implementation: str = 'sdpa'
+    """sdpa | eager | flash_attention_2 (when flash-attn is installed)."""
+    quantization: str = 'none'
+    """none | 4bit | 8bit (bitsandbytes; CUDA only)."""
+    local_files_only: bool = False
+    """Never contact the hub (offline robots); the model must be in the local cache or a path."""
