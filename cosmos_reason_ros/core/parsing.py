@@ -1,0 +1,775 @@
+"""Turn a model's raw output into reasoning, answer and typed results for the goal's mode.
+
+Coordinates come back in pixels of the source camera image, times in seconds from the first frame.
+"""
+
+import dataclasses
+import enum
+import json
+import re
+from collections.abc import Iterator
+from typing import TypeGuard
+
+from cosmos_reason_ros.core.modes import Mode, ModelFamily
+
+
+class ParseStatus(enum.IntEnum):
+    """How far parsing got; values match ReasoningResult.msg's PARSE_* constants."""
+
+    OK = 0
+    """The answer holds what the mode asks for (free-text modes: a non-empty answer)."""
+    TRUNCATED = 1
+    """Generation stopped inside <think> (no </think>): reasoning only, the answer is ''."""
+    FAILED = 2
+    """The answer lacks the structure the mode asks for; `error` says why."""
+    NOT_RUN = 3
+    """Nothing to parse; callers use it for goals that failed before generation ended."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Trajectory:
+    """Waypoints the model proposed, in order, in pixels of the source image."""
+
+    label: str
+    points: tuple[tuple[float, float], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Box:
+    """An axis-aligned box in pixels of the source image, corners ordered min then max."""
+
+    label: str
+    x_min: float
+    y_min: float
+    x_max: float
+    y_max: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """An event the model found, in seconds from the first frame of the window."""
+
+    start: float
+    end: float
+    caption: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ParsedAnswer:
+    """Everything parse_answer read from one model output."""
+
+    reasoning: str
+    """Text of <think>...</think> (or the server's reasoning), stripped."""
+    answer: str
+    """The final answer, reasoning and tags removed, stripped."""
+    status: ParseStatus
+    error: str = ''
+    """Why the status is FAILED or TRUNCATED; with OK, a note on what was skipped (or '')."""
+    trajectories: tuple[Trajectory, ...] = ()
+    boxes: tuple[Box, ...] = ()
+    events: tuple[Event, ...] = ()
+    choice: str = ''
+    """Multiple choice: the option letter 'A'..'Z', else ''."""
+    verdict: str = ''
+    """Question mode: 'yes' or 'no' when the answer starts with one, else ''."""
+    next_action: str = ''
+    """Next-action mode: the first paragraph of the answer."""
+
+
+Size = tuple[int, int]
+Number = int | float
+
+_THINK_OPEN = re.compile(r'<think>', re.IGNORECASE)
+_THINK_CLOSE = re.compile(r'</think>', re.IGNORECASE)
+_ANSWER_OPEN = re.compile(r'<answer>', re.IGNORECASE)
+_ANSWER_CLOSE = re.compile(r'</answer>', re.IGNORECASE)
+
+_NORMALIZED_MAX = 1000.0
+_POINT_KEYS = ('point_2d', 'point')
+_BOX_KEYS = ('bbox_2d', 'box_2d', 'bbox')
+_CAPTION_KEYS = ('caption', 'event', 'description')
+_MAX_PROBLEMS_SHOWN = 3
+_MAX_MAGNITUDE = 1e15  # beyond any pixel or second; huge JSON ints would overflow floats
+
+_TRUNCATED_LOCAL = (
+    'generation stopped inside <think> before </think>, so there is no answer; raise '
+    'max_new_tokens (4096 is recommended with reasoning) or ask without reasoning')
+_TRUNCATED_SERVER = (
+    'the server returned reasoning but no content (no </think> in the output): generation most '
+    'likely stopped inside the reasoning, so raise max_tokens; if the request did not ask for '
+    "reasoning, the server's reasoning parser (vLLM --reasoning-parser) moved the whole answer "
+    'into the reasoning field: pass it as the text instead')
+
+
+# --- reasoning and answer ------------------------------------------------------------------------
+
+def split_reasoning(text: str) -> tuple[str, str, bool]:
+    """Separate the reasoning from the final answer.
+
+    Handles `<think>...</think>` followed by the answer (Reason2), an answer inside
+    `<answer>...</answer>` (Reason1), a `</think>` without its opening tag (the opening tag was
+    part of the prompt), and an unterminated `<think>` (generation stopped while reasoning).
+    Text before `<think>` is kept as part of the answer.
+
+    Args:
+        text: the model's output.
+
+    Returns:
+        (reasoning, answer, truncated), both strings stripped. truncated is True when a `<think>`
+        is never closed; then reasoning is everything after the tag and answer is ''.
+    """
+    opened = _THINK_OPEN.search(text)
+    closed = _THINK_CLOSE.search(text, opened.end() if opened else 0)
+    if closed is None and opened is not None:
+        return text[opened.end():].strip(), '', True
+    if closed is None:
+        return '', _inside_answer_tags(text).strip(), False
+    reasoning_start = opened.end() if opened else 0
+    before = text[:opened.start()] if opened else ''
+    reasoning = text[reasoning_start:closed.start()]
+    answer = before + _inside_answer_tags(text[closed.end():])
+    return reasoning.strip(), answer.strip(), False
+
+
+def _inside_answer_tags(text: str) -> str:
+    """The text inside <answer>...</answer>, what follows an unclosed <answer>, or all of it."""
+    opened = _ANSWER_OPEN.search(text)
+    if opened is None:
+        closed = _ANSWER_CLOSE.search(text)
+        return text[:closed.start()] if closed else text
+    closed = _ANSWER_CLOSE.search(text, opened.end())
+    return text[opened.end():closed.start() if closed else len(text)]
+
+
+def _separate(text: str, server_reasoning: str | None) -> tuple[str, str, str]:
+    """Reasoning, answer and a truncation note ('' when not truncated) for local or server output.
+
+    A server that splits reasoning off (vLLM's reasoning parser) returns the content as `text`;
+    when the output had no </think>, the content is empty and everything sits in the reasoning.
+    """
+    if server_reasoning is None:
+        reasoning, answer, truncated = split_reasoning(text)
+        return reasoning, answer, _TRUNCATED_LOCAL if truncated else ''
+    if text.strip():
+        reasoning, answer, truncated = split_reasoning(text)
+        server_part = _THINK_OPEN.sub('', server_reasoning).strip()
+        joined = '\n\n'.join(part for part in (server_part, reasoning) if part)
+        return joined, answer, _TRUNCATED_LOCAL if truncated else ''
+    if _THINK_CLOSE.search(server_reasoning) or _ANSWER_OPEN.search(server_reasoning):
+        reasoning, answer, truncated = split_reasoning(server_reasoning)
+        return reasoning, answer, _TRUNCATED_LOCAL if truncated else ''
+    return _THINK_OPEN.sub('', server_reasoning).strip(), '', _TRUNCATED_SERVER
+
+
+# --- JSON ----------------------------------------------------------------------------------------
+
+_FENCE = re.compile(r'```[ \t]*[\w+-]*[ \t]*\n?(.*?)(```|\Z)', re.DOTALL)
+_TRAILING_COMMA = re.compile(r',\s*([\]}])')
+_OPENERS = {'[': ']', '{': '}'}
+_MAX_UNCLOSED = 32  # bounds the work on prose full of stray brackets
+# What follows an opening bracket in JSON (rather than in prose such as '[approximately').
+_JSON_CONTENT = re.compile(r'\s*[\[{"\'\d-]')
+
+
+def find_json(text: str) -> dict | list | None:
+    """Return the first JSON object or array in `text`, or None.
+
+    Fenced blocks (```json ... ```) come first, then bare JSON in the prose around them, in order
+    of appearance. Lists with trailing commas and single-quoted JSON are read as a fallback. A
+    value that is cut off or broken yields nothing: no fragments from inside it are returned.
+
+    Args:
+        text: an answer, possibly prose around the JSON.
+
+    Returns:
+        The parsed dict or list, or None when the text holds none.
+    """
+    values, _ = _scan_json(text)
+    return values[0] if values else None
+
+
+def _scan_json(text: str) -> tuple[list, list[str]]:
+    """All JSON objects and arrays in `text` (fences first) and why others did not parse."""
+    values: list = []
+    problems: list[str] = []
+    prose = []
+    last_end = 0
+    for fence in _FENCE.finditer(text):
+        prose.append(text[last_end:fence.start()])
+        last_end = fence.end()
+        value, problem = _loads(fence.group(1))
+        if problem and not fence.group(2):
+            problem = (f'the ```json block is never closed (cut off? raise max_new_tokens) and '
+                       f'{problem}')
+        _collect(value, problem, values, problems)
+    prose.append(text[last_end:])
+    for segment in prose:
+        for value, problem in _bare_json(segment):
+            _collect(value, problem, values, problems)
+    return values, problems
+
+
+def _collect(value: object, problem: str, values: list, problems: list[str]) -> None:
+    if problem:
+        problems.append(problem)
+    elif isinstance(value, (dict, list)):
+        values.append(value)
+
+
+def _bare_json(text: str) -> Iterator[tuple[object, str]]:
+    """(value, '') or (None, problem) for each bracketed span of `text`, left to right."""
+    position = 0
+    unclosed_left = _MAX_UNCLOSED
+    while unclosed_left > 0:
+        start = _next_opener(text, position)
+        if start < 0:
+            return
+        end = _matching_close(text, start)
+        if end < 0 and _JSON_CONTENT.match(text, start + 1):
+            # JSON that was cut off: fragments from inside it would pass for a whole answer.
+            yield None, (f'JSON {_excerpt(text[start:])} is cut off (raise max_new_tokens?) or '
+                         'its brackets do not match')
+            return
+        if end < 0:
+            unclosed_left -= 1  # a bracket in prose, e.g. '[approximately'
+            position = start + 1
+            continue
+        span = text[start:end + 1]
+        value, problem = _loads(span)
+        if not problem:
+            yield value, ''
+        elif _JSON_CONTENT.match(span, 1):
+            yield None, problem
+        position = end + 1
+
+
+def _next_opener(text: str, position: int) -> int:
+    found = [i for i in (text.find('[', position), text.find('{', position)) if i >= 0]
+    return min(found) if found else -1
+
+
+def _matching_close(text: str, start: int) -> int:
+    """Index of the bracket closing the one at `start`; -1 if never closed or closed wrongly."""
+    stack = []
+    in_string = False
+    escaped = False
+    for index in range(start, len(text)):
+        char = text[index]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == '\\':
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in _OPENERS:
+            stack.append(_OPENERS[char])
+        elif char in ']}':
+            if not stack or stack.pop() != char:
+                return -1
+            if not stack:
+                return index
+    return -1
+
+
+def _loads(candidate: str) -> tuple[object, str]:
+    """(value, '') or (None, why) for one JSON candidate, retrying with cheap, safe repairs."""
+    try:
+        return json.loads(candidate), ''
+    except (ValueError, RecursionError) as exc:
+        first_error = exc
+    repaired = _TRAILING_COMMA.sub(r'\1', candidate)
+    if '"' not in repaired:
+        repaired = repaired.replace("'", '"')
+    if repaired != candidate:
+        try:
+            return json.loads(repaired), ''
+        except (ValueError, RecursionError):
+            pass
+    return None, f'JSON {_excerpt(candidate)} does not parse ({_reason(first_error)})'
+
+
+def _reason(exc: Exception) -> str:
+    return 'nested too deeply' if isinstance(exc, RecursionError) else str(exc)
+
+
+def _excerpt(text: str, limit: int = 40) -> str:
+    flat = ' '.join(text.split())
+    return repr(flat if len(flat) <= limit else flat[:limit] + '...')
+
+
+# --- coordinates and times -----------------------------------------------------------------------
+
+def to_source_pixels(x: float, y: float, family: ModelFamily, source_size: Size,
+                     model_input_size: Size | None = None) -> tuple[float, float]:
+    """Map a point from the model's coordinate convention to source-image pixels.
+
+    Args:
+        x: horizontal coordinate as the model wrote it.
+        y: vertical coordinate as the model wrote it.
+        family: QWEN3_VL answers 0-1000 per axis; QWEN2_5_VL answers pixels of its resized input.
+        source_size: (width, height) of the camera image.
+        model_input_size: (width, height) of the image the model saw; needed for QWEN2_5_VL.
+
+    Returns:
+        (x, y) in pixels of the source image, origin top left. Nothing is clamped.
+
+    Raises:
+        ValueError: a size is not positive, or QWEN2_5_VL without model_input_size.
+    """
+    width, height = _positive_size(source_size, 'source_size')
+    scale_x, scale_y = _coordinate_range(family, model_input_size)
+    return x / scale_x * width, y / scale_y * height
+
+
+def _coordinate_range(family: ModelFamily,
+                      model_input_size: Size | None) -> tuple[float, float]:
+    """The largest x and y the family's convention allows."""
+    if ModelFamily(family) is ModelFamily.QWEN3_VL:
+        return _NORMALIZED_MAX, _NORMALIZED_MAX
+    if model_input_size is None:
+        raise ValueError(
+            'model_input_size is needed to map Qwen2.5-VL (Cosmos-Reason1) coordinates, which '
+            'are pixels of the resized model input; pass GenerationResult.model_input_size')
+    return _positive_size(model_input_size, 'model_input_size')
+
+
+def _positive_size(size: Size, name: str) -> tuple[float, float]:
+    width, height = size
+    if not (_is_number(width) and _is_number(height) and width > 0 and height > 0):
+        raise ValueError(f'{name} must be two positive numbers (width, height), got {size!r}')
+    return float(width), float(height)
+
+
+_CLOCK_PART = re.compile(r'\d+')
+_SECONDS_PART = re.compile(r'\d+(\.\d*)?|\.\d+')
+_SECONDS_SUFFIX = re.compile(r'\s*(s|sec|secs|second|seconds)$')
+
+
+def parse_timestamp(value: str | Number) -> float:
+    """Read a time as seconds: 'mm:ss.ff', 'mm:ss.fff', 'hh:mm:ss.ff', '12.5', '12.5s' or 12.5.
+
+    Args:
+        value: a string in one of those forms, or a number of seconds.
+
+    Returns:
+        Seconds, never negative.
+
+    Raises:
+        ValueError: the value is none of those forms, negative, not finite, or has a minutes or
+            seconds field of 60 or more after the first field.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not _is_number(value) or value < 0:
+            raise ValueError(f'time {value!r} is not a finite, non-negative number of seconds')
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f'time {value!r} is neither a string nor a number')
+    fields = _SECONDS_SUFFIX.sub('', value.strip().lower()).split(':')
+    if len(fields) > 3 or not _SECONDS_PART.fullmatch(fields[-1]):
+        raise ValueError(f"time {value!r} is not 'mm:ss.ff', 'hh:mm:ss.ff' or seconds")
+    if not all(_CLOCK_PART.fullmatch(field) for field in fields[:-1]):
+        raise ValueError(f"time {value!r} is not 'mm:ss.ff', 'hh:mm:ss.ff' or seconds")
+    numbers = [float(field) for field in fields]
+    if any(number >= 60 for number in numbers[1:]):
+        raise ValueError(f'time {value!r} has a field of 60 or more')
+    seconds = 0.0
+    for number in numbers:
+        seconds = seconds * 60 + number
+    return seconds
+
+
+def _is_number(value: object) -> bool:
+    """A usable JSON number: not a bool, finite, small enough for float arithmetic."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return abs(value) < _MAX_MAGNITUDE  # also False for NaN and infinities
+
+
+def _is_pair(value: object) -> TypeGuard[list]:
+    return isinstance(value, list) and len(value) == 2 and all(map(_is_number, value))
+
+
+def _is_quad(value: object) -> TypeGuard[list]:
+    return isinstance(value, list) and len(value) == 4 and all(map(_is_number, value))
+
+
+def _label_of(item: dict, default: str) -> str:
+    label = item.get('label')
+    return default if label is None or label == '' else str(label)
+
+
+# --- choices and verdicts ------------------------------------------------------------------------
+
+_DECORATION = '*_#>`"\' \t\n'
+_ONLY_LETTER = re.compile(r'\(?([A-Za-z])\)?[.:]?')
+_LEADING_LETTER = re.compile(r'(?:\(([A-Z])\)|([A-Z])[).:,])(?=\s|$)')
+_ANSWER_IS_LETTER = re.compile(
+    r'\banswer\s*(?:is|:)?\s*:?\s*(?:option\s+|choice\s+)?\(?([A-Z])\)?(?![A-Za-z])',
+    re.IGNORECASE)
+_ANSWER_PREFIX = re.compile(r'(final\s+)?answer\s*:', re.IGNORECASE)
+_YES_NO = re.compile(r'(yes|no)\b', re.IGNORECASE)
+
+
+def parse_choice(answer: str) -> str:
+    """Find the option letter in a multiple-choice answer.
+
+    Recognised: the answer is just a letter ('C', '(B)', 'b.'), starts with one ('(B) The car
+    stops', 'B. ...'), or says it ('Answer: C', 'The correct answer is (D) ...'). Markdown
+    emphasis is ignored. Only the whole-answer form accepts a lowercase letter, since 'a' and 'I'
+    are words elsewhere.
+
+    Args:
+        answer: the final answer text.
+
+    Returns:
+        The letter in upper case, or '' when none is found.
+    """
+    text = answer.replace('**', '').strip(_DECORATION)
+    only = _ONLY_LETTER.fullmatch(text)
+    if only:
+        return only.group(1).upper()
+    leading = _LEADING_LETTER.match(text)
+    if leading:
+        return leading.group(1) or leading.group(2)
+    # IGNORECASE finds 'Answer:' and 'answer is'; the letter itself must be upper case.
+    stated = (m.group(1) for m in _ANSWER_IS_LETTER.finditer(text) if m.group(1).isupper())
+    return next(stated, '')
+
+
+def parse_verdict(answer: str) -> str:
+    """'yes' or 'no' when the answer starts with that word, else ''.
+
+    Leading markdown ('**No**'), quotes and an 'Answer:' prefix are skipped. Only the first word
+    counts: 'it is **not safe**' gives '' because reading negations robustly is not this
+    function's job; the planner has the full answer for that.
+
+    Args:
+        answer: the final answer text.
+
+    Returns:
+        'yes', 'no' or ''.
+    """
+    text = answer.lstrip(_DECORATION)
+    prefix = _ANSWER_PREFIX.match(text)
+    if prefix:
+        text = text[prefix.end():].lstrip(_DECORATION)
+    word = _YES_NO.match(text)
+    return word.group(1).lower() if word else ''
+
+
+# --- modes ---------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class _Context:
+    """What a mode parser needs besides the answer."""
+
+    family: ModelFamily
+    source_size: Size
+    model_input_size: Size | None
+    num_choices: int
+    object_name: str
+
+
+def _summary(problems: list[str]) -> str:
+    shown = problems[:_MAX_PROBLEMS_SHOWN]
+    more = len(problems) - len(shown)
+    return '; '.join(shown) + (f'; and {more} more' if more > 0 else '')
+
+
+def _failed(base: ParsedAnswer, error: str) -> ParsedAnswer:
+    return dataclasses.replace(base, status=ParseStatus.FAILED, error=error)
+
+
+def _missing_error(values: list, problems: list[str], what: str, expected: str) -> str:
+    """Why an answer yielded none of `what`, and what the model should have written."""
+    if problems:
+        return f'{_summary(problems)}; expected {expected}'
+    if values:
+        return f'the JSON in the answer holds no {what}; expected {expected}'
+    return f'the answer holds no JSON; expected {expected}'
+
+
+def _parse_caption(base: ParsedAnswer, context: _Context) -> ParsedAnswer:
+    return base
+
+
+def _parse_question(base: ParsedAnswer, context: _Context) -> ParsedAnswer:
+    return dataclasses.replace(base, verdict=parse_verdict(base.answer))
+
+
+def _parse_next_action(base: ParsedAnswer, context: _Context) -> ParsedAnswer:
+    first_paragraph = re.split(r'\n\s*\n', base.answer, maxsplit=1)[0].strip()
+    return dataclasses.replace(base, next_action=first_paragraph)
+
+
+def _parse_multiple_choice(base: ParsedAnswer, context: _Context) -> ParsedAnswer:
+    letter = parse_choice(base.answer)
+    if not letter:
+        return _failed(base, f'no option letter in the answer {_excerpt(base.answer)}; expected '
+                             "a letter such as 'B' or '(B)' or 'Answer: B'")
+    count = min(context.num_choices, 26)
+    if count > 0 and ord(letter) - ord('A') >= count:
+        last = chr(ord('A') + count - 1)
+        return _failed(base, f'the answer chose {letter} but the question has {count} options '
+                             f'(A-{last})')
+    return dataclasses.replace(base, choice=letter)
+
+
+_TRAJECTORY_FORM = 'JSON like [{"point_2d": [x, y], "label": "gripper trajectory"}, ...]'
+
+
+def _walk_points(value: object, label: str, problems: list[str]
+                 ) -> Iterator[tuple[str, list]]:
+    """(label, [x, y]) for each waypoint in a JSON value, in order.
+
+    A bare [x, y] counts only inside a list of pairs or under a point key, so that a single pair
+    quoted in prose is not taken for a one-point trajectory.
+    """
+    if isinstance(value, dict):
+        key = next((k for k in _POINT_KEYS if k in value), None)
+        if key is not None:
+            yield from _points_of_item(value[key], _label_of(value, label), key, problems)
+            return
+        for child_key, child in value.items():
+            yield from _walk_points(child, str(child_key), problems)
+    elif isinstance(value, list):
+        if value and all(map(_is_pair, value)):
+            yield from ((label, pair) for pair in value)
+            return
+        for child in value:
+            if not _is_pair(child):
+                yield from _walk_points(child, label, problems)
+
+
+def _points_of_item(coords: object, label: str, key: str, problems: list[str]
+                    ) -> Iterator[tuple[str, list]]:
+    if _is_pair(coords):
+        yield label, coords
+    elif isinstance(coords, list) and coords and all(map(_is_pair, coords)):
+        yield from ((label, pair) for pair in coords)
+    else:
+        problems.append(f'{key} {_excerpt(json.dumps(coords))} is not [x, y] numbers')
+
+
+def _range_problem(what: str, x: float, y: float, context: _Context) -> str:
+    """'' if (x, y) lies in the family's coordinate range, else the problem in words."""
+    max_x, max_y = _coordinate_range(context.family, context.model_input_size)
+    if 0 <= x <= max_x and 0 <= y <= max_y:
+        return ''
+    if context.family is ModelFamily.QWEN3_VL:
+        convention = 'the 0-1000 range of Qwen3-VL'
+    else:
+        convention = f'the {max_x:g}x{max_y:g} model input of Qwen2.5-VL'
+    return f'{what} ({x:g}, {y:g}) lies outside {convention}; kept unclamped'
+
+
+def _parse_trajectory(base: ParsedAnswer, context: _Context) -> ParsedAnswer:
+    values, problems = _scan_json(base.answer)
+    found: list[tuple[str, list]] = []
+    for value in values:
+        found = list(_walk_points(value, '', problems))
+        if found:
+            break
+    if not found:
+        return _failed(base, _missing_error(values, problems, 'waypoints', _TRAJECTORY_FORM))
+    grouped: dict[str, list[tuple[float, float]]] = {}
+    for index, (label, (x, y)) in enumerate(found):
+        problems.append(_range_problem(f'point {index + 1} of {label!r}', x, y, context))
+        grouped.setdefault(label, []).append(to_source_pixels(
+            x, y, context.family, context.source_size, context.model_input_size))
+    trajectories = tuple(Trajectory(label, tuple(points)) for label, points in grouped.items())
+    parsed = dataclasses.replace(base, trajectories=trajectories)
+    return _with_range_status(parsed, [p for p in problems if p])
+
+
+def _with_range_status(parsed: ParsedAnswer, problems: list[str]) -> ParsedAnswer:
+    """Unchanged, or FAILED naming the problems but still carrying what was parsed."""
+    if problems:
+        return _failed(parsed, _summary(problems))
+    return parsed
+
+
+_BOX_FORM = 'JSON like [{"bbox_2d": [x1, y1, x2, y2], "label": "cup"}]'
+
+
+def _walk_boxes(value: object, label: str, problems: list[str]) -> Iterator[tuple[str, list]]:
+    """(label, [x1, y1, x2, y2]) for each box anywhere in a JSON value, in order."""
+    if isinstance(value, dict):
+        key = next((k for k in _BOX_KEYS if k in value), None)
+        if key is not None:
+            item_label = _label_of(value, label)
+            coords = value[key]
+            if _is_quad(coords):
+                yield item_label, coords
+            elif isinstance(coords, list) and coords and all(map(_is_quad, coords)):
+                yield from ((item_label, quad) for quad in coords)
+            else:
+                problems.append(f'{key} {_excerpt(json.dumps(coords))} is not four numbers')
+        for child_key, child in value.items():
+            if child_key not in _BOX_KEYS:
+                yield from _walk_boxes(child, label, problems)
+    elif isinstance(value, list):
+        for child in value:
+            yield from _walk_boxes(child, label, problems)
+
+
+def _parse_grounding(base: ParsedAnswer, context: _Context) -> ParsedAnswer:
+    values, problems = _scan_json(base.answer)
+    found: list[tuple[str, list]] = []
+    for value in values:
+        # A bare [x1, y1, x2, y2] answer is a box of the object asked for.
+        found = ([(context.object_name, value)] if _is_quad(value)
+                 else list(_walk_boxes(value, context.object_name, problems)))
+        if found:
+            break
+    if not found:
+        return _failed(base, _missing_error(values, problems, 'boxes', _BOX_FORM))
+    boxes = []
+    for index, (label, (x1, y1, x2, y2)) in enumerate(found):
+        for corner, (x, y) in (('top left', (x1, y1)), ('bottom right', (x2, y2))):
+            problems.append(_range_problem(f'box {index + 1} {corner}', x, y, context))
+        left, top = to_source_pixels(min(x1, x2), min(y1, y2), context.family,
+                                     context.source_size, context.model_input_size)
+        right, bottom = to_source_pixels(max(x1, x2), max(y1, y2), context.family,
+                                         context.source_size, context.model_input_size)
+        boxes.append(Box(label, left, top, right, bottom))
+    parsed = dataclasses.replace(base, boxes=tuple(boxes))
+    return _with_range_status(parsed, [p for p in problems if p])
+
+
+_EVENT_FORM = ('JSON like [{"start": "mm:ss.ff", "end": "mm:ss.ff", "caption": "..."}] with '
+               'times in seconds or mm:ss.ff')
+
+
+def _walk_events(value: object) -> Iterator[dict]:
+    """Each object with 'start' and 'end' keys anywhere in a JSON value, in order."""
+    if isinstance(value, dict):
+        if 'start' in value and 'end' in value:
+            yield value
+            return
+        for child in value.values():
+            yield from _walk_events(child)
+    elif isinstance(value, list):
+        for child in value:
+            yield from _walk_events(child)
+
+
+def _event_of(item: dict) -> Event:
+    """The event an object describes. Raises ValueError for unreadable or reversed times."""
+    start = parse_timestamp(item['start'])
+    end = parse_timestamp(item['end'])
+    if end < start:
+        raise ValueError(f'event ends ({end:g} s) before it starts ({start:g} s)')
+    caption = next((item[k] for k in _CAPTION_KEYS if k in item), None)
+    if caption is not None and not isinstance(caption, str):
+        caption = json.dumps(caption)
+    return Event(start, end, caption or '')
+
+
+def _parse_temporal(base: ParsedAnswer, context: _Context) -> ParsedAnswer:
+    values, problems = _scan_json(base.answer)
+    items: list[dict] = []
+    for value in values:
+        items = list(_walk_events(value))
+        if items:
+            break
+    events = []
+    for index, item in enumerate(items):
+        try:
+            events.append(_event_of(item))
+        except ValueError as exc:
+            problems.append(f'skipped event {index + 1}: {exc}')
+    if not events:
+        return _failed(base, _missing_error(values, problems, 'events', _EVENT_FORM))
+    # Skipped items are worth a note, but the events that did parse are a usable answer.
+    return dataclasses.replace(base, events=tuple(events), error=_summary(problems))
+
+
+_PARSERS = {
+    Mode.QUESTION: _parse_question,
+    Mode.CAPTION: _parse_caption,
+    Mode.NEXT_ACTION: _parse_next_action,
+    Mode.MULTIPLE_CHOICE: _parse_multiple_choice,
+    Mode.TRAJECTORY: _parse_trajectory,
+    Mode.GROUNDING: _parse_grounding,
+    Mode.TEMPORAL: _parse_temporal,
+}
+_FREE_TEXT_MODES = (Mode.QUESTION, Mode.CAPTION, Mode.NEXT_ACTION)
+
+
+# --- entry point ---------------------------------------------------------------------------------
+
+def parse_answer(text: str, mode: Mode, *, family: ModelFamily,
+                 source_size: Size,
+                 model_input_size: Size | None = None,
+                 reasoning: str | None = None,
+                 num_choices: int = 0, object_name: str = '') -> ParsedAnswer:
+    """Parse one model output for the goal's mode. Never raises.
+
+    Reasoning: see split_reasoning. With a server's separate `reasoning`, `text` is the content.
+    When the content is empty, the answer is looked for in the reasoning (after a </think>, or
+    inside <answer> tags); failing that, structured modes (trajectory, grounding, temporal,
+    multiple choice) try the whole reasoning text as the answer, since the answer to a request
+    without reasoning lands there too. Only when that finds nothing is the result TRUNCATED;
+    free-text modes cannot tell an answer from cut-off reasoning there, so they report TRUNCATED.
+
+    Coordinates: points and box corners are mapped to source pixels and never clamped. One
+    outside the family's range (0-1000 for Qwen3-VL, the model input size for Qwen2.5-VL) makes
+    the status FAILED with an error naming it, but everything parsed is still returned.
+
+    Temporal events with unreadable or reversed times are skipped and named in `error`; the
+    status stays OK while at least one event parses. `verdict` is filled in question mode only.
+
+    Args:
+        text: the model's output, or a server's content when it split the reasoning off.
+        mode: what the goal asked for.
+        family: model family; decides the coordinate convention.
+        source_size: (width, height) of the camera image.
+        model_input_size: (width, height) the model saw; needed for Qwen2.5-VL coordinates.
+        reasoning: reasoning a server returned separately (None for local models).
+        num_choices: number of options in a multiple-choice question (0: not checked).
+        object_name: label for boxes the model did not label.
+
+    Returns:
+        The reasoning and answer (always, whatever the status) and the typed fields of the mode.
+    """
+    text = text if isinstance(text, str) else ''
+    reasoning = reasoning if isinstance(reasoning, str) else None
+    reasoning_text, answer, truncation = _separate(text, reasoning)
+    base = ParsedAnswer(reasoning_text, answer, ParseStatus.OK)
+    try:
+        context = _Context(_family(family), source_size, model_input_size, num_choices,
+                           object_name)
+        return _parse_mode(base, Mode.from_name(mode), context, truncation)
+    except ValueError as exc:  # bad arguments (unknown mode, sizes) carry their own fix
+        return _failed(base, str(exc))
+    except Exception as exc:  # a parser bug must not take the goal down with it
+        return _failed(base, f'parser error ({type(exc).__name__}: {exc}); please report it '
+                             'with the raw answer')
+
+
+def _family(family: ModelFamily | str) -> ModelFamily:
+    try:
+        return ModelFamily(family)
+    except ValueError:
+        valid = ', '.join(f.value for f in ModelFamily)
+        raise ValueError(f'unknown model family {family!r}; use one of: {valid}') from None
+
+
+def _parse_mode(base: ParsedAnswer, mode: Mode, context: _Context,
+                truncation: str) -> ParsedAnswer:
+    parser = _PARSERS[mode]
+    if truncation == _TRUNCATED_SERVER and mode not in _FREE_TEXT_MODES:
+        recovered = parser(dataclasses.replace(base, reasoning='', answer=base.reasoning),
+                           context)
+        if recovered.status is ParseStatus.OK:
+            return recovered
+    if truncation:
+        return dataclasses.replace(base, status=ParseStatus.TRUNCATED, error=truncation)
+    if not base.answer:
+        return _failed(base, 'the answer is empty: the model wrote nothing after its reasoning'
+                       if base.reasoning else 'the model returned no answer text')
+    return parser(base, context)
