@@ -1,0 +1,104 @@
+"""What every backend takes and returns, so the pipeline does not care where the model runs."""
+
+import dataclasses
+import threading
+from typing import Callable, Optional, Protocol, Sequence, Tuple
+
+import numpy as np
+
+from cosmos_reason_ros.core.modes import ModelFamily
+
+StreamCallback = Callable[[str, int], None]
+"""Called while generating with (new text since the last call, tokens generated so far)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Prompt:
+    """A conversation in the Cosmos convention: system prompt, then media, then the user text."""
+
+    system: str
+    user: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampling:
+    """Decoding settings. `greedy` wins over temperature, top_p and top_k."""
+
+    max_new_tokens: int
+    greedy: bool = False
+    temperature: float = 0.7
+    top_p: float = 0.8
+    top_k: int = 20
+    seed: Optional[int] = None
+    presence_penalty: Optional[float] = None
+    """Honoured by servers only; transformers' generate has no presence penalty."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationRequest:
+    """One model call: a prompt and the frames it is about.
+
+    frames are RGB uint8 arrays of one size, oldest first; timestamps are their header stamps in
+    seconds relative to the first frame (so timestamps[0] == 0.0). One frame is sent as an image,
+    several as a video whose timing the model sees.
+    """
+
+    prompt: Prompt
+    frames: Sequence[np.ndarray]
+    timestamps: Sequence[float]
+    sampling: Sampling
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationResult:
+    """What a backend measured and produced for one request."""
+
+    text: str
+    """Everything the model generated (with <think> tags when it reasoned), special tokens
+    removed. Servers that split reasoning off return only the content here."""
+    reasoning: Optional[str]
+    """Reasoning a server returned separately (vLLM's reasoning parser); None for local models."""
+    prompt_tokens: int
+    completion_tokens: int
+    preprocess_time: float
+    """Seconds spent on chat template and processor (frames to tensors)."""
+    time_to_first_token: float
+    """Seconds from the start of generation (after preprocessing) to the first new token."""
+    generation_time: float
+    """Seconds from the start of generation to the last token."""
+    model_input_size: Tuple[int, int]
+    """(width, height) of the frames as the model saw them, after the processor's resize."""
+    finish_reason: str
+    """'stop' (end of sequence), 'length' (max_new_tokens reached) or 'cancelled'."""
+
+    @property
+    def decode_tokens_per_second(self) -> float:
+        """Generated tokens per second after the first one (0 when there is nothing to rate)."""
+        decode_time = self.generation_time - self.time_to_first_token
+        if self.completion_tokens < 2 or decode_time <= 0:
+            return 0.0
+        return (self.completion_tokens - 1) / decode_time
+
+
+class Backend(Protocol):
+    """A loaded model that answers GenerationRequests. Implementations are thread-compatible:
+    the caller serializes generate() calls unless the backend says it can run several."""
+
+    model_id: str
+    family: ModelFamily
+
+    def load(self) -> None:
+        """Load weights and processor. Raises ModelLoadError with the cause and the fix."""
+
+    def generate(self, request: GenerationRequest, *,
+                 on_text: Optional[StreamCallback] = None,
+                 cancel: Optional[threading.Event] = None) -> GenerationResult:
+        """Generate an answer, streaming text to on_text.
+
+        Raises:
+            GenerationCancelled: cancel was set; generation stopped within one decoding step.
+            GenerationError: the model or server failed; the message says why.
+        """
+
+    def close(self) -> None:
+        """Free the model (and the GPU cache)."""

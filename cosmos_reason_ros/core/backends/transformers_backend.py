@@ -1,0 +1,677 @@
+"""Local backend: a Qwen3-VL / Qwen2.5-VL checkpoint run in-process with transformers.
+
+Sends the window's frames with their real timing, streams tokens and stops on cancellation.
+"""
+
+import dataclasses
+import gc
+import importlib.util
+import os
+import threading
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
+from transformers.generation.streamers import BaseStreamer
+
+from cosmos_reason_ros.core.backends.base import (
+    GenerationRequest,
+    GenerationResult,
+    Sampling,
+    StreamCallback,
+)
+from cosmos_reason_ros.core.config import ModelConfig
+from cosmos_reason_ros.core.errors import (
+    GenerationCancelled,
+    GenerationError,
+    InvalidRequestError,
+    ModelLoadError,
+)
+from cosmos_reason_ros.core.modes import ModelFamily
+
+DEFAULT_MAX_FRAME_PIXELS = 1920 * 1088
+"""Safety bound on the pixels of one frame as the model sees it. The frame window already
+downscales frames to its budget, so this only bites when a caller sends camera-size frames."""
+
+TIMESTAMP_FPS = 1000.0
+"""Qwen3-VL frame timing is passed as frame indices of a virtual 1000 fps video: index =
+round(t * 1000), so the `<t seconds>` markers are the real stamps to the millisecond."""
+
+_DTYPES = {
+    'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16,
+    'fp16': torch.float16, 'float16': torch.float16, 'half': torch.float16,
+    'fp32': torch.float32, 'float32': torch.float32, 'float': torch.float32,
+}
+
+
+@dataclasses.dataclass
+class PreparedInputs:
+    """A request turned into model inputs: what the preprocess step hands to generation."""
+
+    inputs: Dict[str, Any]
+    """Processor output on the model's device (input_ids, pixel values, grids, ...)."""
+    prompt_text: str
+    """The chat-templated prompt before the processor expanded the media placeholders."""
+    model_input_size: Tuple[int, int]
+    """(width, height) of the frames after the processor's resize."""
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Length of the prompt in tokens, media placeholders included."""
+        return int(self.inputs['input_ids'].shape[-1])
+
+
+class TransformersBackend:
+    """Runs a Cosmos-Reason checkpoint (Qwen3-VL or Qwen2.5-VL family) with transformers.
+
+    Construction is cheap; load() reads the checkpoint. generate() calls are serialized by a
+    lock, so one instance may be shared between threads.
+
+    Attributes:
+        model_id: The configured hub id or local directory.
+        family: The checkpoint's family, known after load() (None before).
+        device: Where the model runs ('cuda:0', 'cpu'); the configured value before load().
+        dtype: Weight dtype ('bfloat16', ... or the quantization); the configured value before
+            load().
+    """
+
+    def __init__(self, config: ModelConfig, *,
+                 max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS) -> None:
+        """Remember the settings; nothing is loaded yet.
+
+        Args:
+            config: Which checkpoint to load and how.
+            max_frame_pixels: Most pixels of one frame after the processor's resize; larger
+                frames are scaled down (aspect kept).
+        """
+        self.config = config
+        self.model_id = config.model
+        self.family: Optional[ModelFamily] = None
+        self.device = config.device
+        self.dtype = config.dtype if config.quantization in ('', 'none') else config.quantization
+        self._max_frame_pixels = max_frame_pixels
+        self._model: Any = None
+        self._processor: Any = None
+        self._eos_ids: Tuple[int, ...] = ()
+        self._decoder: Optional[_Decoder] = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether load() succeeded and close() has not been called since."""
+        return self._model is not None
+
+    def describe(self) -> str:
+        """One line for logs and diagnostics: model, family, device, dtype, attention."""
+        family = self.family.value if self.family else 'not loaded'
+        return (f'{self.model_id} ({family}) on {self.device}, {self.dtype}, '
+                f'attention {self.config.attn_implementation or "default"}')
+
+    # ---------------------------------------------------------------------------------------
+    # Loading
+
+    def load(self) -> None:
+        """Load the processor and the weights; a second call does nothing.
+
+        Raises:
+            ModelLoadError: the checkpoint, device, dtype or quantization setting cannot be
+                used; the message names the model and the setting to change.
+        """
+        with self._lock:
+            if self._model is not None:
+                return
+            source = self._checkpoint_source()
+            device = self._resolve_device()
+            dtype = self._resolve_dtype(device)
+            quantization = self._quantization_config(device, dtype)
+            hub = self._hub_kwargs()
+            checkpoint_config = self._load_checkpoint_config(source, hub)
+            try:
+                family = ModelFamily.from_model_type(checkpoint_config.model_type)
+            except ValueError as exc:
+                raise ModelLoadError(f"cannot serve '{self.model_id}': {exc}") from None
+            processor = self._load_processor(source, hub)
+            model = self._load_model(source, hub, checkpoint_config, device, dtype, quantization)
+            model.eval()
+            self._model = model
+            self._processor = processor
+            self._eos_ids = _as_tuple(model.generation_config.eos_token_id)
+            self._decoder = _Decoder(processor.tokenizer)
+            self.family = family
+            self.device = str(model.device)
+            self.dtype = (self.config.quantization if quantization is not None
+                          else str(model.dtype).replace('torch.', ''))
+
+    def _checkpoint_source(self) -> str:
+        model = self.config.model.strip()
+        if not model:
+            raise ModelLoadError('no model configured: set model to a hub id (e.g. '
+                                 'nvidia/Cosmos-Reason2-2B) or a local checkpoint directory')
+        path = os.path.expanduser(model)
+        if os.path.exists(path):
+            if not os.path.isdir(path):
+                raise ModelLoadError(f"model path '{model}' is a file: set model to the "
+                                     'checkpoint directory (the one holding config.json)')
+            if not os.path.isfile(os.path.join(path, 'config.json')):
+                raise ModelLoadError(f"model path '{model}' holds no config.json: set model to a "
+                                     'checkpoint directory (the one holding config.json)')
+            return path
+        if _looks_like_path(model):
+            raise ModelLoadError(f"model path '{model}' does not exist: set model to a hub id or "
+                                 'a local checkpoint directory')
+        return model
+
+    def _resolve_device(self) -> str:
+        wanted = (self.config.device or 'auto').strip().lower()
+        has_cuda = torch.cuda.is_available()
+        if wanted == 'auto':
+            return 'cuda' if has_cuda else 'cpu'
+        if wanted == 'cpu':
+            return 'cpu'
+        if wanted == 'cuda' or wanted.startswith('cuda:'):
+            if not has_cuda:
+                raise ModelLoadError(
+                    f"device '{wanted}' requested for '{self.model_id}' but CUDA is not available "
+                    f'(torch {torch.__version__}): set device to cpu or auto, or check the GPU '
+                    'driver')
+            index = wanted.partition(':')[2]
+            if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+                raise ModelLoadError(
+                    f"device '{wanted}' does not exist: this machine has "
+                    f'{torch.cuda.device_count()} GPU(s); use cuda:0 .. '
+                    f'cuda:{torch.cuda.device_count() - 1}')
+            return wanted
+        raise ModelLoadError(f"unknown device '{self.config.device}': use auto, cuda, cuda:N "
+                             'or cpu')
+
+    def _resolve_dtype(self, device: str) -> torch.dtype:
+        wanted = (self.config.dtype or 'auto').strip().lower()
+        if wanted == 'auto':
+            if device.startswith('cuda'):
+                return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return torch.float32
+        try:
+            return _DTYPES[wanted]
+        except KeyError:
+            raise ModelLoadError(f"unknown dtype '{self.config.dtype}': use auto, bf16, fp16 "
+                                 'or fp32') from None
+
+    def _quantization_config(self, device: str, dtype: torch.dtype) -> Any:
+        mode = (self.config.quantization or 'none').strip().lower()
+        if mode == 'none':
+            return None
+        if mode not in ('4bit', '8bit'):
+            raise ModelLoadError(f"unknown quantization '{self.config.quantization}': use none, "
+                                 '4bit or 8bit')
+        if not device.startswith('cuda'):
+            reason = ('CUDA is not available' if not torch.cuda.is_available()
+                      else f"device is '{device}'")
+            raise ModelLoadError(
+                f"quantization '{mode}' needs a CUDA GPU (bitsandbytes) but {reason}: set "
+                'quantization to none, or run on a machine with a CUDA GPU and device cuda')
+        if importlib.util.find_spec('bitsandbytes') is None:
+            raise ModelLoadError(f"quantization '{mode}' needs bitsandbytes: pip install "
+                                 "bitsandbytes, or set quantization to none")
+        from transformers import BitsAndBytesConfig
+
+        # The vision tower is small and sensitive to quantization error; keep it and the
+        # output head in the compute dtype.
+        skip = ['visual', 'lm_head']
+        if mode == '4bit':
+            return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4',
+                                      bnb_4bit_use_double_quant=True,
+                                      bnb_4bit_compute_dtype=dtype, llm_int8_skip_modules=skip)
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
+
+    def _hub_kwargs(self) -> Dict[str, Any]:
+        kwargs: Dict[str, Any] = {'local_files_only': self.config.local_files_only}
+        if self.config.revision:
+            kwargs['revision'] = self.config.revision
+        return kwargs
+
+    def _load_checkpoint_config(self, source: str, hub: Dict[str, Any]) -> Any:
+        try:
+            return AutoConfig.from_pretrained(source, **hub)
+        except ValueError as exc:
+            # AutoConfig raises ValueError for a model_type it does not know.
+            raise ModelLoadError(
+                f"cannot read the config of '{self.model_id}': {exc}; supported are Qwen3-VL "
+                '(Cosmos-Reason2) and Qwen2.5-VL (Cosmos-Reason1) checkpoints, or upgrade '
+                'transformers') from exc
+        except Exception as exc:
+            raise ModelLoadError(self._fetch_failure(exc)) from exc
+
+    def _fetch_failure(self, exc: Exception) -> str:
+        revision = f" at revision '{self.config.revision}'" if self.config.revision else ''
+        if self.config.local_files_only:
+            fix = ('local_files_only is set, so it must be in the local Hugging Face cache: '
+                   f'download it first (hf download {self.model_id}) or set model to a local '
+                   'checkpoint directory')
+        else:
+            fix = ('check the hub id, network access to huggingface.co and that HF_TOKEN grants '
+                   'access (the Cosmos models are gated: accept the licence on the model page), '
+                   'or set model to a local checkpoint directory')
+        return f"could not load '{self.model_id}'{revision}: {_one_line(exc)}. Fix: {fix}"
+
+    def _load_processor(self, source: str, hub: Dict[str, Any]) -> Any:
+        try:
+            return AutoProcessor.from_pretrained(source, **hub)
+        except Exception as exc:
+            raise ModelLoadError(
+                f"could not load the processor of '{self.model_id}': {exc}. Fix: the checkpoint "
+                'needs its tokenizer and preprocessor files (tokenizer.json, '
+                'preprocessor_config.json or processor_config.json) next to config.json') from exc
+
+    def _load_model(self, source: str, hub: Dict[str, Any], checkpoint_config: Any, device: str,
+                    dtype: torch.dtype, quantization: Any) -> Any:
+        kwargs: Dict[str, Any] = dict(hub, config=checkpoint_config, dtype=dtype)
+        if self.config.attn_implementation:
+            kwargs['attn_implementation'] = self.config.attn_implementation
+        if quantization is not None:
+            kwargs['quantization_config'] = quantization
+        if device != 'cpu':
+            kwargs['device_map'] = {'': device}
+        try:
+            return AutoModelForImageTextToText.from_pretrained(source, **kwargs)
+        except torch.cuda.OutOfMemoryError as exc:
+            raise ModelLoadError(
+                f"out of GPU memory loading '{self.model_id}' as {dtype}: use quantization 4bit "
+                'or 8bit, a smaller model (Cosmos-Reason2-2B), or free the GPU') from exc
+        except ImportError as exc:
+            raise ModelLoadError(
+                f"could not load '{self.model_id}': {exc}. Fix: install the missing package, or "
+                "set attn_implementation to sdpa if flash-attn is the one missing") from exc
+        except Exception as exc:
+            if self.config.attn_implementation and 'attn' in str(exc).lower():
+                raise ModelLoadError(
+                    f"could not load '{self.model_id}' with attn_implementation "
+                    f"'{self.config.attn_implementation}': {exc}. Fix: set attn_implementation to "
+                    'sdpa or eager') from exc
+            raise ModelLoadError(self._fetch_failure(exc)) from exc
+
+    def close(self) -> None:
+        """Free the model and the processor, and the GPU cache. load() may be called again."""
+        with self._lock:
+            on_gpu = self.device.startswith('cuda')
+            self._model = None
+            self._processor = None
+            self._decoder = None
+            gc.collect()
+            if on_gpu and torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+    # ---------------------------------------------------------------------------------------
+    # Generation: check -> preprocess -> forward -> postprocess
+
+    def generate(self, request: GenerationRequest, *, on_text: Optional[StreamCallback] = None,
+                 cancel: Optional[threading.Event] = None) -> GenerationResult:
+        """Answer one request, streaming text to on_text while generating.
+
+        Args:
+            request: Prompt, frames (one: an image; several: a video) and sampling.
+            on_text: Called with (new text, tokens so far) whenever decoded text grows.
+            cancel: When set, generation stops within one decoding step.
+
+        Returns:
+            The generated text (special tokens removed, <think> tags kept), token counts and
+            timings.
+
+        Raises:
+            InvalidRequestError: no frames, frames of mixed sizes, or timestamps that do not
+                match the frames.
+            GenerationCancelled: cancel was set.
+            GenerationError: the model is not loaded or failed; the message says why.
+        """
+        with self._lock:
+            if self._model is None:
+                raise GenerationError(f"model '{self.model_id}' is not loaded: call load() first")
+            check_request(request)
+            started = time.perf_counter()
+            try:
+                with torch.inference_mode():
+                    prepared = self.preprocess(request)
+                    preprocess_time = time.perf_counter() - started
+                    if cancel is not None and cancel.is_set():
+                        raise GenerationCancelled('cancelled before generation started')
+                    output = self._forward(prepared, request.sampling, on_text, cancel)
+            except (GenerationCancelled, InvalidRequestError):
+                raise
+            except torch.cuda.OutOfMemoryError as exc:
+                torch.cuda.empty_cache()
+                raise GenerationError(
+                    f'out of GPU memory for {len(request.frames)} frame(s) of '
+                    f'{_frame_size(request)} px: lower the window\'s max_pixels or the goal\'s '
+                    'max_frames (or max_new_tokens)') from exc
+            except Exception as exc:
+                raise GenerationError(f'generation failed: {type(exc).__name__}: {exc}') from exc
+            if cancel is not None and cancel.is_set():
+                raise GenerationCancelled(
+                    f'cancelled after {len(output.token_ids)} generated token(s)')
+            return self._postprocess(prepared, output, request.sampling, preprocess_time)
+
+    def preprocess(self, request: GenerationRequest) -> PreparedInputs:
+        """Turn a request into model inputs: chat template, processor, move to the device.
+
+        Public so that tests and diagnostics can see exactly what the model receives.
+
+        Raises:
+            GenerationError: the model is not loaded.
+        """
+        if self._processor is None or self.family is None:
+            raise GenerationError(f"model '{self.model_id}' is not loaded: call load() first")
+        is_video = len(request.frames) > 1
+        messages = build_messages(request, is_video=is_video)
+        prompt_text = self._processor.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True)
+        if is_video:
+            inputs = self._process_video(prompt_text, request)
+            grid = inputs['video_grid_thw'][0]
+            patch_size = self._processor.video_processor.patch_size
+        else:
+            inputs = self._process_image(prompt_text, request)
+            grid = inputs['image_grid_thw'][0]
+            patch_size = self._processor.image_processor.patch_size
+        model_input_size = (int(grid[2]) * patch_size, int(grid[1]) * patch_size)
+        inputs = inputs.to(self._model.device)
+        return PreparedInputs(inputs=dict(inputs), prompt_text=prompt_text,
+                              model_input_size=model_input_size)
+
+    def _process_image(self, prompt_text: str, request: GenerationRequest) -> Any:
+        processor = self._processor.image_processor
+        size = self._pixel_bounds(request.frames[0].shape, 1, processor.patch_size,
+                                  processor.merge_size, processor.temporal_patch_size,
+                                  total=False)
+        return self._processor(text=[prompt_text], images=[np.asarray(request.frames[0])],
+                               images_kwargs={'size': size}, return_tensors='pt')
+
+    def _process_video(self, prompt_text: str, request: GenerationRequest) -> Any:
+        processor = self._processor.video_processor
+        video = np.stack([np.asarray(frame) for frame in request.frames])
+        # Qwen3-VL's video processor bounds the pixels of all frames together, Qwen2-VL's
+        # (used by Qwen2.5-VL) those of each frame.
+        size = self._pixel_bounds(video.shape[1:], len(video), processor.patch_size,
+                                  processor.merge_size, processor.temporal_patch_size,
+                                  total=self.family is ModelFamily.QWEN3_VL)
+        videos_kwargs = {
+            'do_sample_frames': False,
+            'video_metadata': [video_metadata(request.timestamps, self.family,
+                                              width=video.shape[2], height=video.shape[1])],
+            'size': size,
+        }
+        if 'cap_pixels_per_frame' in getattr(processor.valid_kwargs, '__annotations__', {}):
+            # The frame window already chose the pixel budget; also silences a warning.
+            videos_kwargs['cap_pixels_per_frame'] = False
+        return self._processor(text=[prompt_text], videos=[video], videos_kwargs=videos_kwargs,
+                               return_tensors='pt')
+
+    def _pixel_bounds(self, frame_shape: Sequence[int], num_frames: int, patch_size: int,
+                      merge_size: int, temporal_patch_size: int, *, total: bool) -> Dict[str, int]:
+        """Processor size bounds that allow no resize beyond rounding to whole tokens.
+
+        The frames come already downscaled to the window's budget; the processor's own
+        defaults would scale small frames up and its budgets differ per checkpoint.
+        """
+        factor = patch_size * merge_size
+        height, width = int(frame_shape[0]), int(frame_shape[1])
+        rounded = max(factor, round(height / factor) * factor) * max(
+            factor, round(width / factor) * factor)
+        per_frame = min(rounded, max(self._max_frame_pixels, factor * factor))
+        if not total:
+            return {'shortest_edge': factor * factor, 'longest_edge': per_frame}
+        # The processor compares the pixels of the frames rounded to whole temporal patches.
+        padded_frames = round(num_frames / temporal_patch_size) * temporal_patch_size
+        frames = max(num_frames, padded_frames)
+        return {'shortest_edge': factor * factor, 'longest_edge': frames * per_frame}
+
+    def _forward(self, prepared: PreparedInputs, sampling: Sampling,
+                 on_text: Optional[StreamCallback],
+                 cancel: Optional[threading.Event]) -> '_Output':
+        streamer = _TextStreamer(self._decoder, on_text)
+        stopping = StoppingCriteriaList([_CancelCriteria(cancel)] if cancel is not None else [])
+        generate_kwargs = generation_kwargs(sampling)
+        if sampling.seed is not None and not sampling.greedy:
+            # generate() takes no torch.Generator; the global seed is safe under the lock.
+            torch.manual_seed(sampling.seed)
+        started = time.perf_counter()
+        sequences = self._model.generate(**prepared.inputs, **generate_kwargs, streamer=streamer,
+                                         stopping_criteria=stopping)
+        finished = time.perf_counter()
+        new_ids = sequences[0, prepared.prompt_tokens:].tolist()
+        first = streamer.first_token_time
+        return _Output(
+            token_ids=new_ids,
+            time_to_first_token=(first - started) if first is not None else finished - started,
+            generation_time=finished - started,
+        )
+
+    def _postprocess(self, prepared: PreparedInputs, output: '_Output', sampling: Sampling,
+                     preprocess_time: float) -> GenerationResult:
+        token_ids = output.token_ids
+        text = self._decoder.decode(token_ids)
+        if token_ids and token_ids[-1] in self._eos_ids:
+            finish_reason = 'stop'
+        elif len(token_ids) >= sampling.max_new_tokens:
+            finish_reason = 'length'
+        else:
+            finish_reason = 'stop'
+        return GenerationResult(
+            text=text,
+            reasoning=None,
+            prompt_tokens=prepared.prompt_tokens,
+            completion_tokens=len(token_ids),
+            preprocess_time=preprocess_time,
+            time_to_first_token=min(output.time_to_first_token, output.generation_time),
+            generation_time=output.generation_time,
+            model_input_size=prepared.model_input_size,
+            finish_reason=finish_reason,
+        )
+
+
+@dataclasses.dataclass
+class _Output:
+    token_ids: List[int]
+    time_to_first_token: float
+    generation_time: float
+
+
+def check_request(request: GenerationRequest) -> None:
+    """Validate frames and timestamps before any work is done.
+
+    Raises:
+        InvalidRequestError: no frames, frames that are not RGB uint8 of one size, or
+            timestamps that are not one increasing stamp per frame.
+    """
+    frames = request.frames
+    if len(frames) == 0:
+        raise InvalidRequestError('the request holds no frames: send at least one image')
+    first = np.asarray(frames[0])
+    for index, frame in enumerate(frames):
+        frame = np.asarray(frame)
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise InvalidRequestError(
+                f'frame {index} is {frame.dtype} of shape {frame.shape}: frames must be RGB '
+                'uint8 arrays of shape (height, width, 3)')
+        if frame.shape != first.shape:
+            raise InvalidRequestError(
+                f'frames have mixed sizes ({first.shape[1]}x{first.shape[0]} and '
+                f'{frame.shape[1]}x{frame.shape[0]}): resize them to one size first')
+    if len(request.timestamps) != len(frames):
+        raise InvalidRequestError(
+            f'{len(request.timestamps)} timestamps for {len(frames)} frames: send one '
+            'timestamp per frame')
+    stamps = list(request.timestamps)
+    if any(later <= earlier for earlier, later in zip(stamps, stamps[1:])):
+        raise InvalidRequestError(
+            f'timestamps must increase strictly (oldest frame first), got {stamps}')
+
+
+def build_messages(request: GenerationRequest, *, is_video: bool) -> List[Dict[str, Any]]:
+    """The conversation in the Cosmos convention: system, then a user turn with media first.
+
+    The media items carry no data: the chat template only places their placeholders, the
+    frames go to the processor directly.
+    """
+    messages: List[Dict[str, Any]] = []
+    if request.prompt.system:
+        messages.append({'role': 'system',
+                         'content': [{'type': 'text', 'text': request.prompt.system}]})
+    media = {'type': 'video'} if is_video else {'type': 'image'}
+    messages.append({'role': 'user',
+                     'content': [media, {'type': 'text', 'text': request.prompt.user}]})
+    return messages
+
+
+def video_metadata(timestamps: Sequence[float], family: ModelFamily, *, width: int,
+                   height: int) -> Dict[str, Any]:
+    """The VideoMetadata (as a dict) that carries the frames' real timing to the processor.
+
+    Qwen3-VL: frames are indices of a virtual 1000 fps video (index = round((t - t0) * 1000)),
+    so the processor writes `<t seconds>` markers from the real stamps (averaged over the two
+    frames of each temporal patch). Qwen2.5-VL has no text timestamps: its processor derives
+    the seconds per temporal patch from the metadata's sampled fps, so the metadata holds the
+    frames' mean rate, (frames - 1) / span.
+
+    Args:
+        timestamps: Stamps of the frames in seconds, increasing.
+        family: Model family.
+        width: Frame width in pixels.
+        height: Frame height in pixels.
+    """
+    start = float(timestamps[0])
+    if family is ModelFamily.QWEN3_VL:
+        indices = [int(round((float(t) - start) * TIMESTAMP_FPS)) for t in timestamps]
+        total = indices[-1] + 1
+        return {'fps': TIMESTAMP_FPS, 'frames_indices': indices, 'total_num_frames': total,
+                'duration': total / TIMESTAMP_FPS, 'width': width, 'height': height}
+    span = float(timestamps[-1]) - start
+    count = len(timestamps)
+    fps = (count - 1) / span if count > 1 and span > 0 else 1.0
+    return {'fps': fps, 'frames_indices': list(range(count)), 'total_num_frames': count,
+            'duration': count / fps, 'width': width, 'height': height}
+
+
+def generation_kwargs(sampling: Sampling) -> Dict[str, Any]:
+    """Map Sampling onto model.generate() arguments (presence_penalty has no equivalent)."""
+    kwargs: Dict[str, Any] = {'max_new_tokens': sampling.max_new_tokens}
+    if sampling.greedy:
+        # Clear the checkpoint's sampling defaults, or generate warns that they are unused.
+        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    else:
+        kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p,
+                      top_k=sampling.top_k if sampling.top_k > 0 else None)
+    return kwargs
+
+
+class _CancelCriteria(StoppingCriteria):
+    """Stops generation at the next decoding step once the cancel event is set."""
+
+    def __init__(self, cancel: threading.Event) -> None:
+        self._cancel = cancel
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any,
+                 **kwargs: Any) -> torch.BoolTensor:
+        return torch.full((input_ids.shape[0],), self._cancel.is_set(), dtype=torch.bool,
+                          device=input_ids.device)
+
+
+class _Decoder:
+    """Token ids to answer text: control tokens removed, <think> and </think> kept.
+
+    The Qwen3 tokenizers mark the think tags as ordinary added tokens, but a checkpoint that
+    marks them special would lose them to skip_special_tokens; the parser needs them.
+    """
+
+    KEEP = ('<think>', '</think>')
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = tokenizer
+        hidden = set(tokenizer.all_special_ids)
+        hidden.update(token_id for token_id, token in tokenizer.added_tokens_decoder.items()
+                      if token.special)
+        hidden.difference_update(token_id for token_id, token
+                                 in tokenizer.added_tokens_decoder.items()
+                                 if token.content in self.KEEP)
+        self._hidden = frozenset(hidden)
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return self._tokenizer.decode([t for t in token_ids if t not in self._hidden],
+                                      skip_special_tokens=False,
+                                      clean_up_tokenization_spaces=False)
+
+
+class _TextStreamer(BaseStreamer):
+    """Decodes new tokens as they come and hands the new text to a callback.
+
+    The first put() is the prompt and is skipped. Text is decoded per segment of tokens and a
+    segment only ends on a complete character, so the pieces add up to decoding all tokens at
+    once; a trailing replacement character (an incomplete UTF-8 sequence) is held back.
+    """
+
+    _SEGMENT_TOKENS = 32
+
+    def __init__(self, decoder: _Decoder, on_text: Optional[StreamCallback]) -> None:
+        self._decoder = decoder
+        self._on_text = on_text
+        self._prompt_seen = False
+        self._token_ids: List[int] = []
+        self._segment_start = 0
+        self._segment_emitted = 0
+        self.first_token_time: Optional[float] = None
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self._prompt_seen:
+            self._prompt_seen = True
+            return
+        if self.first_token_time is None:
+            self.first_token_time = time.perf_counter()
+        self._token_ids.extend(int(token) for token in value.reshape(-1).tolist())
+        self._emit(final=False)
+
+    def end(self) -> None:
+        self._emit(final=True)
+
+    def _emit(self, final: bool) -> None:
+        if self._on_text is None:
+            return
+        segment = self._decoder.decode(self._token_ids[self._segment_start:])
+        if segment.endswith('\ufffd') and not final:
+            return
+        delta = segment[self._segment_emitted:]
+        if len(self._token_ids) - self._segment_start >= self._SEGMENT_TOKENS:
+            self._segment_start = len(self._token_ids)
+            self._segment_emitted = 0
+        else:
+            self._segment_emitted = len(segment)
+        if delta:
+            self._on_text(delta, len(self._token_ids))
+
+
+def _looks_like_path(model: str) -> bool:
+    """Hub ids are 'name' or 'org/name'; anything else is meant as a local directory."""
+    return (os.path.isabs(model) or model.startswith(('.', '~')) or model.count('/') > 1
+            or '\\' in model)
+
+
+def _one_line(exc: Exception) -> str:
+    return ' '.join(str(exc).split()).rstrip('.')
+
+
+def _as_tuple(value: Any) -> Tuple[int, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, (list, tuple)):
+        return tuple(int(v) for v in value)
+    return (int(value),)
+
+
+def _frame_size(request: GenerationRequest) -> str:
+    height, width = np.asarray(request.frames[0]).shape[:2]
+    return f'{width}x{height}'

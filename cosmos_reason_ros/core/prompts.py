@@ -1,0 +1,199 @@
+"""Prompt templates of the Cosmos-Reason models and the sampling presets that go with them.
+
+Pure functions from a goal's mode and text to a Prompt (system + user text) and a Sampling.
+"""
+
+import dataclasses
+from typing import Optional, Sequence
+
+from cosmos_reason_ros.core.backends.base import Prompt, Sampling
+from cosmos_reason_ros.core.errors import InvalidRequestError
+from cosmos_reason_ros.core.modes import Mode, ModelFamily
+
+SYSTEM_PROMPT = 'You are a helpful assistant.'
+
+CAPTION_PROMPT = 'Caption the video in detail.'
+TEMPORAL_PROMPT = (
+    'Describe the notable events in the provided video. Provide the result in json format with '
+    "'mm:ss.ff' format for time depiction for each event. Use keywords 'start', 'end' and "
+    "'caption' in the json output.")
+GROUNDING_PROMPT = 'Locate the bounding box of {object_name}. Return a json.'
+NEXT_ACTION_PROMPT = 'What can be the next immediate action?'
+NEXT_ACTION_CONTEXT = "The robot's task is: {task}"
+TRAJECTORY_PROMPT = (
+    'You are given the task "{task_instruction}". Specify the 2D trajectory your end effector '
+    'should follow in pixel space. Return the trajectory coordinates in JSON format like this: '
+    '{{"point_2d": [x, y], "label": "gripper trajectory"}}.')
+MULTIPLE_CHOICE_INSTRUCTION = "Answer with the option's letter from the given choices directly."
+AV_PROMPT = (
+    "The video depicts the observation from the vehicle's camera. You need to think step by step "
+    'and identify the objects in the scene that are critical for safe navigation.')
+"""NVIDIA's driving prompt; no mode of its own, send it as a QUESTION's task."""
+
+REASONING_SUFFIX_REASON2 = (
+    'Answer the question using the following format:\n\n<think>\nYour reasoning.\n</think>\n\n'
+    'Write your final answer immediately after the </think> tag.')
+"""Qwen3-VL (Cosmos-Reason2): appended to the user text after a blank line."""
+REASONING_SUFFIX_REASON1 = (
+    'Answer the question in the following format: <think>\nyour reasoning\n</think>\n\n'
+    '<answer>\nyour answer\n</answer>.')
+"""Qwen2.5-VL (Cosmos-Reason1): appended to the system prompt after a space."""
+
+MAX_CHOICES = 26
+
+
+def build_prompt(mode: Mode, *, family: ModelFamily, task: str = '', reasoning: bool = False,
+                 choices: Sequence[str] = (), object_name: str = '') -> Prompt:
+    """Build the Cosmos prompt for one goal.
+
+    The modes with a fixed Cosmos question (caption, temporal localization, grounding, next
+    action) take the planner's task text as context placed before that question, so the model
+    still sees the wording it was trained on: next action reads "The robot's task is: {task}.
+    What can be the next immediate action?", the others "{task}. {Cosmos question}". QUESTION
+    sends the task as is, TRAJECTORY puts it into the trajectory template, MULTIPLE_CHOICE uses
+    it as the question followed by one "(A) ..." line per choice.
+
+    Args:
+        mode: What the goal asks for.
+        family: Model family; decides where the reasoning instruction goes.
+        task: The planner's text (question, task instruction or extra context).
+        reasoning: Ask the model to think in <think> tags before answering.
+        choices: Options of a MULTIPLE_CHOICE goal, lettered (A), (B), ... in this order.
+        object_name: What to locate in GROUNDING mode.
+
+    Returns:
+        The system prompt and the user text (the backend places the media before the text).
+
+    Raises:
+        InvalidRequestError: a field the mode needs is empty or the choices are out of range.
+    """
+    mode = Mode(mode)
+    family = ModelFamily(family)
+    task = task.strip()
+    user = _user_text(mode, task, choices, object_name.strip())
+    system = SYSTEM_PROMPT
+    if reasoning:
+        if family is ModelFamily.QWEN3_VL:
+            user = f'{user}\n\n{REASONING_SUFFIX_REASON2}'
+        else:
+            system = f'{system} {REASONING_SUFFIX_REASON1}'
+    return Prompt(system=system, user=user)
+
+
+def _user_text(mode: Mode, task: str, choices: Sequence[str], object_name: str) -> str:
+    if mode is Mode.QUESTION:
+        _require(task, 'question mode needs the question: fill the goal\'s task field')
+        return task
+    if mode is Mode.TRAJECTORY:
+        _require(task, 'trajectory mode needs the task instruction (e.g. "pick up the cup"): '
+                       'fill the goal\'s task field')
+        return TRAJECTORY_PROMPT.format(task_instruction=task)
+    if mode is Mode.MULTIPLE_CHOICE:
+        _require(task, 'multiple_choice mode needs the question: fill the goal\'s task field')
+        return _multiple_choice(task, choices)
+    if mode is Mode.NEXT_ACTION:
+        if not task:
+            return NEXT_ACTION_PROMPT
+        return f'{_sentence(NEXT_ACTION_CONTEXT.format(task=task))} {NEXT_ACTION_PROMPT}'
+    if mode is Mode.GROUNDING:
+        _require(object_name, 'grounding mode needs the object to locate: fill the goal\'s '
+                              'object_name field (e.g. "the red cup")')
+        question = GROUNDING_PROMPT.format(object_name=object_name)
+    elif mode is Mode.CAPTION:
+        question = CAPTION_PROMPT
+    elif mode is Mode.TEMPORAL:
+        question = TEMPORAL_PROMPT
+    else:  # pragma: no cover - Mode is a closed enum
+        raise InvalidRequestError(f'mode {mode.value!r} has no prompt template')
+    return f'{_sentence(task)} {question}' if task else question
+
+
+def _multiple_choice(question: str, choices: Sequence[str]) -> str:
+    options = [str(choice).strip() for choice in choices]
+    if not 2 <= len(options) <= MAX_CHOICES:
+        raise InvalidRequestError(
+            f'multiple_choice mode needs 2 to {MAX_CHOICES} choices, got {len(options)}: fill '
+            "the goal's choices field")
+    if not all(options):
+        raise InvalidRequestError('multiple_choice mode got an empty choice: every entry of the '
+                                  "goal's choices field needs text")
+    lines = [f'({chr(ord("A") + i)}) {option}' for i, option in enumerate(options)]
+    return '\n'.join([question, *lines, MULTIPLE_CHOICE_INSTRUCTION])
+
+
+def _require(value: str, message: str) -> None:
+    if not value:
+        raise InvalidRequestError(message)
+
+
+def _sentence(text: str) -> str:
+    """End text with a full stop unless it already ends a sentence."""
+    return text if text.endswith(('.', '!', '?')) else f'{text}.'
+
+
+def sampling_preset(*, reasoning: bool, max_new_tokens: int) -> Sampling:
+    """Return NVIDIA's recommended sampling for Cosmos-Reason2, with or without reasoning.
+
+    Args:
+        reasoning: Whether the prompt asks for <think> reasoning.
+        max_new_tokens: Generation budget (4096 is recommended for long reasoning).
+
+    Raises:
+        InvalidRequestError: max_new_tokens is not positive.
+    """
+    _check_max_new_tokens(max_new_tokens)
+    if reasoning:
+        return Sampling(max_new_tokens=max_new_tokens, temperature=0.6, top_p=0.95, top_k=20)
+    return Sampling(max_new_tokens=max_new_tokens, temperature=0.7, top_p=0.8, top_k=20,
+                    presence_penalty=1.5)
+
+
+def resolve_sampling(preset: Sampling, *, greedy: bool = False,
+                     temperature: Optional[float] = None, top_p: Optional[float] = None,
+                     top_k: Optional[int] = None, seed: Optional[int] = None,
+                     max_new_tokens: Optional[int] = None) -> Sampling:
+    """Apply a goal's overrides to a preset; None keeps the preset's value.
+
+    A temperature of 0 means greedy decoding (as in the OpenAI API); greedy=True forces it.
+
+    Args:
+        preset: Settings to start from (usually sampling_preset()).
+        greedy: Decode greedily (reproducible evaluation); False keeps the preset's choice.
+        temperature: Softmax temperature, >= 0.
+        top_p: Nucleus mass, in (0, 1].
+        top_k: Keep the k most likely tokens, >= 0 (0 disables the filter).
+        seed: Seed of the sampler, for repeatable sampled answers.
+        max_new_tokens: Generation budget, > 0.
+
+    Raises:
+        InvalidRequestError: a value is out of range; the message names it.
+    """
+    changes = {}
+    if temperature is not None:
+        if temperature < 0:
+            raise InvalidRequestError(f'temperature must be >= 0, got {temperature}')
+        if temperature == 0:
+            changes['greedy'] = True
+        else:
+            changes['temperature'] = float(temperature)
+    if top_p is not None:
+        if not 0 < top_p <= 1:
+            raise InvalidRequestError(f'top_p must be in (0, 1], got {top_p}')
+        changes['top_p'] = float(top_p)
+    if top_k is not None:
+        if top_k < 0:
+            raise InvalidRequestError(f'top_k must be >= 0 (0 disables it), got {top_k}')
+        changes['top_k'] = int(top_k)
+    if seed is not None:
+        changes['seed'] = int(seed)
+    if max_new_tokens is not None:
+        _check_max_new_tokens(max_new_tokens)
+        changes['max_new_tokens'] = int(max_new_tokens)
+    if greedy:
+        changes['greedy'] = True
+    return dataclasses.replace(preset, **changes)
+
+
+def _check_max_new_tokens(max_new_tokens: int) -> None:
+    if max_new_tokens < 1:
+        raise InvalidRequestError(f'max_new_tokens must be at least 1, got {max_new_tokens}')
