@@ -1,0 +1,217 @@
+"""One reasoning goal from request to parsed answer: frames, prompt, backend, parser.
+
+The node, the `cosmos-reason` command line and the evaluator all run goals through `Reasoner`, so
+offline and live answers come from the same code.
+"""
+
+import dataclasses
+import threading
+import time
+from typing import Callable, Optional, Sequence, Tuple
+
+from cosmos_reason_ros.core.backends.base import (
+    Backend, GenerationRequest, GenerationResult, StreamCallback)
+from cosmos_reason_ros.core.config import GoalDefaults
+from cosmos_reason_ros.core.errors import GenerationCancelled, InvalidRequestError
+from cosmos_reason_ros.core.frames import Frame, FrameWindow
+from cosmos_reason_ros.core.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.parsing import ParsedAnswer, parse_answer
+from cosmos_reason_ros.core.prompts import build_prompt, resolve_sampling, sampling_preset
+
+Stage = str
+STAGE_WAITING_FOR_FRAMES: Stage = 'waiting_for_frames'
+STAGE_PREPROCESSING: Stage = 'preprocessing'
+STAGE_GENERATING: Stage = 'generating'
+STAGE_PARSING: Stage = 'parsing'
+
+
+@dataclasses.dataclass(frozen=True)
+class ReasonRequest:
+    """A question about the camera window (or about frames supplied with it).
+
+    Zero, negative or None fields take the defaults (GoalDefaults, the mode's sampling preset).
+    """
+
+    mode: Mode
+    task: str = ''
+    choices: Tuple[str, ...] = ()
+    object_name: str = ''
+    reasoning: bool = False
+    window_duration: float = 0.0
+    max_frames: int = 0
+    window_end: Optional[float] = None
+    """Header stamp (seconds) the window ends at; None means the newest frame."""
+    max_new_tokens: int = 0
+    temperature: Optional[float] = None
+    top_p: Optional[float] = None
+    top_k: Optional[int] = None
+    seed: Optional[int] = None
+    greedy: bool = False
+    frames: Tuple[Frame, ...] = ()
+    """Frames to ask about instead of the window (images supplied with a goal)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ReasonOutcome:
+    """A finished goal: what the model saw and said, parsed, with measured timings."""
+
+    request: ReasonRequest
+    frames: Tuple[Frame, ...]
+    generation: GenerationResult
+    parsed: ParsedAnswer
+    model_id: str
+    total_time: float
+    """Seconds from the start of run() to the parsed answer (waiting for frames included)."""
+
+    @property
+    def source_size(self) -> Tuple[int, int]:
+        """(width, height) of the camera image the coordinates refer to."""
+        return self.frames[-1].source_size
+
+
+class Reasoner:
+    """Runs goals against one backend and, for camera goals, one frame window."""
+
+    def __init__(self, backend: Backend, window: Optional[FrameWindow], defaults: GoalDefaults,
+                 *, frame_wait_timeout: float = 0.0):
+        """Create a reasoner.
+
+        Args:
+            backend: a loaded (or loading) backend; run() needs it loaded.
+            window: the camera window, or None when every request brings its own frames.
+            defaults: values for fields a request leaves at zero.
+            frame_wait_timeout: seconds a goal may wait for its first (or its end) frame.
+        """
+        self._backend = backend
+        self._window = window
+        self._defaults = defaults
+        self._frame_wait_timeout = frame_wait_timeout
+
+    def run(self, request: ReasonRequest, *, now: Optional[float] = None,
+            on_stage: Optional[Callable[[Stage], None]] = None,
+            on_text: Optional[StreamCallback] = None,
+            cancel: Optional[threading.Event] = None) -> ReasonOutcome:
+        """Answer one request.
+
+        Args:
+            request: the question and its settings.
+            now: the current time on the camera clock (seconds), for the staleness check; None
+                skips the check (offline replay, supplied frames).
+            on_stage: called with each STAGE_* as the goal advances.
+            on_text: streamed generated text, see StreamCallback.
+            cancel: set it to stop the goal; generation stops within one decoding step.
+
+        Raises:
+            InvalidRequestError, NoFramesError, StaleFramesError, GenerationCancelled,
+            GenerationError: each with a message that says what to change.
+        """
+        started = time.perf_counter()
+        cancel = cancel or threading.Event()
+        notify = on_stage or (lambda stage: None)
+        prompt = build_prompt(request.mode, family=self._backend.family, task=request.task,
+                              reasoning=request.reasoning, choices=request.choices,
+                              object_name=request.object_name)
+        frames = self._frames_for(request, now, notify, cancel)
+        sampling = resolve_sampling(
+            sampling_preset(reasoning=request.reasoning,
+                            max_new_tokens=self._defaults.max_new_tokens),
+            greedy=request.greedy, temperature=request.temperature, top_p=request.top_p,
+            top_k=request.top_k, seed=request.seed,
+            max_new_tokens=request.max_new_tokens or None)
+        generation_request = GenerationRequest(
+            prompt=prompt, frames=[frame.image for frame in frames],
+            timestamps=[frame.stamp - frames[0].stamp for frame in frames], sampling=sampling)
+
+        notify(STAGE_PREPROCESSING)
+        streaming = _StageOnFirstText(notify, on_text)
+        generation = self._backend.generate(generation_request, on_text=streaming, cancel=cancel)
+
+        notify(STAGE_PARSING)
+        parsed = parse_answer(
+            generation.text, request.mode, family=self._backend.family,
+            source_size=frames[-1].source_size, model_input_size=generation.model_input_size,
+            reasoning=generation.reasoning, num_choices=len(request.choices),
+            object_name=request.object_name)
+        return ReasonOutcome(request=request, frames=tuple(frames), generation=generation,
+                             parsed=parsed, model_id=self._backend.model_id,
+                             total_time=time.perf_counter() - started)
+
+    def _frames_for(self, request: ReasonRequest, now: Optional[float],
+                    notify: Callable[[Stage], None], cancel: threading.Event) -> Sequence[Frame]:
+        even = self._backend.family is ModelFamily.QWEN3_VL
+        if request.frames:
+            return supplied_frames(request.frames)
+        if self._window is None:
+            raise InvalidRequestError('this reasoner has no camera window: supply images')
+        duration = request.window_duration or self._defaults.window_duration
+        max_frames = request.max_frames or self._defaults.max_frames
+        if duration <= 0 or max_frames <= 0:
+            raise InvalidRequestError(
+                f'window_duration ({duration}) and max_frames ({max_frames}) must be positive')
+        self._wait_for_frames(request.window_end, notify, cancel)
+        if now is not None and request.window_end is None:
+            self._window.check_fresh(now, self._defaults.max_frame_age)
+        return self._window.select(end=request.window_end, duration=duration,
+                                   max_frames=max_frames, even=even)
+
+    def _wait_for_frames(self, end: Optional[float], notify: Callable[[Stage], None],
+                         cancel: threading.Event) -> None:
+        """Wait (up to frame_wait_timeout) until the window has a frame at or after `end`."""
+        assert self._window is not None
+
+        def ready() -> bool:
+            newest = self._window.newest_stamp
+            return newest is not None and (end is None or newest >= end)
+
+        if ready() or self._frame_wait_timeout <= 0:
+            return
+        notify(STAGE_WAITING_FOR_FRAMES)
+        deadline = time.monotonic() + self._frame_wait_timeout
+        # Polling keeps the window free of waiter bookkeeping on the image path; 20 ms is far
+        # below a camera period at the 4 fps the window keeps.
+        while not ready() and not cancel.is_set() and time.monotonic() < deadline:
+            cancel.wait(0.02)
+        if cancel.is_set():
+            raise GenerationCancelled('cancelled while waiting for frames')
+
+
+def supplied_frames(frames: Sequence[Frame]) -> Sequence[Frame]:
+    """Check frames supplied with a goal: one size for all, stamps in order.
+
+    Frames without increasing stamps (e.g. all zero) get no timing the model could use, so they
+    are spaced evenly one second apart rather than all claiming the same instant.
+
+    Raises:
+        InvalidRequestError: if the frames differ in size.
+    """
+    sizes = {frame.source_size for frame in frames}
+    if len(sizes) > 1:
+        listed = ', '.join(f'{w}x{h}' for w, h in sorted(sizes))
+        raise InvalidRequestError(
+            f'the goal images have different sizes ({listed}): send images of one size')
+    stamps = [frame.stamp for frame in frames]
+    if all(later > earlier for earlier, later in zip(stamps, stamps[1:])):
+        return list(frames)
+    return [dataclasses.replace(frame, stamp=float(index)) for index, frame in enumerate(frames)]
+
+
+class _StageOnFirstText:
+    """Streams text on and reports STAGE_GENERATING when the first token arrives."""
+
+    def __init__(self, notify: Callable[[Stage], None], on_text: Optional[StreamCallback]):
+        self._notify = notify
+        self._on_text = on_text
+        self._started = False
+
+    def __call__(self, text: str, tokens: int) -> None:
+        if not self._started:
+            self._started = True
+            self._notify(STAGE_GENERATING)
+        if self._on_text is not None:
+            self._on_text(text, tokens)
+
+
+__all__ = [
+    'ReasonOutcome', 'ReasonRequest', 'Reasoner', 'STAGE_GENERATING',
+    'STAGE_PARSING', 'STAGE_PREPROCESSING', 'STAGE_WAITING_FOR_FRAMES', 'supplied_frames',
+]
