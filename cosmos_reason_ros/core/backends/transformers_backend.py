@@ -389,7 +389,8 @@ class TransformersBackend:
         size = self._pixel_bounds(request.frames[0].shape, 1, processor.patch_size,
                                   processor.merge_size, processor.temporal_patch_size,
                                   total=False)
-        return self._processor(text=[prompt_text], images=[np.asarray(request.frames[0])],
+        # A copy: window frames are read-only, and torch.from_numpy warns on those.
+        return self._processor(text=[prompt_text], images=[np.array(request.frames[0])],
                                images_kwargs={'size': size}, return_tensors='pt')
 
     def _process_video(self, prompt_text: str, request: GenerationRequest) -> Any:
