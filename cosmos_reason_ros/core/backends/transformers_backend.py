@@ -23,6 +23,7 @@ from transformers import (
 from transformers.generation.streamers import BaseStreamer
 
 from cosmos_reason_ros.core.backends.base import (
+    check_request,
     GenerationRequest,
     GenerationResult,
     Sampling,
@@ -481,37 +482,6 @@ class _Output:
     token_ids: List[int]
     time_to_first_token: float
     generation_time: float
-
-
-def check_request(request: GenerationRequest) -> None:
-    """Validate frames and timestamps before any work is done.
-
-    Raises:
-        InvalidRequestError: no frames, frames that are not RGB uint8 of one size, or
-            timestamps that are not one increasing stamp per frame.
-    """
-    frames = request.frames
-    if len(frames) == 0:
-        raise InvalidRequestError('the request holds no frames: send at least one image')
-    first = np.asarray(frames[0])
-    for index, frame in enumerate(frames):
-        frame = np.asarray(frame)
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            raise InvalidRequestError(
-                f'frame {index} is {frame.dtype} of shape {frame.shape}: frames must be RGB '
-                'uint8 arrays of shape (height, width, 3)')
-        if frame.shape != first.shape:
-            raise InvalidRequestError(
-                f'frames have mixed sizes ({first.shape[1]}x{first.shape[0]} and '
-                f'{frame.shape[1]}x{frame.shape[0]}): resize them to one size first')
-    if len(request.timestamps) != len(frames):
-        raise InvalidRequestError(
-            f'{len(request.timestamps)} timestamps for {len(frames)} frames: send one '
-            'timestamp per frame')
-    stamps = list(request.timestamps)
-    if any(later <= earlier for earlier, later in zip(stamps, stamps[1:])):
-        raise InvalidRequestError(
-            f'timestamps must increase strictly (oldest frame first), got {stamps}')
 
 
 def build_messages(request: GenerationRequest, *, is_video: bool) -> List[Dict[str, Any]]:

@@ -1,0 +1,55 @@
+"""Settings of the remote backend: which OpenAI-compatible server (vLLM, NIM), and how to talk
+to it. The ROS layer builds RemoteConfig from its parameters, the CLI from its options.
+"""
+
+import dataclasses
+
+VIDEO_TRANSPORTS = ('video', 'images')
+"""How several frames travel: one video item with their timing, or one image item each."""
+
+FAMILIES = ('auto', 'qwen3_vl', 'qwen2_5_vl')
+"""Model families a remote server may serve; 'auto' guesses from the served model's name."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RemoteConfig:
+    """Where the server is and how requests are built, sent and retried.
+
+    The API key itself is never part of the configuration: `api_key_env` names the environment
+    variable that holds it, and whoever builds the backend reads it (see backends.factory).
+    """
+
+    base_url: str = 'http://127.0.0.1:8000/v1'
+    """Server URL up to and including the API version, as OpenAI clients take it."""
+    served_model: str = 'nvidia/Cosmos-Reason2-2B'
+    """Model name the server serves (vLLM: --served-model-name, else the model path or id)."""
+    api_key_env: str = ''
+    """Name of the environment variable holding the API key; '' sends no key."""
+    family: str = 'auto'
+    """auto | qwen3_vl | qwen2_5_vl: decides prompts and coordinates; 'auto': Reason1 or
+    Qwen2.5 in the model name means qwen2_5_vl, anything else qwen3_vl."""
+    timeout: float = 60.0
+    """Seconds to wait for the connection and, after that, for each next piece of the answer.
+    Long generations are fine as long as tokens keep coming."""
+    max_retries: int = 2
+    """Retries after a connection error or a 5xx/429 answer, before any text arrived."""
+    retry_backoff: float = 0.5
+    """Seconds before the first retry; each further retry waits twice as long (a server's
+    Retry-After header wins, up to 30 s)."""
+    startup_timeout: float = 0.0
+    """load() polls the server this many seconds until it answers (0: one check)."""
+    video_transport: str = 'video'
+    """video: one `data:video/jpeg;base64,...` item with the frames' real timing (vLLM);
+    images: one image_url item per frame, for servers without video input (no timing)."""
+    send_frame_timing: bool = True
+    """Send the frames' timing as per-request media_io_kwargs (vLLM >= 0.11 started with
+    --trust-request-mm-kwargs). Without it vLLM assumes one frame per second."""
+    jpeg_quality: int = 90
+    """JPEG quality (1-100) of the frames sent."""
+    max_pixels: int = 640 * 360
+    """Pixel budget per frame: larger frames are downscaled (aspect kept) before encoding."""
+    max_concurrent: int = 4
+    """Goals sent to the server at once (it batches them); the concurrency policy applies
+    above this number."""
+    stream: bool = True
+    """Stream the answer (server-sent events): feedback while generating, prompt cancel."""

