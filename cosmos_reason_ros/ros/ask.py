@@ -1,0 +1,106 @@
+"""`ros2 run cosmos_reason_ros ask`: send one goal, print feedback and the result as JSON.
+
+Feedback goes to stderr as one JSON object a line; the result goes to stdout, so
+`ask ... > result.json` keeps the answer. The exit status is 0 only when the goal succeeded.
+"""
+
+import argparse
+import json
+import sys
+import time
+from typing import List, Optional
+
+import cv2
+import numpy as np
+import rclpy
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage
+
+from cosmos_reason_ros.action import Reason
+from cosmos_reason_ros.ros.client import DEFAULT_ACTION, ReasonClient, make_goal
+from cosmos_reason_ros.ros.messages import message_to_dict
+
+_MODES = [value for name, value in vars(Reason.Goal).items() if name.startswith('MODE_')]
+_CODE_NAMES = {value: name for name, value in vars(Reason.Result).items()
+               if name.isupper() and isinstance(value, int)}
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Command-line options of `ask`."""
+    parser = argparse.ArgumentParser(prog='ask', description=__doc__.split('\n')[0])
+    parser.add_argument('task', nargs='?', default='', help='question or task instruction')
+    parser.add_argument('--mode', default=Reason.Goal.MODE_QUESTION, choices=_MODES)
+    parser.add_argument('--choice', action='append', default=[], dest='choices',
+                        help='a multiple-choice option (repeat for each)')
+    parser.add_argument('--object-name', default='', help='object to locate (grounding)')
+    parser.add_argument('--reasoning', action='store_true', help='think step by step first')
+    parser.add_argument('--window', type=float, default=0.0, help='window length in seconds')
+    parser.add_argument('--max-frames', type=int, default=0)
+    parser.add_argument('--max-new-tokens', type=int, default=0)
+    parser.add_argument('--greedy', action='store_true', help='deterministic decoding')
+    parser.add_argument('--seed', type=int, default=-1)
+    parser.add_argument('--image', action='append', default=[],
+                        help='ask about this image file instead of the camera (repeatable)')
+    parser.add_argument('--action', default=DEFAULT_ACTION, help='action name of the node')
+    parser.add_argument('--timeout', type=float, default=300.0, help='seconds to wait')
+    parser.add_argument('--wait-for-model', type=float, default=0.0, metavar='SECONDS',
+                        help='resend the goal while the model is still loading')
+    parser.add_argument('--quiet', action='store_true', help='no feedback lines')
+    return parser.parse_args(argv)
+
+
+def build_goal(args: argparse.Namespace) -> Reason.Goal:
+    """The goal the options describe."""
+    return make_goal(
+        args.task, args.mode, choices=args.choices, object_name=args.object_name,
+        reasoning=args.reasoning, window_duration=args.window, max_frames=args.max_frames,
+        max_new_tokens=args.max_new_tokens, greedy=args.greedy, seed=args.seed,
+        compressed_images=[_image_file(path) for path in args.image])
+
+
+def _image_file(path: str) -> CompressedImage:
+    with open(path, 'rb') as stream:
+        data = stream.read()
+    if cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) is None:
+        raise SystemExit(f'ask: {path} is not an image OpenCV can read')
+    return CompressedImage(format=path.rsplit('.', 1)[-1].lower(), data=data)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Send the goal, stream feedback to stderr, print the result to stdout."""
+    args = parse_args(rclpy.utilities.remove_ros_args(argv or sys.argv)[1:])
+    goal = build_goal(args)
+    rclpy.init(args=argv)
+    node = Node('cosmos_reason_ask')
+    client = ReasonClient(node, args.action)
+    try:
+        if not client.wait_for_server(timeout=min(args.timeout, 30.0)):
+            print(json.dumps({'error': f"no action server at '{args.action}': is the node "
+                              'running? (check the namespace and --action)'}), file=sys.stderr)
+            return 2
+
+        def on_feedback(feedback: Reason.Feedback) -> None:
+            if not args.quiet:
+                print(json.dumps({'feedback': message_to_dict(feedback)}), file=sys.stderr,
+                      flush=True)
+
+        deadline = time.monotonic() + args.wait_for_model
+        result = client.ask(goal, on_feedback, timeout=args.timeout)
+        while (result.error_code == Reason.Result.MODEL_NOT_READY
+               and time.monotonic() < deadline):
+            time.sleep(1.0)
+            result = client.ask(goal, on_feedback, timeout=args.timeout)
+        print(json.dumps({'status': _CODE_NAMES.get(result.error_code, result.error_code),
+                          **message_to_dict(result)}, indent=2))
+        return 0 if result.error_code == Reason.Result.SUCCESS else 1
+    except TimeoutError as error:
+        print(json.dumps({'error': str(error)}), file=sys.stderr)
+        return 3
+    finally:
+        client.destroy()
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    sys.exit(main())

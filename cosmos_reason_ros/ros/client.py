@@ -1,0 +1,117 @@
+"""A planner's handle on the reasoning node: build a goal, send it, get the typed result.
+
+Works from plain scripts (ask() spins the node until the result arrives) and from nodes that are
+already spinning in an executor (ask() waits on the result, ask_async() can be awaited).
+"""
+
+import threading
+from typing import Callable, Optional
+
+import rclpy
+from rclpy.action import ActionClient
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.task import Future
+
+from cosmos_reason_ros.action import Reason
+
+FeedbackCallback = Callable[[Reason.Feedback], None]
+DEFAULT_ACTION = '/cosmos_reason/reason'
+
+
+class GoalRejectedError(RuntimeError):
+    """The action server did not accept the goal."""
+
+
+def make_goal(task: str = '', mode: str = Reason.Goal.MODE_QUESTION, **fields) -> Reason.Goal:
+    """Build a Reason goal from keyword arguments named like its fields.
+
+    Example: make_goal('Move the tape into the basket', 'trajectory', reasoning=True)
+
+    Raises:
+        AttributeError: a keyword that is not a goal field.
+    """
+    goal = Reason.Goal(task=task, mode=mode)
+    for name, value in fields.items():
+        if name not in Reason.Goal.get_fields_and_field_types():
+            raise AttributeError(f'Reason.Goal has no field {name!r}')
+        setattr(goal, name, value)
+    return goal
+
+
+class ReasonClient:
+    """Sends Reason goals to the node serving `action_name`."""
+
+    def __init__(self, node: Node, action_name: str = DEFAULT_ACTION):
+        self._node = node
+        self._client = ActionClient(node, Reason, action_name)
+
+    def wait_for_server(self, timeout: Optional[float] = None) -> bool:
+        """True once the action server is discovered (False after `timeout` seconds)."""
+        return self._client.wait_for_server(timeout_sec=timeout)
+
+    def send(self, goal: Reason.Goal,
+             feedback_callback: Optional[FeedbackCallback] = None) -> Future:
+        """Send a goal without waiting. The future yields a ClientGoalHandle, whose
+        cancel_goal_async() and get_result_async() a planner uses to cancel or collect it."""
+        return self._client.send_goal_async(goal, feedback_callback=_unwrap(feedback_callback))
+
+    async def ask_async(self, goal: Reason.Goal,
+                        feedback_callback: Optional[FeedbackCallback] = None) -> Reason.Result:
+        """Send a goal and await its result (inside a coroutine run by an rclpy executor).
+
+        Raises:
+            GoalRejectedError: the server did not accept the goal.
+        """
+        handle = await self.send(goal, feedback_callback)
+        if not handle.accepted:
+            raise GoalRejectedError('the reasoning node rejected the goal')
+        response = await handle.get_result_async()
+        return response.result
+
+    def ask(self, goal: Reason.Goal, feedback_callback: Optional[FeedbackCallback] = None,
+            timeout: Optional[float] = None) -> Reason.Result:
+        """Send a goal and block until its result.
+
+        Spins the node when no executor manages it; when it belongs to an executor (which must
+        be spinning in another thread), only waits.
+
+        Raises:
+            GoalRejectedError: the server did not accept the goal.
+            TimeoutError: no result after `timeout` seconds (the goal is cancelled).
+        """
+        handle = self._wait(self.send(goal, feedback_callback), timeout)
+        if handle is None:
+            raise TimeoutError('the reasoning node did not answer the goal request '
+                               f'within {timeout} s: is it running?')
+        if not handle.accepted:
+            raise GoalRejectedError('the reasoning node rejected the goal')
+        response = self._wait(handle.get_result_async(), timeout)
+        if response is None:
+            handle.cancel_goal_async()
+            raise TimeoutError(f'no result within {timeout} s; the goal was cancelled')
+        return response.result
+
+    def destroy(self) -> None:
+        """Release the action client."""
+        self._client.destroy()
+
+    def _wait(self, future: Future, timeout: Optional[float]):
+        executor = self._node.executor
+        # rclpy leaves node.executor set after spin_until_future_complete removed the node, so
+        # ask the executor whether it still manages the node.
+        if executor is None or self._node not in executor.get_nodes():
+            rclpy.spin_until_future_complete(
+                self._node, future, executor=SingleThreadedExecutor(context=self._node.context),
+                timeout_sec=timeout)
+        else:
+            done = threading.Event()
+            future.add_done_callback(lambda _: done.set())
+            done.wait(timeout)
+        return future.result() if future.done() else None
+
+
+def _unwrap(callback: Optional[FeedbackCallback]):
+    if callback is None:
+        return None
+    return lambda message: callback(message.feedback)

@@ -1,0 +1,153 @@
+"""Between ROS messages and the core's types: goals in, typed results out."""
+
+import math
+import struct
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from cosmos_reason_ros.action import Reason
+from cosmos_reason_ros.core.config import WindowConfig
+from cosmos_reason_ros.core.errors import InvalidRequestError
+from cosmos_reason_ros.core.frames import Frame
+from cosmos_reason_ros.core.images import ImageDecodeError, downscale, stamp_seconds, to_rgb
+from cosmos_reason_ros.core.modes import Mode
+from cosmos_reason_ros.core.parsing import ParseStatus
+from cosmos_reason_ros.core.reasoner import ReasonOutcome, ReasonRequest
+from cosmos_reason_ros.msg import (
+    BoundingBox2D, NextAction, Point2D, ReasoningResult, TemporalEvent, Trajectory2D)
+
+_CDR_HEADER = {b'\x00\x00': ('>iI', '>I'), b'\x00\x01': ('<iI', '<I')}
+
+
+def header_from_cdr(raw: bytes) -> Optional[Tuple[float, str]]:
+    """Read header.stamp and header.frame_id from a serialized Image or CompressedImage.
+
+    Both messages start with std_msgs/Header (int32 sec, uint32 nanosec, string frame_id) right
+    after the 4-byte CDR encapsulation header, so a frame the window will drop costs a few bytes
+    of parsing instead of deserializing and copying the whole image.
+
+    Returns:
+        (stamp in seconds, frame_id), or None when the data is too short or not plain CDR.
+    """
+    layout = _CDR_HEADER.get(bytes(raw[:2]))
+    if layout is None or len(raw) < 16:
+        return None
+    stamp_format, length_format = layout
+    sec, nanosec = struct.unpack_from(stamp_format, raw, 4)
+    (length,) = struct.unpack_from(length_format, raw, 12)
+    if length == 0 or 16 + length > len(raw):
+        return None
+    frame_id = bytes(raw[16:16 + length - 1]).decode('utf-8', errors='replace')
+    return sec + nanosec * 1e-9, frame_id
+
+
+def to_time(seconds: float) -> Time:
+    """Seconds (float) to builtin_interfaces/Time."""
+    sec = math.floor(seconds)
+    nanosec = min(round((seconds - sec) * 1e9), 999_999_999)
+    return Time(sec=int(sec), nanosec=int(nanosec))
+
+
+def goal_to_request(goal: Reason.Goal, window: WindowConfig) -> ReasonRequest:
+    """Turn an action goal into a core request, checking what can be checked up front.
+
+    Raises:
+        InvalidRequestError: unknown mode, or a goal image that cannot be decoded.
+    """
+    try:
+        mode = Mode.from_name(goal.mode)
+    except ValueError as error:
+        raise InvalidRequestError(str(error)) from None
+    window_end = stamp_seconds(goal.window_end)
+    return ReasonRequest(
+        mode=mode, task=goal.task.strip(), choices=tuple(goal.choices),
+        object_name=goal.object_name.strip(), reasoning=goal.reasoning,
+        window_duration=max(goal.window_duration, 0.0), max_frames=goal.max_frames,
+        window_end=window_end if window_end > 0 else None,
+        max_new_tokens=goal.max_new_tokens,
+        temperature=goal.temperature if goal.temperature >= 0 else None,
+        top_p=goal.top_p if goal.top_p > 0 else None,
+        top_k=goal.top_k if goal.top_k > 0 else None,
+        seed=goal.seed if goal.seed >= 0 else None,
+        greedy=goal.greedy,
+        frames=tuple(_goal_frames([*goal.images, *goal.compressed_images], window)))
+
+
+def _goal_frames(messages: Sequence, window: WindowConfig) -> Sequence[Frame]:
+    frames = []
+    for index, message in enumerate(messages):
+        try:
+            image = to_rgb(message)
+        except ImageDecodeError as error:
+            raise InvalidRequestError(f'goal image {index}: {error}') from None
+        frames.append(Frame(stamp=stamp_seconds(message.header.stamp),
+                            image=downscale(image, window.max_pixels),
+                            source_size=(image.shape[1], image.shape[0]),
+                            frame_id=message.header.frame_id))
+    return frames
+
+
+def outcome_to_msg(outcome: ReasonOutcome) -> ReasoningResult:
+    """Fill a ReasoningResult from a finished goal; coordinates are source-image pixels."""
+    msg = empty_result_msg(outcome.request)
+    last = outcome.frames[-1]
+    header = Header(stamp=to_time(last.stamp), frame_id=last.frame_id)
+    width, height = outcome.source_size
+    parsed, generation = outcome.parsed, outcome.generation
+    msg.header = header
+    msg.model_id = outcome.model_id
+    msg.raw_text = generation.text
+    msg.reasoning = parsed.reasoning
+    msg.answer = parsed.answer
+    msg.parse_status = int(parsed.status)
+    msg.parse_error = parsed.error
+    msg.trajectories = [
+        Trajectory2D(header=header, label=trajectory.label,
+                     points=[Point2D(x=float(x), y=float(y)) for x, y in trajectory.points],
+                     image_width=width, image_height=height)
+        for trajectory in parsed.trajectories]
+    msg.boxes = [BoundingBox2D(label=box.label, x_min=float(box.x_min), y_min=float(box.y_min),
+                               x_max=float(box.x_max), y_max=float(box.y_max))
+                 for box in parsed.boxes]
+    first = outcome.frames[0].stamp
+    msg.events = [TemporalEvent(start=to_time(first + event.start),
+                                end=to_time(first + event.end),
+                                start_offset=float(event.start), end_offset=float(event.end),
+                                caption=event.caption)
+                  for event in parsed.events]
+    if parsed.next_action:
+        msg.next_action = [NextAction(header=header, description=parsed.next_action)]
+    msg.choice = parsed.choice
+    msg.verdict = parsed.verdict
+    msg.frame_stamps = [to_time(frame.stamp) for frame in outcome.frames]
+    msg.image_width, msg.image_height = width, height
+    msg.prompt_tokens = generation.prompt_tokens
+    msg.completion_tokens = generation.completion_tokens
+    msg.preprocess_time = generation.preprocess_time
+    msg.time_to_first_token = generation.time_to_first_token
+    msg.generation_time = generation.generation_time
+    msg.total_time = outcome.total_time
+    msg.decode_tokens_per_second = generation.decode_tokens_per_second
+    return msg
+
+
+def empty_result_msg(request: Optional[ReasonRequest], *, model_id: str = '',
+                     raw_text: str = '') -> ReasoningResult:
+    """A ReasoningResult for a goal that did not finish: what was asked and any partial text."""
+    msg = ReasoningResult(model_id=model_id, raw_text=raw_text,
+                          parse_status=int(ParseStatus.NOT_RUN))
+    if request is not None:
+        msg.mode = request.mode.value
+        msg.task = request.task
+    return msg
+
+
+def rgb_to_image_msg(image: np.ndarray, header: Header) -> Image:
+    """An RGB uint8 array as a sensor_msgs/Image (rgb8)."""
+    height, width = image.shape[:2]
+    return Image(header=header, height=height, width=width, encoding='rgb8', is_bigendian=0,
+                 step=width * 3, data=np.ascontiguousarray(image).tobytes())

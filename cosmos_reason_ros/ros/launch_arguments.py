@@ -1,0 +1,34 @@
+"""The launch file's arguments and the node options they turn into (testable without launch)."""
+
+from typing import Dict, List, Tuple
+
+# name -> (default, description); launch/reason.launch.py declares exactly these.
+ARGUMENTS: Dict[str, Tuple[str, str]] = {
+    'params_file': ('', 'YAML parameter file; empty: config/desktop_gpu.yaml of this package'),
+    'model': ('', 'Hub id or local checkpoint; empty: the params file decides'),
+    'image_topic': ('image', 'Camera topic to reason about (raw sensor_msgs/Image)'),
+    'compressed': ('false', 'Subscribe to <image_topic>/compressed (CompressedImage) instead'),
+    'namespace': ('', 'Namespace of the node (and of its ~/reason action)'),
+    'use_sim_time': ('false', 'Use /clock (rosbag replay, simulation) for staleness checks'),
+}
+
+
+def _is_true(text: str) -> bool:
+    return text.strip().lower() in ('true', '1', 'yes', 'on')
+
+
+def parameter_overrides(values: Dict[str, str]) -> Dict[str, object]:
+    """Parameters the launch arguments set on top of the params file."""
+    overrides: Dict[str, object] = {
+        'use_sim_time': _is_true(values['use_sim_time']),
+        'compressed_input': _is_true(values['compressed']),
+    }
+    if values['model'].strip():
+        overrides['model'] = values['model'].strip()
+    return overrides
+
+
+def remappings(values: Dict[str, str]) -> List[Tuple[str, str]]:
+    """Topic remappings: the node's relative `image` (and `image/compressed`) to the camera."""
+    topic = values['image_topic'].rstrip('/')
+    return [('image', topic), ('image/compressed', topic + '/compressed')]

@@ -1,0 +1,204 @@
+"""The node's parameters: declared once with descriptors, read once into frozen configs.
+
+Every parameter is read-only: the window, the model and the policies are built at start-up, so a
+change needs a restart (the descriptor says so to `ros2 param set`).
+"""
+
+import dataclasses
+from typing import Any, Dict, Optional, Tuple
+
+from rcl_interfaces.msg import (
+    FloatingPointRange, IntegerRange, ParameterDescriptor)
+from rclpy.node import Node
+
+from cosmos_reason_ros.core.backends.factory import BACKENDS, BackendSettings
+from cosmos_reason_ros.core.config import GoalDefaults, ModelConfig, WindowConfig
+from cosmos_reason_ros.core.remote_config import FAMILIES, VIDEO_TRANSPORTS, RemoteConfig
+from cosmos_reason_ros.core.scheduling import Policy
+
+_REMOTE = RemoteConfig()
+
+
+@dataclasses.dataclass(frozen=True)
+class ParameterSpec:
+    """One declared parameter: default, description, and the range or choices it accepts."""
+
+    name: str
+    default: Any
+    description: str
+    range: Optional[Tuple[float, float]] = None
+    choices: Tuple[str, ...] = ()
+
+
+SPECS: Tuple[ParameterSpec, ...] = (
+    ParameterSpec('backend', 'transformers',
+                  'Where the model runs: transformers (in this process) or openai (an '
+                  'OpenAI-compatible server such as vLLM or NVIDIA NIM; see remote.*).',
+                  choices=BACKENDS),
+    ParameterSpec('model', 'nvidia/Cosmos-Reason2-2B',
+                  'Hub id or local checkpoint directory (Qwen3-VL or Qwen2.5-VL based).'),
+    ParameterSpec('revision', '', 'Hub revision to pin (commit, tag or branch); empty: default.'),
+    ParameterSpec('dtype', 'auto', 'Weight dtype.', choices=('auto', 'bf16', 'fp16', 'fp32')),
+    ParameterSpec('device', 'auto', 'auto, cpu, cuda or cuda:N.'),
+    ParameterSpec('attn_implementation', 'sdpa', 'Attention kernel.',
+                  choices=('sdpa', 'eager', 'flash_attention_2')),
+    ParameterSpec('quantization', 'none', 'bitsandbytes weight quantization (CUDA only).',
+                  choices=('none', '4bit', '8bit')),
+    ParameterSpec('local_files_only', False, 'Never contact the model hub (offline robots).'),
+    ParameterSpec('remote.base_url', _REMOTE.base_url,
+                  'Server URL including the API version, e.g. http://127.0.0.1:8000/v1.'),
+    ParameterSpec('remote.served_model', _REMOTE.served_model,
+                  'Model name the server serves (vLLM: --served-model-name).'),
+    ParameterSpec('remote.api_key_env', _REMOTE.api_key_env,
+                  'Name of the environment variable that holds the API key (the key itself '
+                  'is never a parameter); empty: no key.'),
+    ParameterSpec('remote.family', _REMOTE.family,
+                  'Model family served; auto: Reason1/Qwen2.5 in the name means qwen2_5_vl.',
+                  choices=FAMILIES),
+    ParameterSpec('remote.timeout', _REMOTE.timeout,
+                  'Seconds to wait for the connection and for each next piece of the answer.',
+                  range=(0.1, 3600.0)),
+    ParameterSpec('remote.max_retries', _REMOTE.max_retries,
+                  'Retries after connection errors and HTTP 5xx/429, before any text arrived.',
+                  range=(0, 10)),
+    ParameterSpec('remote.retry_backoff', _REMOTE.retry_backoff,
+                  'Seconds before the first retry; doubles with each further one.',
+                  range=(0.0, 60.0)),
+    ParameterSpec('remote.startup_timeout', _REMOTE.startup_timeout,
+                  'Seconds the start-up check waits for the server to come up (0: one try).',
+                  range=(0.0, 3600.0)),
+    ParameterSpec('remote.video_transport', _REMOTE.video_transport,
+                  "video: one video item with the frames' real timing; images: one image "
+                  'item per frame, for servers without video input.', choices=VIDEO_TRANSPORTS),
+    ParameterSpec('remote.send_frame_timing', _REMOTE.send_frame_timing,
+                  'Send frame timing as media_io_kwargs (vLLM with --trust-request-mm-kwargs).'),
+    ParameterSpec('remote.jpeg_quality', _REMOTE.jpeg_quality,
+                  'JPEG quality of the frames sent.', range=(1, 100)),
+    ParameterSpec('remote.max_pixels', _REMOTE.max_pixels,
+                  'Pixel budget per frame sent; larger frames are downscaled first.',
+                  range=(1024, 16777216)),
+    ParameterSpec('remote.max_concurrent', _REMOTE.max_concurrent,
+                  'Goals sent to the server at once; concurrency_policy applies above it.',
+                  range=(1, 256)),
+    ParameterSpec('remote.stream', _REMOTE.stream,
+                  'Stream the answer (feedback while generating, prompt cancel).'),
+    ParameterSpec('compressed_input', False,
+                  'Subscribe to image/compressed (sensor_msgs/CompressedImage) instead of image.'),
+    ParameterSpec('window.target_fps', 4.0, 'Frames kept per second of header-stamp time.',
+                  range=(0.1, 60.0)),
+    ParameterSpec('window.capacity', 128, 'Most frames held in the window.', range=(2, 4096)),
+    ParameterSpec('window.max_duration', 30.0,
+                  'Seconds of history kept before the newest frame.', range=(0.5, 3600.0)),
+    ParameterSpec('window.max_pixels', 640 * 360,
+                  'Pixel budget per stored frame; larger camera images are downscaled.',
+                  range=(1024, 16777216)),
+    ParameterSpec('goal.window_duration', 4.0,
+                  'Seconds of history a goal sees when it leaves window_duration at 0.',
+                  range=(0.0, 3600.0)),
+    ParameterSpec('goal.max_frames', 16, 'Most frames per goal when the goal sets 0.',
+                  range=(1, 256)),
+    ParameterSpec('goal.max_frame_age', 2.0,
+                  'A goal fails with STALE_FRAMES when the newest frame is older (seconds).',
+                  range=(0.0, 1e9)),
+    ParameterSpec('goal.max_new_tokens', 1024, 'Generation budget when the goal sets 0.',
+                  range=(1, 32768)),
+    ParameterSpec('goal.frame_wait_timeout', 2.0,
+                  'Seconds a goal waits for a first frame (or its window_end) to arrive.',
+                  range=(0.0, 600.0)),
+    ParameterSpec('concurrency_policy', 'reject', 'What a goal meets while another runs.',
+                  choices=tuple(policy.value for policy in Policy)),
+    ParameterSpec('max_queued_goals', 8, 'Queue length for the queue policy.', range=(1, 1024)),
+    ParameterSpec('feedback_period', 0.25,
+                  'Least seconds between feedback messages carrying partial text.',
+                  range=(0.0, 60.0)),
+    ParameterSpec('publish_debug_image', True,
+                  'Publish the answer drawn on the last frame on ~/debug_image.'),
+    ParameterSpec('diagnostics_period', 1.0, 'Seconds between /diagnostics messages.',
+                  range=(0.1, 60.0)),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeConfig:
+    """Everything the node reads from its parameters."""
+
+    model: ModelConfig
+    window: WindowConfig
+    goals: GoalDefaults
+    frame_wait_timeout: float
+    compressed_input: bool
+    concurrency_policy: Policy
+    max_queued_goals: int
+    feedback_period: float
+    publish_debug_image: bool
+    diagnostics_period: float
+    backend: str = 'transformers'
+    remote: RemoteConfig = RemoteConfig()
+
+    @property
+    def backend_settings(self) -> BackendSettings:
+        """The backend choice with the settings of each kind, for create_backend()."""
+        return BackendSettings(backend=self.backend, model=self.model, remote=self.remote)
+
+
+def declare_node_config(node: Node, image_topic: str) -> NodeConfig:
+    """Declare every parameter on `node` and build the NodeConfig from their values.
+
+    Args:
+        node: the node to declare on (values come from its parameter overrides / YAML).
+        image_topic: the resolved image topic, named in the window's error messages.
+
+    Raises:
+        ValueError: a value outside its choices (ranges are enforced by rclpy itself).
+    """
+    values = {spec.name: _declare(node, spec) for spec in SPECS}
+    return NodeConfig(
+        model=ModelConfig(
+            model=values['model'], revision=values['revision'], dtype=values['dtype'],
+            device=values['device'], attn_implementation=values['attn_implementation'],
+            quantization=values['quantization'], local_files_only=values['local_files_only']),
+        window=WindowConfig(
+            target_fps=values['window.target_fps'], capacity=values['window.capacity'],
+            max_duration=values['window.max_duration'], max_pixels=values['window.max_pixels'],
+            source=image_topic),
+        goals=GoalDefaults(
+            window_duration=values['goal.window_duration'],
+            max_frames=values['goal.max_frames'],
+            max_frame_age=values['goal.max_frame_age'],
+            max_new_tokens=values['goal.max_new_tokens']),
+        frame_wait_timeout=values['goal.frame_wait_timeout'],
+        compressed_input=values['compressed_input'],
+        concurrency_policy=Policy(values['concurrency_policy']),
+        max_queued_goals=values['max_queued_goals'],
+        feedback_period=values['feedback_period'],
+        publish_debug_image=values['publish_debug_image'],
+        diagnostics_period=values['diagnostics_period'],
+        backend=values['backend'],
+        remote=RemoteConfig(**{field.name: values[f'remote.{field.name}']
+                               for field in dataclasses.fields(RemoteConfig)}),
+    )
+
+
+def _declare(node: Node, spec: ParameterSpec) -> Any:
+    description = spec.description
+    if spec.choices:
+        description += ' One of: ' + ', '.join(spec.choices) + '.'
+    descriptor = ParameterDescriptor(description=description, read_only=True,
+                                     **_range_of(spec))
+    value = node.declare_parameter(spec.name, spec.default, descriptor).value
+    if spec.choices and value not in spec.choices:
+        raise ValueError(f"parameter '{spec.name}' is {value!r}; use one of: "
+                         + ', '.join(spec.choices))
+    return value
+
+
+def _range_of(spec: ParameterSpec) -> Dict[str, Any]:
+    if spec.range is None:
+        return {}
+    low, high = spec.range
+    if isinstance(spec.default, bool) or not isinstance(spec.default, (int, float)):
+        return {}
+    if isinstance(spec.default, int):
+        return {'integer_range': [IntegerRange(from_value=int(low), to_value=int(high), step=0)]}
+    return {'floating_point_range': [
+        FloatingPointRange(from_value=float(low), to_value=float(high), step=0.0)]}

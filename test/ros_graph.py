@@ -1,0 +1,114 @@
+"""A real rclpy graph for node tests: the node under test, a camera, a client, one executor.
+
+Each graph has its own context on its own DDS domain with localhost-only discovery, so tests (and
+two test runs on one machine) never see each other's topics.
+"""
+
+import itertools
+import os
+import random
+import threading
+import time
+from typing import Any, Callable, List, Optional, Tuple
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.action.client import ClientGoalHandle
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.task import Future
+
+from cosmos_reason_ros.action import Reason
+from cosmos_reason_ros.ros.client import ReasonClient
+from cosmos_reason_ros.ros.node import ReasonNode
+from cosmos_reason_ros.ros.sample_stream import SampleStream
+
+os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+TIMEOUT = 60.0
+# Distinct domains for the graphs of one run (a counter), and a random base so that two runs on
+# one machine are unlikely to meet; 1-101 are the domains Fast DDS maps to valid ports.
+_domains = itertools.count(random.SystemRandom().randint(1, 60))
+
+
+def wait_for(future: Future, timeout: float = TIMEOUT) -> Any:
+    """The result of an rclpy future completed by the graph's executor thread."""
+    done = threading.Event()
+    future.add_done_callback(lambda _: done.set())
+    if not done.wait(timeout):
+        raise TimeoutError(f'no answer within {timeout} s')
+    return future.result()
+
+
+class Graph:
+    """The reasoning node on the tiny model, optionally fed by a 30 fps sample camera."""
+
+    def __init__(self, model: str, *, camera: bool = True, **parameters: Any):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=next(_domains) % 101 + 1)
+        overrides = {
+            'model': str(model), 'device': 'cpu', 'dtype': 'fp32',
+            'window.max_pixels': 160 * 120, 'goal.max_new_tokens': 12,
+            'goal.window_duration': 2.0, 'goal.max_frames': 8, 'feedback_period': 0.0,
+            'goal.frame_wait_timeout': 5.0, **parameters}
+        self.node = ReasonNode(context=self.context, parameter_overrides=[
+            Parameter(name, value=value) for name, value in overrides.items()])
+        self.peer = Node('test_peer', context=self.context)
+        self.client = ReasonClient(self.peer, '/cosmos_reason/reason')
+        nodes: List[Node] = [self.node, self.peer]
+        if camera:
+            self.camera = SampleStream(context=self.context, parameter_overrides=[
+                Parameter('width', value=160), Parameter('height', value=120)])
+            nodes.append(self.camera)
+        self.executor = MultiThreadedExecutor(num_threads=self.node.executor_threads + 2,
+                                              context=self.context)
+        for node in nodes:
+            self.executor.add_node(node)
+        self._nodes = nodes
+        self._spinner = threading.Thread(target=self.executor.spin, daemon=True)
+        self._spinner.start()
+        assert self.client.wait_for_server(timeout=TIMEOUT), 'action server not discovered'
+
+    def ask(self, goal: Reason.Goal, timeout: float = TIMEOUT
+            ) -> Tuple[Reason.Result, List[Reason.Feedback]]:
+        """Send a goal and wait for its result; returns the result and the feedback seen."""
+        feedback: List[Reason.Feedback] = []
+        return self.client.ask(goal, feedback.append, timeout=timeout), feedback
+
+    def send(self, goal: Reason.Goal,
+             on_feedback: Optional[Callable[[Reason.Feedback], None]] = None
+             ) -> ClientGoalHandle:
+        """Send a goal and return its handle once accepted (to cancel it, or wait later)."""
+        handle = wait_for(self.client.send(goal, on_feedback))
+        assert handle.accepted
+        return handle
+
+    def wait_for_diagnostics(self, key: str, at_least: int,
+                             publish: Optional[Callable[[], None]] = None) -> None:
+        """Wait until /diagnostics reports `key` >= at_least, calling `publish` (if given)
+        every 0.2 s meanwhile (DDS may drop a best-effort message before discovery ends)."""
+        reached = threading.Event()
+
+        def on_diagnostics(array: DiagnosticArray) -> None:
+            values = {kv.key: kv.value for status in array.status for kv in status.values}
+            if int(values.get(key, 0)) >= at_least:
+                reached.set()
+
+        subscription = self.peer.create_subscription(DiagnosticArray, '/diagnostics',
+                                                     on_diagnostics, 10)
+        deadline = time.monotonic() + TIMEOUT
+        while not reached.is_set() and time.monotonic() < deadline:
+            if publish is not None:
+                publish()
+            reached.wait(0.2)
+        self.peer.destroy_subscription(subscription)
+        assert reached.is_set(), f'/diagnostics never reported {key} >= {at_least}'
+
+    def close(self) -> None:
+        """Tear down in the order Fast DDS needs: executor, nodes, context."""
+        self.executor.shutdown(timeout_sec=10.0)
+        self._spinner.join(timeout=10.0)
+        self.client.destroy()
+        for node in self._nodes:
+            node.destroy_node()
+        rclpy.shutdown(context=self.context)

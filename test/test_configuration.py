@@ -1,0 +1,94 @@
+"""The parameter files and launch arguments: every key is a declared parameter, in range."""
+
+import pathlib
+
+import pytest
+import rclpy
+import yaml
+from rclpy.node import Node
+
+from cosmos_reason_ros.core.scheduling import Policy
+from cosmos_reason_ros.ros.launch_arguments import (
+    ARGUMENTS, parameter_overrides, remappings)
+from cosmos_reason_ros.ros.parameters import SPECS, declare_node_config
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PRESETS = sorted((ROOT / 'config').glob('*.yaml'))
+
+
+def _flatten(tree: dict, prefix: str = '') -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f'{prefix}{key}.'))
+        else:
+            flat[f'{prefix}{key}'] = value
+    return flat
+
+
+def test_the_presets_the_issue_asks_for_exist():
+    names = {path.stem for path in PRESETS}
+    assert {'desktop_gpu', 'jetson_thor', 'cpu_test_model'} <= names
+
+
+@pytest.mark.parametrize('path', PRESETS, ids=lambda p: p.stem)
+def test_every_key_of_a_preset_is_a_declared_parameter(path):
+    parameters = _flatten(yaml.safe_load(path.read_text())['/**']['ros__parameters'])
+    declared = {spec.name for spec in SPECS} | {'use_sim_time'}
+    assert set(parameters) <= declared, set(parameters) - declared
+
+
+@pytest.mark.parametrize('path', PRESETS, ids=lambda p: p.stem)
+def test_a_preset_loads_into_the_node_configuration(path):
+    context = rclpy.Context()
+    rclpy.init(context=context, args=['--ros-args', '--params-file', str(path)])
+    node = Node('cosmos_reason', context=context)
+    try:
+        config = declare_node_config(node, image_topic='/camera/image_raw')
+        expected = _flatten(yaml.safe_load(path.read_text())['/**']['ros__parameters'])
+        assert config.model.model == expected['model']
+        assert config.window.max_pixels == expected['window.max_pixels']
+        assert config.goals.max_new_tokens == expected['goal.max_new_tokens']
+        assert config.concurrency_policy is Policy(expected['concurrency_policy'])
+        assert config.window.source == '/camera/image_raw'
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def test_a_value_outside_its_choices_is_refused_with_the_choices():
+    context = rclpy.Context()
+    rclpy.init(context=context, args=['--ros-args', '-p', 'concurrency_policy:=sometimes'])
+    node = Node('cosmos_reason', context=context)
+    try:
+        with pytest.raises(ValueError, match='reject, queue, preempt'):
+            declare_node_config(node, image_topic='image')
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def test_launch_file_declares_exactly_the_tested_arguments():
+    source = (ROOT / 'launch' / 'reason.launch.py').read_text()
+    assert 'for name, (default, description) in ARGUMENTS.items()' in source
+    assert set(ARGUMENTS) == {'params_file', 'model', 'image_topic', 'compressed',
+                              'namespace', 'use_sim_time'}
+    assert "'desktop_gpu.yaml'" in source and (ROOT / 'config' / 'desktop_gpu.yaml').exists()
+
+
+@pytest.mark.parametrize('model, compressed, sim, expected', [
+    ('', 'false', 'false', {'use_sim_time': False, 'compressed_input': False}),
+    ('/models/reason2', 'true', 'True', {'use_sim_time': True, 'compressed_input': True,
+                                         'model': '/models/reason2'}),
+])
+def test_launch_arguments_become_parameter_overrides(model, compressed, sim, expected):
+    values = {name: default for name, (default, _) in ARGUMENTS.items()}
+    values.update(model=model, compressed=compressed, use_sim_time=sim)
+    assert parameter_overrides(values) == expected
+
+
+def test_the_image_topic_argument_remaps_raw_and_compressed():
+    values = {name: default for name, (default, _) in ARGUMENTS.items()}
+    values['image_topic'] = '/front/image_raw/'
+    assert remappings(values) == [('image', '/front/image_raw'),
+                                  ('image/compressed', '/front/image_raw/compressed')]

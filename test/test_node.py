@@ -1,0 +1,243 @@
+"""The reasoning node on a real rclpy graph: goals, feedback, cancel, policies, bad input."""
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+from action_msgs.msg import GoalStatus
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from cosmos_reason_ros.action import Reason
+from cosmos_reason_ros.msg import ReasoningResult
+from cosmos_reason_ros.ros.client import ReasonClient, make_goal
+from cosmos_reason_ros.ros.conversions import to_time
+from ros_graph import Graph, TIMEOUT, wait_for
+
+Result = Reason.Result
+# Long enough that a cancel always lands mid-generation; the tiny model never emits EOS early.
+LONG = 4000
+
+
+@pytest.fixture(scope='module')
+def graph(tiny_qwen3_checkpoint):
+    graph = Graph(tiny_qwen3_checkpoint)
+    assert graph.node.wait_until_loaded(TIMEOUT)
+    graph.wait_for_diagnostics('window_fill', 9)  # a full 2 s window at 4 fps
+    yield graph
+    graph.close()
+
+
+@pytest.fixture
+def quiet_graph(tiny_qwen3_checkpoint):
+    """A node with no camera: the test publishes what the camera would."""
+    graph = Graph(tiny_qwen3_checkpoint, camera=False, **{'goal.frame_wait_timeout': 0.3})
+    assert graph.node.wait_until_loaded(TIMEOUT)
+    graph.images = graph.peer.create_publisher(Image, '/image', qos_profile_sensor_data)
+    yield graph
+    graph.close()
+
+
+def _image(stamp: float, *, encoding='rgb8', width=160, height=120, data=None) -> Image:
+    pixels = np.full((height, width, 3), 90, np.uint8)
+    return Image(header=Header(stamp=to_time(stamp), frame_id='camera'), height=height,
+                 width=width, encoding=encoding, step=width * 3,
+                 data=pixels.tobytes() if data is None else data)
+
+
+def test_trajectory_goal_succeeds_with_feedback_and_typed_result(graph):
+    results = []
+    sub = graph.peer.create_subscription(ReasoningResult, '/cosmos_reason/result',
+                                         results.append, 10)
+    result, feedback = graph.ask(make_goal('Move the marker into the basket', 'trajectory',
+                                           reasoning=True))
+
+    assert result.error_code == Result.SUCCESS, result.message
+    output = result.output
+    stages = [message.stage for message in feedback]
+    # The 'parsing' stage is sent too, but feedback and result travel on separate DDS channels,
+    # so the result may overtake it: only the stages before generation ends are certain.
+    assert stages.index('preprocessing') < stages.index('generating')
+    assert feedback[-1].tokens > 0 and feedback[-1].elapsed > 0
+    assert output.raw_text and output.completion_tokens == 12
+    assert output.parse_status in (ReasoningResult.PARSE_FAILED, ReasoningResult.PARSE_OK,
+                                   ReasoningResult.PARSE_TRUNCATED)
+    stamps = [s.sec + s.nanosec * 1e-9 for s in output.frame_stamps]
+    assert 2 <= len(stamps) <= 8 and len(stamps) % 2 == 0
+    gaps = np.diff(stamps)
+    # Sampled by stamp at 4 fps: never closer than half a period; a loaded machine's camera
+    # timer jitters, so only the typical spacing is pinned.
+    assert np.all(gaps >= 0.125) and 0.2 <= np.median(gaps) <= 0.3, gaps
+    assert (output.image_width, output.image_height) == (160, 120)
+    assert output.header.frame_id == 'camera'
+    assert output.mode == 'trajectory' and output.model_id == graph.node._config.model.model
+    assert 0 < output.time_to_first_token <= output.generation_time <= output.total_time
+    assert output.prompt_tokens > 0 and output.preprocess_time > 0
+    deadline = time.monotonic() + 5.0
+    while not results and time.monotonic() < deadline:
+        time.sleep(0.02)
+    graph.peer.destroy_subscription(sub)
+    assert results and results[0].raw_text == output.raw_text
+
+
+def test_a_client_on_a_node_nobody_spins_gets_every_result(graph):
+    """ask() spins such a node itself, goal after goal (rclpy keeps node.executor set after a
+    spin, which once made the second wait hang)."""
+    node = Node('script_client', context=graph.context)
+    client = ReasonClient(node, '/cosmos_reason/reason')
+    try:
+        assert client.wait_for_server(timeout=TIMEOUT)
+        for _ in range(2):
+            assert client.ask(make_goal('Is the marker red?'), timeout=TIMEOUT).error_code == \
+                Result.SUCCESS
+    finally:
+        client.destroy()
+        node.destroy_node()
+
+
+def test_cancel_mid_generation_ends_canceled_and_frees_the_model(graph):
+    generating = threading.Event()
+    handle = graph.send(make_goal('Describe the scene', max_new_tokens=LONG, greedy=True),
+                        lambda feedback: feedback.tokens > 0 and generating.set())
+    assert generating.wait(TIMEOUT)
+    wait_for(handle.cancel_goal_async())
+    response = wait_for(handle.get_result_async())
+
+    assert response.status == GoalStatus.STATUS_CANCELED
+    assert response.result.error_code == Result.CANCELED
+    assert response.result.output.raw_text, 'the partial text is kept'
+    result, _ = graph.ask(make_goal('What happens next?', 'next_action'))
+    assert result.error_code == Result.SUCCESS, result.message
+
+
+def test_reject_policy_turns_away_a_second_goal_while_one_runs(graph):
+    generating = threading.Event()
+    first = graph.send(make_goal('Describe the scene', max_new_tokens=LONG, greedy=True),
+                       lambda feedback: feedback.tokens > 0 and generating.set())
+    assert generating.wait(TIMEOUT)
+    second, _ = graph.ask(make_goal('Is the marker red?'))
+    wait_for(first.cancel_goal_async())
+
+    assert second.error_code == Result.BUSY
+    assert 'concurrency_policy' in second.message
+    assert wait_for(first.get_result_async()).result.error_code == Result.CANCELED
+
+
+@pytest.mark.parametrize('policy, first_code', [('queue', Result.SUCCESS),
+                                                ('preempt', Result.PREEMPTED)])
+def test_queue_and_preempt_policies(tiny_qwen3_checkpoint, policy, first_code):
+    graph = Graph(tiny_qwen3_checkpoint, concurrency_policy=policy)
+    try:
+        assert graph.node.wait_until_loaded(TIMEOUT)
+        generating = threading.Event()
+        first = graph.send(make_goal('Describe the scene', max_new_tokens=300, greedy=True),
+                           lambda feedback: feedback.tokens > 0 and generating.set())
+        assert generating.wait(TIMEOUT)
+        second, _ = graph.ask(make_goal('Is the marker red?'))
+        first_result = wait_for(first.get_result_async()).result
+
+        assert second.error_code == Result.SUCCESS, second.message
+        assert first_result.error_code == first_code, first_result.message
+    finally:
+        graph.close()
+
+
+def _publisher(graph: Graph, messages):
+    return lambda: [graph.images.publish(message) for message in messages()]
+
+
+def _jpeg(width: int, height: int) -> bytes:
+    return cv2.imencode('.jpg', np.zeros((height, width, 3), np.uint8))[1].tobytes()
+
+
+@pytest.mark.parametrize('goal, code, words', [
+    (make_goal('Anything', 'poem'), Result.INVALID_GOAL, 'unknown mode'),
+    (make_goal('', 'trajectory'), Result.INVALID_GOAL, 'task'),
+    (make_goal('', 'grounding'), Result.INVALID_GOAL, 'object_name'),
+    (make_goal('Which?', 'multiple_choice', choices=['only one']), Result.INVALID_GOAL,
+     'choices'),
+    (make_goal('What is this?', compressed_images=[
+        CompressedImage(format='jpeg', data=b'\xff\xd8\xff\xe0 not really a jpeg')]),
+     Result.INVALID_GOAL, 'goal image 0'),
+    (make_goal('Compare', compressed_images=[
+        CompressedImage(format='jpeg', data=_jpeg(64, 48)),
+        CompressedImage(format='jpeg', data=_jpeg(80, 48))]),
+     Result.INVALID_GOAL, 'different sizes'),
+])
+def test_bad_goals_end_with_a_clear_error_and_the_node_keeps_serving(graph, goal, code, words):
+    result, _ = graph.ask(goal)
+
+    assert result.error_code == code
+    assert words in result.message
+    assert graph.ask(make_goal('Is the marker red?'))[0].error_code == Result.SUCCESS
+
+
+def test_goal_images_are_answered_without_the_camera(quiet_graph):
+    images = [CompressedImage(header=Header(stamp=to_time(10.0 + 0.25 * i)), format='jpeg',
+                              data=_jpeg(96, 64)) for i in range(4)]
+    result, _ = quiet_graph.ask(make_goal('What is shown?', compressed_images=images))
+
+    assert result.error_code == Result.SUCCESS, result.message
+    assert (result.output.image_width, result.output.image_height) == (96, 64)
+    assert len(result.output.frame_stamps) == 4
+
+
+def test_no_frames_names_the_topic(quiet_graph):
+    result, feedback = quiet_graph.ask(make_goal('Is it safe?'))
+
+    assert result.error_code == Result.NO_FRAMES
+    assert "'/image'" in result.message
+    assert feedback and feedback[0].stage == Reason.Feedback.STAGE_WAITING_FOR_FRAMES
+
+
+@pytest.mark.parametrize('broken', [
+    _image(0.0, encoding='weird42'),
+    _image(0.0, data=bytes(100)),  # far shorter than height * step
+])
+def test_undecodable_images_are_dropped_counted_and_the_node_keeps_serving(quiet_graph,
+                                                                           broken):
+    def messages():
+        now = quiet_graph.peer.get_clock().now().nanoseconds * 1e-9
+        broken.header.stamp = to_time(now)
+        return [broken]
+
+    quiet_graph.wait_for_diagnostics('frames_invalid', 1, _publisher(quiet_graph, messages))
+    result, _ = quiet_graph.ask(make_goal('Is it safe?'))
+    assert result.error_code == Result.NO_FRAMES
+
+    _publish_fresh_frames(quiet_graph)
+    assert quiet_graph.ask(make_goal('Is it safe?'))[0].error_code == Result.SUCCESS
+
+
+def _publish_fresh_frames(graph: Graph) -> None:
+    def messages():
+        now = graph.peer.get_clock().now().nanoseconds * 1e-9
+        return [_image(now)]
+    graph.wait_for_diagnostics('window_fill', 2, _publisher(graph, messages))
+
+
+def test_stale_frames_abort_with_the_age_and_parameter(quiet_graph):
+    start = quiet_graph.peer.get_clock().now().nanoseconds * 1e-9 - 60.0
+    old = iter(range(10_000))
+    quiet_graph.wait_for_diagnostics(
+        'window_fill', 2, _publisher(quiet_graph, lambda: [_image(start + 0.25 * next(old))]))
+    result, _ = quiet_graph.ask(make_goal('Is it safe?'))
+
+    assert result.error_code == Result.STALE_FRAMES
+    assert 'max_frame_age' in result.message and "'/image'" in result.message
+
+
+def test_a_model_that_does_not_load_fails_every_goal_with_the_load_error(tmp_path):
+    graph = Graph(str(tmp_path / 'no-such-model'), camera=False)
+    try:
+        assert not graph.node.wait_until_loaded(TIMEOUT)
+        for _ in range(2):
+            result, _ = graph.ask(make_goal('Is it safe?'))
+            assert result.error_code == Result.MODEL_LOAD_FAILED
+            assert 'no-such-model' in result.message
+    finally:
+        graph.close()
