@@ -24,6 +24,17 @@ def marker_position(t: float, width: int, height: int) -> Tuple[float, float]:
             height / 2 + 0.3 * height * math.sin(angle))
 
 
+def basket_box(width: int, height: int) -> Tuple[int, int, int, int]:
+    """The grey basket's corners (x_min, y_min, x_max, y_max) in pixels of a width x height
+    image: a fixed target for grounding questions."""
+    return (int(width * 0.42), int(height * 0.4), int(width * 0.58), int(height * 0.6))
+
+
+def marker_radius(width: int) -> int:
+    """Radius of the red marker in an image `width` pixels wide."""
+    return max(4, width // 32)
+
+
 def render_scene(t: float, width: int = 640, height: int = 480) -> np.ndarray:
     """Render the scene at time t: a tiled floor, a grey basket, and the red marker.
 
@@ -35,10 +46,10 @@ def render_scene(t: float, width: int = 640, height: int = 480) -> np.ndarray:
     rows = (np.arange(height) // tile)[:, None]
     columns = (np.arange(width) // tile)[None, :]
     image[:] = np.where(((rows + columns) % 2 == 0)[..., None], (205, 200, 190), (180, 175, 165))
-    basket = (int(width * 0.42), int(height * 0.4), int(width * 0.58), int(height * 0.6))
+    basket = basket_box(width, height)
     cv2.rectangle(image, basket[:2], basket[2:], (110, 110, 115), -1)
     x, y = marker_position(t, width, height)
-    radius = max(4, width // 32)
+    radius = marker_radius(width)
     cv2.circle(image, (round(x), round(y)), radius, (220, 30, 30), -1, cv2.LINE_AA)
     cv2.putText(image, f't={t:6.2f}s', (8, height - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
                 (20, 20, 20), 1, cv2.LINE_AA)

@@ -1,0 +1,192 @@
+"""Two evaluation reports side by side: what changed in the setup, the metrics and the items.
+
+Items are matched by their source file name and id; a flip is an item right in one report and
+wrong in the other.
+"""
+
+import pathlib
+from typing import Any, Iterable
+
+from cosmos_reason_ros.core.evaluation.report import load_report
+
+_METRICS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
+    # (label, path into summary, higher is better)
+    ('accuracy', ('accuracy',), True),
+    ('parse success rate', ('parse', 'success_rate'), True),
+    ('errors', ('errors',), False),
+    ('trajectory error mean p50 (px)', ('trajectory_error', 'mean_px', 'p50'), False),
+    ('trajectory error mean p90 (px)', ('trajectory_error', 'mean_px', 'p90'), False),
+    ('trajectory error final p50 (px)', ('trajectory_error', 'final_px', 'p50'), False),
+    ('box IoU mean', ('box_iou', 'mean'), True),
+    ('event IoU mean', ('event_iou', 'mean'), True),
+    ('latency p50 (s)', ('latency', 'total', 'p50'), False),
+    ('latency p95 (s)', ('latency', 'total', 'p95'), False),
+    ('time to first token p50 (s)', ('latency', 'time_to_first_token', 'p50'), False),
+    ('overhead p50 (s)', ('latency', 'overhead', 'p50'), False),
+    ('tokens/s', ('tokens', 'tokens_per_second'), True),
+)
+
+
+def compare_reports(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """What changed from report a to report b.
+
+    Returns:
+        {'setup': [{'field', 'a', 'b'}], 'metrics': [{'metric', 'a', 'b', 'delta', 'better'}],
+        'flipped': [{'key', 'mode', 'a', 'b', 'change'}], 'parse_changed': [...],
+        'status_changed': [...], 'answers_changed': n, 'only_a': [...], 'only_b': [...]}
+    """
+    metrics = []
+    modes = sorted(set(a['summary']['accuracy_by_mode']) | set(b['summary']['accuracy_by_mode']))
+    paths = list(_METRICS) + [(f'accuracy: {mode}', ('accuracy_by_mode', mode, 'accuracy'), True)
+                              for mode in modes]
+    for label, path, higher_better in paths:
+        value_a, value_b = _get(a['summary'], path), _get(b['summary'], path)
+        if value_a is None and value_b is None:
+            continue
+        delta = None if value_a is None or value_b is None else value_b - value_a
+        better = None
+        if delta:
+            better = (delta > 0) == higher_better
+        metrics.append({'metric': label, 'a': value_a, 'b': value_b, 'delta': delta,
+                        'better': better})
+    items_a, items_b = _by_key(a['items']), _by_key(b['items'])
+    flipped, parse_changed, status_changed = [], [], []
+    answers_changed = 0
+    for key in items_a.keys() & items_b.keys():
+        item_a, item_b = items_a[key], items_b[key]
+        mode = item_a['question']['mode']
+        if item_a['status'] != item_b['status']:
+            status_changed.append({'key': key, 'mode': mode, 'a': item_a['status'],
+                                   'b': item_b['status'], 'error': item_b['error']})
+            continue
+        if item_a['status'] != 'answered':
+            continue
+        correct_a = (item_a['score'] or {}).get('correct')
+        correct_b = (item_b['score'] or {}).get('correct')
+        if correct_a is not None and correct_b is not None and correct_a != correct_b:
+            flipped.append({'key': key, 'mode': mode, 'a': correct_a, 'b': correct_b,
+                            'change': 'fixed' if correct_b else 'broken'})
+        status_a = item_a['answer']['parse_status']
+        status_b = item_b['answer']['parse_status']
+        if status_a != status_b:
+            parse_changed.append({'key': key, 'mode': mode, 'a': status_a, 'b': status_b})
+        answers_changed += item_a['answer']['raw_text'] != item_b['answer']['raw_text']
+    return {
+        'a': _identity(a), 'b': _identity(b),
+        'setup': _setup_changes(a, b),
+        'metrics': metrics,
+        'flipped': sorted(flipped, key=lambda entry: entry['key']),
+        'parse_changed': sorted(parse_changed, key=lambda entry: entry['key']),
+        'status_changed': sorted(status_changed, key=lambda entry: entry['key']),
+        'answers_changed': answers_changed,
+        'matched': len(items_a.keys() & items_b.keys()),
+        'only_a': sorted(items_a.keys() - items_b.keys()),
+        'only_b': sorted(items_b.keys() - items_a.keys()),
+    }
+
+
+def compare_files(path_a: str | pathlib.Path, path_b: str | pathlib.Path) -> dict[str, Any]:
+    """compare_reports() on two report.json files.
+
+    Raises:
+        ReportError: a file is not a report this version reads.
+    """
+    return compare_reports(load_report(path_a), load_report(path_b))
+
+
+def render_comparison(comparison: dict[str, Any]) -> str:
+    """The comparison as Markdown: setup changes, a metric table, flipped items."""
+    lines = ['# Comparison', '',
+             f"A: {comparison['a']}", '', f"B: {comparison['b']}", '']
+    if comparison['setup']:
+        lines += ['## Setup changes', '', '| field | A | B |', '|---|---|---|']
+        lines += [f"| {c['field']} | {_cell(c['a'])} | {_cell(c['b'])} |"
+                  for c in comparison['setup']]
+        lines.append('')
+    lines += ['## Metrics', '', '| metric | A | B | change |', '|---|---|---|---|']
+    for metric in comparison['metrics']:
+        mark = {True: ' (better)', False: ' (worse)', None: ''}[metric['better']]
+        delta = '' if metric['delta'] is None else f"{metric['delta']:+.4g}{mark}"
+        lines.append(f"| {metric['metric']} | {_number(metric['a'])} | {_number(metric['b'])} "
+                     f'| {delta} |')
+    lines += ['', f"## Items ({comparison['matched']} matched, "
+                  f"{comparison['answers_changed']} with a different answer text)", '']
+    if comparison['flipped']:
+        lines += ['| item | mode | A | B | change |', '|---|---|---|---|---|']
+        lines += [f"| {f['key']} | {f['mode']} | {_right(f['a'])} | {_right(f['b'])} "
+                  f"| {f['change']} |" for f in comparison['flipped']]
+    else:
+        lines.append('No item flipped between right and wrong.')
+    for title, key in (('Parse status changed', 'parse_changed'),
+                       ('Status changed', 'status_changed')):
+        if comparison[key]:
+            lines += ['', f'### {title}', '', '| item | mode | A | B |', '|---|---|---|---|']
+            lines += [f"| {c['key']} | {c['mode']} | {c['a']} | {c['b']} |"
+                      for c in comparison[key]]
+    for title, key in (('Only in A', 'only_a'), ('Only in B', 'only_b')):
+        if comparison[key]:
+            lines += ['', f"{title}: {', '.join(comparison[key])}"]
+    return '\n'.join(lines) + '\n'
+
+
+def _identity(report: dict[str, Any]) -> str:
+    run = report['run']
+    partial = '' if report['complete'] else ', partial'
+    return (f"{run['question_set']['name']} with {run['model'].get('id', '?')}, "
+            f"{run['kind']}, {report['created']}{partial}")
+
+
+def _setup_changes(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
+    fields = {
+        'model': lambda r: r['run']['model'].get('id'),
+        'model family': lambda r: r['run']['model'].get('family'),
+        'device': lambda r: r['run']['model'].get('device'),
+        'dtype': lambda r: r['run']['model'].get('dtype'),
+        'prompt digest': lambda r: r['run']['prompt_digest'],
+        'run kind': lambda r: r['run']['kind'],
+        'question set': lambda r: r['run']['question_set']['path'],
+        'sources': lambda r: ', '.join(s.get('path', '') for s in r['run']['sources']),
+    }
+    changes = [{'field': name, 'a': read(a), 'b': read(b)} for name, read in fields.items()
+               if read(a) != read(b)]
+    flat_a, flat_b = _flatten(a['run']['settings']), _flatten(b['run']['settings'])
+    changes += [{'field': f'settings.{key}', 'a': flat_a.get(key), 'b': flat_b.get(key)}
+                for key in sorted(flat_a.keys() | flat_b.keys())
+                if flat_a.get(key) != flat_b.get(key)]
+    return changes
+
+
+def _by_key(items: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {f"{pathlib.PurePath(item['source']).name}:{item['id']}": item for item in items}
+
+
+def _flatten(value: Any, prefix: str = '') -> dict[str, Any]:
+    if not isinstance(value, dict):
+        return {prefix: value}
+    flat: dict[str, Any] = {}
+    for key, item in value.items():
+        flat.update(_flatten(item, f'{prefix}.{key}' if prefix else str(key)))
+    return flat
+
+
+def _get(data: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data if isinstance(data, (int, float)) and not isinstance(data, bool) else None
+
+
+def _number(value: Any) -> str:
+    return 'n/a' if value is None else f'{value:.4g}'
+
+
+def _right(value: bool) -> str:
+    return 'right' if value else 'wrong'
+
+
+def _cell(value: Any) -> str:
+    return ' '.join(str(value).split()).replace('|', '\\|')
+
+
+__all__ = ['compare_files', 'compare_reports', 'render_comparison']

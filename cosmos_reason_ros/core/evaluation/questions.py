@@ -1,0 +1,626 @@
+"""Question sets: labelled moments of a bag or clip, each with a question and its expected answer.
+
+Reads the YAML format documented in examples/questions_sample.yaml and the Cosmos-Reason1
+benchmark layout; every problem is reported at once, naming the file and the item.
+"""
+
+import dataclasses
+import json
+import math
+import pathlib
+from typing import Any, Iterable, Mapping, Sequence
+
+import yaml
+
+from cosmos_reason_ros.core.errors import InvalidRequestError
+from cosmos_reason_ros.core.modes import Mode
+from cosmos_reason_ros.core.parsing import Box, Event, parse_timestamp
+from cosmos_reason_ros.core.prompts import MAX_CHOICES
+
+FORMAT_VERSION = 1
+"""Version of the YAML question-set format this module reads."""
+DEFAULT_TOLERANCE = 0.1
+"""A trajectory is correct when its mean point error is at most this fraction of the diagonal."""
+DEFAULT_IOU_THRESHOLD = 0.5
+"""Boxes (and events, in time) are correct when their mean best IoU reaches this."""
+
+_ITEM_FIELDS = frozenset({
+    'id', 'at', 'stamp', 'mode', 'task', 'choices', 'object_name', 'reasoning',
+    'window_duration', 'max_frames', 'max_new_tokens', 'tolerance', 'iou_threshold', 'source',
+    'topic', 'expected'})
+_DEFAULT_FIELDS = _ITEM_FIELDS - {'id', 'at', 'stamp', 'expected', 'source', 'topic'}
+_SET_FIELDS = frozenset({'version', 'name', 'source', 'topic', 'defaults', 'items'})
+_EXPECTED_KINDS = ('choice', 'verdict', 'trajectory', 'boxes', 'events', 'keywords')
+_KINDS_BY_MODE = {
+    Mode.MULTIPLE_CHOICE: ('choice',),
+    Mode.QUESTION: ('verdict', 'keywords'),
+    Mode.TRAJECTORY: ('trajectory',),
+    Mode.GROUNDING: ('boxes',),
+    Mode.TEMPORAL: ('events',),
+    Mode.CAPTION: ('keywords',),
+    Mode.NEXT_ACTION: ('keywords',),
+}
+_MAX_PROBLEMS_SHOWN = 20
+
+
+class QuestionSetError(InvalidRequestError):
+    """A question set that cannot be used; the message lists every problem, item by item."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AskTime:
+    """When an item asks, on the bag clock (the log time `ros2 bag play --clock` publishes).
+
+    Exactly one of: `offset` seconds after the start of the bag or clip, an absolute `stamp` in
+    seconds, or `at_end` (the last frame, as the benchmark asks about whole clips).
+    """
+
+    offset: float | None = None
+    stamp: float | None = None
+    at_end: bool = False
+
+    def resolve(self, start: float, end: float) -> float:
+        """The bag time in seconds, given the source's start and end (bag time, seconds)."""
+        if self.at_end:
+            return end
+        if self.stamp is not None:
+            return self.stamp
+        return start + (self.offset or 0.0)
+
+    def describe(self) -> str:
+        """'2.500 s', 'stamp 1700000002.500' or 'end', for messages."""
+        if self.at_end:
+            return 'end'
+        if self.stamp is not None:
+            return f'stamp {self.stamp:.3f}'
+        return f'{self.offset:.3f} s'
+
+
+@dataclasses.dataclass(frozen=True)
+class Expected:
+    """The right answer to an item; at most one field is set (none: the item is not scored).
+
+    Coordinates are pixels of the source camera image; event times are seconds after the start
+    of the bag or clip, like AskTime.offset.
+    """
+
+    choice: str = ''
+    """Multiple choice: the option letter."""
+    verdict: str = ''
+    """Question: 'yes' or 'no'."""
+    trajectory: tuple[tuple[float, float], ...] = ()
+    boxes: tuple[Box, ...] = ()
+    events: tuple[Event, ...] = ()
+    keywords: tuple[tuple[str, ...], ...] = ()
+    """Free text: every entry must occur in the answer; an entry lists alternative spellings."""
+
+    @property
+    def kind(self) -> str:
+        """Which field is set: one of choice, verdict, trajectory, boxes, events, keywords, ''."""
+        return next((kind for kind in _EXPECTED_KINDS if getattr(self, kind)), '')
+
+
+@dataclasses.dataclass(frozen=True)
+class QuestionItem:
+    """One labelled question: when it is asked, what is asked, and the expected answer."""
+
+    id: str
+    source: str
+    """Bag (folder, .mcap or .db3) or clip the item is about, as an absolute path."""
+    topic: str
+    """Image topic in the bag ('' picks the only one; ignored for clips)."""
+    time: AskTime
+    mode: Mode
+    task: str = ''
+    choices: tuple[str, ...] = ()
+    object_name: str = ''
+    reasoning: bool = False
+    window_duration: float = 0.0
+    """Seconds of history; 0 takes the run's default, math.inf the whole source."""
+    max_frames: int = 0
+    max_new_tokens: int = 0
+    tolerance: float = DEFAULT_TOLERANCE
+    iou_threshold: float = DEFAULT_IOU_THRESHOLD
+    expected: Expected = Expected()
+
+
+@dataclasses.dataclass(frozen=True)
+class QuestionSet:
+    """Items to ask, in file order, with where they came from."""
+
+    name: str
+    path: str
+    items: tuple[QuestionItem, ...]
+    format: str = 'yaml'
+    """'yaml' (this package's format) or 'cosmos_reason1_benchmark'."""
+
+    def sources(self) -> list[tuple[str, str]]:
+        """The distinct (source, topic) pairs, in order of first appearance."""
+        return list(dict.fromkeys((item.source, item.topic) for item in self.items))
+
+
+def load_questions(path: str | pathlib.Path, *, source: str | pathlib.Path | None = None,
+                   topic: str | None = None) -> QuestionSet:
+    """Load a YAML question set or a Cosmos-Reason1 benchmark file (JSON or JSON lines).
+
+    Args:
+        path: the file.
+        source: replaces the bag or clip named in a YAML set; for a benchmark file, the folder
+            its `video` paths are relative to (default: the file's folder).
+        topic: replaces the topic named in a YAML set.
+
+    Raises:
+        QuestionSetError: unreadable file, or items that do not validate (all are listed).
+    """
+    path = pathlib.Path(path)
+    try:
+        text = path.read_text(encoding='utf-8')
+    except OSError as error:
+        raise QuestionSetError(f"cannot read question set '{path}': {error}") from None
+    if path.suffix.lower() in ('.json', '.jsonl'):
+        return load_benchmark(path, media_root=source, text=text)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise QuestionSetError(f"'{path}' is not valid YAML: {error}") from None
+    if isinstance(data, list) and data and isinstance(data[0], dict) and 'qa_pairs' in data[0]:
+        return load_benchmark(path, media_root=source, text=text)
+    return parse_question_set(data, path, source=source, topic=topic)
+
+
+def parse_question_set(data: Any, path: str | pathlib.Path, *,
+                       source: str | pathlib.Path | None = None,
+                       topic: str | None = None) -> QuestionSet:
+    """Validate loaded YAML data as a question set.
+
+    Args:
+        data: what yaml.safe_load returned.
+        path: the file it came from (for messages, and the folder relative paths start from).
+        source: replaces the set's (and every item's) source.
+        topic: replaces the set's (and every item's) topic.
+
+    Raises:
+        QuestionSetError: every problem found, each naming its item.
+    """
+    path = pathlib.Path(path)
+    if not isinstance(data, dict):
+        raise QuestionSetError(
+            f"'{path}' must hold a mapping with 'source', 'topic' and 'items' (see "
+            'examples/questions_sample.yaml), got ' + type(data).__name__)
+    problems = [f"unknown field '{key}' (known: {', '.join(sorted(_SET_FIELDS))})"
+                for key in data if key not in _SET_FIELDS]
+    version = data.get('version', FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        problems.append(f'version {version!r} is not supported; this reader knows version '
+                        f'{FORMAT_VERSION}')
+    defaults = data.get('defaults') or {}
+    if not isinstance(defaults, dict):
+        problems.append('defaults must be a mapping of item fields')
+        defaults = {}
+    problems += [f"defaults: field '{key}' cannot have a default (allowed: "
+                 f"{', '.join(sorted(_DEFAULT_FIELDS))})"
+                 for key in defaults if key not in _DEFAULT_FIELDS]
+    set_source = source if source is not None else data.get('source')
+    set_topic = topic if topic is not None else str(data.get('topic') or '')
+    raw_items = data.get('items')
+    if not isinstance(raw_items, list) or not raw_items:
+        problems.append("'items' must be a non-empty list")
+        raw_items = []
+    items: list[QuestionItem] = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(raw_items, start=1):
+        label = _item_label(index, raw)
+        if not isinstance(raw, dict):
+            problems.append(f'{label}: must be a mapping, got {type(raw).__name__}')
+            continue
+        merged = {**{k: v for k, v in defaults.items() if k in _DEFAULT_FIELDS}, **raw}
+        if source is not None:
+            merged['source'] = source
+        if topic is not None:
+            merged['topic'] = topic
+        item, item_problems = _parse_item(merged, index, path.parent, set_source, set_topic)
+        problems += [f'{label}: {problem}' for problem in item_problems]
+        if item is None:
+            continue
+        if item.id in seen:
+            problems.append(f'{label}: id {item.id!r} is already used by item {seen[item.id]}')
+        seen.setdefault(item.id, index)
+        items.append(item)
+    if problems:
+        raise QuestionSetError(_problem_list(path, problems))
+    name = str(data.get('name') or path.stem)
+    return QuestionSet(name=name, path=str(path), items=tuple(items), format='yaml')
+
+
+def load_benchmark(path: str | pathlib.Path, *, media_root: str | pathlib.Path | None = None,
+                   text: str | None = None) -> QuestionSet:
+    """Load the Cosmos-Reason1 benchmark layout as multiple-choice items about whole clips.
+
+    The file is a JSON list (or JSON lines) of entries `{"video": "clips/x.mp4", "qa_pairs":
+    {"question": ..., "index2ans": {"A": ..., "B": ...}, "answer": "A"}}`; `qa_pairs` may also
+    be a list of such objects, and `correct_answer` may stand for `answer`. Each question is
+    asked at the end of its clip about all of it.
+
+    Args:
+        path: the benchmark file, e.g. `robovqa_benchmark_qa_pairs.json`.
+        media_root: folder the `video` paths are relative to (default: the file's folder).
+        text: the file's content when already read.
+
+    Raises:
+        QuestionSetError: unreadable JSON or entries that do not validate (all are listed).
+    """
+    path = pathlib.Path(path)
+    if text is None:
+        try:
+            text = path.read_text(encoding='utf-8')
+        except OSError as error:
+            raise QuestionSetError(f"cannot read benchmark file '{path}': {error}") from None
+    entries = _benchmark_entries(path, text)
+    root = pathlib.Path(media_root) if media_root is not None else path.parent
+    problems: list[str] = []
+    items: list[QuestionItem] = []
+    for number, entry in enumerate(entries, start=1):
+        label = f'entry {number}'
+        if not isinstance(entry, dict) or not isinstance(entry.get('video'), str):
+            problems.append(f"{label}: needs a 'video' path and 'qa_pairs'")
+            continue
+        video = entry['video']
+        pairs = entry.get('qa_pairs')
+        pairs = pairs if isinstance(pairs, list) else [pairs]
+        for pair_index, pair in enumerate(pairs):
+            item_id = f'{pathlib.PurePosixPath(video).stem}#{pair_index}'
+            item, problem = _benchmark_item(pair, item_id, str((root / video).resolve()))
+            if problem:
+                problems.append(f'{label} ({video}), question {pair_index}: {problem}')
+            elif item is not None:
+                items.append(item)
+    if not items and not problems:
+        problems.append('holds no questions')
+    if problems:
+        raise QuestionSetError(_problem_list(path, problems))
+    return QuestionSet(name=path.stem, path=str(path), items=tuple(items),
+                       format='cosmos_reason1_benchmark')
+
+
+# --- items ---------------------------------------------------------------------------------------
+
+def _parse_item(raw: dict, index: int, base: pathlib.Path, set_source: Any,
+                set_topic: str) -> tuple[QuestionItem | None, list[str]]:
+    problems = [f"unknown field '{key}' (known: {', '.join(sorted(_ITEM_FIELDS))})"
+                for key in raw if key not in _ITEM_FIELDS]
+    try:
+        mode = Mode.from_name(str(raw.get('mode') or ''))
+    except ValueError as error:
+        return None, problems + [str(error)]
+    source = raw.get('source', set_source)
+    if not source:
+        problems.append("no bag or clip: set 'source' (in the file or on the command line)")
+        source = ''
+    source_path = pathlib.Path(str(source)).expanduser()
+    if source and not source_path.is_absolute():
+        source_path = base / source_path
+    time = _ask_time(raw, problems)
+    choices = _string_list(raw.get('choices', ()), 'choices', problems)
+    task = str(raw.get('task') or '').strip()
+    object_name = str(raw.get('object_name') or '').strip()
+    if mode in (Mode.QUESTION, Mode.TRAJECTORY, Mode.MULTIPLE_CHOICE) and not task:
+        problems.append(f"mode {mode.value} needs 'task' (the question or instruction)")
+    if mode is Mode.GROUNDING and not object_name:
+        problems.append("mode grounding needs 'object_name'")
+    if mode is Mode.MULTIPLE_CHOICE and not 2 <= len(choices) <= MAX_CHOICES:
+        problems.append(f"mode multiple_choice needs 2 to {MAX_CHOICES} 'choices', "
+                        f'got {len(choices)}')
+    expected = _expected(raw.get('expected'), mode, choices, problems)
+    item = QuestionItem(
+        id=str(raw.get('id') or f'item-{index}'),
+        source=str(source_path.resolve()) if source else '',
+        topic=_topic_name(str(raw.get('topic', set_topic) or '')),
+        time=time, mode=mode, task=task, choices=choices, object_name=object_name,
+        reasoning=_boolean(raw.get('reasoning', False), 'reasoning', problems),
+        window_duration=_window_duration(raw.get('window_duration', 0.0), problems),
+        max_frames=_count(raw.get('max_frames', 0), 'max_frames', problems),
+        max_new_tokens=_count(raw.get('max_new_tokens', 0), 'max_new_tokens', problems),
+        tolerance=_fraction(raw.get('tolerance', DEFAULT_TOLERANCE), 'tolerance', problems),
+        iou_threshold=_fraction(raw.get('iou_threshold', DEFAULT_IOU_THRESHOLD),
+                                'iou_threshold', problems),
+        expected=expected)
+    return item, problems
+
+
+def _ask_time(raw: dict, problems: list[str]) -> AskTime:
+    has_at, has_stamp = 'at' in raw, 'stamp' in raw
+    if has_at == has_stamp:
+        problems.append("give exactly one of 'at' (seconds after the start, or 'end') and "
+                        "'stamp' (absolute bag time in seconds)")
+        return AskTime(offset=0.0)
+    if has_stamp:
+        stamp = _number(raw['stamp'], 'stamp', problems)
+        return AskTime(stamp=stamp)
+    value = raw['at']
+    if isinstance(value, str) and value.strip().lower() == 'end':
+        return AskTime(at_end=True)
+    if isinstance(value, str):
+        try:
+            return AskTime(offset=parse_timestamp(value))
+        except ValueError as error:
+            problems.append(f"'at': {error}")
+            return AskTime(offset=0.0)
+    offset = _number(value, 'at', problems)
+    if offset < 0:
+        problems.append(f"'at' must not be negative (seconds after the start), got {offset}")
+    return AskTime(offset=offset)
+
+
+def _expected(raw: Any, mode: Mode, choices: Sequence[str], problems: list[str]) -> Expected:
+    if raw is None:
+        return Expected()
+    if not isinstance(raw, dict) or len(raw) != 1:
+        problems.append(f"'expected' must hold exactly one of {', '.join(_EXPECTED_KINDS)}")
+        return Expected()
+    ((kind, value),) = raw.items()
+    allowed = _KINDS_BY_MODE[mode]
+    if kind not in _EXPECTED_KINDS:
+        problems.append(f"unknown expected answer '{kind}' (known: {', '.join(_EXPECTED_KINDS)})")
+        return Expected()
+    if kind not in allowed:
+        problems.append(f"mode {mode.value} is scored with expected {' or '.join(allowed)}, "
+                        f"not '{kind}'")
+        return Expected()
+    reader = {'choice': _expected_choice, 'verdict': _expected_verdict,
+              'trajectory': _expected_trajectory, 'boxes': _expected_boxes,
+              'events': _expected_events, 'keywords': _expected_keywords}[kind]
+    count = len(problems)
+    expected = reader(value, choices, problems)
+    return expected if len(problems) == count else Expected()
+
+
+def _expected_choice(value: Any, choices: Sequence[str], problems: list[str]) -> Expected:
+    letters = [chr(ord('A') + i) for i in range(len(choices))]
+    text = str(value).strip()
+    if text.upper() in letters and len(text) == 1:
+        return Expected(choice=text.upper())
+    matches = [letter for letter, choice in zip(letters, choices, strict=True) if choice == text]
+    if len(matches) == 1:
+        return Expected(choice=matches[0])
+    problems.append(f'expected choice {value!r} is neither one of the letters '
+                    f"{', '.join(letters) or '(no choices)'} nor the text of one choice")
+    return Expected()
+
+
+def _expected_verdict(value: Any, choices: Sequence[str], problems: list[str]) -> Expected:
+    # YAML 1.1 reads a bare yes/no as a boolean.
+    if isinstance(value, bool):
+        return Expected(verdict='yes' if value else 'no')
+    text = str(value).strip().lower()
+    if text in ('yes', 'no'):
+        return Expected(verdict=text)
+    problems.append(f'expected verdict must be yes or no, got {value!r}')
+    return Expected()
+
+
+def _expected_trajectory(value: Any, choices: Sequence[str], problems: list[str]) -> Expected:
+    points = []
+    if isinstance(value, list):
+        for point in value:
+            if isinstance(point, dict):
+                point = point.get('point_2d', point.get('point'))
+            if not (isinstance(point, list) and len(point) == 2 and all(map(_finite, point))):
+                break
+            points.append((float(point[0]), float(point[1])))
+        else:
+            if points:
+                return Expected(trajectory=tuple(points))
+    problems.append('expected trajectory must be a non-empty list of [x, y] points in source '
+                    f'pixels, got {_short(value)}')
+    return Expected()
+
+
+def _expected_boxes(value: Any, choices: Sequence[str], problems: list[str]) -> Expected:
+    boxes = []
+    for entry in value if isinstance(value, list) else [None]:
+        label = ''
+        if isinstance(entry, dict):
+            label = str(entry.get('label') or '')
+            entry = next((entry[key] for key in ('bbox_2d', 'bbox', 'box_2d', 'box')
+                          if key in entry), None)
+        if not (isinstance(entry, list) and len(entry) == 4 and all(map(_finite, entry))):
+            problems.append('expected boxes must be a non-empty list of [x1, y1, x2, y2] (or '
+                            f'{{bbox: [x1, y1, x2, y2], label: ...}}) in source pixels, got '
+                            f'{_short(value)}')
+            return Expected()
+        x1, y1, x2, y2 = (float(v) for v in entry)
+        if x1 == x2 or y1 == y2:
+            problems.append(f'expected box {entry} has no area')
+            return Expected()
+        boxes.append(Box(label, min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)))
+    if not boxes:
+        problems.append('expected boxes is empty')
+        return Expected()
+    return Expected(boxes=tuple(boxes))
+
+
+def _expected_events(value: Any, choices: Sequence[str], problems: list[str]) -> Expected:
+    events = []
+    for entry in value if isinstance(value, list) and value else [None]:
+        if not isinstance(entry, dict) or 'start' not in entry or 'end' not in entry:
+            problems.append('expected events must be a non-empty list of {start, end, caption} '
+                            f'with times in seconds after the start, got {_short(value)}')
+            return Expected()
+        try:
+            start, end = parse_timestamp(entry['start']), parse_timestamp(entry['end'])
+        except ValueError as error:
+            problems.append(f'expected event {_short(entry)}: {error}')
+            return Expected()
+        if end < start:
+            problems.append(f'expected event {_short(entry)} ends before it starts')
+            return Expected()
+        events.append(Event(start, end, str(entry.get('caption') or '')))
+    return Expected(events=tuple(events))
+
+
+def _expected_keywords(value: Any, choices: Sequence[str], problems: list[str]) -> Expected:
+    keywords = []
+    for entry in value if isinstance(value, list) and value else [None]:
+        options = entry if isinstance(entry, list) else [entry]
+        words = tuple(str(word).strip() for word in options
+                      if isinstance(word, (str, int, float)) and str(word).strip())
+        if not words or len(words) != len(options):
+            problems.append('expected keywords must be a non-empty list of words (or lists of '
+                            f'alternative words), got {_short(value)}')
+            return Expected()
+        keywords.append(words)
+    return Expected(keywords=tuple(keywords))
+
+
+# --- benchmark -----------------------------------------------------------------------------------
+
+def _benchmark_entries(path: pathlib.Path, text: str) -> list:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        try:
+            data = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except ValueError as error:
+            raise QuestionSetError(
+                f"'{path}' is neither JSON nor JSON lines: {error}") from None
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise QuestionSetError(f"'{path}' must hold a list of benchmark entries")
+    return data
+
+
+def _benchmark_item(pair: Any, item_id: str, video: str) -> tuple[QuestionItem | None, str]:
+    if not isinstance(pair, dict):
+        return None, "qa_pairs must be an object with 'question', 'index2ans' and 'answer'"
+    question = str(pair.get('question') or '').strip()
+    options = pair.get('index2ans')
+    answer = str(pair.get('answer', pair.get('correct_answer')) or '').strip()
+    if not question or not isinstance(options, dict) or not 2 <= len(options) <= MAX_CHOICES:
+        return None, f"needs 'question' and 'index2ans' with 2 to {MAX_CHOICES} options"
+    keys = [str(key) for key in options]
+    if answer not in keys:
+        return None, f'answer {answer!r} is not one of the index2ans keys {keys}'
+    letter = chr(ord('A') + keys.index(answer))
+    item = QuestionItem(
+        id=item_id, source=video, topic='', time=AskTime(at_end=True),
+        mode=Mode.MULTIPLE_CHOICE, task=question,
+        choices=tuple(str(text) for text in options.values()), window_duration=math.inf,
+        expected=Expected(choice=letter))
+    return item, ''
+
+
+# --- small readers -------------------------------------------------------------------------------
+
+def _item_label(index: int, raw: Any) -> str:
+    if isinstance(raw, dict) and raw.get('id'):
+        return f"item {index} ({raw['id']!r})"
+    return f'item {index}'
+
+
+def _topic_name(topic: str) -> str:
+    topic = topic.strip()
+    return topic if not topic or topic.startswith('/') else '/' + topic
+
+
+def _finite(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _number(value: Any, name: str, problems: list[str]) -> float:
+    if _finite(value):
+        return float(value)
+    problems.append(f"'{name}' must be a number, got {value!r}")
+    return 0.0
+
+
+def _count(value: Any, name: str, problems: list[str]) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    problems.append(f"'{name}' must be a whole number >= 0 (0: the run's default), got {value!r}")
+    return 0
+
+
+def _fraction(value: Any, name: str, problems: list[str]) -> float:
+    if _finite(value) and 0 < value <= 1:
+        return float(value)
+    problems.append(f"'{name}' must be a number in (0, 1], got {value!r}")
+    return 0.5
+
+
+def _boolean(value: Any, name: str, problems: list[str]) -> bool:
+    if isinstance(value, bool):
+        return value
+    problems.append(f"'{name}' must be true or false, got {value!r}")
+    return False
+
+
+def _window_duration(value: Any, problems: list[str]) -> float:
+    if isinstance(value, str) and value.strip().lower() == 'all':
+        return math.inf
+    if _finite(value) and value >= 0:
+        return float(value)
+    problems.append("'window_duration' must be seconds >= 0 (0: the run's default) or 'all', "
+                    f'got {value!r}')
+    return 0.0
+
+
+def _string_list(value: Any, name: str, problems: list[str]) -> tuple[str, ...]:
+    if isinstance(value, (list, tuple)) and all(
+            isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
+        return tuple(str(v).strip() for v in value)
+    problems.append(f"'{name}' must be a list of strings, got {_short(value)}")
+    return ()
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+def _problem_list(path: pathlib.Path, problems: Iterable[str]) -> str:
+    problems = list(problems)
+    shown = problems[:_MAX_PROBLEMS_SHOWN]
+    more = len(problems) - len(shown)
+    lines = [f"question set '{path}' has {len(problems)} problem(s):"]
+    lines += [f'  - {problem}' for problem in shown]
+    if more:
+        lines.append(f'  ... and {more} more')
+    return '\n'.join(lines)
+
+
+def expected_to_dict(expected: Expected) -> dict[str, Any]:
+    """The expected answer as JSON-ready data: {'kind': ..., kind: value} ({} when unscored)."""
+    kind = expected.kind
+    if not kind:
+        return {}
+    value: Any = getattr(expected, kind)
+    if kind == 'trajectory':
+        value = [list(point) for point in value]
+    elif kind == 'boxes':
+        value = [{'label': box.label, 'bbox': [box.x_min, box.y_min, box.x_max, box.y_max]}
+                 for box in value]
+    elif kind == 'events':
+        value = [{'start': e.start, 'end': e.end, 'caption': e.caption} for e in value]
+    elif kind == 'keywords':
+        value = [list(options) for options in value]
+    return {'kind': kind, kind: value}
+
+
+def item_settings(item: QuestionItem) -> Mapping[str, Any]:
+    """The item's question fields as JSON-ready data (for the report)."""
+    return {
+        'mode': item.mode.value, 'task': item.task, 'choices': list(item.choices),
+        'object_name': item.object_name, 'reasoning': item.reasoning,
+        'window_duration': 'all' if math.isinf(item.window_duration) else item.window_duration,
+        'max_frames': item.max_frames, 'max_new_tokens': item.max_new_tokens,
+        'tolerance': item.tolerance, 'iou_threshold': item.iou_threshold,
+    }
+
+
+__all__ = [
+    'AskTime', 'DEFAULT_IOU_THRESHOLD', 'DEFAULT_TOLERANCE', 'Expected', 'FORMAT_VERSION',
+    'QuestionItem', 'QuestionSet', 'QuestionSetError', 'expected_to_dict', 'item_settings',
+    'load_benchmark', 'load_questions', 'parse_question_set',
+]

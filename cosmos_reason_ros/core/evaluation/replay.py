@@ -1,0 +1,497 @@
+"""Offline replay: feed a recording to the node's frame window in bag order, ask each item at its
+time through the node's Reasoner, and score the answer.
+
+Each item is asked with the window ending at the newest frame it kept among those logged up to the
+item's bag time, as the node would see it then; decoding is greedy, so reruns answer the same.
+"""
+
+import dataclasses
+import math
+import sys
+import threading
+import time
+from typing import Any, Callable, Sequence, TextIO
+
+import numpy as np
+
+from cosmos_reason_ros.core.backends.base import Backend, Prompt
+from cosmos_reason_ros.core.config import GoalDefaults, WindowConfig
+from cosmos_reason_ros.core.errors import (
+    GenerationCancelled, GenerationError, InvalidRequestError, NoFramesError, ReasonError,
+    StaleFramesError)
+from cosmos_reason_ros.core.evaluation.questions import QuestionItem, QuestionSet
+from cosmos_reason_ros.core.evaluation.scoring import Score, score_answer
+from cosmos_reason_ros.core.evaluation.sources import FrameSource, SourceFrame, open_source
+from cosmos_reason_ros.core.frames import FrameWindow
+from cosmos_reason_ros.core.parsing import ParsedAnswer
+from cosmos_reason_ros.core.prompts import build_prompt
+from cosmos_reason_ros.core.reasoner import Reasoner, ReasonOutcome, ReasonRequest
+
+TIME_EPSILON = 1e-6
+"""Seconds within which two bag times count as equal: stamps near 1.7e9 s carry float error."""
+ANSWERED = 'answered'
+ERROR = 'error'
+NOT_RUN = 'not_run'
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplaySettings:
+    """How a run feeds and asks: the node's window and goal defaults, and the decoding."""
+
+    window: WindowConfig = WindowConfig()
+    goals: GoalDefaults = GoalDefaults()
+    greedy: bool = True
+    """Greedy decoding: the same recording and questions give the same answers."""
+    seed: int | None = None
+    """Sampler seed when greedy is off."""
+
+    @property
+    def end_tolerance(self) -> float:
+        """An item this many seconds after the last frame still counts as asked at the end."""
+        return 1.0 / self.window.target_fps
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings for the report."""
+        window = dataclasses.asdict(self.window)
+        window.pop('source')
+        return {'window': window, 'goals': dataclasses.asdict(self.goals),
+                'greedy': self.greedy, 'seed': self.seed}
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemResult:
+    """What happened to one item: where it was asked, the answer, its score, its timings."""
+
+    index: int
+    """1-based position in the question set."""
+    item: QuestionItem
+    status: str
+    """ANSWERED, ERROR (could not be asked or failed) or NOT_RUN (run interrupted first)."""
+    error: str = ''
+    error_code: str = ''
+    """before_start, after_end, gap, source, no_frames, invalid_request, generation_failed,
+    cancelled, goal_rejected, interrupted, or a node error code name in live runs."""
+    bag_time: float | None = None
+    """Bag time (seconds) the item was asked at."""
+    offset: float | None = None
+    """bag_time minus the start of the source."""
+    window_end: float | None = None
+    """Header stamp the window ended at: the newest frame the window kept among those logged
+    at or before bag_time."""
+    parsed: ParsedAnswer | None = None
+    raw_text: str = ''
+    model_id: str = ''
+    frame_stamps: tuple[float, ...] = ()
+    window_offset: float | None = None
+    """Seconds from the start of the source to the first frame the model saw (bag time)."""
+    source_size: tuple[int, int] | None = None
+    model_input_size: tuple[int, int] | None = None
+    prompt: Prompt | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = ''
+    preprocess_time: float | None = None
+    time_to_first_token: float | None = None
+    generation_time: float | None = None
+    total_time: float | None = None
+    feed_time: float | None = None
+    """Offline: seconds spent reading, decoding and offering frames since the previous item."""
+    round_trip: float | None = None
+    """Live: seconds from sending the goal to its result, as the client saw it."""
+    send_delay: float | None = None
+    """Live: bag seconds between the item's time and sending its goal (late when the goal
+    before it was still running)."""
+    decode_tokens_per_second: float | None = None
+    score: Score | None = None
+    image: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
+    """The last frame the model saw (as stored by the window), for the report's picture."""
+
+
+@dataclasses.dataclass
+class SourceSummary:
+    """What a run read from one recording."""
+
+    description: dict[str, Any]
+    frames: int = 0
+    first_offset: float | None = None
+    last_offset: float | None = None
+    image_sizes: set[tuple[int, int]] = dataclasses.field(default_factory=set)
+    window: dict[str, int] = dataclasses.field(default_factory=dict)
+    decode_errors: int = 0
+    first_decode_error: str = ''
+    error: str = ''
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for the report."""
+        return {**self.description, 'frames': self.frames, 'first_offset': self.first_offset,
+                'last_offset': self.last_offset,
+                'image_sizes': [list(size) for size in sorted(self.image_sizes)],
+                'window': self.window, 'decode_errors': self.decode_errors,
+                'first_decode_error': self.first_decode_error, 'error': self.error}
+
+
+@dataclasses.dataclass
+class RunResult:
+    """Everything a report needs from a run."""
+
+    question_set: QuestionSet
+    results: list[ItemResult]
+    """One per item, in question-set order."""
+    sources: list[SourceSummary]
+    model: dict[str, Any]
+    settings: dict[str, Any]
+    interrupted: bool = False
+    live: bool = False
+    wall_time: float = 0.0
+
+
+ProgressCallback = Callable[[ItemResult, int, int], None]
+"""Called after each item with (result, items done, items in total)."""
+
+
+def check_ask_time(bag_time: float, *, first: float | None, newest: float | None, ended: bool,
+                   settings: ReplaySettings, topic: str, start: float) -> tuple[str, str]:
+    """Whether an item can be asked at bag_time; shared by the offline and live runs.
+
+    Args:
+        bag_time: when the item asks (bag clock, seconds).
+        first: bag time of the first frame of the source (None: no frame at all).
+        newest: bag time of the newest frame at or before bag_time (None: none yet).
+        ended: no frame follows `newest` (the item is at or past the end of the source).
+        settings: the end tolerance and the largest gap (the node's max_frame_age).
+        topic: name of the frame source, for the message.
+        start: start of the source, for offsets in the message.
+
+    Returns:
+        ('', '') when the item can be asked, else (error code, message).
+    """
+    name = f"'{topic}'" if topic else 'the clip'
+    if first is None:
+        return 'no_frames', f'{name} holds no frames'
+    if newest is None or bag_time < first - TIME_EPSILON:
+        return 'before_start', (
+            f'asks at {bag_time - start:.3f} s, before the first frame on {name} at '
+            f'{first - start:.3f} s: move it later')
+    if ended and bag_time - newest > settings.end_tolerance:
+        return 'after_end', (
+            f'asks at {bag_time - start:.3f} s, after the end of the recording: the last frame '
+            f'on {name} is at {newest - start:.3f} s')
+    if bag_time - newest > settings.goals.max_frame_age:
+        return 'gap', (
+            f'asks at {bag_time - start:.3f} s, but the newest frame on {name} is from '
+            f'{newest - start:.3f} s, more than max_frame_age ({settings.goals.max_frame_age:g} '
+            's) earlier: the recording has a gap there')
+    return '', ''
+
+
+def item_request(item: QuestionItem, settings: ReplaySettings,
+                 window_end: float | None) -> ReasonRequest:
+    """The ReasonRequest an item sends (the same fields the live client puts into a goal)."""
+    return ReasonRequest(
+        mode=item.mode, task=item.task, choices=item.choices, object_name=item.object_name,
+        reasoning=item.reasoning, window_duration=item.window_duration,
+        max_frames=item.max_frames, window_end=window_end, max_new_tokens=item.max_new_tokens,
+        greedy=settings.greedy, seed=settings.seed)
+
+
+def item_prompt(item: QuestionItem, backend: Backend) -> Prompt | None:
+    """The prompt the item sends to this backend's family (None if the item is invalid)."""
+    try:
+        return build_prompt(item.mode, family=backend.family, task=item.task,
+                            reasoning=item.reasoning, choices=item.choices,
+                            object_name=item.object_name)
+    except InvalidRequestError:
+        return None
+
+
+def error_code_of(error: ReasonError) -> str:
+    """The report's error code for a core error."""
+    for kind, code in ((GenerationCancelled, 'cancelled'), (NoFramesError, 'no_frames'),
+                       (StaleFramesError, 'gap'), (InvalidRequestError, 'invalid_request'),
+                       (GenerationError, 'generation_failed')):
+        if isinstance(error, kind):
+            return code
+    return 'error'
+
+
+def describe_backend(backend: Backend) -> dict[str, Any]:
+    """Model facts for the report: id, family, device, dtype."""
+    family = getattr(backend, 'family', None)
+    return {'id': backend.model_id, 'family': getattr(family, 'value', family),
+            'device': str(getattr(backend, 'device', '')),
+            'dtype': str(getattr(backend, 'dtype', ''))}
+
+
+class Replay:
+    """Runs a question set offline against a loaded backend."""
+
+    def __init__(self, backend: Backend, settings: ReplaySettings = ReplaySettings(), *,
+                 on_result: ProgressCallback | None = None):
+        """Prepare a run.
+
+        Args:
+            backend: a loaded backend (the same one the node would use).
+            settings: window, goal defaults and decoding.
+            on_result: progress callback, called after every item.
+        """
+        self._backend = backend
+        self._settings = settings
+        self._on_result = on_result or (lambda result, done, total: None)
+        self._cancel = threading.Event()
+        self._done = 0
+        self._total = 0
+
+    def run(self, questions: QuestionSet) -> RunResult:
+        """Ask every item; errors are recorded per item and the run goes on.
+
+        Ctrl-C (KeyboardInterrupt) stops the run: the items done so far are kept, the rest are
+        NOT_RUN, and the result says it was interrupted.
+        """
+        started = time.perf_counter()
+        self._done, self._total = 0, len(questions.items)
+        results: dict[int, ItemResult] = {}
+        sources: list[SourceSummary] = []
+        interrupted = False
+        indexed = list(enumerate(questions.items, start=1))
+        try:
+            for path, topic in questions.sources():
+                group = [(i, item) for i, item in indexed
+                         if (item.source, item.topic) == (path, topic)]
+                sources.append(self._run_source(path, topic, group, results))
+        except KeyboardInterrupt:
+            self._cancel.set()
+            interrupted = True
+        for index, item in indexed:
+            if index not in results:
+                results[index] = ItemResult(
+                    index=index, item=item, status=NOT_RUN, error_code='interrupted',
+                    error='the run was interrupted (Ctrl-C) before this item was asked')
+        return RunResult(
+            question_set=questions, results=[results[i] for i, _ in indexed], sources=sources,
+            model=describe_backend(self._backend), settings=self._settings.to_dict(),
+            interrupted=interrupted, live=False, wall_time=time.perf_counter() - started)
+
+    # One recording --------------------------------------------------------------------------
+
+    def _run_source(self, path: str, topic: str, group: Sequence[tuple[int, QuestionItem]],
+                    results: dict[int, ItemResult]) -> SourceSummary:
+        try:
+            source = open_source(path, topic)
+        except ReasonError as error:
+            for index, item in group:
+                self._record(results, ItemResult(index=index, item=item, status=ERROR,
+                                                 error_code='source', error=str(error)))
+            return SourceSummary(description={'path': path, 'topic': topic}, error=str(error))
+        run = _SourceRun(source, self._settings, self._backend, self._cancel)
+        timed = sorted((item.time.resolve(source.start, math.inf), index, item)
+                       for index, item in group if not item.time.at_end)
+        at_end = [(index, item) for index, item in group if item.time.at_end]
+        frames = iter(source.frames())
+        while True:
+            try:
+                frame = next(frames)
+            except StopIteration:
+                break
+            except Exception as error:  # noqa: BLE001 - a corrupt recording ends its items
+                return self._unreadable(run, timed, at_end, error, results)
+            while timed and timed[0][0] < frame.bag_time - TIME_EPSILON:
+                bag_time, index, item = timed.pop(0)
+                self._record(results, run.ask(index, item, bag_time, upcoming=frame))
+            run.offer(frame)
+        for bag_time, index, item in timed:
+            self._record(results, run.ask(index, item, bag_time, upcoming=None))
+        for index, item in at_end:
+            bag_time = run.newest.bag_time if run.newest else source.start
+            self._record(results, run.ask(index, item, bag_time, upcoming=None))
+        return run.summary()
+
+    def _unreadable(self, run: '_SourceRun', timed: list, at_end: list, error: Exception,
+                    results: dict[int, ItemResult]) -> SourceSummary:
+        """Fail the items not asked yet when a recording breaks off while being read."""
+        newest = run.newest.bag_time - run.source.start if run.newest else 0.0
+        message = (f"reading '{run.source.path}' failed after {run.summary_data.frames} frames "
+                   f'({newest:.3f} s): {error}')
+        pending = [(index, item) for _, index, item in timed] + list(at_end)
+        for index, item in pending:
+            self._record(results, ItemResult(index=index, item=item, status=ERROR,
+                                             error_code='source', error=message))
+        summary = run.summary()
+        summary.error = message
+        return summary
+
+    def _record(self, results: dict[int, ItemResult], result: ItemResult) -> None:
+        results[result.index] = result
+        self._done += 1
+        self._on_result(result, self._done, self._total)
+
+
+class _SourceRun:
+    """The state of one recording's replay: its window, reasoner and what was seen so far."""
+
+    def __init__(self, source: FrameSource, settings: ReplaySettings, backend: Backend,
+                 cancel: threading.Event):
+        self.source = source
+        self.settings = settings
+        self.backend = backend
+        self.cancel = cancel
+        self.name = source.topic or source.path
+        self.window = FrameWindow(dataclasses.replace(settings.window, source=self.name))
+        # frame_wait_timeout 0: offline, every frame up to the item's time is already offered.
+        self.reasoner = Reasoner(backend, self.window, settings.goals)
+        self.first: SourceFrame | None = None
+        self.newest: SourceFrame | None = None
+        self.summary_data = SourceSummary(description=source.describe())
+        self._bag_time_of: dict[float, float] = {}
+        self._feed_mark = time.perf_counter()
+
+    def offer(self, frame: SourceFrame) -> None:
+        """Offer one frame to the window, as the node's image callback does."""
+        summary = self.summary_data
+        self.first = self.first or frame
+        self.newest = frame
+        summary.frames += 1
+        self._bag_time_of[frame.stamp] = frame.bag_time
+
+        def convert(load: Callable[[], np.ndarray] = frame.load) -> np.ndarray:
+            image = load()
+            summary.image_sizes.add((int(image.shape[1]), int(image.shape[0])))
+            return image
+
+        try:
+            self.window.offer(frame.stamp, convert, frame.frame_id)
+        except Exception as error:  # noqa: BLE001 - a corrupt frame is counted, as by the node
+            summary.decode_errors += 1
+            summary.first_decode_error = summary.first_decode_error or (
+                f'frame at {frame.bag_time - self.source.start:.3f} s: {error}')
+
+    def ask(self, index: int, item: QuestionItem, bag_time: float, *,
+            upcoming: SourceFrame | None) -> ItemResult:
+        """Ask one item with the window ending at the newest frame so far.
+
+        Args:
+            index: the item's position in the question set.
+            item: the item.
+            bag_time: when it asks.
+            upcoming: the frame that follows (None: the recording has ended).
+        """
+        feed_time = time.perf_counter() - self._feed_mark
+        start = self.source.start
+        base = ItemResult(index=index, item=item, status=ERROR, bag_time=bag_time,
+                          offset=bag_time - start, feed_time=feed_time,
+                          prompt=item_prompt(item, self.backend))
+        first = self.first or upcoming
+        code, message = check_ask_time(
+            bag_time, first=first.bag_time if first else None,
+            newest=self.newest.bag_time if self.newest else None, ended=upcoming is None,
+            settings=self.settings, topic=self.source.topic, start=start)
+        if code:
+            return self._finish(dataclasses.replace(base, error_code=code, error=message))
+        # The newest frame the window kept: the node has it when the goal arrives, so the live
+        # run asks the same without waiting for a later frame.
+        window_end = self.window.newest_stamp
+        if window_end is None:
+            return self._finish(dataclasses.replace(
+                base, error_code='no_frames',
+                error=f'no frame on {self.name!r} could be decoded up to this time'))
+        base = dataclasses.replace(base, window_end=window_end)
+        try:
+            outcome = self.reasoner.run(item_request(item, self.settings, window_end),
+                                        cancel=self.cancel)
+        except ReasonError as error:
+            return self._finish(dataclasses.replace(
+                base, error_code=error_code_of(error), error=str(error)))
+        except Exception as error:  # noqa: BLE001 - as in the node: one item fails, not the run
+            return self._finish(dataclasses.replace(
+                base, error_code='internal_error', error=f'internal error: {error!r}'))
+        return self._finish(self._answered(base, item, outcome))
+
+    def _answered(self, base: ItemResult, item: QuestionItem,
+                  outcome: ReasonOutcome) -> ItemResult:
+        generation = outcome.generation
+        first_bag_time = self._bag_time_of.get(outcome.frames[0].stamp, outcome.frames[0].stamp)
+        window_offset = first_bag_time - self.source.start
+        return dataclasses.replace(
+            base, status=ANSWERED, parsed=outcome.parsed, raw_text=generation.text,
+            model_id=outcome.model_id,
+            frame_stamps=tuple(frame.stamp for frame in outcome.frames),
+            window_offset=window_offset, source_size=outcome.source_size,
+            model_input_size=generation.model_input_size,
+            prompt_tokens=generation.prompt_tokens,
+            completion_tokens=generation.completion_tokens,
+            finish_reason=generation.finish_reason,
+            preprocess_time=generation.preprocess_time,
+            time_to_first_token=generation.time_to_first_token,
+            generation_time=generation.generation_time, total_time=outcome.total_time,
+            decode_tokens_per_second=generation.decode_tokens_per_second,
+            score=score_answer(item, outcome.parsed, outcome.source_size,
+                               window_offset=window_offset),
+            image=outcome.frames[-1].image)
+
+    def _finish(self, result: ItemResult) -> ItemResult:
+        self._feed_mark = time.perf_counter()
+        return result
+
+    def summary(self) -> SourceSummary:
+        """What was read, with the window's counters."""
+        summary = self.summary_data
+        if self.first is not None and self.newest is not None:
+            summary.first_offset = self.first.bag_time - self.source.start
+            summary.last_offset = self.newest.bag_time - self.source.start
+        stats = self.window.stats
+        summary.window = {'offered': stats.offered, 'kept': stats.kept, 'skipped': stats.skipped,
+                          'invalid': stats.invalid, 'rewinds': stats.rewinds}
+        return summary
+
+
+class ProgressBar:
+    """A one-line progress bar with an ETA on a terminal (one line per item otherwise)."""
+
+    def __init__(self, stream: TextIO | None = None, *, width: int = 24):
+        """Write to `stream` (default: sys.stderr)."""
+        self._stream = stream or sys.stderr
+        self._width = width
+        self._started = time.monotonic()
+        self._tty = bool(getattr(self._stream, 'isatty', lambda: False)())
+
+    def __call__(self, result: ItemResult, done: int, total: int) -> None:
+        """Report one finished item; usable as a ProgressCallback."""
+        elapsed = time.monotonic() - self._started
+        eta = elapsed / done * (total - done) if done else 0.0
+        filled = round(self._width * done / total) if total else self._width
+        bar = '#' * filled + '.' * (self._width - filled)
+        line = (f'[{bar}] {done}/{total} items, {_clock(elapsed)} elapsed, eta {_clock(eta)}: '
+                f'{result.item.id} {_outcome(result)}')
+        if self._tty:
+            end = '\n' if done >= total else ''
+            self._stream.write('\r' + line[:200].ljust(100) + end)
+        else:
+            self._stream.write(line + '\n')
+        self._stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds + 0.5), 60)
+    return f'{minutes}:{seconds:02d}'
+
+
+def _outcome(result: ItemResult) -> str:
+    if result.status != ANSWERED:
+        return result.error_code or result.status
+    correct = result.score.correct if result.score else None
+    verdict = {True: 'right', False: 'wrong', None: 'answered'}[correct]
+    status = result.parsed.status.name.lower() if result.parsed else ''
+    return f'{verdict} (parse {status})'
+
+
+def run_replay(questions: QuestionSet, backend: Backend,
+               settings: ReplaySettings = ReplaySettings(), *,
+               on_result: ProgressCallback | None = None) -> RunResult:
+    """Replay a question set offline; see Replay.run()."""
+    return Replay(backend, settings, on_result=on_result).run(questions)
+
+
+__all__ = [
+    'ANSWERED', 'ERROR', 'ItemResult', 'NOT_RUN', 'ProgressBar', 'ProgressCallback', 'Replay',
+    'ReplaySettings', 'RunResult', 'SourceSummary', 'TIME_EPSILON', 'check_ask_time',
+    'describe_backend', 'error_code_of', 'item_prompt', 'item_request', 'run_replay',
+]

@@ -1,0 +1,269 @@
+"""A sample bag of the synthetic scene and a question set whose answers follow from its geometry.
+
+    python -m cosmos_reason_ros.core.evaluation.sample_data OUT_DIR
+writes OUT_DIR/sample_bag (MCAP, 30 fps) and OUT_DIR/questions.yaml (the example question set).
+"""
+
+import argparse
+import pathlib
+import sys
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from cosmos_reason_ros.core.sample_scene import (
+    basket_box, marker_position, marker_radius, render_scene)
+
+WIDTH, HEIGHT = 320, 240
+FPS = 30.0
+SECONDS = 4.0
+START = 1_700_000_000.0
+"""Header stamp of the first frame (seconds since the epoch)."""
+LATENCY = 0.004
+"""Log time minus header stamp: a recorder receives a frame a few milliseconds after it was
+taken, so bag time and header stamps differ, as on a robot."""
+RAW_TOPIC = '/camera/image_raw'
+COMPRESSED_TOPIC = '/camera/image_raw/compressed'
+STATUS_TOPIC = '/robot/status'
+
+
+def write_sample_bag(path: str | pathlib.Path, *, width: int = WIDTH, height: int = HEIGHT,
+                     fps: float = FPS, seconds: float = SECONDS, storage: str = 'mcap',
+                     compressed: bool = True) -> pathlib.Path:
+    """Write the synthetic scene as a rosbag2 bag.
+
+    Topics: RAW_TOPIC (sensor_msgs/Image, bgr8), COMPRESSED_TOPIC (CompressedImage, JPEG) when
+    `compressed`, and STATUS_TOPIC (std_msgs/String, 1 Hz) so the bag is not only images.
+    Frame i has the header stamp START + i / fps and is logged LATENCY later.
+
+    Args:
+        path: the bag folder to create (must not exist).
+        width: image width in pixels.
+        height: image height in pixels.
+        fps: camera rate.
+        seconds: length of the recording.
+        storage: 'mcap' or 'sqlite3'.
+        compressed: also write the JPEG topic.
+
+    Returns:
+        The bag folder.
+    """
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_KILTED)
+    image_type = store.types['sensor_msgs/msg/Image']
+    compressed_type = store.types['sensor_msgs/msg/CompressedImage']
+    string_type = store.types['std_msgs/msg/String']
+    header_type = store.types['std_msgs/msg/Header']
+    time_type = store.types['builtin_interfaces/msg/Time']
+    plugin = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}[storage]
+    path = pathlib.Path(path)
+    count = int(round(seconds * fps))
+    start_ns = int(START * 1e9)
+    with Writer(path, version=9, storage_plugin=plugin) as writer:
+        raw = writer.add_connection(RAW_TOPIC, image_type.__msgtype__, typestore=store)
+        jpeg = (writer.add_connection(COMPRESSED_TOPIC, compressed_type.__msgtype__,
+                                      typestore=store) if compressed else None)
+        status = writer.add_connection(STATUS_TOPIC, string_type.__msgtype__, typestore=store)
+        for index in range(count):
+            t = index / fps
+            stamp_ns = start_ns + round(t * 1e9)
+            log_ns = stamp_ns + round(LATENCY * 1e9)
+            header = header_type(stamp=time_type(sec=stamp_ns // 10**9,
+                                                 nanosec=stamp_ns % 10**9), frame_id='camera')
+            bgr = cv2.cvtColor(render_scene(t, width, height), cv2.COLOR_RGB2BGR)
+            message = image_type(header=header, height=height, width=width, encoding='bgr8',
+                                 is_bigendian=0, step=width * 3, data=bgr.reshape(-1))
+            writer.write(raw, log_ns, store.serialize_cdr(message, image_type.__msgtype__))
+            if jpeg is not None:
+                ok, encoded = cv2.imencode('.jpg', bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
+                message = compressed_type(header=header, format='jpeg',
+                                          data=np.frombuffer(encoded.tobytes(), np.uint8))
+                writer.write(jpeg, log_ns + 1000,
+                             store.serialize_cdr(message, compressed_type.__msgtype__))
+            if index % int(round(fps)) == 0:
+                message = string_type(data=f'running t={t:.1f}')
+                writer.write(status, log_ns + 2000,
+                             store.serialize_cdr(message, string_type.__msgtype__))
+    return path
+
+
+def marker_path(start: float, end: float, width: int = WIDTH, height: int = HEIGHT,
+                step: float = 0.25) -> list[tuple[float, float]]:
+    """Marker positions from time start to end (seconds since the first frame) every step."""
+    count = int(round((end - start) / step))
+    return [marker_position(start + i * step, width, height) for i in range(count + 1)]
+
+
+def below_basket_interval(width: int = WIDTH, height: int = HEIGHT,
+                          seconds: float = SECONDS) -> tuple[float, float]:
+    """First and last time (1 ms resolution) the marker is right below the basket."""
+    x1, _, x2, y2 = basket_box(width, height)
+    times = [t / 1000 for t in range(int(seconds * 1000))
+             if x1 <= marker_position(t / 1000, width, height)[0] <= x2
+             and marker_position(t / 1000, width, height)[1] > y2]
+    return times[0], times[-1]
+
+
+def question_set_yaml(width: int = WIDTH, height: int = HEIGHT, seconds: float = SECONDS,
+                      source: str = 'sample_bag') -> str:
+    """The sample question set, with every expected answer computed from the scene geometry."""
+    def path(start: float, end: float) -> str:
+        points = marker_path(start, end, width, height)
+        return '[' + ', '.join(f'[{x:.1f}, {y:.1f}]' for x, y in points) + ']'
+
+    mx, my = marker_position(3.0, width, height)
+    radius = marker_radius(width)
+    marker_box = [mx - radius, my - radius, mx + radius, my + radius]
+    below_start, below_end = below_basket_interval(width, height, seconds)
+    return _TEMPLATE.format(
+        source=source, width=width, height=height, seconds=seconds,
+        path_1=path(1.0, 2.0), path_2=path(2.5, 3.5),
+        basket=', '.join(str(v) for v in basket_box(width, height)),
+        marker=', '.join(f'{v:.1f}' for v in marker_box),
+        below_start=below_start, below_end=below_end)
+
+
+_TEMPLATE = """\
+# A question set: labelled moments of one recording, each with a question and its answer.
+# This one belongs to the synthetic sample bag; regenerate both with
+#   python -m cosmos_reason_ros.core.evaluation.sample_data OUT_DIR
+# and evaluate with
+#   cosmos-reason eval OUT_DIR/sample_bag --questions OUT_DIR/questions.yaml --out OUT_DIR/report
+# The scene ({width}x{height} px, {seconds:g} s at 30 fps): a red marker circles clockwise around a
+# grey basket; marker_position() in core/sample_scene.py gives its centre at any time.
+
+version: 1                    # format version of this file
+name: sample-scene            # title of the report
+source: {source:<21} # rosbag2 bag (folder, .mcap or .db3) or a video clip;
+                              # relative paths start at this file's folder;
+                              # `cosmos-reason eval SOURCE` replaces it
+topic: /camera/image_raw      # image topic (sensor_msgs/Image or CompressedImage); --topic
+                              # replaces it; leave it out when the bag has one image topic
+
+defaults:                     # any item field below except id, at, stamp, expected
+  window_duration: 2.0        # seconds of history before the asking time (0: the run's default;
+                              # 'all': the whole recording)
+  max_frames: 8               # most frames sent to the model (0: the run's default)
+  max_new_tokens: 64          # generation budget (0: the run's default)
+  reasoning: false            # ask the model to think in <think> tags first
+  tolerance: 0.1              # trajectories: right when the mean error <= this x image diagonal
+  iou_threshold: 0.5          # boxes, events: right when the mean best IoU >= this
+
+# Each item: when it asks (`at`: seconds after the bag starts, i.e. after its first message, as
+# `ros2 bag play --clock` counts on /clock; or `stamp`: absolute bag time in seconds; or
+# `at: end`), the mode (question, caption, next_action, trajectory, grounding,
+# temporal_localization, multiple_choice), its text fields, and `expected`: exactly one of
+#   choice: A                  multiple_choice (a letter, or the text of one choice)
+#   verdict: no                question (yes or no)
+#   trajectory: [[x, y], ...]  trajectory (source image pixels, in order)
+#   boxes: [[x1, y1, x2, y2]]  grounding (source image pixels; or {{bbox: [...], label: ...}})
+#   events: [{{start: s, end: s, caption: ...}}]  temporal_localization (seconds after the
+#                              bag starts, like `at`; 'mm:ss.ff' strings work too)
+#   keywords: [w1, [w2, w2b]]  question, caption, next_action: every entry must occur in the
+#                              answer (a list gives alternative words)
+# Leave `expected` out to measure parsing and latency only. The frames are those the node would
+# hold at the item's time: every frame logged up to then, kept at 4 fps by header stamp.
+items:
+  - id: marker-path-1s
+    at: 1.0
+    mode: trajectory
+    task: Move the red marker along its path for the next second
+    expected:
+      # marker_position(t) for t = 1.0, 1.25, ..., 2.0 s
+      trajectory: {path_1}
+
+  - id: marker-path-2.5s
+    at: 2.5
+    mode: trajectory
+    task: Move the red marker along its path for the next second
+    expected:
+      trajectory: {path_2}
+
+  - id: basket-box
+    at: 1.5
+    mode: grounding
+    object_name: the grey basket
+    expected:
+      boxes: [[{basket}]]
+
+  - id: marker-box
+    at: 3.0
+    mode: grounding
+    object_name: the red marker
+    expected:
+      boxes: [[{marker}]]
+
+  - id: marker-direction
+    at: 3.0
+    mode: multiple_choice
+    task: Which way does the red marker move around the grey basket?
+    choices: [clockwise, counterclockwise, it does not move]
+    expected:
+      choice: A
+
+  - id: marker-in-basket
+    at: 2.0
+    mode: question
+    task: Is the red marker inside the grey basket? Answer yes or no.
+    expected:
+      verdict: no
+
+  - id: marker-below-basket
+    at: 3.9
+    mode: temporal_localization
+    task: The red marker passes right below the grey basket
+    window_duration: 4.0
+    max_frames: 16
+    expected:
+      events:
+        - {{start: {below_start:.3f}, end: {below_end:.3f}, caption: marker below basket}}
+
+  - id: scene-caption
+    at: end
+    mode: caption
+    expected:
+      keywords: [red, [marker, ball, circle, dot, disk], [basket, box, bin]]
+"""
+
+
+def write_sample(out_dir: str | pathlib.Path, *, storage: str = 'mcap') -> pathlib.Path:
+    """Write OUT_DIR/sample_bag and OUT_DIR/questions.yaml; returns the question set's path."""
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    bag = out / 'sample_bag'
+    if bag.exists():
+        raise FileExistsError(f"'{bag}' exists: remove it or choose another folder")
+    write_sample_bag(bag, storage=storage)
+    questions = out / 'questions.yaml'
+    questions.write_text(question_set_yaml(), encoding='utf-8')
+    return questions
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python -m cosmos_reason_ros.core.evaluation.sample_data`."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('out_dir', help='folder to write sample_bag/ and questions.yaml into')
+    parser.add_argument('--storage', default='mcap', choices=['mcap', 'sqlite3'])
+    args = parser.parse_args(argv)
+    try:
+        questions = write_sample(args.out_dir, storage=args.storage)
+    except FileExistsError as error:
+        print(f'sample_data: {error}', file=sys.stderr)
+        return 2
+    print(f"wrote {questions.parent / 'sample_bag'} and {questions}")
+    print(f'evaluate: cosmos-reason eval {questions.parent / "sample_bag"} --questions '
+          f'{questions} --out {questions.parent / "report"}')
+    return 0
+
+
+__all__ = [
+    'COMPRESSED_TOPIC', 'RAW_TOPIC', 'basket_box', 'below_basket_interval', 'marker_path',
+    'marker_radius', 'question_set_yaml', 'write_sample', 'write_sample_bag',
+]
+
+
+if __name__ == '__main__':
+    sys.exit(main())

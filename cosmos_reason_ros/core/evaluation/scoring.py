@@ -1,0 +1,303 @@
+"""Scores of one answer against its expected answer, and the summary of a run.
+
+Pure functions: geometry in source pixels, times in seconds, no model and no files.
+"""
+
+import dataclasses
+import math
+import re
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from cosmos_reason_ros.core.evaluation.questions import Expected, QuestionItem
+from cosmos_reason_ros.core.parsing import Box, Event, ParsedAnswer, Trajectory
+
+Point = tuple[float, float]
+TRAJECTORY_SAMPLES = 20
+"""Both paths are resampled to this many points, evenly spaced along their length, before the
+mean distance is taken, so paths with different numbers of waypoints compare fairly."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrajectoryError:
+    """How far a predicted path is from the expected one."""
+
+    mean_px: float
+    """Mean distance between the two paths resampled by arc length (pixels)."""
+    final_px: float
+    """Distance between the last points (pixels)."""
+    mean_fraction: float
+    """mean_px as a fraction of the image diagonal."""
+    final_fraction: float
+    """final_px as a fraction of the image diagonal."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Score:
+    """The verdict on one answer."""
+
+    kind: str
+    """What was compared: choice, verdict, trajectory, boxes, events, keywords."""
+    correct: bool | None
+    """None when the item has no expected answer."""
+    trajectory: TrajectoryError | None = None
+    iou: float | None = None
+    """Boxes: mean over expected boxes of the best IoU with a predicted box; events: the same
+    in time."""
+    keyword_recall: float | None = None
+    """Fraction of expected keywords found in the answer."""
+    detail: str = ''
+    """Why the answer is wrong, when that is not plain from the fields."""
+
+
+def image_diagonal(size: tuple[int, int]) -> float:
+    """Length of the diagonal of a (width, height) image in pixels."""
+    return math.hypot(size[0], size[1])
+
+
+def resample_path(points: Sequence[Point], count: int = TRAJECTORY_SAMPLES) -> np.ndarray:
+    """Points evenly spaced along a polyline, first and last included.
+
+    Args:
+        points: the polyline, at least one point.
+        count: number of points to return, >= 2.
+
+    Returns:
+        A (count, 2) float array; a single point (or a path of zero length) repeats it.
+
+    Raises:
+        ValueError: no points.
+    """
+    path = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if len(path) == 0:
+        raise ValueError('a path needs at least one point')
+    steps = np.hypot(*np.diff(path, axis=0).T) if len(path) > 1 else np.zeros(0)
+    along = np.concatenate([[0.0], np.cumsum(steps)])
+    if along[-1] == 0:
+        return np.repeat(path[:1], count, axis=0)
+    targets = np.linspace(0.0, along[-1], count)
+    return np.stack([np.interp(targets, along, path[:, 0]),
+                     np.interp(targets, along, path[:, 1])], axis=1)
+
+
+def trajectory_error(predicted: Sequence[Point], expected: Sequence[Point],
+                     image_size: tuple[int, int]) -> TrajectoryError:
+    """Mean and final point distance between two paths, in pixels and per image diagonal.
+
+    Args:
+        predicted: the model's waypoints in source pixels.
+        expected: the labelled waypoints in source pixels.
+        image_size: (width, height) of the source image.
+
+    Raises:
+        ValueError: a path without points, or an image size that is not positive.
+    """
+    diagonal = image_diagonal(image_size)
+    if not diagonal > 0:
+        raise ValueError(f'image size must be positive, got {image_size}')
+    ours, theirs = resample_path(predicted), resample_path(expected)
+    mean_px = float(np.mean(np.hypot(*(ours - theirs).T)))
+    final_px = float(math.dist(predicted[-1], expected[-1]))
+    return TrajectoryError(mean_px=mean_px, final_px=final_px, mean_fraction=mean_px / diagonal,
+                           final_fraction=final_px / diagonal)
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes (0 when either has no area)."""
+    width = min(a.x_max, b.x_max) - max(a.x_min, b.x_min)
+    height = min(a.y_max, b.y_max) - max(a.y_min, b.y_min)
+    intersection = max(width, 0.0) * max(height, 0.0)
+    union = _area(a) + _area(b) - intersection
+    return intersection / union if union > 0 else 0.0
+
+
+def mean_best_box_iou(predicted: Sequence[Box], expected: Sequence[Box]) -> float:
+    """For each expected box the best IoU with any predicted box, averaged (0 for no boxes)."""
+    if not expected:
+        raise ValueError('no expected boxes')
+    return float(np.mean([max((box_iou(p, e) for p in predicted), default=0.0)
+                          for e in expected]))
+
+
+def interval_iou(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Intersection over union of two time intervals; two equal instants score 1."""
+    intersection = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = max(a[1], b[1]) - min(a[0], b[0])
+    if union <= 0:
+        return 1.0 if a == b else 0.0
+    return intersection / union
+
+
+def mean_best_event_iou(predicted: Sequence[Event], expected: Sequence[Event]) -> float:
+    """For each expected event the best time IoU with any predicted event, averaged."""
+    if not expected:
+        raise ValueError('no expected events')
+    return float(np.mean([max((interval_iou((p.start, p.end), (e.start, e.end))
+                               for p in predicted), default=0.0) for e in expected]))
+
+
+def keyword_recall(text: str, keywords: Sequence[Sequence[str]]) -> float:
+    """Fraction of keywords found in text as whole words, ignoring case.
+
+    Args:
+        text: the answer.
+        keywords: each entry lists alternative spellings; one match is enough.
+    """
+    if not keywords:
+        raise ValueError('no keywords')
+    found = sum(any(_has_word(text, word) for word in options) for options in keywords)
+    return found / len(keywords)
+
+
+def score_answer(item: QuestionItem, parsed: ParsedAnswer, image_size: tuple[int, int], *,
+                 window_offset: float = 0.0) -> Score:
+    """Compare a parsed answer with the item's expected answer.
+
+    Rules: a choice or verdict must match exactly; a trajectory is right when the mean error of
+    its first path is at most `item.tolerance` of the image diagonal; boxes and events when
+    their mean best IoU reaches `item.iou_threshold`; free text when every keyword occurs.
+
+    Args:
+        item: the question, with its expected answer and thresholds.
+        parsed: the model's parsed answer.
+        image_size: (width, height) of the source image.
+        window_offset: seconds from the start of the source to the first frame the model saw;
+            predicted events (relative to that frame) are shifted by it.
+    """
+    expected: Expected = item.expected
+    kind = expected.kind
+    if not kind:
+        return Score(kind='', correct=None)
+    if kind == 'choice':
+        return Score(kind, parsed.choice == expected.choice,
+                     detail='' if parsed.choice else 'no option letter in the answer')
+    if kind == 'verdict':
+        return Score(kind, parsed.verdict == expected.verdict,
+                     detail='' if parsed.verdict else 'the answer starts with neither yes nor no')
+    if kind == 'trajectory':
+        return _score_trajectory(item, parsed.trajectories, image_size)
+    if kind == 'boxes':
+        if not parsed.boxes:
+            return Score(kind, False, iou=0.0, detail='no box in the answer')
+        iou = mean_best_box_iou(parsed.boxes, expected.boxes)
+        return Score(kind, iou >= item.iou_threshold, iou=iou)
+    if kind == 'events':
+        if not parsed.events:
+            return Score(kind, False, iou=0.0, detail='no event in the answer')
+        shifted = [Event(e.start + window_offset, e.end + window_offset, e.caption)
+                   for e in parsed.events]
+        iou = mean_best_event_iou(shifted, expected.events)
+        return Score(kind, iou >= item.iou_threshold, iou=iou)
+    recall = keyword_recall(parsed.answer, expected.keywords)
+    return Score(kind, recall == 1.0, keyword_recall=recall)
+
+
+def _score_trajectory(item: QuestionItem, trajectories: Sequence[Trajectory],
+                      image_size: tuple[int, int]) -> Score:
+    path = next((t.points for t in trajectories if t.points), ())
+    if not path:
+        return Score('trajectory', False, detail='no trajectory in the answer')
+    error = trajectory_error(path, item.expected.trajectory, image_size)
+    # The first path counts: it is the one a robot would follow.
+    return Score('trajectory', error.mean_fraction <= item.tolerance, trajectory=error)
+
+
+def _area(box: Box) -> float:
+    return max(box.x_max - box.x_min, 0.0) * max(box.y_max - box.y_min, 0.0)
+
+
+def _has_word(text: str, word: str) -> bool:
+    return re.search(r'(?<!\w)' + re.escape(word) + r'(?!\w)', text, re.IGNORECASE) is not None
+
+
+# --- summary -------------------------------------------------------------------------------------
+
+def percentiles(values: Iterable[float], points: Sequence[int] = (50, 90, 95)
+                ) -> dict[str, float | int | None]:
+    """count, mean, max and the given percentiles (linear interpolation) of the values.
+
+    Returns:
+        {'count': n, 'mean': ..., 'p50': ..., ..., 'max': ...}; None for each statistic when
+        there are no values.
+    """
+    data = np.asarray([v for v in values if v is not None and math.isfinite(v)], np.float64)
+    result: dict[str, float | int | None] = {'count': int(data.size)}
+    if data.size == 0:
+        result.update({'mean': None, **{f'p{p}': None for p in points}, 'max': None})
+        return result
+    result['mean'] = float(data.mean())
+    result.update({f'p{p}': float(np.percentile(data, p)) for p in points})
+    result['max'] = float(data.max())
+    return result
+
+
+def summarize(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The summary block of report.json, computed from its item records.
+
+    Accuracy counts answered items that have an expected answer; items that could not be asked
+    (errors) are counted apart, since they say more about the labels than about the model.
+    """
+    answered = [item for item in items if item['status'] == 'answered']
+    scored = [item for item in answered if (item.get('score') or {}).get('correct') is not None]
+    modes: dict[str, dict[str, Any]] = {}
+    for item in items:
+        entry = modes.setdefault(item['question']['mode'],
+                                 {'items': 0, 'answered': 0, 'scored': 0, 'correct': 0})
+        entry['items'] += 1
+        entry['answered'] += item['status'] == 'answered'
+        correct = ((item.get('score') or {}).get('correct')
+                   if item['status'] == 'answered' else None)
+        entry['scored'] += correct is not None
+        entry['correct'] += bool(correct)
+    for entry in modes.values():
+        entry['accuracy'] = _ratio(entry['correct'], entry['scored'])
+    parse_counts = {status: 0 for status in ('ok', 'truncated', 'failed', 'not_run')}
+    for item in answered:
+        status = item['answer']['parse_status']
+        parse_counts[status] = parse_counts.get(status, 0) + 1
+    trajectories = [item['score']['trajectory'] for item in scored
+                    if item['score'].get('trajectory')]
+    timings = [item['timing'] for item in answered]
+    tokens = [item['tokens'] for item in answered]
+    generation_time = sum(t['generation'] for t in timings)
+    completion = sum(t['completion'] for t in tokens)
+    correct_count = sum(bool(item['score']['correct']) for item in scored)
+    return {
+        'items': len(items),
+        'answered': len(answered),
+        'errors': sum(item['status'] == 'error' for item in items),
+        'not_run': sum(item['status'] == 'not_run' for item in items),
+        'scored': len(scored),
+        'correct': correct_count,
+        'accuracy': _ratio(correct_count, len(scored)),
+        'accuracy_by_mode': dict(sorted(modes.items())),
+        'parse': {**parse_counts, 'success_rate': _ratio(parse_counts['ok'], len(answered))},
+        'trajectory_error': {
+            name: percentiles((t[name] for t in trajectories), (50, 90))
+            for name in ('mean_px', 'final_px', 'mean_fraction', 'final_fraction')},
+        'box_iou': percentiles((item['score']['iou'] for item in scored
+                                if item['score']['kind'] == 'boxes'), (50,)),
+        'event_iou': percentiles((item['score']['iou'] for item in scored
+                                  if item['score']['kind'] == 'events'), (50,)),
+        'latency': {
+            name: percentiles((t[name] for t in timings if t.get(name) is not None), (50, 95))
+            for name in ('total', 'time_to_first_token', 'preprocess', 'generation', 'overhead',
+                         'round_trip')},
+        'tokens': {
+            'prompt': sum(t['prompt'] for t in tokens),
+            'completion': completion,
+            'tokens_per_second': completion / generation_time if generation_time > 0 else None,
+        },
+    }
+
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+__all__ = [
+    'Score', 'TRAJECTORY_SAMPLES', 'TrajectoryError', 'box_iou', 'image_diagonal',
+    'interval_iou', 'keyword_recall', 'mean_best_box_iou', 'mean_best_event_iou', 'percentiles',
+    'resample_path', 'score_answer', 'summarize', 'trajectory_error',
+]

@@ -1,0 +1,447 @@
+"""Live evaluation: a question set against a running reasoning node while its bag plays.
+
+Waits on /clock for each item's bag time (`ros2 bag play --clock BAG`), sends the item as a Reason
+goal whose window ends at the frame the offline replay would use, and writes the same report.
+"""
+
+import argparse
+import dataclasses
+import sys
+import threading
+import time
+from typing import Any, Callable, List, Optional, Sequence
+
+import rclpy
+from builtin_interfaces.msg import Time
+from rclpy.action.client import ClientGoalHandle
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.task import Future
+from rosgraph_msgs.msg import Clock
+
+from cosmos_reason_ros.action import Reason
+from cosmos_reason_ros.core.config import WindowConfig
+from cosmos_reason_ros.core.errors import ReasonError
+from cosmos_reason_ros.core.evaluation.questions import QuestionItem, QuestionSet, load_questions
+from cosmos_reason_ros.core.evaluation.replay import (
+    ANSWERED, ERROR, NOT_RUN, ItemResult, ProgressBar, ProgressCallback, ReplaySettings,
+    RunResult, SourceSummary, check_ask_time)
+from cosmos_reason_ros.core.evaluation.report import write_report
+from cosmos_reason_ros.core.evaluation.scoring import score_answer
+from cosmos_reason_ros.core.evaluation.sources import (
+    BagSource, Timeline, load_frames, ns_to_seconds, open_source)
+from cosmos_reason_ros.core.images import stamp_seconds
+from cosmos_reason_ros.core.parsing import Box, Event, ParsedAnswer, ParseStatus, Trajectory
+from cosmos_reason_ros.ros.client import DEFAULT_ACTION, ReasonClient, make_goal
+
+_CODE_NAMES = {value: name.lower() for name, value in vars(Reason.Result).items()
+               if name.isupper() and isinstance(value, int)}
+
+
+class ClockStalledError(ReasonError):
+    """/clock did not reach an item's time: the bag is not playing (or stopped)."""
+
+
+class BagClock:
+    """The latest time on /clock, and a way to wait for a given time."""
+
+    def __init__(self, node: Node):
+        self._node = node
+        self._condition = threading.Condition()
+        self._now: Optional[float] = None
+        self._updated = time.monotonic()
+        # ros2 bag play publishes /clock best effort, keep last 1 (rclcpp::ClockQoS).
+        self._sub = node.create_subscription(
+            Clock, '/clock', self._on_clock,
+            QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+
+    def destroy(self) -> None:
+        """Stop listening to /clock."""
+        self._node.destroy_subscription(self._sub)
+
+    @property
+    def now(self) -> Optional[float]:
+        """The last /clock time in seconds, None before the first message."""
+        with self._condition:
+            return self._now
+
+    def wait_until(self, bag_time: float, *, start_timeout: float, stall_timeout: float,
+                   cancel: threading.Event) -> float:
+        """Block until /clock reaches bag_time.
+
+        Args:
+            bag_time: the time to wait for (seconds).
+            start_timeout: seconds to wait for the first /clock message.
+            stall_timeout: seconds /clock may stand still before giving up.
+            cancel: set it to stop waiting.
+
+        Returns:
+            The /clock time reached.
+
+        Raises:
+            ClockStalledError: no /clock message in time, or /clock stopped before bag_time.
+        """
+        started = time.monotonic()
+        with self._condition:
+            while not cancel.is_set():
+                if self._now is not None and self._now >= bag_time - 1e-6:
+                    return self._now
+                waited = time.monotonic() - (started if self._now is None else self._updated)
+                limit = start_timeout if self._now is None else stall_timeout
+                if waited > limit:
+                    raise ClockStalledError(self._stall_message(bag_time, limit))
+                self._condition.wait(min(0.1, limit - waited + 1e-3))
+            raise ClockStalledError('cancelled while waiting for /clock')
+
+    def _stall_message(self, bag_time: float, limit: float) -> str:
+        if self._now is None:
+            return (f'no message on /clock within {limit:g} s: play the bag with '
+                    '`ros2 bag play --clock BAG`')
+        return (f'/clock stopped at {self._now:.3f} for {limit:g} s before reaching '
+                f'{bag_time:.3f}: the bag finished or was paused')
+
+    def _on_clock(self, msg: Clock) -> None:
+        with self._condition:
+            self._now = stamp_seconds(msg.clock)
+            self._updated = time.monotonic()
+            self._condition.notify_all()
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveSettings:
+    """How the live client waits and what it asks for."""
+
+    replay: ReplaySettings = ReplaySettings()
+    """Decoding (greedy, seed), the end tolerance and gap rules, and the node's window
+    settings: target_fps and rewind_threshold tell which frames the node keeps, max_pixels
+    sizes the pictures. The goal defaults are the node's own."""
+    start_timeout: float = 60.0
+    """Seconds to wait for the first /clock message."""
+    stall_timeout: float = 10.0
+    """Seconds /clock may stand still before the remaining items are given up."""
+    result_timeout: float = 600.0
+    """Seconds to wait for one goal's result."""
+
+
+class LiveEvaluation:
+    """Sends each item of a question set as a goal at its bag time and collects the results."""
+
+    def __init__(self, node: Node, questions: QuestionSet, *, action: str = DEFAULT_ACTION,
+                 settings: LiveSettings = LiveSettings(),
+                 on_result: Optional[ProgressCallback] = None):
+        """Subscribe to /clock and create the action client on `node`.
+
+        The node must be spinning in an executor (another thread) while run() waits.
+
+        Args:
+            node: the client's node.
+            questions: the items to ask; their sources must be bags (to know their timelines).
+            action: the node's Reason action.
+            settings: timeouts, decoding and the picture size.
+            on_result: progress callback, called after every item.
+        """
+        self._node = node
+        self._questions = questions
+        self._settings = settings
+        self._on_result = on_result or (lambda result, done, total: None)
+        self._clock = BagClock(node)
+        self._client = ReasonClient(node, action)
+        self._action = action
+        self._cancel = threading.Event()
+        self._results: dict[int, ItemResult] = {}
+        self._in_flight: Optional[ClientGoalHandle] = None
+
+    def wait_for_server(self, timeout: float) -> bool:
+        """True once the node's action server is discovered."""
+        return self._client.wait_for_server(timeout)
+
+    def destroy(self) -> None:
+        """Release the action client and the /clock subscription."""
+        self._client.destroy()
+        self._clock.destroy()
+
+    def cancel(self) -> None:
+        """Stop waiting and cancel the goal in flight (from another thread)."""
+        self._cancel.set()
+
+    def run(self) -> RunResult:
+        """Ask every item in bag-time order; Ctrl-C (or cancel()) keeps what was done."""
+        started = time.perf_counter()
+        indexed = list(enumerate(self._questions.items, start=1))
+        sources: List[SourceSummary] = []
+        interrupted = False
+        try:
+            for path, topic in self._questions.sources():
+                group = [(i, item) for i, item in indexed
+                         if (item.source, item.topic) == (path, topic)]
+                sources.append(self._run_source(path, topic, group))
+        except KeyboardInterrupt:
+            self._cancel.set()
+            interrupted = True
+            if self._in_flight is not None:
+                self._in_flight.cancel_goal_async()
+        interrupted = interrupted or self._cancel.is_set()
+        for index, item in indexed:
+            self._results.setdefault(index, ItemResult(
+                index=index, item=item, status=NOT_RUN, error_code='interrupted',
+                error='the run was interrupted before this item was asked'))
+        model_id = next((r.model_id for r in self._results.values() if r.model_id), '')
+        settings = self._settings.replay.to_dict()
+        settings['action'] = self._action
+        return RunResult(
+            question_set=self._questions,
+            results=[self._results[index] for index, _ in indexed], sources=sources,
+            model={'id': model_id, 'family': '', 'device': '', 'dtype': ''},
+            settings=settings, interrupted=interrupted, live=True,
+            wall_time=time.perf_counter() - started)
+
+    def _run_source(self, path: str, topic: str,
+                    group: List[tuple[int, QuestionItem]]) -> SourceSummary:
+        try:
+            source = open_source(path, topic)
+            if not isinstance(source, BagSource):
+                raise ReasonError(f"'{path}' is not a bag: live evaluation plays bags only "
+                                  '(use `cosmos-reason eval` for clips)')
+            timeline = Timeline.read(source)
+        except ReasonError as error:
+            for index, item in group:
+                self._record(ItemResult(index=index, item=item, status=ERROR,
+                                        error_code='source', error=str(error)))
+            return SourceSummary(description={'path': path, 'topic': topic}, error=str(error))
+        summary = SourceSummary(description=source.describe(), frames=len(timeline.bag_times))
+        if timeline.bag_times:
+            summary.first_offset = timeline.bag_times[0] - timeline.start
+            summary.last_offset = timeline.bag_times[-1] - timeline.start
+        last = timeline.bag_times[-1] if timeline.bag_times else timeline.start
+        planned = sorted((item.time.resolve(timeline.start, last), index, item)
+                         for index, item in group)
+        answered: List[ItemResult] = []
+        kept = timeline.kept_stamps(self._settings.replay.window)
+        for bag_time, index, item in planned:
+            if self._cancel.is_set():
+                break
+            result = self._ask(index, item, bag_time, timeline, kept, source)
+            self._record(result)
+            if result.status == ANSWERED:
+                answered.append(result)
+        self._attach_pictures(source, answered)
+        return summary
+
+    def _ask(self, index: int, item: QuestionItem, bag_time: float, timeline: Timeline,
+             kept: Sequence[Optional[int]], source: BagSource) -> ItemResult:
+        settings = self._settings
+        newest = timeline.newest_at(bag_time)
+        base = ItemResult(index=index, item=item, status=ERROR, bag_time=bag_time,
+                          offset=bag_time - timeline.start)
+        code, message = check_ask_time(
+            bag_time, first=timeline.bag_times[0] if timeline.bag_times else None,
+            newest=None if newest is None else timeline.bag_times[newest],
+            ended=newest == len(timeline.bag_times) - 1, settings=settings.replay,
+            topic=source.topic, start=timeline.start)
+        if code or newest is None:
+            return dataclasses.replace(base, error_code=code, error=message)
+        # The newest frame the node's window holds by then, as in the offline replay.
+        stamp_ns = kept[newest]
+        if stamp_ns is None:
+            return dataclasses.replace(base, error_code='no_frames',
+                                       error='the window holds no frame by this time')
+        base = dataclasses.replace(base, window_end=ns_to_seconds(stamp_ns))
+        try:
+            reached = self._clock.wait_until(
+                bag_time, start_timeout=settings.start_timeout,
+                stall_timeout=settings.stall_timeout, cancel=self._cancel)
+        except ClockStalledError as error:
+            return dataclasses.replace(base, error_code='clock', error=str(error))
+        goal = _goal_for(item, settings.replay, stamp_ns)
+        sent = time.perf_counter()
+        response = self._send_and_wait(goal)
+        round_trip = time.perf_counter() - sent
+        base = dataclasses.replace(base, send_delay=max(reached - bag_time, 0.0),
+                                   round_trip=round_trip)
+        if isinstance(response, str):
+            return dataclasses.replace(base, error_code='goal', error=response)
+        return _result_to_item(base, item, response, timeline)
+
+    def _send_and_wait(self, goal: Reason.Goal) -> Any:
+        """The Reason.Result, or a string saying why there is none."""
+        timeout = self._settings.result_timeout
+        handle: Optional[ClientGoalHandle] = _wait(
+            self._client.send(goal), timeout, self._cancel, self._server_alive)
+        if handle is None:
+            return self._no_answer(f'no answer to the goal request within {timeout:g} s')
+        if not handle.accepted:
+            return 'the node rejected the goal'
+        self._in_flight = handle
+        response = _wait(handle.get_result_async(), timeout, self._cancel, self._server_alive)
+        self._in_flight = None
+        if response is None:
+            handle.cancel_goal_async()
+            return self._no_answer(f'no result within {timeout:g} s; the goal was cancelled')
+        return response.result
+
+    def _no_answer(self, timed_out: str) -> str:
+        if self._cancel.is_set():
+            return 'cancelled'
+        if not self._server_alive():
+            return f"the action server '{self._action}' is gone: did the node stop?"
+        return timed_out
+
+    def _server_alive(self) -> bool:
+        return self._client.wait_for_server(0.0)
+
+    def _attach_pictures(self, source: BagSource, answered: List[ItemResult]) -> None:
+        """Decode the last frame of each answer from the bag, as the window stored it."""
+        last_stamps = [result.frame_stamps[-1] for result in answered if result.frame_stamps]
+        if not last_stamps:
+            return
+        max_pixels = self._settings.replay.window.max_pixels
+        images = load_frames(source, last_stamps, max_pixels=max_pixels)
+        for result in answered:
+            image = images.get(result.frame_stamps[-1]) if result.frame_stamps else None
+            if image is not None:
+                self._results[result.index] = dataclasses.replace(result, image=image)
+
+    def _record(self, result: ItemResult) -> None:
+        self._results[result.index] = result
+        self._on_result(result, len(self._results), len(self._questions.items))
+
+
+def _goal_for(item: QuestionItem, settings: ReplaySettings, stamp_ns: int) -> Reason.Goal:
+    # The exact integer stamp: the node turns it into the same float as the frame's header.
+    return make_goal(
+        item.task, item.mode.value, choices=list(item.choices), object_name=item.object_name,
+        reasoning=item.reasoning, window_duration=float(item.window_duration),
+        max_frames=item.max_frames, max_new_tokens=item.max_new_tokens,
+        window_end=Time(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9),
+        greedy=settings.greedy, seed=-1 if settings.seed is None else settings.seed)
+
+
+def _result_to_item(base: ItemResult, item: QuestionItem, result: Reason.Result,
+                    timeline: Timeline) -> ItemResult:
+    output = result.output
+    if result.error_code != Reason.Result.SUCCESS:
+        return dataclasses.replace(
+            base, error_code=_CODE_NAMES.get(result.error_code, str(result.error_code)),
+            error=result.message, raw_text=output.raw_text, model_id=output.model_id)
+    parsed = parsed_from_msg(output)
+    stamps = tuple(stamp_seconds(stamp) for stamp in output.frame_stamps)
+    size = (int(output.image_width), int(output.image_height))
+    first_bag_time = timeline.bag_time_of(stamps[0]) if stamps else None
+    window_offset = (first_bag_time if first_bag_time is not None else stamps[0]) - timeline.start
+    return dataclasses.replace(
+        base, status=ANSWERED, parsed=parsed, raw_text=output.raw_text,
+        model_id=output.model_id, frame_stamps=stamps, window_offset=window_offset,
+        source_size=size, prompt_tokens=output.prompt_tokens,
+        completion_tokens=output.completion_tokens,
+        finish_reason='', preprocess_time=output.preprocess_time,
+        time_to_first_token=output.time_to_first_token,
+        generation_time=output.generation_time, total_time=output.total_time,
+        decode_tokens_per_second=output.decode_tokens_per_second,
+        score=score_answer(item, parsed, size, window_offset=window_offset))
+
+
+def parsed_from_msg(output: Any) -> ParsedAnswer:
+    """A ReasoningResult message back into the core's ParsedAnswer."""
+    return ParsedAnswer(
+        reasoning=output.reasoning, answer=output.answer,
+        status=ParseStatus(output.parse_status), error=output.parse_error,
+        trajectories=tuple(Trajectory(t.label, tuple((p.x, p.y) for p in t.points))
+                           for t in output.trajectories),
+        boxes=tuple(Box(b.label, b.x_min, b.y_min, b.x_max, b.y_max) for b in output.boxes),
+        events=tuple(Event(e.start_offset, e.end_offset, e.caption) for e in output.events),
+        choice=output.choice, verdict=output.verdict,
+        next_action=output.next_action[0].description if output.next_action else '')
+
+
+def _wait(future: Future, timeout: float, cancel: threading.Event,
+          alive: Callable[[], bool]) -> Any:
+    """The future's result once done (completed by the executor thread); None on timeout,
+    cancel, or when alive() says the server is gone."""
+    done = threading.Event()
+    future.add_done_callback(lambda _: done.set())
+    deadline = time.monotonic() + timeout
+    # Short waits so Ctrl-C, cancel() and a vanished node are noticed while a long goal runs.
+    while not done.wait(min(0.2, max(deadline - time.monotonic(), 0.0))):
+        if cancel.is_set() or time.monotonic() >= deadline or not alive():
+            return None
+    return future.result()
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Command-line options of `live_eval`."""
+    parser = argparse.ArgumentParser(prog='live_eval', description=__doc__.split('\n')[0])
+    parser.add_argument('bag', nargs='?',
+                        help="the bag being played (default: the question set's source)")
+    parser.add_argument('--questions', required=True, help='question set (YAML)')
+    parser.add_argument('--topic', help='image topic in the bag')
+    parser.add_argument('--action', default=DEFAULT_ACTION, help='Reason action of the node')
+    parser.add_argument('--out', default='live_eval_report', help='report folder')
+    parser.add_argument('--sample', action='store_true',
+                        help='sample with the mode presets instead of greedy decoding')
+    parser.add_argument('--seed', type=int)
+    parser.add_argument('--fps', type=float, default=WindowConfig.target_fps,
+                        help="the node's window.target_fps (to know which frames it keeps)")
+    parser.add_argument('--max-pixels', type=int, default=WindowConfig.max_pixels,
+                        help="pixel budget of the pictures (the node's window.max_pixels)")
+    parser.add_argument('--start-timeout', type=float, default=LiveSettings.start_timeout,
+                        help='seconds to wait for the bag to start playing')
+    parser.add_argument('--stall-timeout', type=float, default=LiveSettings.stall_timeout,
+                        help='seconds /clock may stand still before the rest is given up')
+    parser.add_argument('--result-timeout', type=float, default=LiveSettings.result_timeout)
+    parser.add_argument('--quiet', action='store_true', help='no progress bar')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """`ros2 run cosmos_reason_ros live_eval`: 0 when complete, 130 after Ctrl-C, 2 on errors."""
+    argv = list(sys.argv if argv is None else argv)
+    args = parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
+    try:
+        questions = load_questions(args.questions, source=args.bag, topic=args.topic)
+    except ReasonError as error:
+        print(f'live_eval: {error}', file=sys.stderr)
+        return 2
+    settings = LiveSettings(
+        replay=ReplaySettings(window=WindowConfig(target_fps=args.fps,
+                                                  max_pixels=args.max_pixels),
+                              greedy=not args.sample, seed=args.seed),
+        start_timeout=args.start_timeout, stall_timeout=args.stall_timeout,
+        result_timeout=args.result_timeout)
+    rclpy.init(args=argv)
+    node = Node('cosmos_reason_live_eval')
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spinner = threading.Thread(target=_spin, args=(executor,), daemon=True)
+    spinner.start()
+    evaluation = LiveEvaluation(node, questions, action=args.action, settings=settings,
+                                on_result=None if args.quiet else ProgressBar(sys.stderr))
+    try:
+        if not evaluation.wait_for_server(timeout=args.start_timeout):
+            print(f"live_eval: no action server '{args.action}' within {args.start_timeout:g} "
+                  's: is the reasoning node running?', file=sys.stderr)
+            return 2
+        print(f'live_eval: waiting for /clock (ros2 bag play --clock); '
+              f'{len(questions.items)} items', file=sys.stderr)
+        run = evaluation.run()
+    finally:
+        # Fast DDS aborts the process unless the graph is torn down in this order.
+        executor.shutdown(timeout_sec=10.0)
+        spinner.join(timeout=10.0)
+        evaluation.destroy()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    path = write_report(run, args.out)
+    print(f'live_eval: wrote {path} and {path.with_name("report.md")}', file=sys.stderr)
+    return 130 if run.interrupted else 0
+
+
+def _spin(executor: SingleThreadedExecutor) -> None:
+    try:
+        executor.spin()
+    except ExternalShutdownException:
+        pass
+
+
+__all__ = ['BagClock', 'ClockStalledError', 'LiveEvaluation', 'LiveSettings', 'main',
+           'parsed_from_msg']

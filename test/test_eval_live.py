@@ -1,0 +1,122 @@
+"""Live evaluation on a real rclpy graph: the node on sim time, a bag player publishing frames and
+/clock, and the live client sending each item as a goal at its bag time.
+
+The same items replayed offline must pick the same frames and, with greedy decoding, get the same
+answers whenever the node received every frame (best-effort DDS may drop one on a busy machine).
+"""
+
+import threading
+import time
+
+import pytest
+
+from bag_player import BagPlayer
+from cosmos_reason_ros.core.backends.transformers_backend import TransformersBackend
+from cosmos_reason_ros.core.config import ModelConfig, WindowConfig
+from cosmos_reason_ros.core.evaluation.questions import parse_question_set
+from cosmos_reason_ros.core.evaluation.replay import Replay, ReplaySettings
+from cosmos_reason_ros.core.evaluation.report import load_report, write_report
+from cosmos_reason_ros.core.evaluation.sample_data import (
+    RAW_TOPIC, START, marker_path, write_sample_bag)
+from cosmos_reason_ros.core.evaluation.sources import BagSource
+from cosmos_reason_ros.ros.live_eval import LiveEvaluation, LiveSettings
+from ros_graph import Graph, TIMEOUT
+
+W, H, SECONDS = 160, 120, 3.0
+SETTINGS = ReplaySettings(window=WindowConfig(max_pixels=W * H))
+
+
+def near(value: float, tolerance: float = 1e-5):
+    """approx with an absolute tolerance: a relative one is ~1700 s at these stamps."""
+    return pytest.approx(value, abs=tolerance, rel=0)
+
+
+@pytest.fixture
+def bag(tmp_path):
+    return write_sample_bag(tmp_path / 'bag', width=W, height=H, seconds=SECONDS,
+                            compressed=False)
+
+
+def _frames_offered(graph: Graph, published: int, timeout: float = 5.0) -> int:
+    """Frames the node's window was offered, once it caught up with the player (or timeout)."""
+    caught_up = threading.Event()
+    deadline = time.monotonic() + timeout
+    while graph.node._window.stats.offered < published and time.monotonic() < deadline:
+        caught_up.wait(0.05)  # the image callback has no event to wait on; poll its counter
+    return graph.node._window.stats.offered
+
+
+def _questions(bag, tmp_path):
+    return parse_question_set({
+        'version': 1, 'source': str(bag), 'topic': RAW_TOPIC,
+        'defaults': {'window_duration': 1.0, 'max_frames': 4, 'max_new_tokens': 8},
+        'items': [
+            {'id': 'path', 'at': 1.0, 'mode': 'trajectory', 'task': 'Follow the marker',
+             'expected': {'trajectory': [list(p) for p in marker_path(1.0, 2.0, W, H)]}},
+            {'id': 'too-early', 'stamp': START - 10.0, 'mode': 'caption'},
+            {'id': 'inside', 'at': 2.2, 'mode': 'question', 'task': 'Is the marker inside?',
+             'expected': {'verdict': 'no'}},
+            {'id': 'too-late', 'at': 9.0, 'mode': 'caption'},
+        ]}, tmp_path / 'questions.yaml')
+
+
+def test_live_run_through_the_action_agrees_with_the_offline_replay(
+        bag, tmp_path, tiny_qwen3_checkpoint):
+    questions = _questions(bag, tmp_path)
+    graph = Graph(tiny_qwen3_checkpoint, camera=False, use_sim_time=True,
+                  **{'window.max_pixels': W * H, 'goal.frame_wait_timeout': 5.0})
+    player = BagPlayer(graph.context, bag, {RAW_TOPIC: '/image'})
+    try:
+        assert graph.node.wait_until_loaded(TIMEOUT), graph.node.model_state
+        evaluation = LiveEvaluation(
+            graph.peer, questions, action='/cosmos_reason/reason',
+            settings=LiveSettings(replay=SETTINGS, start_timeout=TIMEOUT, stall_timeout=10.0,
+                                  result_timeout=TIMEOUT))
+        # The node's time source and the live client both listen to /clock.
+        assert player.wait_for_subscribers({'/image': 1, '/clock': 2}, TIMEOUT)
+        runs = []
+        client = threading.Thread(target=lambda: runs.append(evaluation.run()))
+        client.start()
+        player.start()
+        client.join(TIMEOUT)
+        assert not client.is_alive(), 'the live client did not finish'
+        assert player.finished.wait(TIMEOUT) and player.error is None
+        frames_received = _frames_offered(graph, player.published)
+    finally:
+        player.stop()
+        graph.close()
+
+    (live,) = runs
+    assert live.live and not live.interrupted
+    by_id = {result.item.id: result for result in live.results}
+    assert by_id['too-early'].error_code == 'before_start'
+    assert by_id['too-late'].error_code == 'after_end'
+    bag_stamps = [frame.stamp for frame in BagSource(bag, RAW_TOPIC).frames()]
+    # At 2.2 s the window's newest frame is the one of 2.0 s (4 fps slots).
+    for name, window_end in (('path', START + 1.0), ('inside', START + 2.0)):
+        result = by_id[name]
+        assert result.status == 'answered', (result.error_code, result.error)
+        assert result.window_end == near(window_end)
+        assert result.frame_stamps[-1] <= result.window_end + 1e-6
+        assert all(min(abs(s - b) for b in bag_stamps) < 1e-6 for s in result.frame_stamps)
+        assert result.source_size == (W, H) and result.completion_tokens == 8
+        assert result.round_trip > 0 and result.send_delay >= 0
+        assert result.image is not None, 'the picture is decoded from the bag'
+
+    backend = TransformersBackend(ModelConfig(model=str(tiny_qwen3_checkpoint), device='cpu',
+                                              dtype='fp32'))
+    backend.load()
+    offline = {r.item.id: r for r in Replay(backend, SETTINGS).run(questions).results}
+    backend.close()
+    for name in ('path', 'inside'):
+        assert offline[name].window_end == by_id[name].window_end
+        if frames_received == len(bag_stamps):
+            assert by_id[name].frame_stamps == pytest.approx(offline[name].frame_stamps,
+                                                             abs=1e-6, rel=0)
+            assert by_id[name].raw_text == offline[name].raw_text
+
+    report = load_report(write_report(live, tmp_path / 'live'))
+    assert report['run']['kind'] == 'live' and report['complete']
+    assert report['summary']['answered'] == 2 and report['summary']['errors'] == 2
+    assert report['items'][0]['timing']['round_trip'] > 0
+    assert (tmp_path / 'live' / report['items'][0]['image']).is_file()
