@@ -1,0 +1,285 @@
+"""`cosmos-reason`: the core without ROS. Parse model text, run a model on files, evaluate.
+
+    cosmos-reason parse --mode trajectory --image-size 1910x1190 < answer.txt
+    cosmos-reason run clip.mp4 --model nvidia/Cosmos-Reason2-2B --task 'Is it safe to turn right?'
+    cosmos-reason eval bag/ --questions questions.yaml --topic /camera/image_raw --out report/
+    cosmos-reason compare before/report.json after/report.json
+"""
+
+import argparse
+import dataclasses
+import enum
+import json
+import os
+import sys
+from typing import Any, List, Optional, Tuple
+
+from cosmos_reason_ros.core.backends import Backend
+from cosmos_reason_ros.core.backends.factory import (
+    BACKENDS, TRANSFORMERS, BackendSettings, create_backend)
+from cosmos_reason_ros.core.config import GoalDefaults, ModelConfig, WindowConfig
+from cosmos_reason_ros.core.errors import ReasonError
+from cosmos_reason_ros.core.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.parsing import parse_answer
+from cosmos_reason_ros.core.remote_config import RemoteConfig
+
+
+def _size(text: str) -> Tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split('x'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not WIDTHxHEIGHT, e.g. 1920x1080')
+    return width, height
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses, enums and tuples as JSON-ready dicts, names and lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: to_jsonable(getattr(value, field.name))
+                for field in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.name.lower() if isinstance(value, int) else value.value
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(item) for item in value]
+    if isinstance(value, dict):
+        return {key: to_jsonable(item) for key, item in value.items()}
+    return value
+
+
+def _add_question_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--mode', default=Mode.QUESTION.value, choices=[m.value for m in Mode])
+    parser.add_argument('--choice', action='append', default=[], dest='choices',
+                        help='multiple-choice option (repeat for each)')
+    parser.add_argument('--object-name', default='', help='object to locate (grounding)')
+
+
+def _add_backend_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--backend', default=TRANSFORMERS, choices=BACKENDS,
+                        help='transformers: load the model here; openai: use a vLLM/NIM server')
+    parser.add_argument('--model', default=ModelConfig.model,
+                        help='hub id or local checkpoint (transformers)')
+    parser.add_argument('--revision', default='')
+    parser.add_argument('--device', default='auto')
+    parser.add_argument('--dtype', default='auto', choices=['auto', 'bf16', 'fp16', 'fp32'])
+    parser.add_argument('--local-files-only', action='store_true',
+                        help='never contact the model hub')
+    parser.add_argument('--base-url', default=RemoteConfig.base_url,
+                        help='server URL up to /v1 (openai)')
+    parser.add_argument('--served-model', default=RemoteConfig.served_model,
+                        help='model name the server serves (openai)')
+    parser.add_argument('--api-key-env', default='',
+                        help='environment variable holding the API key (openai)')
+
+
+def _load_backend(args: argparse.Namespace) -> Backend:
+    """Build and load the backend the options describe."""
+    backend = create_backend(BackendSettings(
+        backend=args.backend,
+        model=ModelConfig(model=args.model, revision=args.revision, dtype=args.dtype,
+                          device=args.device, local_files_only=args.local_files_only),
+        remote=RemoteConfig(base_url=args.base_url, served_model=args.served_model,
+                            api_key_env=args.api_key_env)), environ=os.environ)
+    backend.load()
+    return backend
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog='cosmos-reason', description=__doc__.split('\n')[0])
+    commands = parser.add_subparsers(dest='command', required=True)
+
+    parse = commands.add_parser('parse', help='parse model output read from stdin')
+    _add_question_options(parse)
+    parse.add_argument('--image-size', type=_size, required=True, metavar='WxH',
+                       help='source image size the coordinates map to')
+    parse.add_argument('--family', default=ModelFamily.QWEN3_VL.value,
+                       choices=[f.value for f in ModelFamily],
+                       help='qwen3_vl (Reason2, 0-1000 coordinates) or qwen2_5_vl (Reason1)')
+    parse.add_argument('--model-input-size', type=_size, metavar='WxH',
+                       help='frame size the model saw (needed for qwen2_5_vl coordinates)')
+
+    run = commands.add_parser('run', help='run a model on a video, an image or an image folder')
+    run.add_argument('media', help='video file, image file, or folder of images')
+    run.add_argument('--task', default='', help='question or task instruction')
+    _add_question_options(run)
+    run.add_argument('--reasoning', action='store_true', help='think step by step first')
+    _add_backend_options(run)
+    run.add_argument('--fps', type=float, default=WindowConfig.target_fps,
+                     help='frames per second kept from a video (and spacing of a folder)')
+    run.add_argument('--window', type=float, default=0.0,
+                     help='seconds of the clip, ending at its last frame (0: all of it)')
+    run.add_argument('--max-frames', type=int, default=GoalDefaults.max_frames)
+    run.add_argument('--max-pixels', type=int, default=WindowConfig.max_pixels,
+                     help='pixel budget per frame')
+    run.add_argument('--max-new-tokens', type=int, default=GoalDefaults.max_new_tokens)
+    run.add_argument('--greedy', action='store_true', help='deterministic decoding')
+    run.add_argument('--seed', type=int)
+    run.add_argument('--stream', action='store_true', help='print tokens to stderr as they come')
+
+    evaluate = commands.add_parser(
+        'eval', help='score a model on a recorded bag or clip with labelled questions')
+    evaluate.add_argument('source', nargs='?',
+                          help="rosbag2 bag (folder, .mcap or .db3) or video clip; default: the "
+                               "question set's source (for a benchmark file: its video folder)")
+    evaluate.add_argument('--questions', required=True,
+                          help='question set (YAML, see examples/questions_sample.yaml) or a '
+                               'Cosmos-Reason1 benchmark file (JSON)')
+    evaluate.add_argument('--topic', help="image topic of the bag (default: the question set's, "
+                                          'or the only image topic)')
+    evaluate.add_argument('--out', default='eval_report',
+                          help='folder for report.json, report.md and pictures')
+    _add_backend_options(evaluate)
+    evaluate.add_argument('--fps', type=float, default=WindowConfig.target_fps,
+                          help='frames per second the window keeps (as the node)')
+    evaluate.add_argument('--max-pixels', type=int, default=WindowConfig.max_pixels,
+                          help='pixel budget per frame (as the node)')
+    evaluate.add_argument('--window', type=float, default=GoalDefaults.window_duration,
+                          help='seconds of history for items that set none')
+    evaluate.add_argument('--max-frames', type=int, default=GoalDefaults.max_frames,
+                          help='frames per question for items that set none')
+    evaluate.add_argument('--max-new-tokens', type=int, default=GoalDefaults.max_new_tokens,
+                          help='generation budget for items that set none')
+    evaluate.add_argument('--max-frame-age', type=float, default=GoalDefaults.max_frame_age,
+                          help='an item whose newest frame is older than this (a gap in the '
+                               'recording) is an error')
+    evaluate.add_argument('--sample', action='store_true',
+                          help='sample with the mode presets instead of greedy decoding')
+    evaluate.add_argument('--seed', type=int, help='sampler seed (with --sample)')
+    evaluate.add_argument('--no-pictures', action='store_true',
+                          help='skip the per-item pictures')
+    evaluate.add_argument('--quiet', action='store_true', help='no progress bar')
+
+    compare = commands.add_parser('compare', help='what changed between two report.json files')
+    compare.add_argument('a', help='the earlier report.json')
+    compare.add_argument('b', help='the later report.json')
+    compare.add_argument('--json', action='store_true', help='print JSON instead of Markdown')
+    return parser
+
+
+def command_parse(args: argparse.Namespace) -> int:
+    """Parse stdin and print the parsed answer as JSON."""
+    parsed = parse_answer(sys.stdin.read(), Mode(args.mode), family=ModelFamily(args.family),
+                          source_size=args.image_size, model_input_size=args.model_input_size,
+                          num_choices=len(args.choices), object_name=args.object_name)
+    print(json.dumps(to_jsonable(parsed), indent=2))
+    return 0
+
+
+def command_run(args: argparse.Namespace) -> int:
+    """Run the model on the media and print the outcome as JSON."""
+    from cosmos_reason_ros.core.frames import FrameWindow
+    from cosmos_reason_ros.core.media import iter_media
+    from cosmos_reason_ros.core.reasoner import Reasoner, ReasonRequest
+
+    window = FrameWindow(WindowConfig(target_fps=args.fps, capacity=100_000,
+                                      max_duration=float('inf'), max_pixels=args.max_pixels,
+                                      source=args.media))
+    for stamp, load in iter_media(args.media, folder_fps=args.fps):
+        window.offer(stamp, load)
+    span = window.stats.span
+    backend = _load_backend(args)
+    defaults = GoalDefaults(window_duration=args.window or span + 1.0,
+                            max_frames=args.max_frames, max_new_tokens=args.max_new_tokens)
+    request = ReasonRequest(mode=Mode(args.mode), task=args.task, choices=tuple(args.choices),
+                            object_name=args.object_name, reasoning=args.reasoning,
+                            greedy=args.greedy, seed=args.seed)
+    on_text = (lambda text, _: print(text, end='', file=sys.stderr, flush=True)
+               if args.stream else None)
+    outcome = Reasoner(backend, window, defaults).run(request, on_text=on_text)
+    if args.stream:
+        print(file=sys.stderr)
+    print(json.dumps(outcome_summary(outcome), indent=2))
+    return 0
+
+
+def command_eval(args: argparse.Namespace) -> int:
+    """Replay the recording, ask every question, write the report; 130 after Ctrl-C."""
+    from cosmos_reason_ros.core.evaluation.questions import load_questions
+    from cosmos_reason_ros.core.evaluation.replay import ProgressBar, Replay, ReplaySettings
+    from cosmos_reason_ros.core.evaluation.report import write_report
+    from cosmos_reason_ros.core.evaluation.sources import open_source
+
+    questions = load_questions(args.questions, source=args.source, topic=args.topic)
+    if len(questions.sources()) == 1:
+        # One recording: a wrong path or topic is worth an error before loading the model.
+        open_source(*questions.sources()[0])
+    settings = ReplaySettings(
+        window=WindowConfig(target_fps=args.fps, max_pixels=args.max_pixels),
+        goals=GoalDefaults(window_duration=args.window, max_frames=args.max_frames,
+                           max_frame_age=args.max_frame_age,
+                           max_new_tokens=args.max_new_tokens),
+        greedy=not args.sample, seed=args.seed)
+    try:
+        backend = _load_backend(args)
+    except KeyboardInterrupt:
+        print('cosmos-reason: interrupted while loading the model; nothing was evaluated',
+              file=sys.stderr)
+        return 130
+    progress = None if args.quiet else ProgressBar(sys.stderr)
+    run = Replay(backend, settings, on_result=progress).run(questions)
+    path = write_report(run, args.out, pictures=not args.no_pictures)
+    summary = json.loads(path.read_text(encoding='utf-8'))['summary']
+    accuracy = summary['accuracy']
+    print(json.dumps({'report': str(path), 'markdown': str(path.with_name('report.md')),
+                      'complete': not run.interrupted, 'items': summary['items'],
+                      'answered': summary['answered'], 'errors': summary['errors'],
+                      'accuracy': accuracy,
+                      'parse_success_rate': summary['parse']['success_rate']}, indent=2))
+    if run.interrupted:
+        print('cosmos-reason: interrupted; the report holds the items done so far',
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+def command_compare(args: argparse.Namespace) -> int:
+    """Print what changed between two reports."""
+    from cosmos_reason_ros.core.evaluation.compare import compare_files, render_comparison
+    from cosmos_reason_ros.core.evaluation.report import ReportError
+
+    try:
+        comparison = compare_files(args.a, args.b)
+    except ReportError as error:
+        print(f'cosmos-reason: {error}', file=sys.stderr)
+        return 2
+    print(json.dumps(comparison, indent=2) if args.json else render_comparison(comparison),
+          end='\n' if args.json else '')
+    return 0
+
+
+def outcome_summary(outcome) -> dict:
+    """The outcome of a goal as JSON-ready data (the frames as stamps, not pixels)."""
+    generation = outcome.generation
+    return {
+        'model_id': outcome.model_id,
+        'mode': outcome.request.mode.value,
+        'task': outcome.request.task,
+        'frame_stamps': [frame.stamp for frame in outcome.frames],
+        'image_size': list(outcome.source_size),
+        'model_input_size': list(generation.model_input_size),
+        'raw_text': generation.text,
+        **to_jsonable(outcome.parsed),
+        'prompt_tokens': generation.prompt_tokens,
+        'completion_tokens': generation.completion_tokens,
+        'finish_reason': generation.finish_reason,
+        'preprocess_time': generation.preprocess_time,
+        'time_to_first_token': generation.time_to_first_token,
+        'generation_time': generation.generation_time,
+        'total_time': outcome.total_time,
+        'decode_tokens_per_second': generation.decode_tokens_per_second,
+    }
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of `cosmos-reason`; errors print one line saying what to change."""
+    args = build_parser().parse_args(argv)
+    try:
+        return {'parse': command_parse, 'run': command_run, 'eval': command_eval,
+                'compare': command_compare}[args.command](args)
+    except ReasonError as error:
+        print(f'cosmos-reason: {error}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""`cosmos-reason parse` and `run`: the core on files, without ROS."""
+
+import io
+import json
+import pathlib
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from cosmos_reason_ros import cli
+from cosmos_reason_ros.core.sample_scene import render_scene
+
+FIXTURES = pathlib.Path(__file__).parent / 'fixtures'
+SHARED_CLIP = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'av_turn_right.mp4'
+
+
+def _run(argv, capsys, stdin=''):
+    old = sys.stdin
+    sys.stdin = io.StringIO(stdin)
+    try:
+        code = cli.main(argv)
+    finally:
+        sys.stdin = old
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_parse_maps_a_real_trajectory_to_source_pixels(capsys):
+    text = (FIXTURES / 'reason2_trajectory_tape.txt').read_text()
+    code, out, _ = _run(['parse', '--mode', 'trajectory', '--image-size', '1910x1190'], capsys,
+                        stdin=text)
+
+    parsed = json.loads(out)
+    assert code == 0 and parsed['status'] == 'ok'
+    assert parsed['trajectories'][0]['points'][0] == pytest.approx([372.45, 749.7])
+    assert parsed['reasoning'].startswith('I will move my left gripper')
+
+
+def test_parse_of_garbage_reports_failure_not_an_exception(capsys):
+    code, out, _ = _run(['parse', '--mode', 'grounding', '--image-size', '640x480'], capsys,
+                        stdin='no boxes here {')
+    parsed = json.loads(out)
+    assert code == 0 and parsed['status'] == 'failed' and parsed['error']
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    for index in range(6):
+        frame = cv2.cvtColor(render_scene(index * 0.25, 160, 120), cv2.COLOR_RGB2BGR)
+        cv2.imwrite(str(tmp_path / f'frame_{index:03d}.png'), frame)
+    return tmp_path
+
+
+def test_run_on_an_image_folder_answers_with_the_folder_timing(image_folder,
+                                                                tiny_qwen3_checkpoint, capsys):
+    code, out, _ = _run(['run', str(image_folder), '--model', str(tiny_qwen3_checkpoint),
+                         '--device', 'cpu', '--task', 'Where does the marker go?',
+                         '--max-new-tokens', '8', '--greedy'], capsys)
+
+    result = json.loads(out)
+    assert code == 0
+    assert result['frame_stamps'] == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0, 1.25])
+    assert result['image_size'] == [160, 120] and result['completion_tokens'] == 8
+    assert result['raw_text'] and result['status'] in ('ok', 'failed')
+
+
+def test_run_on_a_missing_file_says_so(tiny_qwen3_checkpoint, capsys):
+    code, _, err = _run(['run', '/nonexistent/clip.mp4', '--model',
+                         str(tiny_qwen3_checkpoint)], capsys)
+    assert code == 2 and "'/nonexistent/clip.mp4' does not exist" in err
+
+
+@pytest.mark.skipif(not SHARED_CLIP.exists(), reason='shared/data is not beside this checkout')
+def test_run_on_the_real_clip_samples_it_at_4_fps(tiny_qwen3_checkpoint, capsys):
+    code, out, _ = _run(['run', str(SHARED_CLIP), '--model', str(tiny_qwen3_checkpoint),
+                         '--device', 'cpu', '--task', 'Is it safe to turn right?',
+                         '--max-new-tokens', '8', '--greedy', '--max-pixels', '50000'], capsys)
+
+    result = json.loads(out)
+    assert code == 0
+    assert result['image_size'] == [1008, 560]
+    gaps = np.diff(result['frame_stamps'])
+    assert len(result['frame_stamps']) % 2 == 0 and np.allclose(gaps, 0.25, atol=0.02)
