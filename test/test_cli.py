@@ -3,6 +3,7 @@
 import io
 import json
 import pathlib
+import subprocess
 import sys
 
 import cv2
@@ -83,3 +84,18 @@ def test_run_on_the_real_clip_samples_it_at_4_fps(tiny_qwen3_checkpoint, capsys)
     assert result['image_size'] == [1008, 560]
     gaps = np.diff(result['frame_stamps'])
     assert len(result['frame_stamps']) % 2 == 0 and np.allclose(gaps, 0.25, atol=0.02)
+
+
+def test_run_without_torch_says_what_to_install(tmp_path):
+    image = tmp_path / 'frame.png'
+    cv2.imwrite(str(image), np.zeros((48, 64, 3), np.uint8))
+    # sys.modules[name] = None makes `import name` fail, as on a machine without torch.
+    script = ('import sys\n'
+              "sys.modules['torch'] = None\n"
+              'from cosmos_reason_ros import cli\n'
+              f"sys.exit(cli.main(['run', {str(image)!r}, '--model', 'any']))\n")
+    completed = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                               timeout=120, cwd=pathlib.Path(__file__).resolve().parents[1])
+
+    assert completed.returncode == 2, completed.stderr
+    assert "pip install 'cosmos_reason_ros[model]'" in completed.stderr

@@ -52,8 +52,12 @@ def create_backend(settings: BackendSettings, *,
         ModelLoadError: an unknown backend name or an unusable remote setting.
     """
     if settings.backend == TRANSFORMERS:
-        from cosmos_reason_ros.core.backends.transformers_backend import TransformersBackend
-
+        try:
+            from cosmos_reason_ros.core.backends.transformers_backend import TransformersBackend
+        except ImportError as error:
+            raise ModelLoadError(
+                f'the transformers backend needs torch, torchvision and transformers ({error}): '
+                "pip install 'cosmos_reason_ros[model]', or use backend openai") from None
         return TransformersBackend(settings.model)
     if settings.backend == OPENAI:
         from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
