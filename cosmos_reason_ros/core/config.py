@@ -58,3 +58,7 @@ class ModelConfig:
     """none | 4bit | 8bit (bitsandbytes; CUDA only)."""
     local_files_only: bool = False
     """Never contact the hub (offline robots); the model must be in the local cache or a path."""
+    cache_implementation: str = 'dynamic'
+    """dynamic | static. 'static' preallocates the KV cache (prompt + max_new_tokens), which lets
+    transformers compile the decoding step on CUDA: faster decoding once the first goal has
+    compiled it (slowly, and again when a longer prompt needs a larger cache). Slower on a CPU."""

@@ -14,7 +14,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.action import ActionServer, CancelResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.serialization import deserialize_message
@@ -35,6 +35,8 @@ from cosmos_reason_ros.core.scheduling import BusyError, GoalScheduler
 from cosmos_reason_ros.msg import ReasoningResult
 from cosmos_reason_ros.ros.conversions import (
     empty_result_msg, goal_to_request, header_from_cdr, outcome_to_msg, rgb_to_image_msg)
+from cosmos_reason_ros.ros.executor import ReasonExecutor
+from cosmos_reason_ros.ros.large_buffers import reuse_large_buffers
 from cosmos_reason_ros.ros.parameters import declare_node_config
 
 Result = Reason.Result
@@ -340,9 +342,10 @@ def _summary(outcome: ReasonOutcome) -> str:
 
 def main(args=None) -> None:
     """Run the node until shutdown (ros2 run cosmos_reason_ros reason_node)."""
+    reuse_large_buffers()
     rclpy.init(args=args)
     node = ReasonNode()
-    executor = MultiThreadedExecutor(num_threads=node.executor_threads)
+    executor = ReasonExecutor(num_threads=node.executor_threads)
     executor.add_node(node)
     try:
         executor.spin()

@@ -45,6 +45,10 @@ SPECS: Tuple[ParameterSpec, ...] = (
     ParameterSpec('quantization', 'none', 'bitsandbytes weight quantization (CUDA only).',
                   choices=('none', '4bit', '8bit')),
     ParameterSpec('local_files_only', False, 'Never contact the model hub (offline robots).'),
+    ParameterSpec('cache_implementation', 'dynamic',
+                  'KV cache of generation; static preallocates it, so that transformers compiles '
+                  'decoding on CUDA (faster decoding after a slow first goal; slower on a CPU).',
+                  choices=('dynamic', 'static')),
     ParameterSpec('remote.base_url', _REMOTE.base_url,
                   'Server URL including the API version, e.g. http://127.0.0.1:8000/v1.'),
     ParameterSpec('remote.served_model', _REMOTE.served_model,
@@ -156,7 +160,8 @@ def declare_node_config(node: Node, image_topic: str) -> NodeConfig:
         model=ModelConfig(
             model=values['model'], revision=values['revision'], dtype=values['dtype'],
             device=values['device'], attn_implementation=values['attn_implementation'],
-            quantization=values['quantization'], local_files_only=values['local_files_only']),
+            quantization=values['quantization'], local_files_only=values['local_files_only'],
+            cache_implementation=values['cache_implementation']),
         window=WindowConfig(
             target_fps=values['window.target_fps'], capacity=values['window.capacity'],
             max_duration=values['window.max_duration'], max_pixels=values['window.max_pixels'],

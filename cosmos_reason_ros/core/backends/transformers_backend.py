@@ -46,6 +46,9 @@ TIMESTAMP_FPS = 1000.0
 """Qwen3-VL frame timing is passed as frame indices of a virtual 1000 fps video: index =
 round(t * 1000), so the `<t seconds>` markers are the real stamps to the millisecond."""
 
+CACHE_IMPLEMENTATIONS = ('dynamic', 'static')
+"""KV caches generate() may use: dynamic (grows per token) or static (preallocated)."""
+
 _DTYPES = {
     'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16,
     'fp16': torch.float16, 'float16': torch.float16, 'half': torch.float16,
@@ -130,6 +133,10 @@ class TransformersBackend:
             if self._model is not None:
                 return
             source = self._checkpoint_source()
+            if self.config.cache_implementation not in CACHE_IMPLEMENTATIONS:
+                raise ModelLoadError(
+                    f"unknown cache_implementation '{self.config.cache_implementation}': use "
+                    + ' or '.join(CACHE_IMPLEMENTATIONS))
             device = self._resolve_device()
             dtype = self._resolve_dtype(device)
             quantization = self._quantization_config(device, dtype)
@@ -439,6 +446,9 @@ class TransformersBackend:
         streamer = _TextStreamer(self._decoder, on_text)
         stopping = StoppingCriteriaList([_CancelCriteria(cancel)] if cancel is not None else [])
         generate_kwargs = generation_kwargs(sampling)
+        if self.config.cache_implementation == 'static':
+            # A fixed-size cache lets generate() compile the decoding step (CUDA only).
+            generate_kwargs['cache_implementation'] = 'static'
         if sampling.seed is not None and not sampling.greedy:
             # generate() takes no torch.Generator; the global seed is safe under the lock.
             torch.manual_seed(sampling.seed)
