@@ -1,0 +1,121 @@
+"""A 1080p camera for the benchmarks: pre-rendered frames published at a fixed rate.
+
+Frames are rendered and serialized once; each publish only writes the header stamp into the
+serialized bytes, so this process costs little and the node's CPU is what the benchmark sees.
+"""
+
+import argparse
+import json
+import struct
+import sys
+import time
+from typing import List, Optional, Sequence
+
+import cv2
+import numpy as np
+
+from cosmos_reason_ros.core.sample_scene import render_scene
+
+DISTINCT_FRAMES = 8
+"""Frames rendered up front and published in turn (the marker moves between them)."""
+
+
+def render_frames(width: int, height: int, count: int = DISTINCT_FRAMES,
+                  noise: float = 6.0) -> List[np.ndarray]:
+    """BGR frames of the sample scene with sensor-like noise, so JPEG sizes look like a camera's.
+
+    Args:
+        width: Frame width in pixels.
+        height: Frame height in pixels.
+        count: How many distinct frames.
+        noise: Standard deviation of the Gaussian noise added to each pixel (0-255 scale).
+    """
+    rng = np.random.default_rng(0)
+    frames = []
+    for index in range(count):
+        rgb = render_scene(index / 30.0, width, height).astype(np.int16)
+        rgb += rng.normal(0.0, noise, rgb.shape).astype(np.int16)
+        bgr = cv2.cvtColor(np.clip(rgb, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+        frames.append(bgr)
+    return frames
+
+
+def serialized_frames(encoding: str, width: int, height: int,
+                      jpeg_quality: int = 90) -> List[bytearray]:
+    """CDR-serialized Image (bgr8) or CompressedImage (JPEG) messages, stamp left at zero."""
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import CompressedImage, Image
+    from std_msgs.msg import Header
+
+    messages = []
+    for bgr in render_frames(width, height):
+        header = Header(frame_id='camera')
+        if encoding == 'jpeg':
+            ok, jpeg = cv2.imencode('.jpg', bgr, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+            assert ok
+            msg = CompressedImage(header=header, format='jpeg', data=jpeg.tobytes())
+        else:
+            msg = Image(header=header, height=height, width=width, encoding='bgr8',
+                        step=width * 3, data=bgr.tobytes())
+        messages.append(bytearray(serialize_message(msg)))
+    return messages
+
+
+def stamp_into(serialized: bytearray, stamp: float) -> bytes:
+    """The message with header.stamp set (it sits right after the 4-byte CDR header)."""
+    sec = int(stamp)
+    layout = '<iI' if serialized[1] == 1 else '>iI'
+    struct.pack_into(layout, serialized, 4, sec, int((stamp - sec) * 1e9))
+    return bytes(serialized)
+
+
+def publish(encoding: str, width: int, height: int, rate: float, duration: float) -> dict:
+    """Publish for `duration` seconds at `rate` Hz; returns counts and the payload size."""
+    import rclpy
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import CompressedImage, Image
+
+    frames = serialized_frames(encoding, width, height)
+    rclpy.init()
+    node = rclpy.create_node('bench_camera')
+    topic, message_type = (('image/compressed', CompressedImage) if encoding == 'jpeg'
+                           else ('image', Image))
+    publisher = node.create_publisher(message_type, topic, qos_profile_sensor_data)
+    deadline = time.monotonic() + 10.0
+    while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    published = 0
+    started = time.monotonic()
+    while True:
+        due = started + published / rate
+        now = time.monotonic()
+        if due - started >= duration:
+            break
+        if due > now:
+            time.sleep(due - now)
+        publisher.publish(stamp_into(frames[published % len(frames)], time.time()))
+        published += 1
+    elapsed = time.monotonic() - started
+    node.destroy_node()
+    rclpy.shutdown()
+    return {'published': published, 'seconds': elapsed,
+            'bytes_per_frame': sum(map(len, frames)) // len(frames)}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command-line entry (python -m bench.camera); prints a JSON summary when done."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--encoding', choices=('raw', 'jpeg'), default='raw',
+                        help='raw: sensor_msgs/Image bgr8 on image; jpeg: CompressedImage on '
+                             'image/compressed')
+    parser.add_argument('--width', type=int, default=1920)
+    parser.add_argument('--height', type=int, default=1080)
+    parser.add_argument('--rate', type=float, default=30.0)
+    parser.add_argument('--duration', type=float, default=20.0)
+    args = parser.parse_args(argv)
+    print(json.dumps(publish(args.encoding, args.width, args.height, args.rate, args.duration)))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

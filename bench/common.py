@@ -1,0 +1,247 @@
+"""Shared pieces of the benchmarks: process CPU and memory from /proc, the node as a process.
+
+Linux only (/proc); everything else is the project's own code and the ROS 2 wheels.
+"""
+
+import contextlib
+import json
+import os
+import platform
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+ROOT = Path(__file__).resolve().parents[1]
+"""Repository root: benchmarks run the node from the source tree here."""
+CACHE = ROOT / '.cache' / 'bench'
+"""Checkpoints the benchmarks build (git-ignored); reused between runs."""
+FASTDDS_PROFILE = Path(__file__).resolve().parent / 'fastdds_large_frames.xml'
+"""Shared-memory segments large enough for 1080p raw frames (see the file's comment)."""
+
+CLOCK_TICKS = os.sysconf('SC_CLK_TCK')
+PAGE_SIZE = os.sysconf('SC_PAGE_SIZE')
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by all threads of a process."""
+    fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+    # Fields after the command name start at field 3 (state); utime and stime are 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def memory_mb(pid: int) -> Dict[str, float]:
+    """Resident memory of a process in MiB: now (VmRSS) and at its peak (VmHWM)."""
+    values = {}
+    for line in Path(f'/proc/{pid}/status').read_text().splitlines():
+        key, _, rest = line.partition(':')
+        if key in ('VmRSS', 'VmHWM', 'RssAnon', 'RssFile'):
+            values[key] = int(rest.split()[0]) / 1024
+    return values
+
+
+def load_average() -> Tuple[float, float, float]:
+    """The 1, 5 and 15 minute load averages."""
+    return os.getloadavg()
+
+
+def machine() -> Dict[str, Any]:
+    """The machine a figure was measured on: CPU model, cores, memory, load, software."""
+    cpu = 'unknown'
+    for line in Path('/proc/cpuinfo').read_text().splitlines():
+        if line.startswith('model name'):
+            cpu = line.split(':', 1)[1].strip()
+            break
+    total_kb = int(Path('/proc/meminfo').read_text().split()[1])
+    return {
+        'cpu': cpu, 'cores': os.cpu_count(), 'memory_gb': round(total_kb / 2**20, 1),
+        'load_1_5_15': [round(value, 2) for value in load_average()],
+        'python': platform.python_version(), 'kernel': platform.release(),
+    }
+
+
+def print_machine() -> None:
+    """Print the machine line every benchmark starts with."""
+    info = machine()
+    print(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB; "
+          f"load {info['load_1_5_15']}; Python {info['python']}")
+
+
+def ros_domain() -> int:
+    """A DDS domain unlikely to meet the test suite's (1-101) or another benchmark run's."""
+    return random.SystemRandom().randint(102, 232)
+
+
+def ros_environment(domain: int) -> Dict[str, str]:
+    """Environment for ROS processes of one benchmark run: its own domain, localhost only."""
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
+               FASTDDS_DEFAULT_PROFILES_FILE=str(FASTDDS_PROFILE), PYTHONUNBUFFERED='1')
+    env['PYTHONPATH'] = os.pathsep.join(filter(None, [str(ROOT), env.get('PYTHONPATH', '')]))
+    return env
+
+
+def use_benchmark_transport() -> None:
+    """Give this process's own DDS participants the large-frame profile (set before rclpy.init)."""
+    os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(FASTDDS_PROFILE)
+    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+
+
+def node_command(parameters: Dict[str, Any], fixes: bool = True) -> List[str]:
+    """Command line that runs the reasoning node from the source tree with these parameters.
+
+    The node's main() is the one `ros2 run cosmos_reason_ros reason_node` calls; running it from
+    the source tree measures the code as it is here, without a rebuild of install/.
+    fixes=False runs it as before the ingest fixes (rclpy's stock MultiThreadedExecutor, no
+    reuse_large_buffers()), for before/after figures from the same script.
+    """
+    code = 'from cosmos_reason_ros.ros import node; node.main()'
+    if not fixes:
+        code = ('from rclpy.executors import MultiThreadedExecutor; '
+                'from cosmos_reason_ros.ros import node; '
+                'node.ReasonExecutor = MultiThreadedExecutor; '
+                'node.reuse_large_buffers = lambda: False; node.main()')
+    command = [sys.executable, '-c', code, '--ros-args', '--log-level', 'warn']
+    for name, value in parameters.items():
+        if isinstance(value, bool):
+            value = str(value).lower()
+        command += ['-p', f'{name}:={value}']
+    return command
+
+
+class NodeProcess:
+    """The reasoning node in its own process (same PID after the wheels' re-exec)."""
+
+    def __init__(self, parameters: Dict[str, Any], env: Dict[str, str], fixes: bool = True):
+        self.process = subprocess.Popen(
+            node_command(parameters, fixes), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True, start_new_session=True)
+        self.log: List[str] = []
+        self._reader = threading.Thread(target=self._read_log, daemon=True)
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def _read_log(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.log.append(line.rstrip())
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def memory_mb(self) -> Dict[str, float]:
+        return memory_mb(self.pid)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGINT (the node shuts down in order), then SIGKILL if it hangs."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._reader.join(timeout=2.0)
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            tail = '\n'.join(self.log[-20:])
+            raise RuntimeError(f'the node exited with {self.process.returncode}:\n{tail}')
+
+
+@contextlib.contextmanager
+def node_process(parameters: Dict[str, Any], env: Dict[str, str],
+                 fixes: bool = True) -> Iterator[NodeProcess]:
+    """Run the node for the duration of a with-block."""
+    node = NodeProcess(parameters, env, fixes)
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+class Diagnostics:
+    """Follows the node's /diagnostics from a small rclpy node in this process."""
+
+    def __init__(self, domain: int):
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self._rclpy = rclpy
+        self._context = rclpy.Context()
+        rclpy.init(context=self._context, domain_id=domain)
+        self._node = rclpy.create_node('bench_diagnostics', context=self._context)
+        self._lock = threading.Lock()
+        self._history: List[Tuple[float, Dict[str, str]]] = []
+        self._node.create_subscription(DiagnosticArray, '/diagnostics', self._on_message, 10)
+        self._executor = rclpy.executors.SingleThreadedExecutor(context=self._context)
+        self._executor.add_node(self._node)
+        self._spinner = threading.Thread(target=self._executor.spin, daemon=True)
+        self._spinner.start()
+
+    def _on_message(self, array: Any) -> None:
+        values = {kv.key: kv.value for status in array.status for kv in status.values}
+        with self._lock:
+            self._history.append((time.monotonic(), values))
+
+    @property
+    def latest(self) -> Dict[str, str]:
+        with self._lock:
+            return dict(self._history[-1][1]) if self._history else {}
+
+    def history_since(self, since: float) -> List[Tuple[float, Dict[str, str]]]:
+        with self._lock:
+            return [(t, values) for t, values in self._history if t >= since]
+
+    def wait_for(self, key: str, value: str, timeout: float,
+                 node: Optional[NodeProcess] = None) -> Dict[str, str]:
+        """Wait until the latest status has key == value; fail after timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if node is not None:
+                node.check_alive()
+            latest = self.latest
+            if latest.get(key) == value:
+                return latest
+            time.sleep(0.1)
+        raise TimeoutError(f'/diagnostics never reported {key}={value} (last: {self.latest})')
+
+    def close(self) -> None:
+        self._executor.shutdown(timeout_sec=5.0)
+        self._spinner.join(timeout=5.0)
+        self._node.destroy_node()
+        self._rclpy.shutdown(context=self._context)
+
+
+def camera_command(encoding: str, width: int, height: int, rate: float,
+                   duration: float) -> List[str]:
+    """Command line of the benchmark camera (bench/camera.py) in its own process."""
+    return [sys.executable, '-m', 'bench.camera', '--encoding', encoding, '--width', str(width),
+            '--height', str(height), '--rate', str(rate), '--duration', str(duration)]
+
+
+def run_json(command: Sequence[str], env: Dict[str, str], timeout: float) -> Dict[str, Any]:
+    """Run a helper process that prints one JSON object as its last stdout line."""
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f'{command[:4]} failed ({done.returncode}):\n{done.stderr[-3000:]}')
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def spread(values: Sequence[float]) -> str:
+    """'median (min-max)' of a few repeated measurements."""
+    if len(values) == 1:
+        return f'{values[0]:.4g}'
+    return f'{median(values):.4g} ({min(values):.4g}-{max(values):.4g})'

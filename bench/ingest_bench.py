@@ -1,0 +1,183 @@
+"""Ingest cost: the node's CPU per second of a 1080p 30 fps stream, split into kept and dropped.
+
+The node runs in its own process and a camera (bench/camera.py) in another; CPU is read from
+/proc/<node pid>/stat. Runs: window.target_fps 0.1 (almost every frame dropped), 15 (half kept)
+and 4 (the deployed setting); the dropped cost comes from the first, the kept cost from the second.
+"""
+
+import argparse
+import dataclasses
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+from bench import common
+
+KEEP_HALF_FPS = 15.0
+"""Half the camera's frames are kept: many kept frames, without saturating a 2-core machine."""
+DROP_ALL_FPS = 0.1
+"""The lowest target rate the node accepts: one frame in 300 is kept."""
+
+
+@dataclasses.dataclass
+class Run:
+    """One streaming run against a fresh node."""
+
+    encoding: str
+    target_fps: float
+    seconds: float
+    received_per_s: float
+    kept_per_s: float
+    cpu_per_s: float
+    """Node CPU seconds per second of stream (1.0 = one core)."""
+    idle_cpu_per_s: float
+    """Node CPU seconds per second with the model loaded and no stream."""
+
+    @property
+    def dropped_per_s(self) -> float:
+        return max(self.received_per_s - self.kept_per_s, 0.0)
+
+
+def node_parameters(model: Path, encoding: str, target_fps: float) -> Dict[str, Any]:
+    """The node as deployed on a desktop GPU preset, but with the tiny model on the CPU."""
+    return {
+        'model': str(model), 'device': 'cpu', 'dtype': 'fp32', 'local_files_only': True,
+        'compressed_input': encoding == 'jpeg', 'window.target_fps': target_fps,
+        'window.capacity': 128, 'window.max_duration': 30.0, 'window.max_pixels': 640 * 360,
+        'publish_debug_image': False, 'diagnostics_period': 1.0,
+    }
+
+
+def next_sample(diagnostics: common.Diagnostics, node: common.NodeProcess,
+                timeout: float = 5.0) -> Tuple[float, float, int]:
+    """Wait for the next /diagnostics message; return (its arrival, node CPU s, frames_kept)."""
+    start = time.monotonic()
+    count = len(diagnostics.history_since(0.0))
+    while len(diagnostics.history_since(0.0)) == count:
+        node.check_alive()
+        if time.monotonic() - start > timeout:
+            raise TimeoutError('no /diagnostics from the node')
+        time.sleep(0.002)
+    cpu = node.cpu_seconds()
+    arrived, values = diagnostics.history_since(0.0)[count]
+    return arrived, cpu, int(values['frames_kept'])
+
+
+def received_between(diagnostics: common.Diagnostics, start: float, end: float) -> float:
+    """Frames the node received between two /diagnostics messages (their rates x periods)."""
+    history = [(t, float(values['input_rate_hz']))
+               for t, values in diagnostics.history_since(start) if t <= end]
+    return sum(rate * (t - previous) for (previous, _), (t, rate) in zip(history, history[1:]))
+
+
+def measure(model: Path, encoding: str, target_fps: float, seconds: float,
+            idle_seconds: float = 4.0, warmup: float = 3.0, fixes: bool = True) -> Run:
+    """Start a node, measure it idle, then under the stream."""
+    domain = common.ros_domain()
+    env = common.ros_environment(domain)
+    diagnostics = common.Diagnostics(domain)
+    try:
+        with common.node_process(node_parameters(model, encoding, target_fps), env,
+                                 fixes) as node:
+            diagnostics.wait_for('model_state', 'ready', timeout=120.0, node=node)
+            t0, cpu0, _ = next_sample(diagnostics, node)
+            time.sleep(idle_seconds)
+            t1, cpu1, _ = next_sample(diagnostics, node)
+            idle = (cpu1 - cpu0) / (t1 - t0)
+            camera = subprocess.Popen(
+                common.camera_command(encoding, 1920, 1080, 30.0, warmup + seconds + 3.0),
+                cwd=common.ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True)
+            try:
+                deadline = time.monotonic() + 30.0
+                while float(diagnostics.latest.get('input_rate_hz', 0)) < 1.0:
+                    if time.monotonic() > deadline or camera.poll() is not None:
+                        raise RuntimeError('the node receives no frames: '
+                                           + (camera.stderr.read() if camera.stderr else ''))
+                    time.sleep(0.1)
+                time.sleep(warmup)
+                s0 = next_sample(diagnostics, node)
+                time.sleep(seconds)
+                s1 = next_sample(diagnostics, node)
+            finally:
+                camera.wait(timeout=warmup + seconds + 30.0)
+    finally:
+        diagnostics.close()
+    elapsed = s1[0] - s0[0]
+    return Run(encoding=encoding, target_fps=target_fps, seconds=elapsed,
+               received_per_s=received_between(diagnostics, s0[0], s1[0]) / elapsed,
+               kept_per_s=(s1[2] - s0[2]) / elapsed, cpu_per_s=(s1[1] - s0[1]) / elapsed,
+               idle_cpu_per_s=idle)
+
+
+def report(encoding: str, runs: Dict[float, Run]) -> Dict[str, float]:
+    """Print one encoding's runs and the kept/dropped split; return the headline figures."""
+    print(f'\n{encoding}: 1920x1080 at 30 fps, window kept at 640x360')
+    print(f"  {'target_fps':>10} {'recv/s':>7} {'kept/s':>7} {'drop/s':>7} "
+          f"{'node CPU %':>10} {'idle %':>7}")
+    for fps, run in sorted(runs.items()):
+        print(f'  {fps:>10g} {run.received_per_s:>7.1f} {run.kept_per_s:>7.2f} '
+              f'{run.dropped_per_s:>7.1f} {100 * run.cpu_per_s:>10.2f} '
+              f'{100 * run.idle_cpu_per_s:>7.2f}')
+    half, drop_all, deployed = runs[KEEP_HALF_FPS], runs[DROP_ALL_FPS], runs[4.0]
+    # Two equations, two unknowns: CPU - idle = kept/s x kept cost + dropped/s x dropped cost.
+    (a, b), (c, d) = ((half.kept_per_s, half.dropped_per_s),
+                      (drop_all.kept_per_s, drop_all.dropped_per_s))
+    e, f = (half.cpu_per_s - half.idle_cpu_per_s, drop_all.cpu_per_s - drop_all.idle_cpu_per_s)
+    kept_cost = (e * d - b * f) / (a * d - b * c)
+    dropped_cost = (a * f - c * e) / (a * d - b * c)
+    kept_part = deployed.kept_per_s * kept_cost
+    dropped_part = deployed.dropped_per_s * dropped_cost
+    print(f'  cost per kept frame:    {1000 * kept_cost:7.3f} ms CPU')
+    print(f'  cost per dropped frame: {1000 * dropped_cost:7.3f} ms CPU '
+          f'= {100 * dropped_cost / kept_cost:.1f}% of a kept frame')
+    print(f'  at 4 fps: {100 * deployed.cpu_per_s:.2f}% of one core measured; split: kept '
+          f'{100 * kept_part:.2f}% + dropped {100 * dropped_part:.2f}% + idle '
+          f'{100 * deployed.idle_cpu_per_s:.2f}% = '
+          f'{100 * (kept_part + dropped_part + deployed.idle_cpu_per_s):.2f}% predicted')
+    return {'cpu_percent_4fps': 100 * deployed.cpu_per_s, 'kept_ms': 1000 * kept_cost,
+            'dropped_ms': 1000 * dropped_cost, 'dropped_over_kept': dropped_cost / kept_cost}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command-line entry: python -m bench.ingest_bench [--seconds 20] [--encodings raw jpeg]."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--seconds', type=float, default=20.0,
+                        help='seconds of stream measured per run (default 20)')
+    parser.add_argument('--encodings', nargs='+', choices=('raw', 'jpeg'),
+                        default=['raw', 'jpeg'])
+    parser.add_argument('--without-fixes', action='store_true',
+                        help='run the node as before the ingest fixes (stock executor, default '
+                             'allocator): the "before" figures')
+    parser.add_argument('--model', type=Path, default=None,
+                        help='checkpoint the node loads (default: the tiny test model, built)')
+    args = parser.parse_args(argv)
+
+    from cosmos_reason_ros.core.tiny_model import build_tiny_checkpoint
+
+    common.print_machine()
+    common.use_benchmark_transport()
+    model = args.model or build_tiny_checkpoint(common.CACHE / 'tiny-qwen3-vl')
+    headline = {}
+    for encoding in args.encodings:
+        runs = {fps: measure(model, encoding, fps, args.seconds,
+                             fixes=not args.without_fixes)
+                for fps in (DROP_ALL_FPS, 4.0, KEEP_HALF_FPS)}
+        headline[encoding] = report(encoding, runs)
+    targets = {'raw': 10.0, 'jpeg': 20.0}
+    print('\ntargets:')
+    for encoding, figures in headline.items():
+        cpu_ok = figures['cpu_percent_4fps'] < targets[encoding]
+        drop_ok = figures['dropped_over_kept'] < 0.10
+        print(f"  {encoding}: node CPU {figures['cpu_percent_4fps']:.2f}% < "
+              f"{targets[encoding]:g}%: {'met' if cpu_ok else 'MISSED'}; dropped/kept "
+              f"{100 * figures['dropped_over_kept']:.1f}% < 10%: "
+              f"{'met' if drop_ok else 'MISSED'}")
+    common.print_machine()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
