@@ -267,9 +267,10 @@ def report(rows: List[Dict[str, float]], model: str, count: int, width: int, hei
     print(f"  processor + generate() directly:       {1000 * both:9.1f} ms "
           f"({common.spread([1000 * row['direct_processor'] for row in rows])})")
     print(f'  overhead vs generate():                {1000 * paired:+9.1f} ms '
-          f'= {100 * paired / direct:+.2f}% (ratio {node / direct:.4f})')
+          f'= {100 * paired / direct:+.2f}% (median of paired differences; ratio of medians '
+          f'{node / direct:.4f})')
     print(f'  overhead vs processor + generate():    {1000 * paired_both:+9.1f} ms '
-          f'= {100 * paired_both / both:+.2f}% (ratio {node / both:.4f})')
+          f'= {100 * paired_both / both:+.2f}% (ratio of medians {node / both:.4f})')
     print(f"  CPU seconds per call: node process {med('node_cpu'):.3f} (whole goal), this process "
           f"{med('direct_cpu'):.3f} (generate() only)")
     print(f"  node's own timings: preprocess {1000 * med('node_preprocess'):.1f} ms, generation "
