@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 """Repository root: benchmarks run the node from the source tree here."""
 CACHE = ROOT / '.cache' / 'bench'
 """Checkpoints the benchmarks build (git-ignored); reused between runs."""
-FASTDDS_PROFILE = Path(__file__).resolve().parent / 'fastdds_large_frames.xml'
+FASTDDS_PROFILE = ROOT / 'config' / 'fastdds_large_frames.xml'
 """Shared-memory segments large enough for 1080p raw frames (see the file's comment)."""
 
 CLOCK_TICKS = os.sysconf('SC_CLK_TCK')

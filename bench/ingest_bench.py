@@ -3,10 +3,13 @@
 The node runs in its own process and a camera (bench/camera.py) in another; CPU is read from
 /proc/<node pid>/stat. Runs: window.target_fps 0.1 (almost every frame dropped), 15 (half kept)
 and 4 (the deployed setting); the dropped cost comes from the first, the kept cost from the second.
+Each set runs with the middleware's stamp filter (window.dds_filter, the default) and without it
+(every frame delivered, the node drops the surplus).
 """
 
 import argparse
 import dataclasses
+import json
 import subprocess
 import sys
 import time
@@ -27,8 +30,12 @@ class Run:
 
     encoding: str
     target_fps: float
+    dds_filter: bool
     seconds: float
+    published_per_s: float
+    """Frames the camera sent per second."""
     received_per_s: float
+    """Frames delivered to the node per second."""
     kept_per_s: float
     cpu_per_s: float
     """Node CPU seconds per second of stream (1.0 = one core)."""
@@ -37,15 +44,18 @@ class Run:
 
     @property
     def dropped_per_s(self) -> float:
-        return max(self.received_per_s - self.kept_per_s, 0.0)
+        """Camera frames not kept, whether the middleware or the node dropped them."""
+        return max(self.published_per_s - self.kept_per_s, 0.0)
 
 
-def node_parameters(model: Path, encoding: str, target_fps: float) -> Dict[str, Any]:
+def node_parameters(model: Path, encoding: str, target_fps: float,
+                    dds_filter: bool) -> Dict[str, Any]:
     """The node as deployed on a desktop GPU preset, but with the tiny model on the CPU."""
     return {
         'model': str(model), 'device': 'cpu', 'dtype': 'fp32', 'local_files_only': True,
         'compressed_input': encoding == 'jpeg', 'window.target_fps': target_fps,
-        'window.capacity': 128, 'window.max_duration': 30.0, 'window.max_pixels': 640 * 360,
+        'window.dds_filter': dds_filter, 'window.capacity': 128, 'window.max_duration': 30.0,
+        'window.max_pixels': 640 * 360,
         'publish_debug_image': False, 'diagnostics_period': 1.0,
     }
 
@@ -72,15 +82,15 @@ def received_between(diagnostics: common.Diagnostics, start: float, end: float) 
     return sum(rate * (t - previous) for (previous, _), (t, rate) in zip(history, history[1:]))
 
 
-def measure(model: Path, encoding: str, target_fps: float, seconds: float,
+def measure(model: Path, encoding: str, target_fps: float, dds_filter: bool, seconds: float,
             idle_seconds: float = 4.0, warmup: float = 3.0, fixes: bool = True) -> Run:
     """Start a node, measure it idle, then under the stream."""
     domain = common.ros_domain()
     env = common.ros_environment(domain)
     diagnostics = common.Diagnostics(domain)
     try:
-        with common.node_process(node_parameters(model, encoding, target_fps), env,
-                                 fixes) as node:
+        with common.node_process(node_parameters(model, encoding, target_fps, dds_filter),
+                                 env, fixes) as node:
             diagnostics.wait_for('model_state', 'ready', timeout=120.0, node=node)
             t0, cpu0, _ = next_sample(diagnostics, node)
             time.sleep(idle_seconds)
@@ -102,24 +112,30 @@ def measure(model: Path, encoding: str, target_fps: float, seconds: float,
                 time.sleep(seconds)
                 s1 = next_sample(diagnostics, node)
             finally:
-                camera.wait(timeout=warmup + seconds + 30.0)
+                output, _ = camera.communicate(timeout=warmup + seconds + 30.0)
     finally:
         diagnostics.close()
+    sent = json.loads(output.strip().splitlines()[-1])
     elapsed = s1[0] - s0[0]
-    return Run(encoding=encoding, target_fps=target_fps, seconds=elapsed,
+    return Run(encoding=encoding, target_fps=target_fps, dds_filter=dds_filter, seconds=elapsed,
+               published_per_s=sent['published'] / sent['seconds'],
                received_per_s=received_between(diagnostics, s0[0], s1[0]) / elapsed,
                kept_per_s=(s1[2] - s0[2]) / elapsed, cpu_per_s=(s1[1] - s0[1]) / elapsed,
                idle_cpu_per_s=idle)
 
 
-def report(encoding: str, runs: Dict[float, Run]) -> Dict[str, float]:
-    """Print one encoding's runs and the kept/dropped split; return the headline figures."""
-    print(f'\n{encoding}: 1920x1080 at 30 fps, window kept at 640x360')
-    print(f"  {'target_fps':>10} {'recv/s':>7} {'kept/s':>7} {'drop/s':>7} "
+def label(encoding: str, dds_filter: bool) -> str:
+    return f"{encoding}, {'stamp filter in DDS' if dds_filter else 'every frame delivered'}"
+
+
+def report(name: str, runs: Dict[float, Run]) -> Dict[str, float]:
+    """Print one set of runs and the kept/dropped split; return the headline figures."""
+    print(f'\n{name}: 1920x1080 at 30 fps, window kept at 640x360')
+    print(f"  {'target_fps':>10} {'sent/s':>7} {'recv/s':>7} {'kept/s':>7} {'drop/s':>7} "
           f"{'node CPU %':>10} {'idle %':>7}")
     for fps, run in sorted(runs.items()):
-        print(f'  {fps:>10g} {run.received_per_s:>7.1f} {run.kept_per_s:>7.2f} '
-              f'{run.dropped_per_s:>7.1f} {100 * run.cpu_per_s:>10.2f} '
+        print(f'  {fps:>10g} {run.published_per_s:>7.1f} {run.received_per_s:>7.1f} '
+              f'{run.kept_per_s:>7.2f} {run.dropped_per_s:>7.1f} {100 * run.cpu_per_s:>10.2f} '
               f'{100 * run.idle_cpu_per_s:>7.2f}')
     half, drop_all, deployed = runs[KEEP_HALF_FPS], runs[DROP_ALL_FPS], runs[4.0]
     # Two equations, two unknowns: CPU - idle = kept/s x kept cost + dropped/s x dropped cost.
@@ -148,6 +164,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help='seconds of stream measured per run (default 20)')
     parser.add_argument('--encodings', nargs='+', choices=('raw', 'jpeg'),
                         default=['raw', 'jpeg'])
+    parser.add_argument('--filters', nargs='+', choices=('dds', 'node'), default=['dds', 'node'],
+                        help='dds: window.dds_filter true (the default); node: false')
     parser.add_argument('--without-fixes', action='store_true',
                         help='run the node as before the ingest fixes (stock executor, default '
                              'allocator): the "before" figures')
@@ -162,16 +180,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     model = args.model or build_tiny_checkpoint(common.CACHE / 'tiny-qwen3-vl')
     headline = {}
     for encoding in args.encodings:
-        runs = {fps: measure(model, encoding, fps, args.seconds,
-                             fixes=not args.without_fixes)
-                for fps in (DROP_ALL_FPS, 4.0, KEEP_HALF_FPS)}
-        headline[encoding] = report(encoding, runs)
+        for dds_filter in (name == 'dds' for name in args.filters):
+            runs = {fps: measure(model, encoding, fps, dds_filter, args.seconds,
+                                 fixes=not args.without_fixes)
+                    for fps in (DROP_ALL_FPS, 4.0, KEEP_HALF_FPS)}
+            headline[encoding, dds_filter] = report(label(encoding, dds_filter), runs)
     targets = {'raw': 10.0, 'jpeg': 20.0}
     print('\ntargets:')
-    for encoding, figures in headline.items():
+    for (encoding, dds_filter), figures in headline.items():
         cpu_ok = figures['cpu_percent_4fps'] < targets[encoding]
         drop_ok = figures['dropped_over_kept'] < 0.10
-        print(f"  {encoding}: node CPU {figures['cpu_percent_4fps']:.2f}% < "
+        print(f"  {label(encoding, dds_filter)}: node CPU {figures['cpu_percent_4fps']:.2f}% < "
               f"{targets[encoding]:g}%: {'met' if cpu_ok else 'MISSED'}; dropped/kept "
               f"{100 * figures['dropped_over_kept']:.1f}% < 10%: "
               f"{'met' if drop_ok else 'MISSED'}")

@@ -10,7 +10,7 @@ import pytest
 
 from cosmos_reason_ros.core.config import WindowConfig
 from cosmos_reason_ros.core.errors import InvalidRequestError, NoFramesError, StaleFramesError
-from cosmos_reason_ros.core.frames import Frame, FrameWindow, Offer, Rewind
+from cosmos_reason_ros.core.frames import STAMP_MARGIN, Frame, FrameWindow, Offer, Rewind
 from cosmos_reason_ros.core.images import ImageDecodeError
 
 
@@ -101,6 +101,53 @@ def test_wants_has_no_side_effects():
     frames = window()
     assert frames.wants(1.0) and frames.wants(1.0)
     assert frames.stats.offered == 0 and frames.newest_stamp is None
+
+
+def test_an_empty_window_wants_every_stamp():
+    assert window().wanted_stamps() is None
+
+
+def inside(bounds, stamp: float) -> bool:
+    return bounds is None or stamp >= bounds.at_least or stamp < bounds.below
+
+
+LOOPED_BAG = stream(30.0, 3.0, start=100.0) + stream(30.0, 3.0, start=100.0, seed=2)
+
+
+@pytest.mark.parametrize('name, stamps', [
+    ('30 fps at epoch time, jittery', stream(30.0, 10.0, start=1.7e9, jitter=0.008, seed=3)),
+    ('29.97 fps', stream(29.97, 10.0, start=1.7e9)),
+    ('60 fps from zero (sim time)', stream(60.0, 5.0)),
+    ('2 fps (below target)', stream(2.0, 10.0, start=1.7e9)),
+    ('a bag played twice', LOOPED_BAG),
+])
+def test_frames_outside_the_wanted_stamps_would_be_skipped(name, stamps):
+    # A middleware filter on wanted_stamps() must not change what the window keeps.
+    everything, filtered = window(target_fps=4.0), window(target_fps=4.0)
+    fill(everything, stamps)
+    delivered = 0
+    for stamp in stamps:
+        if inside(filtered.wanted_stamps(), stamp):
+            delivered += 1
+            filtered.offer(stamp, tiny_image)
+    assert kept_stamps(filtered) == kept_stamps(everything), name
+    assert filtered.stats.rewinds == everything.stats.rewinds, name
+    assert delivered <= filtered.stats.kept * 1.1 + 2, name
+
+
+def test_wanted_stamps_never_exclude_a_wanted_frame_near_the_bounds():
+    frames = window(target_fps=4.0)
+    rng = np.random.default_rng(4)
+    for newest in 1.7e9 + rng.uniform(0.0, 100.0, 200):
+        frames.clear()
+        frames.offer(float(newest), tiny_image)
+        bounds = frames.wanted_stamps()
+        for stamp in np.concatenate([bounds.at_least + np.linspace(-0.01, 0.01, 41),
+                                     bounds.below + np.linspace(-0.01, 0.01, 41)]):
+            if frames.wants(float(stamp)):
+                assert inside(bounds, float(stamp))
+        assert bounds.at_least + STAMP_MARGIN >= newest + 0.125 - 1e-6
+        assert bounds.below == pytest.approx(newest - 0.5 + STAMP_MARGIN)
 
 
 def test_failed_conversion_is_counted_invalid_and_reraised():

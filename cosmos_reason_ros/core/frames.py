@@ -37,6 +37,11 @@ class Frame:
     """Header frame_id of the camera message."""
 
 
+STAMP_MARGIN = 1e-3
+"""Seconds by which FrameWindow.wanted_stamps() widens its bounds (a float stamp near 1.7e9 s
+is exact only to about 2e-7 s)."""
+
+
 class Offer(enum.Enum):
     """What FrameWindow.offer() did with a frame."""
 
@@ -68,6 +73,20 @@ class WindowStats:
     """Frames held now."""
     span: float
     """Seconds from the oldest to the newest frame held (0.0 with fewer than two)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StampBounds:
+    """The stamps the window can still use: at_least and later, or earlier than below.
+
+    A frame between the two is skipped whatever its content, so a middleware can filter it out
+    before it reaches the process (see FrameWindow.wanted_stamps).
+    """
+
+    at_least: float
+    """The next slot's first usable stamp (seconds)."""
+    below: float
+    """Stamps this far back are a rewind (bag loop, reset) and are kept (seconds)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +183,25 @@ class FrameWindow:
         """
         with self._lock:
             return self._decide(stamp) in (Offer.KEPT, Offer.REWOUND)
+
+    def wanted_stamps(self) -> StampBounds | None:
+        """The stamps a frame needs for offer() to keep it now, widened by STAMP_MARGIN.
+
+        Every stamp wants() accepts is at or after `at_least` or before `below`; the margin
+        covers the rounding of stamps to seconds. A frame outside both is skipped.
+
+        Returns:
+            The bounds, or None while the window is empty (any frame is kept).
+        """
+        with self._lock:
+            if not self._frames:
+                return None
+            newest = self._frames[-1].stamp
+        fps = self._config.target_fps
+        next_slot = (math.floor(newest * fps) + 1) / fps
+        return StampBounds(
+            at_least=max(next_slot, newest + self._min_spacing) - STAMP_MARGIN,
+            below=newest - self._config.rewind_threshold + STAMP_MARGIN)
 
     def offer(self, stamp: float, convert: Callable[[], np.ndarray],
               frame_id: str = '') -> Offer:
@@ -339,4 +377,4 @@ def _read_only(image: np.ndarray) -> np.ndarray:
     return view
 
 
-__all__ = ['Frame', 'FrameWindow', 'Offer', 'Rewind', 'WindowStats']
+__all__ = ['STAMP_MARGIN', 'Frame', 'FrameWindow', 'Offer', 'Rewind', 'StampBounds', 'WindowStats']

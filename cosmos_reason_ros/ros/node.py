@@ -18,6 +18,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.serialization import deserialize_message
+from rclpy.subscription import Subscription
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
@@ -38,6 +39,7 @@ from cosmos_reason_ros.ros.conversions import (
 from cosmos_reason_ros.ros.executor import ReasonExecutor
 from cosmos_reason_ros.ros.large_buffers import reuse_large_buffers
 from cosmos_reason_ros.ros.parameters import declare_node_config
+from cosmos_reason_ros.ros.stamp_filter import StampFilter, content_filter_options
 
 Result = Reason.Result
 
@@ -59,11 +61,8 @@ class ReasonNode(Node):
         message_type = CompressedImage if self._config.compressed_input else Image
         topic = 'image/compressed' if self._config.compressed_input else 'image'
         self._image_type = message_type
-        # raw=True hands over the serialized message: the stamp decides whether a frame is
-        # needed before anything is deserialized or converted (7 of 8 frames at 30 fps).
-        self._image_sub = self.create_subscription(
-            message_type, topic, self._on_image, qos_profile_sensor_data,
-            callback_group=frames_group, raw=True)
+        self._image_sub = self._subscribe_frames(message_type, topic, frames_group)
+        self._stamp_filter = StampFilter(self._image_sub, self.get_logger())
         self._window = FrameWindow(dataclasses.replace(
             self._config.window, source=self._image_sub.topic_name))
 
@@ -149,6 +148,26 @@ class ReasonNode(Node):
 
     # Frames -------------------------------------------------------------------------------
 
+    def _subscribe_frames(self, message_type, topic: str, group) -> Subscription:
+        """Subscribe to the camera, with the stamp filter where the middleware has one.
+
+        raw=True hands over the serialized message: the stamp decides whether a frame is needed
+        before anything is deserialized or converted. The content filter goes further: frames
+        the window will skip (7 of 8 at 30 fps) are not delivered at all.
+        """
+        options = content_filter_options() if self._config.dds_frame_filter else None
+        if options is not None:
+            try:
+                return self.create_subscription(
+                    message_type, topic, self._on_image, qos_profile_sensor_data,
+                    callback_group=group, raw=True, content_filter_options=options)
+            except Exception as error:  # noqa: BLE001 - fall back to filtering in the node
+                self.get_logger().warning(
+                    f'no content filter on {topic} ({error}): every frame is delivered and '
+                    'the node drops those it does not keep')
+        return self.create_subscription(message_type, topic, self._on_image,
+                                        qos_profile_sensor_data, callback_group=group, raw=True)
+
     def _on_image(self, raw: bytes) -> None:
         self._frames_seen += 1
         header = header_from_cdr(raw)
@@ -167,6 +186,8 @@ class ReasonNode(Node):
                 f"dropping an image on '{self._image_sub.topic_name}': {error} "
                 f'({self._window.stats.invalid} dropped so far)', throttle_duration_sec=5.0)
             return
+        if offer in (Offer.KEPT, Offer.REWOUND):
+            self._stamp_filter.update(self._window.wanted_stamps())
         if offer is Offer.REWOUND:
             self.get_logger().warning(
                 f"stamps on '{self._image_sub.topic_name}' jumped back to {stamp:.3f} s "
@@ -261,10 +282,13 @@ class ReasonNode(Node):
             level, message = DiagnosticStatus.WARN, f"no frames on '{self._image_sub.topic_name}'"
         values = {
             'model': self._model_name, 'model_state': self._model_state,
-            'input_rate_hz': f'{input_rate:.1f}', 'window_fill': str(stats.fill),
-            'window_span_s': f'{stats.span:.2f}', 'frames_kept': str(stats.kept),
-            'frames_invalid': str(stats.invalid + self._frames_unreadable), 'goals_running': str(self._scheduler.busy),
-            'goals_queued': str(self._scheduler.queued),
+            # With the middleware's stamp filter only the frames the window keeps arrive.
+            'frame_filter': 'dds' if self._stamp_filter.active else 'node',
+            'input_rate_hz': f'{input_rate:.1f}', 'frames_received': str(self._frames_seen),
+            'frames_kept': str(stats.kept),
+            'frames_invalid': str(stats.invalid + self._frames_unreadable),
+            'window_fill': str(stats.fill), 'window_span_s': f'{stats.span:.2f}',
+            'goals_running': str(self._scheduler.busy), 'goals_queued': str(self._scheduler.queued),
             'goals_served': str(self._goals_served),
             'last_latency_s': f'{self._last_latency:.3f}',
             'backend': self._config.backend,

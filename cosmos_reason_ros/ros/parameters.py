@@ -96,6 +96,11 @@ SPECS: Tuple[ParameterSpec, ...] = (
     ParameterSpec('window.max_pixels', 640 * 360,
                   'Pixel budget per stored frame; larger camera images are downscaled.',
                   range=(1024, 16777216)),
+    ParameterSpec('window.dds_filter', True,
+                  'Have the middleware deliver only the frames the window keeps (a content '
+                  'filter on header.stamp, moved on with each kept frame), so a skipped frame '
+                  'costs the node nothing. Needs Fast DDS or Connext and rclpy from Jazzy on; '
+                  'elsewhere every frame arrives and the node drops the surplus itself.'),
     ParameterSpec('goal.window_duration', 4.0,
                   'Seconds of history a goal sees when it leaves window_duration at 0.',
                   range=(0.0, 3600.0)),
@@ -131,6 +136,7 @@ class NodeConfig:
     goals: GoalDefaults
     frame_wait_timeout: float
     compressed_input: bool
+    dds_frame_filter: bool
     concurrency_policy: Policy
     max_queued_goals: int
     feedback_period: float
@@ -173,6 +179,7 @@ def declare_node_config(node: Node, image_topic: str) -> NodeConfig:
             max_new_tokens=values['goal.max_new_tokens']),
         frame_wait_timeout=values['goal.frame_wait_timeout'],
         compressed_input=values['compressed_input'],
+        dds_frame_filter=values['window.dds_filter'],
         concurrency_policy=Policy(values['concurrency_policy']),
         max_queued_goals=values['max_queued_goals'],
         feedback_period=values['feedback_period'],

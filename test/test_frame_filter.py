@@ -1,0 +1,99 @@
+"""The node's stamp filter on a real rclpy graph: frames the window skips are never delivered."""
+
+import threading
+import time
+from typing import Dict
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from cosmos_reason_ros.ros.conversions import to_time
+from cosmos_reason_ros.core.frames import StampBounds
+from cosmos_reason_ros.ros.stamp_filter import expression_parameters
+from ros_graph import Graph, TIMEOUT
+
+PIXELS = np.full((120, 160, 3), 90, np.uint8).tobytes()
+
+
+class Diagnostics:
+    """The latest /diagnostics values of the node, as the peer receives them."""
+
+    def __init__(self, graph: Graph):
+        self._latest: Dict[str, str] = {}
+        self._arrived = threading.Condition()
+        graph.peer.create_subscription(DiagnosticArray, '/diagnostics', self._on_message, 10)
+
+    def _on_message(self, array: DiagnosticArray) -> None:
+        with self._arrived:
+            self._latest = {kv.key: kv.value for status in array.status for kv in status.values}
+            self._arrived.notify_all()
+
+    def after(self, settle: float) -> Dict[str, str]:
+        """The first message that arrives `settle` seconds from now."""
+        time.sleep(settle)
+        with self._arrived:
+            assert self._arrived.wait(TIMEOUT), 'no /diagnostics'
+            return dict(self._latest)
+
+
+def stream(graph: Graph, seconds: float, start: float = 0.0, fps: float = 30.0) -> int:
+    """Publish `seconds` of a camera's stamps at four times real time; returns the count."""
+    count = int(seconds * fps)
+    for index in range(count):
+        header = Header(stamp=to_time(start + index / fps), frame_id='camera')
+        graph.images.publish(Image(header=header, height=120, width=160, encoding='rgb8',
+                                   step=480, data=PIXELS))
+        time.sleep(0.25 / fps)
+    return count
+
+
+@pytest.fixture(params=[True, False], ids=['dds filter', 'node filter'])
+def camera_graph(request, tiny_qwen3_checkpoint):
+    graph = Graph(tiny_qwen3_checkpoint, camera=False, diagnostics_period=0.2,
+                  **{'window.dds_filter': request.param})
+    graph.images = graph.peer.create_publisher(Image, '/image', qos_profile_sensor_data)
+    graph.diagnostics = Diagnostics(graph)
+    assert graph.node.wait_until_loaded(TIMEOUT)
+    deadline = time.monotonic() + TIMEOUT
+    while graph.images.get_subscription_count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield graph, request.param
+    graph.close()
+
+
+def test_the_window_keeps_the_same_frames_and_only_those_arrive(camera_graph):
+    graph, dds_filter = camera_graph
+    published = stream(graph, 2.0)  # sim time from zero: the rewind bound is negative
+    values = graph.diagnostics.after(0.5)
+
+    assert values['frames_kept'] == '8'  # 2 s at 4 fps
+    if dds_filter:
+        assert values['frame_filter'] == 'dds'
+        assert int(values['frames_received']) < 20, values
+    else:
+        assert values['frame_filter'] == 'node'
+        assert int(values['frames_received']) > 0.9 * published, values
+
+    stream(graph, 2.0)  # the bag starts again: the window rewinds, frames still come
+    values = graph.diagnostics.after(0.5)
+    assert values['frames_kept'] == '16'
+    if dds_filter:
+        assert int(values['frames_received']) < 40, values
+
+
+@pytest.mark.parametrize('bounds, parameters', [
+    (None, ['-2147483648', '0', '-2147483648', '0']),
+    (StampBounds(at_least=1700000000.249, below=1699999999.751),
+     ['1700000000', '249000000', '1699999999', '751000000']),
+    (StampBounds(at_least=0.124, below=-0.499), ['0', '124000000', '-1', '501000000']),
+])
+def test_expression_parameters_split_the_bounds_like_a_header_stamp(bounds, parameters):
+    got = expression_parameters(bounds)
+    assert got[0] == parameters[0] and got[2] == parameters[2]
+    # A float near 1.7e9 s is exact to about 200 ns (the window widens its bounds by 1 ms).
+    assert abs(int(got[1]) - int(parameters[1])) < 1000
+    assert abs(int(got[3]) - int(parameters[3])) < 1000
