@@ -41,13 +41,13 @@ class Diagnostics:
 
 
 def stream(graph: Graph, seconds: float, start: float = 0.0, fps: float = 30.0) -> int:
-    """Publish `seconds` of a camera's stamps at four times real time; returns the count."""
+    """Publish `seconds` of a camera's stamps in real time; returns the count."""
     count = int(seconds * fps)
     for index in range(count):
         header = Header(stamp=to_time(start + index / fps), frame_id='camera')
         graph.images.publish(Image(header=header, height=120, width=160, encoding='rgb8',
                                    step=480, data=PIXELS))
-        time.sleep(0.25 / fps)
+        time.sleep(1.0 / fps)
     return count
 
 
@@ -73,7 +73,9 @@ def test_the_window_keeps_the_same_frames_and_only_those_arrive(camera_graph):
     assert values['frames_kept'] == '8'  # 2 s at 4 fps
     if dds_filter:
         assert values['frame_filter'] == 'dds'
-        assert int(values['frames_received']) < 20, values
+        # Frames already queued when the filter moves still arrive (a loaded machine queues
+        # some); without the filter all 60 do.
+        assert int(values['frames_received']) < 30, values
     else:
         assert values['frame_filter'] == 'node'
         assert int(values['frames_received']) > 0.9 * published, values
@@ -82,7 +84,7 @@ def test_the_window_keeps_the_same_frames_and_only_those_arrive(camera_graph):
     values = graph.diagnostics.after(0.5)
     assert values['frames_kept'] == '16'
     if dds_filter:
-        assert int(values['frames_received']) < 40, values
+        assert int(values['frames_received']) < 60, values
 
 
 @pytest.mark.parametrize('bounds, parameters', [
