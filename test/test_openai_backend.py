@@ -168,6 +168,12 @@ def test_streaming_asks_for_usage_and_a_plain_request_does_not():
     assert plain['stream'] is False and 'stream_options' not in plain
 
 
+def test_extra_body_fields_are_sent_and_the_requests_own_fields_win():
+    config = RemoteConfig(extra_body='{"repetition_penalty": 1.05, "max_tokens": 1}')
+    body = prepare_request(_request(2), config, ModelFamily.QWEN3_VL).body
+    assert body['repetition_penalty'] == 1.05 and body['max_tokens'] == 16
+
+
 def test_system_prompt_is_left_out_when_empty():
     request = GenerationRequest(Prompt('', 'Hi'), _frames(1), [0.0], Sampling(max_new_tokens=4))
     messages = build_messages(request, frames_b64=['AAAA'], transport='video')
@@ -491,6 +497,8 @@ def test_an_answer_filed_as_reasoning_is_the_answer_when_none_was_asked_for(scri
     (dict(jpeg_quality=0), 'jpeg_quality'),
     (dict(family='llama'), 'family'),
     (dict(served_model=' '), 'served_model'),
+    (dict(extra_body='{"min_p": 0.1'), 'extra_body is not JSON'),
+    (dict(extra_body='[1]'), 'extra_body must be a JSON object'),
 ])
 def test_bad_settings_fail_the_load_with_the_fix(settings, message):
     backend = OpenAIBackend(RemoteConfig(**settings))

@@ -309,9 +309,13 @@ def test_a_small_evaluation_runs_through_the_server(backend, tmp_path):
 def graph(server):
     from ros_graph import Graph
 
+    # The answer preset's presence_penalty (1.5) has the tiny model write each token of its
+    # 751-token vocabulary at most once: after 650-750 tokens the control tokens (zero logits)
+    # win and it ends with <|im_end|>, sampled or greedy. ignore_eos runs goals to the budget.
     graph = Graph(SERVED, **{
         'backend': 'openai', 'remote.base_url': server.url, 'remote.served_model': SERVED,
-        'remote.max_concurrent': 2, 'concurrency_policy': 'reject'})
+        'remote.max_concurrent': 2, 'concurrency_policy': 'reject',
+        'remote.extra_body': '{"ignore_eos": true}'})
     assert graph.node.wait_until_loaded(TIMEOUT), graph.node._model_error
     yield graph
     graph.close()
@@ -379,34 +383,28 @@ def test_node_cancel_stops_the_goal_and_the_server_request(graph, server):
     assert server.wait_for_metric('vllm:num_requests_running', lambda v: v == 0, 5.0) == 0
 
 
-@pytest.mark.skip(reason='not reliable yet: sampled, the tiny random model ends its answer after '
-                         '~750 tokens at random (EOS), and greedy, one of two identical goals '
-                         'streamed no token within 60 s; the slot logic is covered by '
-                         'test_scheduling.py')
 def test_node_runs_two_goals_at_once_and_rejects_a_third(graph, server):
     from cosmos_reason_ros.action import Reason
     from cosmos_reason_ros.ros.client import make_goal
     from ros_graph import wait_for
 
-    # Long enough that both are still generating when /metrics is read, even on a loaded CPU;
-    # greedy, because a sampled random model writes its end-of-turn token after ~750 tokens.
+    # Without an end of turn (ignore_eos) each goal runs for seconds, so the second reaches the
+    # server while the first still generates, however slowly a loaded CPU starts it.
     tokens = 4000
-    started = [threading.Event(), threading.Event()]
-    handles = []
-    for event in started:
-        handles.append(graph.send(make_goal('', 'caption', max_new_tokens=tokens, greedy=True),
-                                  lambda feedback, event=event: (
-                                      event.set() if feedback.tokens > 0 else None)))
-    for event in started:
-        assert event.wait(TIMEOUT)
+    streamed = [threading.Event(), threading.Event()]
+    handles = [graph.send(make_goal('', 'caption', max_new_tokens=tokens),
+                          lambda feedback, event=event: (
+                              event.set() if feedback.tokens > 0 else None))
+               for event in streamed]
     # Both requests are on the server at the same time: it batches them.
-    assert server.wait_for_metric('vllm:num_requests_running', lambda v: v == 2, 5.0) == 2
+    assert server.wait_for_metric('vllm:num_requests_running', lambda v: v == 2) == 2
     third, _ = graph.ask(make_goal('', 'caption', max_new_tokens=4))
     assert third.error_code == Reason.Result.BUSY, third.message
-    for handle in handles:
+    for handle, event in zip(handles, streamed):
         result = wait_for(handle.get_result_async(), 2 * TIMEOUT).result
         assert result.error_code == Reason.Result.SUCCESS, result.message
         assert result.output.completion_tokens == tokens
+        assert event.wait(TIMEOUT), 'no feedback with generated tokens'
 
 
 def test_node_reports_the_servers_error_message(graph):

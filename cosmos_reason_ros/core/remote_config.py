@@ -53,3 +53,7 @@ class RemoteConfig:
     above this number."""
     stream: bool = True
     """Stream the answer (server-sent events): feedback while generating, prompt cancel."""
+    extra_body: str = ''
+    """A JSON object of further request fields, for what a server offers beyond the OpenAI API
+    (vLLM: repetition_penalty, as NVIDIA's Cosmos-Reason1 examples use, min_p, ignore_eos).
+    The fields the backend writes for a goal (sampling, max_tokens, ...) win; '' adds none."""

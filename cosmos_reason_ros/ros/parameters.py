@@ -86,6 +86,9 @@ SPECS: Tuple[ParameterSpec, ...] = (
                   range=(1, 256)),
     ParameterSpec('remote.stream', _REMOTE.stream,
                   'Stream the answer (feedback while generating, prompt cancel).'),
+    ParameterSpec('remote.extra_body', _REMOTE.extra_body,
+                  'JSON object of further request fields the server understands, e.g. '
+                  '{"repetition_penalty": 1.05} for vLLM; the fields a goal sets win.'),
     ParameterSpec('compressed_input', False,
                   'Subscribe to image/compressed (sensor_msgs/CompressedImage) instead of image.'),
     ParameterSpec('window.target_fps', 4.0, 'Frames kept per second of header-stamp time.',

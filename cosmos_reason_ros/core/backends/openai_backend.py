@@ -151,6 +151,25 @@ def sampling_fields(sampling: Sampling) -> Dict[str, Any]:
     return fields
 
 
+def parse_extra_body(text: str) -> Dict[str, Any]:
+    """The request fields of RemoteConfig.extra_body ('' holds none).
+
+    Raises:
+        ModelLoadError: the text is not a JSON object.
+    """
+    if not text.strip():
+        return {}
+    example = 'write an object such as {"repetition_penalty": 1.05}'
+    try:
+        fields = json.loads(text)
+    except ValueError as error:
+        raise ModelLoadError(f'extra_body is not JSON ({error}): {example}') from None
+    if not isinstance(fields, dict):
+        raise ModelLoadError(f'extra_body must be a JSON object, not {_short(fields)}: '
+                             f'{example}')
+    return fields
+
+
 @dataclasses.dataclass(frozen=True)
 class PreparedRequest:
     """A request turned into the JSON body of a chat completion, and what it says about frames."""
@@ -167,17 +186,20 @@ def prepare_request(request: GenerationRequest, config: RemoteConfig,
     """Validate a request and build its chat completion body.
 
     One frame goes as an image; several as one video item with their real timing
-    (config.video_transport 'video') or as several images ('images', no timing).
+    (config.video_transport 'video') or as several images ('images', no timing). The fields of
+    config.extra_body come first, so that the request's own fields win.
 
     Raises:
         InvalidRequestError: no frames, frames that are not RGB uint8 of one size, or timestamps
             that are not one increasing stamp per frame.
+        ModelLoadError: config.extra_body is not a JSON object (load() reports it first).
     """
     check_request(request)
     frames = [downscale(np.asarray(frame), config.max_pixels) for frame in request.frames]
     height, width = frames[0].shape[:2]
     frames_b64 = [encode_jpeg(frame, config.jpeg_quality) for frame in frames]
     body: Dict[str, Any] = {
+        **parse_extra_body(config.extra_body),
         'model': config.served_model,
         'messages': build_messages(request, frames_b64=frames_b64,
                                    transport=config.video_transport),
@@ -859,6 +881,7 @@ def _check_config(config: RemoteConfig) -> None:
     if config.family not in FAMILIES:
         raise ModelLoadError(f"unknown family '{config.family}': use one of "
                              + ', '.join(FAMILIES))
+    parse_extra_body(config.extra_body)
 
 
 def _is_event_stream(response: http.client.HTTPResponse) -> bool:
@@ -899,5 +922,6 @@ def _describe(error: Exception) -> str:
 __all__ = [
     'AnswerAccumulator', 'OpenAIBackend', 'PreparedRequest', 'RemoteCompletion', 'ServerStatus',
     'build_messages', 'encode_jpeg', 'frame_timing', 'guess_family',
-    'iter_sse_data', 'model_input_size', 'prepare_request', 'sampling_fields',
+    'iter_sse_data', 'model_input_size', 'parse_extra_body', 'prepare_request',
+    'sampling_fields',
 ]
