@@ -1,8 +1,8 @@
 """Frames the window will skip, filtered out by the middleware before they reach the node.
 
 A content-filtered subscription on header.stamp, whose bounds follow the window's newest frame:
-with Fast DDS the camera's writer evaluates the filter, so a 1080p frame the window will not
-keep is neither copied into the node's process nor handed to Python. Where the middleware or
+Fast DDS discards a frame the window will not keep before rclpy takes it (on the writer's side
+where it can), so it is never copied into Python. Where the middleware or
 rclpy has no content filter (Cyclone DDS, rclpy before Jazzy), every frame arrives and the
 window drops the surplus itself, as it always does.
 """
