@@ -35,6 +35,8 @@ class SampleStream(Node):
         self.create_timer(1.0 / self._rate, self._publish)
 
     def _publish(self) -> None:
+        if not self.context.ok():  # SIGTERM shut the context down; the timer may still fire
+            return
         now = self.get_clock().now()
         t = (now - self._start).nanoseconds * 1e-9
         rgb = render_scene(t, self._width, self._height)
@@ -58,6 +60,9 @@ def main(args=None) -> None:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:  # noqa: BLE001 - a publish that raced the shutdown is not an error
+        if rclpy.ok():
+            raise
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
