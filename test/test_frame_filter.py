@@ -13,7 +13,7 @@ from std_msgs.msg import Header
 
 from cosmos_reason_ros.ros.conversions import to_time
 from cosmos_reason_ros.core.frames import StampBounds
-from cosmos_reason_ros.ros.stamp_filter import expression_parameters
+from cosmos_reason_ros.ros.stamp_filter import StampFilter, expression_parameters
 from ros_graph import Graph, TIMEOUT
 
 PIXELS = np.full((120, 160, 3), 90, np.uint8).tobytes()
@@ -99,3 +99,38 @@ def test_expression_parameters_split_the_bounds_like_a_header_stamp(bounds, para
     # A float near 1.7e9 s is exact to about 200 ns (the window widens its bounds by 1 ms).
     assert abs(int(got[1]) - int(parameters[1])) < 1000
     assert abs(int(got[3]) - int(parameters[3])) < 1000
+
+
+class RefusingSubscription:
+    """A subscription whose middleware refuses every filter change."""
+
+    is_cft_enabled = True
+
+    def __init__(self):
+        self.calls = []
+
+    def set_content_filter(self, expression, parameters):
+        self.calls.append(parameters)
+        raise RuntimeError('not supported')
+
+
+class Logger:
+    def __init__(self):
+        self.errors = []
+
+    def error(self, message):
+        self.errors.append(message)
+
+
+def test_a_refused_update_turns_the_filter_off_and_lets_every_frame_through():
+    subscription, logger = RefusingSubscription(), Logger()
+    stamp_filter = StampFilter(subscription, logger)
+    assert stamp_filter.active
+
+    stamp_filter.update(StampBounds(at_least=10.249, below=9.751))
+    assert not stamp_filter.active
+    assert subscription.calls[-1] == expression_parameters(None)  # tried to let all through
+    assert 'every frame' in logger.errors[0]
+
+    stamp_filter.update(StampBounds(at_least=10.499, below=10.001))
+    assert len(subscription.calls) == 2  # no further attempts

@@ -2,9 +2,9 @@
 
 A content-filtered subscription on header.stamp, whose bounds follow the window's newest frame:
 Fast DDS discards a frame the window will not keep before rclpy takes it (on the writer's side
-where it can), so it is never copied into Python. Where the middleware or
-rclpy has no content filter (Cyclone DDS, rclpy before Jazzy), every frame arrives and the
-window drops the surplus itself, as it always does.
+where it can), so it is never copied into Python. Where the middleware or rclpy has no content
+filter (Cyclone DDS, rclpy before Jazzy), every frame arrives and the window drops the surplus
+itself, as it always does.
 """
 
 import math
