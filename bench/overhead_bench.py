@@ -2,16 +2,20 @@
 
 The node runs in its own process with the goal's frames in its window; this process publishes
 them, sends goals, and alternately calls generate() on identical inputs with identical settings.
+With --in-process the node runs in this process instead (its own executor and DDS participant,
+the action still over DDS), so both sides share one process and its threads.
 """
 
 import argparse
+import contextlib
+import math
 import os
 import statistics
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from bench import common
 
@@ -141,6 +145,55 @@ class DirectModel:
             return time.perf_counter() - started
 
 
+class InProcessNode:
+    """The reasoning node in this process, spun by its own ReasonExecutor like main() does."""
+
+    def __init__(self, parameters: Dict[str, Any], domain: int):
+        import rclpy
+        from rclpy.parameter import Parameter
+
+        from cosmos_reason_ros.ros.executor import ReasonExecutor
+        from cosmos_reason_ros.ros.node import ReasonNode
+
+        self._rclpy = rclpy
+        self._context = rclpy.Context()
+        rclpy.init(context=self._context, domain_id=domain)
+        self.node = ReasonNode(context=self._context, parameter_overrides=[
+            Parameter(name, value=value) for name, value in parameters.items()])
+        self._executor = ReasonExecutor(num_threads=self.node.executor_threads,
+                                        context=self._context)
+        self._executor.add_node(self.node)
+        self._spinner = threading.Thread(target=self._executor.spin, daemon=True)
+        self._spinner.start()
+
+    def cpu_seconds(self) -> float:
+        return math.nan  # shares this process: not separable
+
+    def check_alive(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._executor.shutdown(timeout_sec=5.0)
+        self._spinner.join(timeout=5.0)
+        self.node.destroy_node()
+        self._rclpy.shutdown(context=self._context)
+
+
+@contextlib.contextmanager
+def serving_node(parameters: Dict[str, Any], env: Dict[str, str], domain: int,
+                 in_process: bool) -> Iterator[Any]:
+    """The node under test, in its own process (as deployed) or in this one."""
+    if not in_process:
+        with common.node_process(parameters, env) as node:
+            yield node
+        return
+    node = InProcessNode(parameters, domain)
+    try:
+        yield node
+    finally:
+        node.close()
+
+
 def checkpoint_for(model: str) -> Path:
     """The tiny test model, or a full-size random Cosmos-Reason2-2B in fp32 (built once)."""
     from cosmos_reason_ros.core.tiny_model import build_tiny_checkpoint
@@ -166,6 +219,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help='frame size WxH (default: 640x360 tiny, 320x180 2b)')
     parser.add_argument('--max-new-tokens', type=int, default=None,
                         help='tokens generated per call (default: 32 tiny, 4 2b)')
+    parser.add_argument('--in-process', action='store_true',
+                        help='run the node in this process (no node CPU figure)')
     args = parser.parse_args(argv)
     tiny = args.model == 'tiny'
     repeats = args.repeats or (10 if tiny else 6)
@@ -203,7 +258,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     direct = None
     rows: List[Dict[str, float]] = []
     try:
-        with common.node_process(parameters, env) as node:
+        with serving_node(parameters, env, domain, args.in_process) as node:
             direct = DirectModel(checkpoint, frames, max_new_tokens)
             diagnostics = common.Diagnostics(domain)
             try:
@@ -241,7 +296,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       f"generate {row['direct_processor']:.3f} s", flush=True)
     finally:
         planner.close()
-    report(rows, args.model, count, width, height, max_new_tokens)
+    report(rows, args.model + (' (node in this process)' if args.in_process else ''), count,
+           width, height, max_new_tokens)
     common.print_machine()
     return 0
 
@@ -271,8 +327,11 @@ def report(rows: List[Dict[str, float]], model: str, count: int, width: int, hei
           f'{node / direct:.4f})')
     print(f'  overhead vs processor + generate():    {1000 * paired_both:+9.1f} ms '
           f'= {100 * paired_both / both:+.2f}% (ratio of medians {node / both:.4f})')
-    print(f"  CPU seconds per call: node process {med('node_cpu'):.3f} (whole goal), this process "
-          f"{med('direct_cpu'):.3f} (generate() only)")
+    if not math.isnan(med('node_cpu')):
+        print(f"  CPU seconds per call: node process {med('node_cpu'):.3f} (whole goal), this "
+              f"process {med('direct_cpu'):.3f} (generate() only)")
+    print(f"  generation alone: in the node {1000 * med('node_generation'):.1f} ms, generate() "
+          f"{1000 * direct:.1f} ms (ratio {med('node_generation') / direct:.3f})")
     print(f"  node's own timings: preprocess {1000 * med('node_preprocess'):.1f} ms, generation "
           f"{1000 * med('node_generation'):.1f} ms, total {1000 * med('node_total'):.1f} ms; "
           f"action round trip beyond the node's total "
