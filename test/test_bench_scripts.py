@@ -1,0 +1,37 @@
+"""The benchmark scripts still run end to end (at toy sizes; no figure is checked)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_bench(*args: str, timeout: float = 300.0) -> str:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get('PYTHONPATH', '')])))
+    done = subprocess.run([sys.executable, '-m', *args], cwd=ROOT, env=env, timeout=timeout,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return done.stdout
+
+
+def test_gpu_bench_dry_run_measures_every_configuration(tmp_path):
+    out = tmp_path / 'gpu_bench.json'
+    run_bench('bench.gpu_bench', '--dry-run', '--json', str(out))
+    figures = json.loads(out.read_text())
+    labels = json.dumps(figures)
+    for configuration in ('(a)', '(b)', '(c)'):
+        assert configuration in labels
+
+
+@pytest.mark.parametrize('where', [[], ['--in-process']], ids=['own process', 'in process'])
+def test_overhead_bench_reports_the_overhead(where):
+    output = run_bench('bench.overhead_bench', '--model', 'tiny', '--repeats', '1', '--frames',
+                       '4', '--size', '320x180', '--max-new-tokens', '4', *where)
+    assert 'overhead vs processor + generate()' in output
+    assert 'generated: [4]' in output  # both sides generated the same tokens
