@@ -11,8 +11,8 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from cosmos_reason_ros.ros.conversions import to_time
 from cosmos_reason_ros.core.frames import StampBounds
+from cosmos_reason_ros.ros.conversions import to_time
 from cosmos_reason_ros.ros.stamp_filter import StampFilter, expression_parameters
 from ros_graph import Graph, TIMEOUT
 
