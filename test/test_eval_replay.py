@@ -195,7 +195,7 @@ def test_items_outside_the_recording_fail_alone_and_the_run_goes_on(tmp_path, ba
     outcome = {r.item.id: (r.status, r.error_code) for r in run.results}
     assert outcome == {
         'early': ('error', 'before_start'), 'ok-1': ('answered', ''),
-        'long-before': ('error', 'before_start'), 'in-gap': ('error', 'gap'),
+        'long-before': ('error', 'before_start'), 'in-gap': ('error', 'stale_frames'),
         'late': ('error', 'after_end'), 'ok-2': ('answered', ''), 'end': ('answered', '')}
     errors = {r.item.id: r.error for r in run.results}
     assert errors['early'] == ("asks at 0.200 s, before the first frame on '/camera/image' at "

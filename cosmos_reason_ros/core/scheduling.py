@@ -8,7 +8,7 @@ import enum
 import threading
 from typing import Deque, List
 
-from cosmos_reason_ros.core.errors import ReasonError
+from cosmos_reason_ros.core.errors import Failure, ReasonError
 
 
 class Policy(str, enum.Enum):
@@ -21,6 +21,8 @@ class Policy(str, enum.Enum):
 
 class BusyError(ReasonError):
     """Every slot is busy and the policy does not let the goal wait."""
+
+    kind = Failure.BUSY
 
 
 class Ticket:

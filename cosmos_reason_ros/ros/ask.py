@@ -17,19 +17,20 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage
 
 from cosmos_reason_ros.action import Reason
+from cosmos_reason_ros.core.errors import Failure
+from cosmos_reason_ros.core.modes import Mode
 from cosmos_reason_ros.ros.client import DEFAULT_ACTION, ReasonClient, make_goal
 from cosmos_reason_ros.ros.messages import message_to_dict
 
-_MODES = [value for name, value in vars(Reason.Goal).items() if name.startswith('MODE_')]
-_CODE_NAMES = {value: name for name, value in vars(Reason.Result).items()
-               if name.isupper() and isinstance(value, int)}
+SUCCEEDED = 'succeeded'
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Command-line options of `ask`."""
     parser = argparse.ArgumentParser(prog='ask', description=__doc__.split('\n')[0])
     parser.add_argument('task', nargs='?', default='', help='question or task instruction')
-    parser.add_argument('--mode', default=Reason.Goal.MODE_QUESTION, choices=_MODES)
+    parser.add_argument('--mode', default=Mode.QUESTION.value,
+                        choices=[mode.value for mode in Mode])
     parser.add_argument('--choice', action='append', default=[], dest='choices',
                         help='a multiple-choice option (repeat for each)')
     parser.add_argument('--object-name', default='', help='object to locate (grounding)')
@@ -66,6 +67,12 @@ def _image_file(path: str) -> CompressedImage:
     return CompressedImage(format=path.rsplit('.', 1)[-1].lower(), data=data)
 
 
+def status_name(error_code: int) -> str:
+    """'succeeded', or the failure's name as the evaluation reports write it ('no_frames')."""
+    failure = Failure.from_result_code(error_code)
+    return SUCCEEDED if failure is None else failure.value
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Send the goal, stream feedback to stderr, print the result to stdout."""
     args = parse_args(rclpy.utilities.remove_ros_args(argv or sys.argv)[1:])
@@ -90,7 +97,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                and time.monotonic() < deadline):
             time.sleep(1.0)
             result = client.ask(goal, on_feedback, timeout=args.timeout)
-        print(json.dumps({'status': _CODE_NAMES.get(result.error_code, result.error_code),
+        print(json.dumps({'status': status_name(result.error_code),
                           **message_to_dict(result)}, indent=2))
         return 0 if result.error_code == Reason.Result.SUCCESS else 1
     except TimeoutError as error:

@@ -22,7 +22,7 @@ from rosgraph_msgs.msg import Clock
 
 from cosmos_reason_ros.action import Reason
 from cosmos_reason_ros.core.config import WindowConfig
-from cosmos_reason_ros.core.errors import ReasonError
+from cosmos_reason_ros.core.errors import Failure, ReasonError
 from cosmos_reason_ros.core.evaluation.questions import QuestionItem, QuestionSet, load_questions
 from cosmos_reason_ros.core.evaluation.replay import (
     ANSWERED, ERROR, NOT_RUN, ItemResult, ProgressBar, ProgressCallback, ReplaySettings,
@@ -35,12 +35,10 @@ from cosmos_reason_ros.core.images import stamp_seconds
 from cosmos_reason_ros.core.parsing import Box, Event, ParsedAnswer, ParseStatus, Trajectory
 from cosmos_reason_ros.ros.client import DEFAULT_ACTION, ReasonClient, make_goal
 
-_CODE_NAMES = {value: name.lower() for name, value in vars(Reason.Result).items()
-               if name.isupper() and isinstance(value, int)}
-
-
 class ClockStalledError(ReasonError):
     """/clock did not reach an item's time: the bag is not playing (or stopped)."""
+
+    kind = Failure.SOURCE
 
 
 class BagClock:
@@ -184,7 +182,7 @@ class LiveEvaluation:
         interrupted = interrupted or self._cancel.is_set()
         for index, item in indexed:
             self._results.setdefault(index, ItemResult(
-                index=index, item=item, status=NOT_RUN, error_code='interrupted',
+                index=index, item=item, status=NOT_RUN, error_code=Failure.INTERRUPTED,
                 error='the run was interrupted before this item was asked'))
         model_id = next((r.model_id for r in self._results.values() if r.model_id), '')
         settings = self._settings.replay.to_dict()
@@ -207,7 +205,7 @@ class LiveEvaluation:
         except ReasonError as error:
             for index, item in group:
                 self._record(ItemResult(index=index, item=item, status=ERROR,
-                                        error_code='source', error=str(error)))
+                                        error_code=Failure.SOURCE, error=str(error)))
             return SourceSummary(description={'path': path, 'topic': topic}, error=str(error))
         summary = SourceSummary(description=source.describe(), frames=len(timeline.bag_times))
         if timeline.bag_times:
@@ -244,7 +242,7 @@ class LiveEvaluation:
         # The newest frame the node's window holds by then, as in the offline replay.
         stamp_ns = kept[newest]
         if stamp_ns is None:
-            return dataclasses.replace(base, error_code='no_frames',
+            return dataclasses.replace(base, error_code=Failure.NO_FRAMES,
                                        error='the window holds no frame by this time')
         base = dataclasses.replace(base, window_end=ns_to_seconds(stamp_ns))
         try:
@@ -252,7 +250,7 @@ class LiveEvaluation:
                 bag_time, start_timeout=settings.start_timeout,
                 stall_timeout=settings.stall_timeout, cancel=self._cancel)
         except ClockStalledError as error:
-            return dataclasses.replace(base, error_code='clock', error=str(error))
+            return dataclasses.replace(base, error_code=error.kind, error=str(error))
         goal = _goal_for(item, settings.replay, stamp_ns)
         sent = time.perf_counter()
         response = self._send_and_wait(goal)
@@ -260,7 +258,7 @@ class LiveEvaluation:
         base = dataclasses.replace(base, send_delay=max(reached - bag_time, 0.0),
                                    round_trip=round_trip)
         if isinstance(response, str):
-            return dataclasses.replace(base, error_code='goal', error=response)
+            return dataclasses.replace(base, error_code=Failure.NO_ANSWER, error=response)
         return _result_to_item(base, item, response, timeline)
 
     def _send_and_wait(self, goal: Reason.Goal) -> Any:
@@ -322,7 +320,7 @@ def _result_to_item(base: ItemResult, item: QuestionItem, result: Reason.Result,
     output = result.output
     if result.error_code != Reason.Result.SUCCESS:
         return dataclasses.replace(
-            base, error_code=_CODE_NAMES.get(result.error_code, str(result.error_code)),
+            base, error_code=Failure.from_result_code(result.error_code),
             error=result.message, raw_text=output.raw_text, model_id=output.model_id)
     parsed = parsed_from_msg(output)
     stamps = tuple(stamp_seconds(stamp) for stamp in output.frame_stamps)

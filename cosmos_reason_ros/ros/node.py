@@ -26,13 +26,13 @@ from cosmos_reason_ros.action import Reason
 from cosmos_reason_ros.core.backends.factory import create_backend
 from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
 from cosmos_reason_ros.core.errors import (
-    GenerationCancelled, GenerationError, InvalidRequestError, ModelLoadError, NoFramesError,
-    ReasonError, StaleFramesError)
+    Failure, GenerationCancelled, ModelLoadError, ModelNotReadyError, ReasonError,
+    result_code_of)
 from cosmos_reason_ros.core.frames import FrameWindow, Offer
 from cosmos_reason_ros.core.images import to_rgb
 from cosmos_reason_ros.core.overlay import draw_overlay
 from cosmos_reason_ros.core.reasoner import Reasoner, ReasonOutcome, ReasonRequest
-from cosmos_reason_ros.core.scheduling import BusyError, GoalScheduler
+from cosmos_reason_ros.core.scheduling import GoalScheduler
 from cosmos_reason_ros.msg import ReasoningResult
 from cosmos_reason_ros.ros.conversions import (
     empty_result_msg, goal_to_request, header_from_cdr, outcome_to_msg, rgb_to_image_msg)
@@ -42,10 +42,6 @@ from cosmos_reason_ros.ros.parameters import declare_node_config
 from cosmos_reason_ros.ros.stamp_filter import StampFilter, content_filter_options
 
 Result = Reason.Result
-
-
-class ModelNotReadyError(ReasonError):
-    """The model is still loading."""
 
 
 class ReasonNode(Node):
@@ -219,15 +215,15 @@ class ReasonNode(Node):
                                              on_text=progress.text, cancel=cancel)
         except GenerationCancelled as error:
             preempted = not goal_handle.is_cancel_requested
-            code = Result.PREEMPTED if preempted else Result.CANCELED
-            return self._finish_failed(goal_handle, code, str(error), request, progress,
-                                       canceled=not preempted)
+            kind = Failure.PREEMPTED if preempted else Failure.CANCELED
+            return self._finish_failed(goal_handle, kind.result_code, str(error), request,
+                                       progress, canceled=not preempted)
         except ReasonError as error:
-            return self._finish_failed(goal_handle, _error_code(error), str(error), request,
+            return self._finish_failed(goal_handle, result_code_of(error), str(error), request,
                                        progress)
         except Exception as error:  # noqa: BLE001 - a model failure must not kill the node
             self.get_logger().error(f'goal failed unexpectedly: {error!r}')
-            return self._finish_failed(goal_handle, Result.GENERATION_FAILED,
+            return self._finish_failed(goal_handle, result_code_of(error),
                                        f'internal error: {error!r}', request, progress)
         finally:
             self._cancel_events.pop(goal_id, None)
@@ -245,7 +241,8 @@ class ReasonNode(Node):
     def _finish_failed(self, goal_handle: ServerGoalHandle, code: int, message: str,
                        request: Optional[ReasonRequest], progress: '_Progress', *,
                        canceled: bool = False) -> Result:
-        self.get_logger().warning(f'goal ended with {_CODE_NAMES[code]}: {message}')
+        self.get_logger().warning(
+            f'goal ended with {Failure.from_result_code(code).value}: {message}')
         output = empty_result_msg(request, model_id=self._model_name,
                                   raw_text=progress.text_so_far)
         if canceled:
@@ -336,27 +333,6 @@ class _Progress:
         self._goal_handle.publish_feedback(Reason.Feedback(
             stage=self._stage, tokens=self._tokens, partial_text=self.text_so_far,
             elapsed=self._last_sent - self._started))
-
-
-_ERROR_CODES = (
-    (ModelNotReadyError, Result.MODEL_NOT_READY),
-    (ModelLoadError, Result.MODEL_LOAD_FAILED),
-    (InvalidRequestError, Result.INVALID_GOAL),
-    (NoFramesError, Result.NO_FRAMES),
-    (StaleFramesError, Result.STALE_FRAMES),
-    (BusyError, Result.BUSY),
-    (GenerationError, Result.GENERATION_FAILED),
-)
-_CODE_NAMES = {getattr(Result, name): name for name in (
-    'SUCCESS', 'MODEL_NOT_READY', 'MODEL_LOAD_FAILED', 'INVALID_GOAL', 'NO_FRAMES',
-    'STALE_FRAMES', 'BUSY', 'CANCELED', 'PREEMPTED', 'GENERATION_FAILED')}
-
-
-def _error_code(error: ReasonError) -> int:
-    for error_type, code in _ERROR_CODES:
-        if isinstance(error, error_type):
-            return code
-    return Result.GENERATION_FAILED
 
 
 def _summary(outcome: ReasonOutcome) -> str:

@@ -17,8 +17,7 @@ import numpy as np
 from cosmos_reason_ros.core.backends.base import Backend, Prompt
 from cosmos_reason_ros.core.config import GoalDefaults, WindowConfig
 from cosmos_reason_ros.core.errors import (
-    GenerationCancelled, GenerationError, InvalidRequestError, NoFramesError, ReasonError,
-    StaleFramesError)
+    Failure, InvalidRequestError, ReasonError, failure_of)
 from cosmos_reason_ros.core.evaluation.questions import QuestionItem, QuestionSet
 from cosmos_reason_ros.core.evaluation.scoring import Score, score_answer
 from cosmos_reason_ros.core.evaluation.sources import FrameSource, SourceFrame, open_source
@@ -69,8 +68,8 @@ class ItemResult:
     """ANSWERED, ERROR (could not be asked or failed) or NOT_RUN (run interrupted first)."""
     error: str = ''
     error_code: str = ''
-    """before_start, after_end, gap, source, no_frames, invalid_request, generation_failed,
-    cancelled, goal_rejected, interrupted, or a node error code name in live runs."""
+    """A Failure value (the same names offline and live, and as the action's codes); '' when
+    answered."""
     bag_time: float | None = None
     """Bag time (seconds) the item was asked at."""
     offset: float | None = None
@@ -150,7 +149,8 @@ ProgressCallback = Callable[[ItemResult, int, int], None]
 
 
 def check_ask_time(bag_time: float, *, first: float | None, newest: float | None, ended: bool,
-                   settings: ReplaySettings, topic: str, start: float) -> tuple[str, str]:
+                   settings: ReplaySettings, topic: str, start: float
+                   ) -> tuple[Failure | None, str]:
     """Whether an item can be asked at bag_time; shared by the offline and live runs.
 
     Args:
@@ -163,25 +163,25 @@ def check_ask_time(bag_time: float, *, first: float | None, newest: float | None
         start: start of the source, for offsets in the message.
 
     Returns:
-        ('', '') when the item can be asked, else (error code, message).
+        (None, '') when the item can be asked, else (the failure, its message).
     """
     name = f"'{topic}'" if topic else 'the clip'
     if first is None:
-        return 'no_frames', f'{name} holds no frames'
+        return Failure.NO_FRAMES, f'{name} holds no frames'
     if newest is None or bag_time < first - TIME_EPSILON:
-        return 'before_start', (
+        return Failure.BEFORE_START, (
             f'asks at {bag_time - start:.3f} s, before the first frame on {name} at '
             f'{first - start:.3f} s: move it later')
     if ended and bag_time - newest > settings.end_tolerance:
-        return 'after_end', (
+        return Failure.AFTER_END, (
             f'asks at {bag_time - start:.3f} s, after the end of the recording: the last frame '
             f'on {name} is at {newest - start:.3f} s')
     if bag_time - newest > settings.goals.max_frame_age:
-        return 'gap', (
+        return Failure.STALE_FRAMES, (
             f'asks at {bag_time - start:.3f} s, but the newest frame on {name} is from '
             f'{newest - start:.3f} s, more than max_frame_age ({settings.goals.max_frame_age:g} '
             's) earlier: the recording has a gap there')
-    return '', ''
+    return None, ''
 
 
 def item_request(item: QuestionItem, settings: ReplaySettings,
@@ -202,16 +202,6 @@ def item_prompt(item: QuestionItem, backend: Backend) -> Prompt | None:
                             object_name=item.object_name)
     except InvalidRequestError:
         return None
-
-
-def error_code_of(error: ReasonError) -> str:
-    """The report's error code for a core error."""
-    for kind, code in ((GenerationCancelled, 'cancelled'), (NoFramesError, 'no_frames'),
-                       (StaleFramesError, 'gap'), (InvalidRequestError, 'invalid_request'),
-                       (GenerationError, 'generation_failed')):
-        if isinstance(error, kind):
-            return code
-    return 'error'
 
 
 def describe_backend(backend: Backend) -> dict[str, Any]:
@@ -264,7 +254,7 @@ class Replay:
         for index, item in indexed:
             if index not in results:
                 results[index] = ItemResult(
-                    index=index, item=item, status=NOT_RUN, error_code='interrupted',
+                    index=index, item=item, status=NOT_RUN, error_code=Failure.INTERRUPTED,
                     error='the run was interrupted (Ctrl-C) before this item was asked')
         return RunResult(
             question_set=questions, results=[results[i] for i, _ in indexed], sources=sources,
@@ -280,7 +270,7 @@ class Replay:
         except ReasonError as error:
             for index, item in group:
                 self._record(results, ItemResult(index=index, item=item, status=ERROR,
-                                                 error_code='source', error=str(error)))
+                                                 error_code=Failure.SOURCE, error=str(error)))
             return SourceSummary(description={'path': path, 'topic': topic}, error=str(error))
         run = _SourceRun(source, self._settings, self._backend, self._cancel)
         timed = sorted((item.time.resolve(source.start, math.inf), index, item)
@@ -314,7 +304,7 @@ class Replay:
         pending = [(index, item) for _, index, item in timed] + list(at_end)
         for index, item in pending:
             self._record(results, ItemResult(index=index, item=item, status=ERROR,
-                                             error_code='source', error=message))
+                                             error_code=Failure.SOURCE, error=message))
         summary = run.summary()
         summary.error = message
         return summary
@@ -391,7 +381,7 @@ class _SourceRun:
         window_end = self.window.newest_stamp
         if window_end is None:
             return self._finish(dataclasses.replace(
-                base, error_code='no_frames',
+                base, error_code=Failure.NO_FRAMES,
                 error=f'no frame on {self.name!r} could be decoded up to this time'))
         base = dataclasses.replace(base, window_end=window_end)
         try:
@@ -399,10 +389,10 @@ class _SourceRun:
                                         cancel=self.cancel)
         except ReasonError as error:
             return self._finish(dataclasses.replace(
-                base, error_code=error_code_of(error), error=str(error)))
+                base, error_code=failure_of(error), error=str(error)))
         except Exception as error:  # noqa: BLE001 - as in the node: one item fails, not the run
             return self._finish(dataclasses.replace(
-                base, error_code='internal_error', error=f'internal error: {error!r}'))
+                base, error_code=failure_of(error), error=f'internal error: {error!r}'))
         return self._finish(self._answered(base, item, outcome))
 
     def _answered(self, base: ItemResult, item: QuestionItem,
@@ -493,5 +483,5 @@ def run_replay(questions: QuestionSet, backend: Backend,
 __all__ = [
     'ANSWERED', 'ERROR', 'ItemResult', 'NOT_RUN', 'ProgressBar', 'ProgressCallback', 'Replay',
     'ReplaySettings', 'RunResult', 'SourceSummary', 'TIME_EPSILON', 'check_ask_time',
-    'describe_backend', 'error_code_of', 'item_prompt', 'item_request', 'run_replay',
+    'describe_backend', 'item_prompt', 'item_request', 'run_replay',
 ]

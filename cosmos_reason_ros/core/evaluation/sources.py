@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple, Protocol
 import numpy as np
 
 from cosmos_reason_ros.core.config import WindowConfig
-from cosmos_reason_ros.core.errors import InvalidRequestError
+from cosmos_reason_ros.core.errors import Failure, InvalidRequestError
 from cosmos_reason_ros.core.frames import FrameWindow, Offer
 from cosmos_reason_ros.core.images import downscale, stamp_seconds, to_rgb
 from cosmos_reason_ros.core.media import VIDEO_SUFFIXES, iter_media
@@ -31,6 +31,8 @@ class Time(NamedTuple):
 
 class SourceError(InvalidRequestError):
     """A bag or clip that cannot be read, or a topic that is not there; the message says why."""
+
+    kind = Failure.SOURCE
 
 
 @dataclasses.dataclass(frozen=True)
