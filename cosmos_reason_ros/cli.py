@@ -19,9 +19,10 @@ from cosmos_reason_ros.core.backends.factory import (
     BACKENDS, TRANSFORMERS, BackendSettings, create_backend)
 from cosmos_reason_ros.core.config import GoalDefaults, ModelConfig, WindowConfig
 from cosmos_reason_ros.core.errors import ReasonError
+from cosmos_reason_ros.core.families import family_spec
 from cosmos_reason_ros.core.modes import Mode, ModelFamily
 from cosmos_reason_ros.core.parsing import parse_answer
-from cosmos_reason_ros.core.remote_config import RemoteConfig
+from cosmos_reason_ros.core.remote_config import FAMILIES, RemoteConfig
 
 
 def _size(text: str) -> Tuple[int, int]:
@@ -69,6 +70,8 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
                         help='model name the server serves (openai)')
     parser.add_argument('--api-key-env', default='',
                         help='environment variable holding the API key (openai)')
+    parser.add_argument('--remote-family', default='auto', choices=FAMILIES,
+                        help="the served model's family (openai; auto: from its name)")
 
 
 def _load_backend(args: argparse.Namespace) -> Backend:
@@ -78,7 +81,8 @@ def _load_backend(args: argparse.Namespace) -> Backend:
         model=ModelConfig(model=args.model, revision=args.revision, dtype=args.dtype,
                           device=args.device, local_files_only=args.local_files_only),
         remote=RemoteConfig(base_url=args.base_url, served_model=args.served_model,
-                            api_key_env=args.api_key_env)), environ=os.environ)
+                            api_key_env=args.api_key_env, family=args.remote_family)),
+        environ=os.environ)
     backend.load()
     return backend
 
@@ -94,7 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help='source image size the coordinates map to')
     parse.add_argument('--family', default=ModelFamily.QWEN3_VL.value,
                        choices=[f.value for f in ModelFamily],
-                       help='qwen3_vl (Reason2, 0-1000 coordinates) or qwen2_5_vl (Reason1)')
+                       help='qwen3_vl (Reason2), cosmos3_edge, cosmos3_omni (Cosmos3-Nano/Super): '
+                            '0-1000 coordinates; qwen2_5_vl (Reason1): model input pixels')
+    parse.add_argument('--reasoning', action='store_true',
+                       help='the prompt asked for reasoning (a cosmos3_edge answer then starts '
+                            'inside <think>, so one without </think> was cut off)')
     parse.add_argument('--model-input-size', type=_size, metavar='WxH',
                        help='frame size the model saw (needed for qwen2_5_vl coordinates)')
 
@@ -158,9 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def command_parse(args: argparse.Namespace) -> int:
     """Parse stdin and print the parsed answer as JSON."""
-    parsed = parse_answer(sys.stdin.read(), Mode(args.mode), family=ModelFamily(args.family),
+    family = ModelFamily(args.family)
+    parsed = parse_answer(sys.stdin.read(), Mode(args.mode), family=family,
                           source_size=args.image_size, model_input_size=args.model_input_size,
-                          num_choices=len(args.choices), object_name=args.object_name)
+                          num_choices=len(args.choices), object_name=args.object_name,
+                          starts_in_reasoning=(args.reasoning
+                                               and family_spec(family).thinking_opens_answer))
     print(json.dumps(to_jsonable(parsed), indent=2))
     return 0
 

@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: tiny Qwen3-VL and Qwen2.5-VL checkpoints, built once per session.
+"""Shared pytest fixtures: a tiny checkpoint of each supported family, built once per session.
 
 No ROS imports here: the core's tests must run without a ROS installation.
 """
@@ -8,21 +8,33 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture(scope='session')
-def tiny_qwen3_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Directory of a tiny random Qwen3-VL (Cosmos-Reason2 layout) checkpoint."""
+def _tiny_checkpoint(factory: pytest.TempPathFactory, family_name: str) -> Path:
     from cosmos_reason_ros.core.modes import ModelFamily
     from cosmos_reason_ros.core.tiny_model import build_tiny_checkpoint
 
-    root = tmp_path_factory.mktemp('tiny_models')
-    return build_tiny_checkpoint(root / 'qwen3_vl', ModelFamily.QWEN3_VL)
+    return build_tiny_checkpoint(factory.mktemp('tiny_models') / family_name,
+                                 ModelFamily(family_name))
+
+
+@pytest.fixture(scope='session')
+def tiny_qwen3_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Directory of a tiny random Qwen3-VL (Cosmos-Reason2 layout) checkpoint."""
+    return _tiny_checkpoint(tmp_path_factory, 'qwen3_vl')
 
 
 @pytest.fixture(scope='session')
 def tiny_qwen25_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Directory of a tiny random Qwen2.5-VL (Cosmos-Reason1 layout) checkpoint."""
-    from cosmos_reason_ros.core.modes import ModelFamily
-    from cosmos_reason_ros.core.tiny_model import build_tiny_checkpoint
+    return _tiny_checkpoint(tmp_path_factory, 'qwen2_5_vl')
 
-    root = tmp_path_factory.mktemp('tiny_models')
-    return build_tiny_checkpoint(root / 'qwen2_5_vl', ModelFamily.QWEN2_5_VL)
+
+@pytest.fixture(scope='session')
+def tiny_edge_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Directory of a tiny random Cosmos3-Edge reasoner checkpoint (Nemotron-style tokenizer)."""
+    return _tiny_checkpoint(tmp_path_factory, 'cosmos3_edge')
+
+
+@pytest.fixture(scope='session')
+def tiny_omni_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Directory of a tiny random Cosmos3-Omni (Nano/Super layout) reasoner checkpoint."""
+    return _tiny_checkpoint(tmp_path_factory, 'cosmos3_omni')

@@ -45,8 +45,9 @@ def _frames(count: int, height: int = 120, width: int = 160) -> List[np.ndarray]
 
 
 def _request(count: int = 4, *, reasoning: bool = False, stamps=STAMPS, height: int = 120,
-             width: int = 160, sampling: Optional[Sampling] = None) -> GenerationRequest:
-    prompt = build_prompt(Mode.CAPTION, family=ModelFamily.QWEN3_VL, reasoning=reasoning)
+             width: int = 160, sampling: Optional[Sampling] = None,
+             family: ModelFamily = ModelFamily.QWEN3_VL) -> GenerationRequest:
+    prompt = build_prompt(Mode.CAPTION, family=family, reasoning=reasoning)
     return GenerationRequest(prompt=prompt, frames=_frames(count, height, width),
                              timestamps=list(stamps[:count]),
                              sampling=sampling or Sampling(max_new_tokens=16))
@@ -81,6 +82,17 @@ def test_several_frames_go_as_one_video_item_with_their_real_timing():
     assert body['media_io_kwargs'] == {'video': {
         'num_frames': -1, 'fps': 1000.0, 'frames_indices': [0, 250, 1000, 1500],
         'total_num_frames': 1501}}
+    assert prepared.model_input_size == (160, 128)
+
+
+def test_cosmos3_edge_sends_one_index_per_frame_and_its_thinking_switch():
+    prepared = prepare_request(_request(3, reasoning=False, family=ModelFamily.COSMOS3_EDGE),
+                               RemoteConfig(), ModelFamily.COSMOS3_EDGE)
+    body = prepared.body
+    assert body['media_io_kwargs']['video']['frames_indices'] == [0, 250, 1000]
+    assert body['chat_template_kwargs'] == {'enable_thinking': False}
+    url = body['messages'][-1]['content'][0]['video_url']['url']
+    assert len(url.split(',')) == 1 + 3   # the data URL prefix, then three frames: no padding
     assert prepared.model_input_size == (160, 128)
 
 
@@ -139,6 +151,8 @@ def test_jpeg_quality_is_applied():
     (640, 360, ModelFamily.QWEN3_VL, (640, 352)),
     (10, 10, ModelFamily.QWEN3_VL, (32, 32)),
     (640, 360, ModelFamily.QWEN2_5_VL, (644, 364)),
+    (640, 360, ModelFamily.COSMOS3_EDGE, (640, 352)),
+    (640, 360, ModelFamily.COSMOS3_OMNI, (640, 352)),
 ])
 def test_model_input_size_rounds_to_whole_tokens(width, height, family, expected):
     assert model_input_size(width, height, family) == expected
@@ -154,10 +168,11 @@ def test_sampling_maps_to_chat_completion_fields():
     assert 'top_k' not in sampling_fields(Sampling(max_new_tokens=8, top_k=0))
 
 
+@pytest.mark.parametrize('family', list(ModelFamily))
 @pytest.mark.parametrize('reasoning', [False, True])
-def test_thinking_is_enabled_exactly_when_the_prompt_asks_for_reasoning(reasoning):
-    body = prepare_request(_request(2, reasoning=reasoning), RemoteConfig(),
-                           ModelFamily.QWEN3_VL).body
+def test_thinking_is_enabled_exactly_when_the_prompt_asks_for_reasoning(reasoning, family):
+    body = prepare_request(_request(2, reasoning=reasoning, family=family), RemoteConfig(),
+                           family).body
     assert body['chat_template_kwargs'] == {'enable_thinking': reasoning}
 
 
@@ -518,9 +533,24 @@ def test_factory_picks_the_backend_by_name():
         create_backend(BackendSettings(backend='onnx'))
 
 
-def test_family_follows_the_served_model_name(scripted):
-    server = scripted([], model='nvidia/Cosmos-Reason1-7B')
-    backend = OpenAIBackend(RemoteConfig(base_url=server.url,
-                                         served_model='nvidia/Cosmos-Reason1-7B'))
+@pytest.mark.parametrize('served, family', [
+    ('nvidia/Cosmos-Reason1-7B', ModelFamily.QWEN2_5_VL),
+    ('nvidia/Cosmos-Reason2-2B', ModelFamily.QWEN3_VL),
+    ('nvidia/Cosmos3-Edge', ModelFamily.COSMOS3_EDGE),
+    ('cosmos3', ModelFamily.COSMOS3_EDGE),
+    ('nvidia/Cosmos3-Super', ModelFamily.COSMOS3_OMNI),
+    ('tiny-cosmos-reason', ModelFamily.QWEN3_VL),
+])
+def test_family_follows_the_served_model_name(scripted, served, family):
+    server = scripted([], model=served)
+    backend = OpenAIBackend(RemoteConfig(base_url=server.url, served_model=served))
     backend.load()
-    assert backend.family is ModelFamily.QWEN2_5_VL
+    assert backend.family is family
+
+
+def test_an_explicit_family_wins_over_the_name(scripted):
+    server = scripted([], model='robot-brain')
+    backend = OpenAIBackend(RemoteConfig(base_url=server.url, served_model='robot-brain',
+                                         family='cosmos3_edge'))
+    backend.load()
+    assert backend.family is ModelFamily.COSMOS3_EDGE

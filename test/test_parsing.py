@@ -336,6 +336,90 @@ def test_grounding_failures(answer, error_part):
     assert error_part in result.error
 
 
+@pytest.mark.parametrize('key', ['bbox_2d', 'box_2d', 'bbox', 'box', 'bounding_box'])
+def test_grounding_box_key_fallbacks(key):
+    result = parse(f'[{{"{key}": [100, 200, 300, 400], "label": "cup"}}]', Mode.GROUNDING,
+                   source_size=(1000, 1000))
+    assert result.status is ParseStatus.OK, result.error
+    assert result.boxes == (Box('cup', 100, 200, 300, 400),)
+
+
+# --- Cosmos 3 conventions (design.md 3b): answer after </think> without the opening tag,
+# 0-1000 coordinates, events in plain seconds -----------------------------------------------------
+
+EDGE = ModelFamily.COSMOS3_EDGE
+OMNI = ModelFamily.COSMOS3_OMNI
+
+
+@pytest.mark.parametrize('family', [EDGE, OMNI])
+def test_cosmos3_trajectory_after_a_closing_think_tag_maps_0_1000_to_source_pixels(family):
+    # Edge with thinking on: the template opened <think>, the answer only closes it.
+    text = ('I will move the left gripper from the tape to the basket.\n</think>\n\n'
+            '```json\n[' + ', '.join(f'{{"point_2d": [{x}, {y}], "label": "gripper trajectory"}}'
+                                     for x, y in TAPE_POINTS) + ']\n```')
+    result = parse(text, Mode.TRAJECTORY, family=family, starts_in_reasoning=True)
+    assert result.status is ParseStatus.OK, result.error
+    assert result.reasoning == 'I will move the left gripper from the tape to the basket.'
+    assert result.answer.startswith('```json')
+    expected = [(x / 1000 * SOURCE[0], y / 1000 * SOURCE[1]) for x, y in TAPE_POINTS]
+    assert result.trajectories[0].label == 'gripper trajectory'
+    assert flat(result.trajectories[0].points) == pytest.approx(flat(expected))
+
+
+def test_edge_output_cut_off_inside_the_opened_reasoning_is_truncated():
+    text = 'I will move the left gripper from its position at [195, 630] toward'
+    result = parse(text, Mode.TRAJECTORY, family=EDGE, starts_in_reasoning=True)
+    assert result.status is ParseStatus.TRUNCATED
+    assert result.reasoning == text and result.answer == ''
+    assert 'raise max_new_tokens' in result.error
+    # Without the flag the same text is read as an answer (and has no trajectory).
+    assert parse(text, Mode.TRAJECTORY, family=EDGE).status is ParseStatus.FAILED
+
+
+def test_edge_next_action_on_the_line_after_the_closing_tag():
+    text = ('The tape lies left of the basket.</think>\nThe robot arms will extend toward the '
+            'blue tape roll and grasp it.')
+    result = parse(text, Mode.NEXT_ACTION, family=EDGE, starts_in_reasoning=True)
+    assert result.status is ParseStatus.OK
+    assert result.reasoning == 'The tape lies left of the basket.'
+    assert result.next_action == ('The robot arms will extend toward the blue tape roll and '
+                                  'grasp it.')
+
+
+def test_edge_thinking_off_answer_is_all_answer():
+    result = parse('The robot grasps the tape.', Mode.NEXT_ACTION, family=EDGE)
+    assert result.status is ParseStatus.OK and result.reasoning == ''
+    assert result.next_action == 'The robot grasps the tape.'
+
+
+@pytest.mark.parametrize('family', [EDGE, OMNI])
+def test_cosmos3_boxes_are_0_1000_with_fallback_keys(family):
+    answer = ('</think>[{"bbox_2d": [250, 500, 750, 1000], "label": "cup"}, '
+              '{"bounding_box": [0, 0, 500, 500], "label": "basket"}]')
+    result = parse(answer, Mode.GROUNDING, family=family, source_size=(640, 480))
+    assert result.status is ParseStatus.OK, result.error
+    assert result.boxes == (Box('cup', 160, 240, 480, 480), Box('basket', 0, 0, 320, 240))
+    out_of_range = parse('[{"bbox_2d": [0, 0, 1200, 10], "label": "cup"}]', Mode.GROUNDING,
+                         family=family)
+    assert out_of_range.status is ParseStatus.FAILED
+    assert 'outside the 0-1000 range of Cosmos3' in out_of_range.error
+
+
+@pytest.mark.parametrize('family', list(ModelFamily))
+@pytest.mark.parametrize('answer', [
+    # Cosmos 3's template asks for seconds as numbers; the other for mm:ss.ff strings.
+    '[{"start": 0.1, "end": 2.1, "caption": "The car waits at the crosswalk."}]',
+    '[{"start": "00:00.10", "end": "00:02.10", "caption": "The car waits at the crosswalk."}]',
+    '```json\n[{"start": "0.1", "end": "2.1s", "caption": "The car waits at the crosswalk."}]'
+    '\n```',
+])
+def test_events_in_seconds_or_clock_strings_for_every_family(family, answer):
+    result = parse(answer, Mode.TEMPORAL, family=family, model_input_size=(320, 240))
+    assert result.status is ParseStatus.OK, result.error
+    assert result.events == (Event(pytest.approx(0.1), pytest.approx(2.1),
+                                   'The car waits at the crosswalk.'),)
+
+
 # --- temporal localization -----------------------------------------------------------------------
 
 @pytest.mark.parametrize('value, seconds', [

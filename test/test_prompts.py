@@ -18,6 +18,8 @@ from cosmos_reason_ros.core.prompts import (
 
 REASON2 = ModelFamily.QWEN3_VL
 REASON1 = ModelFamily.QWEN2_5_VL
+EDGE = ModelFamily.COSMOS3_EDGE
+OMNI = ModelFamily.COSMOS3_OMNI
 
 TEMPORAL = (
     'Describe the notable events in the provided video. Provide the result in json format with '
@@ -52,21 +54,30 @@ REASON1_SUFFIX = (
      "What happens next?\n(A) the door opens\n(B) no\n"
      "Answer with the option's letter from the given choices directly."),
 ])
-@pytest.mark.parametrize('family', [REASON2, REASON1])
+@pytest.mark.parametrize('family', list(ModelFamily))
 def test_templates_without_reasoning(mode, kwargs, user, family):
     assert build_prompt(mode, family=family, **kwargs) == Prompt(system=SYSTEM_PROMPT, user=user)
 
 
-def test_reason2_appends_reasoning_to_the_user_text_after_a_blank_line():
-    prompt = build_prompt(Mode.QUESTION, family=REASON2, task='Is it safe?', reasoning=True)
+@pytest.mark.parametrize('family', [REASON2, EDGE, OMNI])
+def test_reason2_and_cosmos3_append_reasoning_to_the_user_text_after_a_blank_line(family):
+    prompt = build_prompt(Mode.QUESTION, family=family, task='Is it safe?', reasoning=True)
     assert prompt.system == 'You are a helpful assistant.'
     assert prompt.user == f'Is it safe?\n\n{REASON2_SUFFIX}'
+    assert prompt.reasoning
 
 
 def test_reason1_appends_reasoning_to_the_system_prompt():
     prompt = build_prompt(Mode.QUESTION, family=REASON1, task='Is it safe?', reasoning=True)
     assert prompt.system == f'You are a helpful assistant. {REASON1_SUFFIX}'
     assert prompt.user == 'Is it safe?'
+    assert prompt.reasoning
+
+
+@pytest.mark.parametrize('family', list(ModelFamily))
+def test_the_prompt_says_whether_it_asks_for_reasoning(family):
+    assert not build_prompt(Mode.CAPTION, family=family).reasoning
+    assert build_prompt(Mode.CAPTION, family=family, reasoning=True).reasoning
 
 
 def test_reasoning_follows_the_multiple_choice_instruction():

@@ -1,6 +1,7 @@
 """TransformersBackend on the tiny checkpoints: real frame times, streaming, cancel, load errors.
 
-Both families load from disk through the same path as the real Cosmos-Reason checkpoints.
+Every family (Reason2, Reason1, Cosmos3-Edge, Cosmos3-Omni) loads from disk through the same path
+as the real checkpoints.
 """
 
 import json
@@ -24,6 +25,7 @@ from cosmos_reason_ros.core.errors import (
     InvalidRequestError,
     ModelLoadError,
 )
+from cosmos_reason_ros.core.families import model_input_size, visual_tokens
 from cosmos_reason_ros.core.modes import Mode, ModelFamily
 from cosmos_reason_ros.core.prompts import build_prompt
 from cosmos_reason_ros.core.tiny_model import (
@@ -43,9 +45,9 @@ def _frames(count, height=96, width=128, seed=0):
 
 
 def _request(family, *, frames=4, stamps=STAMPS, max_new_tokens=6, greedy=True, seed=None,
-             mode=Mode.CAPTION):
+             mode=Mode.CAPTION, reasoning=True):
     return GenerationRequest(
-        prompt=build_prompt(mode, family=family, reasoning=True),
+        prompt=build_prompt(mode, family=family, reasoning=reasoning),
         frames=_frames(frames), timestamps=stamps[:frames],
         sampling=Sampling(max_new_tokens=max_new_tokens, greedy=greedy, seed=seed))
 
@@ -56,23 +58,45 @@ def _load(path):
     return backend
 
 
-@pytest.fixture(scope='module')
-def qwen3(tiny_qwen3_checkpoint):
-    backend = _load(tiny_qwen3_checkpoint)
+def _loaded(checkpoint):
+    backend = _load(checkpoint)
     yield backend
     backend.close()
+
+
+@pytest.fixture(scope='module')
+def qwen3(tiny_qwen3_checkpoint):
+    yield from _loaded(tiny_qwen3_checkpoint)
 
 
 @pytest.fixture(scope='module')
 def qwen25(tiny_qwen25_checkpoint):
-    backend = _load(tiny_qwen25_checkpoint)
-    yield backend
-    backend.close()
+    yield from _loaded(tiny_qwen25_checkpoint)
 
 
-@pytest.fixture(params=[ModelFamily.QWEN3_VL, ModelFamily.QWEN2_5_VL], ids=['qwen3', 'qwen25'])
+@pytest.fixture(scope='module')
+def edge(tiny_edge_checkpoint):
+    yield from _loaded(tiny_edge_checkpoint)
+
+
+@pytest.fixture(scope='module')
+def omni(tiny_omni_checkpoint):
+    yield from _loaded(tiny_omni_checkpoint)
+
+
+@pytest.fixture(params=['qwen3', 'qwen25', 'edge', 'omni'])
 def backend(request):
-    return request.getfixturevalue('qwen3' if request.param is ModelFamily.QWEN3_VL else 'qwen25')
+    return request.getfixturevalue(request.param)
+
+
+def _prompt_of(backend, call):
+    """The prompt text the model received, special tokens included."""
+    return backend._processor.tokenizer.decode(call['input_ids'][0])
+
+
+def _markers(prompt):
+    """The `<t seconds>` markers of a prompt, in order."""
+    return [f'<{part.split(">")[0]}>' for part in prompt.split('<')[1:] if 'seconds>' in part]
 
 
 class _GenerateSpy:
@@ -89,24 +113,68 @@ class _GenerateSpy:
         monkeypatch.setattr(backend._model, 'generate', generate)
 
 
-def test_family_device_and_dtype_come_from_the_checkpoint(qwen3, qwen25):
+def test_family_device_and_dtype_come_from_the_checkpoint(qwen3, qwen25, edge, omni):
     assert qwen3.family is ModelFamily.QWEN3_VL
     assert qwen25.family is ModelFamily.QWEN2_5_VL
+    assert edge.family is ModelFamily.COSMOS3_EDGE
+    assert omni.family is ModelFamily.COSMOS3_OMNI
+    assert type(edge._model).__name__ == 'Cosmos3EdgeForConditionalGeneration'
+    assert type(omni._model).__name__ == 'Cosmos3OmniForConditionalGeneration'
     assert qwen3.device == 'cpu' and qwen3.dtype == 'float32'
     assert 'qwen3_vl' in qwen3.describe()
 
 
-def test_qwen3_prompt_carries_the_real_frame_times(qwen3, monkeypatch):
-    spy = _GenerateSpy(monkeypatch, qwen3)
-    result = qwen3.generate(_request(ModelFamily.QWEN3_VL))
-    prompt = qwen3._processor.tokenizer.decode(spy.calls[0]['input_ids'][0])
+@pytest.mark.parametrize('name', ['qwen3', 'omni'])
+def test_pair_families_get_one_real_time_per_pair_of_frames(name, request, monkeypatch):
+    backend = request.getfixturevalue(name)
+    spy = _GenerateSpy(monkeypatch, backend)
+    result = backend.generate(_request(backend.family))
+    prompt = _prompt_of(backend, spy.calls[0])
     # One marker per temporal patch (two frames), at the mean of the patch's stamps.
     expected = [f'<{(STAMPS[i] + STAMPS[i + 1]) / 2:.1f} seconds>' for i in (0, 2)]
     assert expected == ['<0.1 seconds>', '<0.7 seconds>']
-    markers = [part.split('>')[0] for part in prompt.split('<')[1:] if 'seconds>' in part]
-    assert [f'<{m}>' for m in markers] == expected
+    assert _markers(prompt) == expected
     assert prompt.index('<0.7 seconds>') < prompt.index('Caption the video in detail.')
     assert result.prompt_tokens == spy.calls[0]['input_ids'].shape[-1]
+
+
+def test_edge_gets_one_real_time_per_frame_and_no_even_rule(edge, monkeypatch):
+    spy = _GenerateSpy(monkeypatch, edge)
+    edge.generate(_request(ModelFamily.COSMOS3_EDGE, frames=3))
+    prompt = _prompt_of(edge, spy.calls[0])
+    # temporal_patch_size 1: every frame its own span, stamped with its own time; 0.25 s is
+    # written by the processor's '.1f' as 0.2.
+    assert _markers(prompt) == ['<0.0 seconds>', '<0.2 seconds>', '<0.6 seconds>']
+    spans = prompt.count('<|vision_start|>')
+    assert spans == 3 and prompt.count('<|vision_end|>') == 3
+    assert int(spy.calls[0]['video_grid_thw'][0][0]) == 3
+
+
+@pytest.mark.parametrize('reasoning, tail', [
+    (True, 'Write your final answer immediately after the </think> tag.<|im_end|>\n'
+           '<|im_start|>assistant\n<think>\n'),
+    (False, 'Caption the video in detail.<|im_end|>\n<|im_start|>assistant\n<think></think>'),
+])
+def test_edge_thinking_switch_is_set_explicitly_both_ways(edge, monkeypatch, reasoning, tail):
+    spy = _GenerateSpy(monkeypatch, edge)
+    edge.generate(_request(ModelFamily.COSMOS3_EDGE, reasoning=reasoning))
+    prompt = _prompt_of(edge, spy.calls[0])
+    assert prompt.startswith('<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n'
+                             '<|im_start|>user\n<0.0 seconds><|vision_start|>')
+    assert prompt.endswith(tail)
+
+
+@pytest.mark.parametrize('name', ['qwen3', 'omni'])
+@pytest.mark.parametrize('reasoning', [True, False])
+def test_pair_families_end_the_prompt_with_the_plain_generation_prompt(name, reasoning, request,
+                                                                       monkeypatch):
+    backend = request.getfixturevalue(name)
+    spy = _GenerateSpy(monkeypatch, backend)
+    backend.generate(_request(backend.family, reasoning=reasoning))
+    prompt = _prompt_of(backend, spy.calls[0])
+    question = ('Write your final answer immediately after the </think> tag.' if reasoning
+                else 'Caption the video in detail.')
+    assert prompt.endswith(f'{question}<|im_end|>\n<|im_start|>assistant\n')
 
 
 def test_qwen3_metadata_is_a_1000_fps_video_of_the_stamps():
@@ -139,9 +207,18 @@ def test_one_frame_is_sent_as_an_image(backend, monkeypatch):
 @pytest.mark.parametrize('frames', [1, 4])
 def test_model_input_size_is_the_frame_rounded_to_whole_tokens(backend, frames):
     result = backend.generate(_request(backend.family, frames=frames, max_new_tokens=1))
-    # 128x96 frames: Qwen3-VL rounds to 32 px per token, Qwen2.5-VL to 28 px.
-    expected = (128, 96) if backend.family is ModelFamily.QWEN3_VL else (140, 84)
+    # 128x96 frames: Qwen3-VL and Cosmos 3 round to 32 px per token, Qwen2.5-VL to 28 px.
+    expected = (140, 84) if backend.family is ModelFamily.QWEN2_5_VL else (128, 96)
     assert result.model_input_size == expected
+    assert result.model_input_size == model_input_size(128, 96, backend.family)
+
+
+def test_visual_token_counts_match_what_the_processor_expands(backend, monkeypatch):
+    spy = _GenerateSpy(monkeypatch, backend)
+    backend.generate(_request(backend.family, frames=4, max_new_tokens=1))
+    pad = backend._processor.tokenizer.convert_tokens_to_ids('<|video_pad|>')
+    counted = int((spy.calls[0]['input_ids'][0] == pad).sum())
+    assert counted == visual_tokens(128, 96, 4, backend.family)
 
 
 def test_large_frames_are_bounded_by_max_frame_pixels(tiny_qwen3_checkpoint):
@@ -211,22 +288,46 @@ def test_seeded_sampling_repeats_itself(backend):
     assert backend.generate(request).text == backend.generate(request).text
 
 
-def test_concurrent_calls_are_serialized(backend):
-    request = _request(backend.family, max_new_tokens=8)
-    expected = backend.generate(request).text
+def test_concurrent_calls_are_serialized(qwen3, monkeypatch):
+    request = _request(ModelFamily.QWEN3_VL, max_new_tokens=8)
+    expected = qwen3.generate(request).text
+    original = qwen3._model.generate
+    inside = []
+    overlap = []
+    entered = threading.Semaphore(0)
+
+    def generate(**kwargs):
+        inside.append(1)
+        overlap.append(len(inside))
+        entered.release()
+        time.sleep(0.05)  # widen the window in which an unserialized call would overlap
+        try:
+            return original(**kwargs)
+        finally:
+            inside.pop()
+
+    monkeypatch.setattr(qwen3._model, 'generate', generate)
     results = []
-    threads = [threading.Thread(target=lambda: results.append(backend.generate(request).text))
+    threads = [threading.Thread(target=lambda: results.append(qwen3.generate(request).text))
                for _ in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=30)
+        thread.join(timeout=60)
+    assert len(overlap) == 3, 'not every call reached the model'
+    assert max(overlap) == 1, f'{max(overlap)} calls were inside generate() at once'
     assert results == [expected] * 3
 
 
-def test_think_tags_survive_decoding_and_eos_means_stop(qwen3, monkeypatch):
-    tokenizer = qwen3._processor.tokenizer
-    answer_ids = tokenizer('<think>\nthe cup</think>\n\nyes', add_special_tokens=False)[
+@pytest.mark.parametrize('name, answer', [
+    ('qwen3', '<think>\nthe cup</think>\n\nyes'),
+    # Cosmos3-Edge with thinking on: the prompt opened <think>, the answer only closes it.
+    ('edge', 'the cup</think>\n\nyes'),
+])
+def test_think_tags_survive_decoding_and_eos_means_stop(name, answer, request, monkeypatch):
+    backend = request.getfixturevalue(name)
+    tokenizer = backend._processor.tokenizer
+    answer_ids = tokenizer(answer, add_special_tokens=False)[
         'input_ids'] + [tokenizer.convert_tokens_to_ids('<|im_end|>')]
 
     def generate(*, input_ids, streamer, **kwargs):
@@ -238,11 +339,11 @@ def test_think_tags_survive_decoding_and_eos_means_stop(qwen3, monkeypatch):
         streamer.end()
         return torch.cat([input_ids, torch.tensor([answer_ids])], dim=-1)
 
-    monkeypatch.setattr(qwen3._model, 'generate', generate)
+    monkeypatch.setattr(backend._model, 'generate', generate)
     pieces = []
-    result = qwen3.generate(_request(ModelFamily.QWEN3_VL, max_new_tokens=64),
-                            on_text=lambda text, tokens: pieces.append(text))
-    assert result.text == '<think>\nthe cup</think>\n\nyes'
+    result = backend.generate(_request(backend.family, max_new_tokens=64),
+                              on_text=lambda text, tokens: pieces.append(text))
+    assert result.text == answer
     assert ''.join(pieces) == result.text
     assert result.finish_reason == 'stop'
     assert result.completion_tokens == len(answer_ids)
@@ -302,14 +403,27 @@ def test_cuda_device_without_cuda_is_a_load_error(tiny_qwen3_checkpoint):
         TransformersBackend(ModelConfig(model=str(tiny_qwen3_checkpoint), device='cuda')).load()
 
 
-@pytest.mark.parametrize('config, message', [
+@pytest.mark.parametrize('config, found', [
     ({'model_type': 'llama', 'vocab_size': 32, 'hidden_size': 16, 'num_hidden_layers': 1,
-      'num_attention_heads': 2, 'intermediate_size': 32}, "unsupported model type 'llama'"),
+      'num_attention_heads': 2, 'intermediate_size': 32}, "a 'llama' model"),
+    ({'model_type': 'qwen3', 'vocab_size': 32, 'hidden_size': 16, 'num_hidden_layers': 1,
+      'num_attention_heads': 2, 'num_key_value_heads': 2, 'intermediate_size': 32},
+     "a 'qwen3' model"),
     ({'model_type': 'not_a_model'}, 'not_a_model'),
 ])
-def test_unsupported_checkpoint_is_a_load_error(tmp_path, config, message):
+def test_a_checkpoint_that_is_not_a_reasoner_is_refused_naming_what_is_supported(
+        tmp_path, config, found):
     (tmp_path / 'config.json').write_text(json.dumps(config))
-    with pytest.raises(ModelLoadError, match=message):
+    with pytest.raises(ModelLoadError) as error:
+        TransformersBackend(ModelConfig(model=str(tmp_path), device='cpu')).load()
+    assert found in str(error.value)
+    for model_type in ('qwen3_vl', 'qwen2_5_vl', 'cosmos3_edge', 'cosmos3_omni'):
+        assert model_type in str(error.value)
+
+
+def test_a_generator_pipeline_is_refused_as_not_a_reasoner(tmp_path):
+    (tmp_path / 'model_index.json').write_text(json.dumps({'_class_name': 'Cosmos3Pipeline'}))
+    with pytest.raises(ModelLoadError, match='diffusers pipeline.*not a reasoner.*cosmos3_edge'):
         TransformersBackend(ModelConfig(model=str(tmp_path), device='cpu')).load()
 
 
@@ -328,14 +442,38 @@ def test_uncached_hub_id_offline_is_a_load_error():
 # Tiny checkpoint builder -----------------------------------------------------------------
 
 
-def test_tiny_checkpoints_are_small_and_keep_the_real_vision_geometry(tiny_qwen3_checkpoint,
-                                                                      tiny_qwen25_checkpoint):
-    for path, patch in ((tiny_qwen3_checkpoint, 16), (tiny_qwen25_checkpoint, 14)):
+def test_tiny_checkpoints_are_small_and_keep_the_real_vision_geometry(
+        tiny_qwen3_checkpoint, tiny_qwen25_checkpoint, tiny_omni_checkpoint):
+    for path, patch in ((tiny_qwen3_checkpoint, 16), (tiny_qwen25_checkpoint, 14),
+                        (tiny_omni_checkpoint, 16)):
         config = json.loads((path / 'config.json').read_text())
         assert config['vision_config']['patch_size'] == patch
         assert config['vision_config']['spatial_merge_size'] == 2
         assert config['vision_config']['temporal_patch_size'] == 2
         assert checkpoint_summary(path)[1] < 1_000_000
+
+
+def test_tiny_edge_keeps_the_real_token_ids_and_one_frame_per_patch(tiny_edge_checkpoint):
+    from transformers import AutoProcessor
+
+    config = json.loads((tiny_edge_checkpoint / 'config.json').read_text())
+    assert config['model_type'] == 'cosmos3_edge'
+    assert config['vision_config']['patch_size'] == 16
+    assert config['vision_config']['spatial_merge_size'] == 2
+    ids = {key: config[key] for key in ('image_token_id', 'video_token_id',
+                                        'vision_start_token_id', 'vision_end_token_id')}
+    assert ids == {'image_token_id': 19, 'video_token_id': 18, 'vision_start_token_id': 20,
+                   'vision_end_token_id': 21}
+    processor = AutoProcessor.from_pretrained(tiny_edge_checkpoint)
+    tokenizer = processor.tokenizer
+    assert (tokenizer.pad_token_id, tokenizer.bos_token_id) == (0, 1)
+    assert tokenizer.convert_tokens_to_ids('<|im_end|>') == 11
+    for token in ('<think>', '</think>'):
+        assert len(tokenizer(token, add_special_tokens=False)['input_ids']) == 1
+    assert processor.video_processor.temporal_patch_size == 1
+    generation = json.loads((tiny_edge_checkpoint / 'generation_config.json').read_text())
+    assert generation['eos_token_id'] == [11]
+    assert checkpoint_summary(tiny_edge_checkpoint)[1] < 1_000_000
 
 
 def test_building_again_with_the_same_arguments_reuses_the_checkpoint(tiny_qwen3_checkpoint):

@@ -33,28 +33,11 @@ class Mode(str, enum.Enum):
 class ModelFamily(str, enum.Enum):
     """Model families, told apart by the checkpoint config's model_type.
 
-    The family decides the prompt conventions (where the reasoning instruction goes), how frame
-    timing reaches the model, and which coordinate convention its answers use.
+    Their conventions (prompts, frame timing, coordinates, thinking switch) are the entries of
+    core.families.FAMILY_SPECS.
     """
 
-    QWEN3_VL = 'qwen3_vl'      # Cosmos-Reason2: coordinates 0-1000 per axis
-    QWEN2_5_VL = 'qwen2_5_vl'  # Cosmos-Reason1: coordinates in pixels of the resized model input
-
-    @classmethod
-    def from_model_type(cls, model_type: str) -> 'ModelFamily':
-        """Map a transformers `config.model_type` to a family.
-
-        Raises:
-            ValueError: for a model type this package does not support.
-        """
-        known = {
-            'qwen3_vl': cls.QWEN3_VL,
-            'qwen3_vl_moe': cls.QWEN3_VL,
-            'qwen2_5_vl': cls.QWEN2_5_VL,
-        }
-        try:
-            return known[model_type]
-        except KeyError:
-            raise ValueError(
-                f'unsupported model type {model_type!r}: supported are Qwen3-VL '
-                '(Cosmos-Reason2) and Qwen2.5-VL (Cosmos-Reason1) checkpoints') from None
+    QWEN3_VL = 'qwen3_vl'            # Cosmos-Reason2: coordinates 0-1000 per axis
+    QWEN2_5_VL = 'qwen2_5_vl'        # Cosmos-Reason1: pixels of the resized model input
+    COSMOS3_EDGE = 'cosmos3_edge'    # Cosmos3-Edge reasoner: 0-1000, one timestamp per frame
+    COSMOS3_OMNI = 'cosmos3_omni'    # Cosmos3-Nano/Super reasoner (a Qwen3-VL model): 0-1000

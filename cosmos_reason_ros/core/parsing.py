@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from typing import TypeGuard
 
+from cosmos_reason_ros.core.families import Coordinates, family_spec
 from cosmos_reason_ros.core.modes import Mode, ModelFamily
 
 
@@ -86,7 +87,7 @@ _ANSWER_CLOSE = re.compile(r'</answer>', re.IGNORECASE)
 
 _NORMALIZED_MAX = 1000.0
 _POINT_KEYS = ('point_2d', 'point')
-_BOX_KEYS = ('bbox_2d', 'box_2d', 'bbox')
+_BOX_KEYS = ('bbox_2d', 'box_2d', 'bbox', 'box', 'bounding_box')
 _CAPTION_KEYS = ('caption', 'event', 'description')
 _MAX_PROBLEMS_SHOWN = 3
 _MAX_MAGNITUDE = 1e15  # beyond any pixel or second; huge JSON ints would overflow floats
@@ -103,16 +104,19 @@ _TRUNCATED_SERVER = (
 
 # --- reasoning and answer ------------------------------------------------------------------------
 
-def split_reasoning(text: str) -> tuple[str, str, bool]:
+def split_reasoning(text: str, *, starts_in_reasoning: bool = False) -> tuple[str, str, bool]:
     """Separate the reasoning from the final answer.
 
     Handles `<think>...</think>` followed by the answer (Reason2), an answer inside
     `<answer>...</answer>` (Reason1), a `</think>` without its opening tag (the opening tag was
-    part of the prompt), and an unterminated `<think>` (generation stopped while reasoning).
-    Text before `<think>` is kept as part of the answer.
+    part of the prompt, as Cosmos3-Edge's template does with thinking on), and an unterminated
+    `<think>` (generation stopped while reasoning). Text before `<think>` is kept as part of the
+    answer.
 
     Args:
         text: the model's output.
+        starts_in_reasoning: the prompt ended with an opened `<think>`, so the output starts
+            inside the reasoning: without `</think>` it is all reasoning, cut off.
 
     Returns:
         (reasoning, answer, truncated), both strings stripped. truncated is True when a `<think>`
@@ -122,6 +126,8 @@ def split_reasoning(text: str) -> tuple[str, str, bool]:
     closed = _THINK_CLOSE.search(text, opened.end() if opened else 0)
     if closed is None and opened is not None:
         return text[opened.end():].strip(), '', True
+    if closed is None and starts_in_reasoning:
+        return text.strip(), '', True
     if closed is None:
         return '', _inside_answer_tags(text).strip(), False
     reasoning_start = opened.end() if opened else 0
@@ -141,14 +147,16 @@ def _inside_answer_tags(text: str) -> str:
     return text[opened.end():closed.start() if closed else len(text)]
 
 
-def _separate(text: str, server_reasoning: str | None) -> tuple[str, str, str]:
+def _separate(text: str, server_reasoning: str | None,
+              starts_in_reasoning: bool) -> tuple[str, str, str]:
     """Reasoning, answer and a truncation note ('' when not truncated) for local or server output.
 
     A server that splits reasoning off (vLLM's reasoning parser) returns the content as `text`;
     when the output had no </think>, the content is empty and everything sits in the reasoning.
     """
     if server_reasoning is None:
-        reasoning, answer, truncated = split_reasoning(text)
+        reasoning, answer, truncated = split_reasoning(text,
+                                                       starts_in_reasoning=starts_in_reasoning)
         return reasoning, answer, _TRUNCATED_LOCAL if truncated else ''
     if text.strip():
         reasoning, answer, truncated = split_reasoning(text)
@@ -309,15 +317,16 @@ def to_source_pixels(x: float, y: float, family: ModelFamily, source_size: Size,
     Args:
         x: horizontal coordinate as the model wrote it.
         y: vertical coordinate as the model wrote it.
-        family: QWEN3_VL answers 0-1000 per axis; QWEN2_5_VL answers pixels of its resized input.
+        family: Qwen3-VL and Cosmos 3 answer 0-1000 per axis; Qwen2.5-VL answers pixels of its
+            resized input (FamilySpec.coordinates).
         source_size: (width, height) of the camera image.
-        model_input_size: (width, height) of the image the model saw; needed for QWEN2_5_VL.
+        model_input_size: (width, height) of the image the model saw; needed for Qwen2.5-VL.
 
     Returns:
         (x, y) in pixels of the source image, origin top left. Nothing is clamped.
 
     Raises:
-        ValueError: a size is not positive, or QWEN2_5_VL without model_input_size.
+        ValueError: a size is not positive, or Qwen2.5-VL without model_input_size.
     """
     width, height = _positive_size(source_size, 'source_size')
     scale_x, scale_y = _coordinate_range(family, model_input_size)
@@ -327,7 +336,7 @@ def to_source_pixels(x: float, y: float, family: ModelFamily, source_size: Size,
 def _coordinate_range(family: ModelFamily,
                       model_input_size: Size | None) -> tuple[float, float]:
     """The largest x and y the family's convention allows."""
-    if ModelFamily(family) is ModelFamily.QWEN3_VL:
+    if family_spec(family).coordinates is Coordinates.NORMALIZED_1000:
         return _NORMALIZED_MAX, _NORMALIZED_MAX
     if model_input_size is None:
         raise ValueError(
@@ -559,10 +568,11 @@ def _range_problem(what: str, x: float, y: float, context: _Context) -> str:
     max_x, max_y = _coordinate_range(context.family, context.model_input_size)
     if 0 <= x <= max_x and 0 <= y <= max_y:
         return ''
-    if context.family is ModelFamily.QWEN3_VL:
-        convention = 'the 0-1000 range of Qwen3-VL'
+    spec = family_spec(context.family)
+    if spec.coordinates is Coordinates.NORMALIZED_1000:
+        convention = f'the 0-1000 range of {spec.title}'
     else:
-        convention = f'the {max_x:g}x{max_y:g} model input of Qwen2.5-VL'
+        convention = f'the {max_x:g}x{max_y:g} model input of {spec.title}'
     return f'{what} ({x:g}, {y:g}) lies outside {convention}; kept unclamped'
 
 
@@ -706,7 +716,8 @@ def parse_answer(text: str, mode: Mode, *, family: ModelFamily,
                  source_size: Size,
                  model_input_size: Size | None = None,
                  reasoning: str | None = None,
-                 num_choices: int = 0, object_name: str = '') -> ParsedAnswer:
+                 num_choices: int = 0, object_name: str = '',
+                 starts_in_reasoning: bool = False) -> ParsedAnswer:
     """Parse one model output for the goal's mode. Never raises.
 
     Reasoning: see split_reasoning. With a server's separate `reasoning`, `text` is the content.
@@ -717,8 +728,9 @@ def parse_answer(text: str, mode: Mode, *, family: ModelFamily,
     free-text modes cannot tell an answer from cut-off reasoning there, so they report TRUNCATED.
 
     Coordinates: points and box corners are mapped to source pixels and never clamped. One
-    outside the family's range (0-1000 for Qwen3-VL, the model input size for Qwen2.5-VL) makes
-    the status FAILED with an error naming it, but everything parsed is still returned.
+    outside the family's range (0-1000 for Qwen3-VL and Cosmos 3, the model input size for
+    Qwen2.5-VL) makes the status FAILED with an error naming it, but everything parsed is still
+    returned.
 
     Temporal events with unreadable or reversed times are skipped and named in `error`; the
     status stays OK while at least one event parses. `verdict` is filled in question mode only.
@@ -732,13 +744,15 @@ def parse_answer(text: str, mode: Mode, *, family: ModelFamily,
         reasoning: reasoning a server returned separately (None for local models).
         num_choices: number of options in a multiple-choice question (0: not checked).
         object_name: label for boxes the model did not label.
+        starts_in_reasoning: the prompt opened `<think>` itself (Cosmos3-Edge with thinking
+            on), so an output without `</think>` is reasoning cut off, not an answer.
 
     Returns:
         The reasoning and answer (always, whatever the status) and the typed fields of the mode.
     """
     text = text if isinstance(text, str) else ''
     reasoning = reasoning if isinstance(reasoning, str) else None
-    reasoning_text, answer, truncation = _separate(text, reasoning)
+    reasoning_text, answer, truncation = _separate(text, reasoning, starts_in_reasoning)
     base = ParsedAnswer(reasoning_text, answer, ParseStatus.OK)
     try:
         context = _Context(_family(family), source_size, model_input_size, num_choices,

@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 
 from cosmos_reason_ros.core.backends.base import Prompt, Sampling
 from cosmos_reason_ros.core.errors import InvalidRequestError
+from cosmos_reason_ros.core.families import family_spec, ReasoningPrompt
 from cosmos_reason_ros.core.modes import Mode, ModelFamily
 
 SYSTEM_PROMPT = 'You are a helpful assistant.'
@@ -33,7 +34,7 @@ AV_PROMPT = (
 REASONING_SUFFIX_REASON2 = (
     'Answer the question using the following format:\n\n<think>\nYour reasoning.\n</think>\n\n'
     'Write your final answer immediately after the </think> tag.')
-"""Qwen3-VL (Cosmos-Reason2): appended to the user text after a blank line."""
+"""Qwen3-VL (Cosmos-Reason2) and Cosmos 3: appended to the user text after a blank line."""
 REASONING_SUFFIX_REASON1 = (
     'Answer the question in the following format: <think>\nyour reasoning\n</think>\n\n'
     '<answer>\nyour answer\n</answer>.')
@@ -55,7 +56,7 @@ def build_prompt(mode: Mode, *, family: ModelFamily, task: str = '', reasoning: 
 
     Args:
         mode: What the goal asks for.
-        family: Model family; decides where the reasoning instruction goes.
+        family: Model family; decides where the reasoning instruction goes (FamilySpec).
         task: The planner's text (question, task instruction or extra context).
         reasoning: Ask the model to think in <think> tags before answering.
         choices: Options of a MULTIPLE_CHOICE goal, lettered (A), (B), ... in this order.
@@ -68,16 +69,15 @@ def build_prompt(mode: Mode, *, family: ModelFamily, task: str = '', reasoning: 
         InvalidRequestError: a field the mode needs is empty or the choices are out of range.
     """
     mode = Mode(mode)
-    family = ModelFamily(family)
+    placement = family_spec(family).reasoning_prompt
     task = task.strip()
     user = _user_text(mode, task, choices, object_name.strip())
     system = SYSTEM_PROMPT
-    if reasoning:
-        if family is ModelFamily.QWEN3_VL:
-            user = f'{user}\n\n{REASONING_SUFFIX_REASON2}'
-        else:
-            system = f'{system} {REASONING_SUFFIX_REASON1}'
-    return Prompt(system=system, user=user)
+    if reasoning and placement is ReasoningPrompt.USER_SUFFIX:
+        user = f'{user}\n\n{REASONING_SUFFIX_REASON2}'
+    elif reasoning:
+        system = f'{system} {REASONING_SUFFIX_REASON1}'
+    return Prompt(system=system, user=user, reasoning=reasoning)
 
 
 def _user_text(mode: Mode, task: str, choices: Sequence[str], object_name: str) -> str:

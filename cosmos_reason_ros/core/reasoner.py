@@ -13,8 +13,9 @@ from cosmos_reason_ros.core.backends.base import (
     Backend, GenerationRequest, GenerationResult, StreamCallback)
 from cosmos_reason_ros.core.config import GoalDefaults
 from cosmos_reason_ros.core.errors import GenerationCancelled, InvalidRequestError
+from cosmos_reason_ros.core.families import family_spec
 from cosmos_reason_ros.core.frames import Frame, FrameWindow
-from cosmos_reason_ros.core.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.modes import Mode
 from cosmos_reason_ros.core.parsing import ParsedAnswer, parse_answer
 from cosmos_reason_ros.core.prompts import build_prompt, resolve_sampling, sampling_preset
 
@@ -127,18 +128,20 @@ class Reasoner:
         generation = self._backend.generate(generation_request, on_text=streaming, cancel=cancel)
 
         notify(STAGE_PARSING)
+        spec = family_spec(self._backend.family)
         parsed = parse_answer(
-            generation.text, request.mode, family=self._backend.family,
+            generation.text, request.mode, family=spec.family,
             source_size=frames[-1].source_size, model_input_size=generation.model_input_size,
             reasoning=generation.reasoning, num_choices=len(request.choices),
-            object_name=request.object_name)
+            object_name=request.object_name,
+            starts_in_reasoning=request.reasoning and spec.thinking_opens_answer)
         return ReasonOutcome(request=request, frames=tuple(frames), generation=generation,
                              parsed=parsed, model_id=self._backend.model_id,
                              total_time=time.perf_counter() - started)
 
     def _frames_for(self, request: ReasonRequest, now: Optional[float],
                     notify: Callable[[Stage], None], cancel: threading.Event) -> Sequence[Frame]:
-        even = self._backend.family is ModelFamily.QWEN3_VL
+        even = family_spec(self._backend.family).even_frames
         if request.frames:
             return supplied_frames(request.frames)
         if self._window is None:

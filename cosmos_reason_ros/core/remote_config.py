@@ -4,10 +4,12 @@ to it. The ROS layer builds RemoteConfig from its parameters, the CLI from its o
 
 import dataclasses
 
+from cosmos_reason_ros.core.modes import ModelFamily
+
 VIDEO_TRANSPORTS = ('video', 'images')
 """How several frames travel: one video item with their timing, or one image item each."""
 
-FAMILIES = ('auto', 'qwen3_vl', 'qwen2_5_vl')
+FAMILIES = ('auto', *(family.value for family in ModelFamily))
 """Model families a remote server may serve; 'auto' guesses from the served model's name."""
 
 
@@ -26,8 +28,10 @@ class RemoteConfig:
     api_key_env: str = ''
     """Name of the environment variable holding the API key; '' sends no key."""
     family: str = 'auto'
-    """auto | qwen3_vl | qwen2_5_vl: decides prompts and coordinates; 'auto': Reason1 or
-    Qwen2.5 in the model name means qwen2_5_vl, anything else qwen3_vl."""
+    """auto | qwen3_vl | qwen2_5_vl | cosmos3_edge | cosmos3_omni: decides prompts, frame timing
+    and coordinates. 'auto' reads the served name: Reason1 or Qwen2.5 means qwen2_5_vl,
+    Cosmos3-Nano/Super cosmos3_omni, Cosmos3-Edge (or NIM's plain cosmos3) cosmos3_edge,
+    anything else qwen3_vl."""
     timeout: float = 60.0
     """Seconds to wait for the connection and, after that, for each next piece of the answer.
     Long generations are fine as long as tokens keep coming."""

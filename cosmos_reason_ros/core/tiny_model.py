@@ -1,6 +1,8 @@
-"""Tiny, randomly initialised Qwen3-VL and Qwen2.5-VL checkpoints for tests, demos and benchmarks.
+"""Tiny, randomly initialised checkpoints of every supported family, for tests, demos, benchmarks.
 
-They load through the same code path as the real Cosmos-Reason checkpoints and answer gibberish.
+Qwen3-VL (Reason2), Qwen2.5-VL (Reason1), Cosmos3-Edge and Cosmos3-Omni (Nano/Super) reasoners,
+built with the real transformers classes. They load through the same code path as the real
+checkpoints and answer gibberish.
 """
 
 import argparse
@@ -18,7 +20,7 @@ from cosmos_reason_ros.core.modes import ModelFamily
 MARKER_FILE = 'tiny_checkpoint.json'
 """Written last into a finished checkpoint; holds the arguments it was built with."""
 
-_FORMAT_VERSION = 2
+_FORMAT_VERSION = 3
 """Bump when the builder's output changes, so cached checkpoints are rebuilt."""
 
 SPECIAL_TOKENS = (
@@ -29,6 +31,16 @@ SPECIAL_TOKENS = (
 
 TEXT_TOKENS = ('<think>', '</think>')
 """Added tokens that, as in the real Qwen3 tokenizers, are not special: they decode as text."""
+
+EDGE_SPECIAL_TOKENS = (
+    '<unk>', '<s>', '</s>', *(f'<SPECIAL_{i}>' for i in range(3, 10)), '<|im_start|>',
+    '<|im_end|>', '<think>', '</think>', *(f'<SPECIAL_{i}>' for i in range(14, 18)),
+    '<|video_pad|>', '<|image_pad|>', '<|vision_start|>', '<|vision_end|>',
+)
+"""The first 22 ids of the Cosmos3-Edge (Nemotron-style) vocabulary. Fixed by the transformers
+5.23 config: pad 0, bos 1, end of turn <|im_end|> 11, video pad 18, image pad 19, vision start
+20, vision end 21. The think tags are single tokens of their own; their ids (12, 13) and the
+<SPECIAL_n> fillers are this builder's choice."""
 
 _CORPUS = """\
 You are a helpful assistant. Caption the video in detail. What can be the next immediate action?
@@ -88,6 +100,30 @@ _QWEN3_VL_CHAT_TEMPLATE = (
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
 )
 
+_COSMOS3_EDGE_CHAT_TEMPLATE = (
+    # Nemotron-style, as NVIDIA's Cosmos3-Edge template: ChatML turns, media where the items
+    # stand, and an enable_thinking switch that defaults to on. On, the generation prompt opens
+    # the reasoning itself ('<think>\n'), so the answer holds only the closing tag; off, it
+    # closes an empty one.
+    '{%- set enable_thinking = enable_thinking if enable_thinking is defined else true %}'
+    '{%- for message in messages %}'
+    "{{- '<|im_start|>' + message.role + '\n' }}"
+    '{%- if message.content is string %}{{- message.content }}'
+    '{%- else %}{%- for content in message.content %}'
+    "{%- if content.type == 'image' or 'image' in content or 'image_url' in content %}"
+    '<|vision_start|><|image_pad|><|vision_end|>'
+    "{%- elif content.type == 'video' or 'video' in content %}"
+    '<|vision_start|><|video_pad|><|vision_end|>'
+    "{%- elif 'text' in content %}{{- content.text }}"
+    '{%- endif %}{%- endfor %}{%- endif %}'
+    "{{- '<|im_end|>\n' }}"
+    '{%- endfor %}'
+    '{%- if add_generation_prompt %}'
+    "{{- '<|im_start|>assistant\n' }}"
+    "{%- if enable_thinking %}{{- '<think>\n' }}{%- else %}{{- '<think></think>' }}{%- endif %}"
+    '{%- endif %}'
+)
+
 _QWEN2_5_VL_CHAT_TEMPLATE = (
     # Mirrors Qwen2.5-VL-Instruct's template: it inserts the default system prompt when the
     # conversation has none.
@@ -118,9 +154,11 @@ def build_tiny_checkpoint(path: Union[str, os.PathLike],
                           head_dim: int = 16, overwrite: bool = False) -> Path:
     """Write a small, real checkpoint (config, random weights, tokenizer, processor) to `path`.
 
-    The checkpoint keeps the real models' vision geometry (Qwen3-VL: 16 px patches, merge 2;
-    Qwen2.5-VL: 14 px patches, merge 2; two frames per temporal patch) and chat conventions, so
-    everything from the processor to the coordinate conventions behaves as with the real model.
+    The checkpoint keeps the real models' vision geometry (Qwen3-VL and Cosmos3-Omni: 16 px
+    patches, merge 2, two frames per temporal patch; Qwen2.5-VL: 14 px patches, merge 2, two
+    frames; Cosmos3-Edge: 16 px patches, merge 2, one frame per temporal patch), tokenizer
+    layout and chat conventions, so everything from the processor to the coordinate conventions
+    behaves as with the real model.
     A directory that already holds a checkpoint built with the same arguments is returned as is.
 
     Args:
@@ -186,14 +224,17 @@ def _write_checkpoint(path: Path, family: ModelFamily, *, seed: int, head_dim: i
     import torch
     from transformers.utils import logging as hf_logging
 
-    tokenizer = build_tokenizer()
+    edge = family is ModelFamily.COSMOS3_EDGE
+    tokenizer = build_edge_tokenizer() if edge else build_tokenizer()
+    special = EDGE_SPECIAL_TOKENS if edge else SPECIAL_TOKENS
     processor = _build_processor(family, tokenizer)
     config = _build_config(family, tokenizer, head_dim)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = _model_class(family)(config)
-    _silence_control_tokens(model, tokenizer)
-    model.generation_config = _generation_config(tokenizer)
+    control = [token for token in special if token not in TEXT_TOKENS]
+    _silence_control_tokens(model, tokenizer, control)
+    model.generation_config = _generation_config(tokenizer, family, control)
     model.eval()
     # A one-shard progress bar is noise in tests and CLI output.
     bars = hf_logging.is_progress_bar_enabled()
@@ -206,16 +247,12 @@ def _write_checkpoint(path: Path, family: ModelFamily, *, seed: int, head_dim: i
             hf_logging.enable_progress_bar()
 
 
-def build_tokenizer() -> Any:
-    """Train a byte-level BPE tokenizer on a small built-in corpus, with Qwen's added tokens.
-
-    Returns:
-        A transformers Qwen2Tokenizer (the tokenizer class of the real checkpoints).
-    """
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers
+def _train_bpe(special_tokens: Sequence[str] = ()) -> Any:
+    """A byte-level BPE `tokenizers.Tokenizer` trained on the built-in corpus; special_tokens
+    take the first ids, in order."""
+    from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers
     from tokenizers.models import BPE
     from tokenizers.trainers import BpeTrainer
-    from transformers import Qwen2Tokenizer
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
     bpe = Tokenizer(BPE(unk_token=None, continuing_subword_prefix='', end_of_word_suffix='',
@@ -226,10 +263,22 @@ def build_tokenizer() -> Any:
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])
     bpe.decoder = decoders.ByteLevel()
-    trainer = BpeTrainer(vocab_size=1024, show_progress=False,
+    trainer = BpeTrainer(vocab_size=1024, show_progress=False, special_tokens=list(special_tokens),
                          initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     bpe.train_from_iterator(_CORPUS.splitlines(), trainer)
-    trained = json.loads(bpe.to_str())['model']
+    return bpe
+
+
+def build_tokenizer() -> Any:
+    """Train a byte-level BPE tokenizer on a small built-in corpus, with Qwen's added tokens.
+
+    Returns:
+        A transformers Qwen2Tokenizer (the tokenizer class of the real checkpoints).
+    """
+    from tokenizers import AddedToken
+    from transformers import Qwen2Tokenizer
+
+    trained = json.loads(_train_bpe().to_str())['model']
     merges = [tuple(m.split(' ', 1)) if isinstance(m, str) else tuple(m)
               for m in trained['merges']]
     tokenizer = Qwen2Tokenizer(vocab=trained['vocab'], merges=merges, eos_token='<|im_end|>',
@@ -241,8 +290,30 @@ def build_tokenizer() -> Any:
     return tokenizer
 
 
+def build_edge_tokenizer() -> Any:
+    """A byte-level BPE tokenizer laid out like Cosmos3-Edge's: the Nemotron-style control
+    tokens at the ids the real config expects (EDGE_SPECIAL_TOKENS), think tags as text.
+
+    Returns:
+        A transformers fast tokenizer (TokenizersBackend).
+    """
+    from tokenizers import AddedToken
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=_train_bpe(EDGE_SPECIAL_TOKENS), bos_token='<s>',
+        eos_token='<|im_end|>', pad_token='<unk>', unk_token='<unk>', model_max_length=32768)
+    # Already in the vocabulary (ids 0-21): this only marks which ones are control tokens.
+    tokenizer.add_tokens([AddedToken(t, special=t not in TEXT_TOKENS, normalized=False)
+                          for t in EDGE_SPECIAL_TOKENS])
+    return tokenizer
+
+
 def _build_processor(family: ModelFamily, tokenizer: Any) -> Any:
     from transformers import (
+        Cosmos3EdgeImageProcessor,
+        Cosmos3EdgeProcessor,
+        Cosmos3EdgeVideoProcessor,
         Qwen2VLImageProcessor,
         Qwen2VLVideoProcessor,
         Qwen2_5_VLProcessor,
@@ -250,8 +321,15 @@ def _build_processor(family: ModelFamily, tokenizer: Any) -> Any:
         Qwen3VLVideoProcessor,
     )
 
-    # Pixel limits and normalisation as in the real preprocessor configs.
-    if family is ModelFamily.QWEN3_VL:
+    # Pixel limits and normalisation as in the real preprocessor configs (Cosmos3-Edge: the
+    # transformers 5.23 defaults of its processors).
+    if family is ModelFamily.COSMOS3_EDGE:
+        return Cosmos3EdgeProcessor(
+            image_processor=Cosmos3EdgeImageProcessor(patch_size=16, merge_size=2),
+            video_processor=Cosmos3EdgeVideoProcessor(patch_size=16, merge_size=2,
+                                                      temporal_patch_size=1),
+            tokenizer=tokenizer, chat_template=_COSMOS3_EDGE_CHAT_TEMPLATE)
+    if family in (ModelFamily.QWEN3_VL, ModelFamily.COSMOS3_OMNI):
         half = [0.5, 0.5, 0.5]
         image_processor = Qwen2VLImageProcessor(
             patch_size=16, temporal_patch_size=2, merge_size=2, image_mean=half, image_std=half,
@@ -277,7 +355,7 @@ def _build_processor(family: ModelFamily, tokenizer: Any) -> Any:
 def _mrope_section(head_dim: int, family: ModelFamily) -> List[int]:
     """Split head_dim / 2 rotary frequencies over (t, h, w) in the real models' proportions."""
     half = head_dim // 2
-    if family is ModelFamily.QWEN3_VL:
+    if family is not ModelFamily.QWEN2_5_VL:
         spatial = half * 20 // 64     # real: [24, 20, 20] of 64
         return [half - 2 * spatial, spatial, spatial]
     spatial = half * 24 // 64         # real: [16, 24, 24] of 64
@@ -285,7 +363,10 @@ def _mrope_section(head_dim: int, family: ModelFamily) -> List[int]:
 
 
 def _build_config(family: ModelFamily, tokenizer: Any, head_dim: int) -> Any:
-    from transformers import Qwen2_5_VLConfig, Qwen3VLConfig
+    from transformers import Cosmos3OmniConfig, Qwen2_5_VLConfig, Qwen3VLConfig
+
+    if family is ModelFamily.COSMOS3_EDGE:
+        return _build_edge_config(tokenizer, head_dim)
 
     vocab_size = -(-len(tokenizer) // 64) * 64
     ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in (
@@ -303,12 +384,18 @@ def _build_config(family: ModelFamily, tokenizer: Any, head_dim: int) -> Any:
         'in_channels': 3, 'spatial_merge_size': 2, 'temporal_patch_size': 2,
         'out_hidden_size': hidden,
     }
-    if family is ModelFamily.QWEN3_VL:
+    if family in (ModelFamily.QWEN3_VL, ModelFamily.COSMOS3_OMNI):
         text.update(head_dim=head_dim, rope_parameters={
             'rope_type': 'default', 'rope_theta': 5000000.0, 'mrope_interleaved': True,
             'mrope_section': _mrope_section(head_dim, family)})
         vision.update(patch_size=16, hidden_act='gelu_pytorch_tanh', num_position_embeddings=256,
                       deepstack_visual_indexes=[1])
+        if family is ModelFamily.COSMOS3_OMNI:
+            # The real config's token ids are those of the Qwen2 vocabulary (151655, ...);
+            # set them to this tokenizer's.
+            return Cosmos3OmniConfig(text_config={'model_type': 'qwen3_vl_text', **text},
+                                     vision_config={'model_type': 'qwen3_vl_vision', **vision},
+                                     tie_word_embeddings=False, **ids)
         return Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=False,
                              **ids)
     text.update(bos_token_id=tokenizer.convert_tokens_to_ids('<|endoftext|>'),
@@ -321,15 +408,43 @@ def _build_config(family: ModelFamily, tokenizer: Any, head_dim: int) -> Any:
                             **ids)
 
 
+def _build_edge_config(tokenizer: Any, head_dim: int) -> Any:
+    """A few small layers of the real Cosmos3-Edge architecture (relu2 MLP, SigLIP2 vision
+    tower with 16 px patches, 2x2 merge); the token ids are the real config's defaults, which
+    the tokenizer matches."""
+    from transformers import Cosmos3EdgeConfig
+
+    hidden = 4 * head_dim
+    text = {
+        'vocab_size': -(-len(tokenizer) // 64) * 64, 'hidden_size': hidden,
+        'intermediate_size': 2 * hidden, 'num_hidden_layers': 2, 'num_attention_heads': 4,
+        'num_key_value_heads': 2, 'head_dim': head_dim, 'max_position_embeddings': 32768,
+        'rope_parameters': {'rope_type': 'default', 'rope_theta': 100_000_000.0,
+                            'mrope_section': _mrope_section(head_dim, ModelFamily.COSMOS3_EDGE)},
+    }
+    vision = {'hidden_size': 2 * head_dim, 'intermediate_size': 4 * head_dim,
+              'num_hidden_layers': 2, 'num_attention_heads': 2, 'patch_size': 16,
+              'num_patches': 256, 'spatial_merge_size': 2}
+    config = Cosmos3EdgeConfig(text_config=text, vision_config=vision,
+                               projector_hidden_size=2 * hidden, tie_word_embeddings=False)
+    expected = {'image_token_id': '<|image_pad|>', 'video_token_id': '<|video_pad|>',
+                'vision_start_token_id': '<|vision_start|>',
+                'vision_end_token_id': '<|vision_end|>'}
+    for field, token in expected.items():
+        if getattr(config, field) != tokenizer.convert_tokens_to_ids(token):
+            raise AssertionError(f'{field} {getattr(config, field)} is not the id of {token}')
+    return config
+
+
 def _model_class(family: ModelFamily) -> Any:
-    from transformers import Qwen2_5_VLForConditionalGeneration, Qwen3VLForConditionalGeneration
+    import transformers
 
-    if family is ModelFamily.QWEN3_VL:
-        return Qwen3VLForConditionalGeneration
-    return Qwen2_5_VLForConditionalGeneration
+    from cosmos_reason_ros.core.families import family_spec
+
+    return getattr(transformers, family_spec(family).model_class)
 
 
-def _silence_control_tokens(model: Any, tokenizer: Any) -> None:
+def _silence_control_tokens(model: Any, tokenizer: Any, control_tokens: Sequence[str]) -> None:
     """Zero the output rows of the control tokens.
 
     Random weights would otherwise now and then end the answer at once with <|im_end|>; with a
@@ -338,47 +453,55 @@ def _silence_control_tokens(model: Any, tokenizer: Any) -> None:
     """
     import torch
 
-    ids = [tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS]
+    ids = [tokenizer.convert_tokens_to_ids(t) for t in control_tokens]
     with torch.no_grad():
         model.get_output_embeddings().weight[ids] = 0.0
 
 
-def _unprintable_ids(tokenizer: Any) -> List[int]:
+def _unprintable_ids(tokenizer: Any, control_tokens: Sequence[str],
+                     end_ids: Sequence[int]) -> List[int]:
     """Ids of tokens that would put control characters or broken UTF-8 into the answer."""
-    end_ids = {tokenizer.convert_tokens_to_ids(t) for t in ('<|im_end|>', '<|endoftext|>')}
     ids = []
     for token_id in range(len(tokenizer)):
         if token_id in end_ids:
             continue
         token = tokenizer.convert_ids_to_tokens(token_id)
         text = tokenizer.decode([token_id], skip_special_tokens=False)
-        if (token in SPECIAL_TOKENS or '\ufffd' in text
+        if (token in control_tokens or '\ufffd' in text
                 or any(not c.isprintable() and c not in '\n\t' for c in text)):
             ids.append(token_id)
     return ids
 
 
-def _generation_config(tokenizer: Any) -> Any:
+def _generation_config(tokenizer: Any, family: ModelFamily,
+                       control_tokens: Sequence[str]) -> Any:
     from transformers import GenerationConfig
 
     # The real checkpoints' generation_config.json with this tokenizer's ids, plus
     # suppress_tokens so that a random model still writes printable text (demos, logs).
-    end_of_text = tokenizer.convert_tokens_to_ids('<|endoftext|>')
+    end_of_turn = tokenizer.convert_tokens_to_ids('<|im_end|>')
+    if family is ModelFamily.COSMOS3_EDGE:
+        bos, pad = tokenizer.bos_token_id, tokenizer.pad_token_id
+        eos = [end_of_turn]
+    else:
+        bos = pad = tokenizer.convert_tokens_to_ids('<|endoftext|>')
+        eos = [end_of_turn, bos]
     return GenerationConfig(
-        bos_token_id=end_of_text, pad_token_id=end_of_text,
-        eos_token_id=[tokenizer.convert_tokens_to_ids('<|im_end|>'), end_of_text],
-        do_sample=True, temperature=0.7, top_p=0.8, top_k=20, repetition_penalty=1.0,
-        suppress_tokens=_unprintable_ids(tokenizer))
+        bos_token_id=bos, pad_token_id=pad, eos_token_id=eos, do_sample=True, temperature=0.7,
+        top_p=0.8, top_k=20, repetition_penalty=1.0,
+        suppress_tokens=_unprintable_ids(tokenizer, control_tokens, eos))
 
 
 def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog='python -m cosmos_reason_ros.core.tiny_model',
-        description='Write a tiny random Qwen3-VL / Qwen2.5-VL checkpoint for tests and demos.')
+        description='Write a tiny random reasoner checkpoint of one family for tests and demos.')
     parser.add_argument('out_dir', help='directory to write the checkpoint to')
     parser.add_argument('--family', choices=[f.value for f in ModelFamily],
                         default=ModelFamily.QWEN3_VL.value,
-                        help='qwen3_vl (Cosmos-Reason2 layout) or qwen2_5_vl (Cosmos-Reason1)')
+                        help='qwen3_vl (Cosmos-Reason2 layout), qwen2_5_vl (Cosmos-Reason1), '
+                             'cosmos3_edge (Cosmos3-Edge reasoner) or cosmos3_omni '
+                             '(Cosmos3-Nano/Super reasoner)')
     parser.add_argument('--head-dim', type=int, default=16,
                         help='attention head size; vLLM needs at least 32 (default: 16)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the random weights')

@@ -57,7 +57,9 @@ SPECS: Tuple[ParameterSpec, ...] = (
                   'Name of the environment variable that holds the API key (the key itself '
                   'is never a parameter); empty: no key.'),
     ParameterSpec('remote.family', _REMOTE.family,
-                  'Model family served; auto: Reason1/Qwen2.5 in the name means qwen2_5_vl.',
+                  'Model family served; auto reads the name: Reason1/Qwen2.5 qwen2_5_vl, '
+                  'Cosmos3-Nano/Super cosmos3_omni, Cosmos3-Edge or cosmos3 cosmos3_edge, else '
+                  'qwen3_vl.',
                   choices=FAMILIES),
     ParameterSpec('remote.timeout', _REMOTE.timeout,
                   'Seconds to wait for the connection and for each next piece of the answer.',

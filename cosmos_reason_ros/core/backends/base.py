@@ -19,6 +19,9 @@ class Prompt:
 
     system: str
     user: str
+    reasoning: bool = False
+    """The prompt asks the model to reason in <think> tags first. Backends whose chat template
+    has a thinking switch (Cosmos3-Edge) set it from this, explicitly both ways."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,23 +37,17 @@ from cosmos_reason_ros.core.errors import (
     InvalidRequestError,
     ModelLoadError,
 )
+from cosmos_reason_ros.core.families import (
+    family_for_served_name, model_input_size, video_timing)
 from cosmos_reason_ros.core.images import downscale
 from cosmos_reason_ros.core.modes import ModelFamily
 from cosmos_reason_ros.core.remote_config import FAMILIES, VIDEO_TRANSPORTS, RemoteConfig
-
-TIMESTAMP_FPS = 1000.0
-"""Qwen3-VL frame timing travels as indices of a virtual 1000 fps video (index = round(t *
-1000)), so the `<t seconds>` markers vLLM writes into the prompt are the frames' real stamps."""
 
 RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
 """HTTP statuses worth another try: overload and transient server errors."""
 
 _MAX_RETRY_AFTER = 30.0
 _MAX_ERROR_BODY = 2000
-_THINK_MARKER = '<think>'
-
-_FACTORS = {ModelFamily.QWEN3_VL: 32, ModelFamily.QWEN2_5_VL: 28}
-"""Pixels per merged vision token side: the processors round frame sizes to multiples of it."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -75,9 +69,10 @@ def encode_jpeg(frame: np.ndarray, quality: int) -> str:
 def frame_timing(timestamps: Sequence[float], family: ModelFamily) -> Dict[str, Any]:
     """The frame metadata that carries real timing through vLLM's `video/jpeg` loader.
 
-    Mirrors the local backend: Qwen3-VL gets indices of a virtual 1000 fps video, so its
-    `<t seconds>` markers are the real stamps; Qwen2.5-VL (no text timestamps) gets the frames'
-    mean rate. num_frames -1 keeps every frame (vLLM keeps 32 otherwise).
+    The same timing as the local backend (families.video_timing): text-timestamp families get
+    indices of a virtual 1000 fps video, so the `<t seconds>` markers vLLM writes are the real
+    stamps; Qwen2.5-VL gets the frames' mean rate. num_frames -1 keeps every frame (vLLM keeps
+    32 otherwise).
 
     Args:
         timestamps: Stamps of the frames in seconds, increasing.
@@ -86,30 +81,9 @@ def frame_timing(timestamps: Sequence[float], family: ModelFamily) -> Dict[str, 
     Returns:
         The `media_io_kwargs['video']` of a chat completion request.
     """
-    start = float(timestamps[0])
-    if family is ModelFamily.QWEN3_VL:
-        indices = [int(round((float(t) - start) * TIMESTAMP_FPS)) for t in timestamps]
-        return {'num_frames': -1, 'fps': TIMESTAMP_FPS, 'frames_indices': indices,
-                'total_num_frames': indices[-1] + 1}
-    span = float(timestamps[-1]) - start
-    count = len(timestamps)
-    fps = (count - 1) / span if count > 1 and span > 0 else 1.0
-    return {'num_frames': -1, 'fps': fps, 'frames_indices': list(range(count)),
-            'total_num_frames': count}
-
-
-def model_input_size(width: int, height: int, family: ModelFamily) -> Tuple[int, int]:
-    """(width, height) the server's processor resizes a frame to: the nearest multiples of its
-    token size (at least one token). The server may shrink further when its own pixel budget is
-    smaller than the frame."""
-    factor = _FACTORS[family]
-    return (max(factor, round(width / factor) * factor),
-            max(factor, round(height / factor) * factor))
-
-
-def asks_for_reasoning(request: GenerationRequest) -> bool:
-    """Whether the prompt asks the model to reason in <think> tags (the reasoning suffix)."""
-    return _THINK_MARKER in request.prompt.user or _THINK_MARKER in request.prompt.system
+    timing = video_timing(timestamps, family)
+    return {'num_frames': -1, 'fps': timing.fps, 'frames_indices': timing.frames_indices,
+            'total_num_frames': timing.total_num_frames}
 
 
 def build_messages(request: GenerationRequest, *, frames_b64: Sequence[str],
@@ -205,9 +179,10 @@ def prepare_request(request: GenerationRequest, config: RemoteConfig,
                                    transport=config.video_transport),
         **sampling_fields(request.sampling),
         'stream': config.stream,
-        # Without reasoning asked for, vLLM's qwen3 reasoning parser would file an answer that
-        # has no </think> under reasoning and leave the content empty.
-        'chat_template_kwargs': {'enable_thinking': asks_for_reasoning(request)},
+        # Explicit both ways: Cosmos3-Edge's template thinks unless told not to, and without
+        # reasoning asked for, vLLM's qwen3 reasoning parser would file an answer that has no
+        # </think> under reasoning and leave the content empty.
+        'chat_template_kwargs': {'enable_thinking': request.prompt.reasoning},
     }
     if config.stream:
         body['stream_options'] = {'include_usage': True}
@@ -228,10 +203,7 @@ def guess_family(config: RemoteConfig, *names: str) -> ModelFamily:
                              + ', '.join(FAMILIES))
     if config.family != 'auto':
         return ModelFamily(config.family)
-    joined = ' '.join((config.served_model, *names)).lower().replace('_', '.')
-    if 'reason1' in joined or 'qwen2.5' in joined:
-        return ModelFamily.QWEN2_5_VL
-    return ModelFamily.QWEN3_VL
+    return family_for_served_name(config.served_model, *names) or ModelFamily.QWEN3_VL
 
 
 # ---------------------------------------------------------------------------------------------
@@ -775,7 +747,7 @@ class OpenAIBackend:
                 finished: float) -> GenerationResult:
         text = ''.join(answer.content)
         reasoning: Optional[str] = ''.join(answer.reasoning) or None
-        if not text.strip() and reasoning and not asks_for_reasoning(request):
+        if not text.strip() and reasoning and not request.prompt.reasoning:
             # A reasoning parser that found no </think> files the whole answer as reasoning
             # (vLLM's qwen3 parser on servers that ignore enable_thinking): it is the answer.
             text, reasoning = reasoning, None

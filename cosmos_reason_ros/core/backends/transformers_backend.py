@@ -1,4 +1,4 @@
-"""Local backend: a Qwen3-VL / Qwen2.5-VL checkpoint run in-process with transformers.
+"""Local backend: a Cosmos reasoner checkpoint (any family of core.families) run in-process.
 
 Sends the window's frames with their real timing, streams tokens and stops on cancellation.
 """
@@ -36,15 +36,13 @@ from cosmos_reason_ros.core.errors import (
     InvalidRequestError,
     ModelLoadError,
 )
+from cosmos_reason_ros.core.families import (
+    family_for_model_type, family_spec, supported_families, video_timing)
 from cosmos_reason_ros.core.modes import ModelFamily
 
 DEFAULT_MAX_FRAME_PIXELS = 1920 * 1088
 """Safety bound on the pixels of one frame as the model sees it. The frame window already
 downscales frames to its budget, so this only bites when a caller sends camera-size frames."""
-
-TIMESTAMP_FPS = 1000.0
-"""Qwen3-VL frame timing is passed as frame indices of a virtual 1000 fps video: index =
-round(t * 1000), so the `<t seconds>` markers are the real stamps to the millisecond."""
 
 CACHE_IMPLEMENTATIONS = ('dynamic', 'static')
 """KV caches generate() may use: dynamic (grows per token) or static (preallocated)."""
@@ -74,7 +72,8 @@ class PreparedInputs:
 
 
 class TransformersBackend:
-    """Runs a Cosmos-Reason checkpoint (Qwen3-VL or Qwen2.5-VL family) with transformers.
+    """Runs a Cosmos reasoner checkpoint (Reason1, Reason2, Cosmos3-Edge, Cosmos3-Nano/Super)
+    with transformers.
 
     Construction is cheap; load() reads the checkpoint. generate() calls are serialized by a
     lock, so one instance may be shared between threads.
@@ -143,7 +142,7 @@ class TransformersBackend:
             hub = self._hub_kwargs()
             checkpoint_config = self._load_checkpoint_config(source, hub)
             try:
-                family = ModelFamily.from_model_type(checkpoint_config.model_type)
+                family = family_for_model_type(checkpoint_config.model_type)
             except ValueError as exc:
                 raise ModelLoadError(f"cannot serve '{self.model_id}': {exc}") from None
             processor = self._load_processor(source, hub)
@@ -169,6 +168,11 @@ class TransformersBackend:
                 raise ModelLoadError(f"model path '{model}' is a file: set model to the "
                                      'checkpoint directory (the one holding config.json)')
             if not os.path.isfile(os.path.join(path, 'config.json')):
+                if os.path.isfile(os.path.join(path, 'model_index.json')):
+                    raise ModelLoadError(
+                        f"model path '{model}' is a diffusers pipeline (model_index.json, e.g. a "
+                        'Cosmos generator), not a reasoner: set model to a reasoner checkpoint; '
+                        f'supported are {supported_families()}')
                 raise ModelLoadError(f"model path '{model}' holds no config.json: set model to a "
                                      'checkpoint directory (the one holding config.json)')
             return path
@@ -251,9 +255,8 @@ class TransformersBackend:
         except ValueError as exc:
             # AutoConfig raises ValueError for a model_type it does not know.
             raise ModelLoadError(
-                f"cannot read the config of '{self.model_id}': {exc}; supported are Qwen3-VL "
-                '(Cosmos-Reason2) and Qwen2.5-VL (Cosmos-Reason1) checkpoints, or upgrade '
-                'transformers') from exc
+                f"cannot read the config of '{self.model_id}': {exc}; supported are "
+                f'{supported_families()}; or upgrade transformers') from exc
         except Exception as exc:
             raise ModelLoadError(self._fetch_failure(exc)) from exc
 
@@ -377,8 +380,12 @@ class TransformersBackend:
             raise GenerationError(f"model '{self.model_id}' is not loaded: call load() first")
         is_video = len(request.frames) > 1
         messages = build_messages(request, is_video=is_video)
+        template_kwargs = {}
+        if family_spec(self.family).thinking_switch:
+            # Explicit both ways: Cosmos3-Edge's template thinks unless told not to.
+            template_kwargs['enable_thinking'] = request.prompt.reasoning
         prompt_text = self._processor.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True)
+            messages, tokenize=False, add_generation_prompt=True, **template_kwargs)
         if is_video:
             inputs = self._process_video(prompt_text, request)
             grid = inputs['video_grid_thw'][0]
@@ -392,6 +399,9 @@ class TransformersBackend:
         return PreparedInputs(inputs=dict(inputs), prompt_text=prompt_text,
                               model_input_size=model_input_size)
 
+    # return_mm_token_type_ids: the multimodal rotary positions need them; the Qwen processors
+    # return them by default, Cosmos3-Edge's (5.23) only when asked.
+
     def _process_image(self, prompt_text: str, request: GenerationRequest) -> Any:
         processor = self._processor.image_processor
         size = self._pixel_bounds(request.frames[0].shape, 1, processor.patch_size,
@@ -399,27 +409,34 @@ class TransformersBackend:
                                   total=False)
         # A copy: window frames are read-only, and torch.from_numpy warns on those.
         return self._processor(text=[prompt_text], images=[np.array(request.frames[0])],
-                               images_kwargs={'size': size}, return_tensors='pt')
+                               images_kwargs={'size': size}, return_tensors='pt',
+                               return_mm_token_type_ids=True)
 
     def _process_video(self, prompt_text: str, request: GenerationRequest) -> Any:
         processor = self._processor.video_processor
         video = np.stack([np.asarray(frame) for frame in request.frames])
-        # Qwen3-VL's video processor bounds the pixels of all frames together, Qwen2-VL's
-        # (used by Qwen2.5-VL) those of each frame.
+        # Qwen3-VL's and Cosmos3-Edge's video processors bound the pixels of all frames
+        # together, Qwen2-VL's (used by Qwen2.5-VL) those of each frame.
         size = self._pixel_bounds(video.shape[1:], len(video), processor.patch_size,
                                   processor.merge_size, processor.temporal_patch_size,
-                                  total=self.family is ModelFamily.QWEN3_VL)
+                                  total=family_spec(self.family).pixel_budget_is_total)
         videos_kwargs = {
             'do_sample_frames': False,
             'video_metadata': [video_metadata(request.timestamps, self.family,
                                               width=video.shape[2], height=video.shape[1])],
             'size': size,
+            # The processor writes the `<t seconds>` markers from the metadata its video
+            # processor returns; Qwen3-VL's asks for it by default, Cosmos3-Edge's (5.23) not.
+            'return_metadata': True,
         }
         if 'cap_pixels_per_frame' in getattr(processor.valid_kwargs, '__annotations__', {}):
             # The frame window already chose the pixel budget; also silences a warning.
             videos_kwargs['cap_pixels_per_frame'] = False
-        return self._processor(text=[prompt_text], videos=[video], videos_kwargs=videos_kwargs,
-                               return_tensors='pt')
+        inputs = self._processor(text=[prompt_text], videos=[video],
+                                 videos_kwargs=videos_kwargs, return_tensors='pt',
+                                 return_mm_token_type_ids=True)
+        inputs.pop('video_metadata', None)  # for the prompt only, not a model input
+        return inputs
 
     def _pixel_bounds(self, frame_shape: Sequence[int], num_frames: int, patch_size: int,
                       merge_size: int, temporal_patch_size: int, *, total: bool) -> Dict[str, int]:
@@ -514,11 +531,10 @@ def video_metadata(timestamps: Sequence[float], family: ModelFamily, *, width: i
                    height: int) -> Dict[str, Any]:
     """The VideoMetadata (as a dict) that carries the frames' real timing to the processor.
 
-    Qwen3-VL: frames are indices of a virtual 1000 fps video (index = round((t - t0) * 1000)),
-    so the processor writes `<t seconds>` markers from the real stamps (averaged over the two
-    frames of each temporal patch). Qwen2.5-VL has no text timestamps: its processor derives
-    the seconds per temporal patch from the metadata's sampled fps, so the metadata holds the
-    frames' mean rate, (frames - 1) / span.
+    See families.video_timing: text-timestamp families (Reason2, Cosmos 3) get the frames as
+    indices of a virtual 1000 fps video, so the processor writes `<t seconds>` markers from the
+    real stamps (one per frame for Cosmos3-Edge, averaged over each pair for the others);
+    Qwen2.5-VL gets the frames' mean rate for its rotary time embedding.
 
     Args:
         timestamps: Stamps of the frames in seconds, increasing.
@@ -526,17 +542,10 @@ def video_metadata(timestamps: Sequence[float], family: ModelFamily, *, width: i
         width: Frame width in pixels.
         height: Frame height in pixels.
     """
-    start = float(timestamps[0])
-    if family is ModelFamily.QWEN3_VL:
-        indices = [int(round((float(t) - start) * TIMESTAMP_FPS)) for t in timestamps]
-        total = indices[-1] + 1
-        return {'fps': TIMESTAMP_FPS, 'frames_indices': indices, 'total_num_frames': total,
-                'duration': total / TIMESTAMP_FPS, 'width': width, 'height': height}
-    span = float(timestamps[-1]) - start
-    count = len(timestamps)
-    fps = (count - 1) / span if count > 1 and span > 0 else 1.0
-    return {'fps': fps, 'frames_indices': list(range(count)), 'total_num_frames': count,
-            'duration': count / fps, 'width': width, 'height': height}
+    timing = video_timing(timestamps, family)
+    return {'fps': timing.fps, 'frames_indices': timing.frames_indices,
+            'total_num_frames': timing.total_num_frames, 'duration': timing.duration,
+            'width': width, 'height': height}
 
 
 def generation_kwargs(sampling: Sampling) -> Dict[str, Any]:
