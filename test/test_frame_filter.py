@@ -13,7 +13,9 @@ from std_msgs.msg import Header
 
 from cosmos_reason_ros.core.frames import StampBounds
 from cosmos_reason_ros.ros.conversions import to_time
-from cosmos_reason_ros.ros.stamp_filter import StampFilter, expression_parameters
+from cosmos_reason_ros.ros import stamp_filter as stamp_filter_module
+from cosmos_reason_ros.ros.stamp_filter import (
+    HAS_CONTENT_FILTER_API, StampFilter, expression_parameters)
 from ros_graph import Graph, TIMEOUT
 
 PIXELS = np.full((120, 160, 3), 90, np.uint8).tobytes()
@@ -67,23 +69,29 @@ def camera_graph(request, tiny_qwen3_checkpoint):
 
 def test_the_window_keeps_the_same_frames_and_only_those_arrive(camera_graph):
     graph, dds_filter = camera_graph
+    # Content filters need rclpy's API (Kilted on); Jazzy's rclpy falls back to the node.
+    in_dds = dds_filter and HAS_CONTENT_FILTER_API
     published = stream(graph, 2.0)  # sim time from zero: the rewind bound is negative
     values = graph.diagnostics.after(0.5)
 
     assert values['frames_kept'] == '8'  # 2 s at 4 fps
-    if dds_filter:
+    if in_dds:
         assert values['frame_filter'] == 'dds'
+        assert values['frame_filter_reason'] == ''
         # Frames already queued when the filter moves still arrive (a loaded machine queues
         # some); without the filter all 60 do.
         assert int(values['frames_received']) < 30, values
     else:
         assert values['frame_filter'] == 'node'
+        assert values['frame_filter_reason'] == (
+            'this rclpy has no content-filter API (it arrived after ROS 2 Jazzy; Kilted has it)'
+            if dds_filter else 'window.dds_filter is false')
         assert int(values['frames_received']) > 0.9 * published, values
 
     stream(graph, 2.0)  # the bag starts again: the window rewinds, frames still come
     values = graph.diagnostics.after(0.5)
     assert values['frames_kept'] == '16'
-    if dds_filter:
+    if in_dds:
         assert int(values['frames_received']) < 60, values
 
 
@@ -116,10 +124,51 @@ class RefusingSubscription:
 
 class Logger:
     def __init__(self):
+        self.infos = []
         self.errors = []
+
+    def info(self, message):
+        self.infos.append(message)
 
     def error(self, message):
         self.errors.append(message)
+
+
+class PlainSubscription:
+    """A subscription without a content filter (Cyclone DDS, or Jazzy's rclpy)."""
+
+    is_cft_enabled = False
+
+
+def test_without_rclpys_filter_api_the_node_filters_and_says_why_once(monkeypatch):
+    monkeypatch.setattr(stamp_filter_module, 'ContentFilterOptions', None)  # Jazzy's rclpy
+    logger = Logger()
+    stamp_filter = StampFilter(PlainSubscription(), logger, requested=True)
+
+    assert not stamp_filter.active
+    assert 'no content-filter API' in stamp_filter.reason
+    assert len(logger.infos) == 1
+    assert 'in the node' in logger.infos[0] and stamp_filter.reason in logger.infos[0]
+    stamp_filter.update(StampBounds(at_least=10.249, below=9.751))  # a no-op, no more lines
+    assert len(logger.infos) == 1 and not logger.errors
+
+
+def test_a_middleware_without_filters_is_named_as_the_reason():
+    logger = Logger()
+    stamp_filter = StampFilter(PlainSubscription(), logger, requested=True)
+
+    if HAS_CONTENT_FILTER_API:
+        assert 'did not enable a content filter' in stamp_filter.reason
+    assert len(logger.infos) == 1
+
+
+def test_a_filter_turned_off_by_parameter_is_not_logged():
+    logger = Logger()
+    stamp_filter = StampFilter(RefusingSubscription(), logger, requested=False)
+
+    assert not stamp_filter.active
+    assert stamp_filter.reason == 'window.dds_filter is false'
+    assert not logger.infos
 
 
 def test_a_refused_update_turns_the_filter_off_and_lets_every_frame_through():
@@ -131,6 +180,7 @@ def test_a_refused_update_turns_the_filter_off_and_lets_every_frame_through():
     assert not stamp_filter.active
     assert subscription.calls[-1] == expression_parameters(None)  # tried to let all through
     assert 'every frame' in logger.errors[0]
+    assert stamp_filter.reason == 'the middleware refused a filter update (not supported)'
 
     stamp_filter.update(StampBounds(at_least=10.499, below=10.001))
     assert len(subscription.calls) == 2  # no further attempts

@@ -58,7 +58,8 @@ class ReasonNode(Node):
         topic = 'image/compressed' if self._config.compressed_input else 'image'
         self._image_type = message_type
         self._image_sub = self._subscribe_frames(message_type, topic, frames_group)
-        self._stamp_filter = StampFilter(self._image_sub, self.get_logger())
+        self._stamp_filter = StampFilter(self._image_sub, self.get_logger(),
+                                         requested=self._config.dds_frame_filter)
         self._window = FrameWindow(dataclasses.replace(
             self._config.window, source=self._image_sub.topic_name))
 
@@ -281,6 +282,7 @@ class ReasonNode(Node):
             'model': self._model_name, 'model_state': self._model_state,
             # With the middleware's stamp filter only the frames the window keeps arrive.
             'frame_filter': 'dds' if self._stamp_filter.active else 'node',
+            'frame_filter_reason': self._stamp_filter.reason,
             'input_rate_hz': f'{input_rate:.1f}', 'frames_received': str(self._frames_seen),
             'frames_kept': str(stats.kept),
             'frames_invalid': str(stats.invalid + self._frames_unreadable),

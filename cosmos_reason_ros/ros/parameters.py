@@ -104,8 +104,9 @@ SPECS: Tuple[ParameterSpec, ...] = (
     ParameterSpec('window.dds_filter', True,
                   'Have the middleware deliver only the frames the window keeps (a content '
                   'filter on header.stamp, moved on with each kept frame), so a skipped frame '
-                  'costs the node nothing. Needs Fast DDS or Connext and rclpy from Jazzy on; '
-                  'elsewhere every frame arrives and the node drops the surplus itself.'),
+                  'costs the node nothing. Needs Fast DDS or Connext and rclpy from Kilted on '
+                  '(Jazzy\'s has no content-filter API); elsewhere every frame arrives and the '
+                  'node drops the surplus itself (/diagnostics: frame_filter_reason).'),
     ParameterSpec('goal.window_duration', 4.0,
                   'Seconds of history a goal sees when it leaves window_duration at 0.',
                   range=(0.0, 3600.0)),

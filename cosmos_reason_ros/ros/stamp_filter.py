@@ -3,8 +3,8 @@
 A content-filtered subscription on header.stamp, whose bounds follow the window's newest frame:
 Fast DDS discards a frame the window will not keep before rclpy takes it (on the writer's side
 where it can), so it is never copied into Python. Where the middleware or rclpy has no content
-filter (Cyclone DDS, rclpy before Jazzy), every frame arrives and the window drops the surplus
-itself, as it always does.
+filter (Cyclone DDS; rclpy of Jazzy and older, since the API arrived in Kilted), every frame
+arrives and the window drops the surplus itself, as it always does.
 """
 
 import math
@@ -12,13 +12,17 @@ from typing import List, Optional, Tuple
 
 from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.subscription import Subscription
+from rclpy.utilities import get_rmw_implementation_identifier
 
 from cosmos_reason_ros.core.frames import StampBounds
 
-try:  # rclpy since Jazzy
+try:  # rclpy from Kilted on
     from rclpy.subscription_content_filter_options import ContentFilterOptions
-except ImportError:  # pragma: no cover - Humble
+except ImportError:  # Jazzy, Humble
     ContentFilterOptions = None
+
+HAS_CONTENT_FILTER_API = ContentFilterOptions is not None
+"""False on Jazzy and Humble: the node then drops the surplus frames itself."""
 
 EXPRESSION = (
     'header.stamp.sec > %0 OR (header.stamp.sec = %0 AND header.stamp.nanosec >= %1) '
@@ -53,22 +57,34 @@ def expression_parameters(bounds: Optional[StampBounds]) -> List[str]:
 class StampFilter:
     """Keeps a subscription's content filter in step with the window's wanted stamps."""
 
-    def __init__(self, subscription: Subscription, logger: RcutilsLogger):
+    def __init__(self, subscription: Subscription, logger: RcutilsLogger, *,
+                 requested: bool = True):
         """Wrap a subscription created with content_filter_options().
 
         Args:
             subscription: the image subscription.
-            logger: where a failed update is reported (once; filtering then stops).
+            logger: where the fallback to the node's own filtering is reported (once).
+            requested: window.dds_filter; False when the user turned the filter off.
         """
         self._subscription = subscription
         self._logger = logger
-        self._active = _is_enabled(subscription)
+        self._active = requested and _is_enabled(subscription)
         self._parameters = list(_EVERY_STAMP)
+        self._reason = '' if self._active else _fallback_reason(requested)
+        if requested and not self._active:
+            self._logger.info(f'frame filter: in the node, not the middleware, because '
+                              f'{self._reason}; every frame is delivered and the node drops '
+                              'those the window does not keep')
 
     @property
     def active(self) -> bool:
         """True while the middleware filters frames; False where the node drops them itself."""
         return self._active
+
+    @property
+    def reason(self) -> str:
+        """Why the middleware does not filter (for /diagnostics); empty while it does."""
+        return self._reason
 
     def update(self, bounds: Optional[StampBounds]) -> None:
         """Let through only stamps inside `bounds`; a no-op when inactive or unchanged.
@@ -84,6 +100,7 @@ class StampFilter:
             self._parameters = parameters
         except Exception as error:  # noqa: BLE001 - the frames must keep coming
             self._active = False
+            self._reason = f'the middleware refused a filter update ({error})'
             self._logger.error(f'the middleware refused the frame filter ({error}); the node '
                                'now receives every frame and drops the surplus itself')
             try:
@@ -103,12 +120,22 @@ def _sec_nanosec(nanoseconds: int) -> Tuple[int, int]:
     return sec, nanosec
 
 
+def _fallback_reason(requested: bool) -> str:
+    if not requested:
+        return 'window.dds_filter is false'
+    if ContentFilterOptions is None:
+        return ('this rclpy has no content-filter API (it arrived after ROS 2 Jazzy; Kilted '
+                'has it)')
+    return (f'the middleware ({get_rmw_implementation_identifier()}) did not enable a content '
+            'filter on the image subscription (Fast DDS and Connext have them)')
+
+
 def _is_enabled(subscription: Subscription) -> bool:
     try:
-        enabled = subscription.is_cft_enabled  # a property since Kilted, a method in Jazzy
-        return bool(enabled() if callable(enabled) else enabled)
+        return bool(getattr(subscription, 'is_cft_enabled', False))  # absent in Jazzy's rclpy
     except Exception:  # noqa: BLE001 - an rclpy or RMW without content filters
         return False
 
 
-__all__ = ['EXPRESSION', 'StampFilter', 'content_filter_options', 'expression_parameters']
+__all__ = ['EXPRESSION', 'HAS_CONTENT_FILTER_API', 'StampFilter', 'content_filter_options',
+           'expression_parameters']
