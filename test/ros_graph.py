@@ -31,6 +31,11 @@ TIMEOUT = 60.0
 _domains = itertools.count(random.SystemRandom().randint(1, 60))
 
 
+def next_domain() -> int:
+    """A DDS domain no other graph of this run uses."""
+    return next(_domains) % 101 + 1
+
+
 def wait_for(future: Future, timeout: float = TIMEOUT) -> Any:
     """The result of an rclpy future completed by the graph's executor thread."""
     done = threading.Event()
@@ -45,7 +50,7 @@ class Graph:
 
     def __init__(self, model: str, *, camera: bool = True, **parameters: Any):
         self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=next(_domains) % 101 + 1)
+        rclpy.init(context=self.context, domain_id=next_domain())
         overrides = {
             'model': str(model), 'device': 'cpu', 'dtype': 'fp32',
             'window.max_pixels': 160 * 120, 'goal.max_new_tokens': 12,

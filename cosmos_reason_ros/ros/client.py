@@ -1,7 +1,9 @@
 """A planner's handle on the reasoning node: build a goal, send it, get the typed result.
 
 Works from plain scripts (ask() spins the node until the result arrives) and from nodes that are
-already spinning in an executor (ask() waits on the result, ask_async() can be awaited).
+already spinning in an executor (ask() waits on the result, ask_async() can be awaited), on every
+rclpy we build for, including Jazzy's, whose action client can drop a response (see
+OrderedActionClient).
 """
 
 import threading
@@ -39,12 +41,49 @@ def make_goal(task: str = '', mode: str = Reason.Goal.MODE_QUESTION, **fields) -
     return goal
 
 
+class OrderedActionClient(ActionClient):
+    """An rclpy ActionClient that records each request before its response can be processed.
+
+    Jazzy's rclpy (7.1) sends a goal, cancel or result request and only then records it, without a
+    lock (ros2/rclpy#1123). When another thread spins the node, as in a planner that calls ask()
+    while its executor runs, the response can be processed in between, finds no record, and is
+    dropped ("Ignoring unexpected goal response"): the caller then waits until its timeout.
+    Later rclpy sends and records under a lock. Here every send holds a lock of ours until it
+    returns, and the executor takes that lock before it processes any response, so a response
+    always meets its record, whatever the rclpy.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self._sending = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def send_goal_async(self, *args, **kwargs) -> Future:
+        """ActionClient.send_goal_async, recorded before the response is looked at."""
+        with self._sending:
+            return super().send_goal_async(*args, **kwargs)
+
+    # ClientGoalHandle.cancel_goal_async() and get_result_async() call these two.
+    def _cancel_goal_async(self, *args, **kwargs) -> Future:
+        with self._sending:
+            return super()._cancel_goal_async(*args, **kwargs)
+
+    def _get_result_async(self, *args, **kwargs) -> Future:
+        with self._sending:
+            return super()._get_result_async(*args, **kwargs)
+
+    async def execute(self, taken_data) -> None:
+        """Process responses once no send is between sending and recording its request."""
+        with self._sending:
+            pass
+        await super().execute(taken_data)
+
+
 class ReasonClient:
     """Sends Reason goals to the node serving `action_name`."""
 
     def __init__(self, node: Node, action_name: str = DEFAULT_ACTION):
         self._node = node
-        self._client = ActionClient(node, Reason, action_name)
+        self._client = OrderedActionClient(node, Reason, action_name)
 
     def wait_for_server(self, timeout: Optional[float] = None) -> bool:
         """True once the action server is discovered (False after `timeout` seconds)."""

@@ -1,0 +1,109 @@
+"""ReasonClient on a real rclpy graph: no response is lost when another thread spins the node.
+
+Jazzy's rclpy records a goal (or result) request only after sending it (ros2/rclpy#1123); the
+tests hold the sender right after the send until the executor thread has had the response, the
+widest form of that window, and check that ask() still gets its answer.
+"""
+
+import threading
+from typing import Callable, Iterator
+
+import pytest
+import rclpy
+from rclpy.action import ActionClient, ActionServer
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+
+from cosmos_reason_ros.action import Reason
+from cosmos_reason_ros.ros.client import ReasonClient, make_goal
+from ros_graph import TIMEOUT, next_domain
+
+HELD = 2.0
+"""Longest a send is held open waiting for its response to be processed (with the workaround the
+response waits for the send instead, so the hold ends by this timeout)."""
+
+
+class Echo(Node):
+    """An action server on /cosmos_reason/reason that answers every goal at once."""
+
+    def __init__(self, **kwargs):
+        super().__init__('echo_reason', **kwargs)
+        self._server = ActionServer(self, Reason, '/cosmos_reason/reason', self._execute)
+
+    def _execute(self, goal_handle) -> Reason.Result:
+        goal_handle.succeed()
+        return Reason.Result(error_code=Reason.Result.SUCCESS,
+                             message=f'echo: {goal_handle.request.task}')
+
+
+class HeldSends:
+    """Wraps rclpy's action-client handle: a send of `kind` returns only after the executor
+    processed a response of that kind (or HELD seconds passed)."""
+
+    def __init__(self, handle, kind: str, processed: threading.Event):
+        self._handle = handle
+        self._kind = kind
+        self._processed = processed
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self._handle, name)
+        if name != f'send_{self._kind}_request':
+            return attribute
+
+        def send(request):
+            sequence_number = attribute(request)
+            self._processed.wait(HELD)
+            return sequence_number
+        return send
+
+
+@pytest.fixture
+def graph() -> Iterator[Callable[[str], ReasonClient]]:
+    """A planner node spun by a 2-thread executor in the background, next to an echo server;
+    yields a function that makes a client whose `kind` requests are held open."""
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=next_domain())
+    server, planner = Echo(context=context), Node('planner', context=context)
+    executor = MultiThreadedExecutor(num_threads=2, context=context)
+    executor.add_node(server)
+    executor.add_node(planner)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    clients = []
+
+    def held_client(kind: str, monkeypatch: pytest.MonkeyPatch) -> ReasonClient:
+        processed = threading.Event()
+        execute = ActionClient.execute
+
+        async def execute_and_tell(action_client, taken_data):
+            await execute(action_client, taken_data)
+            if kind in taken_data:
+                processed.set()
+
+        monkeypatch.setattr(ActionClient, 'execute', execute_and_tell)
+        client = ReasonClient(planner, '/cosmos_reason/reason')
+        assert client.wait_for_server(timeout=TIMEOUT)
+        action_client = client._client
+        action_client._client_handle = HeldSends(action_client._client_handle, kind, processed)
+        clients.append(client)
+        return client
+
+    yield held_client
+    executor.shutdown(timeout_sec=10.0)
+    spinner.join(timeout=10.0)
+    for client in clients:
+        client.destroy()
+    server.destroy_node()
+    planner.destroy_node()
+    rclpy.shutdown(context=context)
+
+
+@pytest.mark.parametrize('kind', ['goal', 'result'])
+def test_ask_from_another_thread_gets_the_answer_when_the_response_outruns_the_send(
+        graph, kind, monkeypatch):
+    client = graph(kind, monkeypatch)
+
+    result = client.ask(make_goal('Is the door open?'), timeout=HELD + 10.0)
+
+    assert result.error_code == Reason.Result.SUCCESS
+    assert result.message == 'echo: Is the door open?'
