@@ -11,7 +11,8 @@ from rosbags.typesys import get_typestore, Stores
 from sensor_msgs.msg import CompressedImage, Image
 
 from cosmos_reason_ros.core.images import (
-    compressed_to_rgb, downscale, image_to_rgb, ImageDecodeError, stamp_seconds, to_rgb)
+    compressed_to_rgb, declared_size, decode_image, downscale, image_to_rgb, ImageDecodeError,
+    ImageTooLargeError, stamp_seconds, to_rgb)
 
 HEIGHT, WIDTH = 4, 6
 RED = (255, 0, 0)
@@ -263,3 +264,79 @@ def test_downscale_never_upscales(shape):
 def test_downscale_needs_a_positive_budget():
     with pytest.raises(ValueError, match='max_pixels'):
         downscale(np.zeros((4, 4, 3), np.uint8), 0)
+
+
+# -- decompression bombs: the declared size is checked before decoding ------------------------
+
+def with_declared_size(jpeg: bytes, width: int, height: int) -> bytes:
+    """A JPEG whose frame header (SOF0) claims another size: a few hundred bytes that would
+    decode to width x height pixels."""
+    start = jpeg.index(b'\xff\xc0')
+    return (jpeg[:start + 5] + height.to_bytes(2, 'big') + width.to_bytes(2, 'big')
+            + jpeg[start + 9:])
+
+
+def png_with_declared_size(png: bytes, width: int, height: int) -> bytes:
+    return png[:16] + width.to_bytes(4, 'big') + height.to_bytes(4, 'big') + png[24:]
+
+
+@pytest.fixture
+def no_decoding(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError('cv2.imdecode was called')
+    monkeypatch.setattr(cv2, 'imdecode', refuse)
+
+
+@pytest.mark.parametrize('data', [
+    with_declared_size(encoded('.jpg', solid(RED)), 30000, 30000),
+    png_with_declared_size(encoded('.png', solid(RED)), 30000, 30000),
+], ids=['jpeg', 'png'])
+def test_a_bomb_is_refused_from_its_header_before_decoding(data, no_decoding):
+    assert len(data) < 2000
+    with pytest.raises(ImageTooLargeError) as raised:
+        compressed_to_rgb(compressed_message('jpeg', data))
+    assert '30000x30000' in str(raised.value) and 'max_source_pixels' in str(raised.value)
+
+
+def test_the_pixel_cap_is_a_setting():
+    data = encoded('.png', np.zeros((40, 50, 3), np.uint8))
+    with pytest.raises(ImageTooLargeError, match='50x40 = 2000 pixels'):
+        compressed_to_rgb(compressed_message('png', data), max_source_pixels=1999)
+    assert compressed_to_rgb(compressed_message('png', data),
+                             max_source_pixels=2000).shape == (40, 50, 3)
+
+
+def test_a_raw_image_above_the_cap_is_refused_before_converting():
+    msg = raw_message('rgb8', np.zeros((4, 6, 3), np.uint8))
+    msg.width, msg.height, msg.step = 30000, 30000, 90000
+    with pytest.raises(ImageTooLargeError, match='30000x30000'):
+        image_to_rgb(msg)
+
+
+@pytest.mark.parametrize('extension, name', [
+    ('.jpg', 'JPEG'), ('.png', 'PNG'), ('.bmp', 'BMP'), ('.webp', 'WebP')])
+def test_declared_size_reads_each_supported_header(extension, name):
+    assert declared_size(encoded(extension, np.zeros((30, 70, 3), np.uint8))) == (name, (70, 30))
+
+
+def test_a_format_whose_size_cannot_be_read_first_is_refused():
+    ok, buffer = cv2.imencode('.ppm', np.zeros((4, 4, 3), np.uint8))
+    assert ok
+    with pytest.raises(ImageDecodeError, match='not JPEG, PNG, BMP or WebP'):
+        compressed_to_rgb(compressed_message('ppm', buffer.tobytes()))
+
+
+def test_a_jpeg_is_decoded_reduced_for_the_budget_and_keeps_its_source_size(monkeypatch):
+    image = np.zeros((1080, 1920, 3), np.uint8)
+    image[:, :960] = RED
+    flags = []
+    real_imdecode = cv2.imdecode
+    monkeypatch.setattr(cv2, 'imdecode', lambda data, flag: flags.append(flag) or real_imdecode(
+        data, flag))
+    decoded = decode_image(compressed_message('jpeg', encoded('.jpg', image)),
+                           target_pixels=640 * 360)
+    assert flags == [cv2.IMREAD_REDUCED_COLOR_2]
+    assert decoded.source_size == (1920, 1080) and decoded.image.shape == (540, 960, 3)
+    assert np.abs(decoded.image[270, 200].astype(int) - RED).max() <= 12
+    full = decode_image(compressed_message('jpeg', encoded('.jpg', image)))
+    assert full.image.shape == (1080, 1920, 3) and full.source_size == (1920, 1080)

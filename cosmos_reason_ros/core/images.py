@@ -3,9 +3,11 @@
 Messages are duck-typed, so rclpy messages and rosbags bag messages go through the same code.
 """
 
+import dataclasses
 import math
+import struct
 import types
-from typing import Any
+from typing import Any, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -43,12 +45,37 @@ _YUV = frozenset({'yuv422', 'uyvy', 'yuyv', 'yuv422_yuy2'})
 SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(sorted(_RAW_LAYOUTS)) + tuple(sorted(_ALIASES))
 """Raw sensor_msgs/Image encodings image_to_rgb() accepts."""
 
+DEFAULT_MAX_SOURCE_PIXELS = 4096 * 4096
+"""Largest image (width x height as declared) decoded by default: above any robot camera
+(4K is 8.3 MP), far below what a 600-byte JPEG can declare (30000x30000 needs 2.7 GB to decode)."""
+
+COMPRESSED_FORMATS = ('JPEG', 'PNG', 'BMP', 'WebP')
+"""Compressed formats decoded: those whose size can be read from the header before decoding."""
+
+# libjpeg scales while decoding (DCT scaling) by these factors: no full-size pixels ever exist.
+_JPEG_REDUCTIONS = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
+                    (2, cv2.IMREAD_REDUCED_COLOR_2))
+
 
 class ImageDecodeError(ValueError):
     """An image message could not be turned into an RGB array; the message says why."""
 
 
-def image_to_rgb(msg: Any) -> np.ndarray:
+class ImageTooLargeError(ImageDecodeError):
+    """An image declares more pixels than the cap; refused before anything was decoded."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodedImage:
+    """A decoded image, possibly already reduced while decoding, and the size it declared."""
+
+    image: np.ndarray
+    """HxWx3 uint8 RGB; smaller than source_size when the decoder scaled it down."""
+    source_size: Tuple[int, int]
+    """(width, height) of the image as sent, which coordinates refer to."""
+
+
+def image_to_rgb(msg: Any, *, max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS) -> np.ndarray:
     """Convert a raw sensor_msgs/Image to an RGB array.
 
     The message is checked before any conversion (encoding, size, step, data length). Row
@@ -61,11 +88,13 @@ def image_to_rgb(msg: Any) -> np.ndarray:
     Args:
         msg: a sensor_msgs/Image from rclpy or rosbags (anything with encoding, height, width,
             step, is_bigendian and data).
+        max_source_pixels: largest width x height converted.
 
     Returns:
         A new C-contiguous HxWx3 uint8 RGB array that does not share memory with msg.data.
 
     Raises:
+        ImageTooLargeError: width x height is above max_source_pixels.
         ImageDecodeError: unsupported encoding, empty image, step too small, data too short,
             odd width for YUV 4:2:2, or a conversion error.
     """
@@ -77,6 +106,7 @@ def image_to_rgb(msg: Any) -> np.ndarray:
     row_bytes = width * channels * itemsize
     if height <= 0 or width <= 0:
         raise ImageDecodeError(f'empty {encoding} image: {width}x{height} pixels')
+    check_pixel_cap(width, height, max_source_pixels, f'{encoding} image')
     if step < row_bytes:
         raise ImageDecodeError(
             f'{encoding} image step {step} is smaller than width {width} x '
@@ -113,20 +143,47 @@ def image_to_rgb(msg: Any) -> np.ndarray:
     return rgb
 
 
-def compressed_to_rgb(msg: Any) -> np.ndarray:
-    """Decode a sensor_msgs/CompressedImage (JPEG, PNG, anything OpenCV reads) to RGB.
+def compressed_to_rgb(msg: Any, *,
+                      max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS) -> np.ndarray:
+    """Decode a sensor_msgs/CompressedImage (JPEG, PNG, BMP or WebP) to RGB at full size.
 
     Grey and 16-bit images come out as 8-bit RGB. compressedDepth images (a private header
     before the PNG) are not supported.
 
     Args:
         msg: a sensor_msgs/CompressedImage from rclpy or rosbags (format, data).
+        max_source_pixels: largest width x height (as the header declares it) decoded.
 
     Returns:
         A new C-contiguous HxWx3 uint8 RGB array.
 
     Raises:
-        ImageDecodeError: empty data, compressedDepth format, or data OpenCV cannot decode.
+        ImageTooLargeError: the header declares more than max_source_pixels pixels.
+        ImageDecodeError: empty data, compressedDepth format, a format whose size cannot be
+            read from its header, or data OpenCV cannot decode.
+    """
+    return decode_compressed(msg, max_source_pixels=max_source_pixels).image
+
+
+def decode_compressed(msg: Any, *, max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS,
+                      target_pixels: Optional[int] = None) -> DecodedImage:
+    """Decode a CompressedImage after checking the size its header declares.
+
+    The size is read from the header (JPEG SOF, PNG IHDR, BMP and WebP headers) and an image
+    above max_source_pixels is refused before any pixel is decoded. With target_pixels, a
+    JPEG is decoded straight at 1/2, 1/4 or 1/8 of its size (libjpeg DCT scaling) while it
+    keeps at least target_pixels, so a camera-size frame never exists at full size.
+
+    Args:
+        msg: a sensor_msgs/CompressedImage from rclpy or rosbags (format, data).
+        max_source_pixels: largest width x height decoded.
+        target_pixels: the pixel budget the caller downscales to; None decodes at full size.
+
+    Returns:
+        The RGB image and the (width, height) the header declares.
+
+    Raises:
+        ImageTooLargeError, ImageDecodeError: see compressed_to_rgb().
     """
     image_format = str(msg.format)
     if 'compresseddepth' in image_format.lower():
@@ -136,8 +193,23 @@ def compressed_to_rgb(msg: Any) -> np.ndarray:
     data = np.frombuffer(msg.data, dtype=np.uint8)
     if data.size == 0:
         raise ImageDecodeError(f'CompressedImage (format {image_format!r}) holds no data')
+    described = f'CompressedImage (format {image_format!r}, {data.size} bytes)'
+    header = bytes(data[:65536]) if data.size > 65536 else data.tobytes()
+    kind, size = declared_size(header)
+    if kind is None:
+        raise ImageDecodeError(
+            f'{described} starting {header[:4]!r} is not '
+            f'{", ".join(COMPRESSED_FORMATS[:-1])} or {COMPRESSED_FORMATS[-1]}: publish one of '
+            'those (image_transport compressed sends JPEG or PNG)')
+    if size is None:
+        raise ImageDecodeError(
+            f'could not decode {described}: the {kind} header declares no image size '
+            '(truncated or corrupt)')
+    width, height = size
+    check_pixel_cap(width, height, max_source_pixels, described)
+    factor, flag = _reduction(kind, width, height, target_pixels)
     try:
-        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        bgr = cv2.imdecode(data, flag)
     except cv2.error as error:
         bgr = None
         reason = f': {error}'
@@ -145,16 +217,148 @@ def compressed_to_rgb(msg: Any) -> np.ndarray:
         reason = ''
     if bgr is None:
         raise ImageDecodeError(
-            f'could not decode CompressedImage (format {image_format!r}, {data.size} bytes, '
-            f'starting {data[:4].tobytes()!r}): corrupt or not an image OpenCV reads{reason}')
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            f'could not decode {described} starting {header[:4]!r}: corrupt or not an image '
+            f'OpenCV reads{reason}')
+    decoded_height, decoded_width = bgr.shape[:2]
+    if factor > 1 and (decoded_width, decoded_height) == (-(-height // factor),
+                                                          -(-width // factor)):
+        width, height = height, width  # EXIF orientation turned it by 90 degrees
+    elif factor == 1 and (decoded_width, decoded_height) != (width, height):
+        width, height = decoded_width, decoded_height
+    return DecodedImage(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (width, height))
 
 
-def to_rgb(msg: Any) -> np.ndarray:
-    """Convert a sensor_msgs/Image or CompressedImage to an RGB array.
+def declared_size(data: bytes) -> Tuple[Optional[str], Optional[Tuple[int, int]]]:
+    """The format and (width, height) a compressed image's header declares, without decoding.
+
+    Returns:
+        (format name, size); the name is None for a format not in COMPRESSED_FORMATS, the size
+        None when the header is cut short or declares no size.
+    """
+    if data.startswith(b'\xff\xd8'):
+        return 'JPEG', _jpeg_size(data)
+    if data.startswith(b'\x89PNG\r\n\x1a\n'):
+        if len(data) < 24 or data[12:16] != b'IHDR':
+            return 'PNG', None
+        return 'PNG', _positive(*struct.unpack_from('>II', data, 16))
+    if data.startswith(b'BM'):
+        return 'BMP', _bmp_size(data)
+    if data.startswith(b'RIFF') and data[8:12] == b'WEBP':
+        return 'WebP', _webp_size(data)
+    return None, None
+
+
+def check_pixel_cap(width: int, height: int, max_source_pixels: int, described: str) -> None:
+    """Refuse an image whose declared size is above the cap.
+
+    Raises:
+        ImageTooLargeError: width x height > max_source_pixels.
+    """
+    if width * height > max_source_pixels:
+        raise ImageTooLargeError(
+            f'{described} declares {width}x{height} = {width * height} pixels, more than '
+            f'max_source_pixels ({max_source_pixels}): send smaller images (or raise '
+            'max_source_pixels if a camera really is that large)')
+
+
+def _reduction(kind: str, width: int, height: int,
+               target_pixels: Optional[int]) -> Tuple[int, int]:
+    if kind == 'JPEG' and target_pixels is not None:
+        for factor, flag in _JPEG_REDUCTIONS:
+            if -(-width // factor) * -(-height // factor) >= target_pixels:
+                return factor, flag
+    return 1, cv2.IMREAD_COLOR
+
+
+def _positive(width: int, height: int) -> Optional[Tuple[int, int]]:
+    return (int(width), int(height)) if width > 0 and height > 0 else None
+
+
+_JPEG_SOF = frozenset((0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE,
+                       0xCF))
+
+
+def _jpeg_size(data: bytes) -> Optional[Tuple[int, int]]:
+    index = 2
+    while index + 4 <= len(data):
+        if data[index] != 0xFF:
+            return None
+        marker = data[index + 1]
+        if marker == 0xFF:  # fill byte
+            index += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            index += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, or scan data before any frame header
+            return None
+        (length,) = struct.unpack_from('>H', data, index + 2)
+        if marker in _JPEG_SOF:
+            if index + 9 > len(data):
+                return None
+            height, width = struct.unpack_from('>HH', data, index + 5)
+            return _positive(width, height)
+        index += 2 + length
+    return None
+
+
+def _bmp_size(data: bytes) -> Optional[Tuple[int, int]]:
+    if len(data) < 26:
+        return None
+    (header_size,) = struct.unpack_from('<I', data, 14)
+    if header_size == 12:
+        return _positive(*struct.unpack_from('<HH', data, 18))
+    width, height = struct.unpack_from('<ii', data, 18)
+    return _positive(width, abs(height))
+
+
+def _webp_size(data: bytes) -> Optional[Tuple[int, int]]:
+    chunk = data[12:16]
+    if chunk == b'VP8 ' and len(data) >= 30 and data[23:26] == b'\x9d\x01\x2a':
+        width, height = struct.unpack_from('<HH', data, 26)
+        return _positive(width & 0x3FFF, height & 0x3FFF)
+    if chunk == b'VP8L' and len(data) >= 25 and data[20] == 0x2F:
+        (bits,) = struct.unpack_from('<I', data, 21)
+        return ((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1)
+    if chunk == b'VP8X' and len(data) >= 30:
+        width = int.from_bytes(data[24:27], 'little') + 1
+        height = int.from_bytes(data[27:30], 'little') + 1
+        return (width, height)
+    return None
+
+
+def decode_image(msg: Any, *, max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS,
+                 target_pixels: Optional[int] = None) -> DecodedImage:
+    """Convert an Image or CompressedImage for a pixel budget, refusing oversized ones first.
 
     Args:
         msg: the message; raw if it has `encoding`, compressed if it has `format`.
+        max_source_pixels: largest width x height (as declared) converted.
+        target_pixels: the budget the caller downscales to; a JPEG is decoded reduced (see
+            decode_compressed()).
+
+    Returns:
+        The RGB image (at most the declared size) and the declared (width, height).
+
+    Raises:
+        ImageTooLargeError, ImageDecodeError, TypeError: see to_rgb().
+    """
+    if hasattr(msg, 'encoding'):
+        image = image_to_rgb(msg, max_source_pixels=max_source_pixels)
+        return DecodedImage(image, (int(image.shape[1]), int(image.shape[0])))
+    if hasattr(msg, 'format'):
+        return decode_compressed(msg, max_source_pixels=max_source_pixels,
+                                 target_pixels=target_pixels)
+    raise TypeError(
+        f'{type(msg).__name__} is neither a sensor_msgs/Image nor a CompressedImage')
+
+
+def to_rgb(msg: Any, *, max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS) -> np.ndarray:
+    """Convert a sensor_msgs/Image or CompressedImage to an RGB array at full size.
+
+    Args:
+        msg: the message; raw if it has `encoding`, compressed if it has `format`.
+        max_source_pixels: largest width x height (as declared) converted.
 
     Returns:
         A new C-contiguous HxWx3 uint8 RGB array.
@@ -164,9 +368,9 @@ def to_rgb(msg: Any) -> np.ndarray:
         TypeError: msg is neither kind of image message.
     """
     if hasattr(msg, 'encoding'):
-        return image_to_rgb(msg)
+        return image_to_rgb(msg, max_source_pixels=max_source_pixels)
     if hasattr(msg, 'format'):
-        return compressed_to_rgb(msg)
+        return compressed_to_rgb(msg, max_source_pixels=max_source_pixels)
     raise TypeError(
         f'{type(msg).__name__} is neither a sensor_msgs/Image nor a CompressedImage')
 
@@ -235,6 +439,8 @@ def _stretch_to_8bit(gray: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
-    'ImageDecodeError', 'SUPPORTED_ENCODINGS', 'compressed_to_rgb', 'downscale', 'image_to_rgb',
+    'COMPRESSED_FORMATS', 'DEFAULT_MAX_SOURCE_PIXELS', 'DecodedImage', 'ImageDecodeError',
+    'ImageTooLargeError', 'SUPPORTED_ENCODINGS', 'check_pixel_cap', 'compressed_to_rgb',
+    'declared_size', 'decode_compressed', 'decode_image', 'downscale', 'image_to_rgb',
     'stamp_seconds', 'to_rgb',
 ]

@@ -10,10 +10,11 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from cosmos_reason_ros.action import Reason
-from cosmos_reason_ros.core.config import WindowConfig
+from cosmos_reason_ros.core.config import GoalLimits, WindowConfig
 from cosmos_reason_ros.core.errors import InvalidRequestError
 from cosmos_reason_ros.core.frames import Frame
-from cosmos_reason_ros.core.images import ImageDecodeError, downscale, stamp_seconds, to_rgb
+from cosmos_reason_ros.core.images import (
+    decode_image, downscale, ImageDecodeError, stamp_seconds)
 from cosmos_reason_ros.core.modes import Mode
 from cosmos_reason_ros.core.parsing import ParseStatus
 from cosmos_reason_ros.core.reasoner import ReasonOutcome, ReasonRequest
@@ -52,11 +53,16 @@ def to_time(seconds: float) -> Time:
     return Time(sec=int(sec), nanosec=int(nanosec))
 
 
-def goal_to_request(goal: Reason.Goal, window: WindowConfig) -> ReasonRequest:
+def goal_to_request(goal: Reason.Goal, window: WindowConfig,
+                    limits: GoalLimits = GoalLimits()) -> ReasonRequest:
     """Turn an action goal into a core request, checking what can be checked up front.
 
+    Goal images are counted before any is decoded, and each one's declared size is checked
+    against limits.max_source_pixels before its pixels are (see decode_image()).
+
     Raises:
-        InvalidRequestError: unknown mode, or a goal image that cannot be decoded.
+        InvalidRequestError: unknown mode, too many images, or a goal image that is too large or
+            cannot be decoded.
     """
     try:
         mode = Mode.from_name(goal.mode)
@@ -69,24 +75,31 @@ def goal_to_request(goal: Reason.Goal, window: WindowConfig) -> ReasonRequest:
         window_duration=max(goal.window_duration, 0.0), max_frames=goal.max_frames,
         window_end=window_end if window_end > 0 else None,
         max_new_tokens=goal.max_new_tokens,
-        temperature=goal.temperature if goal.temperature >= 0 else None,
-        top_p=goal.top_p if goal.top_p > 0 else None,
+        # Written as "not below zero" so that NaN reaches the core's check instead of a default.
+        temperature=None if goal.temperature < 0 else goal.temperature,
+        top_p=None if goal.top_p <= 0 else goal.top_p,
         top_k=goal.top_k if goal.top_k > 0 else None,
         seed=goal.seed if goal.seed >= 0 else None,
         greedy=goal.greedy,
-        frames=tuple(_goal_frames([*goal.images, *goal.compressed_images], window)))
+        frames=tuple(_goal_frames([*goal.images, *goal.compressed_images], window, limits)))
 
 
-def _goal_frames(messages: Sequence, window: WindowConfig) -> Sequence[Frame]:
+def _goal_frames(messages: Sequence, window: WindowConfig,
+                 limits: GoalLimits) -> Sequence[Frame]:
+    if len(messages) > limits.max_images:
+        raise InvalidRequestError(
+            f'the goal carries {len(messages)} images, more than max_images '
+            f'({limits.max_images}): send fewer')
     frames = []
     for index, message in enumerate(messages):
         try:
-            image = to_rgb(message)
+            decoded = decode_image(message, max_source_pixels=limits.max_source_pixels,
+                                   target_pixels=window.max_pixels)
         except ImageDecodeError as error:
             raise InvalidRequestError(f'goal image {index}: {error}') from None
         frames.append(Frame(stamp=stamp_seconds(message.header.stamp),
-                            image=downscale(image, window.max_pixels),
-                            source_size=(image.shape[1], image.shape[0]),
+                            image=downscale(decoded.image, window.max_pixels),
+                            source_size=decoded.source_size,
                             frame_id=message.header.frame_id))
     return frames
 
