@@ -10,8 +10,9 @@ import pytest
 
 from cosmos_reason_ros.core.config import WindowConfig
 from cosmos_reason_ros.core.errors import InvalidRequestError, NoFramesError, StaleFramesError
-from cosmos_reason_ros.core.frames import STAMP_MARGIN, Frame, FrameWindow, Offer, Rewind
-from cosmos_reason_ros.core.images import ImageDecodeError
+from cosmos_reason_ros.core.frames import (
+    STAMP_MARGIN, Frame, FrameWindow, Offer, Resize, Rewind)
+from cosmos_reason_ros.core.images import DecodedImage, ImageDecodeError
 
 
 def tiny_image() -> np.ndarray:
@@ -190,17 +191,62 @@ def test_non_finite_stamp_is_invalid_without_converting(stamp):
 
 # -- out-of-order frames and rewinds -----------------------------------------------------------
 
-def test_backwards_jump_clears_and_is_reported_once():
+def test_backwards_jump_confirmed_by_a_second_frame_clears_and_is_reported_once():
     frames = window(target_fps=4.0, rewind_threshold=0.5)
     fill(frames, stream(30.0, 5.0, start=100.0))
     newest = frames.newest_stamp
-    assert frames.wants(100.0)
-    assert frames.offer(100.0, tiny_image) is Offer.REWOUND
+    converts = CountingConvert()
+    assert not frames.wants(100.0)
+    assert frames.offer(100.0, converts) is Offer.PENDING
+    assert converts.calls == 0 and frames.newest_stamp == newest
+    assert frames.wants(100.0 + 1 / 30)
+    assert frames.offer(100.0 + 1 / 30, tiny_image) is Offer.REWOUND
     assert frames.stats.fill == 1 and frames.stats.rewinds == 1
-    assert frames.last_rewind == Rewind(previous=newest, stamp=100.0)
-    later = fill(frames, stream(30.0, 4.9, start=100.0 + 1 / 30))
+    assert frames.last_rewind == Rewind(previous=newest, stamp=100.0 + 1 / 30)
+    later = fill(frames, stream(30.0, 4.9, start=100.0 + 2 / 30))
     assert Offer.REWOUND not in later
     assert frames.stats.rewinds == 1 and frames.stats.fill == 20
+
+
+@pytest.mark.parametrize('stray', [0.0, 100.0, 105.0 - 10.0, 105.0 + 60.0, 1e10])
+def test_one_stray_stamp_neither_clears_nor_takes_over_the_window(stray):
+    frames = window(target_fps=4.0, rewind_threshold=0.5, jump_threshold=10.0)
+    fill(frames, stream(30.0, 5.0, start=100.0))
+    held = kept_stamps(frames)
+    assert frames.offer(stray, tiny_image) is Offer.PENDING
+    assert kept_stamps(frames) == held
+    after = fill(frames, stream(30.0, 2.0, start=105.0))
+    assert Offer.REWOUND not in after and frames.stats.rewinds == 0
+    assert kept_stamps(frames)[:len(held)] == held
+    assert frames.newest_stamp == pytest.approx(106.75, abs=0.04)
+
+
+def test_a_forward_jump_confirmed_by_a_second_frame_continues_the_window():
+    frames = window(target_fps=4.0, jump_threshold=10.0, max_duration=30.0)
+    fill(frames, stream(4.0, 2.0, start=100.0))
+    assert frames.offer(160.0, tiny_image) is Offer.PENDING
+    assert frames.offer(160.25, tiny_image) is Offer.KEPT
+    assert kept_stamps(frames) == [160.25]
+
+
+def test_a_change_of_camera_size_starts_a_new_window():
+    frames = window(target_fps=4.0, max_pixels=10**6)
+    fill(frames, [1.0, 1.25])
+    other = np.zeros((8, 10, 3), np.uint8)
+    assert frames.offer(1.5, lambda: other) is Offer.RESIZED
+    assert frames.stats.fill == 1 and frames.stats.resizes == 1
+    assert frames.last_resize == Resize(previous=(6, 4), size=(10, 8))
+    assert frames.offer(1.75, lambda: other) is Offer.KEPT
+    assert {frame.source_size for frame in frames.select(
+        end=None, duration=10.0, max_frames=10, even=False)} == {(10, 8)}
+
+
+def test_a_reduced_decode_keeps_the_camera_size_as_source_size():
+    frames = window(max_pixels=10**6)
+    reduced = DecodedImage(np.zeros((4, 6, 3), np.uint8), source_size=(48, 32))
+    frames.offer(1.0, lambda: reduced)
+    (frame,) = frames.select(end=None, duration=1.0, max_frames=1, even=False)
+    assert frame.source_size == (48, 32) and frame.image.shape == (4, 6, 3)
 
 
 @pytest.mark.parametrize('step_back', [0.0, 0.01, 0.2, 0.5])

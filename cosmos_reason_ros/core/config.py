@@ -21,7 +21,12 @@ class WindowConfig:
     """Pixel budget of one stored frame: larger images are downscaled (aspect kept) on arrival."""
     rewind_threshold: float = 0.5
     """A stamp this many seconds older than the newest one clears the window (bag loop, reset);
-    a smaller step back is an out-of-order frame and is dropped."""
+    a smaller step back is an out-of-order frame and is dropped. A single frame is not enough:
+    the next frame must continue the new timeline, so one stray stamp clears nothing."""
+    jump_threshold: float = 10.0
+    """A stamp this many seconds ahead of the newest one is a jump: kept only when the next
+    frame follows it (within this many seconds), so one stray stamp cannot take the window
+    over. Also the most a rewound timeline's second frame may lie after its first."""
     source: str = 'image'
     """Name of the frame source (the resolved topic) used in error messages."""
 
@@ -38,6 +43,27 @@ class GoalDefaults:
     """A goal fails with STALE_FRAMES when the newest frame is older than this (seconds)."""
     max_new_tokens: int = 1024
     """Generation budget; 4096 is recommended for long reasoning on a GPU."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GoalLimits:
+    """Bounds every goal must stay within, whatever it asks for: a goal above one is refused
+    (INVALID_GOAL) or stopped, so that no single goal can hold the model or the memory."""
+
+    max_task_chars: int = 8192
+    """Most characters of task, object name and choices together (a prompt the model's context
+    takes; a megabyte of text would keep the model busy with prefill for minutes)."""
+    max_new_tokens: int = 16384
+    """Ceiling on a goal's max_new_tokens."""
+    max_images: int = 64
+    """Most images a goal may carry; more are refused before any is decoded. The goal's
+    max_frames then picks evenly among those sent."""
+    max_source_pixels: int = 4096 * 4096
+    """Largest image (width x height as its header declares it) decoded, from the camera or a
+    goal; larger ones are refused before decoding (decompression bombs)."""
+    time_limit: float = 600.0
+    """Seconds a goal may run once it holds the model (preprocessing and generation); it is
+    then stopped and fails. 0 disables the limit."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,13 +10,13 @@ import dataclasses
 import enum
 import math
 import threading
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
 from cosmos_reason_ros.core.config import WindowConfig
 from cosmos_reason_ros.core.errors import InvalidRequestError, NoFramesError, StaleFramesError
-from cosmos_reason_ros.core.images import downscale
+from cosmos_reason_ros.core.images import DecodedImage, downscale
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -32,7 +32,7 @@ class Frame:
     image: np.ndarray
     """HxWx3 uint8 RGB, already downscaled to the window's pixel budget."""
     source_size: tuple[int, int]
-    """(width, height) of the camera image before downscaling."""
+    """(width, height) of the camera image as sent, before any downscaling."""
     frame_id: str = ''
     """Header frame_id of the camera message."""
 
@@ -50,7 +50,14 @@ class Offer(enum.Enum):
     SKIPPED = 'skipped'
     """Not needed at the target rate, or older than the newest frame (out of order)."""
     REWOUND = 'rewound'
-    """The stamp jumped back by more than rewind_threshold: the window was cleared, frame kept."""
+    """The stamps jumped back by more than rewind_threshold, confirmed by a second frame: the
+    window was cleared, this frame kept."""
+    PENDING = 'pending'
+    """The stamp jumped (back, or ahead by more than jump_threshold): nothing was converted
+    and the window is unchanged until the next frame confirms the jump (counted as skipped)."""
+    RESIZED = 'resized'
+    """The camera image changed size: the window was cleared (frames of one size only), frame
+    kept."""
     INVALID = 'invalid'
     """The stamp is not a finite number; nothing was converted."""
 
@@ -73,6 +80,8 @@ class WindowStats:
     """Frames held now."""
     span: float
     """Seconds from the oldest to the newest frame held (0.0 with fewer than two)."""
+    resizes: int = 0
+    """Changes of the camera image size that cleared the window."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +108,24 @@ class Rewind:
     """Stamp of the frame that jumped back and now starts the window."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Resize:
+    """A change of the camera image size (the window holds frames of one size only)."""
+
+    previous: tuple[int, int]
+    """(width, height) of the frames before."""
+    size: tuple[int, int]
+    """(width, height) of the frame that now starts the window."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Candidate:
+    """A stamp that jumped, waiting for a second frame to confirm its new timeline."""
+
+    stamp: float
+    backwards: bool
+
+
 class FrameWindow:
     """A ring buffer of camera frames kept at target_fps by header stamp.
 
@@ -107,9 +134,16 @@ class FrameWindow:
     frame. The kept rate thus equals target_fps for any faster camera, whatever its jitter or
     exact rate, and a slower camera has all its frames kept.
 
-    Backwards jumps: offer() returns Offer.REWOUND exactly once per jump (for the frame that
-    caused it), so the image callback can log it once; `last_rewind` gives the stamps for the
-    log line and `stats.rewinds` counts jumps for anyone polling (compare with the last value).
+    Jumps: a stamp more than rewind_threshold back, or more than jump_threshold ahead, is held
+    as a candidate (Offer.PENDING, nothing converted); only when the next discontinuous frame
+    follows it (later, within jump_threshold) is the jump real. A rewind then clears the window
+    and offer() returns Offer.REWOUND exactly once per jump, so the image callback can log it
+    once; `last_rewind` gives the stamps for the log line and `stats.rewinds` counts jumps. A
+    frame that continues the window drops the candidate: one stray stamp (0, or a minute
+    ahead) neither clears the window nor takes it over.
+
+    Size changes: a frame whose source size differs from the newest frame's clears the window
+    (Offer.RESIZED, `last_resize`), since a goal's frames must be of one size.
 
     All methods are thread-safe. The lock is never held while a frame is converted or
     downscaled, so a slow conversion does not block goals selecting frames.
@@ -132,6 +166,7 @@ class FrameWindow:
                 ('max_pixels', config.max_pixels, config.max_pixels >= 1, '>= 1'),
                 ('rewind_threshold', config.rewind_threshold, config.rewind_threshold >= 0,
                  '>= 0'),
+                ('jump_threshold', config.jump_threshold, config.jump_threshold > 0, '> 0'),
             ) if not ok]
         if problems:
             raise ValueError('invalid window settings: ' + '; '.join(problems))
@@ -144,7 +179,10 @@ class FrameWindow:
         self._skipped = 0
         self._invalid = 0
         self._rewinds = 0
+        self._resizes = 0
         self._last_rewind: Rewind | None = None
+        self._last_resize: Resize | None = None
+        self._candidate: _Candidate | None = None
 
     @property
     def config(self) -> WindowConfig:
@@ -164,13 +202,20 @@ class FrameWindow:
             return self._last_rewind
 
     @property
+    def last_resize(self) -> Resize | None:
+        """The most recent change of the camera image size, or None if there was none."""
+        with self._lock:
+            return self._last_resize
+
+    @property
     def stats(self) -> WindowStats:
         """A consistent snapshot of the counters and the fill."""
         with self._lock:
             span = self._frames[-1].stamp - self._frames[0].stamp if self._frames else 0.0
             return WindowStats(
                 offered=self._offered, kept=self._kept, skipped=self._skipped,
-                invalid=self._invalid, rewinds=self._rewinds, fill=len(self._frames), span=span)
+                invalid=self._invalid, rewinds=self._rewinds, fill=len(self._frames), span=span,
+                resizes=self._resizes)
 
     def wants(self, stamp: float) -> bool:
         """Tell whether offer() would keep a frame with this stamp now (no side effects).
@@ -188,7 +233,8 @@ class FrameWindow:
         """The stamps a frame needs for offer() to keep it now, widened by STAMP_MARGIN.
 
         Every stamp wants() accepts is at or after `at_least` or before `below`; the margin
-        covers the rounding of stamps to seconds. A frame outside both is skipped.
+        covers the rounding of stamps to seconds. A frame outside both is skipped. Frames that
+        confirm a jump are inside the bounds too (a rewound one below, a forward one after).
 
         Returns:
             The bounds, or None while the window is empty (any frame is kept).
@@ -203,7 +249,7 @@ class FrameWindow:
             at_least=max(next_slot, newest + self._min_spacing) - STAMP_MARGIN,
             below=newest - self._config.rewind_threshold + STAMP_MARGIN)
 
-    def offer(self, stamp: float, convert: Callable[[], np.ndarray],
+    def offer(self, stamp: float, convert: Callable[[], 'np.ndarray | DecodedImage'],
               frame_id: str = '') -> Offer:
         """Offer a camera frame; it is converted and stored only if the window keeps it.
 
@@ -212,12 +258,14 @@ class FrameWindow:
 
         Args:
             stamp: header stamp in seconds.
-            convert: returns the full-size HxWx3 uint8 RGB image; called only for kept frames,
-                without the window's lock held.
+            convert: returns the HxWx3 uint8 RGB image, at full size or as a DecodedImage that
+                a decoder already reduced (its source_size is then the camera size); called only
+                for kept frames, without the window's lock held.
             frame_id: header frame_id, stored with the frame.
 
         Returns:
-            KEPT, REWOUND (window cleared first), SKIPPED, or INVALID (non-finite stamp).
+            KEPT, REWOUND or RESIZED (window cleared first), SKIPPED, PENDING (a jump not yet
+            confirmed), or INVALID (non-finite stamp).
 
         Raises:
             Exception: whatever convert() raised, or ValueError if it returned something other
@@ -226,6 +274,11 @@ class FrameWindow:
         with self._lock:
             self._offered += 1
             decision = self._decide(stamp)
+            if decision is Offer.PENDING:
+                newest = self._frames[-1].stamp
+                self._candidate = _Candidate(stamp, backwards=stamp < newest)
+                self._skipped += 1
+                return decision
             if decision is Offer.SKIPPED:
                 self._skipped += 1
                 return decision
@@ -233,10 +286,14 @@ class FrameWindow:
                 self._invalid += 1
                 return decision
         try:
-            image = convert()
+            converted = convert()
+            decoded = converted if isinstance(converted, DecodedImage) else None
+            image = converted.image if decoded is not None else converted
             _check_rgb(image)
+            source_size = (decoded.source_size if decoded is not None
+                           else (image.shape[1], image.shape[0]))
             frame = Frame(stamp=stamp, image=_read_only(downscale(image, self._config.max_pixels)),
-                          source_size=(int(image.shape[1]), int(image.shape[0])),
+                          source_size=(int(source_size[0]), int(source_size[1])),
                           frame_id=frame_id)
         except Exception:
             with self._lock:
@@ -248,10 +305,17 @@ class FrameWindow:
             if decision not in (Offer.KEPT, Offer.REWOUND):
                 self._skipped += 1
                 return Offer.SKIPPED
+            self._candidate = None
             if decision is Offer.REWOUND:
                 self._last_rewind = Rewind(previous=self._frames[-1].stamp, stamp=stamp)
                 self._rewinds += 1
                 self._frames.clear()
+            elif self._frames and self._frames[-1].source_size != frame.source_size:
+                self._last_resize = Resize(previous=self._frames[-1].source_size,
+                                           size=frame.source_size)
+                self._resizes += 1
+                self._frames.clear()
+                decision = Offer.RESIZED
             self._frames.append(frame)
             self._kept += 1
             self._evict()
@@ -296,10 +360,7 @@ class FrameWindow:
                 f'starts at t={stamps[0]:.3f} (it holds {self._config.max_duration:g} s)')
         first = bisect.bisect_right(stamps, stamps[last] - duration)
         chosen = frames[first:last + 1]
-        if len(chosen) > max_frames:
-            stride = len(chosen) / max_frames
-            newest = len(chosen) - 1
-            chosen = [chosen[newest - int(i * stride + 0.5)] for i in reversed(range(max_frames))]
+        chosen = spread(chosen, max_frames)
         if even and len(chosen) > 1 and len(chosen) % 2:
             chosen = chosen[1:]
         return chosen
@@ -329,6 +390,7 @@ class FrameWindow:
         """Drop every frame held; the counters keep counting."""
         with self._lock:
             self._frames.clear()
+            self._candidate = None
 
     def _decide(self, stamp: float) -> Offer:
         """Decide on a stamp; the lock is held."""
@@ -337,8 +399,13 @@ class FrameWindow:
         if not self._frames:
             return Offer.KEPT
         newest = self._frames[-1].stamp
-        if newest - stamp > self._config.rewind_threshold:
-            return Offer.REWOUND
+        backwards = newest - stamp > self._config.rewind_threshold
+        if backwards or stamp - newest > self._config.jump_threshold:
+            candidate = self._candidate
+            if (candidate is not None and candidate.backwards == backwards
+                    and 0 < stamp - candidate.stamp <= self._config.jump_threshold):
+                return Offer.REWOUND if backwards else Offer.KEPT
+            return Offer.PENDING
         if stamp <= newest:
             return Offer.SKIPPED
         fps = self._config.target_fps
@@ -361,6 +428,16 @@ class FrameWindow:
                 'check the remapping')
 
 
+def spread(frames: Sequence[Frame], max_frames: int) -> list[Frame]:
+    """At most max_frames of the frames (oldest first), at an even stride counted back from
+    the newest, which is always kept."""
+    if len(frames) <= max_frames:
+        return list(frames)
+    stride = len(frames) / max_frames
+    newest = len(frames) - 1
+    return [frames[newest - int(i * stride + 0.5)] for i in reversed(range(max_frames))]
+
+
 def _check_rgb(image: object) -> None:
     if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
             and image.shape[2] == 3 and image.size > 0):
@@ -377,4 +454,7 @@ def _read_only(image: np.ndarray) -> np.ndarray:
     return view
 
 
-__all__ = ['STAMP_MARGIN', 'Frame', 'FrameWindow', 'Offer', 'Rewind', 'StampBounds', 'WindowStats']
+__all__ = [
+    'STAMP_MARGIN', 'Frame', 'FrameWindow', 'Offer', 'Resize', 'Rewind', 'StampBounds',
+    'WindowStats', 'spread',
+]
