@@ -297,7 +297,7 @@ class ScriptedServer:
     GET /v1/models lists the model. Records each request's arrival time and headers.
     """
 
-    def __init__(self, replies: List[Reply], model: str = 'cosmos') -> None:
+    def __init__(self, replies: List[Reply], model: str = 'cosmos', port: int = 0) -> None:
         self.replies = list(replies)
         self.arrivals: List[float] = []
         self.headers: List[dict] = []
@@ -323,7 +323,7 @@ class ScriptedServer:
                     'vllm_stream_content.sse')
                 reply(self)
 
-        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', port), Handler)
         self.httpd.daemon_threads = True
         self.url = f'http://127.0.0.1:{self.httpd.server_address[1]}/v1'
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -417,10 +417,10 @@ def test_retries_are_bounded_and_the_error_names_the_server(scripted):
     assert len(server.arrivals) == 2
 
 
-def test_a_client_error_is_not_retried_and_carries_the_servers_message(scripted):
+def test_a_client_error_is_an_invalid_request_not_retried_with_the_servers_message(scripted):
     error = json.loads((FIXTURES / 'vllm_error_max_tokens.json').read_text())
     server = scripted([lambda handler: _send_json(handler, 400, error)])
-    with pytest.raises(GenerationError, match='cannot be greater than max_model_len=16384'):
+    with pytest.raises(InvalidRequestError, match='cannot be greater than max_model_len=16384'):
         _backend(server.url).generate(_request(2))
     assert len(server.arrivals) == 1
 
@@ -554,3 +554,172 @@ def test_an_explicit_family_wins_over_the_name(scripted):
                                          family='cosmos3_edge'))
     backend.load()
     assert backend.family is ModelFamily.COSMOS3_EDGE
+
+
+# -- servers that hang, trickle, flood, or answer something else -------------------------------
+
+def _sse(handler, events: List[bytes], pause: float = 0.0, finish: bool = True) -> None:
+    """Stream raw SSE data lines, each as one event, optionally pausing between them."""
+    handler.send_response(200)
+    handler.send_header('Content-Type', 'text/event-stream')
+    handler.send_header('Connection', 'close')
+    handler.end_headers()
+    handler.close_connection = True
+    try:
+        for data in events:
+            handler.wfile.write(b'data: ' + data + b'\n\n')
+            handler.wfile.flush()
+            time.sleep(pause)
+        if finish:
+            handler.wfile.write(b'data: [DONE]\n\n')
+        handler.wfile.flush()
+    except OSError:
+        pass  # the client went away
+
+
+def _delta(text: str, finish: Optional[str] = None) -> bytes:
+    return json.dumps({'choices': [{'index': 0, 'delta': {'content': text},
+                                    'finish_reason': finish}]}).encode()
+
+
+def _hang_before_headers(released: threading.Event) -> Reply:
+    return lambda handler: released.wait(10.0)
+
+
+def test_a_server_that_hangs_before_headers_is_stopped_at_the_request_deadline(scripted):
+    released = threading.Event()
+    server = scripted([_hang_before_headers(released)] * 3)
+    backend = _backend(server.url, request_deadline=0.5, timeout=60.0)
+    started = time.monotonic()
+    try:
+        with pytest.raises(GenerationError, match=r'request_deadline \(0.5 s\)'):
+            backend.generate(_request(2))
+        assert time.monotonic() - started < 2.0
+    finally:
+        released.set()
+
+
+def test_a_trickling_server_is_stopped_at_the_request_deadline(scripted):
+    server = scripted([lambda handler: _sse(handler, [_delta('a')] * 100, pause=0.05)])
+    backend = _backend(server.url, request_deadline=0.6, timeout=5.0)
+    started = time.monotonic()
+    with pytest.raises(GenerationError, match='request_deadline'):
+        backend.generate(_request(2))
+    assert time.monotonic() - started < 2.0
+
+
+def test_a_cancel_before_the_deadline_stays_a_cancel(scripted):
+    released = threading.Event()
+    server = scripted([_hang_before_headers(released)])
+    backend = _backend(server.url, request_deadline=30.0)
+    cancel = threading.Event()
+    threading.Timer(0.2, cancel.set).start()
+    try:
+        with pytest.raises(GenerationCancelled):
+            backend.generate(_request(2), cancel=cancel)
+    finally:
+        released.set()
+
+
+@pytest.mark.parametrize('stream', [True, False])
+def test_an_answer_above_max_answer_chars_is_refused_not_kept(scripted, stream):
+    flood = 'x' * 100_000
+    if stream:
+        reply = lambda handler: _sse(handler, [_delta(flood)] * 5)  # noqa: E731
+    else:
+        reply = lambda handler: _send_json(handler, 200, {'choices': [  # noqa: E731
+            {'message': {'content': flood * 5}, 'finish_reason': 'stop'}]})
+    server = scripted([reply])
+    backend = _backend(server.url, max_answer_chars=150_000, stream=stream)
+    texts = []
+    with pytest.raises(GenerationError, match='max_answer_chars'):
+        backend.generate(_request(2), on_text=lambda text, tokens: texts.append(text))
+    assert sum(map(len, texts)) <= 150_000
+
+
+def test_one_endless_stream_line_is_refused(scripted):
+    server = scripted([lambda handler: _sse(handler, [b'"' + b'y' * 400_000 + b'"'])])
+    with pytest.raises(GenerationError, match='a line of more than'):
+        _backend(server.url, max_answer_chars=50_000).generate(_request(2))
+
+
+@pytest.mark.parametrize('reply, words', [
+    (lambda handler: _sse(handler, [b'\xff\xfe not utf-8']), ['not UTF-8']),
+    (lambda handler: _sse(handler, [b'{"choices": {"index": 0}}']),
+     ['not shaped like an OpenAI chat completion']),
+    (lambda handler: _sse(handler, [b'{"choices": [{"delta": {"content": 5}}]}']),
+     ['not shaped like an OpenAI chat completion']),
+    (lambda handler: _sse(handler, [], finish=False),
+     ['answered, but its stream ended after 0 token(s)', 'check its log']),
+], ids=['invalid-utf8', 'choices-object', 'content-number', 'cut-before-text'])
+def test_malformed_answers_say_what_the_server_did(scripted, reply, words):
+    server = scripted([reply] * 3)
+    with pytest.raises(GenerationError) as raised:
+        _backend(server.url, max_retries=0).generate(_request(2))
+    for word in words:
+        assert word in str(raised.value)
+    assert 'cannot reach' not in str(raised.value)
+
+
+ECHOES = {
+    'stream-error-object': lambda handler: _sse(handler, [json.dumps(
+        {'error': {'message': f'bad key {SECRET}'}}).encode()]),
+    'non-json-stream-data': lambda handler: _sse(handler, [f'oops {SECRET}'.encode()]),
+    'body-without-choices': lambda handler: _send_json(handler, 200, {'echo': SECRET}),
+    'http-500': _status(500, f'crashed with {SECRET}'),
+    'shape-error': lambda handler: _sse(handler, [json.dumps(
+        {'choices': {'key': SECRET}}).encode()]),
+}
+
+
+@pytest.mark.parametrize('name', sorted(ECHOES))
+def test_a_key_echoed_by_the_server_is_redacted_on_every_path(scripted, name):
+    server = scripted([ECHOES[name]] * 3)
+    config = RemoteConfig(base_url=server.url, served_model='cosmos', max_retries=0,
+                          stream=name != 'body-without-choices', api_key_env='KEY')
+    backend = OpenAIBackend(config, api_key=SECRET)
+    backend.load()
+    with pytest.raises(GenerationError) as raised:
+        backend.generate(_request(2))
+    assert SECRET not in str(raised.value) and '***' in str(raised.value)
+
+
+def test_a_key_echoed_in_the_model_list_is_redacted_at_load(scripted):
+    server = scripted([], model=f'model-{SECRET}')
+    backend = OpenAIBackend(RemoteConfig(base_url=server.url, served_model='cosmos'),
+                            api_key=SECRET)
+    with pytest.raises(ModelLoadError) as raised:
+        backend.load()
+    assert SECRET not in str(raised.value) and SECRET not in backend.status.message
+
+
+def test_a_server_down_at_load_is_found_when_it_comes_up():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    backend = OpenAIBackend(RemoteConfig(base_url=f'http://127.0.0.1:{port}/v1',
+                                         served_model='cosmos'))
+    with pytest.raises(ModelLoadError):
+        backend.load()
+    assert not backend.check_server().reachable and not backend.loaded
+    server = ScriptedServer([], model='cosmos', port=port)
+    try:
+        status = backend.check_server()
+        assert status.serves_model and backend.loaded and backend.status is status
+        assert backend.generate(_request(2)).text
+        server.close()
+        assert not backend.check_server().reachable
+        assert 'cannot reach' in backend.status.message
+    finally:
+        server.close()
+
+
+def test_a_server_that_answers_then_stalls_is_not_called_unreachable(scripted):
+    released = threading.Event()
+    server = scripted([_stall(released)])
+    try:
+        with pytest.raises(GenerationError, match=r'answered, but sent no text within the '
+                                                  r'timeout \(0.3 s\)'):
+            _backend(server.url, timeout=0.3, max_retries=0).generate(_request(2))
+    finally:
+        released.set()

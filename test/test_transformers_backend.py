@@ -530,3 +530,13 @@ def test_streamer_holds_back_split_characters():
     streamer.end()
     assert ''.join(pieces) == 'a€b ünd'
     assert not any('\ufffd' in piece for piece in pieces)
+
+
+def test_a_prompt_beyond_the_context_is_refused_before_generating(qwen3, monkeypatch):
+    spy = _GenerateSpy(monkeypatch, qwen3)
+    with pytest.raises(InvalidRequestError) as raised:
+        qwen3.generate(_request(ModelFamily.QWEN3_VL, max_new_tokens=32768))
+    message = str(raised.value)
+    assert "model's context of 32768 tokens" in message and '32768 new tokens' in message
+    assert 'lower max_new_tokens' in message
+    assert spy.calls == []

@@ -132,6 +132,10 @@ class GenerationCancelled(ReasonError):
     kind = Failure.CANCELED
 
 
+class TimeLimitError(GenerationError):
+    """The goal ran longer than its time limit and was stopped."""
+
+
 def failure_of(error: BaseException) -> Failure:
     """The failure an exception stands for: its kind, GENERATION_FAILED for anything untyped."""
     return error.kind if isinstance(error, ReasonError) else Failure.GENERATION_FAILED

@@ -4,6 +4,7 @@ Pure functions from a goal's mode and text to a Prompt (system + user text) and 
 """
 
 import dataclasses
+import math
 from typing import Optional, Sequence
 
 from cosmos_reason_ros.core.backends.base import Prompt, Sampling
@@ -170,8 +171,9 @@ def resolve_sampling(preset: Sampling, *, greedy: bool = False,
     """
     changes = {}
     if temperature is not None:
-        if temperature < 0:
-            raise InvalidRequestError(f'temperature must be >= 0, got {temperature}')
+        if not math.isfinite(temperature) or temperature < 0:
+            raise InvalidRequestError(
+                f'temperature must be a finite number >= 0, got {temperature}')
         if temperature == 0:
             changes['greedy'] = True
         else:

@@ -11,10 +11,12 @@ from typing import Callable, Optional, Sequence, Tuple
 
 from cosmos_reason_ros.core.backends.base import (
     Backend, GenerationRequest, GenerationResult, StreamCallback)
-from cosmos_reason_ros.core.config import GoalDefaults
-from cosmos_reason_ros.core.errors import GenerationCancelled, InvalidRequestError
+from cosmos_reason_ros.core.config import GoalDefaults, GoalLimits
+from cosmos_reason_ros.core.deadline import DeadlineEvent
+from cosmos_reason_ros.core.errors import (
+    GenerationCancelled, InvalidRequestError, StaleFramesError, TimeLimitError)
 from cosmos_reason_ros.core.families import family_spec
-from cosmos_reason_ros.core.frames import Frame, FrameWindow
+from cosmos_reason_ros.core.frames import Frame, FrameWindow, spread
 from cosmos_reason_ros.core.modes import Mode
 from cosmos_reason_ros.core.parsing import ParsedAnswer, parse_answer
 from cosmos_reason_ros.core.prompts import build_prompt, resolve_sampling, sampling_preset
@@ -74,7 +76,7 @@ class Reasoner:
     """Runs goals against one backend and, for camera goals, one frame window."""
 
     def __init__(self, backend: Backend, window: Optional[FrameWindow], defaults: GoalDefaults,
-                 *, frame_wait_timeout: float = 0.0):
+                 *, frame_wait_timeout: float = 0.0, limits: GoalLimits = GoalLimits()):
         """Create a reasoner.
 
         Args:
@@ -82,11 +84,13 @@ class Reasoner:
             window: the camera window, or None when every request brings its own frames.
             defaults: values for fields a request leaves at zero.
             frame_wait_timeout: seconds a goal may wait for its first (or its end) frame.
+            limits: bounds on task length, max_new_tokens, images and run time.
         """
         self._backend = backend
         self._window = window
         self._defaults = defaults
         self._frame_wait_timeout = frame_wait_timeout
+        self._limits = limits
 
     def run(self, request: ReasonRequest, *, now: Optional[float] = None,
             on_stage: Optional[Callable[[Stage], None]] = None,
@@ -104,10 +108,25 @@ class Reasoner:
 
         Raises:
             InvalidRequestError, NoFramesError, StaleFramesError, GenerationCancelled,
-            GenerationError: each with a message that says what to change.
+            TimeLimitError, GenerationError: each with a message that says what to change.
         """
+        check_limits(request, self._limits)
+        outer = cancel or threading.Event()
+        deadline = DeadlineEvent(outer, self._limits.time_limit)
+        try:
+            return self._run(request, now, on_stage, on_text, deadline)
+        except GenerationCancelled:
+            if deadline.expired and not outer.is_set():
+                raise TimeLimitError(
+                    f'the goal ran longer than its time limit ({self._limits.time_limit:g} s) '
+                    'and was stopped: ask for fewer frames or max_new_tokens, or raise '
+                    'goal.time_limit') from None
+            raise
+
+    def _run(self, request: ReasonRequest, now: Optional[float],
+             on_stage: Optional[Callable[[Stage], None]], on_text: Optional[StreamCallback],
+             cancel: threading.Event) -> ReasonOutcome:
         started = time.perf_counter()
-        cancel = cancel or threading.Event()
         notify = on_stage or (lambda stage: None)
         prompt = build_prompt(request.mode, family=self._backend.family, task=request.task,
                               reasoning=request.reasoning, choices=request.choices,
@@ -142,20 +161,37 @@ class Reasoner:
     def _frames_for(self, request: ReasonRequest, now: Optional[float],
                     notify: Callable[[Stage], None], cancel: threading.Event) -> Sequence[Frame]:
         even = family_spec(self._backend.family).even_frames
+        max_frames = request.max_frames or self._defaults.max_frames
         if request.frames:
-            return supplied_frames(request.frames)
+            if max_frames <= 0:
+                raise InvalidRequestError(f'max_frames ({max_frames}) must be positive')
+            return spread(supplied_frames(request.frames), max_frames)
         if self._window is None:
             raise InvalidRequestError('this reasoner has no camera window: supply images')
         duration = request.window_duration or self._defaults.window_duration
-        max_frames = request.max_frames or self._defaults.max_frames
         if duration <= 0 or max_frames <= 0:
             raise InvalidRequestError(
                 f'window_duration ({duration}) and max_frames ({max_frames}) must be positive')
         self._wait_for_frames(request.window_end, notify, cancel)
         if now is not None and request.window_end is None:
             self._window.check_fresh(now, self._defaults.max_frame_age)
-        return self._window.select(end=request.window_end, duration=duration,
-                                   max_frames=max_frames, even=even)
+        frames = self._window.select(end=request.window_end, duration=duration,
+                                     max_frames=max_frames, even=even)
+        if now is not None and request.window_end is not None:
+            self._check_end_fresh(frames[-1].stamp, min(request.window_end, now))
+        return frames
+
+    def _check_end_fresh(self, last: float, reference: float) -> None:
+        """A goal ending at a stamp needs a frame near it (or near now, if it lies ahead)."""
+        age = reference - last
+        max_age = self._defaults.max_frame_age
+        if age > max_age:
+            source = self._window.config.source if self._window is not None else 'the camera'
+            raise StaleFramesError(
+                f"the newest frame on '{source}' before the goal's end (t={reference:.3f}) is "
+                f'{age:.2f} s older, more than max_frame_age ({max_age:g} s): is the camera '
+                'still publishing? If it is slow, raise max_frame_age; if the clocks differ, '
+                'check use_sim_time')
 
     def _wait_for_frames(self, end: Optional[float], notify: Callable[[Stage], None],
                          cancel: threading.Event) -> None:
@@ -198,6 +234,28 @@ def supplied_frames(frames: Sequence[Frame]) -> Sequence[Frame]:
     return [dataclasses.replace(frame, stamp=float(index)) for index, frame in enumerate(frames)]
 
 
+def check_limits(request: ReasonRequest, limits: GoalLimits) -> None:
+    """Refuse a request above the goal limits before any work is done.
+
+    Raises:
+        InvalidRequestError: the text is too long, max_new_tokens above its ceiling, or too many
+            images; the message names the number and the limit.
+    """
+    chars = len(request.task) + len(request.object_name) + sum(map(len, request.choices))
+    if chars > limits.max_task_chars:
+        raise InvalidRequestError(
+            f'the task (with object name and choices) holds {chars} characters, more than '
+            f'max_task_chars ({limits.max_task_chars}): shorten it')
+    if request.max_new_tokens > limits.max_new_tokens:
+        raise InvalidRequestError(
+            f'max_new_tokens {request.max_new_tokens} is above the ceiling '
+            f'({limits.max_new_tokens}): ask for fewer tokens')
+    if len(request.frames) > limits.max_images:
+        raise InvalidRequestError(
+            f'the goal carries {len(request.frames)} images, more than max_images '
+            f'({limits.max_images}): send fewer')
+
+
 class _StageOnFirstText:
     """Streams text on and reports STAGE_GENERATING when the first token arrives."""
 
@@ -216,5 +274,6 @@ class _StageOnFirstText:
 
 __all__ = [
     'ReasonOutcome', 'ReasonRequest', 'Reasoner', 'STAGE_GENERATING',
-    'STAGE_PARSING', 'STAGE_PREPROCESSING', 'STAGE_WAITING_FOR_FRAMES', 'supplied_frames',
+    'STAGE_PARSING', 'STAGE_PREPROCESSING', 'STAGE_WAITING_FOR_FRAMES', 'check_limits',
+    'supplied_frames',
 ]

@@ -35,6 +35,12 @@ class RemoteConfig:
     timeout: float = 60.0
     """Seconds to wait for the connection and, after that, for each next piece of the answer.
     Long generations are fine as long as tokens keep coming."""
+    request_deadline: float = 300.0
+    """Seconds a whole request may take, retries and a slow trickle of tokens included; the
+    request is then stopped and fails. 0: no deadline (only `timeout` between pieces)."""
+    max_answer_chars: int = 262144
+    """Most characters of answer (reasoning included) accepted from the server; a longer answer
+    fails instead of filling memory."""
     max_retries: int = 2
     """Retries after a connection error or a 5xx/429 answer, before any text arrived."""
     retry_backoff: float = 0.5

@@ -31,11 +31,13 @@ from cosmos_reason_ros.core.backends.base import (
     Sampling,
     StreamCallback,
 )
+from cosmos_reason_ros.core.deadline import DeadlineEvent
 from cosmos_reason_ros.core.errors import (
     GenerationCancelled,
     GenerationError,
     InvalidRequestError,
     ModelLoadError,
+    ReasonError,
 )
 from cosmos_reason_ros.core.families import (
     family_for_served_name, model_input_size, video_timing)
@@ -217,7 +219,7 @@ def iter_sse_data(lines: Iterable[bytes]) -> Iterator[str]:
     """
     data: List[str] = []
     for raw in lines:
-        line = raw.decode('utf-8').rstrip('\r\n')
+        line = _utf8(raw).rstrip('\r\n')
         if not line:
             if data:
                 payload = '\n'.join(data)
@@ -239,13 +241,19 @@ class AnswerAccumulator:
     """Collects a chat completion from stream chunks (or one whole response) as it arrives.
 
     Streams the text on as the local backend would write it: reasoning inside <think> ...
-    </think>, then the answer, so feedback reads the same whichever backend runs.
+    </think>, then the answer, so feedback reads the same whichever backend runs. An answer
+    longer than max_chars, or of a shape other than a chat completion's, is a GenerationError.
     """
 
     def __init__(self, on_text: Optional[StreamCallback] = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter, *,
+                 max_chars: Optional[int] = None) -> None:
         self._on_text = on_text
         self._clock = clock
+        self._max_chars = max_chars
+        self._chars = 0
+        self.responded = False
+        """Whether the server's answer (status and headers) arrived."""
         self.content: List[str] = []
         self.reasoning: List[str] = []
         self.tokens = 0
@@ -266,8 +274,13 @@ class AnswerAccumulator:
         """Take one `chat.completion.chunk`.
 
         Raises:
-            GenerationError: the chunk reports an error (vLLM sends errors in the stream).
+            GenerationError: the chunk reports an error (vLLM sends errors in the stream), or
+                is not shaped like a chunk.
         """
+        with _unexpected_shape(chunk):
+            self._add_chunk(chunk)
+
+    def _add_chunk(self, chunk: Mapping[str, Any]) -> None:
         _raise_for_error_object(chunk)
         if chunk.get('prompt_token_ids') is not None:
             self.prompt_token_ids = list(chunk['prompt_token_ids'])
@@ -296,8 +309,13 @@ class AnswerAccumulator:
         """Take a whole (non-streamed) `chat.completion`.
 
         Raises:
-            GenerationError: the response reports an error or holds no choice.
+            GenerationError: the response reports an error, holds no choice, or is not shaped
+                like a chat completion.
         """
+        with _unexpected_shape(response):
+            self._add_response(response)
+
+    def _add_response(self, response: Mapping[str, Any]) -> None:
         _raise_for_error_object(response)
         choices = response.get('choices') or []
         if not choices:
@@ -318,6 +336,13 @@ class AnswerAccumulator:
     def _take_text(self, reasoning: str, content: str) -> None:
         if not reasoning and not content:
             return
+        if not isinstance(reasoning, str) or not isinstance(content, str):
+            raise TypeError('text that is not a string')
+        self._chars += len(reasoning) + len(content)
+        if self._max_chars is not None and self._chars > self._max_chars:
+            raise GenerationError(
+                f'the answer grew past {self._max_chars} characters (max_answer_chars) and was '
+                'stopped: lower max_new_tokens, or raise remote.max_answer_chars')
         now = self._clock()
         if self.first_token_time is None:
             self.first_token_time = now
@@ -344,6 +369,25 @@ def _reasoning_of(message: Mapping[str, Any]) -> str:
     return message.get('reasoning') or message.get('reasoning_content') or ''
 
 
+class _unexpected_shape:
+    """Turns a KeyError/TypeError/AttributeError on a malformed answer into a GenerationError."""
+
+    def __init__(self, data: Any) -> None:
+        self._data = data
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> bool:
+        if kind is not None and issubclass(kind, (AttributeError, KeyError, TypeError,
+                                                  ValueError)):
+            raise GenerationError(
+                'the server sent an answer that is not shaped like an OpenAI chat completion '
+                f'({type(error).__name__}: {error}): {_short(self._data)}; is base_url an '
+                'OpenAI-compatible server?') from None
+        return False
+
+
 def _raise_for_error_object(data: Mapping[str, Any]) -> None:
     error = data.get('error') if isinstance(data, Mapping) else None
     if error:
@@ -353,6 +397,10 @@ def _raise_for_error_object(data: Mapping[str, Any]) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # HTTP
+
+class _StreamCut(http.client.HTTPException):
+    """The server answered 200 but the stream ended without a finish_reason."""
+
 
 class _HttpStatusError(Exception):
     """The server answered with a non-2xx status."""
@@ -560,13 +608,21 @@ class OpenAIBackend:
         """Check that the server answers and serves the configured model.
 
         Polls for up to config.startup_timeout seconds while the server cannot be reached
-        (it may still be starting).
+        (it may still be starting). A server that comes up later is found by check_server().
 
         Raises:
             ModelLoadError: a setting cannot work, the API key variable is unset, the server is
                 unreachable, rejects the key, or does not serve the model; the message names
                 the URL and the fix.
         """
+        try:
+            self._load(poll=True)
+        except ReasonError as error:
+            raise type(error)(self._redact(str(error)), kind=error.kind) from None
+        finally:
+            self.status = self._redact_status(self.status)
+
+    def _load(self, *, poll: bool) -> None:
         _check_config(self.config)
         self._url = _parse_base_url(self.config.base_url)
         if self.config.api_key_env and not self._api_key:
@@ -574,7 +630,7 @@ class OpenAIBackend:
                 f"the environment variable '{self.config.api_key_env}' (api_key_env) is not set "
                 'or empty: export the API key in it before starting, or set api_key_env to '
                 "'' for a server without a key")
-        deadline = time.monotonic() + max(0.0, self.config.startup_timeout)
+        deadline = time.monotonic() + (max(0.0, self.config.startup_timeout) if poll else 0.0)
         while True:
             try:
                 models = self._list_models()
@@ -601,10 +657,22 @@ class OpenAIBackend:
                                                f"'{self.config.served_model}'", names)
 
     def check_server(self) -> ServerStatus:
-        """Ask the server again whether it is up and serves the model (diagnostics); never
-        raises."""
-        if self._url is None:
+        """Ask the server again whether it is up and serves the model; never raises.
+
+        Also the way back from a failed load: when the server was down at load() and now serves
+        the model, the backend becomes loaded. `status` follows what the check found.
+        """
+        if self.family is None:
+            try:
+                self._load(poll=False)
+            except ReasonError:
+                pass
+            self.status = self._redact_status(self.status)
             return self.status
+        self.status = self._redact_status(self._server_status())
+        return self.status
+
+    def _server_status(self) -> ServerStatus:
         try:
             names = tuple(str(model.get('id', '')) for model in self._list_models())
         except (OSError, http.client.HTTPException) as error:
@@ -651,6 +719,25 @@ class OpenAIBackend:
         if self.family is None:
             raise GenerationError(f"backend for '{self.model_id}' is not loaded: call load() "
                                   'first')
+        deadline = DeadlineEvent(cancel, self.config.request_deadline)
+        try:
+            return self._complete(request, on_text, deadline, extra_body)
+        except GenerationCancelled:
+            if deadline.expired and not deadline.cancel.is_set():
+                raise GenerationError(self._redact(
+                    f'{self.config.base_url} did not finish the answer within request_deadline '
+                    f'({self.config.request_deadline:g} s) and the request was stopped: is the '
+                    'server overloaded? Lower max_new_tokens, or raise remote.request_deadline'))\
+                    from None
+            raise
+        except ReasonError as error:
+            # The one place every message leaving the backend passes: servers echo keys.
+            raise type(error)(self._redact(str(error)), kind=error.kind) from None
+
+    def _complete(self, request: GenerationRequest, on_text: Optional[StreamCallback],
+                  cancel: DeadlineEvent,
+                  extra_body: Optional[Mapping[str, Any]]) -> RemoteCompletion:
+        assert self.family is not None
         started = time.perf_counter()
         prepared = prepare_request(request, self.config, self.family)
         body = {**prepared.body, **(extra_body or {})}
@@ -658,9 +745,9 @@ class OpenAIBackend:
         preprocess_time = time.perf_counter() - started
         attempt = 0
         while True:
-            if cancel is not None and cancel.is_set():
+            if cancel.is_set():
                 raise GenerationCancelled('cancelled before the request was sent')
-            answer = AnswerAccumulator(on_text)
+            answer = AnswerAccumulator(on_text, max_chars=self.config.max_answer_chars)
             sent = time.perf_counter()
             try:
                 self._post_completion(payload, answer, cancel)
@@ -668,17 +755,15 @@ class OpenAIBackend:
             except GenerationCancelled:
                 raise
             except (OSError, http.client.HTTPException, _HttpStatusError) as error:
-                if cancel is not None and cancel.is_set():
+                if cancel.is_set():
                     raise GenerationCancelled(
                         f'cancelled after {answer.tokens} generated token(s)') from None
                 retry_after = self._retry_delay(error, attempt, answer)
                 if retry_after is None:
                     raise self._generation_error(error, attempt, answer) from None
                 attempt += 1
-                if cancel is not None and cancel.wait(retry_after):
+                if cancel.wait(retry_after):
                     raise GenerationCancelled('cancelled while waiting to retry') from None
-                if cancel is None:
-                    time.sleep(retry_after)
         finished = answer.last_token_time or time.perf_counter()
         return RemoteCompletion(self._result(answer, request, prepared, preprocess_time, sent,
                                              finished), answer.prompt_token_ids)
@@ -723,11 +808,19 @@ class OpenAIBackend:
             with _CancelWatch(exchange, cancel):
                 response = exchange.send('POST', self._path('/chat/completions'), payload,
                                          self._headers(streaming=self.config.stream))
+                answer.responded = True
+                limit = _byte_limit(self.config.max_answer_chars)
                 if self.config.stream and _is_event_stream(response):
-                    for data in iter_sse_data(_lines(response, cancel)):
+                    for data in iter_sse_data(_lines(response, cancel, limit)):
                         answer.add_chunk(_json_chunk(data))
                 else:
-                    answer.add_response(_json_chunk(response.read().decode('utf-8')))
+                    body = response.read(limit + 1)
+                    if len(body) > limit:
+                        raise GenerationError(
+                            f'the server answered with more than {limit} bytes (for '
+                            f'max_answer_chars {self.config.max_answer_chars}) and the answer '
+                            'was dropped: lower max_new_tokens, or raise remote.max_answer_chars')
+                    answer.add_response(_json_chunk(_utf8(body)))
         except (OSError, http.client.HTTPException):
             if cancel is not None and cancel.is_set():
                 raise GenerationCancelled(
@@ -738,7 +831,7 @@ class OpenAIBackend:
         if cancel is not None and cancel.is_set():
             raise GenerationCancelled(f'cancelled after {answer.tokens} generated token(s)')
         if self.config.stream and answer.finish_reason is None:
-            raise http.client.IncompleteRead(b'', None)
+            raise _StreamCut()
 
     # Results and errors -------------------------------------------------------------------
 
@@ -779,15 +872,33 @@ class OpenAIBackend:
         return self.config.retry_backoff * (2 ** attempt)
 
     def _generation_error(self, error: Exception, attempt: int,
-                          answer: AnswerAccumulator) -> GenerationError:
+                          answer: AnswerAccumulator) -> ReasonError:
         tries = f' (after {attempt + 1} tries)' if attempt else ''
         if isinstance(error, _HttpStatusError):
             if error.status in (401, 403):
                 return GenerationError(self._redact(
                     f'{self.config.base_url} refused the request (HTTP {error.status}): '
                     f'{error.message}; {self._key_hint()}'))
+            if error.status == 400:
+                # The request itself is wrong (a prompt longer than the context, a bad value):
+                # the server's message names the numbers.
+                return InvalidRequestError(self._redact(
+                    f'{self.config.base_url} refused the request (HTTP 400): {error.message}'))
             return GenerationError(self._redact(
                 f'{self.config.base_url} answered HTTP {error.status}{tries}: {error.message}'))
+        if isinstance(error, _StreamCut):
+            return GenerationError(self._redact(
+                f'{self.config.base_url} answered, but its stream ended after '
+                f'{answer.tokens} token(s) without finishing{tries}: the server may have '
+                'crashed or dropped the request; check its log'))
+        if answer.responded and not answer.started:
+            if isinstance(error, (socket.timeout, TimeoutError)):
+                what = f'sent no text within the timeout ({self.config.timeout:g} s)'
+            else:
+                what = f'the connection broke before any text ({_describe(error)})'
+            return GenerationError(self._redact(
+                f'{self.config.base_url} answered, but {what}{tries}: the server may be busy '
+                'with a long prompt or stuck; check its log (or raise remote.timeout)'))
         if answer.started:
             return GenerationError(self._redact(
                 f'the connection to {self.config.base_url} broke after {answer.tokens} '
@@ -816,6 +927,9 @@ class OpenAIBackend:
         if self.config.api_key_env:
             return f"check the key in the environment variable '{self.config.api_key_env}'"
         return 'the server wants an API key: set api_key_env to the variable that holds it'
+
+    def _redact_status(self, status: ServerStatus) -> ServerStatus:
+        return dataclasses.replace(status, message=self._redact(status.message))
 
     def _redact(self, message: str) -> str:
         if self._api_key:
@@ -860,15 +974,34 @@ def _is_event_stream(response: http.client.HTTPResponse) -> bool:
     return 'text/event-stream' in (response.getheader('Content-Type') or '')
 
 
-def _lines(response: http.client.HTTPResponse,
-           cancel: Optional[threading.Event]) -> Iterator[bytes]:
+def _lines(response: http.client.HTTPResponse, cancel: Optional[threading.Event],
+           limit: int) -> Iterator[bytes]:
     while True:
         if cancel is not None and cancel.is_set():
             return
-        line = response.readline()
+        line = response.readline(limit + 1)
         if not line:
             return
+        if len(line) > limit:
+            raise GenerationError(
+                f'the server sent a line of more than {limit} bytes and the answer was dropped: '
+                'is base_url an OpenAI-compatible server? (or raise remote.max_answer_chars)')
         yield line
+
+
+def _byte_limit(max_chars: int) -> int:
+    """Bytes a body (or one stream line) may hold for an answer of max_chars characters:
+    4 bytes per character of UTF-8, plus room for the JSON around it."""
+    return 4 * max_chars + 65536
+
+
+def _utf8(data: bytes) -> str:
+    try:
+        return data.decode('utf-8')
+    except UnicodeDecodeError as error:
+        raise GenerationError(
+            f'the server sent bytes that are not UTF-8 ({error.reason} at byte {error.start}): '
+            'is base_url an OpenAI-compatible server?') from None
 
 
 def _json_chunk(data: str) -> Mapping[str, Any]:

@@ -350,6 +350,8 @@ class TransformersBackend:
                 with torch.inference_mode():
                     prepared = self.preprocess(request)
                     preprocess_time = time.perf_counter() - started
+                    check_context(prepared.prompt_tokens, request.sampling.max_new_tokens,
+                                  context_length(self._model.config))
                     if cancel is not None and cancel.is_set():
                         raise GenerationCancelled('cancelled before generation started')
                     output = self._forward(prepared, request.sampling, on_text, cancel)
@@ -509,6 +511,34 @@ class _Output:
     token_ids: List[int]
     time_to_first_token: float
     generation_time: float
+
+
+def context_length(model_config: Any) -> Optional[int]:
+    """Tokens the checkpoint's text model can attend to (max_position_embeddings), if known."""
+    text_config = getattr(model_config, 'text_config', None) or model_config
+    value = getattr(text_config, 'max_position_embeddings', None)
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
+def check_context(prompt_tokens: int, max_new_tokens: int, context: Optional[int]) -> None:
+    """Refuse a prompt that, with the tokens asked for, does not fit the model's context.
+
+    Prefill of an oversized prompt would hold the model for minutes and cannot be cancelled;
+    refusing it costs nothing.
+
+    Raises:
+        InvalidRequestError: prompt_tokens + max_new_tokens > context; the message names all
+            three numbers.
+    """
+    if context is None or prompt_tokens + max_new_tokens <= context:
+        return
+    if prompt_tokens >= context:
+        fix = 'shorten the task, or send fewer frames (max_frames) or smaller ones'
+    else:
+        fix = 'lower max_new_tokens, or send fewer frames (max_frames)'
+    raise InvalidRequestError(
+        f'the prompt takes {prompt_tokens} tokens (text and frames) and {max_new_tokens} new '
+        f'tokens were asked for, more than the model\'s context of {context} tokens: {fix}')
 
 
 def build_messages(request: GenerationRequest, *, is_video: bool) -> List[Dict[str, Any]]:
