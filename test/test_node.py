@@ -154,6 +154,14 @@ def _jpeg(width: int, height: int) -> bytes:
     return cv2.imencode('.jpg', np.zeros((height, width, 3), np.uint8))[1].tobytes()
 
 
+def _bomb(width: int = 30000, height: int = 30000) -> bytes:
+    """A JPEG of a few hundred bytes whose header declares width x height pixels."""
+    jpeg = _jpeg(16, 16)
+    start = jpeg.index(b'\xff\xc0')
+    return (jpeg[:start + 5] + height.to_bytes(2, 'big') + width.to_bytes(2, 'big')
+            + jpeg[start + 9:])
+
+
 @pytest.mark.parametrize('goal, code, words', [
     (make_goal('Anything', 'poem'), Result.INVALID_GOAL, 'unknown mode'),
     (make_goal('', 'trajectory'), Result.INVALID_GOAL, 'task'),
@@ -167,6 +175,16 @@ def _jpeg(width: int, height: int) -> bytes:
         CompressedImage(format='jpeg', data=_jpeg(64, 48)),
         CompressedImage(format='jpeg', data=_jpeg(80, 48))]),
      Result.INVALID_GOAL, 'different sizes'),
+    (make_goal('What is this?', compressed_images=[CompressedImage(format='jpeg',
+                                                                   data=_bomb())]),
+     Result.INVALID_GOAL, '30000x30000'),
+    (make_goal('What is this?', images=[_image(float(i), width=8, height=8)
+                                        for i in range(200)]),
+     Result.INVALID_GOAL, 'max_images'),
+    (make_goal('x' * 1_000_000), Result.INVALID_GOAL, 'max_task_chars'),
+    (make_goal('Is it safe?', max_new_tokens=1_000_000), Result.INVALID_GOAL, 'ceiling'),
+    (make_goal('Is it safe?', temperature=float('inf')), Result.INVALID_GOAL, 'temperature'),
+    (make_goal('Is it safe?', temperature=float('nan')), Result.INVALID_GOAL, 'temperature'),
 ])
 def test_bad_goals_end_with_a_clear_error_and_the_node_keeps_serving(graph, goal, code, words):
     result, _ = graph.ask(goal)
@@ -239,5 +257,30 @@ def test_a_model_that_does_not_load_fails_every_goal_with_the_load_error(tmp_pat
             result, _ = graph.ask(make_goal('Is it safe?'))
             assert result.error_code == Result.MODEL_LOAD_FAILED
             assert 'no-such-model' in result.message
+    finally:
+        graph.close()
+
+
+def test_a_decompression_bomb_on_the_camera_is_dropped_before_decoding(tiny_qwen3_checkpoint):
+    graph = Graph(tiny_qwen3_checkpoint, camera=False, compressed_input=True,
+                  max_source_pixels=640 * 480)
+    try:
+        assert graph.node.wait_until_loaded(TIMEOUT)
+        graph.images = graph.peer.create_publisher(CompressedImage, '/image/compressed',
+                                                   qos_profile_sensor_data)
+
+        def frames(data):
+            def messages():
+                now = graph.peer.get_clock().now().nanoseconds * 1e-9
+                return [CompressedImage(header=Header(stamp=to_time(now)), format='jpeg',
+                                        data=data)]
+            return messages
+
+        graph.wait_for_diagnostics('frames_invalid', 1, _publisher(graph, frames(_bomb())))
+        assert graph.node._window.stats.fill == 0
+        graph.wait_for_diagnostics('window_fill', 2, _publisher(graph, frames(_jpeg(64, 48))))
+        result, _ = graph.ask(make_goal('Is it safe?'))
+        assert result.error_code == Result.SUCCESS, result.message
+        assert (result.output.image_width, result.output.image_height) == (64, 48)
     finally:
         graph.close()

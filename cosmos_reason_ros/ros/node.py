@@ -29,7 +29,7 @@ from cosmos_reason_ros.core.errors import (
     Failure, GenerationCancelled, ModelLoadError, ModelNotReadyError, ReasonError,
     result_code_of)
 from cosmos_reason_ros.core.frames import FrameWindow, Offer
-from cosmos_reason_ros.core.images import to_rgb
+from cosmos_reason_ros.core.images import decode_image
 from cosmos_reason_ros.core.overlay import draw_overlay
 from cosmos_reason_ros.core.reasoner import Reasoner, ReasonOutcome, ReasonRequest
 from cosmos_reason_ros.core.scheduling import GoalScheduler
@@ -69,7 +69,8 @@ class ReasonNode(Node):
         self._model_state = 'loading'
         self._model_error = ''
         self._reasoner = Reasoner(self._backend, self._window, self._config.goals,
-                                  frame_wait_timeout=self._config.frame_wait_timeout)
+                                  frame_wait_timeout=self._config.frame_wait_timeout,
+                                  limits=self._config.limits)
         self._scheduler = GoalScheduler(self._config.concurrency_policy,
                                         slots=self._config.backend_settings.max_concurrent,
                                         max_queued=self._config.max_queued_goals)
@@ -183,15 +184,25 @@ class ReasonNode(Node):
                 f"dropping an image on '{self._image_sub.topic_name}': {error} "
                 f'({self._window.stats.invalid} dropped so far)', throttle_duration_sec=5.0)
             return
-        if offer in (Offer.KEPT, Offer.REWOUND):
+        if offer in (Offer.KEPT, Offer.REWOUND, Offer.RESIZED):
             self._stamp_filter.update(self._window.wanted_stamps())
         if offer is Offer.REWOUND:
             self.get_logger().warning(
                 f"stamps on '{self._image_sub.topic_name}' jumped back to {stamp:.3f} s "
                 '(bag loop or simulation reset): the frame window was cleared')
+        elif offer is Offer.RESIZED:
+            resize = self._window.last_resize
+            self.get_logger().warning(
+                f"the images on '{self._image_sub.topic_name}' changed size from "
+                f'{resize.previous[0]}x{resize.previous[1]} to {resize.size[0]}x{resize.size[1]}: '
+                'the frame window starts anew (a goal sees frames of one size)',
+                throttle_duration_sec=5.0)
 
     def _decode(self, raw: bytes):
-        return to_rgb(deserialize_message(raw, self._image_type))
+        # The declared size is checked before decoding; a JPEG decodes reduced for the window.
+        return decode_image(deserialize_message(raw, self._image_type),
+                            max_source_pixels=self._config.limits.max_source_pixels,
+                            target_pixels=self._config.window.max_pixels)
 
     # Goals --------------------------------------------------------------------------------
 
@@ -206,7 +217,8 @@ class ReasonNode(Node):
         request: Optional[ReasonRequest] = None
         try:
             self._check_model()
-            request = goal_to_request(goal_handle.request, self._config.window)
+            request = goal_to_request(goal_handle.request, self._config.window,
+                                      self._config.limits)
             ticket = self._scheduler.admit(cancel)
             if not ticket.wait():
                 raise GenerationCancelled('preempted by a newer goal' if ticket.preempted

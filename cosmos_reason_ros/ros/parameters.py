@@ -12,11 +12,12 @@ from rcl_interfaces.msg import (
 from rclpy.node import Node
 
 from cosmos_reason_ros.core.backends.factory import BACKENDS, BackendSettings
-from cosmos_reason_ros.core.config import GoalDefaults, ModelConfig, WindowConfig
+from cosmos_reason_ros.core.config import GoalDefaults, GoalLimits, ModelConfig, WindowConfig
 from cosmos_reason_ros.core.remote_config import FAMILIES, VIDEO_TRANSPORTS, RemoteConfig
 from cosmos_reason_ros.core.scheduling import Policy
 
 _REMOTE = RemoteConfig()
+_LIMITS = GoalLimits()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +65,13 @@ SPECS: Tuple[ParameterSpec, ...] = (
     ParameterSpec('remote.timeout', _REMOTE.timeout,
                   'Seconds to wait for the connection and for each next piece of the answer.',
                   range=(0.1, 3600.0)),
+    ParameterSpec('remote.request_deadline', _REMOTE.request_deadline,
+                  'Seconds a whole request may take (retries and a slow trickle of tokens '
+                  'included) before it is stopped and fails; 0: no deadline.',
+                  range=(0.0, 86400.0)),
+    ParameterSpec('remote.max_answer_chars', _REMOTE.max_answer_chars,
+                  'Most characters of answer (reasoning included) taken from the server; a '
+                  'longer answer fails instead of filling memory.', range=(1024, 67108864)),
     ParameterSpec('remote.max_retries', _REMOTE.max_retries,
                   'Retries after connection errors and HTTP 5xx/429, before any text arrived.',
                   range=(0, 10)),
@@ -101,6 +109,11 @@ SPECS: Tuple[ParameterSpec, ...] = (
     ParameterSpec('window.max_pixels', 640 * 360,
                   'Pixel budget per stored frame; larger camera images are downscaled.',
                   range=(1024, 16777216)),
+    ParameterSpec('window.jump_threshold', WindowConfig.jump_threshold,
+                  'A stamp this many seconds ahead of the newest frame is a jump, kept only when '
+                  'the next frame follows it (one stray stamp cannot take the window over); '
+                  'also the most a rewound timeline may advance between its first two frames.',
+                  range=(0.01, 3600.0)),
     ParameterSpec('window.dds_filter', True,
                   'Have the middleware deliver only the frames the window keeps (a content '
                   'filter on header.stamp, moved on with each kept frame), so a skipped frame '
@@ -117,6 +130,22 @@ SPECS: Tuple[ParameterSpec, ...] = (
                   range=(0.0, 1e9)),
     ParameterSpec('goal.max_new_tokens', 1024, 'Generation budget when the goal sets 0.',
                   range=(1, 32768)),
+    ParameterSpec('goal.max_new_tokens_limit', _LIMITS.max_new_tokens,
+                  'Ceiling on the max_new_tokens a goal may ask for (INVALID_GOAL above).',
+                  range=(1, 1048576)),
+    ParameterSpec('goal.max_task_chars', _LIMITS.max_task_chars,
+                  'Most characters of task, object name and choices together (INVALID_GOAL '
+                  'above).', range=(16, 1048576)),
+    ParameterSpec('goal.max_images', _LIMITS.max_images,
+                  'Most images a goal may carry (INVALID_GOAL above, checked before decoding); '
+                  "the goal's max_frames then picks among them.", range=(1, 4096)),
+    ParameterSpec('goal.time_limit', _LIMITS.time_limit,
+                  'Seconds a goal may run once it holds the model; it is then stopped and fails '
+                  'with GENERATION_FAILED. 0: no limit.', range=(0.0, 86400.0)),
+    ParameterSpec('max_source_pixels', _LIMITS.max_source_pixels,
+                  'Largest image (width x height, as its header declares it) decoded from the '
+                  'camera or a goal; larger ones are refused before decoding.',
+                  range=(1024, 1073741824)),
     ParameterSpec('goal.frame_wait_timeout', 2.0,
                   'Seconds a goal waits for a first frame (or its window_end) to arrive.',
                   range=(0.0, 600.0)),
@@ -150,6 +179,7 @@ class NodeConfig:
     diagnostics_period: float
     backend: str = 'transformers'
     remote: RemoteConfig = RemoteConfig()
+    limits: GoalLimits = GoalLimits()
 
     @property
     def backend_settings(self) -> BackendSettings:
@@ -177,12 +207,18 @@ def declare_node_config(node: Node, image_topic: str) -> NodeConfig:
         window=WindowConfig(
             target_fps=values['window.target_fps'], capacity=values['window.capacity'],
             max_duration=values['window.max_duration'], max_pixels=values['window.max_pixels'],
-            source=image_topic),
+            jump_threshold=values['window.jump_threshold'], source=image_topic),
         goals=GoalDefaults(
             window_duration=values['goal.window_duration'],
             max_frames=values['goal.max_frames'],
             max_frame_age=values['goal.max_frame_age'],
             max_new_tokens=values['goal.max_new_tokens']),
+        limits=GoalLimits(
+            max_task_chars=values['goal.max_task_chars'],
+            max_new_tokens=values['goal.max_new_tokens_limit'],
+            max_images=values['goal.max_images'],
+            max_source_pixels=values['max_source_pixels'],
+            time_limit=values['goal.time_limit']),
         frame_wait_timeout=values['goal.frame_wait_timeout'],
         compressed_input=values['compressed_input'],
         dds_frame_filter=values['window.dds_filter'],
