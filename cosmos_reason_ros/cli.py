@@ -18,7 +18,10 @@ from cosmos_reason_ros.core.backends import Backend
 from cosmos_reason_ros.core.backends.factory import (
     BACKENDS, TRANSFORMERS, BackendSettings, create_backend)
 from cosmos_reason_ros.core.config import GoalDefaults, ModelConfig, WindowConfig
-from cosmos_reason_ros.core.errors import ReasonError
+from cosmos_reason_ros.core.errors import InvalidRequestError, ReasonError
+from cosmos_reason_ros.core.evaluation.protocols import (
+    LETTER, PROTOCOLS, REASONING, Reason1Benchmark)
+from cosmos_reason_ros.core.evaluation.replay import ReplaySettings
 from cosmos_reason_ros.core.families import family_spec
 from cosmos_reason_ros.core.modes import Mode, ModelFamily
 from cosmos_reason_ros.core.parsing import parse_answer
@@ -128,10 +131,23 @@ def build_parser() -> argparse.ArgumentParser:
         'eval', help='score a model on a recorded bag or clip with labelled questions')
     evaluate.add_argument('source', nargs='?',
                           help="rosbag2 bag (folder, .mcap or .db3) or video clip; default: the "
-                               "question set's source (for a benchmark file: its video folder)")
-    evaluate.add_argument('--questions', required=True,
+                               "question set's source (for a benchmark file: its video folder); "
+                               'without --questions, a Reason1 benchmark folder (DATA with '
+                               '<dataset>/<dataset>_benchmark_qa_pairs.json). Relative to the '
+                               'current directory')
+    evaluate.add_argument('--questions',
                           help='question set (YAML, see examples/questions_sample.yaml) or a '
-                               'Cosmos-Reason1 benchmark file (JSON)')
+                               'Cosmos-Reason1 benchmark file (JSON); paths inside it are '
+                               "relative to the file's folder")
+    evaluate.add_argument('--protocol', choices=PROTOCOLS,
+                          help="reason1-benchmark: NVIDIA's Cosmos-Reason1 benchmark procedure "
+                               '(its prompt, sampling, answer extraction, retries of empty '
+                               'answers; accuracy pooled over all items)')
+    evaluate.add_argument('--answer-type', default=REASONING, choices=[REASONING, LETTER],
+                          help='with --protocol: the reasoning variant (<think>/<answer>, '
+                               "sampled; NVIDIA's default) or the letter variant (greedy)")
+    evaluate.add_argument('--max-retries', type=int, default=Reason1Benchmark.max_retries,
+                          help='with --protocol: extra attempts for an empty answer')
     evaluate.add_argument('--topic', help="image topic of the bag (default: the question set's, "
                                           'or the only image topic)')
     evaluate.add_argument('--out', default='eval_report',
@@ -150,6 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument('--max-frame-age', type=float, default=GoalDefaults.max_frame_age,
                           help='an item whose newest frame is older than this (a gap in the '
                                'recording) is an error')
+    evaluate.add_argument('--frame-age-warning', type=float,
+                          default=ReplaySettings.frame_age_warning,
+                          help='answers whose newest frame is older than this are flagged')
+    evaluate.add_argument('--window-memory', type=float,
+                          default=ReplaySettings.window_memory_mib, metavar='MIB',
+                          help='memory the window may use to hold the history items ask for '
+                               "(whole clips for 'all'); longer histories are truncated, and "
+                               'the report says so per item')
     evaluate.add_argument('--sample', action='store_true',
                           help='sample with the mode presets instead of greedy decoding')
     evaluate.add_argument('--seed', type=int, help='sampler seed (with --sample)')
@@ -188,9 +212,18 @@ def command_run(args: argparse.Namespace) -> int:
     for stamp, load in iter_media(args.media, folder_fps=args.fps):
         window.offer(stamp, load)
     span = window.stats.span
-    backend = _load_backend(args)
     defaults = GoalDefaults(window_duration=args.window or span + 1.0,
                             max_frames=args.max_frames, max_new_tokens=args.max_new_tokens)
+    # The frames the model would get must fit one request: say so before loading a model.
+    chosen = window.select(end=None, duration=defaults.window_duration,
+                           max_frames=defaults.max_frames, even=False)
+    sizes = sorted({frame.source_size for frame in chosen})
+    if len(sizes) > 1:
+        listed = ', '.join(f'{width}x{height}' for width, height in sizes)
+        raise InvalidRequestError(
+            f"the images in '{args.media}' have different sizes ({listed}): a model call takes "
+            'frames of one size; resize them to one size or pass one image')
+    backend = _load_backend(args)
     request = ReasonRequest(mode=Mode(args.mode), task=args.task, choices=tuple(args.choices),
                             object_name=args.object_name, reasoning=args.reasoning,
                             greedy=args.greedy, seed=args.seed)
@@ -203,23 +236,58 @@ def command_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def command_eval(args: argparse.Namespace) -> int:
-    """Replay the recording, ask every question, write the report; 130 after Ctrl-C."""
-    from cosmos_reason_ros.core.evaluation.questions import load_questions
-    from cosmos_reason_ros.core.evaluation.replay import ProgressBar, Replay, ReplaySettings
-    from cosmos_reason_ros.core.evaluation.report import write_report
-    from cosmos_reason_ros.core.evaluation.sources import open_source
+def eval_questions(args: argparse.Namespace):
+    """The question set `eval` runs: --questions, or the benchmark folder given as source.
 
-    questions = load_questions(args.questions, source=args.source, topic=args.topic)
-    if len(questions.sources()) == 1:
-        # One recording: a wrong path or topic is worth an error before loading the model.
-        open_source(*questions.sources()[0])
-    settings = ReplaySettings(
-        window=WindowConfig(target_fps=args.fps, max_pixels=args.max_pixels),
+    Raises:
+        InvalidRequestError: neither is given, or --protocol meets items it cannot score.
+    """
+    from cosmos_reason_ros.core.evaluation.questions import (
+        load_benchmark_folder, load_questions)
+
+    if args.questions:
+        questions = load_questions(args.questions, source=args.source, topic=args.topic)
+    elif args.source:
+        questions = load_benchmark_folder(args.source)
+    else:
+        raise InvalidRequestError(
+            'give --questions (a question set or a benchmark file), or a Reason1 benchmark '
+            'folder as the source')
+    if args.protocol and questions.format != 'cosmos_reason1_benchmark':
+        raise InvalidRequestError(
+            f"--protocol {args.protocol} scores Cosmos-Reason1 benchmark files; "
+            f"'{questions.path}' is a {questions.format} question set: leave --protocol out")
+    return questions
+
+
+def eval_settings(args: argparse.Namespace) -> ReplaySettings:
+    """The replay settings the options describe (a protocol fixes the frame rate)."""
+    protocol = None
+    if args.protocol:
+        protocol = Reason1Benchmark(answer_type=args.answer_type, max_retries=args.max_retries,
+                                    seed=Reason1Benchmark.seed if args.seed is None
+                                    else args.seed)
+    return ReplaySettings(
+        window=WindowConfig(target_fps=protocol.fps if protocol else args.fps,
+                            max_pixels=args.max_pixels),
         goals=GoalDefaults(window_duration=args.window, max_frames=args.max_frames,
                            max_frame_age=args.max_frame_age,
                            max_new_tokens=args.max_new_tokens),
-        greedy=not args.sample, seed=args.seed)
+        greedy=not args.sample, seed=args.seed, window_memory_mib=args.window_memory,
+        frame_age_warning=args.frame_age_warning, protocol=protocol)
+
+
+def command_eval(args: argparse.Namespace) -> int:
+    """Replay the recording, ask every question, write the report; 130 after Ctrl-C."""
+    from cosmos_reason_ros.core.evaluation.replay import ProgressBar, Replay
+    from cosmos_reason_ros.core.evaluation.report import write_report
+    from cosmos_reason_ros.core.evaluation.sources import open_source
+
+    questions = eval_questions(args)
+    if len(questions.sources()) == 1:
+        # One recording: a wrong path or topic is worth an error before loading the model.
+        open_source(*questions.sources()[0])
+    settings = eval_settings(args)
     try:
         backend = _load_backend(args)
     except KeyboardInterrupt:
@@ -229,13 +297,22 @@ def command_eval(args: argparse.Namespace) -> int:
     progress = None if args.quiet else ProgressBar(sys.stderr)
     run = Replay(backend, settings, on_result=progress).run(questions)
     path = write_report(run, args.out, pictures=not args.no_pictures)
+    for source in run.sources:
+        if source.note:
+            print(f'cosmos-reason: {source.to_dict()["path"]}: {source.note}', file=sys.stderr)
     summary = json.loads(path.read_text(encoding='utf-8'))['summary']
-    accuracy = summary['accuracy']
     print(json.dumps({'report': str(path), 'markdown': str(path.with_name('report.md')),
                       'complete': not run.interrupted, 'items': summary['items'],
                       'answered': summary['answered'], 'errors': summary['errors'],
-                      'accuracy': accuracy,
-                      'parse_success_rate': summary['parse']['success_rate']}, indent=2))
+                      'correct': summary['correct'], 'scored': summary['scored'],
+                      'accuracy': summary['accuracy'],
+                      'accuracy_interval': summary['accuracy_interval'],
+                      'accuracy_by_group': {
+                          group: {'correct': entry['correct'], 'scored': entry['scored'],
+                                  'accuracy': entry['accuracy']}
+                          for group, entry in summary['accuracy_by_group'].items()},
+                      'parse_success': summary['parse']['success'],
+                      'flags': summary['flags']}, indent=2))
     if run.interrupted:
         print('cosmos-reason: interrupted; the report holds the items done so far',
               file=sys.stderr)

@@ -10,7 +10,7 @@ from cosmos_reason_ros.core.evaluation.questions import AskTime, Expected, Quest
 from cosmos_reason_ros.core.evaluation.report import report_content
 from cosmos_reason_ros.core.evaluation.scoring import (
     box_iou, interval_iou, keyword_recall, mean_best_box_iou, mean_best_event_iou, percentiles,
-    resample_path, score_answer, summarize, trajectory_error)
+    rate, resample_path, score_answer, summarize, trajectory_error, wilson_interval)
 from cosmos_reason_ros.core.modes import Mode
 from cosmos_reason_ros.core.parsing import Box, Event, ParsedAnswer, ParseStatus, Trajectory
 
@@ -177,11 +177,16 @@ def test_summary_counts_accuracy_parse_rate_and_speed():
     assert (summary['scored'], summary['correct']) == (3, 1)
     assert summary['accuracy'] == pytest.approx(1 / 3)
     assert summary['accuracy_by_mode']['multiple_choice']['accuracy'] == 0.5
-    assert summary['accuracy_by_mode']['trajectory'] == {
-        'items': 2, 'answered': 1, 'scored': 1, 'correct': 0, 'accuracy': 0.0}
+    trajectory = summary['accuracy_by_mode']['trajectory']
+    assert trajectory.pop('accuracy_interval') == pytest.approx([0.0, 0.7935], abs=1e-4)
+    assert trajectory == {'items': 2, 'answered': 1, 'scored': 1, 'correct': 0,
+                          'accuracy': 0.0}
     assert summary['accuracy_by_mode']['caption']['accuracy'] is None
+    success = summary['parse'].pop('success')
+    assert (success['k'], success['n'], success['rate']) == (3, 4, 0.75)
     assert summary['parse'] == {'ok': 3, 'truncated': 0, 'failed': 1, 'not_run': 0,
                                 'success_rate': 0.75}
+    assert summary['accuracy_interval'] == pytest.approx([0.0615, 0.7923], abs=1e-4)
     assert summary['trajectory_error']['mean_px']['p50'] == 10.0
     assert summary['latency']['total']['p50'] == 2.5
     assert summary['latency']['total']['p95'] == pytest.approx(3.85)
@@ -227,3 +232,21 @@ def test_report_content_drops_measured_times_only():
     assert 'created' not in content and 'wall_time' not in content['run']
     assert 'timing' not in content['items'][0] and 'latency' not in content['summary']
     assert content['items'][0]['answer'] == report['items'][0]['answer']
+
+
+@pytest.mark.parametrize('successes, trials, low, high', [
+    (0, 3, 0.0, 0.5615),     # nothing right out of three still allows up to 56%
+    (3, 3, 0.4385, 1.0),
+    (8, 10, 0.4902, 0.9433),
+    (50, 100, 0.4038, 0.5962),
+])
+def test_every_rate_carries_a_95_percent_wilson_interval(successes, trials, low, high):
+    assert wilson_interval(successes, trials) == pytest.approx((low, high), abs=1e-4)
+    counted = rate(successes, trials)
+    assert (counted['k'], counted['n']) == (successes, trials)
+    assert counted['interval'] == pytest.approx([low, high], abs=1e-4)
+
+
+def test_a_rate_of_nothing_has_no_interval():
+    assert wilson_interval(0, 0) is None
+    assert rate(0, 0) == {'k': 0, 'n': 0, 'rate': None, 'interval': None}

@@ -415,9 +415,10 @@ def _label_of(item: dict, default: str) -> str:
 _DECORATION = '*_#>`"\' \t\n'
 _ONLY_LETTER = re.compile(r'\(?([A-Za-z])\)?[.:]?')
 _LEADING_LETTER = re.compile(r'(?:\(([A-Z])\)|([A-Z])[).:,])(?=\s|$)')
-_ANSWER_IS_LETTER = re.compile(
-    r'\banswer\s*(?:is|:)?\s*:?\s*(?:option\s+|choice\s+)?\(?([A-Z])\)?(?![A-Za-z])',
-    re.IGNORECASE)
+_STATED_LETTER = re.compile(
+    r"\b(?:(?:answer|option|choice)\s*(?:is|:)?|(?:it|that|this)\s+is|it's|would\s+be|"
+    r'choose|select|pick)\s*:?\s*'
+    r'(?:option\s+|choice\s+)?(\()?([A-Za-z])(\))?(?![A-Za-z])', re.IGNORECASE)
 _ANSWER_PREFIX = re.compile(r'(final\s+)?answer\s*:', re.IGNORECASE)
 _YES_NO = re.compile(r'(yes|no)\b', re.IGNORECASE)
 
@@ -426,9 +427,10 @@ def parse_choice(answer: str) -> str:
     """Find the option letter in a multiple-choice answer.
 
     Recognised: the answer is just a letter ('C', '(B)', 'b.'), starts with one ('(B) The car
-    stops', 'B. ...'), or says it ('Answer: C', 'The correct answer is (D) ...'). Markdown
-    emphasis is ignored. Only the whole-answer form accepts a lowercase letter, since 'a' and 'I'
-    are words elsewhere.
+    stops', 'B. ...'), or says it ('Answer: C', 'The correct answer is (D) ...', 'Option B',
+    'I think it is B.', 'I would choose C'). Markdown emphasis is ignored. A lowercase letter
+    counts only alone, in parentheses ('Answer: (b)') or ending the answer ('The answer is b'),
+    since 'a' is a word elsewhere ('The answer is a car').
 
     Args:
         answer: the final answer text.
@@ -443,9 +445,12 @@ def parse_choice(answer: str) -> str:
     leading = _LEADING_LETTER.match(text)
     if leading:
         return leading.group(1) or leading.group(2)
-    # IGNORECASE finds 'Answer:' and 'answer is'; the letter itself must be upper case.
-    stated = (m.group(1) for m in _ANSWER_IS_LETTER.finditer(text) if m.group(1).isupper())
-    return next(stated, '')
+    for stated in _STATED_LETTER.finditer(text):
+        opened, letter, closed = stated.groups()
+        at_end = not text[stated.end():].strip(_DECORATION + '.!')
+        if letter.isupper() or (opened and closed) or at_end:
+            return letter.upper()
+    return ''
 
 
 def parse_verdict(answer: str) -> str:

@@ -10,7 +10,7 @@ import time
 from typing import Callable, Optional, Sequence, Tuple
 
 from cosmos_reason_ros.core.backends.base import (
-    Backend, GenerationRequest, GenerationResult, StreamCallback)
+    Backend, GenerationRequest, GenerationResult, Prompt, Sampling, StreamCallback)
 from cosmos_reason_ros.core.config import GoalDefaults, GoalLimits
 from cosmos_reason_ros.core.deadline import DeadlineEvent
 from cosmos_reason_ros.core.errors import (
@@ -52,6 +52,10 @@ class ReasonRequest:
     greedy: bool = False
     frames: Tuple[Frame, ...] = ()
     """Frames to ask about instead of the window (images supplied with a goal)."""
+    prompt: Optional[Prompt] = None
+    """A prompt to send instead of the mode's template (an evaluation protocol's own)."""
+    sampling: Optional[Sampling] = None
+    """Decoding to use instead of the preset and the overrides above (a protocol's own)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,11 +132,12 @@ class Reasoner:
              cancel: threading.Event) -> ReasonOutcome:
         started = time.perf_counter()
         notify = on_stage or (lambda stage: None)
-        prompt = build_prompt(request.mode, family=self._backend.family, task=request.task,
-                              reasoning=request.reasoning, choices=request.choices,
-                              object_name=request.object_name)
+        prompt = request.prompt or build_prompt(
+            request.mode, family=self._backend.family, task=request.task,
+            reasoning=request.reasoning, choices=request.choices,
+            object_name=request.object_name)
         frames = self._frames_for(request, now, notify, cancel)
-        sampling = resolve_sampling(
+        sampling = request.sampling or resolve_sampling(
             sampling_preset(reasoning=request.reasoning,
                             max_new_tokens=self._defaults.max_new_tokens),
             greedy=request.greedy, temperature=request.temperature, top_p=request.top_p,

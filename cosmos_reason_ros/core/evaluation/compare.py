@@ -4,11 +4,18 @@ Items are matched by their source file name and id; a flip is an item right in o
 wrong in the other.
 """
 
+import collections
 import pathlib
 from typing import Any, Iterable
 
-from cosmos_reason_ros.core.evaluation.report import load_report
+from cosmos_reason_ros.core.evaluation.report import ReportError, load_report
+from cosmos_reason_ros.core.evaluation.scoring import wilson_interval
 
+_RATES = {
+    # metric label -> (successes, trials) paths into summary
+    'accuracy': (('correct',), ('scored',)),
+    'parse success rate': (('parse', 'ok'), ('answered',)),
+}
 _METRICS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     # (label, path into summary, higher is better)
     ('accuracy', ('accuracy',), True),
@@ -30,11 +37,20 @@ _METRICS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
 def compare_reports(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """What changed from report a to report b.
 
+    Rates (accuracy, parse success, per mode) carry their counts and 95% Wilson intervals; a
+    change whose intervals overlap is marked as within noise.
+
     Returns:
-        {'setup': [{'field', 'a', 'b'}], 'metrics': [{'metric', 'a', 'b', 'delta', 'better'}],
-        'flipped': [{'key', 'mode', 'a', 'b', 'change'}], 'parse_changed': [...],
-        'status_changed': [...], 'answers_changed': n, 'only_a': [...], 'only_b': [...]}
+        {'setup': [{'field', 'a', 'b'}], 'metrics': [{'metric', 'a', 'b', 'delta', 'better',
+        'count_a', 'count_b', 'note'}], 'flipped': [{'key', 'mode', 'a', 'b', 'change'}],
+        'parse_changed': [...], 'status_changed': [...], 'answers_changed': n,
+        'only_a': [...], 'only_b': [...]}
+
+    Raises:
+        ReportError: the reports were run on different recordings (their fingerprints differ),
+            or one repeats an item id, so items cannot be matched.
     """
+    _check_comparable(a, b)
     metrics = []
     modes = sorted(set(a['summary']['accuracy_by_mode']) | set(b['summary']['accuracy_by_mode']))
     paths = list(_METRICS) + [(f'accuracy: {mode}', ('accuracy_by_mode', mode, 'accuracy'), True)
@@ -47,8 +63,10 @@ def compare_reports(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         better = None
         if delta:
             better = (delta > 0) == higher_better
+        counts = [_counts(report['summary'], label) for report in (a, b)]
         metrics.append({'metric': label, 'a': value_a, 'b': value_b, 'delta': delta,
-                        'better': better})
+                        'better': better, 'count_a': counts[0], 'count_b': counts[1],
+                        'note': _noise_note(delta, *counts)})
     items_a, items_b = _by_key(a['items']), _by_key(b['items'])
     flipped, parse_changed, status_changed = [], [], []
     answers_changed = 0
@@ -85,6 +103,53 @@ def compare_reports(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _counts(summary: dict[str, Any], label: str) -> list[int] | None:
+    """[successes, trials] of a rate metric, None for other metrics."""
+    if label.startswith('accuracy: '):
+        entry = summary.get('accuracy_by_mode', {}).get(label[len('accuracy: '):])
+        return [entry['correct'], entry['scored']] if entry else None
+    if label not in _RATES:
+        return None
+    paths = _RATES[label]
+    values = [_get(summary, path) for path in paths]
+    return None if None in values else [int(value) for value in values]
+
+
+def _noise_note(delta: float | None, count_a: list[int] | None,
+                count_b: list[int] | None) -> str:
+    if not delta or not count_a or not count_b:
+        return ''
+    interval_a, interval_b = wilson_interval(*count_a), wilson_interval(*count_b)
+    if interval_a is None or interval_b is None:
+        return ''
+    if interval_a[0] <= interval_b[1] and interval_b[0] <= interval_a[1]:
+        return (f'within noise: 95% intervals {interval_a[0]:.0%}-{interval_a[1]:.0%} and '
+                f'{interval_b[0]:.0%}-{interval_b[1]:.0%} overlap (n = {count_a[1]}, '
+                f'{count_b[1]})')
+    return ''
+
+
+def _check_comparable(a: dict[str, Any], b: dict[str, Any]) -> None:
+    for name, report in (('A', a), ('B', b)):
+        repeated = sorted(key for key, count in collections.Counter(
+            _key(item) for item in report['items']).items() if count > 1)
+        if repeated:
+            raise ReportError(
+                f"report {name} repeats item id(s) {', '.join(repeated[:5])}: items cannot be "
+                'matched; rerun it with this version, which gives every item its own id')
+    prints_a, prints_b = _fingerprints(a), _fingerprints(b)
+    for name in prints_a.keys() & prints_b.keys():
+        if prints_a[name] != prints_b[name]:
+            raise ReportError(
+                f"the two runs read different data under the name '{name}' (fingerprints "
+                f'{prints_a[name]} and {prints_b[name]}): compare runs on the same recordings')
+
+
+def _fingerprints(report: dict[str, Any]) -> dict[str, Any]:
+    return {pathlib.PurePath(source.get('path', '')).name: source['fingerprint']
+            for source in report['run']['sources'] if source.get('fingerprint')}
+
+
 def compare_files(path_a: str | pathlib.Path, path_b: str | pathlib.Path) -> dict[str, Any]:
     """compare_reports() on two report.json files.
 
@@ -107,8 +172,10 @@ def render_comparison(comparison: dict[str, Any]) -> str:
     for metric in comparison['metrics']:
         mark = {True: ' (better)', False: ' (worse)', None: ''}[metric['better']]
         delta = '' if metric['delta'] is None else f"{metric['delta']:+.4g}{mark}"
-        lines.append(f"| {metric['metric']} | {_number(metric['a'])} | {_number(metric['b'])} "
-                     f'| {delta} |')
+        if metric.get('note'):
+            delta += f"; {metric['note']}"
+        lines.append(f"| {metric['metric']} | {_value(metric['a'], metric.get('count_a'))} | "
+                     f"{_value(metric['b'], metric.get('count_b'))} | {delta} |")
     lines += ['', f"## Items ({comparison['matched']} matched, "
                   f"{comparison['answers_changed']} with a different answer text)", '']
     if comparison['flipped']:
@@ -156,8 +223,12 @@ def _setup_changes(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]
     return changes
 
 
+def _key(item: dict[str, Any]) -> str:
+    return f"{pathlib.PurePath(item['source']).name}:{item['id']}"
+
+
 def _by_key(items: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {f"{pathlib.PurePath(item['source']).name}:{item['id']}": item for item in items}
+    return {_key(item): item for item in items}
 
 
 def _flatten(value: Any, prefix: str = '') -> dict[str, Any]:
@@ -179,6 +250,13 @@ def _get(data: Any, path: tuple[str, ...]) -> Any:
 
 def _number(value: Any) -> str:
     return 'n/a' if value is None else f'{value:.4g}'
+
+
+def _value(value: Any, counts: list[int] | None) -> str:
+    """A metric's value; a rate with its counts ('3/4 = 0.75')."""
+    if counts is None:
+        return _number(value)
+    return f'{counts[0]}/{counts[1]} = {_number(value)}'
 
 
 def _right(value: bool) -> str:

@@ -17,6 +17,8 @@ from cosmos_reason_ros.core.modes import Mode
 from cosmos_reason_ros.core.parsing import Box, Event, parse_timestamp
 from cosmos_reason_ros.core.prompts import MAX_CHOICES
 
+BENCHMARK_SUFFIX = '_benchmark_qa_pairs'
+"""Reason1 benchmark files are named `<dataset>_benchmark_qa_pairs.json`."""
 FORMAT_VERSION = 1
 """Version of the YAML question-set format this module reads."""
 DEFAULT_TOLERANCE = 0.1
@@ -122,6 +124,12 @@ class QuestionItem:
     tolerance: float = DEFAULT_TOLERANCE
     iou_threshold: float = DEFAULT_IOU_THRESHOLD
     expected: Expected = Expected()
+    group: str = ''
+    """Benchmark items: the dataset the item belongs to ('av', 'robovqa'); reports count
+    accuracy per group as well as pooled."""
+    choice_labels: tuple[str, ...] = ()
+    """Benchmark items: the option keys of the file ('A', 'B', ...) in choice order; the
+    benchmark procedure writes them into its prompt and compares the answer with them."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +151,9 @@ def load_questions(path: str | pathlib.Path, *, source: str | pathlib.Path | Non
                    topic: str | None = None) -> QuestionSet:
     """Load a YAML question set or a Cosmos-Reason1 benchmark file (JSON or JSON lines).
 
+    Paths given here (the command line's) are relative to the current directory; paths inside
+    the file are relative to the file's folder.
+
     Args:
         path: the file.
         source: replaces the bag or clip named in a YAML set; for a benchmark file, the folder
@@ -153,6 +164,8 @@ def load_questions(path: str | pathlib.Path, *, source: str | pathlib.Path | Non
         QuestionSetError: unreadable file, or items that do not validate (all are listed).
     """
     path = pathlib.Path(path)
+    if source is not None:
+        source = pathlib.Path(source).expanduser().resolve()
     try:
         text = path.read_text(encoding='utf-8')
     except OSError as error:
@@ -175,14 +188,18 @@ def parse_question_set(data: Any, path: str | pathlib.Path, *,
 
     Args:
         data: what yaml.safe_load returned.
-        path: the file it came from (for messages, and the folder relative paths start from).
-        source: replaces the set's (and every item's) source.
+        path: the file it came from (for messages, and the folder relative paths in it start
+            from).
+        source: replaces the set's (and every item's) source; a relative path is taken from
+            the current directory, not from the file's folder.
         topic: replaces the set's (and every item's) topic.
 
     Raises:
         QuestionSetError: every problem found, each naming its item.
     """
     path = pathlib.Path(path)
+    if source is not None:
+        source = pathlib.Path(source).expanduser().resolve()
     if not isinstance(data, dict):
         raise QuestionSetError(
             f"'{path}' must hold a mapping with 'source', 'topic' and 'items' (see "
@@ -257,8 +274,10 @@ def load_benchmark(path: str | pathlib.Path, *, media_root: str | pathlib.Path |
             raise QuestionSetError(f"cannot read benchmark file '{path}': {error}") from None
     entries = _benchmark_entries(path, text)
     root = pathlib.Path(media_root) if media_root is not None else path.parent
+    group = benchmark_dataset(path)
     problems: list[str] = []
     items: list[QuestionItem] = []
+    used: dict[str, int] = {}
     for number, entry in enumerate(entries, start=1):
         label = f'entry {number}'
         if not isinstance(entry, dict) or not isinstance(entry.get('video'), str):
@@ -269,7 +288,11 @@ def load_benchmark(path: str | pathlib.Path, *, media_root: str | pathlib.Path |
         pairs = pairs if isinstance(pairs, list) else [pairs]
         for pair_index, pair in enumerate(pairs):
             item_id = f'{pathlib.PurePosixPath(video).stem}#{pair_index}'
-            item, problem = _benchmark_item(pair, item_id, str((root / video).resolve()))
+            # Two entries for one video would share ids and collapse in `compare`.
+            used[item_id] = used.get(item_id, 0) + 1
+            if used[item_id] > 1:
+                item_id = f'{item_id}-{used[item_id]}'
+            item, problem = _benchmark_item(pair, item_id, str((root / video).resolve()), group)
             if problem:
                 problems.append(f'{label} ({video}), question {pair_index}: {problem}')
             elif item is not None:
@@ -490,7 +513,45 @@ def _benchmark_entries(path: pathlib.Path, text: str) -> list:
     return data
 
 
-def _benchmark_item(pair: Any, item_id: str, video: str) -> tuple[QuestionItem | None, str]:
+def benchmark_dataset(path: str | pathlib.Path) -> str:
+    """The dataset a benchmark file is about: 'av' for 'av_benchmark_qa_pairs.json'."""
+    stem = pathlib.Path(path).stem
+    return stem[:-len(BENCHMARK_SUFFIX)] if stem.endswith(BENCHMARK_SUFFIX) else stem
+
+
+def find_benchmark_files(folder: str | pathlib.Path) -> list[pathlib.Path]:
+    """The `<dataset>/<dataset>_benchmark_qa_pairs.json` files of a Reason1 benchmark folder
+    (sorted by dataset; the folder itself may be one dataset's folder)."""
+    folder = pathlib.Path(folder)
+    found = [folder / f'{folder.name}{BENCHMARK_SUFFIX}.json']
+    found += [child / f'{child.name}{BENCHMARK_SUFFIX}.json'
+              for child in sorted(folder.iterdir()) if child.is_dir()] if folder.is_dir() else []
+    return [path for path in found if path.is_file()]
+
+
+def load_benchmark_folder(folder: str | pathlib.Path) -> QuestionSet:
+    """Every dataset of a Reason1 benchmark folder (`DATA/<dataset>/<dataset>_benchmark_qa_
+    pairs.json`, clips beside each file) as one question set, each item in its dataset's group.
+
+    Raises:
+        QuestionSetError: no benchmark file in the folder, or files that do not validate.
+    """
+    folder = pathlib.Path(folder).expanduser().resolve()
+    files = find_benchmark_files(folder)
+    if not files:
+        raise QuestionSetError(
+            f"'{folder}' holds no Reason1 benchmark: expected "
+            f'<dataset>/<dataset>{BENCHMARK_SUFFIX}.json files (e.g. av/av{BENCHMARK_SUFFIX}'
+            '.json) with their clips/ folders, as NVIDIA\'s download unpacks them')
+    items: list[QuestionItem] = []
+    for path in files:
+        items += load_benchmark(path).items
+    return QuestionSet(name=folder.name, path=str(folder), items=tuple(items),
+                       format='cosmos_reason1_benchmark')
+
+
+def _benchmark_item(pair: Any, item_id: str, video: str,
+                    group: str = '') -> tuple[QuestionItem | None, str]:
     if not isinstance(pair, dict):
         return None, "qa_pairs must be an object with 'question', 'index2ans' and 'answer'"
     question = str(pair.get('question') or '').strip()
@@ -499,14 +560,16 @@ def _benchmark_item(pair: Any, item_id: str, video: str) -> tuple[QuestionItem |
     if not question or not isinstance(options, dict) or not 2 <= len(options) <= MAX_CHOICES:
         return None, f"needs 'question' and 'index2ans' with 2 to {MAX_CHOICES} options"
     keys = [str(key) for key in options]
-    if answer not in keys:
+    # NVIDIA's evaluator compares answers with the key ignoring case.
+    matching = [index for index, key in enumerate(keys) if key.lower() == answer.lower()]
+    if len(matching) != 1:
         return None, f'answer {answer!r} is not one of the index2ans keys {keys}'
-    letter = chr(ord('A') + keys.index(answer))
+    letter = chr(ord('A') + matching[0])
     item = QuestionItem(
         id=item_id, source=video, topic='', time=AskTime(at_end=True),
         mode=Mode.MULTIPLE_CHOICE, task=question,
         choices=tuple(str(text) for text in options.values()), window_duration=math.inf,
-        expected=Expected(choice=letter))
+        expected=Expected(choice=letter), group=group, choice_labels=tuple(keys))
     return item, ''
 
 
@@ -616,11 +679,14 @@ def item_settings(item: QuestionItem) -> Mapping[str, Any]:
         'window_duration': 'all' if math.isinf(item.window_duration) else item.window_duration,
         'max_frames': item.max_frames, 'max_new_tokens': item.max_new_tokens,
         'tolerance': item.tolerance, 'iou_threshold': item.iou_threshold,
+        **({'group': item.group} if item.group else {}),
+        **({'choice_labels': list(item.choice_labels)} if item.choice_labels else {}),
     }
 
 
 __all__ = [
     'AskTime', 'DEFAULT_IOU_THRESHOLD', 'DEFAULT_TOLERANCE', 'Expected', 'FORMAT_VERSION',
     'QuestionItem', 'QuestionSet', 'QuestionSetError', 'expected_to_dict', 'item_settings',
-    'load_benchmark', 'load_questions', 'parse_question_set',
+    'benchmark_dataset', 'find_benchmark_files', 'load_benchmark', 'load_benchmark_folder',
+    'load_questions', 'parse_question_set',
 ]

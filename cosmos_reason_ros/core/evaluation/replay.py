@@ -10,7 +10,7 @@ import math
 import sys
 import threading
 import time
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, Callable, Iterator, Sequence, TextIO
 
 import numpy as np
 
@@ -18,10 +18,12 @@ from cosmos_reason_ros.core.backends.base import Backend, Prompt
 from cosmos_reason_ros.core.config import GoalDefaults, WindowConfig
 from cosmos_reason_ros.core.errors import (
     Failure, InvalidRequestError, ReasonError, failure_of)
+from cosmos_reason_ros.core.evaluation.protocols import Reason1Benchmark, full_output
 from cosmos_reason_ros.core.evaluation.questions import QuestionItem, QuestionSet
 from cosmos_reason_ros.core.evaluation.scoring import Score, score_answer
-from cosmos_reason_ros.core.evaluation.sources import FrameSource, SourceFrame, open_source
-from cosmos_reason_ros.core.frames import FrameWindow
+from cosmos_reason_ros.core.evaluation.sources import (
+    FrameSource, SourceFrame, check_stamps, open_source)
+from cosmos_reason_ros.core.frames import FrameWindow, Offer
 from cosmos_reason_ros.core.parsing import ParsedAnswer
 from cosmos_reason_ros.core.prompts import build_prompt
 from cosmos_reason_ros.core.reasoner import Reasoner, ReasonOutcome, ReasonRequest
@@ -31,6 +33,7 @@ TIME_EPSILON = 1e-6
 ANSWERED = 'answered'
 ERROR = 'error'
 NOT_RUN = 'not_run'
+BYTES_PER_PIXEL = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,18 +46,48 @@ class ReplaySettings:
     """Greedy decoding: the same recording and questions give the same answers."""
     seed: int | None = None
     """Sampler seed when greedy is off."""
+    window_memory_mib: float = 1024.0
+    """Offline, the window grows to hold what the items ask for (a whole clip for `all`), up to
+    this much memory for its stored frames; an item asking for more is marked truncated."""
+    frame_age_warning: float = 0.5
+    """Answered items whose newest frame is older than this (seconds before the asking time)
+    are flagged in the report; beyond max_frame_age they are not asked at all."""
+    protocol: Reason1Benchmark | None = None
+    """A published procedure to follow instead of the node's prompts (benchmark items)."""
 
     @property
     def end_tolerance(self) -> float:
         """An item this many seconds after the last frame still counts as asked at the end."""
         return 1.0 / self.window.target_fps
 
+    @property
+    def frame_bound(self) -> int:
+        """Most frames the offline window may hold: window_memory_mib of stored frames."""
+        frame_bytes = self.window.max_pixels * BYTES_PER_PIXEL
+        return max(1, int(self.window_memory_mib * 2**20 // frame_bytes))
+
+    def sized_window(self, items: Sequence[QuestionItem]) -> WindowConfig:
+        """The node's window, stretched to hold the longest history the items ask for, up to
+        frame_bound frames; never smaller than the node's own."""
+        window = self.window
+        longest = max((item.window_duration or self.goals.window_duration for item in items),
+                      default=0.0)
+        wanted = (self.frame_bound if math.isinf(longest)
+                  else math.ceil(longest * window.target_fps) + 1)
+        return dataclasses.replace(
+            window, capacity=max(window.capacity, min(wanted, self.frame_bound)),
+            max_duration=max(window.max_duration, longest))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings for the report."""
         window = dataclasses.asdict(self.window)
         window.pop('source')
         return {'window': window, 'goals': dataclasses.asdict(self.goals),
-                'greedy': self.greedy, 'seed': self.seed}
+                'greedy': self.greedy, 'seed': self.seed,
+                'window_bound': {'memory_mib': self.window_memory_mib,
+                                 'frames': self.frame_bound},
+                'frame_age_warning': self.frame_age_warning,
+                'protocol': self.protocol.to_dict() if self.protocol else None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +134,15 @@ class ItemResult:
     """Live: bag seconds between the item's time and sending its goal (late when the goal
     before it was still running)."""
     decode_tokens_per_second: float | None = None
+    frame_age: float | None = None
+    """Seconds from the log time of the newest frame the model saw to the asking time."""
+    window: dict[str, Any] | None = None
+    """What history the item asked for and got: duration, frames in that range, frames the
+    window held, frames the model saw, and whether the window's bound truncated it."""
+    attempts: int = 1
+    """Generations run for the item (a protocol retries empty answers)."""
+    protocol_answer: str | None = None
+    """The answer letter the protocol extracted (None without a protocol)."""
     score: Score | None = None
     image: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
     """The last frame the model saw (as stored by the window), for the report's picture."""
@@ -119,6 +161,11 @@ class SourceSummary:
     decode_errors: int = 0
     first_decode_error: str = ''
     error: str = ''
+    stamps: str = 'header'
+    """Which time the window sorted frames by: 'header' stamps, or 'log' time when the header
+    stamps did not advance."""
+    note: str = ''
+    """Said once per source: why the stamps were replaced."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for the report."""
@@ -126,7 +173,8 @@ class SourceSummary:
                 'last_offset': self.last_offset,
                 'image_sizes': [list(size) for size in sorted(self.image_sizes)],
                 'window': self.window, 'decode_errors': self.decode_errors,
-                'first_decode_error': self.first_decode_error, 'error': self.error}
+                'first_decode_error': self.first_decode_error, 'error': self.error,
+                'stamps': self.stamps, 'note': self.note}
 
 
 @dataclasses.dataclass
@@ -194,8 +242,20 @@ def item_request(item: QuestionItem, settings: ReplaySettings,
         greedy=settings.greedy, seed=settings.seed)
 
 
-def item_prompt(item: QuestionItem, backend: Backend) -> Prompt | None:
+def protocol_request(item: QuestionItem, protocol: Reason1Benchmark, window_end: float,
+                     max_frames: int, attempt: int) -> ReasonRequest:
+    """The request of one attempt under a protocol: its prompt and decoding, every frame."""
+    return ReasonRequest(
+        mode=item.mode, task=item.task, choices=item.choices,
+        window_duration=item.window_duration, max_frames=max_frames, window_end=window_end,
+        prompt=protocol.prompt(item), sampling=protocol.sampling(attempt))
+
+
+def item_prompt(item: QuestionItem, backend: Backend,
+                protocol: Reason1Benchmark | None = None) -> Prompt | None:
     """The prompt the item sends to this backend's family (None if the item is invalid)."""
+    if protocol is not None:
+        return protocol.prompt(item)
     try:
         return build_prompt(item.mode, family=backend.family, task=item.task,
                             reasoning=item.reasoning, choices=item.choices,
@@ -230,6 +290,7 @@ class Replay:
         self._cancel = threading.Event()
         self._done = 0
         self._total = 0
+        self._asking: int | None = None
 
     def run(self, questions: QuestionSet) -> RunResult:
         """Ask every item; errors are recorded per item and the run goes on.
@@ -253,9 +314,11 @@ class Replay:
             interrupted = True
         for index, item in indexed:
             if index not in results:
+                when = ('while this item was being answered; its partial answer was discarded'
+                        if index == self._asking else 'before this item was asked')
                 results[index] = ItemResult(
                     index=index, item=item, status=NOT_RUN, error_code=Failure.INTERRUPTED,
-                    error='the run was interrupted (Ctrl-C) before this item was asked')
+                    error=f'the run was interrupted (Ctrl-C) {when}')
         return RunResult(
             question_set=questions, results=[results[i] for i, _ in indexed], sources=sources,
             model=describe_backend(self._backend), settings=self._settings.to_dict(),
@@ -272,11 +335,12 @@ class Replay:
                 self._record(results, ItemResult(index=index, item=item, status=ERROR,
                                                  error_code=Failure.SOURCE, error=str(error)))
             return SourceSummary(description={'path': path, 'topic': topic}, error=str(error))
-        run = _SourceRun(source, self._settings, self._backend, self._cancel)
+        run = _SourceRun(source, self._settings, self._backend, self._cancel,
+                         [item for _, item in group])
         timed = sorted((item.time.resolve(source.start, math.inf), index, item)
                        for index, item in group if not item.time.at_end)
         at_end = [(index, item) for index, item in group if item.time.at_end]
-        frames = iter(source.frames())
+        frames = iter(run.frames())
         while True:
             try:
                 frame = next(frames)
@@ -286,14 +350,21 @@ class Replay:
                 return self._unreadable(run, timed, at_end, error, results)
             while timed and timed[0][0] < frame.bag_time - TIME_EPSILON:
                 bag_time, index, item = timed.pop(0)
-                self._record(results, run.ask(index, item, bag_time, upcoming=frame))
+                self._ask(results, run, index, item, bag_time, upcoming=frame)
             run.offer(frame)
         for bag_time, index, item in timed:
-            self._record(results, run.ask(index, item, bag_time, upcoming=None))
+            self._ask(results, run, index, item, bag_time, upcoming=None)
         for index, item in at_end:
             bag_time = run.newest.bag_time if run.newest else source.start
-            self._record(results, run.ask(index, item, bag_time, upcoming=None))
+            self._ask(results, run, index, item, bag_time, upcoming=None)
         return run.summary()
+
+    def _ask(self, results: dict[int, ItemResult], run: '_SourceRun', index: int,
+             item: QuestionItem, bag_time: float, *, upcoming: SourceFrame | None) -> None:
+        self._asking = index
+        result = run.ask(index, item, bag_time, upcoming=upcoming)
+        self._asking = None
+        self._record(results, result)
 
     def _unreadable(self, run: '_SourceRun', timed: list, at_end: list, error: Exception,
                     results: dict[int, ItemResult]) -> SourceSummary:
@@ -319,20 +390,35 @@ class _SourceRun:
     """The state of one recording's replay: its window, reasoner and what was seen so far."""
 
     def __init__(self, source: FrameSource, settings: ReplaySettings, backend: Backend,
-                 cancel: threading.Event):
+                 cancel: threading.Event, items: Sequence[QuestionItem]):
         self.source = source
         self.settings = settings
         self.backend = backend
         self.cancel = cancel
         self.name = source.topic or source.path
-        self.window = FrameWindow(dataclasses.replace(settings.window, source=self.name))
+        self.window = FrameWindow(dataclasses.replace(settings.sized_window(items),
+                                                      source=self.name))
         # frame_wait_timeout 0: offline, every frame up to the item's time is already offered.
         self.reasoner = Reasoner(backend, self.window, settings.goals)
         self.first: SourceFrame | None = None
         self.newest: SourceFrame | None = None
         self.summary_data = SourceSummary(description=source.describe())
         self._bag_time_of: dict[float, float] = {}
+        self._kept: list[float] = []
+        """Stamps of every frame kept since the last stamp jump back: what an unbounded
+        window would hold, to tell when the real one truncated an item's history."""
         self._feed_mark = time.perf_counter()
+
+    def frames(self) -> Iterator[SourceFrame]:
+        """The source's frames; on log time when its header stamps do not advance."""
+        note = check_stamps(self.source)
+        if not note:
+            return self.source.frames()
+        self.summary_data.stamps = 'log'
+        self.summary_data.note = note
+        return (dataclasses.replace(frame, stamp=frame.bag_time,
+                                    stamp_ns=round(frame.bag_time * 1e9))
+                for frame in self.source.frames())
 
     def offer(self, frame: SourceFrame) -> None:
         """Offer one frame to the window, as the node's image callback does."""
@@ -348,11 +434,16 @@ class _SourceRun:
             return image
 
         try:
-            self.window.offer(frame.stamp, convert, frame.frame_id)
+            offer = self.window.offer(frame.stamp, convert, frame.frame_id)
         except Exception as error:  # noqa: BLE001 - a corrupt frame is counted, as by the node
             summary.decode_errors += 1
             summary.first_decode_error = summary.first_decode_error or (
                 f'frame at {frame.bag_time - self.source.start:.3f} s: {error}')
+            return
+        if offer is Offer.REWOUND:
+            self._kept = [frame.stamp]
+        elif offer is Offer.KEPT:
+            self._kept.append(frame.stamp)
 
     def ask(self, index: int, item: QuestionItem, bag_time: float, *,
             upcoming: SourceFrame | None) -> ItemResult:
@@ -366,9 +457,10 @@ class _SourceRun:
         """
         feed_time = time.perf_counter() - self._feed_mark
         start = self.source.start
+        protocol = self.settings.protocol
         base = ItemResult(index=index, item=item, status=ERROR, bag_time=bag_time,
                           offset=bag_time - start, feed_time=feed_time,
-                          prompt=item_prompt(item, self.backend))
+                          prompt=item_prompt(item, self.backend, protocol))
         first = self.first or upcoming
         code, message = check_ask_time(
             bag_time, first=first.bag_time if first else None,
@@ -383,17 +475,82 @@ class _SourceRun:
             return self._finish(dataclasses.replace(
                 base, error_code=Failure.NO_FRAMES,
                 error=f'no frame on {self.name!r} could be decoded up to this time'))
-        base = dataclasses.replace(base, window_end=window_end)
+        # The staleness the node would check, measured from the frame the model gets.
+        frame_age = bag_time - self._bag_time_of.get(window_end, bag_time)
+        base = dataclasses.replace(base, window_end=window_end, frame_age=frame_age)
+        max_age = self.settings.goals.max_frame_age
+        if frame_age > max_age:
+            return self._finish(dataclasses.replace(
+                base, error_code=Failure.STALE_FRAMES, error=(
+                    f'asks at {bag_time - start:.3f} s, but the newest frame the model would '
+                    f'get is from {bag_time - frame_age - start:.3f} s (stamp '
+                    f'{window_end:.3f}), {frame_age:.2f} s earlier: more than max_frame_age '
+                    f'({max_age:g} s); the frames after it were skipped or undecodable')))
         try:
-            outcome = self.reasoner.run(item_request(item, self.settings, window_end),
-                                        cancel=self.cancel)
+            outcome, letter, attempts = self._run(item, window_end)
         except ReasonError as error:
             return self._finish(dataclasses.replace(
                 base, error_code=failure_of(error), error=str(error)))
         except Exception as error:  # noqa: BLE001 - as in the node: one item fails, not the run
             return self._finish(dataclasses.replace(
                 base, error_code=failure_of(error), error=f'internal error: {error!r}'))
-        return self._finish(self._answered(base, item, outcome))
+        answered = self._answered(base, item, outcome)
+        answered = dataclasses.replace(
+            answered, window=self._window_facts(item, window_end, len(outcome.frames)),
+            attempts=attempts)
+        if protocol is not None:
+            answered = dataclasses.replace(
+                answered, protocol_answer=letter, score=Score(
+                    'choice', protocol.is_correct(letter, item),
+                    detail='' if letter else (
+                        f'no answer letter after {attempts} attempt(s) '
+                        f'({protocol.answer_type} procedure)')))
+        return self._finish(answered)
+
+    def _run(self, item: QuestionItem,
+             window_end: float) -> tuple[ReasonOutcome, str | None, int]:
+        """Ask the item; under a protocol, again while its extracted answer is empty."""
+        protocol = self.settings.protocol
+        if protocol is None:
+            request = item_request(item, self.settings, window_end)
+            return self.reasoner.run(request, cancel=self.cancel), None, 1
+        attempt = 0
+        while True:
+            request = protocol_request(item, protocol, window_end,
+                                       self.window.config.capacity, attempt)
+            outcome = self.reasoner.run(request, cancel=self.cancel)
+            generation = outcome.generation
+            letter = protocol.extract(full_output(generation.text, generation.reasoning))
+            if letter or attempt >= protocol.max_retries:
+                return outcome, letter, attempt + 1
+            attempt += 1
+
+    def _window_facts(self, item: QuestionItem, window_end: float, seen: int) -> dict[str, Any]:
+        """What history the item asked for and what the window could give it."""
+        duration = item.window_duration or self.settings.goals.window_duration
+        in_range = [stamp for stamp in self._kept
+                    if window_end - duration < stamp <= window_end + TIME_EPSILON]
+        held = self.window.select(end=window_end, duration=duration, max_frames=10**9,
+                                  even=False)
+        config = self.window.config
+        facts: dict[str, Any] = {
+            'duration': 'all' if math.isinf(duration) else duration,
+            'max_frames': (config.capacity if self.settings.protocol
+                           else item.max_frames or self.settings.goals.max_frames),
+            'frames_in_range': len(in_range), 'frames_held': len(held), 'frames_seen': seen,
+            'bound': {'frames': config.capacity,
+                      'seconds': None if math.isinf(config.max_duration)
+                      else config.max_duration},
+            'truncated': len(held) < len(in_range), 'note': ''}
+        if facts['truncated']:
+            start = self.source.start
+            first_asked = self._bag_time_of.get(in_range[0], in_range[0]) - start
+            first_held = self._bag_time_of.get(held[0].stamp, held[0].stamp) - start
+            facts['note'] = (
+                f'truncated: the window held {len(held)} of the {len(in_range)} frames this '
+                f'item asks for (bound {config.capacity} frames; raise --window-memory), so '
+                f'the model saw from {first_held:.3f} s, not from {first_asked:.3f} s')
+        return facts
 
     def _answered(self, base: ItemResult, item: QuestionItem,
                   outcome: ReasonOutcome) -> ItemResult:
@@ -483,5 +640,5 @@ def run_replay(questions: QuestionSet, backend: Backend,
 __all__ = [
     'ANSWERED', 'ERROR', 'ItemResult', 'NOT_RUN', 'ProgressBar', 'ProgressCallback', 'Replay',
     'ReplaySettings', 'RunResult', 'SourceSummary', 'TIME_EPSILON', 'check_ask_time',
-    'describe_backend', 'item_prompt', 'item_request', 'run_replay',
+    'describe_backend', 'item_prompt', 'item_request', 'protocol_request', 'run_replay',
 ]

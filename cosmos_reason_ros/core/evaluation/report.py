@@ -17,7 +17,7 @@ import numpy as np
 
 from cosmos_reason_ros.core.evaluation.questions import expected_to_dict, item_settings
 from cosmos_reason_ros.core.evaluation.replay import ANSWERED, ItemResult, RunResult
-from cosmos_reason_ros.core.evaluation.scoring import summarize
+from cosmos_reason_ros.core.evaluation.scoring import summarize, wilson_interval
 from cosmos_reason_ros.core.overlay import draw_overlay
 from cosmos_reason_ros.core.parsing import ParsedAnswer, Trajectory
 
@@ -43,7 +43,9 @@ def build_report(run: RunResult, *, images: dict[int, str] | None = None) -> dic
         images: per item index, the picture's path relative to the report folder.
     """
     images = images or {}
-    items = [item_record(result, image=images.get(result.index)) for result in run.results]
+    warning = run.settings.get('frame_age_warning')
+    items = [item_record(result, image=images.get(result.index), frame_age_warning=warning)
+             for result in run.results]
     prompts = [result.prompt for result in run.results if result.prompt is not None]
     digest = hashlib.sha256(json.dumps(
         [[prompt.system, prompt.user] for prompt in prompts]).encode()).hexdigest()[:16]
@@ -68,8 +70,15 @@ def build_report(run: RunResult, *, images: dict[int, str] | None = None) -> dic
     }
 
 
-def item_record(result: ItemResult, *, image: str | None = None) -> dict[str, Any]:
-    """One item of report.json."""
+def item_record(result: ItemResult, *, image: str | None = None,
+                frame_age_warning: float | None = None) -> dict[str, Any]:
+    """One item of report.json.
+
+    Args:
+        result: the item's result.
+        image: its picture's path relative to the report folder.
+        frame_age_warning: flag (`stale_flag`) an answer whose newest frame is older than this.
+    """
     item = result.item
     answered = result.status == ANSWERED
     record: dict[str, Any] = {
@@ -86,7 +95,14 @@ def item_record(result: ItemResult, *, image: str | None = None) -> dict[str, An
         'error': result.error,
         'expected': expected_to_dict(item.expected),
         'answer': _answer_record(result.parsed, result.raw_text) if answered else None,
+        'protocol_answer': result.protocol_answer,
+        'attempts': result.attempts,
         'score': _score_record(result) if answered else None,
+        'frame_age': _rounded(result.frame_age),
+        'stale_flag': bool(answered and frame_age_warning is not None
+                           and result.frame_age is not None
+                           and result.frame_age > frame_age_warning),
+        'window': result.window,
         'frames': {
             'count': len(result.frame_stamps), 'stamps': list(result.frame_stamps),
             'window_offset': _rounded(result.window_offset),
@@ -290,16 +306,27 @@ def _run_rows(report: dict[str, Any]) -> list[list[str]]:
         if source.get('error'):
             facts = source['error']
         rows.append(['source', f"{source.get('path', '')} ({facts})"])
+        if source.get('note'):
+            rows.append(['note', source['note']])
     rows.append(['model', f"{model.get('id', '')} ({model.get('family', '')}, "
                           f"{model.get('device', '')}, {model.get('dtype', '')})"])
     rows.append(['run', f"{run['kind']}, {report['created']}"])
     window = settings.get('window', {})
     goals = settings.get('goals', {})
     decoding = 'greedy' if settings.get('greedy') else f"sampling, seed {settings.get('seed')}"
+    bound = settings.get('window_bound') or {}
+    protocol = settings.get('protocol')
+    if protocol:
+        decoding = (f"protocol {protocol['name']} ({protocol['answer_type']}, seed "
+                    f"{protocol['seed']}, up to {protocol['max_retries']} retries of empty "
+                    'answers)')
     rows.append(['settings', (
         f"{decoding}; window {window.get('target_fps')} fps, {window.get('max_pixels')} px per "
-        f"frame; items that set none: {goals.get('window_duration')} s, up to "
-        f"{goals.get('max_frames')} frames, {goals.get('max_new_tokens')} new tokens")])
+        f"frame, up to {bound.get('frames', window.get('capacity'))} frames held; items that "
+        f"set none: {goals.get('window_duration')} s, up to {goals.get('max_frames')} frames, "
+        f"{goals.get('max_new_tokens')} new tokens; max_frame_age "
+        f"{goals.get('max_frame_age')} s (answers with older frames flagged above "
+        f"{settings.get('frame_age_warning')} s)")])
     rows.append(['prompt digest', f"`{run['prompt_digest']}`"])
     return rows
 
@@ -307,9 +334,17 @@ def _run_rows(report: dict[str, Any]) -> list[list[str]]:
 def _summary_rows(summary: dict[str, Any], run: dict[str, Any]) -> list[list[str]]:
     rows = [['items', (f"{summary['items']} (answered {summary['answered']}, errors "
                        f"{summary['errors']}, not run {summary['not_run']})")],
-            ['accuracy', _count_ratio(summary['correct'], summary['scored'])]]
+            ['accuracy (all items pooled)', _count_ratio(summary['correct'], summary['scored'])]]
     for mode, entry in summary['accuracy_by_mode'].items():
         rows.append([f'accuracy: {mode}', _count_ratio(entry['correct'], entry['scored'])])
+    for group, entry in summary.get('accuracy_by_group', {}).items():
+        rows.append([f'accuracy: dataset {group}',
+                     _count_ratio(entry['correct'], entry['scored'])])
+    flags = summary.get('flags', {})
+    for key, label in (('truncated_window', 'items with a truncated window'),
+                       ('stale_frames', 'items answered on stale frames')):
+        if flags.get(key):
+            rows.append([label, f"{len(flags[key])}: {', '.join(flags[key])}"])
     parse = summary['parse']
     rows.append(['parse success', (
         f"{_count_ratio(parse['ok'], summary['answered'])} (failed {parse['failed']}, "
@@ -361,6 +396,9 @@ def _item_section(item: dict[str, Any]) -> list[str]:
     else:
         answer, score = item['answer'], item['score'] or {}
         rows.append(['answer', answer['answer'] or '(empty)'])
+        if item.get('protocol_answer') is not None:
+            rows.append(['protocol answer', f"{item['protocol_answer'] or '(none)'} after "
+                                            f"{item['attempts']} attempt(s)"])
         if answer['reasoning']:
             rows.append(['reasoning', answer['reasoning']])
         status = answer['parse_status']
@@ -372,11 +410,28 @@ def _item_section(item: dict[str, Any]) -> list[str]:
             f"total {_seconds(timing['total'])}, first token "
             f"{_seconds(timing['time_to_first_token'])}, {tokens['completion']} tokens "
             f"({tokens['finish_reason']}), {item['frames']['count']} frames")])
+        rows += _window_rows(item)
     lines = [heading, '']
     lines += _table(['', ''], rows)
     if item['image']:
         lines += ['', f"![item {item['index']}]({item['image']})"]
     return lines + ['']
+
+
+def _window_rows(item: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    window = item.get('window')
+    if window:
+        duration = window['duration']
+        asked = 'all of it' if duration == 'all' else f'{duration:g} s'
+        text = (f"asked for {asked}: {window['frames_in_range']} frames at the window's rate, "
+                f"{window['frames_held']} held, {window['frames_seen']} sent (at most "
+                f"{window['max_frames']})")
+        rows.append(['window', text + (f"; **{window['note']}**" if window['truncated'] else '')])
+    if item.get('frame_age') is not None:
+        flag = ' **stale**' if item.get('stale_flag') else ''
+        rows.append(['newest frame', f"{item['frame_age']:.3f} s before the asking time{flag}"])
+    return rows
 
 
 def _verdict(item: dict[str, Any]) -> str:
@@ -431,7 +486,10 @@ def _cell(text: Any, limit: int = 400) -> str:
 
 
 def _count_ratio(count: int, total: int) -> str:
-    return f'{count}/{total} ({count / total:.1%})' if total else 'n/a (nothing scored)'
+    if not total:
+        return 'n/a (nothing scored)'
+    low, high = wilson_interval(count, total)
+    return f'{count}/{total} ({count / total:.1%}; 95% CI {low:.0%}-{high:.0%})'
 
 
 def _seconds(value: float | None) -> str:

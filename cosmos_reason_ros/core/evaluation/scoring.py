@@ -6,7 +6,7 @@ Pure functions: geometry in source pixels, times in seconds, no model and no fil
 import dataclasses
 import math
 import re
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -14,6 +14,8 @@ from cosmos_reason_ros.core.evaluation.questions import Expected, QuestionItem
 from cosmos_reason_ros.core.parsing import Box, Event, ParsedAnswer, Trajectory
 
 Point = tuple[float, float]
+Z_95 = 1.959963984540054
+"""Standard normal quantile of a two-sided 95% interval."""
 TRAJECTORY_SAMPLES = 20
 """Both paths are resampled to this many points, evenly spaced along their length, before the
 mean distance is taken, so paths with different numbers of waypoints compare fairly."""
@@ -232,26 +234,59 @@ def percentiles(values: Iterable[float], points: Sequence[int] = (50, 90, 95)
     return result
 
 
-def summarize(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The summary block of report.json, computed from its item records.
+def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float] | None:
+    """The Wilson score interval of a binomial rate (95% by default); None without trials.
 
-    Accuracy counts answered items that have an expected answer; items that could not be asked
-    (errors) are counted apart, since they say more about the labels than about the model.
+    It stays inside [0, 1] and is honest for small samples: 0 of 3 gives (0, 0.56), not 0.
     """
-    answered = [item for item in items if item['status'] == 'answered']
-    scored = [item for item in answered if (item.get('score') or {}).get('correct') is not None]
-    modes: dict[str, dict[str, Any]] = {}
+    if trials <= 0:
+        return None
+    rate = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (rate + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def rate(successes: int, trials: int) -> dict[str, Any]:
+    """A rate with its counts and 95% interval: {'k', 'n', 'rate', 'interval'}."""
+    interval = wilson_interval(successes, trials)
+    return {'k': successes, 'n': trials, 'rate': _ratio(successes, trials),
+            'interval': list(interval) if interval else None}
+
+
+def _tally(items: Iterable[dict[str, Any]], key: Callable[[dict[str, Any]], str]
+           ) -> dict[str, dict[str, Any]]:
+    table: dict[str, dict[str, Any]] = {}
     for item in items:
-        entry = modes.setdefault(item['question']['mode'],
-                                 {'items': 0, 'answered': 0, 'scored': 0, 'correct': 0})
+        entry = table.setdefault(key(item), {'items': 0, 'answered': 0, 'scored': 0,
+                                             'correct': 0})
         entry['items'] += 1
         entry['answered'] += item['status'] == 'answered'
         correct = ((item.get('score') or {}).get('correct')
                    if item['status'] == 'answered' else None)
         entry['scored'] += correct is not None
         entry['correct'] += bool(correct)
-    for entry in modes.values():
+    for entry in table.values():
         entry['accuracy'] = _ratio(entry['correct'], entry['scored'])
+        entry['accuracy_interval'] = (list(wilson_interval(entry['correct'], entry['scored']))
+                                      if entry['scored'] else None)
+    return dict(sorted(table.items()))
+
+
+def summarize(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The summary block of report.json, computed from its item records.
+
+    Accuracy counts answered items that have an expected answer; items that could not be asked
+    (errors) are counted apart, since they say more about the labels than about the model.
+    Every rate comes with its counts and a 95% Wilson interval; accuracy pools all items (as
+    NVIDIA's benchmark evaluator does), with a table per mode and per group (dataset).
+    """
+    answered = [item for item in items if item['status'] == 'answered']
+    scored = [item for item in answered if (item.get('score') or {}).get('correct') is not None]
+    modes = _tally(items, lambda item: item['question']['mode'])
+    groups = _tally((item for item in items if item['question'].get('group')),
+                    lambda item: item['question']['group'])
     parse_counts = {status: 0 for status in ('ok', 'truncated', 'failed', 'not_run')}
     for item in answered:
         status = item['answer']['parse_status']
@@ -263,6 +298,7 @@ def summarize(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     generation_time = sum(t['generation'] for t in timings)
     completion = sum(t['completion'] for t in tokens)
     correct_count = sum(bool(item['score']['correct']) for item in scored)
+    interval = wilson_interval(correct_count, len(scored))
     return {
         'items': len(items),
         'answered': len(answered),
@@ -271,8 +307,17 @@ def summarize(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         'scored': len(scored),
         'correct': correct_count,
         'accuracy': _ratio(correct_count, len(scored)),
-        'accuracy_by_mode': dict(sorted(modes.items())),
-        'parse': {**parse_counts, 'success_rate': _ratio(parse_counts['ok'], len(answered))},
+        'accuracy_interval': list(interval) if interval else None,
+        'accuracy_by_mode': modes,
+        'accuracy_by_group': groups,
+        'parse': {**parse_counts, 'success_rate': _ratio(parse_counts['ok'], len(answered)),
+                  'success': rate(parse_counts['ok'], len(answered))},
+        'flags': {
+            'truncated_window': sorted(item['id'] for item in answered
+                                       if (item.get('window') or {}).get('truncated')),
+            'stale_frames': sorted(item['id'] for item in answered
+                                   if item.get('stale_flag')),
+        },
         'trajectory_error': {
             name: percentiles((t[name] for t in trajectories), (50, 90))
             for name in ('mean_px', 'final_px', 'mean_fraction', 'final_fraction')},
@@ -299,5 +344,5 @@ def _ratio(numerator: int, denominator: int) -> float | None:
 __all__ = [
     'Score', 'TRAJECTORY_SAMPLES', 'TrajectoryError', 'box_iou', 'image_diagonal',
     'interval_iou', 'keyword_recall', 'mean_best_box_iou', 'mean_best_event_iou', 'percentiles',
-    'resample_path', 'score_answer', 'summarize', 'trajectory_error',
+    'rate', 'resample_path', 'score_answer', 'summarize', 'trajectory_error', 'wilson_interval',
 ]

@@ -7,7 +7,9 @@ SourceFrame: bag time, header stamp, frame_id, and a loader called only for fram
 import bisect
 import dataclasses
 import functools
+import hashlib
 import pathlib
+import struct
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Protocol
 
 import numpy as np
@@ -125,11 +127,23 @@ class BagSource:
         except AnyReaderError as error:
             raise SourceError(f"cannot read bag '{self.path}': {error}") from None
 
+    def header_stamps(self) -> Iterator[tuple[int, int]]:
+        """(log time, header stamp) of every message on the topic, in nanoseconds, read from
+        the serialized header without deserializing the image."""
+        with self._reader_type([pathlib.Path(self.path)],
+                               default_typestore=self._typestore) as reader:
+            connections = [c for c in reader.connections if c.topic == self.topic]
+            for _, timestamp, raw in reader.messages(connections=connections):
+                yield timestamp, cdr_header_stamp(raw)
+
     def describe(self) -> dict[str, Any]:
-        """Path, kind, storage format, topic, message type and count."""
-        return {'path': self.path, 'kind': self.kind, 'storage': self._storage,
-                'topic': self.topic, 'message_type': self.message_type,
-                'messages': self.message_count}
+        """Path, kind, storage format, topic, message type and count, and a fingerprint."""
+        return {'path': str(pathlib.Path(self.path).resolve()), 'kind': self.kind,
+                'storage': self._storage, 'topic': self.topic,
+                'message_type': self.message_type, 'messages': self.message_count,
+                'fingerprint': {'bytes': _size_of(self.path),
+                                'first_log_ns': round(self.start * 1e9),
+                                'last_log_ns': round(self.end * 1e9)}}
 
 
 class ClipSource:
@@ -163,10 +177,12 @@ class ClipSource:
             raise SourceError(str(error)) from None
 
     def describe(self) -> dict[str, Any]:
-        """Path, kind and container format ('mp4', ..., or 'folder')."""
-        suffix = pathlib.Path(self.path).suffix.lstrip('.').lower()
-        return {'path': self.path, 'kind': self.kind, 'storage': suffix or 'folder',
-                'topic': '', 'message_type': '', 'messages': None}
+        """Path, kind and container format ('mp4', ..., or 'folder'), and a fingerprint."""
+        path = pathlib.Path(self.path)
+        suffix = path.suffix.lstrip('.').lower()
+        return {'path': str(path.resolve()), 'kind': self.kind, 'storage': suffix or 'folder',
+                'topic': '', 'message_type': '', 'messages': None,
+                'fingerprint': {'bytes': _size_of(path), 'sha256_ends': _ends_digest(path)}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,6 +234,66 @@ class Timeline:
             if abs(ns_to_seconds(self.stamps_ns[index]) - stamp) <= tolerance:
                 return self.bag_times[index]
         return None
+
+
+def cdr_header_stamp(raw: bytes) -> int:
+    """The header stamp (ns) of a serialized message that starts with std_msgs/Header: after
+    the 4-byte CDR encapsulation come int32 sec and uint32 nanosec."""
+    order = '<' if raw[1] & 1 else '>'
+    sec, nanosec = struct.unpack_from(order + 'iI', raw, 4)
+    return sec * 10**9 + nanosec
+
+
+def stamps_advance(stamps: Iterable[int]) -> bool:
+    """Whether header stamps move forward: at least half of the steps between consecutive
+    messages go forward (a bag loop or a reordered frame does not count against a source;
+    all-zero or constant stamps do)."""
+    forward = steps = 0
+    previous: int | None = None
+    for stamp in stamps:
+        if previous is not None:
+            steps += 1
+            forward += stamp > previous
+        previous = stamp
+    return steps == 0 or forward * 2 >= steps
+
+
+def check_stamps(source: 'FrameSource') -> str:
+    """'' when the source's header stamps advance, else a note saying that log time is used.
+
+    Only bags can have this problem: a clip's times are its presentation times.
+    """
+    if not isinstance(source, BagSource):
+        return ''
+    pairs = list(source.header_stamps())
+    if stamps_advance(stamp for _, stamp in pairs):
+        return ''
+    distinct = len({stamp for _, stamp in pairs})
+    return (f"the header stamps on '{source.topic}' do not advance ({len(pairs)} messages, "
+            f'{distinct} distinct stamp(s), first {pairs[0][1] * 1e-9:.3f} s): frames are '
+            'ordered and timed by their log time instead. Fix the recording by stamping '
+            'images in the camera driver (header.stamp = capture time)')
+
+
+def _size_of(path: str | pathlib.Path) -> int:
+    path = pathlib.Path(path)
+    if path.is_dir():
+        return sum(child.stat().st_size for child in sorted(path.rglob('*')) if child.is_file())
+    return path.stat().st_size
+
+
+def _ends_digest(path: pathlib.Path, size: int = 1 << 16) -> str:
+    """SHA-256 of the first and last `size` bytes of a file (of the sorted file names of a
+    folder): cheap, and enough to tell two recordings apart."""
+    digest = hashlib.sha256()
+    if path.is_dir():
+        digest.update('\n'.join(sorted(child.name for child in path.iterdir())).encode())
+        return digest.hexdigest()[:16]
+    with path.open('rb') as stream:
+        digest.update(stream.read(size))
+        stream.seek(max(path.stat().st_size - size, 0))
+        digest.update(stream.read(size))
+    return digest.hexdigest()[:16]
 
 
 def ns_to_seconds(stamp_ns: int) -> float:
@@ -311,5 +387,6 @@ def _storage_of(reader: Any) -> str:
 
 __all__ = [
     'BagSource', 'ClipSource', 'FrameSource', 'IMAGE_TYPES', 'SourceError', 'SourceFrame',
-    'Timeline', 'is_bag', 'load_frames', 'ns_to_seconds', 'open_source',
+    'Timeline', 'cdr_header_stamp', 'check_stamps', 'is_bag', 'load_frames', 'ns_to_seconds',
+    'open_source', 'stamps_advance',
 ]
