@@ -214,14 +214,14 @@ def command_run(args: argparse.Namespace) -> int:
     span = window.stats.span
     defaults = GoalDefaults(window_duration=args.window or span + 1.0,
                             max_frames=args.max_frames, max_new_tokens=args.max_new_tokens)
-    # The frames the model would get must fit one request: say so before loading a model.
-    chosen = window.select(end=None, duration=defaults.window_duration,
-                           max_frames=defaults.max_frames, even=False)
-    sizes = sorted({frame.source_size for frame in chosen})
-    if len(sizes) > 1:
-        listed = ', '.join(f'{width}x{height}' for width, height in sizes)
+    # A model call takes frames of one size, and the window keeps only the last size it saw:
+    # say so before loading a model rather than answer about part of the input.
+    resize = window.last_resize
+    if resize is not None:
+        sizes = ' and '.join(f'{width}x{height}' for width, height in sorted(
+            {resize.previous, resize.size}))
         raise InvalidRequestError(
-            f"the images in '{args.media}' have different sizes ({listed}): a model call takes "
+            f"the images in '{args.media}' have different sizes ({sizes}): a model call takes "
             'frames of one size; resize them to one size or pass one image')
     backend = _load_backend(args)
     request = ReasonRequest(mode=Mode(args.mode), task=args.task, choices=tuple(args.choices),

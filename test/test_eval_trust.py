@@ -268,7 +268,7 @@ def test_run_on_a_folder_of_mixed_sizes_fails_before_loading_the_model(
     cv2.imwrite(str(folder / '2.png'), np.zeros((48, 64, 3), np.uint8))
     monkeypatch.setattr(cli, '_load_backend', lambda args: pytest.fail('the model was loaded'))
     assert cli.main(['run', str(folder), '--task', 'What is this?']) == 2
-    assert 'different sizes (32x24, 64x48)' in capsys.readouterr().err
+    assert 'different sizes (32x24 and 64x48)' in capsys.readouterr().err
 
 
 def test_the_settings_row_names_max_frame_age(tmp_path):

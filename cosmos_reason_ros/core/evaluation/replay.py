@@ -440,7 +440,7 @@ class _SourceRun:
             summary.first_decode_error = summary.first_decode_error or (
                 f'frame at {frame.bag_time - self.source.start:.3f} s: {error}')
             return
-        if offer is Offer.REWOUND:
+        if offer in (Offer.REWOUND, Offer.RESIZED):
             self._kept = [frame.stamp]
         elif offer is Offer.KEPT:
             self._kept.append(frame.stamp)
