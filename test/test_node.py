@@ -284,3 +284,23 @@ def test_a_decompression_bomb_on_the_camera_is_dropped_before_decoding(tiny_qwen
         assert (result.output.image_width, result.output.image_height) == (64, 48)
     finally:
         graph.close()
+
+
+def test_total_time_counts_from_acceptance_including_the_queue_wait(tiny_qwen3_checkpoint):
+    graph = Graph(tiny_qwen3_checkpoint, concurrency_policy='queue')
+    try:
+        assert graph.node.wait_until_loaded(TIMEOUT)
+        generating = threading.Event()
+        first = graph.send(make_goal('Describe the scene', max_new_tokens=300, greedy=True),
+                           lambda feedback: feedback.tokens > 0 and generating.set())
+        assert generating.wait(TIMEOUT)
+        second, feedback = graph.ask(make_goal('Is the marker red?'))
+        wait_for(first.get_result_async())
+
+        assert second.error_code == Result.SUCCESS, second.message
+        # Feedback counts from acceptance; the first one came after the queue wait.
+        assert feedback and second.output.total_time >= max(f.elapsed for f in feedback)
+        assert second.output.total_time > (second.output.preprocess_time
+                                           + second.output.generation_time)
+    finally:
+        graph.close()

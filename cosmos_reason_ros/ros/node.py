@@ -240,16 +240,20 @@ class ReasonNode(Node):
                                        f'internal error: {error!r}', request, progress)
         finally:
             self._cancel_events.pop(goal_id, None)
-        return self._finish_succeeded(goal_handle, outcome)
+        return self._finish_succeeded(goal_handle, outcome, progress)
 
-    def _finish_succeeded(self, goal_handle: ServerGoalHandle, outcome: ReasonOutcome) -> Result:
+    def _finish_succeeded(self, goal_handle: ServerGoalHandle, outcome: ReasonOutcome,
+                          progress: '_Progress') -> Result:
         msg = outcome_to_msg(outcome)
+        # From the goal's acceptance, as documented: a wait in the goal queue is included.
+        msg.total_time = progress.elapsed
         self._result_pub.publish(msg)
         self._publish_overlay(outcome, msg.header)
-        self._last_latency = outcome.total_time
+        self._last_latency = msg.total_time
         self._goals_served += 1
         goal_handle.succeed()
-        return Result(error_code=Result.SUCCESS, message=_summary(outcome), output=msg)
+        return Result(error_code=Result.SUCCESS, message=_summary(outcome, msg.total_time),
+                      output=msg)
 
     def _finish_failed(self, goal_handle: ServerGoalHandle, code: int, message: str,
                        request: Optional[ReasonRequest], progress: '_Progress', *,
@@ -329,6 +333,11 @@ class _Progress:
         self._tokens = 0
 
     @property
+    def elapsed(self) -> float:
+        """Seconds since the goal was accepted (its execution began)."""
+        return time.monotonic() - self._started
+
+    @property
     def text_so_far(self) -> str:
         return ''.join(self._chunks)
 
@@ -349,9 +358,9 @@ class _Progress:
             elapsed=self._last_sent - self._started))
 
 
-def _summary(outcome: ReasonOutcome) -> str:
+def _summary(outcome: ReasonOutcome, total_time: float) -> str:
     generation = outcome.generation
-    return (f'{generation.completion_tokens} tokens in {outcome.total_time:.2f} s, '
+    return (f'{generation.completion_tokens} tokens in {total_time:.2f} s, '
             f'parse {outcome.parsed.status.name.lower()}')
 
 
