@@ -9,6 +9,8 @@ import threading
 import time
 
 import pytest
+import rclpy
+from rclpy.node import Node
 
 from bag_player import BagPlayer
 from cosmos_reason_ros.core.backends.transformers_backend import TransformersBackend
@@ -20,6 +22,7 @@ from cosmos_reason_ros.core.evaluation.sample_data import (
     RAW_TOPIC, START, marker_path, write_sample_bag)
 from cosmos_reason_ros.core.evaluation.sources import BagSource
 from cosmos_reason_ros.ros.live_eval import LiveEvaluation, LiveSettings
+from recordings import write_bag
 from ros_graph import Graph, TIMEOUT
 
 W, H, SECONDS = 160, 120, 3.0
@@ -97,6 +100,7 @@ def test_live_run_through_the_action_agrees_with_the_offline_replay(
         result = by_id[name]
         assert result.status == 'answered', (result.error_code, result.error)
         assert result.window_end == near(window_end)
+        assert 0 <= result.frame_age < 0.26, 'the newest frame is at most a 4 fps slot old'
         assert result.frame_stamps[-1] <= result.window_end + 1e-6
         assert all(min(abs(s - b) for b in bag_stamps) < 1e-6 for s in result.frame_stamps)
         assert result.source_size == (W, H) and result.completion_tokens == 8
@@ -120,3 +124,22 @@ def test_live_run_through_the_action_agrees_with_the_offline_replay(
     assert report['summary']['answered'] == 2 and report['summary']['errors'] == 2
     assert report['items'][0]['timing']['round_trip'] > 0
     assert (tmp_path / 'live' / report['items'][0]['image']).is_file()
+
+
+def test_a_bag_whose_stamps_do_not_advance_is_refused_live_with_the_fix(tmp_path):
+    bag = write_bag(tmp_path / 'zero', [(i / 30, -START) for i in range(30)])
+    questions = parse_question_set({'version': 1, 'source': str(bag), 'topic': '/camera/image',
+                                    'items': [{'id': 'q', 'at': 0.5, 'mode': 'caption'}]},
+                                   tmp_path / 'questions.yaml')
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = Node('zero_stamps_client', context=context)
+    evaluation = LiveEvaluation(node, questions, settings=LiveSettings(replay=SETTINGS))
+    try:
+        (result,) = evaluation.run().results
+    finally:
+        evaluation.destroy()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    assert result.error_code == 'source'
+    assert 'do not advance' in result.error and 'evaluate offline' in result.error

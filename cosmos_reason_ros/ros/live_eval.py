@@ -26,11 +26,11 @@ from cosmos_reason_ros.core.errors import Failure, ReasonError
 from cosmos_reason_ros.core.evaluation.questions import QuestionItem, QuestionSet, load_questions
 from cosmos_reason_ros.core.evaluation.replay import (
     ANSWERED, ERROR, NOT_RUN, ItemResult, ProgressBar, ProgressCallback, ReplaySettings,
-    RunResult, SourceSummary, check_ask_time)
+    RunResult, SourceSummary, check_ask_time, stale_frame_message)
 from cosmos_reason_ros.core.evaluation.report import write_report
 from cosmos_reason_ros.core.evaluation.scoring import score_answer
 from cosmos_reason_ros.core.evaluation.sources import (
-    BagSource, Timeline, load_frames, ns_to_seconds, open_source)
+    BagSource, SourceError, Timeline, check_stamps, load_frames, ns_to_seconds, open_source)
 from cosmos_reason_ros.core.images import stamp_seconds
 from cosmos_reason_ros.core.parsing import Box, Event, ParsedAnswer, ParseStatus, Trajectory
 from cosmos_reason_ros.ros.client import DEFAULT_ACTION, ReasonClient, make_goal
@@ -199,8 +199,14 @@ class LiveEvaluation:
         try:
             source = open_source(path, topic)
             if not isinstance(source, BagSource):
-                raise ReasonError(f"'{path}' is not a bag: live evaluation plays bags only "
+                raise SourceError(f"'{path}' is not a bag: live evaluation plays bags only "
                                   '(use `cosmos-reason eval` for clips)')
+            note = check_stamps(source)
+            if note:
+                raise SourceError(
+                    f'{note}. A live run cannot work around it, since the node orders frames '
+                    'by header stamp: evaluate offline (cosmos-reason eval), which falls back '
+                    'to log time')
             timeline = Timeline.read(source)
         except ReasonError as error:
             for index, item in group:
@@ -244,7 +250,15 @@ class LiveEvaluation:
         if stamp_ns is None:
             return dataclasses.replace(base, error_code=Failure.NO_FRAMES,
                                        error='the window holds no frame by this time')
-        base = dataclasses.replace(base, window_end=ns_to_seconds(stamp_ns))
+        window_end = ns_to_seconds(stamp_ns)
+        frame_bag_time = timeline.bag_time_of(window_end)
+        frame_age = bag_time - (bag_time if frame_bag_time is None else frame_bag_time)
+        base = dataclasses.replace(base, window_end=window_end, frame_age=frame_age)
+        max_age = settings.replay.goals.max_frame_age
+        if frame_age > max_age:
+            return dataclasses.replace(
+                base, error_code=Failure.STALE_FRAMES, error=stale_frame_message(
+                    bag_time, frame_age, window_end, start=timeline.start, max_age=max_age))
         try:
             reached = self._clock.wait_until(
                 bag_time, start_timeout=settings.start_timeout,

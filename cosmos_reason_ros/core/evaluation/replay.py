@@ -232,6 +232,15 @@ def check_ask_time(bag_time: float, *, first: float | None, newest: float | None
     return None, ''
 
 
+def stale_frame_message(bag_time: float, frame_age: float, stamp: float, *, start: float,
+                        max_age: float) -> str:
+    """Why an item was not asked: the newest frame the model would get is too old; quotes it."""
+    return (f'asks at {bag_time - start:.3f} s, but the newest frame the model would get is '
+            f'from {bag_time - frame_age - start:.3f} s (stamp {stamp:.3f}), {frame_age:.2f} s '
+            f'earlier: more than max_frame_age ({max_age:g} s); the frames after it were '
+            'skipped or undecodable')
+
+
 def item_request(item: QuestionItem, settings: ReplaySettings,
                  window_end: float | None) -> ReasonRequest:
     """The ReasonRequest an item sends (the same fields the live client puts into a goal)."""
@@ -481,11 +490,8 @@ class _SourceRun:
         max_age = self.settings.goals.max_frame_age
         if frame_age > max_age:
             return self._finish(dataclasses.replace(
-                base, error_code=Failure.STALE_FRAMES, error=(
-                    f'asks at {bag_time - start:.3f} s, but the newest frame the model would '
-                    f'get is from {bag_time - frame_age - start:.3f} s (stamp '
-                    f'{window_end:.3f}), {frame_age:.2f} s earlier: more than max_frame_age '
-                    f'({max_age:g} s); the frames after it were skipped or undecodable')))
+                base, error_code=Failure.STALE_FRAMES, error=stale_frame_message(
+                    bag_time, frame_age, window_end, start=start, max_age=max_age)))
         try:
             outcome, letter, attempts = self._run(item, window_end)
         except ReasonError as error:
@@ -641,4 +647,5 @@ __all__ = [
     'ANSWERED', 'ERROR', 'ItemResult', 'NOT_RUN', 'ProgressBar', 'ProgressCallback', 'Replay',
     'ReplaySettings', 'RunResult', 'SourceSummary', 'TIME_EPSILON', 'check_ask_time',
     'describe_backend', 'item_prompt', 'item_request', 'protocol_request', 'run_replay',
+    'stale_frame_message',
 ]
