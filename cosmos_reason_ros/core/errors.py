@@ -145,3 +145,7 @@ def result_code_of(error: BaseException) -> int:
     """Reason.Result's error_code for an exception raised while serving a goal."""
     code = failure_of(error).result_code
     return RESULT_CODES[Failure.GENERATION_FAILED] if code is None else code
+
+
+class LoadStopped(ModelLoadError):
+    """The model load was stopped (shutdown) before it finished; nothing was kept."""

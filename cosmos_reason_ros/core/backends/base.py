@@ -91,8 +91,16 @@ class Backend(Protocol):
     model_id: str
     family: ModelFamily
 
-    def load(self) -> None:
-        """Load weights and processor. Raises ModelLoadError with the cause and the fix."""
+    def load(self, stop: Optional[threading.Event] = None) -> None:
+        """Load weights and processor (or reach the server).
+
+        Args:
+            stop: set it to stop a load in progress; checked between stages.
+
+        Raises:
+            LoadStopped: stop was set before the load finished.
+            ModelLoadError: the cause and the fix.
+        """
 
     def generate(self, request: GenerationRequest, *,
                  on_text: Optional[StreamCallback] = None,
@@ -105,7 +113,7 @@ class Backend(Protocol):
         """
 
     def close(self) -> None:
-        """Free the model (and the GPU cache)."""
+        """Free the model (and the GPU cache); load() may be called again."""
 
 
 def check_request(request: GenerationRequest) -> None:

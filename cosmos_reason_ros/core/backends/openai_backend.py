@@ -36,6 +36,7 @@ from cosmos_reason_ros.core.errors import (
     GenerationCancelled,
     GenerationError,
     InvalidRequestError,
+    LoadStopped,
     ModelLoadError,
     ReasonError,
 )
@@ -604,11 +605,12 @@ class OpenAIBackend:
         return (f"'{self.model_id}' ({family}) on {self.config.base_url}, frames as "
                 f'{self.config.video_transport}')
 
-    def load(self) -> None:
+    def load(self, stop: Optional[threading.Event] = None) -> None:
         """Check that the server answers and serves the configured model.
 
         Polls for up to config.startup_timeout seconds while the server cannot be reached
-        (it may still be starting). A server that comes up later is found by check_server().
+        (it may still be starting), or until stop is set. A server that comes up later is
+        found by check_server().
 
         Raises:
             ModelLoadError: a setting cannot work, the API key variable is unset, the server is
@@ -616,13 +618,13 @@ class OpenAIBackend:
                 the URL and the fix.
         """
         try:
-            self._load(poll=True)
+            self._load(poll=True, stop=stop or threading.Event())
         except ReasonError as error:
             raise type(error)(self._redact(str(error)), kind=error.kind) from None
         finally:
             self.status = self._redact_status(self.status)
 
-    def _load(self, *, poll: bool) -> None:
+    def _load(self, *, poll: bool, stop: threading.Event) -> None:
         _check_config(self.config)
         self._url = _parse_base_url(self.config.base_url)
         if self.config.api_key_env and not self._api_key:
@@ -639,7 +641,8 @@ class OpenAIBackend:
                 if time.monotonic() >= deadline:
                     self.status = ServerStatus(False, False, self._unreachable(error))
                     raise ModelLoadError(self.status.message) from None
-                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+                if stop.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
+                    raise LoadStopped(f'waiting for {self.config.base_url} was stopped') from None
             except _HttpStatusError as error:
                 self.status = ServerStatus(True, False, self._check_failed(error))
                 raise ModelLoadError(self.status.message) from None
@@ -664,7 +667,7 @@ class OpenAIBackend:
         """
         if self.family is None:
             try:
-                self._load(poll=False)
+                self._load(poll=False, stop=threading.Event())
             except ReasonError:
                 pass
             self.status = self._redact_status(self.status)

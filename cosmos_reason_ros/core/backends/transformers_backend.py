@@ -121,33 +121,50 @@ class TransformersBackend:
     # ---------------------------------------------------------------------------------------
     # Loading
 
-    def load(self) -> None:
+    def load(self, stop: Optional[threading.Event] = None) -> None:
         """Load the processor and the weights; a second call does nothing.
 
+        The checkpoint is read without holding the generation lock (close() and generate()
+        never wait for a load); the loaded model is swapped in under it at the end.
+
+        Args:
+            stop: set it to stop the load; it is checked between stages (settings, config,
+                processor, weights), and a model loaded after it was set is thrown away.
+
         Raises:
+            LoadStopped: stop was set before the load finished.
             ModelLoadError: the checkpoint, device, dtype or quantization setting cannot be
                 used; the message names the model and the setting to change.
         """
+        if self._model is not None:
+            return
+        stop = stop or threading.Event()
+        source = self._checkpoint_source()
+        if self.config.cache_implementation not in CACHE_IMPLEMENTATIONS:
+            raise ModelLoadError(
+                f"unknown cache_implementation '{self.config.cache_implementation}': use "
+                + ' or '.join(CACHE_IMPLEMENTATIONS))
+        device = self._resolve_device()
+        dtype = self._resolve_dtype(device)
+        quantization = self._quantization_config(device, dtype)
+        hub = self._hub_kwargs()
+        _check_stop(stop, self.model_id)
+        checkpoint_config = self._load_checkpoint_config(source, hub)
+        try:
+            family = family_for_model_type(checkpoint_config.model_type)
+        except ValueError as exc:
+            raise ModelLoadError(f"cannot serve '{self.model_id}': {exc}") from None
+        _check_stop(stop, self.model_id)
+        processor = self._load_processor(source, hub)
+        _check_stop(stop, self.model_id)
+        model = self._load_model(source, hub, checkpoint_config, device, dtype, quantization)
+        model.eval()
         with self._lock:
-            if self._model is not None:
+            if stop.is_set() or self._model is not None:
+                del model
+                _free_memory(device)
+                _check_stop(stop, self.model_id)
                 return
-            source = self._checkpoint_source()
-            if self.config.cache_implementation not in CACHE_IMPLEMENTATIONS:
-                raise ModelLoadError(
-                    f"unknown cache_implementation '{self.config.cache_implementation}': use "
-                    + ' or '.join(CACHE_IMPLEMENTATIONS))
-            device = self._resolve_device()
-            dtype = self._resolve_dtype(device)
-            quantization = self._quantization_config(device, dtype)
-            hub = self._hub_kwargs()
-            checkpoint_config = self._load_checkpoint_config(source, hub)
-            try:
-                family = family_for_model_type(checkpoint_config.model_type)
-            except ValueError as exc:
-                raise ModelLoadError(f"cannot serve '{self.model_id}': {exc}") from None
-            processor = self._load_processor(source, hub)
-            model = self._load_model(source, hub, checkpoint_config, device, dtype, quantization)
-            model.eval()
             self._model = model
             self._processor = processor
             self._eos_ids = _as_tuple(model.generation_config.eos_token_id)
@@ -309,15 +326,17 @@ class TransformersBackend:
             raise ModelLoadError(self._fetch_failure(exc)) from exc
 
     def close(self) -> None:
-        """Free the model and the processor, and the GPU cache. load() may be called again."""
+        """Free the model and the processor, and the GPU cache. load() may be called again.
+
+        Waits for a running generate() (cancel it first); never for a load.
+        """
         with self._lock:
-            on_gpu = self.device.startswith('cuda')
+            device = self.device
             self._model = None
             self._processor = None
             self._decoder = None
-            gc.collect()
-            if on_gpu and torch.cuda.is_available():
-                torch.cuda.empty_cache()
+            self.family = None
+            _free_memory(device)
 
     # ---------------------------------------------------------------------------------------
     # Generation: check -> preprocess -> forward -> postprocess
@@ -672,6 +691,19 @@ class _TextStreamer(BaseStreamer):
             self._segment_emitted = len(segment)
         if delta:
             self._on_text(delta, len(self._token_ids))
+
+
+def _check_stop(stop: threading.Event, model_id: str) -> None:
+    if stop.is_set():
+        raise LoadStopped(f"loading '{model_id}' was stopped before it finished")
+
+
+def _free_memory(device: str) -> None:
+    """Collect what was just dropped and give cached CUDA blocks back to the driver."""
+    gc.collect()
+    if str(device).startswith('cuda') and torch.cuda.is_available():
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
 
 
 def _looks_like_path(model: str) -> bool:
