@@ -1,12 +1,14 @@
 """Who runs when several goals arrive: reject, queue or preempt, above a number of model slots.
 
 A local model serves one goal at a time (one slot); a remote server batches, so it may have more.
+A waiting goal holds no thread: the scheduler calls the goal's `start` function when its turn
+comes (the node then hands the goal to its executor), as ros2/examples' queue server does.
 """
 
 import collections
 import enum
 import threading
-from typing import Deque, List
+from typing import Callable, Deque, List, Optional
 
 from cosmos_reason_ros.core.errors import Failure, ReasonError
 
@@ -25,40 +27,50 @@ class BusyError(ReasonError):
     kind = Failure.BUSY
 
 
-class Ticket:
-    """One goal's place in the scheduler. Use as `with ticket:` after wait() returned True."""
+class TicketState(enum.Enum):
+    """Where a goal stands in the scheduler."""
 
-    def __init__(self, scheduler: 'GoalScheduler', cancel: threading.Event):
+    WAITING = 'waiting'    # queued; start() not called yet
+    RUNNING = 'running'    # holds a slot
+    WITHDRAWN = 'withdrawn'  # left the queue without a slot (cancelled or preempted)
+    RELEASED = 'released'  # gave its slot back
+
+
+class Ticket:
+    """One goal's place in the scheduler.
+
+    Attributes:
+        preempted: a newer goal stopped this one (policy preempt).
+    """
+
+    def __init__(self, scheduler: 'GoalScheduler', start: Callable[['Ticket'], None],
+                 preempt: Callable[['Ticket'], None]):
         self._scheduler = scheduler
-        self.cancel = cancel
-        self.granted = threading.Event()
+        self._start = start
+        self._preempt = preempt
+        self.state = TicketState.WAITING
         self.preempted = False
 
-    def wait(self) -> bool:
-        """Block until this goal may run; False (holding no slot) when cancelled or preempted
-        first."""
-        # Wake up regularly to notice cancellation of a goal that waits in the queue.
-        while not self.granted.wait(0.05):
-            if self.cancel.is_set():
-                break
-        if self.cancel.is_set():
-            self.release()
-            return False
-        return True
+    @property
+    def running(self) -> bool:
+        """Whether this goal holds a slot now."""
+        return self.state is TicketState.RUNNING
+
+    def withdraw(self) -> bool:
+        """Leave the queue (a waiting goal was cancelled); True if it was waiting."""
+        return self._scheduler._withdraw(self)
 
     def release(self) -> None:
-        """Give the slot back; the next waiting goal starts."""
+        """Give the slot back (or leave the queue); the next waiting goal starts."""
         self._scheduler._release(self)
-
-    def __enter__(self) -> 'Ticket':
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.release()
 
 
 class GoalScheduler:
-    """Grants model slots to goals according to a Policy. Thread-safe."""
+    """Grants model slots to goals according to a Policy. Thread-safe.
+
+    `start` and `preempt` callbacks run outside the scheduler's lock, in the thread that
+    admitted or released a goal; they must not block.
+    """
 
     def __init__(self, policy: Policy, *, slots: int = 1, max_queued: int = 8):
         if slots < 1:
@@ -82,46 +94,128 @@ class GoalScheduler:
         with self._lock:
             return len(self._waiting)
 
-    def admit(self, cancel: threading.Event) -> Ticket:
-        """Register a goal; call ticket.wait() before running it.
+    def admit(self, start: Callable[[Ticket], None],
+              preempt: Callable[[Ticket], None] = lambda ticket: None) -> Ticket:
+        """Register a goal; `start(ticket)` is called when it may run (at once, or later).
 
         Args:
-            cancel: the goal's cancel event; preemption sets it on the goals it stops.
+            start: called once when the goal gets a slot, or when it leaves the queue because
+                preempt() stopped it (then ticket.running is False and ticket.preempted True).
+            preempt: called when a newer goal preempts this one while it runs (or waits): stop
+                the goal; its slot is taken back by release().
 
         Raises:
             BusyError: all slots are busy and the policy (or a full queue) turns the goal away.
         """
-        ticket = Ticket(self, cancel)
+        ticket = Ticket(self, start, preempt)
+        to_start: List[Ticket] = []
+        to_preempt: List[Ticket] = []
         with self._lock:
             if len(self._running) < self.slots and not self._waiting:
                 self._grant(ticket)
-                return ticket
-            if self.policy is Policy.REJECT:
+                to_start.append(ticket)
+            elif self.policy is Policy.REJECT:
                 raise BusyError(
                     f'{len(self._running)} goal(s) already running and concurrency_policy is '
                     "'reject': wait for the result, cancel the running goal, or set "
                     "concurrency_policy to 'queue' or 'preempt'")
-            if self.policy is Policy.PREEMPT:
-                for other in [*self._running, *self._waiting]:
+            elif self.policy is Policy.PREEMPT:
+                for other in self._running:
                     other.preempted = True
-                    other.cancel.set()
+                    to_preempt.append(other)
+                while self._waiting:
+                    other = self._waiting.popleft()
+                    other.preempted = True
+                    other.state = TicketState.WITHDRAWN
+                    to_start.append(other)
+                self._waiting.append(ticket)
             elif len(self._waiting) >= self.max_queued:
                 raise BusyError(
                     f'the goal queue is full ({self.max_queued} waiting): retry later or raise '
                     'max_queued_goals')
-            self._waiting.append(ticket)
+            else:
+                self._waiting.append(ticket)
+        for other in to_preempt:
+            other._preempt(other)
+        for other in to_start:
+            other._start(other)
         return ticket
 
     def _grant(self, ticket: Ticket) -> None:
         self._running.append(ticket)
-        ticket.granted.set()
+        ticket.state = TicketState.RUNNING
+
+    def _withdraw(self, ticket: Ticket) -> bool:
+        with self._lock:
+            if ticket.state is not TicketState.WAITING:
+                return False
+            self._waiting.remove(ticket)
+            ticket.state = TicketState.WITHDRAWN
+            return True
 
     def _release(self, ticket: Ticket) -> None:
+        started: List[Ticket] = []
         with self._lock:
-            if ticket in self._waiting:
+            if ticket.state is TicketState.WAITING:
                 self._waiting.remove(ticket)
-            if ticket in self._running:
+            if ticket.state is TicketState.RUNNING:
                 self._running.remove(ticket)
+            if ticket.state is not TicketState.WITHDRAWN:
+                ticket.state = TicketState.RELEASED
             while self._waiting and len(self._running) < self.slots:
-                self._grant(self._waiting.popleft())
+                waiting = self._waiting.popleft()
+                self._grant(waiting)
+                started.append(waiting)
+        for waiting in started:
+            waiting._start(waiting)
 
+
+
+
+class StopReason(enum.Enum):
+    """Why a goal was stopped before it finished."""
+
+    CANCELED = 'canceled'        # its client cancelled it
+    PREEMPTED = 'preempted'      # a newer goal took its place (policy preempt)
+    DEACTIVATED = 'deactivated'  # the node was deactivated (lifecycle)
+    SHUTDOWN = 'shutdown'        # the node is shutting down
+
+
+class GoalStop:
+    """A goal's cancel event together with the reason it was set.
+
+    The first reason wins. Once the goal has its answer (finish()), it can no longer be stopped:
+    a cancel that arrives then is refused, so the client's cancel response and the goal's final
+    status always agree.
+    """
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._lock = threading.Lock()
+        self._reason: Optional[StopReason] = None
+        self._finished = False
+
+    @property
+    def reason(self) -> Optional[StopReason]:
+        """Why the goal was stopped; None while nobody stopped it."""
+        return self._reason
+
+    def request(self, reason: StopReason) -> bool:
+        """Stop the goal for `reason`; False when it already finished (nothing to stop)."""
+        with self._lock:
+            if self._finished:
+                return False
+            if self._reason is None:
+                self._reason = reason
+            self.event.set()
+            return True
+
+    def finish(self) -> Optional[StopReason]:
+        """Mark the goal finished; returns the reason it was stopped before that, if any."""
+        with self._lock:
+            self._finished = True
+            return self._reason
+
+
+__all__ = ['BusyError', 'GoalScheduler', 'GoalStop', 'Policy', 'StopReason', 'Ticket',
+           'TicketState']
