@@ -14,13 +14,13 @@ from typing import Any, Callable, List, Optional, Tuple
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.action.client import ClientGoalHandle
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.task import Future
 
 from cosmos_reason_ros.action import Reason
 from cosmos_reason_ros.ros.client import ReasonClient
+from cosmos_reason_ros.ros.executor import ReasonExecutor
 from cosmos_reason_ros.ros.node import ReasonNode
 from cosmos_reason_ros.ros.sample_stream import SampleStream
 
@@ -65,8 +65,10 @@ class Graph:
             self.camera = SampleStream(context=self.context, parameter_overrides=[
                 Parameter('width', value=160), Parameter('height', value=120)])
             nodes.append(self.camera)
-        self.executor = MultiThreadedExecutor(num_threads=self.node.executor_threads + 2,
-                                              context=self.context)
+        # The production executor, with two threads more for the peer and the camera.
+        self.executor = ReasonExecutor(num_threads=self.node.executor_threads + 2,
+                                       context=self.context,
+                                       on_middleware_error=self.node.count_publish_error)
         for node in nodes:
             self.executor.add_node(node)
         self._nodes = nodes

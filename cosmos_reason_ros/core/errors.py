@@ -26,6 +26,8 @@ class Failure(str, enum.Enum):
     CANCELED = 'canceled'
     PREEMPTED = 'preempted'
     GENERATION_FAILED = 'generation_failed'
+    NOT_ACTIVE = 'not_active'
+    SHUTTING_DOWN = 'shutting_down'
     # Evaluation only.
     BEFORE_START = 'before_start'
     """The item asks before the first frame of its recording."""
@@ -71,6 +73,8 @@ RESULT_CODES = {
     Failure.CANCELED: 7,
     Failure.PREEMPTED: 8,
     Failure.GENERATION_FAILED: 9,
+    Failure.NOT_ACTIVE: 10,
+    Failure.SHUTTING_DOWN: 11,
 }
 """The one mapping from failures to Reason.Result error codes."""
 
@@ -112,6 +116,18 @@ class ModelNotReadyError(ReasonError):
     """The model is still loading."""
 
     kind = Failure.MODEL_NOT_READY
+
+
+class NotActiveError(ReasonError):
+    """The server is not active (a lifecycle node unconfigured or inactive): it serves no goals."""
+
+    kind = Failure.NOT_ACTIVE
+
+
+class ShuttingDownError(ReasonError):
+    """The server is shutting down."""
+
+    kind = Failure.SHUTTING_DOWN
 
 
 class ModelLoadError(ReasonError):

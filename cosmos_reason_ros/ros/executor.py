@@ -4,13 +4,20 @@ rclpy's MultiThreadedExecutor (ros2/rclpy#1452, fixed upstream by #1547 after Ki
 callback still waiting in its thread pool's queue to the pool again on every loop, and does not
 wait for new work meanwhile: under a 30 fps camera the node spun at 60-85% of a core and lost
 frames. This one lets each callback it hands out start before it looks for more work.
+
+It also survives a middleware error: an RCLError raised in a callback (rclpy's action server
+publishes goal status arrays inside its own callbacks, where the node cannot catch it) would
+end spin() and with it the node; here it is handed to `on_middleware_error` and spinning goes
+on.
 """
 
 import time
-from typing import Any, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.task import Task
+
+from cosmos_reason_ros.ros.publishing import MIDDLEWARE_ERRORS
 
 START_TIMEOUT = 0.01
 """Longest wait (s) for a handed-out callback to start; a coroutine awaiting a future counts as
@@ -21,9 +28,24 @@ _POLL = 0.0002
 class ReasonExecutor(MultiThreadedExecutor):
     """A MultiThreadedExecutor whose spin loop waits for each callback to start running."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any,
+                 on_middleware_error: Optional[Callable[[Exception], None]] = None,
+                 **kwargs: Any) -> None:
+        """Create the executor; arguments as MultiThreadedExecutor's.
+
+        Args:
+            on_middleware_error: called with each RCLError a callback raised (e.g. the node's
+                count_publish_error); None: they are only logged.
+        """
         super().__init__(*args, **kwargs)
         self._last_handed_out: Optional[Task] = None
+        self._on_middleware_error = on_middleware_error or _log_middleware_error
+
+    def _spin_once_impl(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super()._spin_once_impl(*args, **kwargs)
+        except MIDDLEWARE_ERRORS as error:
+            self._on_middleware_error(error)
 
     def wait_for_ready_callbacks(self, *args: Any, **kwargs: Any) -> Tuple[Task, Any, Any]:
         """Return the next callback, once the previous one has started (or START_TIMEOUT)."""
@@ -36,6 +58,13 @@ class ReasonExecutor(MultiThreadedExecutor):
         handler, entity, node = super().wait_for_ready_callbacks(*args, **kwargs)
         self._last_handed_out = handler
         return handler, entity, node
+
+
+def _log_middleware_error(error: Exception) -> None:
+    from rclpy.logging import get_logger
+
+    get_logger('reason_executor').error(f'a callback raised {error!r}; spinning on',
+                                        throttle_duration_sec=5.0)
 
 
 __all__ = ['START_TIMEOUT', 'ReasonExecutor']

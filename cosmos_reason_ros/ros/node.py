@@ -1,5 +1,12 @@
 """The reasoning node: camera frames in, the Reason action served, typed answers out.
 
+A managed (lifecycle) node. configure reads the parameters and loads the model (the transition
+returns when the load did: `ros2 lifecycle set` and Nav2's lifecycle manager wait for it, and
+/diagnostics says `model_state: loading` meanwhile); activate subscribes to the camera and serves
+goals; deactivate stops both (running goals end NOT_ACTIVE); cleanup frees the model and the
+accelerator memory; shutdown works from every state. With `autostart` (the default) the node
+walks itself to active, as a plain node would.
+
 It only orchestrates: the window, the model, the prompts and the parser live in the core.
 """
 
@@ -11,10 +18,13 @@ from typing import Dict, Optional
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.action import ActionServer, CancelResponse
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException
+from rclpy.clock import Clock, ClockType
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle.node import LifecycleNodeMixin
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.serialization import deserialize_message
@@ -23,310 +33,620 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from cosmos_reason_ros.action import Reason
+from cosmos_reason_ros.core.backends.base import Backend
 from cosmos_reason_ros.core.backends.factory import create_backend
 from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
 from cosmos_reason_ros.core.errors import (
-    Failure, GenerationCancelled, ModelLoadError, ModelNotReadyError, ReasonError,
-    result_code_of)
+    Failure, GenerationCancelled, LoadStopped, ModelLoadError, ModelNotReadyError,
+    NotActiveError, ReasonError, ShuttingDownError, result_code_of)
 from cosmos_reason_ros.core.frames import FrameWindow, Offer
 from cosmos_reason_ros.core.images import decode_image
+from cosmos_reason_ros.core.loading import BackgroundLoad
 from cosmos_reason_ros.core.overlay import draw_overlay
+from cosmos_reason_ros.core.rates import StreamRateMeter
 from cosmos_reason_ros.core.reasoner import Reasoner, ReasonOutcome, ReasonRequest
-from cosmos_reason_ros.core.scheduling import GoalScheduler
+from cosmos_reason_ros.core.scheduling import GoalScheduler, GoalStop, StopReason, Ticket
 from cosmos_reason_ros.msg import ReasoningResult
 from cosmos_reason_ros.ros.conversions import (
     empty_result_msg, goal_to_request, header_from_cdr, outcome_to_msg, rgb_to_image_msg)
-from cosmos_reason_ros.ros.executor import ReasonExecutor
-from cosmos_reason_ros.ros.large_buffers import reuse_large_buffers
-from cosmos_reason_ros.ros.parameters import declare_node_config
+from cosmos_reason_ros.ros.parameters import (
+    NodeConfig, declare_node_parameters, read_node_config, refuse_change)
+from cosmos_reason_ros.ros.publishing import PublishGuard
 from cosmos_reason_ros.ros.stamp_filter import StampFilter, content_filter_options
 
 Result = Reason.Result
+NODE_NAME = 'cosmos_reason'
+STOP_TIMEOUT = 10.0
+"""Longest wait (s) of deactivate and shutdown for stopped goals to end; a goal stops within one
+decoding step, so this is only reached by a backend that hangs."""
+_CANCEL_STATE_WAIT = 2.0
 
 
-class ReasonNode(Node):
+class _Goal:
+    """One accepted goal: its request, its stop event, its place in the scheduler."""
+
+    def __init__(self, handle: ServerGoalHandle):
+        self.handle = handle
+        self.stop = GoalStop()
+        self.request: Optional[ReasonRequest] = None
+        self.refusal: Optional[ReasonError] = None
+        self.ticket: Optional[Ticket] = None
+        self.accepted = time.monotonic()
+
+
+class ReasonNode(LifecycleNodeMixin, Node):
     """Serves ~/reason about the frames arriving on `image` (or `image/compressed`)."""
 
     def __init__(self, **kwargs):
-        super().__init__('cosmos_reason', **kwargs)
-        self._config = declare_node_config(self, image_topic='image')
-        frames_group = MutuallyExclusiveCallbackGroup()
-        goals_group = ReentrantCallbackGroup()
-        status_group = MutuallyExclusiveCallbackGroup()
+        Node.__init__(self, NODE_NAME, **kwargs)
+        # Reentrant: `ros2 lifecycle get` answers while configure loads the model.
+        LifecycleNodeMixin.__init__(self, callback_group=ReentrantCallbackGroup())
+        declare_node_parameters(self)
+        self._autostart = self.get_parameter('autostart').value
+        self._slots_at_start = self._slots()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
-        message_type = CompressedImage if self._config.compressed_input else Image
-        topic = 'image/compressed' if self._config.compressed_input else 'image'
-        self._image_type = message_type
-        self._image_sub = self._subscribe_frames(message_type, topic, frames_group)
-        self._stamp_filter = StampFilter(self._image_sub, self.get_logger(),
-                                         requested=self._config.dds_frame_filter)
-        self._window = FrameWindow(dataclasses.replace(
-            self._config.window, source=self._image_sub.topic_name))
-
-        # The API key of a remote backend comes from the variable remote.api_key_env names.
-        self._backend = create_backend(self._config.backend_settings, environ=os.environ)
-        self._model_name = self._config.backend_settings.model_name
-        self._model_state = 'loading'
+        self._frames_group = MutuallyExclusiveCallbackGroup()
+        self._lock = threading.Lock()
+        self._goals_done = threading.Condition(self._lock)
+        self._goals: Dict[bytes, _Goal] = {}
+        self._config: Optional[NodeConfig] = None
+        self._backend: Optional[Backend] = None
+        self._reasoner: Optional[Reasoner] = None
+        self._scheduler: Optional[GoalScheduler] = None
+        self._window: Optional[FrameWindow] = None
+        self._image_sub: Optional[Subscription] = None
+        self._stamp_filter: Optional[StampFilter] = None
+        self._image_type = Image
+        self._load: Optional[BackgroundLoad] = None
+        self._model_name = self.get_parameter('model').value
+        self._model_state = 'unloaded'
         self._model_error = ''
-        self._reasoner = Reasoner(self._backend, self._window, self._config.goals,
-                                  frame_wait_timeout=self._config.frame_wait_timeout,
-                                  limits=self._config.limits)
-        self._scheduler = GoalScheduler(self._config.concurrency_policy,
-                                        slots=self._config.backend_settings.max_concurrent,
-                                        max_queued=self._config.max_queued_goals)
-        self._cancel_events: Dict[bytes, threading.Event] = {}
+        self._active = False
+        self._shutting_down = False
+        self._loaded = threading.Event()
+        self._started = threading.Event()  # autostart walked to active (or gave up)
+        self._stream_rate = StreamRateMeter()
         self._last_latency = 0.0
         self._goals_served = 0
         self._frames_seen = 0
         self._frames_unreadable = 0
         self._frames_seen_at_last_status = (0, time.monotonic())
 
+        self._guard = PublishGuard(self.get_logger())
         self._result_pub = self.create_publisher(ReasoningResult, '~/result', 10)
         self._debug_pub = self.create_publisher(Image, '~/debug_image', 1)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._server = ActionServer(
             self, Reason, '~/reason', execute_callback=self._execute,
-            cancel_callback=self._on_cancel, callback_group=goals_group)
-        self.create_timer(self._config.diagnostics_period, self._publish_diagnostics,
-                          callback_group=status_group)
-        self._loader = threading.Thread(target=self._load_model, name='model-loader',
-                                        daemon=True)
-        self._loader.start()
+            goal_callback=lambda goal: GoalResponse.ACCEPT,
+            handle_accepted_callback=self._on_accepted,
+            cancel_callback=self._on_cancel, callback_group=ReentrantCallbackGroup())
+        # A steady clock: /diagnostics keeps flowing with use_sim_time and no /clock.
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(self.get_parameter('diagnostics_period').value,
+                          self._publish_diagnostics,
+                          callback_group=MutuallyExclusiveCallbackGroup(), clock=steady)
+        if not self._autostart:
+            self._started.set()
+        else:
+            self._autostart_timer = self.create_timer(
+                0.0, self._walk_to_active, callback_group=MutuallyExclusiveCallbackGroup(),
+                clock=steady)
 
     @property
     def executor_threads(self) -> int:
-        """Threads the executor needs: frames, status, and one per running or queued goal."""
-        return 3 + self._scheduler.slots + self._config.max_queued_goals
+        """Threads the executor needs: frames, diagnostics, two for lifecycle transitions, two
+        for the action's own bookkeeping, and one per goal that may run at once. Queued goals
+        hold no thread."""
+        return 6 + self._slots_at_start
+
+    def _slots(self) -> int:
+        backend = self.get_parameter('backend').value
+        return self.get_parameter('remote.max_concurrent').value if backend == 'openai' else 1
 
     @property
     def model_state(self) -> str:
-        """'loading', 'ready' or 'failed'."""
+        """'unloaded', 'loading', 'ready' or 'failed'."""
         return self._model_state
 
+    @property
+    def lifecycle_state(self) -> str:
+        """The lifecycle state's label: 'unconfigured', 'configuring', 'active', ..."""
+        return self._state_machine.current_state[1]
+
+    @property
+    def publish_errors(self) -> int:
+        """Publishes (and goal status updates) that failed in the middleware so far."""
+        return self._guard.errors
+
+    def count_publish_error(self, error: Exception) -> None:
+        """Count and log (throttled) a middleware error raised outside our own callbacks."""
+        self._guard.failed('a callback', error)
+
     def wait_until_loaded(self, timeout: float) -> bool:
-        """Block until the model finished loading (or failed); True when it is ready."""
-        self._loader.join(timeout)
+        """Block until a configure finished (or failed) and, with autostart, the node is
+        active; True when the model is ready."""
+        deadline = time.monotonic() + timeout
+        self._loaded.wait(timeout)
+        self._started.wait(max(0.0, deadline - time.monotonic()))
         return self._model_state == 'ready'
 
-    def destroy_node(self) -> None:
-        """Stop running goals and free the model before the node goes away."""
-        for event in list(self._cancel_events.values()):
-            event.set()
-        self._loader.join(timeout=30.0)
-        self._backend.close()
-        super().destroy_node()
+    # Lifecycle -----------------------------------------------------------------------------
 
-    # Model --------------------------------------------------------------------------------
-
-    def _load_model(self) -> None:
-        model = self._model_name
-        self.get_logger().info(f"loading model '{model}'")
+    def _walk_to_active(self) -> None:
+        """autostart: configure, then activate, as a node without a lifecycle manager would."""
+        self._autostart_timer.cancel()
         try:
-            self._backend.load()
-        except ModelLoadError as error:
-            self._fail_load(str(error))
-        except Exception as error:  # noqa: BLE001 - a load failure must not kill the node
-            self._fail_load(f"model '{model}' failed to load: {error!r}")
-        else:
-            self._model_state = 'ready'
-            self.get_logger().info(f"model '{model}' ready ({self._backend.family.value})")
+            if self.lifecycle_state == 'unconfigured' and \
+                    self.trigger_configure() == TransitionCallbackReturn.SUCCESS and \
+                    not self._shutting_down:
+                self.trigger_activate()
+        finally:
+            self._started.set()
 
-    def _fail_load(self, message: str) -> None:
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Read the parameters and load the model; returns when the load finished."""
+        try:
+            config = read_node_config(self, image_topic='image')
+        except ValueError as error:
+            return self._configure_failed(str(error))
+        topic = 'image/compressed' if config.compressed_input else 'image'
+        self._config = config
+        self._model_name = config.backend_settings.model_name
+        self._window = FrameWindow(dataclasses.replace(
+            config.window, source=self.resolve_topic_name(topic)))
+        self._model_state = 'loading'
+        self._model_error = ''
+        self._loaded.clear()
+        self.get_logger().info(f"loading model '{self._model_name}'")
+        try:
+            # The API key of a remote backend comes from the variable remote.api_key_env names.
+            backend = create_backend(config.backend_settings, environ=os.environ)
+            self._load = BackgroundLoad(backend, self._model_name)
+            if self._shutting_down:
+                self._load.stop()
+            self._load.wait()
+        except LoadStopped as error:
+            self._model_state = 'unloaded'
+            self._loaded.set()
+            self.get_logger().info(f'configure stopped: {error}')
+            return TransitionCallbackReturn.FAILURE
+        except ModelLoadError as error:
+            return self._configure_failed(str(error))
+        self._backend = backend
+        self._reasoner = Reasoner(backend, self._window, config.goals,
+                                  frame_wait_timeout=config.frame_wait_timeout,
+                                  limits=config.limits)
+        # The executor's pool was sized for the slots configured at start-up.
+        self._scheduler = GoalScheduler(
+            config.concurrency_policy,
+            slots=min(config.backend_settings.max_concurrent, self._slots_at_start),
+            max_queued=config.max_queued_goals)
+        self._model_state = 'ready'
+        self._loaded.set()
+        family = backend.family.value if backend.family else 'family unknown'
+        self.get_logger().info(f"model '{self._model_name}' ready ({family})")
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure_failed(self, message: str) -> TransitionCallbackReturn:
         self._model_error = message
         self._model_state = 'failed'
-        self.get_logger().error(message + ' - the node keeps running; every goal gets this error')
+        self._loaded.set()
+        self.get_logger().error(
+            f'configure failed: {message} - the node stays unconfigured; fix the parameter '
+            '(ros2 param set) and configure again. Goals get this error meanwhile')
+        return TransitionCallbackReturn.FAILURE
 
-    def _check_model(self) -> None:
-        if self._model_state == 'failed':
-            raise ModelLoadError(self._model_error)
-        if self._model_state != 'ready':
-            raise ModelNotReadyError(
-                f"model '{self._model_name}' is still loading: retry in a few seconds "
-                '(/diagnostics reports when it is ready)')
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Subscribe to the camera and serve goals."""
+        assert self._config is not None
+        compressed = self._config.compressed_input
+        self._image_type = CompressedImage if compressed else Image
+        topic = 'image/compressed' if compressed else 'image'
+        self._image_sub = self._subscribe_frames(self._image_type, topic)
+        self._stamp_filter = StampFilter(self._image_sub, self.get_logger(),
+                                         requested=self._config.dds_frame_filter)
+        self._active = True
+        self.get_logger().info(f"active: serving goals about '{self._image_sub.topic_name}'")
+        return TransitionCallbackReturn.SUCCESS
 
-    # Frames -------------------------------------------------------------------------------
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop taking frames; running goals end NOT_ACTIVE, new ones are refused."""
+        self._active = False
+        self._stop_goals(StopReason.DEACTIVATED)
+        self._unsubscribe_frames()
+        self.get_logger().info('inactive: no frames taken, goals refused')
+        return TransitionCallbackReturn.SUCCESS
 
-    def _subscribe_frames(self, message_type, topic: str, group) -> Subscription:
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Free the model (and the accelerator memory) and the frame window."""
+        self._free_model()
+        self.get_logger().info('unconfigured: model freed')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop everything, from whichever state the node is in."""
+        self._active = False
+        self._stop_goals(StopReason.SHUTDOWN)
+        self._unsubscribe_frames()
+        self._free_model()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """A transition raised: free what it held and go back to unconfigured."""
+        self.get_logger().error(f'a lifecycle transition from {state.label} raised; freeing '
+                                'the model, the node is unconfigured')
+        self._active = False
+        self._stop_goals(StopReason.DEACTIVATED)
+        self._unsubscribe_frames()
+        self._free_model()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _free_model(self) -> None:
+        backend, self._backend = self._backend, None
+        self._reasoner = None
+        self._scheduler = None
+        if self._window is not None:
+            self._window.clear()
+        self._window = None
+        if backend is not None:
+            backend.close()
+        self._model_state = 'unloaded'
+
+    def _on_set_parameters(self, parameters) -> SetParametersResult:
+        reason = refuse_change([parameter.name for parameter in parameters],
+                               self.lifecycle_state)
+        return SetParametersResult(successful=reason is None, reason=reason or '')
+
+    # Shutdown ------------------------------------------------------------------------------
+
+    def begin_shutdown(self, timeout: float = STOP_TIMEOUT) -> int:
+        """Stop for good (SIGINT, SIGTERM): refuse new goals, stop a load, end running goals.
+
+        Running goals end SHUTTING_DOWN with a result their clients receive, so the executor
+        must still be spinning. Returns the number of goals stopped.
+        """
+        self._shutting_down = True
+        self._active = False
+        load = self._load
+        if load is not None:
+            load.stop()
+        return self._stop_goals(StopReason.SHUTDOWN, timeout)
+
+    def finish_shutdown(self) -> None:
+        """The shutdown transition from whichever primary state the node is in (the executor
+        has stopped): frees the model. Safe to call twice."""
+        if self.lifecycle_state in ('unconfigured', 'inactive', 'active'):
+            self.trigger_shutdown()
+
+    def destroy_node(self) -> None:
+        """Stop goals, free the model, then destroy the node."""
+        if not self._shutting_down:
+            self.begin_shutdown()
+        self.finish_shutdown()
+        super().destroy_node()
+
+    def _stop_goals(self, reason: StopReason, timeout: float = STOP_TIMEOUT) -> int:
+        """Stop every goal for `reason` and wait (up to timeout) until each has ended."""
+        with self._lock:
+            goals = list(self._goals.values())
+        for goal in goals:
+            goal.stop.request(reason)
+            if goal.ticket is not None and goal.ticket.withdraw():
+                goal.handle.execute()  # a queued goal ends at once, with the reason
+        deadline = time.monotonic() + timeout
+        with self._goals_done:
+            while self._goals and time.monotonic() < deadline:
+                self._goals_done.wait(deadline - time.monotonic())
+            left = len(self._goals)
+        if left:
+            self.get_logger().error(f'{left} goal(s) did not stop within {timeout:g} s')
+        return len(goals)
+
+    # Frames --------------------------------------------------------------------------------
+
+    def _subscribe_frames(self, message_type, topic: str) -> Subscription:
         """Subscribe to the camera, with the stamp filter where the middleware has one.
 
         raw=True hands over the serialized message: the stamp decides whether a frame is needed
         before anything is deserialized or converted. The content filter goes further: frames
         the window will skip (7 of 8 at 30 fps) are not delivered at all.
         """
+        assert self._config is not None
         options = content_filter_options() if self._config.dds_frame_filter else None
         if options is not None:
             try:
                 return self.create_subscription(
                     message_type, topic, self._on_image, qos_profile_sensor_data,
-                    callback_group=group, raw=True, content_filter_options=options)
+                    callback_group=self._frames_group, raw=True, content_filter_options=options)
             except Exception as error:  # noqa: BLE001 - fall back to filtering in the node
                 self.get_logger().warning(
                     f'no content filter on {topic} ({error}): every frame is delivered and '
                     'the node drops those it does not keep')
         return self.create_subscription(message_type, topic, self._on_image,
-                                        qos_profile_sensor_data, callback_group=group, raw=True)
+                                        qos_profile_sensor_data,
+                                        callback_group=self._frames_group, raw=True)
+
+    def _unsubscribe_frames(self) -> None:
+        subscription, self._image_sub = self._image_sub, None
+        self._stamp_filter = None
+        if subscription is not None:
+            self.destroy_subscription(subscription)
+        if self._window is not None:
+            self._window.clear()
+        self._stream_rate.clear()
 
     def _on_image(self, raw: bytes) -> None:
+        window, stamp_filter, subscription = self._window, self._stamp_filter, self._image_sub
+        if window is None or stamp_filter is None or subscription is None:
+            return  # a frame that was already in flight when the node deactivated
         self._frames_seen += 1
         header = header_from_cdr(raw)
         if header is None:
             self._frames_unreadable += 1
             self.get_logger().warning(
-                f"dropping an image on '{self._image_sub.topic_name}' with an unreadable "
+                f"dropping an image on '{subscription.topic_name}' with an unreadable "
                 'header', throttle_duration_sec=5.0)
             return
         stamp, frame_id = header
+        self._stream_rate.add(time.monotonic(), stamp)
         try:
-            offer = self._window.offer(stamp, lambda: self._decode(raw), frame_id)
+            offer = window.offer(stamp, lambda: self._decode(raw), frame_id)
         # Anything raised here would stop the executor: a bad frame is dropped, never fatal.
         except Exception as error:  # noqa: BLE001
             self.get_logger().warning(
-                f"dropping an image on '{self._image_sub.topic_name}': {error} "
-                f'({self._window.stats.invalid} dropped so far)', throttle_duration_sec=5.0)
+                f"dropping an image on '{subscription.topic_name}': {error} "
+                f'({window.stats.invalid} dropped so far)', throttle_duration_sec=5.0)
             return
         if offer in (Offer.KEPT, Offer.REWOUND, Offer.RESIZED):
-            self._stamp_filter.update(self._window.wanted_stamps())
+            stamp_filter.update(window.wanted_stamps())
         if offer is Offer.REWOUND:
             self.get_logger().warning(
-                f"stamps on '{self._image_sub.topic_name}' jumped back to {stamp:.3f} s "
+                f"stamps on '{subscription.topic_name}' jumped back to {stamp:.3f} s "
                 '(bag loop or simulation reset): the frame window was cleared')
         elif offer is Offer.RESIZED:
-            resize = self._window.last_resize
+            resize = window.last_resize
             self.get_logger().warning(
-                f"the images on '{self._image_sub.topic_name}' changed size from "
+                f"the images on '{subscription.topic_name}' changed size from "
                 f'{resize.previous[0]}x{resize.previous[1]} to {resize.size[0]}x{resize.size[1]}: '
                 'the frame window starts anew (a goal sees frames of one size)',
                 throttle_duration_sec=5.0)
 
     def _decode(self, raw: bytes):
+        config = self._config
+        assert config is not None
         # The declared size is checked before decoding; a JPEG decodes reduced for the window.
         return decode_image(deserialize_message(raw, self._image_type),
-                            max_source_pixels=self._config.limits.max_source_pixels,
-                            target_pixels=self._config.window.max_pixels)
+                            max_source_pixels=config.limits.max_source_pixels,
+                            target_pixels=config.window.max_pixels)
 
-    # Goals --------------------------------------------------------------------------------
+    # Goals ---------------------------------------------------------------------------------
+    # A goal is accepted (a rejection cannot say why), checked, and queued in the scheduler;
+    # its execute callback is started only when it may run (ros2/examples' queue server), so
+    # a waiting goal holds no thread. Every goal ends through _execute, which sends the result.
 
-    def _on_cancel(self, goal_handle: ServerGoalHandle) -> CancelResponse:
-        self._cancel_events.setdefault(bytes(goal_handle.goal_id.uuid), threading.Event()).set()
+    def _on_accepted(self, handle: ServerGoalHandle) -> None:
+        goal = _Goal(handle)
+        with self._lock:
+            self._goals[bytes(handle.goal_id.uuid)] = goal
+        try:
+            self._check_serving()
+            assert self._config is not None and self._scheduler is not None
+            goal.request = goal_to_request(handle.request, self._config.window,
+                                           self._config.limits)
+            goal.ticket = self._scheduler.admit(
+                lambda ticket: self._start(goal, ticket),
+                lambda ticket: goal.stop.request(StopReason.PREEMPTED))
+        except ReasonError as error:
+            goal.refusal = error
+            handle.execute()
+            return
+        if goal.stop.event.is_set() and goal.ticket.withdraw():
+            handle.execute()  # stopped (cancel, deactivate) while it was being queued
+
+    def _start(self, goal: _Goal, ticket: Ticket) -> None:
+        """The scheduler's turn for a goal: run it, or end it if it was preempted queued."""
+        goal.ticket = ticket
+        if not ticket.running:
+            goal.stop.request(StopReason.PREEMPTED)
+        goal.handle.execute()
+
+    def _check_serving(self) -> None:
+        if self._shutting_down:
+            raise ShuttingDownError(f"the node '{self.get_name()}' is shutting down")
+        if self._active:
+            return
+        state = self.lifecycle_state
+        if self._model_state == 'failed':
+            raise ModelLoadError(self._model_error)
+        if self._model_state == 'loading' or not self._started.is_set():
+            raise ModelNotReadyError(
+                f"model '{self._model_name}' is still loading: retry in a few seconds "
+                '(/diagnostics reports when it is ready)')
+        action = 'activate it' if state == 'inactive' else 'configure and activate it'
+        raise NotActiveError(
+            f"the node '{self.get_fully_qualified_name()}' is {state}, not active: {action} "
+            f'(ros2 lifecycle set {self.get_fully_qualified_name()} ...) or start it with '
+            'autostart true')
+
+    def _on_cancel(self, handle: ServerGoalHandle) -> CancelResponse:
+        goal = self._goals.get(bytes(handle.goal_id.uuid))
+        if goal is None or not goal.stop.request(StopReason.CANCELED):
+            return CancelResponse.REJECT  # it has its answer already: the result follows
+        if goal.ticket is not None and goal.ticket.withdraw():
+            handle.execute()  # a queued goal ends at once
         return CancelResponse.ACCEPT
 
-    def _execute(self, goal_handle: ServerGoalHandle) -> Result:
-        goal_id = bytes(goal_handle.goal_id.uuid)
-        cancel = self._cancel_events.setdefault(goal_id, threading.Event())
-        progress = _Progress(goal_handle, self._config.feedback_period)
-        request: Optional[ReasonRequest] = None
+    def _execute(self, handle: ServerGoalHandle) -> Result:
+        goal = self._goals[bytes(handle.goal_id.uuid)]
+        config = self._config
+        progress = _Progress(handle, config.feedback_period if config else 0.0, self._guard,
+                             started=goal.accepted)
         try:
-            self._check_model()
-            request = goal_to_request(goal_handle.request, self._config.window,
-                                      self._config.limits)
-            ticket = self._scheduler.admit(cancel)
-            if not ticket.wait():
-                raise GenerationCancelled('preempted by a newer goal' if ticket.preempted
-                                          else 'canceled while waiting for the model')
-            with ticket:
-                outcome = self._reasoner.run(request, now=self._now(), on_stage=progress.stage,
-                                             on_text=progress.text, cancel=cancel)
-        except GenerationCancelled as error:
-            preempted = not goal_handle.is_cancel_requested
-            kind = Failure.PREEMPTED if preempted else Failure.CANCELED
-            return self._finish_failed(goal_handle, kind.result_code, str(error), request,
-                                       progress, canceled=not preempted)
-        except ReasonError as error:
-            return self._finish_failed(goal_handle, result_code_of(error), str(error), request,
-                                       progress)
-        except Exception as error:  # noqa: BLE001 - a model failure must not kill the node
-            self.get_logger().error(f'goal failed unexpectedly: {error!r}')
-            return self._finish_failed(goal_handle, result_code_of(error),
-                                       f'internal error: {error!r}', request, progress)
+            return self._run(goal, progress)
         finally:
-            self._cancel_events.pop(goal_id, None)
-        return self._finish_succeeded(goal_handle, outcome, progress)
+            if goal.ticket is not None:
+                goal.ticket.release()
+            with self._goals_done:
+                self._goals.pop(bytes(handle.goal_id.uuid), None)
+                self._goals_done.notify_all()
 
-    def _finish_succeeded(self, goal_handle: ServerGoalHandle, outcome: ReasonOutcome,
-                          progress: '_Progress') -> Result:
+    def _run(self, goal: _Goal, progress: '_Progress') -> Result:
+        try:
+            if goal.refusal is not None:
+                raise goal.refusal
+            if goal.ticket is None or not goal.ticket.running or goal.stop.event.is_set():
+                raise GenerationCancelled('stopped while waiting for the model')
+            assert self._reasoner is not None and goal.request is not None
+            outcome = self._reasoner.run(goal.request, now=self._now(), on_stage=progress.stage,
+                                         on_text=progress.text, cancel=goal.stop.event)
+        except GenerationCancelled as error:
+            reason = goal.stop.finish() or StopReason.CANCELED
+            code, message = _stopped(reason, str(error))
+            return self._finish(goal, code, message, progress)
+        except ReasonError as error:
+            goal.stop.finish()
+            return self._finish(goal, result_code_of(error), str(error), progress)
+        except Exception as error:  # noqa: BLE001 - a model failure must not kill the node
+            goal.stop.finish()
+            self.get_logger().error(f'goal failed unexpectedly: {error!r}')
+            return self._finish(goal, result_code_of(error), f'internal error: {error!r}',
+                                progress)
         msg = outcome_to_msg(outcome)
         # From the goal's acceptance, as documented: a wait in the goal queue is included.
         msg.total_time = progress.elapsed
-        self._result_pub.publish(msg)
+        reason = goal.stop.finish()
+        if reason is not None:
+            # Stopped after the answer was generated: the stop wins (the client was told its
+            # cancel was accepted), and the whole answer is kept.
+            code, message = _stopped(reason, 'stopped after the answer was generated')
+            return self._finish(goal, code, message, progress, output=msg)
+        self._guard.publish(self._result_pub, msg)
         self._publish_overlay(outcome, msg.header)
         self._last_latency = msg.total_time
         self._goals_served += 1
-        goal_handle.succeed()
-        return Result(error_code=Result.SUCCESS, message=_summary(outcome, msg.total_time),
-                      output=msg)
+        return self._finish(goal, Result.SUCCESS, _summary(outcome, msg.total_time), progress,
+                            output=msg)
 
-    def _finish_failed(self, goal_handle: ServerGoalHandle, code: int, message: str,
-                       request: Optional[ReasonRequest], progress: '_Progress', *,
-                       canceled: bool = False) -> Result:
-        self.get_logger().warning(
-            f'goal ended with {Failure.from_result_code(code).value}: {message}')
-        output = empty_result_msg(request, model_id=self._model_name,
-                                  raw_text=progress.text_so_far)
-        if canceled:
-            goal_handle.canceled()
+    def _finish(self, goal: _Goal, code: int, message: str, progress: '_Progress', *,
+                output: Optional[ReasoningResult] = None) -> Result:
+        handle = goal.handle
+        if code != Result.SUCCESS:
+            self.get_logger().warning(
+                f'goal ended with {Failure.from_result_code(code).value}: {message}')
+        if output is None:
+            output = empty_result_msg(goal.request, model_id=self._model_name,
+                                      raw_text=progress.text_so_far)
+        if code == Result.SUCCESS:
+            self._guard.call('goal status', handle.succeed)
+        elif code == Result.CANCELED and _wait_for_cancel_state(handle):
+            self._guard.call('goal status', handle.canceled)
         else:
-            goal_handle.abort()
+            self._guard.call('goal status', handle.abort)
         return Result(error_code=code, message=message, output=output)
 
     def _publish_overlay(self, outcome: ReasonOutcome, header: Header) -> None:
-        if not self._config.publish_debug_image or self._debug_pub.get_subscription_count() == 0:
+        config = self._config
+        if config is None or not config.publish_debug_image or \
+                self._debug_pub.get_subscription_count() == 0:
             return
         parsed = outcome.parsed
         image = draw_overlay(outcome.frames[-1].image, outcome.source_size,
                              trajectories=parsed.trajectories, boxes=parsed.boxes,
                              text=parsed.answer or parsed.error)
-        self._debug_pub.publish(rgb_to_image_msg(image, header))
+        self._guard.publish(self._debug_pub, rgb_to_image_msg(image, header))
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    # Diagnostics --------------------------------------------------------------------------
+    # Diagnostics ---------------------------------------------------------------------------
+
+    def _sim_time_waiting(self) -> bool:
+        """use_sim_time is on and no /clock message has arrived yet."""
+        return self.get_parameter('use_sim_time').value and \
+            self.get_clock().now().nanoseconds == 0
 
     def _publish_diagnostics(self) -> None:
         seen, since = self._frames_seen_at_last_status
         now = time.monotonic()
         input_rate = (self._frames_seen - seen) / max(now - since, 1e-6)
         self._frames_seen_at_last_status = (self._frames_seen, now)
-        stats = self._window.stats
-        level, message = {
-            'loading': (DiagnosticStatus.WARN, 'model loading'),
-            'failed': (DiagnosticStatus.ERROR, self._model_error),
-        }.get(self._model_state, (DiagnosticStatus.OK, 'ready'))
-        if level == DiagnosticStatus.OK and stats.fill == 0:
-            level, message = DiagnosticStatus.WARN, f"no frames on '{self._image_sub.topic_name}'"
+        window, scheduler = self._window, self._scheduler
+        state = self.lifecycle_state
+        level, message = self._status(state, window)
         values = {
+            'lifecycle_state': state,
             'model': self._model_name, 'model_state': self._model_state,
             # With the middleware's stamp filter only the frames the window keeps arrive.
-            'frame_filter': 'dds' if self._stamp_filter.active else 'node',
-            'frame_filter_reason': self._stamp_filter.reason,
+            'frame_filter': ('dds' if self._stamp_filter is not None and
+                             self._stamp_filter.active else 'node'),
+            'frame_filter_reason': (self._stamp_filter.reason if self._stamp_filter is not None
+                                    else 'not subscribed'),
             'input_rate_hz': f'{input_rate:.1f}', 'frames_received': str(self._frames_seen),
-            'frames_kept': str(stats.kept),
-            'frames_invalid': str(stats.invalid + self._frames_unreadable),
-            'window_fill': str(stats.fill), 'window_span_s': f'{stats.span:.2f}',
-            'goals_running': str(self._scheduler.busy),
-            'goals_queued': str(self._scheduler.queued),
+            'frames_invalid': str(self._frames_unreadable),
+            'goals_running': str(scheduler.busy if scheduler else 0),
+            'goals_queued': str(scheduler.queued if scheduler else 0),
             'goals_served': str(self._goals_served),
             'last_latency_s': f'{self._last_latency:.3f}',
-            'backend': self._config.backend,
+            'publish_errors': str(self._guard.errors),
+            'backend': self.get_parameter('backend').value,
         }
-        if isinstance(self._backend, OpenAIBackend):
-            values['server'] = self._config.remote.base_url
-            values['server_status'] = self._backend.status.message
+        if window is not None:
+            stats = window.stats
+            values.update({
+                'frames_kept': str(stats.kept),
+                'frames_invalid': str(stats.invalid + self._frames_unreadable),
+                'window_fill': str(stats.fill), 'window_span_s': f'{stats.span:.2f}'})
+        if not self.get_parameter('use_sim_time').value:
+            rate = self._stream_rate.rate(now)
+            if rate.stamps_hz is not None:
+                values['stamps_rate_hz'] = f'{rate.stamps_hz:.1f}'
+                if rate.losing_frames and level == DiagnosticStatus.OK:
+                    level, message = DiagnosticStatus.WARN, (
+                        f'receiving {rate.received_hz:.1f} frames/s of the {rate.stamps_hz:.1f} '
+                        'the stamps show: frames are lost in transport (raw frames over 512 KiB '
+                        'need config/fastdds_large_frames.xml on both sides, or use JPEG)')
+        if self._sim_time_waiting():
+            values['sim_time'] = 'waiting for /clock'
+            level = max(level, DiagnosticStatus.WARN)
+            message = ('use_sim_time is true but no /clock has arrived: the staleness check '
+                       'cannot work; ' + message)
+        backend = self._backend
+        if isinstance(backend, OpenAIBackend):
+            values['server'] = backend.config.base_url
+            values['server_status'] = backend.status.message
         status = DiagnosticStatus(
             level=level, name=f'{self.get_name()}: reasoning', message=message,
             hardware_id=self._model_name,
             values=[KeyValue(key=key, value=value) for key, value in values.items()])
-        self._diagnostics_pub.publish(DiagnosticArray(
+        self._guard.publish(self._diagnostics_pub, DiagnosticArray(
             header=Header(stamp=self.get_clock().now().to_msg()), status=[status]))
+
+    def _status(self, state: str, window: Optional[FrameWindow]):
+        if self._shutting_down:
+            return DiagnosticStatus.WARN, 'shutting down'
+        if self._model_state == 'failed':
+            return DiagnosticStatus.ERROR, self._model_error
+        if self._model_state == 'loading':
+            return DiagnosticStatus.WARN, 'model loading'
+        if state != 'active':
+            return DiagnosticStatus.WARN, f'{state}: not serving goals'
+        if window is None or window.stats.fill == 0:
+            topic = self._image_sub.topic_name if self._image_sub else 'image'
+            return DiagnosticStatus.WARN, f"no frames on '{topic}'"
+        return DiagnosticStatus.OK, 'ready'
 
 
 class _Progress:
     """Feedback of one goal: every stage change, and partial text at most once per period."""
 
-    def __init__(self, goal_handle: ServerGoalHandle, period: float):
+    def __init__(self, goal_handle: ServerGoalHandle, period: float, guard: PublishGuard, *,
+                 started: float):
         self._goal_handle = goal_handle
         self._period = period
-        self._started = time.monotonic()
+        self._guard = guard
+        self._started = started
         self._last_sent = 0.0
         self._stage = ''
         self._chunks = []
@@ -334,7 +654,7 @@ class _Progress:
 
     @property
     def elapsed(self) -> float:
-        """Seconds since the goal was accepted (its execution began)."""
+        """Seconds since the goal was accepted."""
         return time.monotonic() - self._started
 
     @property
@@ -353,9 +673,30 @@ class _Progress:
 
     def _send(self) -> None:
         self._last_sent = time.monotonic()
-        self._goal_handle.publish_feedback(Reason.Feedback(
-            stage=self._stage, tokens=self._tokens, partial_text=self.text_so_far,
-            elapsed=self._last_sent - self._started))
+        feedback = Reason.Feedback(stage=self._stage, tokens=self._tokens,
+                                   partial_text=self.text_so_far,
+                                   elapsed=self._last_sent - self._started)
+        self._guard.call('feedback', self._goal_handle.publish_feedback, feedback)
+
+
+def _wait_for_cancel_state(handle: ServerGoalHandle) -> bool:
+    """rclpy marks a goal CANCELING only after the cancel callback returned, which set the stop
+    event this goal already reacted to: wait (briefly) for that state, which canceled() needs."""
+    deadline = time.monotonic() + _CANCEL_STATE_WAIT
+    while not handle.is_cancel_requested and time.monotonic() < deadline:
+        time.sleep(0.001)
+    return handle.is_cancel_requested
+
+
+def _stopped(reason: StopReason, detail: str):
+    """The result code and message of a goal stopped for `reason`."""
+    kind, what = {
+        StopReason.CANCELED: (Failure.CANCELED, 'canceled'),
+        StopReason.PREEMPTED: (Failure.PREEMPTED, 'preempted by a newer goal'),
+        StopReason.DEACTIVATED: (Failure.NOT_ACTIVE, 'the node was deactivated'),
+        StopReason.SHUTDOWN: (Failure.SHUTTING_DOWN, 'the node is shutting down'),
+    }[reason]
+    return kind.result_code, f'{what}: {detail}'
 
 
 def _summary(outcome: ReasonOutcome, total_time: float) -> str:
@@ -365,20 +706,10 @@ def _summary(outcome: ReasonOutcome, total_time: float) -> str:
 
 
 def main(args=None) -> None:
-    """Run the node until shutdown (ros2 run cosmos_reason_ros reason_node)."""
-    reuse_large_buffers()
-    rclpy.init(args=args)
-    node = ReasonNode()
-    executor = ReasonExecutor(num_threads=node.executor_threads)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        executor.shutdown()
-        rclpy.try_shutdown()
+    """Run the node until SIGINT/SIGTERM (ros2 run cosmos_reason_ros reason_node); exits 0."""
+    from cosmos_reason_ros.ros.process import run_until_signal
+
+    run_until_signal(ReasonNode, args)
 
 
-__all__ = ['ReasonNode', 'main']
+__all__ = ['NODE_NAME', 'ReasonNode', 'main']

@@ -1,11 +1,13 @@
-"""The node's parameters: declared once with descriptors, read once into frozen configs.
+"""The node's parameters: declared once with descriptors, read into frozen configs at configure.
 
-Every parameter is read-only: the window, the model and the policies are built at start-up, so a
-change needs a restart (the descriptor says so to `ros2 param set`).
+The node reads them in its configure transition: while it is unconfigured (before configure,
+after cleanup or a failed load) they may be changed with `ros2 param set`; in every other state a
+change is refused with the reason (see refuse_change). `autostart` and `diagnostics_period` are
+read once at start-up and are read-only.
 """
 
 import dataclasses
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from rcl_interfaces.msg import (
     FloatingPointRange, IntegerRange, ParameterDescriptor)
@@ -157,9 +159,16 @@ SPECS: Tuple[ParameterSpec, ...] = (
                   range=(0.0, 60.0)),
     ParameterSpec('publish_debug_image', True,
                   'Publish the answer drawn on the last frame on ~/debug_image.'),
-    ParameterSpec('diagnostics_period', 1.0, 'Seconds between /diagnostics messages.',
+    ParameterSpec('diagnostics_period', 1.0,
+                  'Seconds between /diagnostics messages (wall clock, also with use_sim_time).',
                   range=(0.1, 60.0)),
+    ParameterSpec('autostart', True,
+                  'Configure (load the model) and activate on start-up, with no lifecycle '
+                  'manager; false: stay unconfigured until told (ros2 lifecycle set, '
+                  'nav2_lifecycle_manager, launch_ros lifecycle events).'),
 )
+STARTUP_ONLY = ('autostart', 'diagnostics_period')
+"""Read once when the node starts; every other parameter is read at configure."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,6 +189,7 @@ class NodeConfig:
     backend: str = 'transformers'
     remote: RemoteConfig = RemoteConfig()
     limits: GoalLimits = GoalLimits()
+    autostart: bool = True
 
     @property
     def backend_settings(self) -> BackendSettings:
@@ -187,17 +197,48 @@ class NodeConfig:
         return BackendSettings(backend=self.backend, model=self.model, remote=self.remote)
 
 
+def declare_node_parameters(node: Node) -> None:
+    """Declare every parameter on `node` (values come from its overrides / YAML)."""
+    for spec in SPECS:
+        _declare(node, spec)
+
+
 def declare_node_config(node: Node, image_topic: str) -> NodeConfig:
-    """Declare every parameter on `node` and build the NodeConfig from their values.
+    """Declare every parameter on `node` and build the NodeConfig from their values."""
+    declare_node_parameters(node)
+    return read_node_config(node, image_topic)
+
+
+def refuse_change(names: Sequence[str], state: str) -> Optional[str]:
+    """Why a change of these parameters is refused in lifecycle state `state` (None: allowed).
 
     Args:
-        node: the node to declare on (values come from its parameter overrides / YAML).
+        names: the parameters being set.
+        state: the node's lifecycle state label ('unconfigured', 'inactive', ...).
+    """
+    ours = {spec.name for spec in SPECS}
+    fixed = sorted(name for name in names if name in STARTUP_ONLY)
+    if fixed:
+        return f"{', '.join(fixed)}: read once at start-up; restart the node to change it"
+    changed = sorted(name for name in names if name in ours)
+    if changed and state != 'unconfigured':
+        return (f"{', '.join(changed)}: the node is {state} and reads its parameters at "
+                'configure; deactivate and cleanup first (ros2 lifecycle set <node> cleanup), '
+                'then set it and configure again')
+    return None
+
+
+def read_node_config(node: Node, image_topic: str) -> NodeConfig:
+    """Build the NodeConfig from the values of the declared parameters.
+
+    Args:
+        node: the node the parameters were declared on.
         image_topic: the resolved image topic, named in the window's error messages.
 
     Raises:
         ValueError: a value outside its choices (ranges are enforced by rclpy itself).
     """
-    values = {spec.name: _declare(node, spec) for spec in SPECS}
+    values = {spec.name: _read(node, spec) for spec in SPECS}
     return NodeConfig(
         model=ModelConfig(
             model=values['model'], revision=values['revision'], dtype=values['dtype'],
@@ -227,19 +268,24 @@ def declare_node_config(node: Node, image_topic: str) -> NodeConfig:
         feedback_period=values['feedback_period'],
         publish_debug_image=values['publish_debug_image'],
         diagnostics_period=values['diagnostics_period'],
+        autostart=values['autostart'],
         backend=values['backend'],
         remote=RemoteConfig(**{field.name: values[f'remote.{field.name}']
                                for field in dataclasses.fields(RemoteConfig)}),
     )
 
 
-def _declare(node: Node, spec: ParameterSpec) -> Any:
+def _declare(node: Node, spec: ParameterSpec) -> None:
     description = spec.description
     if spec.choices:
         description += ' One of: ' + ', '.join(spec.choices) + '.'
-    descriptor = ParameterDescriptor(description=description, read_only=True,
-                                     **_range_of(spec))
-    value = node.declare_parameter(spec.name, spec.default, descriptor).value
+    descriptor = ParameterDescriptor(description=description,
+                                     read_only=spec.name in STARTUP_ONLY, **_range_of(spec))
+    node.declare_parameter(spec.name, spec.default, descriptor)
+
+
+def _read(node: Node, spec: ParameterSpec) -> Any:
+    value = node.get_parameter(spec.name).value
     if spec.choices and value not in spec.choices:
         raise ValueError(f"parameter '{spec.name}' is {value!r}; use one of: "
                          + ', '.join(spec.choices))
