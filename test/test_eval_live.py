@@ -106,6 +106,9 @@ def test_live_run_through_the_action_agrees_with_the_offline_replay(
         assert result.source_size == (W, H) and result.completion_tokens == 8
         assert result.round_trip > 0 and result.send_delay >= 0
         assert result.image is not None, 'the picture is decoded from the bag'
+        # 1 s at 4 fps ending at a kept frame: 4 frames asked for, held and sent.
+        assert result.window['frames_in_range'] == result.window['frames_held'] == 4
+        assert not result.window['truncated'] and result.window['frames_seen'] == 4
 
     backend = TransformersBackend(ModelConfig(model=str(tiny_qwen3_checkpoint), device='cpu',
                                               dtype='fp32'))

@@ -18,10 +18,11 @@ from cosmos_reason_ros.core.config import GoalDefaults, WindowConfig
 from cosmos_reason_ros.core.evaluation.compare import compare_reports, render_comparison
 from cosmos_reason_ros.core.evaluation.questions import (
     AskTime, Expected, QuestionItem, load_benchmark, load_questions, parse_question_set)
-from cosmos_reason_ros.core.evaluation.replay import Replay, ReplaySettings
+from cosmos_reason_ros.core.evaluation.replay import Replay, ReplaySettings, window_facts
 from cosmos_reason_ros.core.evaluation.report import ReportError, build_report, write_report
 from cosmos_reason_ros.core.evaluation.sample_data import START
 from cosmos_reason_ros.core.evaluation.scoring import score_answer
+from cosmos_reason_ros.core.evaluation.sources import Timeline
 from cosmos_reason_ros.core.modes import Mode, ModelFamily
 from cosmos_reason_ros.core.parsing import parse_answer
 from recordings import H, W, steady, write_bag
@@ -78,7 +79,7 @@ def test_a_history_beyond_the_memory_bound_is_marked_truncated_per_item(long_cli
     run = Replay(ScriptedBackend({}, default='A road.'), settings).run(questions)
     whole, short = run.results
     assert whole.window['truncated'] and whole.window['frames_held'] == 100
-    assert 'held 100 of the 160 frames' in whole.window['note']
+    assert 'held 100 of the 160 frames this item asks for (bound 100 frames' in whole.window['note']
     # 29.97 fps: the first frame of the 15 s slot is the one at 15.015 s.
     assert 'saw from 15.015 s, not from 0.000 s' in whole.window['note']
     assert not short.window['truncated']
@@ -200,6 +201,7 @@ def test_staleness_counts_from_the_newest_frame_the_model_gets_and_quotes_it(tmp
     ('I would choose c', 'C'),
     ('(A) The car stops.', 'A'),
     ('The correct answer is (D) turn left', 'D'),
+    ('go straight (B)', 'B'),
     ('A car is turning left.', ''),
     ('The answer is a car.', ''),
     ('It is a bit risky.', ''),
@@ -301,3 +303,20 @@ def test_window_facts_are_absent_for_items_that_were_not_asked(tmp_path):
         _set(clip, [{'at': 9.0, 'mode': 'caption'}]))
     assert run.results[0].error_code == 'after_end' and run.results[0].window is None
     assert math.isfinite(run.wall_time)
+
+
+def test_the_live_client_knows_what_the_nodes_window_held_for_an_item():
+    # 2 s at 30 fps, then the stamps jump back to 0 (a bag loop) and run 1 s more.
+    stamps = [round(i / 30 * 1e9) for i in range(60)] + [round(i / 30 * 1e9) for i in range(30)]
+    timeline = Timeline(start=0.0, bag_times=tuple(i / 30 for i in range(90)),
+                        stamps_ns=tuple(stamps))
+    window = WindowConfig(capacity=5, max_duration=30.0)
+    kept = timeline.kept_stamps(window)
+    before_loop = timeline.kept_history(kept, 59)
+    assert before_loop == pytest.approx([i / 4 for i in range(8)], abs=0.02)
+    after_loop = timeline.kept_history(kept, 89)
+    assert len(after_loop) == 4 and after_loop[0] < 0.1, 'the loop cleared the window'
+    facts = window_facts(before_loop, before_loop[-1], math.inf, window=window, max_frames=16,
+                         seen=5, offset_of=lambda stamp: stamp, hint='raise window.capacity')
+    assert (facts['frames_in_range'], facts['frames_held']) == (8, 5) and facts['truncated']
+    assert "(bound 5 frames, 30 s; raise window.capacity)" in facts['note']

@@ -419,6 +419,7 @@ _STATED_LETTER = re.compile(
     r"\b(?:(?:answer|option|choice)\s*(?:is|:)?|(?:it|that|this)\s+is|it's|would\s+be|"
     r'choose|select|pick)\s*:?\s*'
     r'(?:option\s+|choice\s+)?(\()?([A-Za-z])(\))?(?![A-Za-z])', re.IGNORECASE)
+_BRACKETED_LETTER = re.compile(r'\(([A-Z])\)')
 _ANSWER_PREFIX = re.compile(r'(final\s+)?answer\s*:', re.IGNORECASE)
 _YES_NO = re.compile(r'(yes|no)\b', re.IGNORECASE)
 
@@ -428,9 +429,10 @@ def parse_choice(answer: str) -> str:
 
     Recognised: the answer is just a letter ('C', '(B)', 'b.'), starts with one ('(B) The car
     stops', 'B. ...'), or says it ('Answer: C', 'The correct answer is (D) ...', 'Option B',
-    'I think it is B.', 'I would choose C'). Markdown emphasis is ignored. A lowercase letter
-    counts only alone, in parentheses ('Answer: (b)') or ending the answer ('The answer is b'),
-    since 'a' is a word elsewhere ('The answer is a car').
+    'I think it is B.', 'I would choose C'), or quotes an option label ('go straight (B)').
+    Markdown emphasis is ignored. A lowercase letter counts only alone, in parentheses
+    ('Answer: (b)') or ending the answer ('The answer is b'), since 'a' is a word elsewhere
+    ('The answer is a car').
 
     Args:
         answer: the final answer text.
@@ -450,7 +452,9 @@ def parse_choice(answer: str) -> str:
         at_end = not text[stated.end():].strip(_DECORATION + '.!')
         if letter.isupper() or (opened and closed) or at_end:
             return letter.upper()
-    return ''
+    # Last: an option label quoted anywhere ('go straight (B)').
+    bracketed = _BRACKETED_LETTER.search(text)
+    return bracketed.group(1) if bracketed else ''
 
 
 def parse_verdict(answer: str) -> str:

@@ -26,7 +26,7 @@ from cosmos_reason_ros.core.errors import Failure, ReasonError
 from cosmos_reason_ros.core.evaluation.questions import QuestionItem, QuestionSet, load_questions
 from cosmos_reason_ros.core.evaluation.replay import (
     ANSWERED, ERROR, NOT_RUN, ItemResult, ProgressBar, ProgressCallback, ReplaySettings,
-    RunResult, SourceSummary, check_ask_time, stale_frame_message)
+    RunResult, SourceSummary, check_ask_time, stale_frame_message, window_facts)
 from cosmos_reason_ros.core.evaluation.report import write_report
 from cosmos_reason_ros.core.evaluation.scoring import score_answer
 from cosmos_reason_ros.core.evaluation.sources import (
@@ -273,7 +273,17 @@ class LiveEvaluation:
                                    round_trip=round_trip)
         if isinstance(response, str):
             return dataclasses.replace(base, error_code=Failure.NO_ANSWER, error=response)
-        return _result_to_item(base, item, response, timeline)
+        result = _result_to_item(base, item, response, timeline)
+        if result.status != ANSWERED:
+            return result
+        # The node's window (as --capacity and --max-duration describe it) bounds the history.
+        goals = settings.replay.goals
+        return dataclasses.replace(result, window=window_facts(
+            timeline.kept_history(kept, newest), window_end,
+            item.window_duration or goals.window_duration, window=settings.replay.window,
+            max_frames=item.max_frames or goals.max_frames, seen=len(result.frame_stamps),
+            offset_of=lambda stamp: (timeline.bag_time_of(stamp) or stamp) - timeline.start,
+            hint="raise the node's window.capacity and window.max_duration"))
 
     def _send_and_wait(self, goal: Reason.Goal) -> Any:
         """The Reason.Result, or a string saying why there is none."""
@@ -396,6 +406,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="the node's window.target_fps (to know which frames it keeps)")
     parser.add_argument('--max-pixels', type=int, default=WindowConfig.max_pixels,
                         help="pixel budget of the pictures (the node's window.max_pixels)")
+    parser.add_argument('--capacity', type=int, default=WindowConfig.capacity,
+                        help="the node's window.capacity (to tell truncated histories)")
+    parser.add_argument('--max-duration', type=float, default=WindowConfig.max_duration,
+                        help="the node's window.max_duration (to tell truncated histories)")
     parser.add_argument('--start-timeout', type=float, default=LiveSettings.start_timeout,
                         help='seconds to wait for the bag to start playing')
     parser.add_argument('--stall-timeout', type=float, default=LiveSettings.stall_timeout,
@@ -416,7 +430,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     settings = LiveSettings(
         replay=ReplaySettings(window=WindowConfig(target_fps=args.fps,
-                                                  max_pixels=args.max_pixels),
+                                                  max_pixels=args.max_pixels,
+                                                  capacity=args.capacity,
+                                                  max_duration=args.max_duration),
                               greedy=not args.sample, seed=args.seed),
         start_timeout=args.start_timeout, stall_timeout=args.stall_timeout,
         result_timeout=args.result_timeout)

@@ -241,6 +241,48 @@ def stale_frame_message(bag_time: float, frame_age: float, stamp: float, *, star
             'skipped or undecodable')
 
 
+def window_facts(kept: Sequence[float], window_end: float, duration: float, *,
+                 window: WindowConfig, max_frames: int, seen: int,
+                 offset_of: Callable[[float], float], hint: str) -> dict[str, Any]:
+    """What history an item asked for and what a window with these bounds could give it.
+
+    Args:
+        kept: stamps a window at this rate kept since it was last cleared, oldest first, up to
+            and including window_end (as if it had no bounds).
+        window_end: the stamp the item's window ends at (the newest kept frame).
+        duration: the seconds of history the item asks for (inf: all of it).
+        window: the bounds (capacity, max_duration) of the window that served it.
+        max_frames: the most frames the item sends; more are subsampled evenly.
+        seen: the frames the model got.
+        offset_of: a stamp's time in seconds from the start of the source, for the note.
+        hint: what to raise to hold more, for the note.
+
+    Returns:
+        duration, max_frames, frames_in_range (what an unbounded window would hold),
+        frames_held, frames_seen, the bound, and `truncated` with a note saying what was seen.
+    """
+    upto = [stamp for stamp in kept if stamp <= window_end + TIME_EPSILON]
+    in_range = [stamp for stamp in upto if stamp > window_end - duration]
+    # The window drops frames beyond its capacity and older than max_duration before its newest.
+    held = [stamp for stamp in upto[-window.capacity:]
+            if stamp >= window_end - window.max_duration and stamp > window_end - duration]
+    facts: dict[str, Any] = {
+        'duration': 'all' if math.isinf(duration) else duration, 'max_frames': max_frames,
+        'frames_in_range': len(in_range), 'frames_held': len(held), 'frames_seen': seen,
+        'bound': {'frames': window.capacity,
+                  'seconds': None if math.isinf(window.max_duration) else window.max_duration},
+        'truncated': len(held) < len(in_range), 'note': ''}
+    if facts['truncated'] and held:
+        facts['note'] = (
+            f'truncated: the window held {len(held)} of the {len(in_range)} frames this item '
+            f'asks for (bound {window.capacity} frames'
+            f"{'' if math.isinf(window.max_duration) else f', {window.max_duration:g} s'}; "
+            f'{hint}), so '
+            f'the model saw from {offset_of(held[0]):.3f} s, not from '
+            f'{offset_of(in_range[0]):.3f} s')
+    return facts
+
+
 def item_request(item: QuestionItem, settings: ReplaySettings,
                  window_end: float | None) -> ReasonRequest:
     """The ReasonRequest an item sends (the same fields the live client puts into a goal)."""
@@ -533,30 +575,15 @@ class _SourceRun:
 
     def _window_facts(self, item: QuestionItem, window_end: float, seen: int) -> dict[str, Any]:
         """What history the item asked for and what the window could give it."""
-        duration = item.window_duration or self.settings.goals.window_duration
-        in_range = [stamp for stamp in self._kept
-                    if window_end - duration < stamp <= window_end + TIME_EPSILON]
-        held = self.window.select(end=window_end, duration=duration, max_frames=10**9,
-                                  even=False)
         config = self.window.config
-        facts: dict[str, Any] = {
-            'duration': 'all' if math.isinf(duration) else duration,
-            'max_frames': (config.capacity if self.settings.protocol
-                           else item.max_frames or self.settings.goals.max_frames),
-            'frames_in_range': len(in_range), 'frames_held': len(held), 'frames_seen': seen,
-            'bound': {'frames': config.capacity,
-                      'seconds': None if math.isinf(config.max_duration)
-                      else config.max_duration},
-            'truncated': len(held) < len(in_range), 'note': ''}
-        if facts['truncated']:
-            start = self.source.start
-            first_asked = self._bag_time_of.get(in_range[0], in_range[0]) - start
-            first_held = self._bag_time_of.get(held[0].stamp, held[0].stamp) - start
-            facts['note'] = (
-                f'truncated: the window held {len(held)} of the {len(in_range)} frames this '
-                f'item asks for (bound {config.capacity} frames; raise --window-memory), so '
-                f'the model saw from {first_held:.3f} s, not from {first_asked:.3f} s')
-        return facts
+        start = self.source.start
+        return window_facts(
+            self._kept, window_end, item.window_duration or self.settings.goals.window_duration,
+            window=config, seen=seen,
+            max_frames=(config.capacity if self.settings.protocol
+                        else item.max_frames or self.settings.goals.max_frames),
+            offset_of=lambda stamp: self._bag_time_of.get(stamp, stamp) - start,
+            hint='raise --window-memory')
 
     def _answered(self, base: ItemResult, item: QuestionItem,
                   outcome: ReasonOutcome) -> ItemResult:
@@ -647,5 +674,5 @@ __all__ = [
     'ANSWERED', 'ERROR', 'ItemResult', 'NOT_RUN', 'ProgressBar', 'ProgressCallback', 'Replay',
     'ReplaySettings', 'RunResult', 'SourceSummary', 'TIME_EPSILON', 'check_ask_time',
     'describe_backend', 'item_prompt', 'item_request', 'protocol_request', 'run_replay',
-    'stale_frame_message',
+    'stale_frame_message', 'window_facts',
 ]

@@ -10,7 +10,7 @@ import functools
 import hashlib
 import pathlib
 import struct
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Protocol
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
@@ -227,6 +227,24 @@ class Timeline:
                 newest = stamp_ns
             kept.append(newest)
         return tuple(kept)
+
+    def kept_history(self, kept: Sequence[int | None], upto: int) -> list[float]:
+        """Stamps (seconds) a window kept since it was last cleared, up to message `upto`.
+
+        Args:
+            kept: kept_stamps() of this timeline.
+            upto: index of the last message to count.
+        """
+        history: list[float] = []
+        for stamp_ns in kept[:upto + 1]:
+            if stamp_ns is None:
+                continue
+            stamp = ns_to_seconds(stamp_ns)
+            if history and stamp < history[-1]:
+                history = [stamp]  # a stamp jump back cleared the window
+            elif not history or stamp > history[-1]:
+                history.append(stamp)
+        return history
 
     def bag_time_of(self, stamp: float, tolerance: float = 1e-5) -> float | None:
         """Bag time of the latest message whose header stamp is within tolerance of stamp."""
