@@ -1,4 +1,5 @@
-"""GPU benchmark: Cosmos-Reason2-2B/8B shapes (random weights) on a 16-frame 720p window.
+"""GPU benchmark: Cosmos-Reason2-2B/8B and Cosmos3-Edge shapes (random weights) on a 16-frame 720p
+window.
 
 Measures prefill, time to first token, decode tokens/s at batch 1 and peak GPU memory for NVIDIA's
 plain usage (fp16, sdpa, default generate) and for the node's backend with its best settings.
@@ -19,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from bench import common
+from bench.random_models import EDGE, SIZES
 
 NOMINAL_BANDWIDTH = (
     # (substring of torch.cuda.get_device_name(), bytes/s), first match wins.
@@ -161,7 +163,7 @@ def plain_usage(checkpoint: Path, frames: Sequence[np.ndarray], new_tokens: int,
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from cosmos_reason_ros.core.backends.transformers_backend import video_metadata
-    from cosmos_reason_ros.core.modes import ModelFamily
+    from cosmos_reason_ros.core.families import family_for_model_type
 
     dtype = getattr(torch, dtype_name)
     processor = AutoProcessor.from_pretrained(checkpoint)
@@ -172,13 +174,21 @@ def plain_usage(checkpoint: Path, frames: Sequence[np.ndarray], new_tokens: int,
     messages = [{'role': 'system', 'content': [{'type': 'text', 'text': SYSTEM}]},
                 {'role': 'user', 'content': [{'type': 'video'}, {'type': 'text', 'text': TASK}]}]
 
+    family = family_for_model_type(model.config.model_type)
+
     def prepare() -> Any:
+        # The template's defaults (Cosmos3-Edge: thinking on), as a plain user gets them.
         text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        metadata = video_metadata([index / 4.0 for index in range(len(frames))],
-                                  ModelFamily.QWEN3_VL, width=video.shape[2],
-                                  height=video.shape[1])
-        return processor(text=[text], videos=[video], return_tensors='pt', videos_kwargs={
-            'do_sample_frames': False, 'video_metadata': [metadata]}).to(device)
+        metadata = video_metadata([index / 4.0 for index in range(len(frames))], family,
+                                  width=video.shape[2], height=video.shape[1])
+        # return_metadata and return_mm_token_type_ids: Qwen3-VL's processor defaults, which
+        # Cosmos3-Edge's (transformers 5.23) needs spelled out.
+        inputs = processor(text=[text], videos=[video], return_tensors='pt',
+                           return_mm_token_type_ids=True, videos_kwargs={
+                               'do_sample_frames': False, 'video_metadata': [metadata],
+                               'return_metadata': True})
+        inputs.pop('video_metadata', None)
+        return inputs.to(device)
 
     started = time.perf_counter()
     inputs = prepare()
@@ -263,7 +273,7 @@ def best_attention() -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command-line entry: python -m bench.gpu_bench [--sizes 2b 8b] [--dry-run]."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('--sizes', nargs='+', choices=('2b', '8b'), default=['2b', '8b'])
+    parser.add_argument('--sizes', nargs='+', choices=SIZES, default=list(SIZES))
     parser.add_argument('--frames', type=int, default=16)
     parser.add_argument('--frame-size', default='1280x720')
     parser.add_argument('--window-pixels', type=int, default=640 * 360,
@@ -275,13 +285,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--json', type=Path, default=None,
                         help='also write the figures here (default $OUT/gpu_bench.json if $OUT)')
     parser.add_argument('--dry-run', action='store_true',
-                        help='check the script on a CPU: the tiny model, 2 small frames, 8 tokens')
+                        help='check the script on a CPU: the tiny Qwen3-VL and Cosmos3-Edge '
+                             'models, 2 small frames, 8 tokens')
     args = parser.parse_args(argv)
 
     import torch
     from transformers.utils import logging as hf_logging
 
     from bench.random_models import build_random_checkpoint, parameter_counts
+    from cosmos_reason_ros.core.modes import ModelFamily
     from cosmos_reason_ros.core.tiny_model import build_tiny_checkpoint
 
     hf_logging.set_verbosity_error()
@@ -308,12 +320,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     root = args.checkpoints or common.CACHE
     report: Dict[str, Any] = {'device': name, 'copy_bandwidth': measured,
                               'published_bandwidth': nominal, 'sizes': {}}
-    for size in (['tiny'] if dry else args.sizes):
+    tiny = {'tiny': ModelFamily.QWEN3_VL, 'tiny-edge': ModelFamily.COSMOS3_EDGE}
+    for size in (list(tiny) if dry else args.sizes):
         started = time.monotonic()
         if dry:
-            checkpoint = build_tiny_checkpoint(root / 'tiny-qwen3-vl')
+            checkpoint = build_tiny_checkpoint(root / f'{size}-{tiny[size].value}', tiny[size])
         else:
-            checkpoint = build_random_checkpoint(root / f'qwen3vl-{size}-random-bf16', size,
+            prefix = 'cosmos3' if size == EDGE else 'qwen3vl'
+            checkpoint = build_random_checkpoint(root / f'{prefix}-{size}-random-bf16', size,
                                                  dtype='bfloat16', device='cuda')
         from transformers import AutoConfig
 

@@ -1,7 +1,8 @@
-"""Random-weight checkpoints with the exact architectures of Cosmos-Reason2-2B and -8B.
+"""Random-weight checkpoints with the exact architectures of Cosmos-Reason2-2B, -8B and the
+Cosmos3-Edge reasoner.
 
 Speed and memory do not depend on weight values, so these stand in for the gated checkpoints;
-nothing is downloaded. They reuse the tiny test model's tokenizer and processor (real geometry).
+nothing is downloaded. They reuse the tiny test models' tokenizers and processors (real geometry).
 """
 
 import argparse
@@ -12,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
+from cosmos_reason_ros.core.families import family_for_model_type, family_spec
+from cosmos_reason_ros.core.modes import ModelFamily
 from cosmos_reason_ros.core.tiny_model import build_tiny_checkpoint
 
 VOCAB_SIZE = 151936
@@ -50,6 +53,12 @@ ARCHITECTURES: Dict[str, Dict[str, Any]] = {
 }
 """Architecture of each Cosmos-Reason2 size (Qwen3VLForConditionalGeneration)."""
 
+EDGE = 'edge'
+"""The Cosmos3-Edge reasoner: transformers 5.23's Cosmos3EdgeConfig defaults are its published
+architecture (28 dense relu2 blocks of width 2048, vocabulary 131072, SigLIP2 vision tower of
+27 layers, projector 11520), so the config is built from them."""
+SIZES = (*sorted(ARCHITECTURES), EDGE)
+
 _MARKER = 'random_checkpoint.json'
 
 
@@ -69,26 +78,41 @@ def qwen3_vl_config(size: str, token_ids: Dict[str, int]) -> Any:
         tie_word_embeddings=architecture['tie_word_embeddings'], **token_ids)
 
 
+def edge_config() -> Any:
+    """The Cosmos3-Edge reasoner's config (its token ids are the tiny Edge tokenizer's too)."""
+    from transformers import Cosmos3EdgeConfig
+
+    return Cosmos3EdgeConfig()
+
+
+def model_class(config: Any) -> Any:
+    """The transformers class of a config's family (Qwen3-VL or Cosmos3-Edge)."""
+    import transformers
+
+    return getattr(transformers, family_spec(family_for_model_type(config.model_type)).model_class)
+
+
 def parameter_counts(config: Any) -> Dict[str, int]:
     """Parameters of the whole model, its language model and what decoding reads per token.
 
     Decoding one token reads every decoder layer, the final norm and the output head, but only
     one row of the input embedding; with tied embeddings the head is the embedding matrix.
+    Vision is everything else (encoder and projector).
     """
     import torch
-    from transformers import Qwen3VLForConditionalGeneration
 
     with torch.device('meta'):
-        model = Qwen3VLForConditionalGeneration(config)
+        model = model_class(config)(config)
     unique = {id(p): p for p in model.parameters()}
     total = sum(p.numel() for p in unique.values())
     language = model.model.language_model
     embedding = language.embed_tokens.weight.numel()
     language_total = sum(p.numel() for p in language.parameters())
     head = model.lm_head.weight.numel()
+    language_with_head = language_total + (0 if config.tie_word_embeddings else head)
     return {
-        'total': total, 'vision': sum(p.numel() for p in model.model.visual.parameters()),
-        'language': language_total + (0 if config.tie_word_embeddings else head),
+        'total': total, 'vision': total - language_with_head,
+        'language': language_with_head,
         'read_per_token': language_total - embedding + head,
     }
 
@@ -99,7 +123,7 @@ def build_random_checkpoint(path: Path, size: str, *, dtype: str = 'float32',
 
     Args:
         path: Directory to write.
-        size: '2b' or '8b'.
+        size: '2b', '8b' or 'edge'.
         dtype: Weight dtype on disk ('float32', 'bfloat16', 'float16').
         device: Where to initialise the weights ('cuda' is much faster for 8b).
         seed: Seed of the random weights.
@@ -108,7 +132,7 @@ def build_random_checkpoint(path: Path, size: str, *, dtype: str = 'float32',
         The checkpoint directory.
     """
     import torch
-    from transformers import AutoProcessor, GenerationConfig, Qwen3VLForConditionalGeneration
+    from transformers import AutoProcessor, GenerationConfig
 
     path = Path(path).absolute()
     wanted = {'size': size, 'dtype': dtype, 'seed': seed, 'version': 1}
@@ -119,19 +143,22 @@ def build_random_checkpoint(path: Path, size: str, *, dtype: str = 'float32',
         if not marker.exists():
             raise FileExistsError(f"'{path}' exists and holds no random checkpoint")
         shutil.rmtree(path)
+    family = ModelFamily.COSMOS3_EDGE if size == EDGE else ModelFamily.QWEN3_VL
     with tempfile.TemporaryDirectory() as scratch:
-        tiny = build_tiny_checkpoint(Path(scratch) / 'tiny')
+        tiny = build_tiny_checkpoint(Path(scratch) / 'tiny', family)
         processor = AutoProcessor.from_pretrained(tiny)
         generation = GenerationConfig.from_pretrained(tiny)
     tokenizer = processor.tokenizer
     token_ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in (
         ('image_token_id', '<|image_pad|>'), ('video_token_id', '<|video_pad|>'),
         ('vision_start_token_id', '<|vision_start|>'), ('vision_end_token_id', '<|vision_end|>'))}
-    config = qwen3_vl_config(size, token_ids)
+    config = edge_config() if size == EDGE else qwen3_vl_config(size, token_ids)
+    if size == EDGE and any(getattr(config, name) != value for name, value in token_ids.items()):
+        raise AssertionError(f'the Edge config ids differ from the tiny tokenizer: {token_ids}')
     with torch.random.fork_rng(devices=[]), torch.device(device):
         torch.manual_seed(seed)
         # Initialised in the target dtype: an 8B model in fp32 would need 35 GB first.
-        model = Qwen3VLForConditionalGeneration._from_config(config, dtype=getattr(torch, dtype))
+        model = model_class(config)._from_config(config, dtype=getattr(torch, dtype))
     with torch.no_grad():
         # As in the tiny model: control tokens never win, so answers run to max_new_tokens.
         special = [tokenizer.convert_tokens_to_ids(t) for t in tokenizer.all_special_tokens]
@@ -151,17 +178,17 @@ def build_random_checkpoint(path: Path, size: str, *, dtype: str = 'float32',
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Command-line entry: python -m bench.random_models {2b,8b} [OUT_DIR] [--dtype ...]."""
+    """Command-line entry: python -m bench.random_models {2b,8b,edge} [OUT_DIR] [--dtype ...]."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument('size', choices=sorted(ARCHITECTURES))
+    parser.add_argument('size', choices=SIZES)
     parser.add_argument('out_dir', nargs='?', type=Path, default=None,
                         help='write a checkpoint here; without it only print the counts')
     parser.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16', 'float16'))
     parser.add_argument('--device', default='cpu')
     args = parser.parse_args(argv)
-    config = qwen3_vl_config(args.size, {'image_token_id': 151655, 'video_token_id': 151656,
-                                         'vision_start_token_id': 151652,
-                                         'vision_end_token_id': 151653})
+    config = edge_config() if args.size == EDGE else qwen3_vl_config(
+        args.size, {'image_token_id': 151655, 'video_token_id': 151656,
+                    'vision_start_token_id': 151652, 'vision_end_token_id': 151653})
     counts = parameter_counts(config)
     print(json.dumps({name: f'{value / 1e9:.3f} B' for name, value in counts.items()}))
     if args.out_dir is not None:

@@ -1,6 +1,10 @@
 """The family table: every family's conventions, told apart by model_type, and shared timing."""
 
+import pathlib
+
+import numpy as np
 import pytest
+import yaml
 
 from cosmos_reason_ros.core.families import (
     Coordinates,
@@ -13,6 +17,7 @@ from cosmos_reason_ros.core.families import (
     video_timing,
     visual_tokens,
 )
+from cosmos_reason_ros.core.images import downscale
 from cosmos_reason_ros.core.modes import ModelFamily
 from cosmos_reason_ros.core.remote_config import FAMILIES
 
@@ -111,3 +116,21 @@ def test_reason1_gets_the_mean_rate_of_the_stamps():
 def test_visual_tokens_per_family(family, size, tokens):
     assert model_input_size(128, 96, family) == size
     assert visual_tokens(128, 96, 4, family) == tokens
+
+
+@pytest.mark.parametrize('preset, family, tokens', [
+    ('desktop_gpu', REASON2, 1760),
+    ('cosmos3_edge_desktop', EDGE, 1792),
+    ('cosmos3_edge_thor', EDGE, 672),
+    ('cosmos3_server', EDGE, 1792),
+])
+def test_the_visual_tokens_a_preset_states_follow_from_its_frames_and_family(preset, family,
+                                                                          tokens):
+    path = pathlib.Path(__file__).resolve().parents[1] / 'config' / f'{preset}.yaml'
+    text = path.read_text()
+    parameters = yaml.safe_load(text)['/**']['ros__parameters']
+    # A 16:9 camera, stored by the window at its pixel budget.
+    height, width = downscale(np.zeros((1080, 1920), np.uint8),
+                              parameters['window']['max_pixels']).shape
+    assert visual_tokens(width, height, parameters['goal']['max_frames'], family) == tokens
+    assert f'{tokens:,}' in text
