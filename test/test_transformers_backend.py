@@ -473,6 +473,10 @@ def test_tiny_edge_keeps_the_real_token_ids_and_one_frame_per_patch(tiny_edge_ch
     assert processor.video_processor.temporal_patch_size == 1
     generation = json.loads((tiny_edge_checkpoint / 'generation_config.json').read_text())
     assert generation['eos_token_id'] == [11]
+    # vLLM reads Edge from the unified layout (test_vllm_cosmos3.py serves it).
+    assert config['projector_config']['merger_intermediate_size'] == config[
+        'projector_hidden_size']
+    assert (tiny_edge_checkpoint / 'transformer' / 'model.safetensors').is_file()
     assert checkpoint_summary(tiny_edge_checkpoint)[1] < 1_000_000
 
 

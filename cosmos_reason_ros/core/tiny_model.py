@@ -9,6 +9,7 @@ import argparse
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -20,7 +21,7 @@ from cosmos_reason_ros.core.modes import ModelFamily
 MARKER_FILE = 'tiny_checkpoint.json'
 """Written last into a finished checkpoint; holds the arguments it was built with."""
 
-_FORMAT_VERSION = 3
+_FORMAT_VERSION = 4
 """Bump when the builder's output changes, so cached checkpoints are rebuilt."""
 
 SPECIAL_TOKENS = (
@@ -245,6 +246,39 @@ def _write_checkpoint(path: Path, family: ModelFamily, *, seed: int, head_dim: i
     finally:
         if bars:
             hf_logging.enable_progress_bar()
+    if edge:
+        _add_vllm_edge_layout(path)
+
+
+def _add_vllm_edge_layout(path: Path) -> None:
+    """Make a Cosmos3-Edge checkpoint loadable by vLLM (0.32) too.
+
+    vLLM reads Edge only from NVIDIA's unified layout: weights under transformer/ (or
+    vision_encoder/), and a projector_config in config.json. transformers writes the unified
+    weight names already, except the vision tower's MLP, which its save-time renaming turns
+    into up_proj/down_proj; SigLIP2 (and vLLM) call them fc1/fc2. transformers still loads the
+    root model.safetensors and ignores the added keys.
+    """
+    from safetensors.torch import load_file, save_file
+
+    config = json.loads((path / 'config.json').read_text())
+    config['projector_config'] = {
+        'input_hidden_size': config['vision_config']['hidden_size'],
+        'spatial_merge_size': config['vision_config']['spatial_merge_size'],
+        'merger_intermediate_size': config['projector_hidden_size'],
+        'out_hidden_size': config['text_config']['hidden_size'],
+        'use_postshuffle_norm': False,
+    }
+    (path / 'config.json').write_text(json.dumps(config, indent=2) + '\n')
+    weights = {}
+    for name, tensor in load_file(str(path / 'model.safetensors')).items():
+        if name.startswith('model.visual.'):
+            name = re.sub(r'\.mlp\.up_proj\.', '.mlp.fc1.', name)
+            name = re.sub(r'\.mlp\.down_proj\.', '.mlp.fc2.', name)
+        weights[name] = tensor.contiguous()
+    (path / 'transformer').mkdir()
+    save_file(weights, str(path / 'transformer' / 'model.safetensors'),
+              metadata={'format': 'pt'})
 
 
 def _train_bpe(special_tokens: Sequence[str] = ()) -> Any:
