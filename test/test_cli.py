@@ -9,6 +9,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 from cosmos_reason_ros import cli
 from cosmos_reason_ros.core.sample_scene import render_scene
@@ -46,6 +47,15 @@ def test_parse_of_garbage_reports_failure_not_an_exception(capsys):
     assert code == 0 and parsed['status'] == 'failed' and parsed['error']
 
 
+@pytest.mark.parametrize('reasoning, status', [(True, 'truncated'), (False, 'failed')])
+def test_parse_of_an_edge_answer_cut_off_inside_its_opened_reasoning(capsys, reasoning, status):
+    argv = ['parse', '--mode', 'trajectory', '--family', 'cosmos3_edge', '--image-size',
+            '640x480'] + (['--reasoning'] if reasoning else [])
+    code, out, _ = _run(argv, capsys, stdin='The gripper should move from [195, 630] to')
+    parsed = json.loads(out)
+    assert code == 0 and parsed['status'] == status
+
+
 @pytest.fixture
 def image_folder(tmp_path):
     for index in range(6):
@@ -54,9 +64,12 @@ def image_folder(tmp_path):
     return tmp_path
 
 
-def test_run_on_an_image_folder_answers_with_the_folder_timing(image_folder,
-                                                                tiny_qwen3_checkpoint, capsys):
-    code, out, _ = _run(['run', str(image_folder), '--model', str(tiny_qwen3_checkpoint),
+@pytest.mark.parametrize('checkpoint', ['tiny_qwen3_checkpoint', 'tiny_edge_checkpoint',
+                                        'tiny_omni_checkpoint'])
+def test_run_on_an_image_folder_answers_with_the_folder_timing(image_folder, checkpoint,
+                                                                request, capsys):
+    model = request.getfixturevalue(checkpoint)
+    code, out, _ = _run(['run', str(image_folder), '--model', str(model),
                          '--device', 'cpu', '--task', 'Where does the marker go?',
                          '--max-new-tokens', '8', '--greedy'], capsys)
 
@@ -99,3 +112,24 @@ def test_run_without_torch_says_what_to_install(tmp_path):
 
     assert completed.returncode == 2, completed.stderr
     assert "pip install 'cosmos_reason_ros[model]'" in completed.stderr
+
+
+@pytest.mark.parametrize('checkpoint, family', [('tiny_edge_checkpoint', 'cosmos3_edge'),
+                                                ('tiny_omni_checkpoint', 'cosmos3_omni')])
+def test_eval_runs_the_cosmos3_reasoners_on_the_sample_bag(checkpoint, family, request,
+                                                           tmp_path, capsys):
+    from cosmos_reason_ros.core.evaluation.sample_data import write_sample
+
+    questions_path = write_sample(tmp_path / 'sample')
+    data = yaml.safe_load(questions_path.read_text())
+    data['items'] = data['items'][:2]
+    questions = tmp_path / 'q.yaml'
+    questions.write_text(yaml.safe_dump(data))
+    code, out, _ = _run(['eval', str(questions_path.parent / 'sample_bag'), '--questions',
+                         str(questions), '--model', str(request.getfixturevalue(checkpoint)),
+                         '--device', 'cpu', '--dtype', 'fp32', '--quiet', '--out',
+                         str(tmp_path / 'report')], capsys)
+    summary = json.loads(out)
+    assert code == 0 and summary['answered'] == 2 and summary['complete']
+    report = json.loads((tmp_path / 'report' / 'report.json').read_text())
+    assert report['run']['model']['family'] == family
