@@ -1,6 +1,6 @@
-"""The reasoning node with the Cosmos 3 reasoners (tiny Edge and Nano/Super checkpoints) on a
-real rclpy graph: a goal streams feedback and succeeds, a cancel stops it, the frame count
-follows the family's temporal patch (test_node.py covers Reason2 the same way)."""
+"""The reasoning node with the other families' tiny reasoners (Cosmos3-Edge, Cosmos3-Nano/Super,
+Reason1) on a real rclpy graph: a goal streams feedback and succeeds, a cancel stops it, the
+frame count follows the family's temporal patch (test_node.py covers Reason2 in depth)."""
 
 import threading
 
@@ -15,11 +15,12 @@ from ros_graph import Graph, TIMEOUT, wait_for
 Result = Reason.Result
 
 
-@pytest.fixture(scope='module', params=['edge', 'omni'])
+@pytest.fixture(scope='module', params=['edge', 'omni', 'qwen25'])
 def graph(request):
     checkpoint = request.getfixturevalue(f'tiny_{request.param}_checkpoint')
-    # An odd frame budget: Edge (one frame per temporal patch) takes all 7, Nano/Super (pairs)
-    # take 6, so that no frame is repeated to fill a pair.
+    # An odd frame budget: Edge (one frame per temporal patch) and Reason1 (no text timestamps
+    # to shift) take all 7, Nano/Super (pairs with timestamps) take 6, so that no frame is
+    # repeated to fill a pair.
     graph = Graph(checkpoint, **{'goal.max_frames': 7})
     assert graph.node.wait_until_loaded(TIMEOUT)
     graph.wait_for_diagnostics('window_fill', 9)  # a full 2 s window at 4 fps
@@ -38,7 +39,7 @@ def test_trajectory_goal_with_reasoning_succeeds_with_feedback(graph):
     output = result.output
     assert output.raw_text and output.completion_tokens == 12
     assert output.model_id == graph.node._config.model.model
-    assert len(output.frame_stamps) == (7 if family == 'edge' else 6)
+    assert len(output.frame_stamps) == (6 if family == 'omni' else 7)
     if family == 'edge':
         # The random model rarely closes the <think> that the Edge template opened: its answer
         # is then reasoning cut off by max_new_tokens, never an answer made of reasoning.
