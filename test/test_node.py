@@ -6,7 +6,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from action_msgs.msg import GoalStatus
+from action_msgs.msg import GoalStatus, GoalStatusArray
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
@@ -14,7 +14,7 @@ from std_msgs.msg import Header
 
 from cosmos_reason_ros.action import Reason
 from cosmos_reason_ros.msg import ReasoningResult
-from cosmos_reason_ros.ros.client import ReasonClient, make_goal
+from cosmos_reason_ros.ros.client import GoalFailedError, make_goal, ReasonClient, result_of
 from cosmos_reason_ros.ros.conversions import to_time
 from ros_graph import Graph, TIMEOUT, wait_for
 
@@ -304,3 +304,68 @@ def test_total_time_counts_from_acceptance_including_the_queue_wait(tiny_qwen3_c
                                            + second.output.generation_time)
     finally:
         graph.close()
+
+
+@pytest.mark.parametrize('policy', ['reject', 'queue'])
+def test_a_burst_of_fifty_goals_gets_fifty_answers(tiny_qwen3_checkpoint, policy):
+    graph = Graph(tiny_qwen3_checkpoint, concurrency_policy=policy, max_queued_goals=4)
+    try:
+        assert graph.node.wait_until_loaded(TIMEOUT)
+        graph.wait_for_diagnostics('window_fill', 2)
+        sent = [graph.client.send(make_goal('Is the marker red?')) for _ in range(50)]
+        handles = [wait_for(future, 2 * TIMEOUT) for future in sent]
+        assert all(handle.accepted for handle in handles)
+        codes = [wait_for(handle.get_result_async(), 2 * TIMEOUT).result.error_code
+                 for handle in handles]
+        assert set(codes) <= {Result.SUCCESS, Result.BUSY}
+        assert codes.count(Result.SUCCESS) >= 1
+    finally:
+        graph.close()
+
+
+@pytest.mark.parametrize('result_timeout, kept', [(1, False), (30, True)])
+def test_results_are_kept_for_result_timeout_and_an_expired_one_is_no_success(
+        tiny_qwen3_checkpoint, result_timeout, kept):
+    graph = Graph(tiny_qwen3_checkpoint, result_timeout=result_timeout)
+    try:
+        assert graph.node.wait_until_loaded(TIMEOUT)
+        handle = graph.send(make_goal('Is the marker red?'))
+        finished = threading.Event()
+        status = graph.peer.create_subscription(
+            GoalStatusArray, '/cosmos_reason/reason/_action/status',
+            lambda msg: any(s.status == GoalStatus.STATUS_SUCCEEDED for s in msg.status_list)
+            and finished.set(), 10)
+        assert finished.wait(TIMEOUT)
+        graph.peer.destroy_subscription(status)
+        time.sleep(3.0)  # a slow planner: past a 1 s result_timeout, well within 30 s
+        response = wait_for(handle.get_result_async())
+        if kept:
+            assert result_of(response).error_code == Result.SUCCESS
+        else:
+            assert response.status == GoalStatus.STATUS_UNKNOWN
+            with pytest.raises(GoalFailedError, match='status unknown'):
+                result_of(response)
+    finally:
+        graph.close()
+
+
+def test_feedback_carries_a_bounded_tail_and_the_result_the_whole_text(tiny_qwen3_checkpoint):
+    graph = Graph(tiny_qwen3_checkpoint, feedback_text_chars=40)
+    try:
+        assert graph.node.wait_until_loaded(TIMEOUT)
+        result, feedback = graph.ask(make_goal('Describe the scene', max_new_tokens=120,
+                                               greedy=True))
+        assert result.error_code == Result.SUCCESS, result.message
+        texts = [message.partial_text for message in feedback if message.partial_text]
+        assert len(result.output.raw_text) > 40 and texts
+        assert all(len(text) <= 40 for text in texts)
+        assert all(text in result.output.raw_text for text in texts)
+    finally:
+        graph.close()
+
+
+def test_ask_raises_for_a_goal_that_did_not_succeed(graph):
+    with pytest.raises(GoalFailedError, match='ended aborted') as raised:
+        graph.client.ask(make_goal('Anything', 'poem'), timeout=TIMEOUT)
+    assert raised.value.result.error_code == Result.INVALID_GOAL
+    assert 'unknown mode' in str(raised.value)

@@ -8,7 +8,7 @@ import argparse
 import json
 import sys
 import time
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -19,7 +19,8 @@ from sensor_msgs.msg import CompressedImage
 from cosmos_reason_ros.action import Reason
 from cosmos_reason_ros.core.errors import Failure
 from cosmos_reason_ros.core.modes import Mode
-from cosmos_reason_ros.ros.client import DEFAULT_ACTION, ReasonClient, make_goal
+from cosmos_reason_ros.ros.client import (
+    DEFAULT_ACTION, GoalFailedError, make_goal, ReasonClient)
 from cosmos_reason_ros.ros.messages import message_to_dict
 
 SUCCEEDED = 'succeeded'
@@ -73,6 +74,17 @@ def status_name(error_code: int) -> str:
     return SUCCEEDED if failure is None else failure.value
 
 
+def _ask(client: ReasonClient, goal: Reason.Goal, on_feedback,
+         timeout: float) -> Tuple[bool, Reason.Result]:
+    """(whether the goal succeeded, its result); a failed goal's result says why."""
+    try:
+        return True, client.ask(goal, on_feedback, timeout=timeout)
+    except GoalFailedError as error:
+        if not error.result.message:
+            error.result.message = str(error)
+        return False, error.result
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Send the goal, stream feedback to stderr, print the result to stdout."""
     args = parse_args(rclpy.utilities.remove_ros_args(argv or sys.argv)[1:])
@@ -92,14 +104,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                       flush=True)
 
         deadline = time.monotonic() + args.wait_for_model
-        result = client.ask(goal, on_feedback, timeout=args.timeout)
+        succeeded, result = _ask(client, goal, on_feedback, args.timeout)
         while (result.error_code == Reason.Result.MODEL_NOT_READY
                and time.monotonic() < deadline):
             time.sleep(1.0)
-            result = client.ask(goal, on_feedback, timeout=args.timeout)
-        print(json.dumps({'status': status_name(result.error_code),
-                          **message_to_dict(result)}, indent=2))
-        return 0 if result.error_code == Reason.Result.SUCCESS else 1
+            succeeded, result = _ask(client, goal, on_feedback, args.timeout)
+        status = status_name(result.error_code) if result.error_code or succeeded else 'unknown'
+        print(json.dumps({'status': status, **message_to_dict(result)}, indent=2))
+        return 0 if succeeded else 1
     except TimeoutError as error:
         print(json.dumps({'error': str(error)}), file=sys.stderr)
         return 3

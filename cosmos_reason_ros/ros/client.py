@@ -10,12 +10,14 @@ import threading
 from typing import Callable, Optional
 
 import rclpy
+from action_msgs.msg import GoalStatus
 from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.task import Future
 
 from cosmos_reason_ros.action import Reason
+from cosmos_reason_ros.ros.action_qos import action_service_qos
 
 FeedbackCallback = Callable[[Reason.Feedback], None]
 DEFAULT_ACTION = '/cosmos_reason/reason'
@@ -23,6 +25,48 @@ DEFAULT_ACTION = '/cosmos_reason/reason'
 
 class GoalRejectedError(RuntimeError):
     """The action server did not accept the goal."""
+
+
+_STATUS_NAMES = {getattr(GoalStatus, name): name for name in (
+    'STATUS_UNKNOWN', 'STATUS_ACCEPTED', 'STATUS_EXECUTING', 'STATUS_CANCELING',
+    'STATUS_SUCCEEDED', 'STATUS_CANCELED', 'STATUS_ABORTED')}
+
+
+class GoalFailedError(RuntimeError):
+    """The goal ended without success: aborted with an error code, canceled, or of unknown
+    status (its result expired on the server before it was collected).
+
+    Attributes:
+        status: the action_msgs/GoalStatus the server reported.
+        result: the Reason.Result; its error_code and message say why. For an unknown status it
+            is empty, and its error_code 0 does not mean success.
+    """
+
+    def __init__(self, status: int, result: Reason.Result):
+        self.status = status
+        self.result = result
+        name = _STATUS_NAMES.get(status, str(status)).replace('STATUS_', '').lower()
+        if status in (GoalStatus.STATUS_ABORTED, GoalStatus.STATUS_CANCELED):
+            text = f'the goal ended {name} (error_code {result.error_code}): {result.message}'
+        else:
+            text = (f'the goal ended with status {name}: the node no longer knows its result '
+                    '(it expired: raise the node\'s result_timeout, or collect results sooner) '
+                    'or the node went away')
+        super().__init__(text)
+
+
+def result_of(response) -> Reason.Result:
+    """The Result of a get_result response, or GoalFailedError unless the goal SUCCEEDED.
+
+    error_code 0 (SUCCESS) is also the default of an empty result, so only the status tells a
+    success from a result the server no longer had.
+
+    Raises:
+        GoalFailedError: any status other than STATUS_SUCCEEDED.
+    """
+    if response.status != GoalStatus.STATUS_SUCCEEDED:
+        raise GoalFailedError(response.status, response.result)
+    return response.result
 
 
 def make_goal(task: str = '', mode: str = Reason.Goal.MODE_QUESTION, **fields) -> Reason.Goal:
@@ -83,7 +127,7 @@ class ReasonClient:
 
     def __init__(self, node: Node, action_name: str = DEFAULT_ACTION):
         self._node = node
-        self._client = OrderedActionClient(node, Reason, action_name)
+        self._client = OrderedActionClient(node, Reason, action_name, **action_service_qos())
 
     def wait_for_server(self, timeout: Optional[float] = None) -> bool:
         """True once the action server is discovered (False after `timeout` seconds)."""
@@ -101,12 +145,12 @@ class ReasonClient:
 
         Raises:
             GoalRejectedError: the server did not accept the goal.
+            GoalFailedError: the goal did not succeed; `result` says why.
         """
         handle = await self.send(goal, feedback_callback)
         if not handle.accepted:
             raise GoalRejectedError('the reasoning node rejected the goal')
-        response = await handle.get_result_async()
-        return response.result
+        return result_of(await handle.get_result_async())
 
     def ask(self, goal: Reason.Goal, feedback_callback: Optional[FeedbackCallback] = None,
             timeout: Optional[float] = None) -> Reason.Result:
@@ -117,6 +161,8 @@ class ReasonClient:
 
         Raises:
             GoalRejectedError: the server did not accept the goal.
+            GoalFailedError: the goal did not succeed (any status but SUCCEEDED); its `result`
+                holds the error code and message.
             TimeoutError: no result after `timeout` seconds (the goal is cancelled).
         """
         handle = self._wait(self.send(goal, feedback_callback), timeout)
@@ -129,7 +175,7 @@ class ReasonClient:
         if response is None:
             handle.cancel_goal_async()
             raise TimeoutError(f'no result within {timeout} s; the goal was cancelled')
-        return response.result
+        return result_of(response)
 
     def destroy(self) -> None:
         """Release the action client."""

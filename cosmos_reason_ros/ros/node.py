@@ -47,6 +47,7 @@ from cosmos_reason_ros.core.rates import StreamRateMeter
 from cosmos_reason_ros.core.reasoner import Reasoner, ReasonOutcome, ReasonRequest
 from cosmos_reason_ros.core.scheduling import GoalScheduler, GoalStop, StopReason, Ticket
 from cosmos_reason_ros.msg import ReasoningResult
+from cosmos_reason_ros.ros.action_qos import action_service_qos
 from cosmos_reason_ros.ros.conversions import (
     empty_result_msg, goal_to_request, header_from_cdr, outcome_to_msg, rgb_to_image_msg)
 from cosmos_reason_ros.ros.parameters import (
@@ -121,7 +122,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
             self, Reason, '~/reason', execute_callback=self._execute,
             goal_callback=lambda goal: GoalResponse.ACCEPT,
             handle_accepted_callback=self._on_accepted,
-            cancel_callback=self._on_cancel, callback_group=ReentrantCallbackGroup())
+            cancel_callback=self._on_cancel, callback_group=ReentrantCallbackGroup(),
+            result_timeout=self.get_parameter('result_timeout').value, **action_service_qos())
         # A steady clock: /diagnostics keeps flowing with use_sim_time and no /clock.
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(self.get_parameter('diagnostics_period').value,
@@ -482,7 +484,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
         goal = self._goals[bytes(handle.goal_id.uuid)]
         config = self._config
         progress = _Progress(handle, config.feedback_period if config else 0.0, self._guard,
-                             started=goal.accepted)
+                             config.feedback_text_chars if config else 0, started=goal.accepted)
         try:
             return self._run(goal, progress)
         finally:
@@ -639,17 +641,23 @@ class ReasonNode(LifecycleNodeMixin, Node):
 
 
 class _Progress:
-    """Feedback of one goal: every stage change, and partial text at most once per period."""
+    """Feedback of one goal: every stage change, and partial text at most once per period.
 
-    def __init__(self, goal_handle: ServerGoalHandle, period: float, guard: PublishGuard, *,
-                 started: float):
+    The feedback carries only the last tail_chars characters: a message that repeats the whole
+    growing answer costs quadratic traffic and memory (the result keeps all of it).
+    """
+
+    def __init__(self, goal_handle: ServerGoalHandle, period: float, guard: PublishGuard,
+                 tail_chars: int, *, started: float):
         self._goal_handle = goal_handle
         self._period = period
         self._guard = guard
+        self._tail_chars = tail_chars
         self._started = started
         self._last_sent = 0.0
         self._stage = ''
         self._chunks = []
+        self._tail = ''
         self._tokens = 0
 
     @property
@@ -667,6 +675,8 @@ class _Progress:
 
     def text(self, delta: str, tokens: int) -> None:
         self._chunks.append(delta)
+        tail = self._tail + delta
+        self._tail = tail[max(0, len(tail) - self._tail_chars):]
         self._tokens = tokens
         if time.monotonic() - self._last_sent >= self._period:
             self._send()
@@ -674,7 +684,7 @@ class _Progress:
     def _send(self) -> None:
         self._last_sent = time.monotonic()
         feedback = Reason.Feedback(stage=self._stage, tokens=self._tokens,
-                                   partial_text=self.text_so_far,
+                                   partial_text=self._tail,
                                    elapsed=self._last_sent - self._started)
         self._guard.call('feedback', self._goal_handle.publish_feedback, feedback)
 

@@ -154,9 +154,16 @@ SPECS: Tuple[ParameterSpec, ...] = (
     ParameterSpec('concurrency_policy', 'reject', 'What a goal meets while another runs.',
                   choices=tuple(policy.value for policy in Policy)),
     ParameterSpec('max_queued_goals', 8, 'Queue length for the queue policy.', range=(1, 1024)),
+    ParameterSpec('result_timeout', 900,
+                  'Seconds the result of a finished goal stays collectable; after that the '
+                  'client reads status UNKNOWN (rclpy keeps it only 10 s by default).',
+                  range=(1, 86400)),
     ParameterSpec('feedback_period', 0.25,
                   'Least seconds between feedback messages carrying partial text.',
                   range=(0.0, 60.0)),
+    ParameterSpec('feedback_text_chars', 2048,
+                  'Feedback carries the last this many characters of the text generated so far '
+                  '(the result carries all of it).', range=(0, 1048576)),
     ParameterSpec('publish_debug_image', True,
                   'Publish the answer drawn on the last frame on ~/debug_image.'),
     ParameterSpec('diagnostics_period', 1.0,
@@ -167,7 +174,7 @@ SPECS: Tuple[ParameterSpec, ...] = (
                   'manager; false: stay unconfigured until told (ros2 lifecycle set, '
                   'nav2_lifecycle_manager, launch_ros lifecycle events).'),
 )
-STARTUP_ONLY = ('autostart', 'diagnostics_period')
+STARTUP_ONLY = ('autostart', 'diagnostics_period', 'result_timeout')
 """Read once when the node starts; every other parameter is read at configure."""
 
 
@@ -190,6 +197,8 @@ class NodeConfig:
     remote: RemoteConfig = RemoteConfig()
     limits: GoalLimits = GoalLimits()
     autostart: bool = True
+    result_timeout: int = 900
+    feedback_text_chars: int = 2048
 
     @property
     def backend_settings(self) -> BackendSettings:
@@ -266,6 +275,8 @@ def read_node_config(node: Node, image_topic: str) -> NodeConfig:
         concurrency_policy=Policy(values['concurrency_policy']),
         max_queued_goals=values['max_queued_goals'],
         feedback_period=values['feedback_period'],
+        result_timeout=values['result_timeout'],
+        feedback_text_chars=values['feedback_text_chars'],
         publish_debug_image=values['publish_debug_image'],
         diagnostics_period=values['diagnostics_period'],
         autostart=values['autostart'],
