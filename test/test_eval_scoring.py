@@ -153,7 +153,7 @@ def _record(index, mode, *, status='answered', correct=None, parse='ok', total=1
 
 
 def _report(items):
-    return {'schema': 'cosmos_reason_ros.eval_report', 'schema_version': 1,
+    return {'schema': 'cosmos_reason_ros.eval_report', 'schema_version': 2,
             'created': '2025-01-01T00:00:00+00:00', 'complete': True,
             'run': {'kind': 'offline', 'question_set': {'name': 'q', 'path': '/q.yaml'},
                     'sources': [{'path': '/data/bag'}],

@@ -22,8 +22,10 @@ from cosmos_reason_ros.core.overlay import draw_overlay
 from cosmos_reason_ros.core.parsing import ParsedAnswer, Trajectory
 
 SCHEMA = 'cosmos_reason_ros.eval_report'
-SCHEMA_VERSION = 1
-"""Raised when a field changes meaning or disappears; new fields may appear in any version."""
+SCHEMA_VERSION = 2
+"""Raised when a field changes meaning or disappears; new fields may appear in any version.
+2: error codes are the core's Failure names ('stale_frames', not 'gap'); benchmark ids are unique
+per run."""
 TIMING_KEYS = frozenset({
     'created', 'wall_time', 'timing', 'latency', 'tokens_per_second',
     'decode_tokens_per_second', 'send_delay'})
