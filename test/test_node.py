@@ -14,6 +14,7 @@ from std_msgs.msg import Header
 
 from cosmos_reason_ros.action import Reason
 from cosmos_reason_ros.msg import ReasoningResult
+from cosmos_reason_ros.ros import conversions
 from cosmos_reason_ros.ros.client import GoalFailedError, make_goal, ReasonClient, result_of
 from cosmos_reason_ros.ros.conversions import to_time
 from ros_graph import Graph, TIMEOUT, wait_for
@@ -369,3 +370,25 @@ def test_ask_raises_for_a_goal_that_did_not_succeed(graph):
         graph.client.ask(make_goal('Anything', 'poem'), timeout=TIMEOUT)
     assert raised.value.result.error_code == Result.INVALID_GOAL
     assert 'unknown mode' in str(raised.value)
+
+
+def test_a_goal_the_policy_turns_away_decodes_none_of_its_images(graph, monkeypatch):
+    decoded = []
+    real = conversions.decode_image
+    monkeypatch.setattr(conversions, 'decode_image',
+                        lambda *args, **kwargs: decoded.append(1) or real(*args, **kwargs))
+    generating = threading.Event()
+    first = graph.send(make_goal('Describe the scene', max_new_tokens=LONG, greedy=True),
+                       lambda feedback: feedback.tokens > 0 and generating.set())
+    assert generating.wait(TIMEOUT)
+    images = [CompressedImage(header=Header(stamp=to_time(10.0 + 0.25 * i)), format='jpeg',
+                              data=_jpeg(96, 64)) for i in range(4)]
+    second, _ = graph.ask(make_goal('What is shown?', compressed_images=images))
+    wait_for(first.cancel_goal_async())
+    wait_for(first.get_result_async())
+
+    assert second.error_code == Result.BUSY
+    assert decoded == []
+    third, _ = graph.ask(make_goal('What is shown?', compressed_images=images))
+    assert third.error_code == Result.SUCCESS, third.message
+    assert len(decoded) == 4

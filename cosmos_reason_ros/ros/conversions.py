@@ -14,7 +14,7 @@ from cosmos_reason_ros.core.config import GoalLimits, WindowConfig
 from cosmos_reason_ros.core.errors import InvalidRequestError
 from cosmos_reason_ros.core.frames import Frame
 from cosmos_reason_ros.core.images import (
-    decode_image, downscale, ImageDecodeError, stamp_seconds)
+    check_pixel_cap, declared_size, decode_image, downscale, ImageDecodeError, stamp_seconds)
 from cosmos_reason_ros.core.modes import Mode
 from cosmos_reason_ros.core.parsing import ParseStatus
 from cosmos_reason_ros.core.reasoner import ReasonOutcome, ReasonRequest
@@ -54,11 +54,20 @@ def to_time(seconds: float) -> Time:
 
 
 def goal_to_request(goal: Reason.Goal, window: WindowConfig,
-                    limits: GoalLimits = GoalLimits()) -> ReasonRequest:
+                    limits: GoalLimits = GoalLimits(), *,
+                    decode_images: bool = True) -> ReasonRequest:
     """Turn an action goal into a core request, checking what can be checked up front.
 
-    Goal images are counted before any is decoded, and each one's declared size is checked
-    against limits.max_source_pixels before its pixels are (see decode_image()).
+    Goal images are counted, and each one's declared size is checked against
+    limits.max_source_pixels, before any is decoded.
+
+    Args:
+        goal: the action goal.
+        window: pixel budget of the frames (images are decoded for it).
+        limits: image count and size caps.
+        decode_images: False checks the images without decoding them and leaves the request's
+            frames empty: decode_goal_frames() decodes them once the goal may run, so a goal
+            the concurrency policy turns away costs no decoding.
 
     Raises:
         InvalidRequestError: unknown mode, too many images, or a goal image that is too large or
@@ -69,6 +78,11 @@ def goal_to_request(goal: Reason.Goal, window: WindowConfig,
     except ValueError as error:
         raise InvalidRequestError(str(error)) from None
     window_end = stamp_seconds(goal.window_end)
+    if decode_images:
+        frames = decode_goal_frames(goal, window, limits)
+    else:
+        _checked_images(goal, limits)
+        frames = ()
     return ReasonRequest(
         mode=mode, task=goal.task.strip(), choices=tuple(goal.choices),
         object_name=goal.object_name.strip(), reasoning=goal.reasoning,
@@ -81,15 +95,17 @@ def goal_to_request(goal: Reason.Goal, window: WindowConfig,
         top_k=goal.top_k if goal.top_k > 0 else None,
         seed=goal.seed if goal.seed >= 0 else None,
         greedy=goal.greedy,
-        frames=tuple(_goal_frames([*goal.images, *goal.compressed_images], window, limits)))
+        frames=frames)
 
 
-def _goal_frames(messages: Sequence, window: WindowConfig,
-                 limits: GoalLimits) -> Sequence[Frame]:
-    if len(messages) > limits.max_images:
-        raise InvalidRequestError(
-            f'the goal carries {len(messages)} images, more than max_images '
-            f'({limits.max_images}): send fewer')
+def decode_goal_frames(goal: Reason.Goal, window: WindowConfig,
+                       limits: GoalLimits) -> Tuple[Frame, ...]:
+    """The goal's images as frames, decoded for the window's pixel budget.
+
+    Raises:
+        InvalidRequestError: too many images, one too large, or one that cannot be decoded.
+    """
+    messages = _checked_images(goal, limits)
     frames = []
     for index, message in enumerate(messages):
         try:
@@ -101,7 +117,29 @@ def _goal_frames(messages: Sequence, window: WindowConfig,
                             image=downscale(decoded.image, window.max_pixels),
                             source_size=decoded.source_size,
                             frame_id=message.header.frame_id))
-    return frames
+    return tuple(frames)
+
+
+def _checked_images(goal: Reason.Goal, limits: GoalLimits) -> Sequence:
+    """The goal's image messages, counted and their declared sizes checked (nothing decoded)."""
+    messages = [*goal.images, *goal.compressed_images]
+    if len(messages) > limits.max_images:
+        raise InvalidRequestError(
+            f'the goal carries {len(messages)} images, more than max_images '
+            f'({limits.max_images}): send fewer')
+    for index, message in enumerate(messages):
+        if hasattr(message, 'encoding'):
+            width, height = int(message.width), int(message.height)
+        else:
+            _, size = declared_size(bytes(message.data[:65536]))
+            if size is None:
+                continue  # decoding says what is wrong with it
+            width, height = size
+        try:
+            check_pixel_cap(width, height, limits.max_source_pixels, f'goal image {index}')
+        except ImageDecodeError as error:
+            raise InvalidRequestError(str(error)) from None
+    return messages
 
 
 def outcome_to_msg(outcome: ReasonOutcome) -> ReasoningResult:

@@ -49,7 +49,8 @@ from cosmos_reason_ros.core.scheduling import GoalScheduler, GoalStop, StopReaso
 from cosmos_reason_ros.msg import ReasoningResult
 from cosmos_reason_ros.ros.action_qos import action_service_qos
 from cosmos_reason_ros.ros.conversions import (
-    empty_result_msg, goal_to_request, header_from_cdr, outcome_to_msg, rgb_to_image_msg)
+    decode_goal_frames, empty_result_msg, goal_to_request, header_from_cdr, outcome_to_msg,
+    rgb_to_image_msg)
 from cosmos_reason_ros.ros.parameters import (
     NodeConfig, declare_node_parameters, read_node_config, refuse_change)
 from cosmos_reason_ros.ros.publishing import PublishGuard
@@ -435,8 +436,10 @@ class ReasonNode(LifecycleNodeMixin, Node):
         try:
             self._check_serving()
             assert self._config is not None and self._scheduler is not None
+            # Images are checked here but decoded only once the goal may run: a goal the
+            # concurrency policy turns away (or queues) holds no decoded pixels.
             goal.request = goal_to_request(handle.request, self._config.window,
-                                           self._config.limits)
+                                           self._config.limits, decode_images=False)
             goal.ticket = self._scheduler.admit(
                 lambda ticket: self._start(goal, ticket),
                 lambda ticket: goal.stop.request(StopReason.PREEMPTED))
@@ -501,7 +504,12 @@ class ReasonNode(LifecycleNodeMixin, Node):
             if goal.ticket is None or not goal.ticket.running or goal.stop.event.is_set():
                 raise GenerationCancelled('stopped while waiting for the model')
             assert self._reasoner is not None and goal.request is not None
-            outcome = self._reasoner.run(goal.request, now=self._now(), on_stage=progress.stage,
+            request = goal.request
+            if goal.handle.request.images or goal.handle.request.compressed_images:
+                assert self._config is not None
+                request = dataclasses.replace(request, frames=decode_goal_frames(
+                    goal.handle.request, self._config.window, self._config.limits))
+            outcome = self._reasoner.run(request, now=self._now(), on_stage=progress.stage,
                                          on_text=progress.text, cancel=goal.stop.event)
         except GenerationCancelled as error:
             reason = goal.stop.finish() or StopReason.CANCELED
