@@ -8,6 +8,7 @@ import pathlib
 import pytest
 
 from cosmos_reason_ros import cli
+from cosmos_reason_ros.core.evaluation.compare import compare_files
 from cosmos_reason_ros.core.evaluation.protocols import (
     LETTER, REASONING_INSTRUCTION, SYSTEM_PROMPT, Reason1Benchmark)
 from cosmos_reason_ros.core.evaluation.questions import QuestionItem, load_benchmark_folder
@@ -161,3 +162,17 @@ def test_the_protocol_refuses_a_yaml_question_set(tmp_path, monkeypatch, capsys)
     assert cli.main(['eval', '--questions', str(questions), '--protocol',
                      'reason1-benchmark']) == 2
     assert 'scores Cosmos-Reason1 benchmark files' in capsys.readouterr().err
+
+
+def test_compare_lists_each_datasets_accuracy_with_its_counts(
+        benchmark, tmp_path, monkeypatch, capsys):
+    paths = []
+    for name, script in (('a', SCRIPT), ('b', {**SCRIPT, 'Next step?': '<answer>B</answer>'})):
+        _run_cli(['eval', str(benchmark), '--protocol', 'reason1-benchmark', '--max-retries', '0',
+                  '--out', str(tmp_path / name), '--no-pictures', '--quiet'],
+                 ScriptedBackend(script), monkeypatch, capsys)
+        paths.append(tmp_path / name / 'report.json')
+    metrics = {m['metric']: m for m in compare_files(*paths)['metrics']}
+    robovqa = metrics['accuracy: dataset robovqa']
+    assert (robovqa['count_a'], robovqa['count_b']) == ([0, 2], [1, 2])
+    assert robovqa['note'].startswith('within noise')

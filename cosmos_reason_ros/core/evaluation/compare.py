@@ -53,8 +53,12 @@ def compare_reports(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     _check_comparable(a, b)
     metrics = []
     modes = sorted(set(a['summary']['accuracy_by_mode']) | set(b['summary']['accuracy_by_mode']))
+    groups = sorted(set(a['summary'].get('accuracy_by_group', {}))
+                    | set(b['summary'].get('accuracy_by_group', {})))
     paths = list(_METRICS) + [(f'accuracy: {mode}', ('accuracy_by_mode', mode, 'accuracy'), True)
                               for mode in modes]
+    paths += [(f'accuracy: dataset {group}', ('accuracy_by_group', group, 'accuracy'), True)
+              for group in groups]
     for label, path, higher_better in paths:
         value_a, value_b = _get(a['summary'], path), _get(b['summary'], path)
         if value_a is None and value_b is None:
@@ -105,9 +109,11 @@ def compare_reports(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 def _counts(summary: dict[str, Any], label: str) -> list[int] | None:
     """[successes, trials] of a rate metric, None for other metrics."""
-    if label.startswith('accuracy: '):
-        entry = summary.get('accuracy_by_mode', {}).get(label[len('accuracy: '):])
-        return [entry['correct'], entry['scored']] if entry else None
+    for prefix, table in (('accuracy: dataset ', 'accuracy_by_group'),
+                          ('accuracy: ', 'accuracy_by_mode')):
+        if label.startswith(prefix):
+            entry = summary.get(table, {}).get(label[len(prefix):])
+            return [entry['correct'], entry['scored']] if entry else None
     if label not in _RATES:
         return None
     paths = _RATES[label]
