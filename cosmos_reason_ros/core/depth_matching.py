@@ -1,0 +1,160 @@
+"""Depth frames matched to kept colour frames by header stamp, decided before any conversion.
+
+The nearest depth stamp within a tolerance of a colour frame's stamp is its match, as
+message_filters' approximate-time policy pairs two streams. A depth frame is stored (still
+unconverted) only when it can match a colour frame the window kept, or one it may still keep;
+every other frame costs a stamp comparison.
+"""
+
+import bisect
+import dataclasses
+import enum
+import math
+import threading
+from typing import Any, Dict, List, Optional, Tuple
+
+from cosmos_reason_ros.core.frames import StampBounds
+
+
+class DepthOffer(enum.Enum):
+    """What DepthMatcher.offer_depth() did with a depth frame."""
+
+    MATCHED = 'matched'
+    """Stored as the nearest depth of a kept colour frame."""
+    PENDING = 'pending'
+    """Held: a colour frame the window may still keep could match it."""
+    SKIPPED = 'skipped'
+    """No kept colour frame, present or future, can match it (or a nearer one already did)."""
+    INVALID = 'invalid'
+    """The stamp is not a finite number."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DepthMatch:
+    """The depth frame matched to a colour frame."""
+
+    stamp: float
+    payload: Any
+
+
+class DepthMatcher:
+    """Pairs depth frames with the colour frames a FrameWindow keeps.
+
+    Call colour_kept() for each colour frame the window stores, offer_depth() for each depth
+    frame (with the stamps the window can still keep), and match() when an answer
+    needs the depth of a frame. Thread-safe.
+    """
+
+    def __init__(self, tolerance: float, capacity: int, *, rewind_threshold: float = 0.5,
+                 max_pending: int = 8):
+        """Create an empty matcher.
+
+        Args:
+            tolerance: largest |depth stamp - colour stamp| (s) of a match.
+            capacity: colour frames remembered (the window's capacity).
+            rewind_threshold: a colour or depth stamp this far (s) behind the newest one is a
+                new timeline (bag loop, simulation reset): older matches are forgotten.
+            max_pending: depth frames held for colour frames not kept yet.
+
+        Raises:
+            ValueError: a setting out of range.
+        """
+        if not (tolerance >= 0 and math.isfinite(tolerance)) or capacity < 1 or max_pending < 1:
+            raise ValueError(f'depth matching needs tolerance >= 0, capacity >= 1 and '
+                             f'max_pending >= 1, got {tolerance}, {capacity}, {max_pending}')
+        self._tolerance = tolerance
+        self._capacity = capacity
+        self._rewind = rewind_threshold
+        self._max_pending = max_pending
+        self._lock = threading.Lock()
+        self._colour: List[float] = []  # kept colour stamps, ascending
+        self._matches: Dict[float, DepthMatch] = {}
+        self._pending: List[Tuple[float, Any]] = []
+        self._newest_depth: Optional[float] = None
+        self.skipped = 0
+        """Depth frames not stored (counted for diagnostics)."""
+
+    def colour_kept(self, stamp: float) -> None:
+        """A colour frame was stored by the window: pair it with a held depth frame."""
+        with self._lock:
+            if self._colour and stamp < self._colour[-1] - self._rewind:
+                self._colour.clear()  # the window rewound: its old frames are gone
+                self._matches.clear()
+            if self._colour and stamp <= self._colour[-1]:
+                return
+            self._colour.append(stamp)
+            while len(self._colour) > self._capacity:
+                self._matches.pop(self._colour.pop(0), None)
+            best = self._nearest(stamp, (entry[0] for entry in self._pending))
+            if best is not None:
+                self._matches[stamp] = DepthMatch(*self._pending[best])
+            # Held frames too old for any later colour frame will never match.
+            self._pending = [entry for entry in self._pending
+                             if entry[0] >= stamp - self._tolerance]
+
+    def offer_depth(self, stamp: float, payload: Any, *,
+                    colour_wanted: Optional[StampBounds]) -> DepthOffer:
+        """Offer a depth frame; it is stored only if it can match a kept colour frame.
+
+        Args:
+            stamp: header stamp (s).
+            payload: what match() returns for it (the raw message: nothing is converted).
+            colour_wanted: the stamps the colour window can still keep (its
+                wanted_stamps()), None while it keeps any.
+        """
+        if not math.isfinite(stamp):
+            return DepthOffer.INVALID
+        with self._lock:
+            newest = self._newest_depth
+            if newest is not None and stamp < newest - self._rewind:
+                self._pending.clear()  # a new depth timeline: held frames are from the old
+                newest = None
+            self._newest_depth = stamp if newest is None else max(newest, stamp)
+            outcome = DepthOffer.SKIPPED
+            low = bisect.bisect_left(self._colour, stamp - self._tolerance)
+            high = bisect.bisect_right(self._colour, stamp + self._tolerance)
+            for colour in self._colour[low:high]:
+                current = self._matches.get(colour)
+                if current is None or abs(stamp - colour) < abs(current.stamp - colour):
+                    self._matches[colour] = DepthMatch(stamp, payload)
+                    outcome = DepthOffer.MATCHED
+            if colour_wanted is None or stamp + self._tolerance >= colour_wanted.at_least or \
+                    stamp - self._tolerance < colour_wanted.below:
+                self._pending.append((stamp, payload))
+                del self._pending[:-self._max_pending]
+                if outcome is DepthOffer.SKIPPED:
+                    outcome = DepthOffer.PENDING
+            if outcome is DepthOffer.SKIPPED:
+                self.skipped += 1
+            return outcome
+
+    def match(self, stamp: float) -> Optional[DepthMatch]:
+        """The depth frame matched to the colour frame of this stamp, None when none is."""
+        with self._lock:
+            found = self._matches.get(stamp)
+            if found is not None:
+                return found
+            # A colour frame not registered (a goal image): the nearest stored depth frame.
+            candidates = [*self._matches.values(),
+                          *(DepthMatch(*entry) for entry in self._pending)]
+            best = self._nearest(stamp, (candidate.stamp for candidate in candidates))
+            return None if best is None else candidates[best]
+
+    def clear(self) -> None:
+        """Forget everything (the node deactivated)."""
+        with self._lock:
+            self._colour.clear()
+            self._matches.clear()
+            self._pending.clear()
+            self._newest_depth = None
+
+    def _nearest(self, stamp: float, stamps) -> Optional[int]:
+        best, best_gap = None, self._tolerance
+        for index, candidate in enumerate(stamps):
+            gap = abs(candidate - stamp)
+            if gap <= best_gap:
+                best, best_gap = index, gap
+        return best
+
+
+__all__ = ['DepthMatch', 'DepthMatcher', 'DepthOffer']
