@@ -34,6 +34,7 @@ from cosmos_reason_ros.core.errors import (
     GenerationCancelled,
     GenerationError,
     InvalidRequestError,
+    LoadStopped,
     ModelLoadError,
 )
 from cosmos_reason_ros.core.families import (
