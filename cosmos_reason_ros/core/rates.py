@@ -18,6 +18,7 @@ LOSS_RATIO = 0.5
 """Received below this fraction of the stamps' rate counts as frames lost."""
 MIN_FRAMES = 8
 """Fewer frames in the horizon say nothing."""
+PERCENTILE = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +41,7 @@ class StreamRateMeter:
     Thread-safe: frames are added from the subscription, the rate read from diagnostics.
     """
 
-    def __init__(self, horizon: float = 5.0):
+    def __init__(self, horizon: float = 10.0):
         self._horizon = horizon
         self._lock = threading.Lock()
         self._frames: Deque[Tuple[float, float]] = collections.deque()
@@ -78,7 +79,7 @@ class StreamRateMeter:
         gaps = gaps[gaps > 0]
         if len(frames) < MIN_FRAMES or len(gaps) == 0:
             return StreamRate(received, None)
-        return StreamRate(received, float(1.0 / np.percentile(gaps, 25)))
+        return StreamRate(received, float(1.0 / np.percentile(gaps, PERCENTILE)))
 
     def _forget(self, now: float) -> None:
         while self._frames and self._frames[0][0] < now - self._horizon:
