@@ -32,7 +32,12 @@ class PublishGuard:
 
     def publish(self, publisher: Publisher, message: Any) -> bool:
         """Publish `message`; False (counted, logged) when the middleware refused it."""
-        return self.call(publisher.topic_name, publisher.publish, message)
+        try:
+            publisher.publish(message)
+        except MIDDLEWARE_ERRORS as error:
+            self.failed(f'a {type(message).__name__}', error)
+            return False
+        return True
 
     def call(self, what: str, function: Callable[..., Any], *args: Any) -> bool:
         """Run a function that publishes; False (counted, logged) on a middleware error."""
