@@ -3,8 +3,9 @@
 rclpy's own signal handler shuts the context down at once: the executor stops, goals are left
 running against destroyed entities (their clients never get a result) and a KeyboardInterrupt
 lands wherever the main thread happens to be. Here a signal only sets an event; then, in order:
-goals end with a result their clients receive (SHUTTING_DOWN) while the executor still spins, a
-model load in progress is abandoned, the executor stops, the lifecycle shutdown transition frees
+goals end with a result their clients receive (SHUTTING_DOWN) while the executor still spins
+(LINGER more seconds, for result requests still in flight), a model load in progress is
+abandoned, the executor stops, the lifecycle shutdown transition frees
 the model, and the node and context are destroyed. Nothing publishes after its entity is gone.
 """
 
@@ -25,6 +26,10 @@ GOALS_TIMEOUT = 3.0
 """Seconds the goals get to end (a goal stops within one decoding step) before the executor
 stops regardless; together with the rest this stays well inside launch's 5 s."""
 EXECUTOR_TIMEOUT = 1.0
+LINGER = 0.5
+"""Seconds the executor keeps spinning after the goals ended: a client asks for a goal's result
+right after the goal was accepted, and a request still on its way (or queued in the executor)
+when the goal ends must be answered too, or that client waits for nothing."""
 
 
 class _Signals:
@@ -68,6 +73,8 @@ def run_until_signal(make_node: Callable[[], 'rclpy.node.Node'],
 
     started = time.monotonic()
     stopped = node.begin_shutdown(timeout=GOALS_TIMEOUT)
+    if stopped:
+        time.sleep(LINGER)
     executor.shutdown(timeout_sec=EXECUTOR_TIMEOUT)
     spinner.join(EXECUTOR_TIMEOUT)
     node.finish_shutdown()

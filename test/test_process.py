@@ -1,0 +1,172 @@
+"""The node as a process, stopped by a real SIGINT or SIGTERM: during a goal and during a load.
+
+What must hold (and what `ros2 launch` needs): the running goal ends with a result its client
+receives (SHUTTING_DOWN), one line is logged, no traceback, exit status 0, well inside launch's
+5 s before it escalates.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import List
+
+import cv2
+import numpy as np
+import pytest
+import rclpy
+from action_msgs.msg import GoalStatus
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage
+from std_msgs.msg import Header
+
+from cosmos_reason_ros.action import Reason
+from cosmos_reason_ros.ros.client import ReasonClient, make_goal
+from cosmos_reason_ros.ros.conversions import to_time
+from cosmos_reason_ros.ros.executor import ReasonExecutor
+from ros_graph import TIMEOUT, next_domain, wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCH_GRACE = 5.0
+"""Seconds `ros2 launch` waits after SIGINT before it sends SIGTERM (and then SIGKILL)."""
+
+
+class _Process:
+    """The node in its own process, its output collected line by line."""
+
+    def __init__(self, command: List[str], domain: int):
+        env = dict(os.environ, ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED='1',
+                   PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]))
+        self.lines: List[str] = []
+        self._changed = threading.Condition()
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+
+    def __repr__(self) -> str:
+        return 'node process output:\n' + ''.join(self.lines)
+
+    def wait_for_line(self, pattern: str) -> None:
+        with self._changed:
+            assert self._changed.wait_for(
+                lambda: any(re.search(pattern, line) for line in self.lines), TIMEOUT), \
+                f'no line matching {pattern!r} in:\n' + ''.join(self.lines)
+
+    def stop(self, signal_number: int) -> float:
+        """Send the signal; returns the seconds until the process exited."""
+        sent = time.monotonic()
+        self.process.send_signal(signal_number)
+        try:
+            self.process.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+        return time.monotonic() - sent
+
+    @property
+    def output(self) -> str:
+        """Everything the process wrote, once it has exited and its output is read."""
+        self.process.wait(TIMEOUT)
+        self._reader.join(TIMEOUT)
+        return ''.join(self.lines)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(TIMEOUT)
+
+
+def _node_command(checkpoint, *extra: str) -> List[str]:
+    return [sys.executable, *extra, '--ros-args', '-p', f'model:={checkpoint}',
+            '-p', 'device:=cpu', '-p', 'dtype:=fp32', '-p', 'feedback_period:=0.0',
+            '-p', 'window.max_pixels:=19200']
+
+
+def _jpeg_goal() -> Reason.Goal:
+    data = cv2.imencode('.jpg', np.zeros((120, 160, 3), np.uint8))[1].tobytes()
+    images = [CompressedImage(header=Header(stamp=to_time(10.0 + 0.25 * i)), format='jpeg',
+                              data=data) for i in range(2)]
+    return make_goal('Describe the scene', compressed_images=images, max_new_tokens=4000,
+                     greedy=True)
+
+
+def _output_is_clean(output: str) -> None:
+    assert 'Traceback' not in output and 'KeyboardInterrupt' not in output, output
+    assert len(re.findall(r'shut down in', output)) == 1, output
+
+
+@pytest.mark.parametrize('signal_number', [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_a_goal_ends_it_with_a_result_and_exits_zero(tiny_qwen3_checkpoint,
+                                                                      signal_number):
+    domain = next_domain()
+    node = _Process(_node_command(tiny_qwen3_checkpoint, '-c',
+                                  'from cosmos_reason_ros.ros.node import main; main()'),
+                    domain)
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain)
+    peer = Node('planner', context=context)
+    client = ReasonClient(peer, '/cosmos_reason/reason')
+    executor = ReasonExecutor(num_threads=3, context=context)
+    executor.add_node(peer)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        node.wait_for_line('active: serving goals')
+        assert client.wait_for_server(timeout=TIMEOUT)
+        generating = threading.Event()
+        handle = wait_for(client.send(_jpeg_goal(),
+                                      lambda feedback: feedback.tokens > 0 and generating.set()))
+        result = handle.get_result_async()  # as ReasonClient.ask does: asked for at once
+        assert generating.wait(TIMEOUT)
+
+        seconds = node.stop(signal_number)
+        try:
+            response = wait_for(result)
+        except TimeoutError:
+            pytest.fail(f'the client got no result; {node!r}')
+
+        assert response.status == GoalStatus.STATUS_ABORTED
+        assert response.result.error_code == Reason.Result.SHUTTING_DOWN
+        assert 'shutting down' in response.result.message
+        assert node.process.returncode == 0
+        assert seconds < LAUNCH_GRACE, f'{seconds:.2f} s to exit'
+        _output_is_clean(node.output)
+        print(f'{signal.Signals(signal_number).name} during a goal: exit 0 after {seconds:.2f} s')
+    finally:
+        node.kill()
+        executor.shutdown(timeout_sec=5.0)
+        spinner.join(5.0)
+        client.destroy()
+        peer.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+@pytest.mark.parametrize('signal_number', [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_a_model_load_that_never_ends_exits_zero_at_once(
+        tiny_qwen3_checkpoint, signal_number):
+    node = _Process(_node_command(tiny_qwen3_checkpoint, str(ROOT / 'test' / 'slow_load_node.py')),
+                    next_domain())
+    try:
+        node.wait_for_line('slow_load_node: reading weights')
+
+        seconds = node.stop(signal_number)
+
+        assert node.process.returncode == 0
+        assert seconds < LAUNCH_GRACE, f'{seconds:.2f} s to exit'
+        output = node.output
+        _output_is_clean(output)
+        assert 'configure stopped' in output
+        print(f'{signal.Signals(signal_number).name} during a load: exit 0 after {seconds:.2f} s')
+    finally:
+        node.kill()
