@@ -9,10 +9,12 @@ import os
 import random
 import threading
 import time
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.action.client import ClientGoalHandle
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -72,9 +74,28 @@ class Graph:
         for node in nodes:
             self.executor.add_node(node)
         self._nodes = nodes
+        self._change_state = self._get_state = None
         self._spinner = threading.Thread(target=self.executor.spin, daemon=True)
         self._spinner.start()
         assert self.client.wait_for_server(timeout=TIMEOUT), 'action server not discovered'
+
+    def transition(self, label: str, timeout: float = TIMEOUT) -> bool:
+        """Ask the node for a lifecycle transition ('configure', 'activate', ...) through its
+        change_state service, as `ros2 lifecycle set` does; True when it succeeded."""
+        if self._change_state is None:
+            self._change_state = self.peer.create_client(ChangeState,
+                                                         '/cosmos_reason/change_state')
+            self._get_state = self.peer.create_client(GetState, '/cosmos_reason/get_state')
+            assert self._change_state.wait_for_service(timeout_sec=TIMEOUT)
+        request = ChangeState.Request(transition=Transition(label=label))
+        return wait_for(self._change_state.call_async(request), timeout).success
+
+    def state(self) -> str:
+        """The node's lifecycle state label, from its get_state service."""
+        if self._get_state is None:
+            self._get_state = self.peer.create_client(GetState, '/cosmos_reason/get_state')
+            assert self._get_state.wait_for_service(timeout_sec=TIMEOUT)
+        return wait_for(self._get_state.call_async(GetState.Request())).current_state.label
 
     def ask(self, goal: Reason.Goal, timeout: float = TIMEOUT
             ) -> Tuple[Reason.Result, List[Reason.Feedback]]:
@@ -114,6 +135,30 @@ class Graph:
             reached.wait(0.2)
         self.peer.destroy_subscription(subscription)
         assert reached.is_set(), f'/diagnostics never reported {key} >= {at_least}'
+
+    def diagnostics_where(self, condition: Callable[[Dict[str, str]], bool]
+                          ) -> Dict[str, str]:
+        """The first /diagnostics status (its values, plus 'message' and 'level') for which
+        `condition` holds; fails after TIMEOUT."""
+        found: List[Dict[str, str]] = []
+        reached = threading.Event()
+
+        def on_diagnostics(array: DiagnosticArray) -> None:
+            for status in array.status:
+                values = {kv.key: kv.value for kv in status.values}
+                values.update(message=status.message, level=str(int.from_bytes(
+                    status.level, 'little') if isinstance(status.level, bytes)
+                    else status.level))
+                if not reached.is_set() and condition(values):
+                    found.append(values)
+                    reached.set()
+
+        subscription = self.peer.create_subscription(DiagnosticArray, '/diagnostics',
+                                                     on_diagnostics, 10)
+        reached.wait(TIMEOUT)
+        self.peer.destroy_subscription(subscription)
+        assert found, '/diagnostics never reported what the test waits for'
+        return found[0]
 
     def close(self) -> None:
         """Tear down in the order Fast DDS needs: executor, nodes, context."""

@@ -109,3 +109,37 @@ def test_a_coroutine_awaiting_a_future_still_finishes():
         spinner.join(timeout=5.0)
         node.destroy_node()
         rclpy.shutdown(context=context)
+
+
+def test_a_middleware_error_in_a_callback_does_not_stop_spinning():
+    """rclpy's action server publishes status arrays in its own callbacks; an RCLError there
+    once ended spin() and with it the node."""
+    from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=new_domain())
+    node = Node('failing', context=context)
+    ticks = []
+    errors = []
+    enough = threading.Event()
+
+    def failing_tick():
+        ticks.append(time.monotonic())
+        if len(ticks) >= 5:
+            enough.set()
+        raise _rclpy.RCLError('cannot publish data')
+
+    node.create_timer(0.01, failing_tick)
+    executor = ReasonExecutor(num_threads=2, context=context, on_middleware_error=errors.append)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        assert enough.wait(10.0), 'spinning stopped at the first error'
+        assert spinner.is_alive() and errors
+        assert all('cannot publish data' in str(error) for error in errors)
+    finally:
+        executor.shutdown(timeout_sec=5.0)
+        spinner.join(5.0)
+        node.destroy_node()
+        rclpy.shutdown(context=context)
