@@ -1,5 +1,6 @@
 """The reasoning node on a real rclpy graph: goals, feedback, cancel, policies, bad input."""
 
+import socket
 import threading
 import time
 
@@ -392,3 +393,61 @@ def test_a_goal_the_policy_turns_away_decodes_none_of_its_images(graph, monkeypa
     third, _ = graph.ask(make_goal('What is shown?', compressed_images=images))
     assert third.error_code == Result.SUCCESS, third.message
     assert len(decoded) == 4
+
+
+def test_a_model_server_down_at_start_is_found_when_it_comes_up(tiny_qwen3_checkpoint):
+    from test_openai_backend import ScriptedServer
+
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    graph = Graph('cosmos', backend='openai', **{
+        'remote.base_url': f'http://127.0.0.1:{port}/v1', 'remote.served_model': 'cosmos'})
+    server = None
+    try:
+        assert not graph.node.wait_until_loaded(TIMEOUT)
+        result, _ = graph.ask(make_goal('Is it safe?'))
+        assert result.error_code == Result.MODEL_LOAD_FAILED
+        assert 'cannot reach' in result.message
+
+        server = ScriptedServer([], model='cosmos', port=port)
+        deadline = time.monotonic() + 30.0
+        while result.error_code != Result.SUCCESS and time.monotonic() < deadline:
+            result, _ = graph.ask(make_goal('Is it safe?'))
+        assert result.error_code == Result.SUCCESS, result.message
+        assert graph.node.lifecycle_state == 'active' and graph.node.model_state == 'ready'
+
+        server.close()
+        server = None
+        deadline = time.monotonic() + 30.0
+        while graph.node._backend.status.reachable and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not graph.node._backend.status.reachable, 'diagnostics follow the server'
+    finally:
+        if server is not None:
+            server.close()
+        graph.close()
+
+
+def test_a_goal_whose_client_went_away_stops(graph):
+    doomed = Node('doomed_planner', context=graph.context)
+    graph.executor.add_node(doomed)
+    client = ReasonClient(doomed, '/cosmos_reason/reason')
+    graph.client.destroy()  # the peer's own client would still count as a client
+    try:
+        assert client.wait_for_server(timeout=TIMEOUT)
+        generating = threading.Event()
+        wait_for(client.send(make_goal('Describe the scene', max_new_tokens=16000, greedy=True),
+                             lambda feedback: feedback.tokens > 0 and generating.set()))
+        assert generating.wait(TIMEOUT)
+        client.destroy()  # the planner dies: its subscriptions leave the graph
+        graph.executor.remove_node(doomed)
+        doomed.destroy_node()
+        deadline = time.monotonic() + 15.0
+        while graph.node._scheduler.busy and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert graph.node._scheduler.busy == 0, 'the goal still holds the model'
+    finally:
+        graph.client = ReasonClient(graph.peer, '/cosmos_reason/reason')
+        assert graph.client.wait_for_server(timeout=TIMEOUT)
+    assert graph.ask(make_goal('Is the marker red?'))[0].error_code == Result.SUCCESS

@@ -136,6 +136,11 @@ class ModelLoadError(ReasonError):
     kind = Failure.MODEL_LOAD_FAILED
 
 
+class ServerUnreachableError(ModelLoadError):
+    """The model server could not be reached: it may still be starting, so trying again later
+    can succeed (unlike a wrong setting)."""
+
+
 class GenerationError(ReasonError):
     """The backend failed while generating."""
 

@@ -179,6 +179,7 @@ class StopReason(enum.Enum):
     PREEMPTED = 'preempted'      # a newer goal took its place (policy preempt)
     DEACTIVATED = 'deactivated'  # the node was deactivated (lifecycle)
     SHUTDOWN = 'shutdown'        # the node is shutting down
+    CLIENT_GONE = 'client_gone'  # no action client is left to read its result
 
 
 class GoalStop:

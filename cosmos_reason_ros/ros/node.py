@@ -38,7 +38,7 @@ from cosmos_reason_ros.core.backends.factory import create_backend
 from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
 from cosmos_reason_ros.core.errors import (
     Failure, GenerationCancelled, LoadStopped, ModelLoadError, ModelNotReadyError,
-    NotActiveError, ReasonError, ShuttingDownError, result_code_of)
+    NotActiveError, ReasonError, ServerUnreachableError, ShuttingDownError, result_code_of)
 from cosmos_reason_ros.core.frames import FrameWindow, Offer
 from cosmos_reason_ros.core.images import decode_image
 from cosmos_reason_ros.core.loading import BackgroundLoad
@@ -58,6 +58,15 @@ from cosmos_reason_ros.ros.stamp_filter import StampFilter, content_filter_optio
 
 Result = Reason.Result
 NODE_NAME = 'cosmos_reason'
+RETRY_FIRST = 1.0
+"""Seconds before a configure that found the model server down is tried again; each failure
+doubles the wait, up to RETRY_MAX."""
+RETRY_MAX = 30.0
+CLIENT_GRACE = 2.0
+"""Seconds a goal runs before the node may decide its client is gone (discovery of a new
+client's subscriptions can lag behind its goal request)."""
+SERVER_CHECK_PERIOD = 10.0
+"""Seconds between checks of a reachable model server while active (1 s while it is not)."""
 STOP_TIMEOUT = 10.0
 """Longest wait (s) of deactivate and shutdown for stopped goals to end; a goal stops within one
 decoding step, so this is only reached by a backend that hangs."""
@@ -136,13 +145,23 @@ class ReasonNode(LifecycleNodeMixin, Node):
             self._autostart_timer = self.create_timer(
                 0.0, self._walk_to_active, callback_group=MutuallyExclusiveCallbackGroup(),
                 clock=steady)
+        # A model server that was down at configure is tried again (autostart only: under a
+        # lifecycle manager the manager decides); while active, its state is re-checked.
+        self._retry_at: Optional[float] = None
+        self._retry_delay = RETRY_FIRST
+        self._next_server_check = 0.0
+        self._clientless_checks = 0
+        action = self.resolve_topic_name('~/reason')
+        self._client_topics = (f'{action}/_action/feedback', f'{action}/_action/status')
+        self.create_timer(1.0, self._watch, callback_group=MutuallyExclusiveCallbackGroup(),
+                          clock=steady)
 
     @property
     def executor_threads(self) -> int:
-        """Threads the executor needs: frames, diagnostics, two for lifecycle transitions, two
-        for the action's own bookkeeping, and one per goal that may run at once. Queued goals
-        hold no thread."""
-        return 6 + self._slots_at_start
+        """Threads the executor needs: frames, diagnostics, the server watch, two for lifecycle
+        transitions, two for the action's own bookkeeping, and one per goal that may run at
+        once. Queued goals hold no thread."""
+        return 7 + self._slots_at_start
 
     def _slots(self) -> int:
         backend = self.get_parameter('backend').value
@@ -216,7 +235,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
             self.get_logger().info(f'configure stopped: {error}')
             return TransitionCallbackReturn.FAILURE
         except ModelLoadError as error:
-            return self._configure_failed(str(error))
+            return self._configure_failed(
+                str(error), retry=isinstance(error, ServerUnreachableError) and self._autostart)
         self._backend = backend
         self._reasoner = Reasoner(backend, self._window, config.goals,
                                   frame_wait_timeout=config.frame_wait_timeout,
@@ -232,14 +252,39 @@ class ReasonNode(LifecycleNodeMixin, Node):
         self.get_logger().info(f"model '{self._model_name}' ready ({family})")
         return TransitionCallbackReturn.SUCCESS
 
-    def _configure_failed(self, message: str) -> TransitionCallbackReturn:
+    def _configure_failed(self, message: str, retry: bool = False) -> TransitionCallbackReturn:
         self._model_error = message
         self._model_state = 'failed'
         self._loaded.set()
-        self.get_logger().error(
-            f'configure failed: {message} - the node stays unconfigured; fix the parameter '
-            '(ros2 param set) and configure again. Goals get this error meanwhile')
+        if retry:
+            self._retry_at = time.monotonic() + self._retry_delay
+            self.get_logger().error(
+                f'configure failed: {message} - trying again in {self._retry_delay:g} s (and '
+                'on the next goal); goals get this error meanwhile')
+            self._retry_delay = min(2 * self._retry_delay, RETRY_MAX)
+        else:
+            self.get_logger().error(
+                f'configure failed: {message} - the node stays unconfigured; fix the parameter '
+                '(ros2 param set) and configure again. Goals get this error meanwhile')
         return TransitionCallbackReturn.FAILURE
+
+    def _watch(self) -> None:
+        """Once a second: stop goals nobody waits for; retry a configure that found the model
+        server down; follow the server's state."""
+        self._stop_goals_without_clients()
+        now = time.monotonic()
+        if (self._retry_at is not None and now >= self._retry_at and not self._shutting_down
+                and self.lifecycle_state == 'unconfigured'):
+            self._retry_at = None
+            if self.trigger_configure() == TransitionCallbackReturn.SUCCESS and \
+                    not self._shutting_down:
+                self._retry_delay = RETRY_FIRST
+                self.trigger_activate()
+            return
+        backend = self._backend
+        if isinstance(backend, OpenAIBackend) and self._active and now >= self._next_server_check:
+            healthy = backend.check_server().serves_model
+            self._next_server_check = now + (SERVER_CHECK_PERIOD if healthy else RETRY_FIRST)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe to the camera and serve goals."""
@@ -296,6 +341,32 @@ class ReasonNode(LifecycleNodeMixin, Node):
         if backend is not None:
             backend.close()
         self._model_state = 'unloaded'
+
+    def _stop_goals_without_clients(self) -> None:
+        """Stop every goal once no action client is left (two checks in a row).
+
+        rclpy does not tell which client sent a goal, only which clients are on the graph: a
+        client that was killed (its planner crashed) is noticed once no client at all remains,
+        i.e. once its feedback and status subscriptions are gone. Running goals then end
+        CANCELED and queued ones are withdrawn, instead of holding the model for nobody.
+        """
+        now = time.monotonic()
+        with self._lock:
+            goals = [goal for goal in self._goals.values()
+                     if now - goal.accepted > CLIENT_GRACE and not goal.stop.event.is_set()]
+        if not goals or any(self.count_subscribers(topic) for topic in self._client_topics):
+            self._clientless_checks = 0
+            return
+        self._clientless_checks += 1
+        if self._clientless_checks < 2:
+            return
+        self.get_logger().warning(
+            f'no action client is left on the graph: stopping {len(goals)} goal(s) whose '
+            'client went away (a planner that crashed or was killed)')
+        for goal in goals:
+            if goal.stop.request(StopReason.CLIENT_GONE) and goal.ticket is not None and \
+                    goal.ticket.withdraw():
+                goal.handle.execute()  # a queued goal ends at once
 
     def _on_set_parameters(self, parameters) -> SetParametersResult:
         reason = refuse_change([parameter.name for parameter in parameters],
@@ -464,6 +535,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
             return
         state = self.lifecycle_state
         if self._model_state == 'failed':
+            if self._retry_at is not None:
+                self._retry_at = min(self._retry_at, time.monotonic())  # try again now
             raise ModelLoadError(self._model_error)
         if self._model_state == 'loading' or not self._started.is_set():
             raise ModelNotReadyError(
@@ -642,6 +715,9 @@ class ReasonNode(LifecycleNodeMixin, Node):
             return DiagnosticStatus.WARN, 'model loading'
         if state != 'active':
             return DiagnosticStatus.WARN, f'{state}: not serving goals'
+        backend = self._backend
+        if isinstance(backend, OpenAIBackend) and not backend.status.serves_model:
+            return DiagnosticStatus.ERROR, backend.status.message
         if window is None or window.stats.fill == 0:
             topic = self._image_sub.topic_name if self._image_sub else 'image'
             return DiagnosticStatus.WARN, f"no frames on '{topic}'"
@@ -713,6 +789,7 @@ def _stopped(reason: StopReason, detail: str):
         StopReason.PREEMPTED: (Failure.PREEMPTED, 'preempted by a newer goal'),
         StopReason.DEACTIVATED: (Failure.NOT_ACTIVE, 'the node was deactivated'),
         StopReason.SHUTDOWN: (Failure.SHUTTING_DOWN, 'the node is shutting down'),
+        StopReason.CLIENT_GONE: (Failure.CANCELED, 'no action client is left to read the result'),
     }[reason]
     return kind.result_code, f'{what}: {detail}'
 

@@ -39,6 +39,7 @@ from cosmos_reason_ros.core.errors import (
     LoadStopped,
     ModelLoadError,
     ReasonError,
+    ServerUnreachableError,
 )
 from cosmos_reason_ros.core.families import (
     family_for_served_name, model_input_size, video_timing)
@@ -640,7 +641,7 @@ class OpenAIBackend:
             except (OSError, http.client.HTTPException) as error:
                 if time.monotonic() >= deadline:
                     self.status = ServerStatus(False, False, self._unreachable(error))
-                    raise ModelLoadError(self.status.message) from None
+                    raise ServerUnreachableError(self.status.message) from None
                 if stop.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
                     raise LoadStopped(f'waiting for {self.config.base_url} was stopped') from None
             except _HttpStatusError as error:
