@@ -97,6 +97,11 @@ class Graph:
             assert self._get_state.wait_for_service(timeout_sec=TIMEOUT)
         return wait_for(self._get_state.call_async(GetState.Request())).current_state.label
 
+    def add_node(self, node: Node) -> None:
+        """Spin another node of this graph's context (a test's own publishers) until close()."""
+        self.executor.add_node(node)
+        self._nodes.append(node)
+
     def ask(self, goal: Reason.Goal, timeout: float = TIMEOUT
             ) -> Tuple[Reason.Result, List[Reason.Feedback]]:
         """Send a goal and wait for its result; returns the result and the feedback seen."""

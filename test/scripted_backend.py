@@ -50,7 +50,7 @@ class ScriptedBackend:
         self._interrupt_on = interrupt_on
         self._lock = threading.Lock()
 
-    def load(self) -> None:
+    def load(self, stop: Optional[threading.Event] = None) -> None:
         """Nothing to load."""
 
     def close(self) -> None:

@@ -35,3 +35,8 @@ def test_overhead_bench_reports_the_overhead(where):
                        '4', '--size', '320x180', '--max-new-tokens', '4', *where)
     assert 'overhead vs processor + generate()' in output
     assert 'generated: [4]' in output  # both sides generated the same tokens
+
+
+def test_lift_bench_reports_the_cost_per_answer():
+    output = run_bench('bench.lift_bench', '--repeats', '2')
+    assert '1280x720 trajectory + box:' in output and 'of the 2 ms target' in output

@@ -1,5 +1,7 @@
 """Depth frames paired with kept colour frames by stamp, decided before anything is converted."""
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -85,6 +87,19 @@ def test_30_fps_depth_stores_only_frames_near_the_colour_frames_kept_at_4_fps():
     stored = sum(offer is not DepthOffer.SKIPPED for offer in offers)
     assert stored <= 2 * len(kept) + 1, f'{stored} of 300 depth frames stored'
     assert pairs.skipped == 300 - stored
+
+
+def test_match_waits_for_a_depth_frame_still_on_its_way():
+    pairs = matcher()
+    pairs.colour_kept(4.0)
+    assert pairs.match(4.0, timeout=0.01) is None
+    arrived = threading.Timer(0.05, pairs.offer_depth, (4.001, 'behind'),
+                              {'colour_wanted': None})
+    arrived.start()
+    try:
+        assert pairs.match(4.0, timeout=30.0).payload == 'behind'
+    finally:
+        arrived.join()
 
 
 def test_a_goal_image_stamp_takes_the_nearest_stored_depth():

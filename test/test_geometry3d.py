@@ -6,6 +6,7 @@ import pytest
 
 from cosmos_reason_ros.core.geometry3d import (
     CameraInfoData, CameraModel, DepthData, LiftError, LiftSettings, LiftStatus, lift_answer)
+from cosmos_reason_ros.core.overlay import NO_DEPTH, draw_overlay
 from cosmos_reason_ros.core.parsing import Box, Trajectory
 
 K_VGA = (500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0)
@@ -217,3 +218,11 @@ def test_rows_with_padding_and_big_endian_depth_are_read_in_place():
     lifted = lift_answer([Trajectory('p', ((3.0, 2.0),))], [], (6, 4), camera_info=info,
                          depth=depth)
     assert lifted.trajectories[0].points[0] == pytest.approx((0.0, 0.0, 1.234))
+
+
+def test_the_debug_image_crosses_out_points_without_depth():
+    image = np.zeros((120, 160, 3), np.uint8)
+    drawn = draw_overlay(image, (320, 240), no_depth=[(100.0, 60.0)])
+    # Source (100, 60) is (50, 30) on the half-size image; the cross is red there only.
+    assert tuple(drawn[30, 50]) == NO_DEPTH
+    assert not drawn[:, 80:].any()

@@ -9,6 +9,7 @@ from cosmos_reason_ros.core.errors import (
     InvalidRequestError, ModelLoadError, ModelNotReadyError, NoFramesError, ReasonError,
     StaleFramesError, failure_of, result_code_of)
 from cosmos_reason_ros.core.evaluation.questions import QuestionSetError
+from cosmos_reason_ros.core.geometry3d import LiftStatus
 from cosmos_reason_ros.core.evaluation.sources import SourceError
 from cosmos_reason_ros.core.modes import Mode
 from cosmos_reason_ros.core.parsing import ParseStatus
@@ -31,6 +32,11 @@ def test_modes_match_the_goal_constants():
 def test_parse_statuses_match_the_result_message():
     assert {status.name: int(status) for status in ParseStatus} == \
         constants(ReasoningResult, 'PARSE_')
+
+
+def test_lift_statuses_match_the_result_message():
+    assert {status.name: int(status) for status in LiftStatus} == \
+        constants(ReasoningResult, 'LIFT_')
 
 
 def test_stages_match_the_feedback_constants():

@@ -67,6 +67,7 @@ class DepthMatcher:
         self._rewind = rewind_threshold
         self._max_pending = max_pending
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._colour: List[float] = []  # kept colour stamps, ascending
         self._matches: Dict[float, DepthMatch] = {}
         self._pending: List[Tuple[float, Any]] = []
@@ -88,6 +89,7 @@ class DepthMatcher:
             best = self._nearest(stamp, (entry[0] for entry in self._pending))
             if best is not None:
                 self._matches[stamp] = DepthMatch(*self._pending[best])
+                self._changed.notify_all()
             # Held frames too old for any later colour frame will never match.
             self._pending = [entry for entry in self._pending
                              if entry[0] >= stamp - self._tolerance]
@@ -126,19 +128,33 @@ class DepthMatcher:
                     outcome = DepthOffer.PENDING
             if outcome is DepthOffer.SKIPPED:
                 self.skipped += 1
+            else:
+                self._changed.notify_all()
             return outcome
 
-    def match(self, stamp: float) -> Optional[DepthMatch]:
-        """The depth frame matched to the colour frame of this stamp, None when none is."""
-        with self._lock:
-            found = self._matches.get(stamp)
-            if found is not None:
-                return found
-            # A colour frame not registered (a goal image): the nearest stored depth frame.
-            candidates = [*self._matches.values(),
-                          *(DepthMatch(*entry) for entry in self._pending)]
-            best = self._nearest(stamp, (candidate.stamp for candidate in candidates))
-            return None if best is None else candidates[best]
+    def match(self, stamp: float, timeout: float = 0.0) -> Optional[DepthMatch]:
+        """The depth frame matched to the colour frame of this stamp, None when none is.
+
+        Args:
+            stamp: the colour frame's stamp (a stamp never kept, as a goal image's, gets the
+                nearest depth frame held within the tolerance).
+            timeout: seconds to wait for a depth frame still on its way (a depth stream is
+                often a few milliseconds behind its colour stream).
+        """
+        with self._changed:
+            found = self._find(stamp)
+            if found is None and timeout > 0:
+                self._changed.wait_for(lambda: self._find(stamp) is not None, timeout)
+                found = self._find(stamp)
+            return found
+
+    def _find(self, stamp: float) -> Optional[DepthMatch]:
+        found = self._matches.get(stamp)
+        if found is not None:
+            return found
+        candidates = [*self._matches.values(), *(DepthMatch(*entry) for entry in self._pending)]
+        best = self._nearest(stamp, (candidate.stamp for candidate in candidates))
+        return None if best is None else candidates[best]
 
     def clear(self) -> None:
         """Forget everything (the node deactivated)."""

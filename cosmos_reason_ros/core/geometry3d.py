@@ -7,7 +7,7 @@ around it. A pixel without a valid depth stays invalid: no depth is ever invente
 
 import dataclasses
 import enum
-from typing import Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -87,7 +87,8 @@ class DepthData:
     width: int
     height: int
     step: int
-    data: bytes
+    data: Any
+    """The pixel bytes: bytes or any buffer (a message's array.array is viewed, not copied)."""
     is_bigendian: bool = False
 
 

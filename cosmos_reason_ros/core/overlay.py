@@ -14,12 +14,14 @@ from cosmos_reason_ros.core.parsing import Box, Trajectory
 RGB = Tuple[int, int, int]
 PREDICTED: RGB = (40, 220, 60)
 EXPECTED: RGB = (60, 140, 255)
+NO_DEPTH: RGB = (235, 40, 40)
 
 
 def draw_overlay(image: np.ndarray, source_size: Tuple[int, int], *,
                  trajectories: Sequence[Trajectory] = (), boxes: Sequence[Box] = (),
                  text: str = '', expected_trajectories: Sequence[Trajectory] = (),
-                 expected_boxes: Sequence[Box] = ()) -> np.ndarray:
+                 expected_boxes: Sequence[Box] = (),
+                 no_depth: Sequence[Tuple[float, float]] = ()) -> np.ndarray:
     """Draw an answer on a copy of `image`.
 
     Args:
@@ -30,6 +32,7 @@ def draw_overlay(image: np.ndarray, source_size: Tuple[int, int], *,
         text: the answer, wrapped into a band at the top.
         expected_trajectories: ground truth, drawn blue.
         expected_boxes: ground truth boxes, blue.
+        no_depth: points (source pixels) that had no valid depth in 3D, crossed out in red.
 
     Returns:
         A new RGB uint8 image of the same size as `image`.
@@ -44,6 +47,12 @@ def draw_overlay(image: np.ndarray, source_size: Tuple[int, int], *,
     for box_set, colour in ((expected_boxes, EXPECTED), (boxes, PREDICTED)):
         for box in box_set:
             _draw_box(canvas, box, scale, colour, thickness)
+    for point in no_depth:
+        centre = _to_canvas(point, scale)
+        size = thickness + 4
+        for dx in (-size, size):
+            cv2.line(canvas, (centre[0] - dx, centre[1] - size),
+                     (centre[0] + dx, centre[1] + size), NO_DEPTH, thickness, cv2.LINE_AA)
     if text:
         _draw_text(canvas, text)
     return canvas

@@ -31,6 +31,7 @@ from rclpy.serialization import deserialize_message
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
+from visualization_msgs.msg import MarkerArray
 
 from cosmos_reason_ros.action import Reason
 from cosmos_reason_ros.core.backends.base import Backend
@@ -40,6 +41,7 @@ from cosmos_reason_ros.core.errors import (
     Failure, GenerationCancelled, LoadStopped, ModelLoadError, ModelNotReadyError,
     NotActiveError, ReasonError, ServerUnreachableError, ShuttingDownError, result_code_of)
 from cosmos_reason_ros.core.frames import FrameWindow, Offer
+from cosmos_reason_ros.core.geometry3d import Lifted
 from cosmos_reason_ros.core.images import decode_image
 from cosmos_reason_ros.core.loading import BackgroundLoad
 from cosmos_reason_ros.core.overlay import draw_overlay
@@ -51,6 +53,8 @@ from cosmos_reason_ros.ros.action_qos import action_service_qos
 from cosmos_reason_ros.ros.conversions import (
     decode_goal_frames, empty_result_msg, goal_to_request, header_from_cdr, outcome_to_msg,
     rgb_to_image_msg)
+from cosmos_reason_ros.ros.depth_input import DepthInput
+from cosmos_reason_ros.ros.depth_output import fill_lifted, markers_of
 from cosmos_reason_ros.ros.parameters import (
     NodeConfig, declare_node_parameters, read_node_config, refuse_change)
 from cosmos_reason_ros.ros.publishing import PublishGuard
@@ -109,6 +113,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
         self._image_sub: Optional[Subscription] = None
         self._stamp_filter: Optional[StampFilter] = None
         self._image_type = Image
+        self._depth: Optional[DepthInput] = None
         self._load: Optional[BackgroundLoad] = None
         self._model_name = self.get_parameter('model').value
         self._model_state = 'unloaded'
@@ -127,6 +132,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
         self._guard = PublishGuard(self.get_logger())
         self._result_pub = self.create_publisher(ReasoningResult, '~/result', 10)
         self._debug_pub = self.create_publisher(Image, '~/debug_image', 1)
+        self._markers_pub = self.create_publisher(MarkerArray, '~/markers', 1)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._server = ActionServer(
             self, Reason, '~/reason', execute_callback=self._execute,
@@ -218,6 +224,9 @@ class ReasonNode(LifecycleNodeMixin, Node):
         self._model_name = config.backend_settings.model_name
         self._window = FrameWindow(dataclasses.replace(
             config.window, source=self.resolve_topic_name(topic)))
+        self._depth = DepthInput(
+            self, self._window, tolerance=config.depth_tolerance, settings=config.lift,
+            callback_group=self._frames_group) if config.depth_enabled else None
         self._model_state = 'loading'
         self._model_error = ''
         self._loaded.clear()
@@ -295,6 +304,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
         self._image_sub = self._subscribe_frames(self._image_type, topic)
         self._stamp_filter = StampFilter(self._image_sub, self.get_logger(),
                                          requested=self._config.dds_frame_filter)
+        if self._depth is not None:
+            self._depth.subscribe()
         self._active = True
         self.get_logger().info(f"active: serving goals about '{self._image_sub.topic_name}'")
         return TransitionCallbackReturn.SUCCESS
@@ -338,6 +349,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
         if self._window is not None:
             self._window.clear()
         self._window = None
+        self._depth = None
         if backend is not None:
             backend.close()
         self._model_state = 'unloaded'
@@ -447,6 +459,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
         self._stamp_filter = None
         if subscription is not None:
             self.destroy_subscription(subscription)
+        if self._depth is not None:
+            self._depth.unsubscribe()
         if self._window is not None:
             self._window.clear()
         self._stream_rate.clear()
@@ -475,6 +489,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
             return
         if offer in (Offer.KEPT, Offer.REWOUND, Offer.RESIZED):
             stamp_filter.update(window.wanted_stamps())
+            if self._depth is not None:
+                self._depth.colour_kept(stamp)
         if offer is Offer.REWOUND:
             self.get_logger().warning(
                 f"stamps on '{subscription.topic_name}' jumped back to {stamp:.3f} s "
@@ -597,6 +613,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
             return self._finish(goal, result_code_of(error), f'internal error: {error!r}',
                                 progress)
         msg = outcome_to_msg(outcome)
+        lifted = self._lift(outcome, msg)
         # From the goal's acceptance, as documented: a wait in the goal queue is included.
         msg.total_time = progress.elapsed
         reason = goal.stop.finish()
@@ -606,7 +623,9 @@ class ReasonNode(LifecycleNodeMixin, Node):
             code, message = _stopped(reason, 'stopped after the answer was generated')
             return self._finish(goal, code, message, progress, output=msg)
         self._guard.publish(self._result_pub, msg)
-        self._publish_overlay(outcome, msg.header)
+        if lifted is not None:
+            self._guard.publish(self._markers_pub, markers_of(msg))
+        self._publish_overlay(outcome, msg.header, lifted)
         self._last_latency = msg.total_time
         self._goals_served += 1
         return self._finish(goal, Result.SUCCESS, _summary(outcome, msg.total_time), progress,
@@ -629,7 +648,18 @@ class ReasonNode(LifecycleNodeMixin, Node):
             self._guard.call('goal status', handle.abort)
         return Result(error_code=code, message=message, output=output)
 
-    def _publish_overlay(self, outcome: ReasonOutcome, header: Header) -> None:
+    def _lift(self, outcome: ReasonOutcome, msg: ReasoningResult) -> Optional[Lifted]:
+        """With depth on, the answer in 3D, set into msg (its status says when it could not
+        be lifted); None with depth off."""
+        depth = self._depth
+        if depth is None:
+            return None
+        lifted, depth_stamp = depth.lift(outcome)
+        fill_lifted(msg, lifted, depth_stamp)
+        return lifted
+
+    def _publish_overlay(self, outcome: ReasonOutcome, header: Header,
+                         lifted: Optional[Lifted] = None) -> None:
         config = self._config
         if config is None or not config.publish_debug_image or \
                 self._debug_pub.get_subscription_count() == 0:
@@ -637,7 +667,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
         parsed = outcome.parsed
         image = draw_overlay(outcome.frames[-1].image, outcome.source_size,
                              trajectories=parsed.trajectories, boxes=parsed.boxes,
-                             text=parsed.answer or parsed.error)
+                             text=parsed.answer or parsed.error,
+                             no_depth=_points_without_depth(parsed.trajectories, lifted))
         self._guard.publish(self._debug_pub, rgb_to_image_msg(image, header))
 
     def _now(self) -> float:
@@ -695,6 +726,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
             level = max(level, DiagnosticStatus.WARN)
             message = ('use_sim_time is true but no /clock has arrived: the staleness check '
                        'cannot work; ' + message)
+        if self._depth is not None:
+            values.update(self._depth.diagnostics())
         backend = self._backend
         if isinstance(backend, OpenAIBackend):
             values['server'] = backend.config.base_url
@@ -792,6 +825,14 @@ def _stopped(reason: StopReason, detail: str):
         StopReason.CLIENT_GONE: (Failure.CANCELED, 'no action client is left to read the result'),
     }[reason]
     return kind.result_code, f'{what}: {detail}'
+
+
+def _points_without_depth(trajectories, lifted: Optional[Lifted]):
+    """The 2D points whose 3D point had no valid depth (none when nothing was lifted)."""
+    if lifted is None:
+        return []
+    return [point for trajectory, trajectory_3d in zip(trajectories, lifted.trajectories)
+            for point, ok in zip(trajectory.points, trajectory_3d.valid) if not ok]
 
 
 def _summary(outcome: ReasonOutcome, total_time: float) -> str:

@@ -15,11 +15,13 @@ from rclpy.node import Node
 
 from cosmos_reason_ros.core.backends.factory import BACKENDS, BackendSettings
 from cosmos_reason_ros.core.config import GoalDefaults, GoalLimits, ModelConfig, WindowConfig
+from cosmos_reason_ros.core.geometry3d import LiftSettings
 from cosmos_reason_ros.core.remote_config import FAMILIES, VIDEO_TRANSPORTS, RemoteConfig
 from cosmos_reason_ros.core.scheduling import Policy
 
 _REMOTE = RemoteConfig()
 _LIMITS = GoalLimits()
+_LIFT = LiftSettings()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +124,21 @@ SPECS: Tuple[ParameterSpec, ...] = (
                   'costs the node nothing. Needs Fast DDS or Connext and rclpy from Kilted on '
                   '(Jazzy\'s has no content-filter API); elsewhere every frame arrives and the '
                   'node drops the surplus itself (/diagnostics: frame_filter_reason).'),
+    ParameterSpec('depth.enabled', False,
+                  'Lift trajectories and boxes into 3D with an aligned depth image on depth '
+                  '(16UC1 mm or 32FC1 m) and the colour CameraInfo on camera_info.'),
+    ParameterSpec('depth.tolerance', 0.02,
+                  'Largest stamp difference (s) between the answer\'s frame and its depth '
+                  'frame.', range=(0.0, 1.0)),
+    ParameterSpec('depth.min_range', _LIFT.min_depth,
+                  'Depths nearer than this (m) are invalid.', range=(0.0, 1000.0)),
+    ParameterSpec('depth.max_range', _LIFT.max_depth,
+                  'Depths farther than this (m) are invalid.', range=(0.0, 1000.0)),
+    ParameterSpec('depth.point_radius', _LIFT.point_radius,
+                  "A point's depth is the median of the valid depths within this many pixels.",
+                  range=(0, 50)),
+    ParameterSpec('depth.box_min_pixels', _LIFT.box_min_pixels,
+                  'A box with fewer valid depths is invalid in 3D.', range=(1, 1000000)),
     ParameterSpec('goal.window_duration', 4.0,
                   'Seconds of history a goal sees when it leaves window_duration at 0.',
                   range=(0.0, 3600.0)),
@@ -199,6 +216,9 @@ class NodeConfig:
     autostart: bool = True
     result_timeout: int = 900
     feedback_text_chars: int = 2048
+    depth_enabled: bool = False
+    depth_tolerance: float = 0.02
+    lift: LiftSettings = LiftSettings()
 
     @property
     def backend_settings(self) -> BackendSettings:
@@ -280,6 +300,12 @@ def read_node_config(node: Node, image_topic: str) -> NodeConfig:
         publish_debug_image=values['publish_debug_image'],
         diagnostics_period=values['diagnostics_period'],
         autostart=values['autostart'],
+        depth_enabled=values['depth.enabled'],
+        depth_tolerance=values['depth.tolerance'],
+        lift=dataclasses.replace(
+            _LIFT, min_depth=values['depth.min_range'], max_depth=values['depth.max_range'],
+            point_radius=values['depth.point_radius'],
+            box_min_pixels=values['depth.box_min_pixels']),
         backend=values['backend'],
         remote=RemoteConfig(**{field.name: values[f'remote.{field.name}']
                                for field in dataclasses.fields(RemoteConfig)}),

@@ -1,0 +1,127 @@
+"""The optional depth and CameraInfo inputs of the node, and the lifting of its answers to 3D.
+
+Depth frames arrive serialized: the stamp decides, before anything is deserialized, whether a
+frame can match a colour frame the window keeps; only the one matched to an answer's frame is
+ever converted, when that answer is lifted.
+"""
+
+from typing import Dict, Optional, Tuple
+
+from rclpy.callback_groups import CallbackGroup
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from rclpy.serialization import deserialize_message
+from rclpy.subscription import Subscription
+from sensor_msgs.msg import CameraInfo, Image
+
+from cosmos_reason_ros.core.depth_matching import DepthMatcher
+from cosmos_reason_ros.core.frames import FrameWindow
+from cosmos_reason_ros.core.geometry3d import (
+    CameraInfoData, DepthData, LiftSettings, Lifted, LiftStatus, lift_answer)
+from cosmos_reason_ros.core.reasoner import ReasonOutcome
+from cosmos_reason_ros.ros.conversions import header_from_cdr
+
+_PENDING = 8
+DEPTH_WAIT = 0.2
+"""Seconds an answer waits for its frame's depth, still on its way (a depth stream often
+trails its colour stream by a few milliseconds); with no depth at all, each answer waits this."""
+
+
+class DepthInput:
+    """Subscribes to `depth` and `camera_info`, pairs depth with kept frames, lifts answers."""
+
+    def __init__(self, node: Node, window: FrameWindow, *, tolerance: float,
+                 settings: LiftSettings, callback_group: CallbackGroup):
+        """Create the input (nothing subscribed until subscribe()).
+
+        Args:
+            node: the reasoning node.
+            window: the colour frame window whose kept frames depth is matched to.
+            tolerance: largest stamp difference (s) of a match.
+            settings: depth range and box measurement.
+            callback_group: the colour frames' group, so that matching sees frames in order.
+        """
+        self._node = node
+        self._window = window
+        self._settings = settings
+        self._group = callback_group
+        self._matcher = DepthMatcher(tolerance, window.config.capacity,
+                                     rewind_threshold=window.config.rewind_threshold,
+                                     max_pending=_PENDING)
+        self._depth_sub: Optional[Subscription] = None
+        self._info_sub: Optional[Subscription] = None
+        self._camera_info: Optional[CameraInfo] = None
+        self.depth_frames = 0
+        """Depth frames received."""
+        self.camera_infos = 0
+        """CameraInfo messages received."""
+
+    @property
+    def depth_skipped(self) -> int:
+        """Depth frames dropped by stamp (never deserialized)."""
+        return self._matcher.skipped
+
+    def subscribe(self) -> None:
+        """Subscribe to `depth` (serialized) and `camera_info`, with sensor-data QoS."""
+        self._depth_sub = self._node.create_subscription(
+            Image, 'depth', self._on_depth, qos_profile_sensor_data,
+            callback_group=self._group, raw=True)
+        self._info_sub = self._node.create_subscription(
+            CameraInfo, 'camera_info', self._on_camera_info, qos_profile_sensor_data,
+            callback_group=self._group)
+
+    def unsubscribe(self) -> None:
+        """Stop both subscriptions and forget the frames held."""
+        for subscription in (self._depth_sub, self._info_sub):
+            if subscription is not None:
+                self._node.destroy_subscription(subscription)
+        self._depth_sub = self._info_sub = None
+        self._matcher.clear()
+
+    def colour_kept(self, stamp: float) -> None:
+        """The window stored a colour frame with this stamp."""
+        self._matcher.colour_kept(stamp)
+
+    def lift(self, outcome: ReasonOutcome) -> Tuple[Lifted, Optional[float]]:
+        """The answer's trajectories and boxes in 3D, and the stamp of the depth frame used."""
+        parsed = outcome.parsed
+        if not parsed.trajectories and not parsed.boxes:
+            return Lifted(LiftStatus.NONE, 'the answer holds no points or boxes to lift'), None
+        match = self._matcher.match(outcome.frames[-1].stamp, timeout=DEPTH_WAIT)
+        depth = None
+        if match is not None:
+            message = deserialize_message(match.payload, Image)
+            depth = DepthData(encoding=message.encoding, width=message.width,
+                              height=message.height, step=message.step,
+                              data=message.data, is_bigendian=bool(message.is_bigendian))
+        info = self._camera_info
+        camera = None if info is None else CameraInfoData(
+            k=tuple(info.k), d=tuple(info.d), distortion_model=info.distortion_model,
+            width=info.width, height=info.height, binning_x=info.binning_x,
+            binning_y=info.binning_y, frame_id=info.header.frame_id,
+            roi=(info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height))
+        lifted = lift_answer(parsed.trajectories, parsed.boxes, outcome.source_size,
+                             camera_info=camera, depth=depth, settings=self._settings)
+        return lifted, (match.stamp if match is not None else None)
+
+    def _on_depth(self, raw: bytes) -> None:
+        self.depth_frames += 1
+        header = header_from_cdr(raw)
+        if header is None:
+            self._node.get_logger().warning("dropping a depth image on 'depth' with an "
+                                            'unreadable header', throttle_duration_sec=5.0)
+            return
+        self._matcher.offer_depth(header[0], raw, colour_wanted=self._window.wanted_stamps())
+
+    def _on_camera_info(self, message: CameraInfo) -> None:
+        self._camera_info = message
+        self.camera_infos += 1
+
+    def diagnostics(self) -> Dict[str, str]:
+        """Counters for /diagnostics."""
+        return {'depth_frames_received': str(self.depth_frames),
+                'depth_frames_skipped': str(self.depth_skipped),
+                'camera_info_received': str(self.camera_infos)}
+
+
+__all__ = ['DepthInput']

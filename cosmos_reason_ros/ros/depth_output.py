@@ -1,0 +1,66 @@
+"""An answer in 3D as ROS messages: the result's 3D fields and RViz markers."""
+
+from typing import Optional
+
+from geometry_msgs.msg import Point, Vector3
+from std_msgs.msg import ColorRGBA
+from visualization_msgs.msg import Marker, MarkerArray
+
+from cosmos_reason_ros.core.geometry3d import Lifted
+from cosmos_reason_ros.msg import BoundingBox3D, ReasoningResult, Trajectory3D
+from cosmos_reason_ros.ros.conversions import to_time
+
+_PATH = ColorRGBA(r=0.16, g=0.86, b=0.24, a=1.0)
+_BOX = ColorRGBA(r=0.16, g=0.86, b=0.24, a=0.35)
+_LINE_WIDTH = 0.01
+_WAYPOINT_SIZE = 0.03
+
+
+def fill_lifted(msg: ReasoningResult, lifted: Lifted, depth_stamp: Optional[float]) -> None:
+    """Set the result's 3D fields; their header is the result's (answer frame stamp)."""
+    msg.lift_status = int(lifted.status)
+    msg.lift_message = lifted.message
+    if depth_stamp is not None:
+        msg.depth_stamp = to_time(depth_stamp)
+    msg.trajectories_3d = [
+        Trajectory3D(header=msg.header, label=trajectory.label,
+                     points=[Point(x=x, y=y, z=z) for x, y, z in trajectory.points],
+                     valid=list(trajectory.valid))
+        for trajectory in lifted.trajectories]
+    msg.boxes_3d = [
+        BoundingBox3D(label=box.label, center=Point(x=box.centre[0], y=box.centre[1],
+                                                    z=box.centre[2]),
+                      size=Vector3(x=box.size[0], y=box.size[1], z=box.size[2]),
+                      valid=box.valid, depth_pixels=box.depth_pixels)
+        for box in lifted.boxes]
+
+
+def markers_of(msg: ReasoningResult) -> MarkerArray:
+    """RViz markers of a result's 3D answer: each path as a line through its valid waypoints,
+    the waypoints as spheres, each valid box as a cube; the previous answer's are deleted."""
+    markers = [Marker(header=msg.header, action=Marker.DELETEALL)]
+    for index, trajectory in enumerate(msg.trajectories_3d):
+        points = [point for point, ok in zip(trajectory.points, trajectory.valid) if ok]
+        if not points:
+            continue
+        markers.append(Marker(header=msg.header, ns='trajectory', id=index,
+                              type=Marker.LINE_STRIP, action=Marker.ADD, points=points,
+                              scale=Vector3(x=_LINE_WIDTH), color=_PATH))
+        markers.append(Marker(header=msg.header, ns='waypoints', id=index,
+                              type=Marker.SPHERE_LIST, action=Marker.ADD, points=points,
+                              scale=Vector3(x=_WAYPOINT_SIZE, y=_WAYPOINT_SIZE,
+                                            z=_WAYPOINT_SIZE), color=_PATH))
+    for index, box in enumerate(msg.boxes_3d):
+        if not box.valid:
+            continue
+        marker = Marker(header=msg.header, ns='boxes', id=index, type=Marker.CUBE,
+                        action=Marker.ADD, color=_BOX, text=box.label,
+                        scale=Vector3(x=max(box.size.x, 0.005), y=max(box.size.y, 0.005),
+                                      z=max(box.size.z, 0.005)))
+        marker.pose.position = box.center
+        marker.pose.orientation.w = 1.0
+        markers.append(marker)
+    return MarkerArray(markers=markers)
+
+
+__all__ = ['fill_lifted', 'markers_of']
