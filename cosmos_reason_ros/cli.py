@@ -2,6 +2,7 @@
 
     cosmos-reason parse --mode trajectory --image-size 1910x1190 < answer.txt
     cosmos-reason run clip.mp4 --model nvidia/Cosmos-Reason2-2B --task 'Is it safe to turn right?'
+    cosmos-reason run frame.png --mode trajectory --task '...' --depth d.png --camera-info c.yaml
     cosmos-reason eval bag/ --questions questions.yaml --topic /camera/image_raw --out report/
     cosmos-reason compare before/report.json after/report.json
 """
@@ -126,6 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument('--greedy', action='store_true', help='deterministic decoding')
     run.add_argument('--seed', type=int)
     run.add_argument('--stream', action='store_true', help='print tokens to stderr as they come')
+    run.add_argument('--depth', metavar='FILE',
+                     help='depth image aligned to the last frame (16-bit PNG in mm, 32-bit '
+                          'float TIFF in m, or .npy): lifts trajectories and boxes to 3D')
+    calibration = run.add_mutually_exclusive_group()
+    calibration.add_argument('--camera-info', metavar='YAML',
+                             help="the camera's calibration (camera_calibration's YAML)")
+    calibration.add_argument('--intrinsics', metavar='FX,FY,CX,CY',
+                             type=lambda text: [float(part) for part in text.split(',')],
+                             help='pinhole intrinsics of the media, no distortion')
 
     evaluate = commands.add_parser(
         'eval', help='score a model on a recorded bag or clip with labelled questions')
@@ -223,6 +233,7 @@ def command_run(args: argparse.Namespace) -> int:
         raise InvalidRequestError(
             f"the images in '{args.media}' have different sizes ({sizes}): a model call takes "
             'frames of one size; resize them to one size or pass one image')
+    depth_inputs = _depth_inputs(args, window)
     backend = _load_backend(args)
     request = ReasonRequest(mode=Mode(args.mode), task=args.task, choices=tuple(args.choices),
                             object_name=args.object_name, reasoning=args.reasoning,
@@ -232,8 +243,53 @@ def command_run(args: argparse.Namespace) -> int:
     outcome = Reasoner(backend, window, defaults).run(request, on_text=on_text)
     if args.stream:
         print(file=sys.stderr)
-    print(json.dumps(outcome_summary(outcome), indent=2))
+    summary = outcome_summary(outcome)
+    if depth_inputs is not None:
+        summary['lift'] = _lifted_summary(outcome, *depth_inputs)
+    print(json.dumps(summary, indent=2))
     return 0
+
+
+def _depth_inputs(args: argparse.Namespace, window):
+    """The depth image and calibration given to `run`, read (and checked) before the model
+    loads; None without --depth."""
+    from cosmos_reason_ros.core.depth_files import (
+        DepthFileError, load_camera_info, load_depth, pinhole)
+
+    if args.depth is None:
+        if args.camera_info or args.intrinsics:
+            raise InvalidRequestError('--camera-info and --intrinsics need --depth')
+        return None
+    try:
+        depth = load_depth(args.depth)
+        if args.camera_info:
+            return depth, load_camera_info(args.camera_info)
+        if args.intrinsics:
+            frames = window.select(end=None, duration=1.0, max_frames=1, even=False)
+            return depth, pinhole(args.intrinsics, frames[-1].source_size)
+    except DepthFileError as error:
+        raise InvalidRequestError(str(error)) from None
+    raise InvalidRequestError('--depth needs the camera: --camera-info FILE or '
+                              '--intrinsics FX,FY,CX,CY')
+
+
+def _lifted_summary(outcome, depth, camera_info) -> dict:
+    """The answer lifted to 3D as JSON-ready data (NaN, for a point without depth, as null)."""
+    from cosmos_reason_ros.core.geometry3d import lift_answer
+
+    lifted = lift_answer(outcome.parsed.trajectories, outcome.parsed.boxes,
+                         outcome.source_size, camera_info=camera_info, depth=depth)
+    return _without_nan(to_jsonable(lifted))
+
+
+def _without_nan(value: Any) -> Any:
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, list):
+        return [_without_nan(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _without_nan(item) for key, item in value.items()}
+    return value
 
 
 def eval_questions(args: argparse.Namespace):

@@ -12,7 +12,9 @@ import pytest
 import yaml
 
 from cosmos_reason_ros import cli
+from cosmos_reason_ros.core.modes import ModelFamily
 from cosmos_reason_ros.core.sample_scene import render_scene
+from scripted_backend import ScriptedBackend
 
 FIXTURES = pathlib.Path(__file__).parent / 'fixtures'
 SHARED_CLIP = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'av_turn_right.mp4'
@@ -133,3 +135,79 @@ def test_eval_runs_the_cosmos3_reasoners_on_the_sample_bag(checkpoint, family, r
     assert code == 0 and summary['answered'] == 2 and summary['complete']
     report = json.loads((tmp_path / 'report' / 'report.json').read_text())
     assert report['run']['model']['family'] == family
+
+
+# --depth: an answer lifted to 3D from files (scripted model, known 2D) ----------------------
+
+DISTORTION = [-0.25, 0.07, 0.001, -0.001, 0.0]
+K_160X120 = np.array([[150.0, 0.0, 80.0], [0.0, 150.0, 60.0], [0.0, 0.0, 1.0]])
+TRUTH_3D = np.array([[-0.5, -0.3, 2.0], [0.3, 0.2, 2.0]])
+
+
+@pytest.fixture
+def depth_files(tmp_path, monkeypatch):
+    """A 160x120 frame, its 16-bit depth (2 m plane, a hole) and a 320x240 calibration."""
+    frame = tmp_path / 'frame.png'
+    cv2.imwrite(str(frame), cv2.cvtColor(render_scene(0.0, 160, 120), cv2.COLOR_RGB2BGR))
+    depth = np.full((120, 160), 2000, np.uint16)
+    depth[10:31, 10:31] = 0
+    cv2.imwrite(str(tmp_path / 'depth.png'), depth)
+    (tmp_path / 'camera.yaml').write_text(yaml.safe_dump({
+        'image_width': 320, 'image_height': 240, 'camera_name': 'color',
+        'camera_matrix': {'rows': 3, 'cols': 3,
+                          'data': [300.0, 0.0, 160.0, 0.0, 300.0, 120.0, 0.0, 0.0, 1.0]},
+        'distortion_model': 'plumb_bob',
+        'distortion_coefficients': {'rows': 1, 'cols': 5, 'data': DISTORTION}}))
+    pixels, _ = cv2.projectPoints(TRUTH_3D, np.zeros(3), np.zeros(3), K_160X120,
+                                  np.array(DISTORTION))
+    points = [*pixels.reshape(-1, 2), (20.0, 20.0)]
+    answer = json.dumps([{'point_2d': [float(u) / 160 * 1000, float(v) / 120 * 1000],
+                          'label': 'gripper trajectory'} for u, v in points])
+    loads = []
+
+    def load_backend(args):
+        loads.append(args)
+        return ScriptedBackend({}, default=answer, family=ModelFamily.QWEN3_VL)
+
+    monkeypatch.setattr(cli, '_load_backend', load_backend)
+    return tmp_path, loads
+
+
+def test_run_lifts_the_trajectory_with_the_depth_image_and_calibration(depth_files, capsys):
+    folder, _ = depth_files
+    code, out, err = _run(['run', str(folder / 'frame.png'), '--mode', 'trajectory', '--task',
+                          'Move the tape', '--depth', str(folder / 'depth.png'),
+                          '--camera-info', str(folder / 'camera.yaml')], capsys)
+    assert code == 0, err
+    lift = json.loads(out)['lift']
+    assert lift['status'] == 'ok'
+    trajectory = lift['trajectories'][0]
+    assert trajectory['valid'] == [True, True, False]
+    np.testing.assert_allclose(trajectory['points'][:2], TRUTH_3D, atol=1e-3)
+    assert trajectory['points'][2] == [None, None, None]
+
+
+def test_run_with_pinhole_intrinsics(depth_files, capsys):
+    folder, _ = depth_files
+    code, out, err = _run(['run', str(folder / 'frame.png'), '--mode', 'trajectory', '--task',
+                          'Move the tape', '--depth', str(folder / 'depth.png'),
+                          '--intrinsics', '150,150,80,60'], capsys)
+    assert code == 0, err
+    trajectory = json.loads(out)['lift']['trajectories'][0]
+    assert trajectory['valid'] == [True, True, False]
+    assert [point[2] for point in trajectory['points']] == [2.0, 2.0, None]
+
+
+@pytest.mark.parametrize('extra,words', [
+    (['--depth', 'DIR/frame.png', '--intrinsics', '1,1,1,1'], 'one channel'),
+    (['--depth', 'DIR/missing.png', '--intrinsics', '1,1,1,1'], 'cannot read the depth image'),
+    (['--depth', 'DIR/depth.png'], '--camera-info FILE or --intrinsics'),
+    (['--camera-info', 'DIR/camera.yaml'], 'need --depth'),
+    (['--depth', 'DIR/depth.png', '--camera-info', 'DIR/frame.png'], 'calibration'),
+], ids=['colour_as_depth', 'missing', 'no_camera', 'no_depth', 'bad_yaml'])
+def test_bad_depth_inputs_are_refused_before_the_model_loads(depth_files, capsys, extra, words):
+    folder, loads = depth_files
+    argv = ['run', str(folder / 'frame.png'), '--mode', 'trajectory', '--task', 'Move'] + [
+        part.replace('DIR', str(folder)) for part in extra]
+    code, _, err = _run(argv, capsys)
+    assert code == 2 and words in err and not loads
