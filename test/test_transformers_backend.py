@@ -5,6 +5,7 @@ as the real checkpoints.
 """
 
 import json
+import shutil
 import threading
 import time
 
@@ -544,3 +545,29 @@ def test_a_prompt_beyond_the_context_is_refused_before_generating(qwen3, monkeyp
     assert "model's context of 32768 tokens" in message and '32768 new tokens' in message
     assert 'lower max_new_tokens' in message
     assert spy.calls == []
+
+
+def test_a_checkpoint_without_tokenizer_json_fails_the_load_not_every_goal(tiny_qwen3_checkpoint,
+                                                                           tmp_path):
+    broken = tmp_path / 'no-tokenizer'
+    shutil.copytree(tiny_qwen3_checkpoint, broken)
+    (broken / 'tokenizer.json').unlink()
+    backend = TransformersBackend(ModelConfig(model=str(broken), device='cpu', dtype='fp32'))
+    with pytest.raises(ModelLoadError, match='failed a dry run') as raised:
+        backend.load()
+    assert 'tokenizer.json' in str(raised.value) and not backend.loaded
+
+
+@pytest.mark.parametrize('local_files_only', [True, False])
+def test_a_corrupt_local_checkpoint_is_named_as_such(tiny_qwen3_checkpoint, tmp_path,
+                                                     local_files_only):
+    broken = tmp_path / 'corrupt'
+    shutil.copytree(tiny_qwen3_checkpoint, broken)
+    (broken / 'model.safetensors').write_bytes(b'\x00' * 100)
+    backend = TransformersBackend(ModelConfig(model=str(broken), device='cpu', dtype='fp32',
+                                              local_files_only=local_files_only))
+    with pytest.raises(ModelLoadError) as raised:
+        backend.load()
+    message = str(raised.value)
+    assert f"checkpoint in '{broken}'" in message and 'incomplete or corrupt' in message
+    assert f'hf download {broken}' not in message and 'huggingface.co' not in message

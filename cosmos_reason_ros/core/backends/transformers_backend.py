@@ -280,6 +280,13 @@ class TransformersBackend:
 
     def _fetch_failure(self, exc: Exception) -> str:
         revision = f" at revision '{self.config.revision}'" if self.config.revision else ''
+        path = os.path.expanduser(self.config.model.strip())
+        if os.path.isdir(path):
+            # A local directory: nothing to download under that name, its files are the fault.
+            return (f"could not load the checkpoint in '{path}': {_one_line(exc)}. Fix: its "
+                    'files are incomplete or corrupt (an interrupted copy or download?): copy '
+                    'the checkpoint again, e.g. hf download <hub id> --local-dir '
+                    f"'{path}'")
         if self.config.local_files_only:
             fix = ('local_files_only is set, so it must be in the local Hugging Face cache: '
                    f'download it first (hf download {self.model_id}) or set model to a local '
@@ -291,13 +298,20 @@ class TransformersBackend:
         return f"could not load '{self.model_id}'{revision}: {_one_line(exc)}. Fix: {fix}"
 
     def _load_processor(self, source: str, hub: Dict[str, Any]) -> Any:
+        fix = ('Fix: the checkpoint needs its tokenizer and preprocessor files (tokenizer.json, '
+               'preprocessor_config.json or processor_config.json) next to config.json')
         try:
-            return AutoProcessor.from_pretrained(source, **hub)
+            processor = AutoProcessor.from_pretrained(source, **hub)
         except Exception as exc:
             raise ModelLoadError(
-                f"could not load the processor of '{self.model_id}': {exc}. Fix: the checkpoint "
-                'needs its tokenizer and preprocessor files (tokenizer.json, '
-                'preprocessor_config.json or processor_config.json) next to config.json') from exc
+                f"could not load the processor of '{self.model_id}': {exc}. {fix}") from exc
+        try:
+            check_processor(processor)
+        except Exception as exc:
+            raise ModelLoadError(
+                f"the processor of '{self.model_id}' failed a dry run ({_one_line(exc)}): "
+                f'every goal would fail. {fix}') from None
+        return processor
 
     def _load_model(self, source: str, hub: Dict[str, Any], checkpoint_config: Any, device: str,
                     dtype: torch.dtype, quantization: Any) -> Any:
@@ -531,6 +545,29 @@ class _Output:
     token_ids: List[int]
     time_to_first_token: float
     generation_time: float
+
+
+def check_processor(processor: Any) -> None:
+    """A dry run of a loaded processor, so that a broken one fails the load, not every goal.
+
+    The tokenizer must turn text into tokens that decode back to it (a checkpoint without
+    tokenizer.json loads a tokenizer that knows no words), and the chat template plus the image
+    processor must turn a prompt with one small image into model inputs.
+
+    Raises:
+        ValueError: what went wrong.
+    """
+    text = 'Is it safe to turn right?'
+    ids = processor.tokenizer(text, add_special_tokens=False)['input_ids']
+    if not ids or processor.tokenizer.decode(ids).strip() != text:
+        raise ValueError(f'the tokenizer turns {text!r} into {len(ids)} token(s) that do not '
+                         'decode back to it (tokenizer.json missing or empty?)')
+    messages = [{'role': 'user', 'content': [{'type': 'image'}, {'type': 'text', 'text': text}]}]
+    prompt = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    inputs = processor(text=[prompt], images=[np.zeros((64, 64, 3), np.uint8)],
+                       return_tensors='pt')
+    if int(inputs['input_ids'].shape[-1]) <= len(ids):
+        raise ValueError('the processor put no image tokens into a prompt with an image')
 
 
 def context_length(model_config: Any) -> Optional[int]:
