@@ -514,21 +514,25 @@ def soak(bench: Bench, goals: int, limit: float) -> List[Dict[str, float]]:
     rows = []
     started = time.monotonic()
     failures = 0
+    kinds: Dict[str, int] = {}
     first = process_figures(bench.node.pid)
     print(f'soak:     0 goals  {0.0:7.1f} s  RSS {first["rss"]:7.1f} MiB  threads '
           f'{first["threads"]}  fds {first["fds"]}', flush=True)
     for index in range(1, goals + 1):
         result = bench.planner.send(make_goal('Is the marker red?', max_new_tokens=4,
                                               greedy=True), timeout=60.0)
-        failures += result is None or result.error_code != 0
+        if result is None or result.error_code != 0:
+            failures += 1
+            kind = outcome(result).split(':')[0]
+            kinds[kind] = kinds.get(kind, 0) + 1
         if index % 100 == 0:
             bench.node.check_alive()
             figures = process_figures(bench.node.pid)
             elapsed = time.monotonic() - started
             rows.append({'goals': index, 'seconds': elapsed, 'failures': failures, **figures})
             print(f'soak: {index:5d} goals  {elapsed:7.1f} s  RSS {figures["rss"]:7.1f} MiB  '
-                  f'threads {figures["threads"]}  fds {figures["fds"]}  failures {failures}',
-                  flush=True)
+                  f'threads {figures["threads"]}  fds {figures["fds"]}  failures {failures} '
+                  f'{kinds or ""}', flush=True)
             if elapsed > limit:
                 print(f'soak: stopped at {index} goals, past --soak-limit {limit:g} s')
                 break
