@@ -9,7 +9,7 @@ from rclpy.node import Node
 
 from cosmos_reason_ros.core.scheduling import Policy
 from cosmos_reason_ros.ros.launch_arguments import (
-    ARGUMENTS, parameter_overrides, remappings)
+    ARGUMENTS, launch_transitions, parameter_overrides, remappings)
 from cosmos_reason_ros.ros.parameters import SPECS, declare_node_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -72,14 +72,16 @@ def test_launch_file_declares_exactly_the_tested_arguments():
     source = (ROOT / 'launch' / 'reason.launch.py').read_text()
     assert 'for name, (default, description) in ARGUMENTS.items()' in source
     assert set(ARGUMENTS) == {'params_file', 'model', 'image_topic', 'compressed',
-                              'namespace', 'use_sim_time'}
+                              'namespace', 'use_sim_time', 'managed', 'autostart'}
+    assert 'launch_transitions(values)' in source and 'is_managed(values)' in source
     assert "'desktop_gpu.yaml'" in source and (ROOT / 'config' / 'desktop_gpu.yaml').exists()
 
 
 @pytest.mark.parametrize('model, compressed, sim, expected', [
-    ('', 'false', 'false', {'use_sim_time': False, 'compressed_input': False}),
+    ('', 'false', 'false', {'use_sim_time': False, 'compressed_input': False,
+                            'autostart': True}),
     ('/models/reason2', 'true', 'True', {'use_sim_time': True, 'compressed_input': True,
-                                         'model': '/models/reason2'}),
+                                         'model': '/models/reason2', 'autostart': True}),
 ])
 def test_launch_arguments_become_parameter_overrides(model, compressed, sim, expected):
     values = {name: default for name, (default, _) in ARGUMENTS.items()}
@@ -92,3 +94,17 @@ def test_the_image_topic_argument_remaps_raw_and_compressed():
     values['image_topic'] = '/front/image_raw/'
     assert remappings(values) == [('image', '/front/image_raw'),
                                   ('image/compressed', '/front/image_raw/compressed')]
+
+
+@pytest.mark.parametrize('managed, autostart, node_autostart, transitions', [
+    ('false', 'true', True, []),                          # a plain node walks itself
+    ('false', 'false', False, []),                        # waits for ros2 lifecycle
+    ('true', 'true', False, ['configure', 'activate']),   # launch drives it
+    ('true', 'false', False, []),                         # a lifecycle manager drives it
+])
+def test_managed_and_autostart_decide_who_walks_the_node_to_active(
+        managed, autostart, node_autostart, transitions):
+    values = {name: default for name, (default, _) in ARGUMENTS.items()}
+    values.update(managed=managed, autostart=autostart)
+    assert parameter_overrides(values)['autostart'] is node_autostart
+    assert launch_transitions(values) == transitions

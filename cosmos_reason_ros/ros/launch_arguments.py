@@ -10,7 +10,14 @@ ARGUMENTS: Dict[str, Tuple[str, str]] = {
     'compressed': ('false', 'Subscribe to <image_topic>/compressed (CompressedImage) instead'),
     'namespace': ('', 'Namespace of the node (and of its ~/reason action)'),
     'use_sim_time': ('false', 'Use /clock (rosbag replay, simulation) for staleness checks'),
+    'managed': ('false', 'Start it as a managed node whose transitions launch (with autostart) '
+                         'or a lifecycle manager (nav2_lifecycle_manager, ros2 lifecycle) drive'),
+    'autostart': ('true', 'Bring the node to active at start (configure: load the model, then '
+                          'activate); false: it waits, unconfigured, for a lifecycle manager'),
 }
+
+CONFIGURE = 'configure'
+ACTIVATE = 'activate'
 
 
 def _is_true(text: str) -> bool:
@@ -22,10 +29,26 @@ def parameter_overrides(values: Dict[str, str]) -> Dict[str, object]:
     overrides: Dict[str, object] = {
         'use_sim_time': _is_true(values['use_sim_time']),
         'compressed_input': _is_true(values['compressed']),
+        # A managed node is walked by launch (or a manager), never by itself.
+        'autostart': _is_true(values['autostart']) and not is_managed(values),
     }
     if values['model'].strip():
         overrides['model'] = values['model'].strip()
     return overrides
+
+
+def is_managed(values: Dict[str, str]) -> bool:
+    """Whether launch starts the node as a lifecycle node whose transitions it drives."""
+    return _is_true(values['managed'])
+
+
+def launch_transitions(values: Dict[str, str]) -> List[str]:
+    """The transitions launch requests itself, in order: configure at start, activate once
+    configure succeeded (launch_ros lifecycle events); none for a plain node or when a
+    lifecycle manager drives it."""
+    if is_managed(values) and _is_true(values['autostart']):
+        return [CONFIGURE, ACTIVATE]
+    return []
 
 
 def remappings(values: Dict[str, str]) -> List[Tuple[str, str]]:
