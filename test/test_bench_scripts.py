@@ -40,3 +40,8 @@ def test_overhead_bench_reports_the_overhead(where):
 def test_lift_bench_reports_the_cost_per_answer():
     output = run_bench('bench.lift_bench', '--repeats', '2')
     assert '1280x720 trajectory + box:' in output and 'of the 2 ms target' in output
+
+
+def test_lifecycle_bench_walks_configure_and_cleanup():
+    output = run_bench('bench.lifecycle_bench', '--model', 'tiny', '--cycles', '1')
+    assert 'cleaned up 1' in output and 'cleanup gave back' in output

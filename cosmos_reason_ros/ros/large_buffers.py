@@ -45,4 +45,23 @@ def reuse_large_buffers() -> bool:
                 mallopt(_M_ARENA_MAX, ARENAS)])
 
 
-__all__ = ['ARENAS', 'MMAP_THRESHOLD', 'TRIM_THRESHOLD', 'reuse_large_buffers']
+def give_back_free_memory() -> bool:
+    """Return the heap's free memory to the kernel (glibc malloc_trim), after the model went.
+
+    With the thresholds above, blocks up to 32 MiB (activations, small weights) come from the
+    heap, and what they leave free stays with the process until trimmed. Safe to call from any
+    thread; a no-op (False) without glibc.
+    """
+    if not sys.platform.startswith('linux'):
+        return False
+    try:
+        malloc_trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    malloc_trim.argtypes = (ctypes.c_size_t,)
+    malloc_trim.restype = ctypes.c_int
+    return bool(malloc_trim(0))
+
+
+__all__ = ['ARENAS', 'MMAP_THRESHOLD', 'TRIM_THRESHOLD', 'give_back_free_memory',
+           'reuse_large_buffers']

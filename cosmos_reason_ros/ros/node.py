@@ -55,6 +55,7 @@ from cosmos_reason_ros.ros.conversions import (
     rgb_to_image_msg)
 from cosmos_reason_ros.ros.depth_input import DepthInput
 from cosmos_reason_ros.ros.depth_output import fill_lifted, markers_of
+from cosmos_reason_ros.ros.large_buffers import give_back_free_memory
 from cosmos_reason_ros.ros.parameters import (
     NodeConfig, declare_node_parameters, read_node_config, refuse_change)
 from cosmos_reason_ros.ros.publishing import PublishGuard
@@ -352,6 +353,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
         self._depth = None
         if backend is not None:
             backend.close()
+            give_back_free_memory()
         self._model_state = 'unloaded'
 
     def _stop_goals_without_clients(self) -> None:
