@@ -95,7 +95,7 @@ def test_a_queued_goal_holds_no_thread_and_a_cancel_ends_it_at_once(tiny_qwen3_c
         values = graph.diagnostics_where(lambda values: values.get('goals_queued') == '12')
         assert values['goals_running'] == '1'
         assert graph.executor._executor._max_workers == graph.node.executor_threads + 2
-        assert graph.node.executor_threads == 7, 'a small fixed pool, whatever the queue'
+        assert graph.node.executor_threads <= 10 < 64, 'a small fixed pool, whatever the queue'
 
         wait_for(queued[5].cancel_goal_async())
         response = wait_for(queued[5].get_result_async())

@@ -605,7 +605,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
         except GenerationCancelled as error:
             reason = goal.stop.finish() or StopReason.CANCELED
             code, message = _stopped(reason, str(error))
-            return self._finish(goal, code, message, progress)
+            return self._finish(goal, code, message, progress,
+                                canceled=reason is StopReason.CANCELED)
         except ReasonError as error:
             goal.stop.finish()
             return self._finish(goal, result_code_of(error), str(error), progress)
@@ -623,7 +624,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
             # Stopped after the answer was generated: the stop wins (the client was told its
             # cancel was accepted), and the whole answer is kept.
             code, message = _stopped(reason, 'stopped after the answer was generated')
-            return self._finish(goal, code, message, progress, output=msg)
+            return self._finish(goal, code, message, progress, output=msg,
+                                canceled=reason is StopReason.CANCELED)
         self._guard.publish(self._result_pub, msg)
         if lifted is not None:
             self._guard.publish(self._markers_pub, markers_of(msg))
@@ -634,7 +636,9 @@ class ReasonNode(LifecycleNodeMixin, Node):
                             output=msg)
 
     def _finish(self, goal: _Goal, code: int, message: str, progress: '_Progress', *,
-                output: Optional[ReasoningResult] = None) -> Result:
+                output: Optional[ReasoningResult] = None, canceled: bool = False) -> Result:
+        """End the goal: SUCCEEDED for SUCCESS, CANCELED when its client's cancel stopped it,
+        ABORTED otherwise; returns the result its client receives."""
         handle = goal.handle
         if code != Result.SUCCESS:
             self.get_logger().warning(
@@ -644,7 +648,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
                                       raw_text=progress.text_so_far)
         if code == Result.SUCCESS:
             self._guard.call('goal status', handle.succeed)
-        elif code == Result.CANCELED and _wait_for_cancel_state(handle):
+        elif canceled and _wait_for_cancel_state(handle):
             self._guard.call('goal status', handle.canceled)
         else:
             self._guard.call('goal status', handle.abort)
