@@ -32,6 +32,8 @@ WINDOW_FRAMES = 16
 class PreprocessOnly:
     """A backend that stops after the processor: the goal's path up to the model's input."""
 
+    can_constrain = False  # nothing is generated
+
     def __init__(self, backend: TransformersBackend):
         self._backend = backend
         self.model_id = backend.model_id

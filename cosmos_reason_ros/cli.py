@@ -18,7 +18,8 @@ from typing import Any, List, Optional, Tuple
 from cosmos_reason_ros.core.backends import Backend
 from cosmos_reason_ros.core.backends.factory import (
     BACKENDS, TRANSFORMERS, BackendSettings, create_backend)
-from cosmos_reason_ros.core.config import GoalDefaults, ModelConfig, WindowConfig
+from cosmos_reason_ros.core.config import (
+    GoalDefaults, ModelConfig, STRUCTURED_OUTPUT, WindowConfig)
 from cosmos_reason_ros.core.errors import InvalidRequestError, ReasonError
 from cosmos_reason_ros.core.evaluation.protocols import (
     LETTER, PROTOCOLS, REASONING, Reason1Benchmark)
@@ -76,6 +77,14 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
                         help='environment variable holding the API key (openai)')
     parser.add_argument('--remote-family', default='auto', choices=FAMILIES,
                         help="the served model's family (openai; auto: from its name)")
+    parser.add_argument('--structured-output', default=GoalDefaults.structured_output,
+                        choices=STRUCTURED_OUTPUT,
+                        help='decode structured answers (trajectory, grounding, temporal, '
+                             'multiple choice) under their format so that they parse '
+                             '(auto: where the backend can)')
+    parser.add_argument('--max-reasoning-tokens', type=int, default=0,
+                        help='reasoning tokens at most before a constrained answer must start '
+                             '(0: three quarters of max-new-tokens)')
 
 
 def _load_backend(args: argparse.Namespace) -> Backend:
@@ -223,7 +232,9 @@ def command_run(args: argparse.Namespace) -> int:
         window.offer(stamp, load)
     span = window.stats.span
     defaults = GoalDefaults(window_duration=args.window or span + 1.0,
-                            max_frames=args.max_frames, max_new_tokens=args.max_new_tokens)
+                            max_frames=args.max_frames, max_new_tokens=args.max_new_tokens,
+                            structured_output=args.structured_output,
+                            max_reasoning_tokens=args.max_reasoning_tokens)
     # A model call takes frames of one size, and the window keeps only the last size it saw:
     # say so before loading a model rather than answer about part of the input.
     resize = window.last_resize
@@ -328,7 +339,10 @@ def eval_settings(args: argparse.Namespace) -> ReplaySettings:
                             max_pixels=args.max_pixels),
         goals=GoalDefaults(window_duration=args.window, max_frames=args.max_frames,
                            max_frame_age=args.max_frame_age,
-                           max_new_tokens=args.max_new_tokens),
+                           max_new_tokens=args.max_new_tokens,
+                           # The published procedure decodes freely; a constraint would change it.
+                           structured_output='off' if protocol else args.structured_output,
+                           max_reasoning_tokens=args.max_reasoning_tokens),
         greedy=not args.sample, seed=args.seed, window_memory_mib=args.window_memory,
         frame_age_warning=args.frame_age_warning, protocol=protocol)
 

@@ -50,6 +50,9 @@ class ScriptedBackend:
         self._interrupt_on = interrupt_on
         self._lock = threading.Lock()
 
+    can_constrain = False
+    """Answers are scripted: there is nothing to constrain."""
+
     def load(self, stop: Optional[threading.Event] = None) -> None:
         """Nothing to load."""
 

@@ -23,6 +23,8 @@ class ScriptedBackend:
     model_id = 'scripted'
     family = ModelFamily.QWEN3_VL
 
+    can_constrain = False
+
     def __init__(self, hang: bool = False):
         self.hang = hang
         self.requests: list[GenerationRequest] = []

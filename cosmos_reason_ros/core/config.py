@@ -43,6 +43,18 @@ class GoalDefaults:
     """A goal fails with STALE_FRAMES when the newest frame is older than this (seconds)."""
     max_new_tokens: int = 1024
     """Generation budget; 4096 is recommended for long reasoning on a GPU."""
+    structured_output: str = 'auto'
+    """auto | on | off: decode the answers of structured modes (trajectory, grounding,
+    temporal localization, multiple choice) under their format's grammar, so that they parse.
+    auto: where the backend can (the grammar library is installed; the server accepts the
+    request fields); on: always ask, and say in the result when it could not be done."""
+    max_reasoning_tokens: int = 0
+    """Reasoning tokens at most before a constrained answer is forced to start (the reasoning
+    is then closed and the result says so); 0: three quarters of the goal's max_new_tokens."""
+
+
+STRUCTURED_OUTPUT = ('auto', 'on', 'off')
+"""Values of GoalDefaults.structured_output."""
 
 
 @dataclasses.dataclass(frozen=True)

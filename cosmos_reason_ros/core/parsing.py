@@ -285,7 +285,9 @@ def _matching_close(text: str, start: int) -> int:
 def _loads(candidate: str) -> tuple[object, str]:
     """(value, '') or (None, why) for one JSON candidate, retrying with cheap, safe repairs."""
     try:
-        return json.loads(candidate), ''
+        # strict=False: a raw control character inside a string (a tab, a stray byte a
+        # byte-level tokenizer produced) does not make the whole answer unreadable.
+        return json.loads(candidate, strict=False), ''
     except (ValueError, RecursionError) as exc:
         first_error = exc
     repaired = _TRAILING_COMMA.sub(r'\1', candidate)
@@ -293,7 +295,7 @@ def _loads(candidate: str) -> tuple[object, str]:
         repaired = repaired.replace("'", '"')
     if repaired != candidate:
         try:
-            return json.loads(repaired), ''
+            return json.loads(repaired, strict=False), ''
         except (ValueError, RecursionError):
             pass
     return None, f'JSON {_excerpt(candidate)} does not parse ({_reason(first_error)})'

@@ -9,6 +9,7 @@ import threading
 import time
 from typing import Callable, Optional, Sequence, Tuple
 
+from cosmos_reason_ros.core.answer_formats import STRUCTURED_MODES, StructuredAnswer
 from cosmos_reason_ros.core.backends.base import (
     Backend, GenerationRequest, GenerationResult, Prompt, Sampling, StreamCallback)
 from cosmos_reason_ros.core.config import GoalDefaults, GoalLimits
@@ -56,6 +57,8 @@ class ReasonRequest:
     """A prompt to send instead of the mode's template (an evaluation protocol's own)."""
     sampling: Optional[Sampling] = None
     """Decoding to use instead of the preset and the overrides above (a protocol's own)."""
+    unconstrained: bool = False
+    """Leave the answer free text even where structured output is on."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,7 +148,8 @@ class Reasoner:
             max_new_tokens=request.max_new_tokens or None)
         generation_request = GenerationRequest(
             prompt=prompt, frames=[frame.image for frame in frames],
-            timestamps=[frame.stamp - frames[0].stamp for frame in frames], sampling=sampling)
+            timestamps=[frame.stamp - frames[0].stamp for frame in frames], sampling=sampling,
+            structured=self._structured(request, sampling))
 
         notify(STAGE_PREPROCESSING)
         streaming = _StageOnFirstText(notify, on_text)
@@ -158,10 +162,21 @@ class Reasoner:
             source_size=frames[-1].source_size, model_input_size=generation.model_input_size,
             reasoning=generation.reasoning, num_choices=len(request.choices),
             object_name=request.object_name,
-            starts_in_reasoning=request.reasoning and spec.thinking_opens_answer)
+            starts_in_reasoning=prompt.reasoning and spec.thinking_opens_answer)
         return ReasonOutcome(request=request, frames=tuple(frames), generation=generation,
                              parsed=parsed, model_id=self._backend.model_id,
                              total_time=time.perf_counter() - started)
+
+    def _structured(self, request: ReasonRequest,
+                    sampling: Sampling) -> Optional[StructuredAnswer]:
+        """The constraint to ask the backend for, per structured_output and the goal."""
+        policy = self._defaults.structured_output
+        if (request.unconstrained or request.mode not in STRUCTURED_MODES or policy == 'off'
+                or (policy == 'auto' and not self._backend.can_constrain)):
+            return None
+        cap = self._defaults.max_reasoning_tokens or sampling.max_new_tokens * 3 // 4
+        return StructuredAnswer(request.mode, num_choices=len(request.choices),
+                                max_reasoning_tokens=max(1, cap))
 
     def _frames_for(self, request: ReasonRequest, now: Optional[float],
                     notify: Callable[[Stage], None], cancel: threading.Event) -> Sequence[Frame]:

@@ -6,6 +6,10 @@ import dataclasses
 
 from cosmos_reason_ros.core.modes import ModelFamily
 
+STRUCTURED_OUTPUT_FIELDS = ('structured_outputs', 'guided')
+"""How a constrained answer is asked for: vLLM >= 0.11's `structured_outputs` object (NIM
+follows vLLM), or older vLLM's `guided_json` / `guided_regex` fields."""
+
 VIDEO_TRANSPORTS = ('video', 'images')
 """How several frames travel: one video item with their timing, or one image item each."""
 
@@ -63,6 +67,10 @@ class RemoteConfig:
     above this number."""
     stream: bool = True
     """Stream the answer (server-sent events): feedback while generating, prompt cancel."""
+    structured_output_fields: str = 'structured_outputs'
+    """structured_outputs | guided: the request fields that ask the server to constrain an
+    answer to its format (see STRUCTURED_OUTPUT_FIELDS). A server that refuses them is told
+    once, and answers go unconstrained with a warning in the result."""
     extra_body: str = ''
     """A JSON object of further request fields, for what a server offers beyond the OpenAI API
     (vLLM: repetition_penalty, as NVIDIA's Cosmos-Reason1 examples use, min_p, ignore_eos).

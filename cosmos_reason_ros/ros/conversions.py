@@ -94,7 +94,7 @@ def goal_to_request(goal: Reason.Goal, window: WindowConfig,
         top_p=None if goal.top_p <= 0 else goal.top_p,
         top_k=goal.top_k if goal.top_k > 0 else None,
         seed=goal.seed if goal.seed >= 0 else None,
-        greedy=goal.greedy,
+        greedy=goal.greedy, unconstrained=goal.unconstrained,
         frames=frames)
 
 
@@ -156,6 +156,8 @@ def outcome_to_msg(outcome: ReasonOutcome) -> ReasoningResult:
     msg.answer = parsed.answer
     msg.parse_status = int(parsed.status)
     msg.parse_error = parsed.error
+    msg.constrained = generation.constrained
+    msg.reasoning_cut = generation.reasoning_cut
     msg.trajectories = [
         Trajectory2D(header=header, label=trajectory.label,
                      points=[Point2D(x=float(x), y=float(y)) for x, y in trajectory.points],

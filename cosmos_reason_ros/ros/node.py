@@ -735,6 +735,10 @@ class ReasonNode(LifecycleNodeMixin, Node):
         if self._depth is not None:
             values.update(self._depth.diagnostics())
         backend = self._backend
+        if backend is not None and self._model_state == 'ready':
+            policy = self.get_parameter('structured_output').value
+            values['structured_output'] = (policy if policy == 'off' or backend.can_constrain
+                                           else f'{policy}, not available (see goal messages)')
         if isinstance(backend, OpenAIBackend):
             values['server'] = backend.config.base_url
             values['server_status'] = backend.status.message
@@ -843,8 +847,11 @@ def _points_without_depth(trajectories, lifted: Optional[Lifted]):
 
 def _summary(outcome: ReasonOutcome, total_time: float) -> str:
     generation = outcome.generation
+    notes = [*(['constrained'] if generation.constrained else []),
+             *(['reasoning cut at its token cap'] if generation.reasoning_cut else []),
+             *generation.warnings]
     return (f'{generation.completion_tokens} tokens in {total_time:.2f} s, '
-            f'parse {outcome.parsed.status.name.lower()}')
+            f'parse {outcome.parsed.status.name.lower()}' + ''.join(f'; {n}' for n in notes))
 
 
 def main(args=None) -> None:

@@ -14,14 +14,17 @@ from rcl_interfaces.msg import (
 from rclpy.node import Node
 
 from cosmos_reason_ros.core.backends.factory import BACKENDS, BackendSettings
-from cosmos_reason_ros.core.config import GoalDefaults, GoalLimits, ModelConfig, WindowConfig
+from cosmos_reason_ros.core.config import (
+    GoalDefaults, GoalLimits, ModelConfig, STRUCTURED_OUTPUT, WindowConfig)
 from cosmos_reason_ros.core.geometry3d import LiftSettings
-from cosmos_reason_ros.core.remote_config import FAMILIES, VIDEO_TRANSPORTS, RemoteConfig
+from cosmos_reason_ros.core.remote_config import (
+    FAMILIES, RemoteConfig, STRUCTURED_OUTPUT_FIELDS, VIDEO_TRANSPORTS)
 from cosmos_reason_ros.core.scheduling import Policy
 
 _REMOTE = RemoteConfig()
 _LIMITS = GoalLimits()
 _LIFT = LiftSettings()
+_DEFAULTS = GoalDefaults()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +103,10 @@ SPECS: Tuple[ParameterSpec, ...] = (
                   range=(1, 256)),
     ParameterSpec('remote.stream', _REMOTE.stream,
                   'Stream the answer (feedback while generating, prompt cancel).'),
+    ParameterSpec('remote.structured_output_fields', _REMOTE.structured_output_fields,
+                  'Request fields that ask the server for a constrained answer: '
+                  'structured_outputs (vLLM >= 0.11, NIM) or guided (older vLLM).',
+                  choices=STRUCTURED_OUTPUT_FIELDS),
     ParameterSpec('remote.extra_body', _REMOTE.extra_body,
                   'JSON object of further request fields the server understands, e.g. '
                   '{"repetition_penalty": 1.05} for vLLM; the fields a goal sets win.'),
@@ -165,6 +172,15 @@ SPECS: Tuple[ParameterSpec, ...] = (
                   'Largest image (width x height, as its header declares it) decoded from the '
                   'camera or a goal; larger ones are refused before decoding.',
                   range=(1024, 1073741824)),
+    ParameterSpec('structured_output', _DEFAULTS.structured_output,
+                  'Decode the answers of trajectory, grounding, temporal and multiple-choice '
+                  'goals under their format, so that they parse: auto (where the backend can), '
+                  'on (always ask; the result says when it could not), off.',
+                  choices=STRUCTURED_OUTPUT),
+    ParameterSpec('goal.max_reasoning_tokens', _DEFAULTS.max_reasoning_tokens,
+                  'With a constrained answer: reasoning tokens at most before the answer is '
+                  "forced to start (local backend); 0: three quarters of the goal's "
+                  'max_new_tokens.', range=(0, 1048576)),
     ParameterSpec('goal.frame_wait_timeout', 2.0,
                   'Seconds a goal waits for a first frame (or its window_end) to arrive.',
                   range=(0.0, 600.0)),
@@ -282,7 +298,9 @@ def read_node_config(node: Node, image_topic: str) -> NodeConfig:
             window_duration=values['goal.window_duration'],
             max_frames=values['goal.max_frames'],
             max_frame_age=values['goal.max_frame_age'],
-            max_new_tokens=values['goal.max_new_tokens']),
+            max_new_tokens=values['goal.max_new_tokens'],
+            structured_output=values['structured_output'],
+            max_reasoning_tokens=values['goal.max_reasoning_tokens']),
         limits=GoalLimits(
             max_task_chars=values['goal.max_task_chars'],
             max_new_tokens=values['goal.max_new_tokens_limit'],

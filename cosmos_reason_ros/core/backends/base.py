@@ -6,6 +6,7 @@ from typing import Callable, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 
+from cosmos_reason_ros.core.answer_formats import StructuredAnswer
 from cosmos_reason_ros.core.errors import InvalidRequestError
 from cosmos_reason_ros.core.modes import ModelFamily
 
@@ -51,6 +52,8 @@ class GenerationRequest:
     frames: Sequence[np.ndarray]
     timestamps: Sequence[float]
     sampling: Sampling
+    structured: Optional[StructuredAnswer] = None
+    """Constrain the answer (after any reasoning) to its mode's format; None: free text."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +77,13 @@ class GenerationResult:
     """(width, height) of the frames as the model saw them, after the processor's resize."""
     finish_reason: str
     """'stop' (end of sequence), 'length' (max_new_tokens reached) or 'cancelled'."""
+    constrained: bool = False
+    """The answer was decoded under its format's grammar."""
+    reasoning_cut: bool = False
+    """The reasoning reached its token cap and was closed so that the answer could start."""
+    warnings: Tuple[str, ...] = ()
+    """What did not go as asked without failing the goal (e.g. the constraint was not
+    applied, and why)."""
 
     @property
     def decode_tokens_per_second(self) -> float:
@@ -90,6 +100,12 @@ class Backend(Protocol):
 
     model_id: str
     family: ModelFamily
+
+    @property
+    def can_constrain(self) -> bool:
+        """Whether a request's `structured` answer format can be applied here (the grammar
+        library is installed, the server accepts the fields). A backend that cannot still
+        answers such a request, unconstrained, and says so in GenerationResult.warnings."""
 
     def load(self, stop: Optional[threading.Event] = None) -> None:
         """Load weights and processor (or reach the server).

@@ -41,11 +41,13 @@ from cosmos_reason_ros.core.errors import (
     ReasonError,
     ServerUnreachableError,
 )
+from cosmos_reason_ros.core.answer_formats import answer_format, AnswerFormat
 from cosmos_reason_ros.core.families import (
     family_for_served_name, model_input_size, video_timing)
 from cosmos_reason_ros.core.images import downscale
 from cosmos_reason_ros.core.modes import ModelFamily
-from cosmos_reason_ros.core.remote_config import FAMILIES, VIDEO_TRANSPORTS, RemoteConfig
+from cosmos_reason_ros.core.remote_config import (
+    FAMILIES, RemoteConfig, STRUCTURED_OUTPUT_FIELDS, VIDEO_TRANSPORTS)
 
 RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
 """HTTP statuses worth another try: overload and transient server errors."""
@@ -157,6 +159,10 @@ class PreparedRequest:
     """(width, height) of the frames as the model sees them (see model_input_size())."""
     frame_size: Tuple[int, int]
     """(width, height) of the JPEG frames sent."""
+    constrained: bool = False
+    """The body asks the server to constrain the answer to its format."""
+    warnings: Tuple[str, ...] = ()
+    """Why an answer format asked for is not in the body."""
 
 
 def prepare_request(request: GenerationRequest, config: RemoteConfig,
@@ -192,8 +198,38 @@ def prepare_request(request: GenerationRequest, config: RemoteConfig,
         body['stream_options'] = {'include_usage': True}
     if len(frames) > 1 and config.video_transport == 'video' and config.send_frame_timing:
         body['media_io_kwargs'] = {'video': frame_timing(request.timestamps, family)}
-    return PreparedRequest(body=body, model_input_size=model_input_size(width, height, family),
-                           frame_size=(width, height))
+    input_size = model_input_size(width, height, family)
+    warnings: Tuple[str, ...] = ()
+    constrained = False
+    if request.structured is not None:
+        try:
+            answer = answer_format(request.structured.mode, family=family,
+                                   num_choices=request.structured.num_choices,
+                                   model_input_size=input_size)
+        except InvalidRequestError as error:
+            answer, warnings = None, (f'the answer was not constrained to its format: {error}',)
+        if answer is not None:
+            body.update(structured_output_fields(answer, config.structured_output_fields))
+            constrained = True
+    return PreparedRequest(body=body, model_input_size=input_size, frame_size=(width, height),
+                           constrained=constrained, warnings=warnings)
+
+
+def structured_output_fields(answer: AnswerFormat, style: str) -> Dict[str, Any]:
+    """The request fields that constrain the answer to its format on a vLLM-style server.
+
+    With a reasoning parser (vllm serve --reasoning-parser) the server applies them after the
+    reasoning, so the reasoning stays free.
+
+    Args:
+        answer: The format.
+        style: 'structured_outputs' (vLLM >= 0.11, NIM) or 'guided' (older vLLM).
+    """
+    if style == 'guided':
+        return ({'guided_regex': answer.regex} if answer.regex is not None
+                else {'guided_json': answer.json_schema})
+    kind = {'regex': answer.regex} if answer.regex is not None else {'json': answer.json_schema}
+    return {'structured_outputs': kind}
 
 
 def guess_family(config: RemoteConfig, *names: str) -> ModelFamily:
@@ -589,6 +625,8 @@ class OpenAIBackend:
         self.dtype = 'server'
         self.max_concurrent = config.max_concurrent
         self.status = ServerStatus(False, False, 'not checked yet')
+        self.structured_output_refusal = ''
+        """Why the server refused the structured-output fields ('' while it has not)."""
         self._api_key = api_key or None
         self._url: Optional[urllib.parse.SplitResult] = None
 
@@ -605,6 +643,12 @@ class OpenAIBackend:
         family = self.family.value if self.family else 'family unknown'
         return (f"'{self.model_id}' ({family}) on {self.config.base_url}, frames as "
                 f'{self.config.video_transport}')
+
+    @property
+    def can_constrain(self) -> bool:
+        """Whether answers are asked for in their format: until the server refused the fields
+        once (structured_output_refusal says why)."""
+        return not self.structured_output_refusal
 
     def load(self, stop: Optional[threading.Event] = None) -> None:
         """Check that the server answers and serves the configured model.
@@ -743,9 +787,13 @@ class OpenAIBackend:
                   extra_body: Optional[Mapping[str, Any]]) -> RemoteCompletion:
         assert self.family is not None
         started = time.perf_counter()
+        if request.structured is not None and not self.can_constrain:
+            request = dataclasses.replace(request, structured=None)
+            refused: Tuple[str, ...] = (self.structured_output_refusal,)
+        else:
+            refused = ()
         prepared = prepare_request(request, self.config, self.family)
-        body = {**prepared.body, **(extra_body or {})}
-        payload = json.dumps(body).encode('utf-8')
+        payload = json.dumps({**prepared.body, **(extra_body or {})}).encode('utf-8')
         preprocess_time = time.perf_counter() - started
         attempt = 0
         while True:
@@ -762,6 +810,19 @@ class OpenAIBackend:
                 if cancel.is_set():
                     raise GenerationCancelled(
                         f'cancelled after {answer.tokens} generated token(s)') from None
+                if prepared.constrained and _refuses_structured_output(error):
+                    # Told once; this and every later answer go unconstrained.
+                    self.structured_output_refusal = self._redact(
+                        f'{self.config.base_url} refused the structured-output fields '
+                        f'({self.config.structured_output_fields}: {error}), so answers are '
+                        'not constrained: serve with vLLM >= 0.11 (structured_outputs) or set '
+                        'remote.structured_output_fields to guided for an older one, or set '
+                        'structured_output off')
+                    refused = (self.structured_output_refusal,)
+                    request = dataclasses.replace(request, structured=None)
+                    prepared = prepare_request(request, self.config, self.family)
+                    payload = json.dumps({**prepared.body, **(extra_body or {})}).encode()
+                    continue
                 retry_after = self._retry_delay(error, attempt, answer)
                 if retry_after is None:
                     raise self._generation_error(error, attempt, answer) from None
@@ -769,8 +830,10 @@ class OpenAIBackend:
                 if cancel.wait(retry_after):
                     raise GenerationCancelled('cancelled while waiting to retry') from None
         finished = answer.last_token_time or time.perf_counter()
-        return RemoteCompletion(self._result(answer, request, prepared, preprocess_time, sent,
-                                             finished), answer.prompt_token_ids)
+        result = self._result(answer, request, prepared, preprocess_time, sent, finished)
+        result = dataclasses.replace(result, constrained=prepared.constrained,
+                                     warnings=refused + prepared.warnings)
+        return RemoteCompletion(result, answer.prompt_token_ids)
 
     # Requests -----------------------------------------------------------------------------
 
@@ -971,7 +1034,20 @@ def _check_config(config: RemoteConfig) -> None:
     if config.family not in FAMILIES:
         raise ModelLoadError(f"unknown family '{config.family}': use one of "
                              + ', '.join(FAMILIES))
+    if config.structured_output_fields not in STRUCTURED_OUTPUT_FIELDS:
+        raise ModelLoadError(f"unknown structured_output_fields '"
+                             f"{config.structured_output_fields}': use "
+                             + ' or '.join(STRUCTURED_OUTPUT_FIELDS))
     parse_extra_body(config.extra_body)
+
+
+def _refuses_structured_output(error: Exception) -> bool:
+    """A 4xx answer that names the structured-output fields (the server does not take them)."""
+    if not isinstance(error, _HttpStatusError) or not 400 <= error.status < 500:
+        return False
+    message = error.message.lower()
+    return any(name in message for name in ('structured_output', 'guided_', 'xgrammar',
+                                             'grammar'))
 
 
 def _is_event_stream(response: http.client.HTTPResponse) -> bool:

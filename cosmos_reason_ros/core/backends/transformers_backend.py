@@ -17,6 +17,7 @@ from transformers import (
     AutoConfig,
     AutoModelForImageTextToText,
     AutoProcessor,
+    LogitsProcessorList,
     StoppingCriteria,
     StoppingCriteriaList,
 )
@@ -29,6 +30,9 @@ from cosmos_reason_ros.core.backends.base import (
     Sampling,
     StreamCallback,
 )
+from cosmos_reason_ros.core.answer_formats import answer_format
+from cosmos_reason_ros.core.backends.grammar import (
+    AnswerConstraint, ConstraintError, GrammarCompiler)
 from cosmos_reason_ros.core.config import ModelConfig
 from cosmos_reason_ros.core.errors import (
     GenerationCancelled,
@@ -38,7 +42,7 @@ from cosmos_reason_ros.core.errors import (
     ModelLoadError,
 )
 from cosmos_reason_ros.core.families import (
-    family_for_model_type, family_spec, supported_families, video_timing)
+    family_for_model_type, family_spec, ReasoningPrompt, supported_families, video_timing)
 from cosmos_reason_ros.core.modes import ModelFamily
 
 DEFAULT_MAX_FRAME_PIXELS = 1920 * 1088
@@ -105,6 +109,7 @@ class TransformersBackend:
         self._model: Any = None
         self._processor: Any = None
         self._eos_ids: Tuple[int, ...] = ()
+        self._grammars: Optional[GrammarCompiler] = None
         self._decoder: Optional[_Decoder] = None
         self._lock = threading.Lock()
 
@@ -170,6 +175,9 @@ class TransformersBackend:
             self._processor = processor
             self._eos_ids = _as_tuple(model.generation_config.eos_token_id)
             self._decoder = _Decoder(processor.tokenizer)
+            self._grammars = GrammarCompiler(
+                processor.tokenizer, vocab_size=model.get_output_embeddings().weight.shape[0],
+                stop_token_ids=self._eos_ids)
             self.family = family
             self.device = str(model.device)
             self.dtype = (self.config.quantization if quantization is not None
@@ -350,8 +358,14 @@ class TransformersBackend:
             self._model = None
             self._processor = None
             self._decoder = None
+            self._grammars = None
             self.family = None
             _free_memory(device)
+
+    @property
+    def can_constrain(self) -> bool:
+        """Whether answers can be constrained to their format: the grammar library imports."""
+        return importlib.util.find_spec('xgrammar') is not None
 
     # ---------------------------------------------------------------------------------------
     # Generation: check -> preprocess -> forward -> postprocess
@@ -388,7 +402,9 @@ class TransformersBackend:
                                   context_length(self._model.config))
                     if cancel is not None and cancel.is_set():
                         raise GenerationCancelled('cancelled before generation started')
-                    output = self._forward(prepared, request.sampling, on_text, cancel)
+                    constraint, warnings = self._constraint(request, prepared)
+                    output = self._forward(prepared, request.sampling, on_text, cancel,
+                                           constraint)
             except (GenerationCancelled, InvalidRequestError):
                 raise
             except torch.cuda.OutOfMemoryError as exc:
@@ -402,7 +418,11 @@ class TransformersBackend:
             if cancel is not None and cancel.is_set():
                 raise GenerationCancelled(
                     f'cancelled after {len(output.token_ids)} generated token(s)')
-            return self._postprocess(prepared, output, request.sampling, preprocess_time)
+            result = self._postprocess(prepared, output, request.sampling, preprocess_time)
+            if constraint is None:
+                return dataclasses.replace(result, warnings=warnings)
+            return dataclasses.replace(result, constrained=True,
+                                       reasoning_cut=constraint.reasoning_cut)
 
     def preprocess(self, request: GenerationRequest) -> PreparedInputs:
         """Turn a request into model inputs: chat template, processor, move to the device.
@@ -493,12 +513,35 @@ class TransformersBackend:
         frames = max(num_frames, padded_frames)
         return {'shortest_edge': factor * factor, 'longest_edge': frames * per_frame}
 
+    def _constraint(self, request: GenerationRequest, prepared: PreparedInputs
+                    ) -> Tuple[Optional[AnswerConstraint], Tuple[str, ...]]:
+        """The grammar for the request's answer, or None and why not (never raises)."""
+        structured = request.structured
+        if structured is None:
+            return None, ()
+        spec = family_spec(self.family)
+        try:
+            answer = answer_format(structured.mode, family=self.family,
+                                   num_choices=structured.num_choices,
+                                   model_input_size=prepared.model_input_size)
+            if answer is None:
+                return None, ()
+            reasoning = request.prompt.reasoning
+            return self._grammars.constraint(
+                answer, reasoning=reasoning, opens_reasoning=not spec.thinking_opens_answer,
+                answer_tags=reasoning and spec.reasoning_prompt is ReasoningPrompt.SYSTEM_SUFFIX,
+                max_reasoning_tokens=structured.max_reasoning_tokens), ()
+        except (ConstraintError, InvalidRequestError) as error:
+            return None, (f'the answer was not constrained to its format: {error}',)
+
     def _forward(self, prepared: PreparedInputs, sampling: Sampling,
-                 on_text: Optional[StreamCallback],
-                 cancel: Optional[threading.Event]) -> '_Output':
+                 on_text: Optional[StreamCallback], cancel: Optional[threading.Event],
+                 constraint: Optional[AnswerConstraint] = None) -> '_Output':
         streamer = _TextStreamer(self._decoder, on_text)
         stopping = StoppingCriteriaList([_CancelCriteria(cancel)] if cancel is not None else [])
         generate_kwargs = generation_kwargs(sampling)
+        if constraint is not None:
+            generate_kwargs['logits_processor'] = LogitsProcessorList([constraint])
         if self.config.cache_implementation == 'static':
             # A fixed-size cache lets generate() compile the decoding step (CUDA only).
             generate_kwargs['cache_implementation'] = 'static'
