@@ -8,6 +8,7 @@ tests talk to a scripted HTTP server on 127.0.0.1; test_vllm_server.py covers th
 """
 
 import base64
+import dataclasses
 import http.server
 import json
 import logging
@@ -21,6 +22,7 @@ import cv2
 import numpy as np
 import pytest
 
+from cosmos_reason_ros.core.answer_formats import answer_format, StructuredAnswer
 from cosmos_reason_ros.core.backends.base import GenerationRequest, Prompt, Sampling
 from cosmos_reason_ros.core.backends.factory import (
     BackendSettings, create_backend, OPENAI, TRANSFORMERS)
@@ -28,7 +30,7 @@ from cosmos_reason_ros.core.backends.openai_backend import (
     AnswerAccumulator, build_messages, frame_timing, iter_sse_data, model_input_size,
     OpenAIBackend, prepare_request, sampling_fields)
 from cosmos_reason_ros.core.errors import (
-    GenerationCancelled, GenerationError, InvalidRequestError, ModelLoadError)
+    GenerationCancelled, GenerationError, InvalidRequestError, ModelLoadError, ReasonError)
 from cosmos_reason_ros.core.modes import Mode, ModelFamily
 from cosmos_reason_ros.core.parsing import parse_answer, ParseStatus
 from cosmos_reason_ros.core.prompts import build_prompt
@@ -723,3 +725,72 @@ def test_a_server_that_answers_then_stalls_is_not_called_unreachable(scripted):
             _backend(server.url, timeout=0.3, max_retries=0).generate(_request(2))
     finally:
         released.set()
+
+
+# --- structured output (constrained answers) ----------------------------------------------------
+
+def _structured_request(mode=Mode.TRAJECTORY, num_choices=0, family=ModelFamily.QWEN3_VL):
+    request = _request(2, family=family)
+    return dataclasses.replace(request, structured=StructuredAnswer(mode,
+                                                                    num_choices=num_choices))
+
+
+def test_a_structured_mode_asks_the_server_for_its_format():
+    prepared = prepare_request(_structured_request(), RemoteConfig(), ModelFamily.QWEN3_VL)
+    schema = prepared.body['structured_outputs']['json']
+    assert prepared.body['structured_outputs']['disable_any_whitespace'] is True
+    assert prepared.constrained
+    assert schema == answer_format(Mode.TRAJECTORY, family=ModelFamily.QWEN3_VL).json_schema
+    choice = prepare_request(_structured_request(Mode.MULTIPLE_CHOICE, 3), RemoteConfig(),
+                             ModelFamily.QWEN3_VL)
+    assert choice.body['structured_outputs'] == {'regex': '[A-C]'}
+    guided = prepare_request(_structured_request(),
+                             RemoteConfig(structured_output_fields='guided'),
+                             ModelFamily.QWEN3_VL).body
+    assert guided['guided_json'] == schema and 'structured_outputs' not in guided
+    free = prepare_request(_request(2), RemoteConfig(), ModelFamily.QWEN3_VL)
+    assert 'structured_outputs' not in free.body and not free.constrained
+    assert 'thinking_token_budget' not in prepared.body   # no reasoning asked for
+
+
+def test_a_reasoning_cap_goes_as_vllms_thinking_budget():
+    request = _request(2, reasoning=True)
+    request = dataclasses.replace(request, structured=StructuredAnswer(
+        Mode.TRAJECTORY, max_reasoning_tokens=300))
+    body = prepare_request(request, RemoteConfig(), ModelFamily.QWEN3_VL).body
+    assert body['thinking_token_budget'] == 300 and 'structured_outputs' in body
+
+
+def test_reason1_boxes_are_bounded_by_the_model_input_the_server_sees():
+    prepared = prepare_request(_structured_request(Mode.GROUNDING,
+                                                   family=ModelFamily.QWEN2_5_VL),
+                               RemoteConfig(), ModelFamily.QWEN2_5_VL)
+    box = prepared.body['structured_outputs']['json']['items']['properties']['bbox_2d']
+    width, height = prepared.model_input_size
+    assert [axis['maximum'] for axis in box['prefixItems']] == [width - 1, height - 1] * 2
+
+
+def test_a_server_that_refuses_the_fields_is_told_once_and_answers_go_unconstrained(scripted):
+    refusal = _status(400, "Extra inputs are not permitted: 'structured_outputs'")
+    server = scripted([refusal, _stream_fixture('vllm_stream_content.sse')])
+    backend = OpenAIBackend(RemoteConfig(base_url=server.url, served_model='cosmos'))
+    backend.load()
+    assert backend.can_constrain
+    first = backend.generate(_structured_request())
+    assert not first.constrained and first.text
+    assert len(first.warnings) == 1 and 'refused the structured-output fields' in \
+        first.warnings[0]
+    assert 'structured_outputs' in server.bodies[0] and 'structured_outputs' not in \
+        server.bodies[1]
+    assert not backend.can_constrain
+    second = backend.generate(_structured_request())
+    assert second.warnings == first.warnings and 'structured_outputs' not in server.bodies[2]
+
+
+def test_a_request_refused_for_another_reason_still_fails(scripted):
+    server = scripted([_status(400, 'max_tokens must be at most 16384')])
+    backend = OpenAIBackend(RemoteConfig(base_url=server.url, served_model='cosmos'))
+    backend.load()
+    with pytest.raises(ReasonError, match='max_tokens must be at most 16384'):
+        backend.generate(_structured_request())
+    assert backend.can_constrain

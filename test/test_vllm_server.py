@@ -21,6 +21,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import pytest
 
+from cosmos_reason_ros.core.answer_formats import StructuredAnswer
 from cosmos_reason_ros.core.backends.base import GenerationRequest, Sampling
 from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
 from cosmos_reason_ros.core.config import GoalDefaults, WindowConfig
@@ -244,6 +245,37 @@ def test_without_reasoning_the_answer_is_content(backend):
     parsed = parse_answer(result.text, Mode.NEXT_ACTION, family=ModelFamily.QWEN3_VL,
                           source_size=(160, 120), reasoning=result.reasoning)
     assert parsed.status is ParseStatus.OK and parsed.answer == result.text.strip()
+
+
+@pytest.mark.parametrize('mode, fields', [
+    (Mode.TRAJECTORY, {'task': 'Move the tape into the basket'}),
+    (Mode.GROUNDING, {'object_name': 'the basket'}),
+    (Mode.MULTIPLE_CHOICE, {'task': 'What next?', 'choices': ('stop', 'go', 'wait')})])
+def test_constrained_answers_of_the_random_model_parse_and_free_ones_do_not(backend, mode,
+                                                                          fields):
+    # The server applies the schema (structured_outputs); the same requests without it are
+    # the random model's gibberish.
+    outcomes = {True: [], False: []}
+    for constrained in (True, False):
+        for seed in range(3):
+            num_choices = len(fields.get('choices', ()))
+            request = GenerationRequest(
+                prompt=build_prompt(mode, family=ModelFamily.QWEN3_VL, **fields),
+                frames=_frames(2), timestamps=[0.0, 0.5],
+                sampling=Sampling(max_new_tokens=1000, seed=seed, temperature=0.7, top_p=0.8,
+                                  top_k=20),
+                structured=StructuredAnswer(mode, num_choices) if constrained else None)
+            result = backend.generate(request)
+            assert result.constrained is constrained and not result.warnings
+            parsed = parse_answer(result.text, mode, family=ModelFamily.QWEN3_VL,
+                                  source_size=(160, 120), reasoning=result.reasoning,
+                                  model_input_size=result.model_input_size,
+                                  num_choices=num_choices)
+            outcomes[constrained].append(parsed.status)
+            if constrained:
+                assert result.finish_reason == 'stop', result.text
+    assert outcomes[True] == [ParseStatus.OK] * 3
+    assert ParseStatus.OK not in outcomes[False] or mode is Mode.MULTIPLE_CHOICE
 
 
 def test_cancel_closes_the_stream_and_the_server_stops_generating(backend, server):

@@ -13,13 +13,15 @@ from cosmos_reason_ros.core.errors import InvalidRequestError
 from cosmos_reason_ros.core.families import Coordinates, family_spec
 from cosmos_reason_ros.core.modes import Mode, ModelFamily
 
-MAX_WAYPOINTS = 16
-"""Most points of a constrained trajectory (NVIDIA's examples use five to ten)."""
+# Bounds keep a constrained answer short enough to finish within a modest max_new_tokens even
+# when the model wanders (each string is as long as the model likes up to its bound).
+MAX_WAYPOINTS = 10
+"""Most points of a constrained trajectory (NVIDIA's examples use five)."""
 MIN_WAYPOINTS = 2
-MAX_BOXES = 16
-MAX_EVENTS = 16
-MAX_LABEL_CHARS = 64
-MAX_CAPTION_CHARS = 240
+MAX_BOXES = 10
+MAX_EVENTS = 8
+MAX_LABEL_CHARS = 40
+MAX_CAPTION_CHARS = 160
 NORMALIZED_MAX = 1000
 """0-1000 coordinates (Qwen3-VL, Cosmos 3), inclusive."""
 STRUCTURED_MODES = (Mode.TRAJECTORY, Mode.GROUNDING, Mode.TEMPORAL, Mode.MULTIPLE_CHOICE)

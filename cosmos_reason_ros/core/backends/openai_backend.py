@@ -211,6 +211,10 @@ def prepare_request(request: GenerationRequest, config: RemoteConfig,
         if answer is not None:
             body.update(structured_output_fields(answer, config.structured_output_fields))
             constrained = True
+            if request.prompt.reasoning and request.structured.max_reasoning_tokens:
+                # vLLM closes the reasoning after this many tokens (needs its reasoning
+                # parser or --reasoning-config); the constraint then applies to the answer.
+                body['thinking_token_budget'] = request.structured.max_reasoning_tokens
     return PreparedRequest(body=body, model_input_size=input_size, frame_size=(width, height),
                            constrained=constrained, warnings=warnings)
 
@@ -228,8 +232,10 @@ def structured_output_fields(answer: AnswerFormat, style: str) -> Dict[str, Any]
     if style == 'guided':
         return ({'guided_regex': answer.regex} if answer.regex is not None
                 else {'guided_json': answer.json_schema})
-    kind = {'regex': answer.regex} if answer.regex is not None else {'json': answer.json_schema}
-    return {'structured_outputs': kind}
+    if answer.regex is not None:
+        return {'structured_outputs': {'regex': answer.regex}}
+    # Compact JSON, as the local grammar writes it: no room for runs of whitespace.
+    return {'structured_outputs': {'json': answer.json_schema, 'disable_any_whitespace': True}}
 
 
 def guess_family(config: RemoteConfig, *names: str) -> ModelFamily:
@@ -1047,7 +1053,7 @@ def _refuses_structured_output(error: Exception) -> bool:
         return False
     message = error.message.lower()
     return any(name in message for name in ('structured_output', 'guided_', 'xgrammar',
-                                             'grammar'))
+                                             'grammar', 'thinking_token_budget'))
 
 
 def _is_event_stream(response: http.client.HTTPResponse) -> bool:
