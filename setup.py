@@ -24,7 +24,7 @@ setup(
     ],
     extras_require={
         'model': ['torch>=2.6,<2.16', 'torchvision>=0.21,<0.30', 'transformers>=4.57,<5.24',
-                  'accelerate>=1.0,<2'],
+                  'accelerate>=1.0,<2', 'xgrammar>=0.2.9,<0.3'],
         'test': ['pytest>=8', 'pytest-timeout>=2.3'],
     },
     entry_points={'console_scripts': ['cosmos-reason=cosmos_reason_ros.cli:main']},
