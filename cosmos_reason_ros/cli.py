@@ -84,7 +84,7 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
                              '(auto: where the backend can)')
     parser.add_argument('--max-reasoning-tokens', type=int, default=0,
                         help='reasoning tokens at most before a constrained answer must start '
-                             '(0: three quarters of max-new-tokens)')
+                             '(0: half of max-new-tokens)')
 
 
 def _load_backend(args: argparse.Namespace) -> Backend:

@@ -183,4 +183,4 @@ def test_the_reasoner_asks_for_a_constraint_per_policy_and_goal(backends, policy
     structured = backend.requests[-1].structured
     assert (structured is not None) is asked
     if asked:
-        assert structured.mode is mode and structured.max_reasoning_tokens == 150
+        assert structured.mode is mode and structured.max_reasoning_tokens == 100

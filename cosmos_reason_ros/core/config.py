@@ -50,7 +50,8 @@ class GoalDefaults:
     request fields); on: always ask, and say in the result when it could not be done."""
     max_reasoning_tokens: int = 0
     """Reasoning tokens at most before a constrained answer is forced to start (the reasoning
-    is then closed and the result says so); 0: three quarters of the goal's max_new_tokens."""
+    is then closed and the result says so); 0: half of the goal's max_new_tokens, leaving the
+    answer the other half."""
 
 
 STRUCTURED_OUTPUT = ('auto', 'on', 'off')

@@ -174,7 +174,7 @@ class Reasoner:
         if (request.unconstrained or request.mode not in STRUCTURED_MODES or policy == 'off'
                 or (policy == 'auto' and not self._backend.can_constrain)):
             return None
-        cap = self._defaults.max_reasoning_tokens or sampling.max_new_tokens * 3 // 4
+        cap = self._defaults.max_reasoning_tokens or sampling.max_new_tokens // 2
         return StructuredAnswer(request.mode, num_choices=len(request.choices),
                                 max_reasoning_tokens=max(1, cap))
 

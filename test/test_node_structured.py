@@ -1,0 +1,50 @@
+"""Constrained answers through the node on a real rclpy graph: with the tiny random model a
+trajectory goal comes back parsed (random points, in form), the result says it was constrained,
+and a goal can ask to stay free text."""
+
+import pytest
+
+from cosmos_reason_ros.action import Reason
+from cosmos_reason_ros.msg import ReasoningResult
+from cosmos_reason_ros.ros.client import make_goal
+from ros_graph import Graph, TIMEOUT
+
+Result = Reason.Result
+
+
+@pytest.fixture(scope='module')
+def graph(tiny_qwen3_checkpoint):
+    graph = Graph(tiny_qwen3_checkpoint, **{'goal.max_new_tokens': 600})
+    assert graph.node.wait_until_loaded(TIMEOUT)
+    graph.wait_for_diagnostics('window_fill', 9)
+    yield graph
+    graph.close()
+
+
+@pytest.mark.parametrize('reasoning', [False, True])
+def test_a_trajectory_goal_is_answered_in_form(graph, reasoning):
+    result, _ = graph.ask(make_goal('Move the marker into the basket', 'trajectory',
+                                    reasoning=reasoning))
+    assert result.error_code == Result.SUCCESS, result.message
+    output = result.output
+    assert output.constrained and 'constrained' in result.message
+    assert output.parse_status == ReasoningResult.PARSE_OK, (output.raw_text, output.parse_error)
+    points = [point for trajectory in output.trajectories for point in trajectory.points]
+    assert len(points) >= 2
+    assert all(0 <= p.x <= output.image_width and 0 <= p.y <= output.image_height
+               for p in points)
+    if reasoning:
+        assert output.reasoning and output.reasoning_cut, 'the random model never closes it'
+
+
+def test_a_goal_can_ask_for_free_text(graph):
+    result, _ = graph.ask(make_goal('Move the marker into the basket', 'trajectory',
+                                    unconstrained=True, max_new_tokens=40))
+    assert result.error_code == Result.SUCCESS, result.message
+    assert not result.output.constrained
+    assert result.output.parse_status != ReasoningResult.PARSE_OK
+
+
+def test_diagnostics_say_structured_output_is_available(graph):
+    values = graph.diagnostics_where(lambda values: 'structured_output' in values)
+    assert values['structured_output'] == 'auto'
