@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on this machine: the reasoning node with the embedded tiny test model (built here,
 # nothing downloaded) on the generated sample camera stream at 30 fps; a client sends a
-# trajectory goal and prints the streamed feedback and the typed result.
+# trajectory goal and prints the streamed feedback and the typed result (a parsed trajectory).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck disable=SC1091
@@ -20,5 +20,8 @@ pids+=($!)
 "$lib/reason_node" --ros-args --params-file config/cpu_test_model.yaml -p "model:=$model" \
   -r image:=/camera/image_raw &
 pids+=($!)
+# The answer is decoded under the trajectory format after the reasoning (structured_output), so
+# even the random-weight model returns a parsed trajectory: its points are random, its form is
+# not. The node draws it on /cosmos_reason/debug_image for any subscriber.
 "$lib/ask" 'Move the red marker into the grey basket.' --mode trajectory --reasoning \
-  --wait-for-model 120 --timeout 120
+  --max-new-tokens 400 --wait-for-model 120 --timeout 120

@@ -186,9 +186,14 @@ class ReasonClient:
         # rclpy leaves node.executor set after spin_until_future_complete removed the node, so
         # ask the executor whether it still manages the node.
         if executor is None or self._node not in executor.get_nodes():
-            rclpy.spin_until_future_complete(
-                self._node, future, executor=SingleThreadedExecutor(context=self._node.context),
-                timeout_sec=timeout)
+            own = SingleThreadedExecutor(context=self._node.context)
+            try:
+                rclpy.spin_until_future_complete(self._node, future, executor=own,
+                                                 timeout_sec=timeout)
+            finally:
+                # Shut down now: garbage-collected after rclpy.shutdown(), an executor prints
+                # an InvalidHandle traceback at exit (seen at the end of `ask`).
+                own.shutdown()
         else:
             done = threading.Event()
             future.add_done_callback(lambda _: done.set())
