@@ -10,7 +10,7 @@ from rclpy.node import Node
 from cosmos_reason_ros.core.scheduling import Policy
 from cosmos_reason_ros.ros.launch_arguments import (
     ARGUMENTS, launch_transitions, parameter_overrides, remappings)
-from cosmos_reason_ros.ros.parameters import SPECS, declare_node_config
+from cosmos_reason_ros.ros.parameters import SPECS, declare_node_config, resolve_model
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PRESETS = sorted((ROOT / 'config').glob('*.yaml'))
@@ -46,7 +46,7 @@ def test_a_preset_loads_into_the_node_configuration(path):
     try:
         config = declare_node_config(node, image_topic='/camera/image_raw')
         expected = _flatten(yaml.safe_load(path.read_text())['/**']['ros__parameters'])
-        assert config.model.model == expected['model']
+        assert config.model.model == resolve_model(expected['model'])
         assert config.window.max_pixels == expected['window.max_pixels']
         assert config.goals.max_new_tokens == expected['goal.max_new_tokens']
         assert config.concurrency_policy is Policy(expected['concurrency_policy'])
@@ -108,3 +108,36 @@ def test_managed_and_autostart_decide_who_walks_the_node_to_active(
     values.update(managed=managed, autostart=autostart)
     assert parameter_overrides(values)['autostart'] is node_autostart
     assert launch_transitions(values) == transitions
+
+
+def test_a_relative_model_directory_is_found_in_the_working_directory_first(tmp_path,
+                                                                            monkeypatch):
+    share = tmp_path / 'share'
+    (share / 'models' / 'tiny').mkdir(parents=True)
+    (tmp_path / 'work' / 'models' / 'tiny').mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / 'work')
+
+    assert resolve_model('models/tiny', share) == 'models/tiny'
+
+
+def test_a_relative_model_directory_is_found_in_the_share_directory(tmp_path, monkeypatch):
+    share = tmp_path / 'share'
+    (share / 'models' / 'tiny').mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+
+    assert resolve_model('models/tiny', share) == str(share / 'models' / 'tiny')
+
+
+@pytest.mark.parametrize('model', ['nvidia/Cosmos-Reason2-2B', '/models/reason2-2b', ''])
+def test_hub_ids_absolute_and_unknown_paths_are_left_alone(model, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model(model, tmp_path / 'share') == model
+
+
+def test_the_cpu_presets_model_is_found_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    preset = yaml.safe_load((ROOT / 'config' / 'cpu_test_model.yaml').read_text())
+    model = pathlib.Path(resolve_model(preset['/**']['ros__parameters']['model']))
+
+    assert model.is_absolute(), 'scripts/setup.sh builds it in the installed share directory'
+    assert (model / 'config.json').is_file()

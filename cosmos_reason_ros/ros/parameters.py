@@ -7,8 +7,10 @@ read once at start-up and are read-only.
 """
 
 import dataclasses
+import pathlib
 from typing import Any, Dict, Optional, Sequence, Tuple
 
+from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 from rcl_interfaces.msg import (
     FloatingPointRange, IntegerRange, ParameterDescriptor)
 from rclpy.node import Node
@@ -44,7 +46,9 @@ SPECS: Tuple[ParameterSpec, ...] = (
                   'OpenAI-compatible server such as vLLM or NVIDIA NIM; see remote.*).',
                   choices=BACKENDS),
     ParameterSpec('model', 'nvidia/Cosmos-Reason2-2B',
-                  'Hub id or local checkpoint directory (Qwen3-VL or Qwen2.5-VL based).'),
+                  'Hub id or local checkpoint directory (Qwen3-VL or Qwen2.5-VL based). A '
+                  'relative directory is looked up in the working directory, then in the '
+                  'package\'s share directory (where set-up builds models/tiny-qwen3-vl).'),
     ParameterSpec('revision', '', 'Hub revision to pin (commit, tag or branch); empty: default.'),
     ParameterSpec('dtype', 'auto', 'Weight dtype.', choices=('auto', 'bf16', 'fp16', 'fp32')),
     ParameterSpec('device', 'auto', 'auto, cpu, cuda or cuda:N.'),
@@ -286,7 +290,8 @@ def read_node_config(node: Node, image_topic: str) -> NodeConfig:
     values = {spec.name: _read(node, spec) for spec in SPECS}
     return NodeConfig(
         model=ModelConfig(
-            model=values['model'], revision=values['revision'], dtype=values['dtype'],
+            model=resolve_model(values['model']), revision=values['revision'],
+            dtype=values['dtype'],
             device=values['device'], attn_implementation=values['attn_implementation'],
             quantization=values['quantization'], local_files_only=values['local_files_only'],
             cache_implementation=values['cache_implementation']),
@@ -328,6 +333,29 @@ def read_node_config(node: Node, image_topic: str) -> NodeConfig:
         remote=RemoteConfig(**{field.name: values[f'remote.{field.name}']
                                for field in dataclasses.fields(RemoteConfig)}),
     )
+
+
+def resolve_model(model: str, share: Optional[pathlib.Path] = None) -> str:
+    """The checkpoint `model` names, wherever the node was started.
+
+    A relative directory is taken from the working directory when it is there, else from the
+    package's share directory: config/cpu_test_model.yaml names models/tiny-qwen3-vl, which
+    scripts/setup.sh builds in share/cosmos_reason_ros. A hub id, an absolute path, or a path
+    found in neither place is returned unchanged.
+
+    Args:
+        model: the `model` parameter.
+        share: the share directory to look in; None: the installed package's, if any.
+    """
+    path = pathlib.Path(model)
+    if not model or path.is_absolute() or path.exists():
+        return model
+    if share is None:
+        try:
+            share = pathlib.Path(get_package_share_directory('cosmos_reason_ros'))
+        except (PackageNotFoundError, ValueError):
+            return model
+    return str(share / path) if (share / path).is_dir() else model
 
 
 def _declare(node: Node, spec: ParameterSpec) -> None:
