@@ -61,8 +61,11 @@ def build_goal(args: argparse.Namespace) -> Reason.Goal:
 
 
 def _image_file(path: str) -> CompressedImage:
-    with open(path, 'rb') as stream:
-        data = stream.read()
+    try:
+        with open(path, 'rb') as stream:
+            data = stream.read()
+    except OSError as error:
+        raise SystemExit(f'ask: cannot read --image {path}: {error.strerror}') from None
     if cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) is None:
         raise SystemExit(f'ask: {path} is not an image OpenCV can read')
     return CompressedImage(format=path.rsplit('.', 1)[-1].lower(), data=data)
