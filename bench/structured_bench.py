@@ -1,0 +1,208 @@
+"""Constrained decoding: parse success with and without the grammar, and what the grammar costs.
+
+1. Parse success, constraint off vs on, on generated goals of every structured mode (trajectory,
+   grounding, temporal localization, multiple choice) with the tiny Qwen3-VL and Cosmos3-Edge
+   models (random weights: without the grammar their answers are gibberish).
+2. Cost: decode tokens/s with and without the grammar on the same requests (tiny model and, with
+   --shapes 2b, Cosmos-Reason2-2B shapes), the logits processor's own time per token at the
+   model's vocabulary, and the first goal's compile time against a cached one.
+
+Run: python -m bench.structured_bench [--goals 200] [--shapes tiny 2b]
+"""
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from bench import common
+from cosmos_reason_ros.core.answer_formats import StructuredAnswer
+from cosmos_reason_ros.core.backends import grammar
+from cosmos_reason_ros.core.backends.base import GenerationRequest, Sampling
+from cosmos_reason_ros.core.backends.transformers_backend import TransformersBackend
+from cosmos_reason_ros.core.config import ModelConfig
+from cosmos_reason_ros.core.families import family_spec
+from cosmos_reason_ros.core.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.parsing import parse_answer, ParseStatus
+from cosmos_reason_ros.core.prompts import build_prompt
+from cosmos_reason_ros.core.sample_scene import render_scene
+from cosmos_reason_ros.core.tiny_model import build_tiny_checkpoint
+
+TASKS = ('Move the red marker into the grey basket', 'Pick up the cup', 'Push the box left',
+         'Open the drawer', 'Place the tape on the table')
+OBJECTS = ('the basket', 'the red marker', 'the cup', 'the robot arm')
+QUESTIONS = (('Where does the marker go next?', ('left', 'right', 'into the basket')),
+             ('Is the path clear?', ('yes', 'no')),
+             ('What moves?', ('the marker', 'the basket', 'nothing', 'the camera')))
+
+
+def goal_fields(mode: Mode, index: int) -> Dict:
+    """The index-th generated goal of a mode (varied tasks, objects and choices)."""
+    if mode is Mode.TRAJECTORY:
+        return {'task': TASKS[index % len(TASKS)]}
+    if mode is Mode.GROUNDING:
+        return {'object_name': OBJECTS[index % len(OBJECTS)]}
+    if mode is Mode.MULTIPLE_CHOICE:
+        question, choices = QUESTIONS[index % len(QUESTIONS)]
+        return {'task': question, 'choices': choices}
+    return {}
+
+
+def frames(index: int) -> List[np.ndarray]:
+    return [render_scene(index * 0.25 + offset, 160, 120) for offset in (0.0, 0.25)]
+
+
+def request_for(backend: TransformersBackend, mode: Mode, index: int, *, constrained: bool,
+                max_new_tokens: int, reasoning: bool = False) -> Tuple[GenerationRequest, Dict]:
+    fields = goal_fields(mode, index)
+    prompt = build_prompt(mode, family=backend.family, reasoning=reasoning, **fields)
+    structured = (StructuredAnswer(mode, num_choices=len(fields.get('choices', ())),
+                                   max_reasoning_tokens=max_new_tokens // 2)
+                  if constrained else None)
+    return GenerationRequest(prompt=prompt, frames=frames(index), timestamps=[0.0, 0.25],
+                             sampling=Sampling(max_new_tokens=max_new_tokens, seed=index,
+                                               temperature=0.7, top_p=0.8, top_k=20),
+                             structured=structured), fields
+
+
+def parse_rates(backend: TransformersBackend, goals: int, max_new_tokens: int,
+                free_tokens: int) -> None:
+    """Parse success per mode, off vs on."""
+    print(f'\n  parse success, {goals} generated goals per mode (off: {free_tokens} new '
+          f'tokens, on: up to {max_new_tokens})')
+    print(f"  {'mode':<24} {'off':>12} {'on':>12} {'on: s/goal':>11} {'on: tokens':>10}")
+    for mode in (Mode.TRAJECTORY, Mode.GROUNDING, Mode.TEMPORAL, Mode.MULTIPLE_CHOICE):
+        counts = {}
+        seconds: List[float] = []
+        tokens: List[int] = []
+        for constrained in (False, True):
+            ok = 0
+            for index in range(goals):
+                request, fields = request_for(
+                    backend, mode, index, constrained=constrained,
+                    max_new_tokens=max_new_tokens if constrained else free_tokens)
+                started = time.perf_counter()
+                result = backend.generate(request)
+                if constrained:
+                    seconds.append(time.perf_counter() - started)
+                    tokens.append(result.completion_tokens)
+                parsed = parse_answer(result.text, mode, family=backend.family,
+                                      source_size=(160, 120),
+                                      model_input_size=result.model_input_size,
+                                      num_choices=len(fields.get('choices', ())))
+                ok += parsed.status is ParseStatus.OK
+            counts[constrained] = ok
+        print(f'  {mode.value:<24} {counts[False]:>5}/{goals:<3} ({100 * counts[False] / goals:3.0f}%)'
+              f' {counts[True]:>4}/{goals:<3} ({100 * counts[True] / goals:3.0f}%)'
+              f' {statistics.median(seconds):>11.2f} {statistics.median(tokens):>10.0f}')
+
+
+class TimedConstraint:
+    """Wraps an AnswerConstraint to time its own work per token."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.seconds: List[float] = []
+
+    def __call__(self, input_ids, scores):
+        started = time.perf_counter()
+        out = self.inner(input_ids, scores)
+        self.seconds.append(time.perf_counter() - started)
+        return out
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def decode_cost(backend: TransformersBackend, repeats: int, max_new_tokens: int) -> None:
+    """Decode tokens/s with and without the grammar on the same trajectory requests, the
+    processor's time per token, and compile time first vs cached."""
+    compiler = backend._grammars  # noqa: SLF001 - the benchmark looks inside
+    compiler._cache.clear()  # noqa: SLF001
+    timings: Dict[bool, List[float]] = {False: [], True: []}
+    per_token: List[float] = []
+    compile_first = compile_cached = 0.0
+    original = compiler.constraint
+    wrapped: List[TimedConstraint] = []
+
+    def timed(*args, **kwargs):
+        nonlocal compile_first, compile_cached
+        started = time.perf_counter()
+        constraint = original(*args, **kwargs)
+        elapsed = time.perf_counter() - started
+        if not wrapped:
+            compile_first = elapsed
+        else:
+            compile_cached = max(compile_cached, elapsed)
+        wrapped.append(TimedConstraint(constraint))
+        return wrapped[-1]
+
+    compiler.constraint = timed
+    try:
+        for index in range(repeats):
+            for constrained in (False, True):
+                request, _ = request_for(backend, Mode.TRAJECTORY, index,
+                                         constrained=constrained,
+                                         max_new_tokens=max_new_tokens)
+                result = backend.generate(request)
+                timings[constrained].append(result.decode_tokens_per_second)
+                if constrained:
+                    per_token.extend(wrapped[-1].seconds[1:])
+    finally:
+        compiler.constraint = original
+    off, on = statistics.median(timings[False]), statistics.median(timings[True])
+    print(f'\n  decode cost, {repeats} pairs of trajectory goals (alternating)')
+    print(f'  decode tokens/s: off {off:.1f}, on {on:.1f} -> on/off {on / off:.3f} '
+          f'({100 * (1 - on / off):+.1f}% slower)' if off else '  no decode rate measured')
+    print(f'  grammar work per token (mask fill + apply): median '
+          f'{1000 * statistics.median(per_token):.3f} ms, p95 '
+          f'{1000 * sorted(per_token)[int(0.95 * (len(per_token) - 1))]:.3f} ms over '
+          f'{len(per_token)} tokens')
+    print(f'  grammar compile: first goal {1000 * compile_first:.1f} ms, later goals at most '
+          f'{1000 * compile_cached:.2f} ms (cached)')
+
+
+def load(path: Path) -> TransformersBackend:
+    backend = TransformersBackend(ModelConfig(model=str(path), device='cpu', dtype='fp32'))
+    backend.load()
+    return backend
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command-line entry; prints figures and ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--goals', type=int, default=200, help='generated goals per mode')
+    parser.add_argument('--shapes', nargs='+', choices=('tiny', '2b'), default=['tiny'])
+    parser.add_argument('--repeats', type=int, default=6, help='pairs for the decode cost')
+    parser.add_argument('--max-new-tokens', type=int, default=400)
+    args = parser.parse_args(argv)
+    if grammar._xgrammar() is None:  # noqa: SLF001 - raises with the fix when missing
+        return 2
+    common.print_machine()
+    for shape in args.shapes:
+        if shape == 'tiny':
+            for family in (ModelFamily.QWEN3_VL, ModelFamily.COSMOS3_EDGE):
+                path = build_tiny_checkpoint(common.CACHE / f'tiny-{family.value}', family)
+                backend = load(path)
+                print(f'\n{family_spec(family).title}, tiny random checkpoint ({path.name})')
+                parse_rates(backend, args.goals, args.max_new_tokens, free_tokens=100)
+                decode_cost(backend, args.repeats, args.max_new_tokens)
+                backend.close()
+        else:
+            from bench.random_models import build_random_checkpoint
+
+            path = build_random_checkpoint(common.CACHE / 'qwen3vl-2b-random', '2b')
+            backend = load(path)
+            print('\nCosmos-Reason2-2B shapes, random weights, fp32 on the CPU')
+            decode_cost(backend, max(2, args.repeats // 3), 24)
+            backend.close()
+    common.print_machine()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
