@@ -38,7 +38,7 @@ def test_the_example_loads_with_every_kind_of_expected_answer():
     assert first.source == str(EXAMPLE.parent / 'sample_bag')
     assert first.topic == '/camera/image_raw'
     assert first.time == AskTime(offset=1.0)
-    assert (first.window_duration, first.max_frames, first.max_new_tokens) == (2.0, 8, 64)
+    assert (first.window_duration, first.max_frames, first.max_new_tokens) == (2.0, 8, 400)
     assert len(first.expected.trajectory) == 5
     verdict = next(item for item in questions.items if item.id == 'marker-in-basket')
     assert verdict.expected.verdict == 'no', 'YAML reads a bare no as False; it means "no"'

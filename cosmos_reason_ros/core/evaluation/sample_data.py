@@ -147,7 +147,8 @@ defaults:                     # any item field below except id, at, stamp, expec
   window_duration: 2.0        # seconds of history before the asking time (0: the run's default;
                               # 'all': the whole recording)
   max_frames: 8               # most frames sent to the model (0: the run's default)
-  max_new_tokens: 64          # generation budget (0: the run's default)
+  max_new_tokens: 400         # generation budget (0: the run's default); a constrained
+                              # answer (structured_output) ends as soon as it is complete
   reasoning: false            # ask the model to think in <think> tags first
   tolerance: 0.1              # trajectories: right when the mean error <= this x image diagonal
   iou_threshold: 0.5          # boxes, events: right when the mean best IoU >= this
