@@ -61,6 +61,25 @@ def serialized_frames(encoding: str, width: int, height: int,
     return messages
 
 
+def serialized_depth(width: int, height: int) -> List[bytearray]:
+    """A CDR-serialized aligned depth Image (16UC1, millimetres) and the colour CameraInfo."""
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import CameraInfo, Image
+    from std_msgs.msg import Header
+
+    depth = np.full((height, width), 2000, np.uint16)
+    depth[height // 3:height // 2, width // 2:width * 3 // 4] = 1200
+    header = Header(frame_id='camera')
+    focal = 0.8 * width
+    info = CameraInfo(header=header, width=width, height=height, distortion_model='plumb_bob',
+                      d=[-0.25, 0.07, 0.001, -0.001, 0.0],
+                      k=[focal, 0.0, width / 2, 0.0, focal, height / 2, 0.0, 0.0, 1.0])
+    return [bytearray(serialize_message(Image(header=header, height=height, width=width,
+                                              encoding='16UC1', step=width * 2,
+                                              data=depth.tobytes()))),
+            bytearray(serialize_message(info))]
+
+
 def stamp_into(serialized: bytearray, stamp: float) -> bytes:
     """The message with header.stamp set (it sits right after the 4-byte CDR header)."""
     sec = int(stamp)
@@ -69,11 +88,17 @@ def stamp_into(serialized: bytearray, stamp: float) -> bytes:
     return bytes(serialized)
 
 
-def publish(encoding: str, width: int, height: int, rate: float, duration: float) -> dict:
-    """Publish for `duration` seconds at `rate` Hz; returns counts and the payload size."""
+def publish(encoding: str, width: int, height: int, rate: float, duration: float,
+            depth: bool = False, report=None) -> dict:
+    """Publish for `duration` seconds at `rate` Hz; returns counts and the payload size.
+
+    With `depth`, each frame is followed by an aligned 16UC1 depth image on `depth` and a
+    CameraInfo on `camera_info` with the same stamp (an RGB-D camera). `report` gets the
+    summary before the teardown, which can abort the process (Fast DDS, large messages).
+    """
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import CompressedImage, Image
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
     frames = serialized_frames(encoding, width, height)
     rclpy.init()
@@ -81,6 +106,11 @@ def publish(encoding: str, width: int, height: int, rate: float, duration: float
     topic, message_type = (('image/compressed', CompressedImage) if encoding == 'jpeg'
                            else ('image', Image))
     publisher = node.create_publisher(message_type, topic, qos_profile_sensor_data)
+    if depth:
+        depth_message, info_message = serialized_depth(width, height)
+        depth_publisher = node.create_publisher(Image, 'depth', qos_profile_sensor_data)
+        info_publisher = node.create_publisher(CameraInfo, 'camera_info',
+                                               qos_profile_sensor_data)
     deadline = time.monotonic() + 10.0
     while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -93,13 +123,20 @@ def publish(encoding: str, width: int, height: int, rate: float, duration: float
             break
         if due > now:
             time.sleep(due - now)
-        publisher.publish(stamp_into(frames[published % len(frames)], time.time()))
+        stamp = time.time()
+        publisher.publish(stamp_into(frames[published % len(frames)], stamp))
+        if depth:
+            depth_publisher.publish(stamp_into(depth_message, stamp))
+            info_publisher.publish(stamp_into(info_message, stamp))
         published += 1
     elapsed = time.monotonic() - started
+    result = {'published': published, 'seconds': elapsed,
+              'bytes_per_frame': sum(map(len, frames)) // len(frames)}
+    if report is not None:
+        report(result)
     node.destroy_node()
     rclpy.shutdown()
-    return {'published': published, 'seconds': elapsed,
-            'bytes_per_frame': sum(map(len, frames)) // len(frames)}
+    return result
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -112,8 +149,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--height', type=int, default=1080)
     parser.add_argument('--rate', type=float, default=30.0)
     parser.add_argument('--duration', type=float, default=20.0)
+    parser.add_argument('--depth', action='store_true',
+                        help='also publish aligned 16UC1 depth and CameraInfo (an RGB-D camera)')
     args = parser.parse_args(argv)
-    print(json.dumps(publish(args.encoding, args.width, args.height, args.rate, args.duration)))
+    publish(args.encoding, args.width, args.height, args.rate, args.duration, args.depth,
+            report=lambda result: print(json.dumps(result), flush=True))
     return 0
 
 

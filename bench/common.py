@@ -227,6 +227,21 @@ def camera_command(encoding: str, width: int, height: int, rate: float,
             '--height', str(height), '--rate', str(rate), '--duration', str(duration)]
 
 
+def wait_for_frames(diagnostics: 'Diagnostics', camera: subprocess.Popen,
+                    timeout: float = 30.0) -> None:
+    """Wait until /diagnostics shows the node receiving the camera's frames.
+
+    Raises:
+        RuntimeError: none within timeout, or the camera process ended (its stderr attached).
+    """
+    deadline = time.monotonic() + timeout
+    while float(diagnostics.latest.get('input_rate_hz', 0)) < 1.0:
+        if time.monotonic() > deadline or camera.poll() is not None:
+            raise RuntimeError('the node receives no frames: '
+                               + (camera.stderr.read() if camera.stderr else ''))
+        time.sleep(0.1)
+
+
 def run_json(command: Sequence[str], env: Dict[str, str], timeout: float) -> Dict[str, Any]:
     """Run a helper process that prints one JSON object as its last stdout line."""
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,

@@ -101,12 +101,7 @@ def measure(model: Path, encoding: str, target_fps: float, dds_filter: bool, sec
                 cwd=common.ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 text=True)
             try:
-                deadline = time.monotonic() + 30.0
-                while float(diagnostics.latest.get('input_rate_hz', 0)) < 1.0:
-                    if time.monotonic() > deadline or camera.poll() is not None:
-                        raise RuntimeError('the node receives no frames: '
-                                           + (camera.stderr.read() if camera.stderr else ''))
-                    time.sleep(0.1)
+                common.wait_for_frames(diagnostics, camera)
                 time.sleep(warmup)
                 s0 = next_sample(diagnostics, node)
                 time.sleep(seconds)

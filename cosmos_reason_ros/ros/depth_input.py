@@ -2,10 +2,12 @@
 
 Depth frames arrive serialized: the stamp decides, before anything is deserialized, whether a
 frame can match a colour frame the window keeps; only the one matched to an answer's frame is
-ever converted, when that answer is lifted.
+ever converted, when that answer is lifted. Where the middleware filters content (as for the
+colour frames, see stamp_filter), depth frames that can match no kept colour frame are not
+delivered at all.
 """
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from rclpy.callback_groups import CallbackGroup
 from rclpy.node import Node
@@ -15,11 +17,12 @@ from rclpy.subscription import Subscription
 from sensor_msgs.msg import CameraInfo, Image
 
 from cosmos_reason_ros.core.depth_matching import DepthMatcher
-from cosmos_reason_ros.core.frames import FrameWindow
+from cosmos_reason_ros.core.frames import FrameWindow, StampBounds
 from cosmos_reason_ros.core.geometry3d import (
     CameraInfoData, DepthData, LiftSettings, Lifted, LiftStatus, lift_answer)
 from cosmos_reason_ros.core.reasoner import ReasonOutcome
 from cosmos_reason_ros.ros.conversions import header_from_cdr
+from cosmos_reason_ros.ros.stamp_filter import StampFilter, content_filter_options
 
 _PENDING = 8
 DEPTH_WAIT = 0.2
@@ -45,12 +48,14 @@ class DepthInput:
         self._window = window
         self._settings = settings
         self._group = callback_group
+        self._tolerance = tolerance
+        self._filters: List[StampFilter] = []
         self._matcher = DepthMatcher(tolerance, window.config.capacity,
                                      rewind_threshold=window.config.rewind_threshold,
                                      max_pending=_PENDING)
         self._depth_sub: Optional[Subscription] = None
         self._info_sub: Optional[Subscription] = None
-        self._camera_info: Optional[CameraInfo] = None
+        self._camera_info: Optional[bytes] = None
         self.depth_frames = 0
         """Depth frames received."""
         self.camera_infos = 0
@@ -61,14 +66,33 @@ class DepthInput:
         """Depth frames dropped by stamp (never deserialized)."""
         return self._matcher.skipped
 
-    def subscribe(self) -> None:
-        """Subscribe to `depth` (serialized) and `camera_info`, with sensor-data QoS."""
-        self._depth_sub = self._node.create_subscription(
-            Image, 'depth', self._on_depth, qos_profile_sensor_data,
-            callback_group=self._group, raw=True)
-        self._info_sub = self._node.create_subscription(
-            CameraInfo, 'camera_info', self._on_camera_info, qos_profile_sensor_data,
-            callback_group=self._group)
+    def subscribe(self, dds_filter: bool) -> None:
+        """Subscribe to `depth` (serialized) and `camera_info`, with sensor-data QoS.
+
+        Args:
+            dds_filter: window.dds_filter: let the middleware drop depth frames by stamp.
+        """
+        self._depth_sub = self._subscribe(Image, 'depth', self._on_depth, dds_filter)
+        # A driver sends CameraInfo with every frame; only an answer reads it, so it is
+        # filtered like depth and kept serialized.
+        self._info_sub = self._subscribe(CameraInfo, 'camera_info', self._on_camera_info,
+                                         dds_filter)
+        self._filters = [StampFilter(subscription, self._node.get_logger(), requested=dds_filter)
+                         for subscription in (self._depth_sub, self._info_sub)]
+
+    def _subscribe(self, message_type, topic: str, callback, dds_filter: bool) -> Subscription:
+        """A serialized subscription, stamp-filtered in the middleware where it can be."""
+        options = content_filter_options() if dds_filter else None
+        if options is not None:
+            try:
+                return self._node.create_subscription(
+                    message_type, topic, callback, qos_profile_sensor_data,
+                    callback_group=self._group, raw=True, content_filter_options=options)
+            except Exception as error:  # noqa: BLE001 - fall back to filtering in the node
+                self._node.get_logger().warning(f'no content filter on {topic} ({error})')
+        return self._node.create_subscription(message_type, topic, callback,
+                                              qos_profile_sensor_data,
+                                              callback_group=self._group, raw=True)
 
     def unsubscribe(self) -> None:
         """Stop both subscriptions and forget the frames held."""
@@ -76,11 +100,21 @@ class DepthInput:
             if subscription is not None:
                 self._node.destroy_subscription(subscription)
         self._depth_sub = self._info_sub = None
+        self._filters = []
         self._matcher.clear()
 
     def colour_kept(self, stamp: float) -> None:
-        """The window stored a colour frame with this stamp."""
+        """The window stored a colour frame with this stamp; the depth filter follows it."""
         self._matcher.colour_kept(stamp)
+        wanted = self._window.wanted_stamps()
+        if wanted is None:
+            return
+        # Depth near this frame (it may trail it), and near any frame kept from now on;
+        # stamps further back pass too (a late frame, a rewind), as do all when they meet.
+        bounds = StampBounds(at_least=wanted.at_least - self._tolerance,
+                             below=stamp + self._tolerance)
+        for stamp_filter in self._filters:
+            stamp_filter.update(bounds)
 
     def lift(self, outcome: ReasonOutcome) -> Tuple[Lifted, Optional[float]]:
         """The answer's trajectories and boxes in 3D, and the stamp of the depth frame used."""
@@ -94,7 +128,8 @@ class DepthInput:
             depth = DepthData(encoding=message.encoding, width=message.width,
                               height=message.height, step=message.step,
                               data=message.data, is_bigendian=bool(message.is_bigendian))
-        info = self._camera_info
+        raw_info = self._camera_info
+        info = None if raw_info is None else deserialize_message(raw_info, CameraInfo)
         camera = None if info is None else CameraInfoData(
             k=tuple(info.k), d=tuple(info.d), distortion_model=info.distortion_model,
             width=info.width, height=info.height, binning_x=info.binning_x,
@@ -113,8 +148,8 @@ class DepthInput:
             return
         self._matcher.offer_depth(header[0], raw, colour_wanted=self._window.wanted_stamps())
 
-    def _on_camera_info(self, message: CameraInfo) -> None:
-        self._camera_info = message
+    def _on_camera_info(self, raw: bytes) -> None:
+        self._camera_info = raw
         self.camera_infos += 1
 
     def diagnostics(self) -> Dict[str, str]:

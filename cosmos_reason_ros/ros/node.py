@@ -306,7 +306,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
         self._stamp_filter = StampFilter(self._image_sub, self.get_logger(),
                                          requested=self._config.dds_frame_filter)
         if self._depth is not None:
-            self._depth.subscribe()
+            self._depth.subscribe(self._config.dds_frame_filter)
         self._active = True
         self.get_logger().info(f"active: serving goals about '{self._image_sub.topic_name}'")
         return TransitionCallbackReturn.SUCCESS
