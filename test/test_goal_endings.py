@@ -6,6 +6,7 @@ import threading
 
 import pytest
 from action_msgs.msg import GoalStatus
+from rclpy.action.server import ServerGoalHandle
 
 from cosmos_reason_ros.action import Reason
 from cosmos_reason_ros.ros.client import make_goal
@@ -127,6 +128,31 @@ def test_shutdown_ends_a_running_goal_with_shutting_down_and_refuses_new_ones(
         assert 'shutting down' in response.result.message
         result, _ = graph.ask(make_goal('Is the marker red?'))
         assert result.error_code == Result.SHUTTING_DOWN
+    finally:
+        graph.close()
+
+
+def test_shutdown_ends_queued_goals_too_and_their_status_is_published_by_the_executor(
+        tiny_qwen3_checkpoint, monkeypatch):
+    graph = Graph(tiny_qwen3_checkpoint, concurrency_policy='queue')
+    try:
+        assert graph.node.wait_until_loaded(TIMEOUT)
+        graph.wait_for_diagnostics('window_fill', 2)
+        running = _running(graph)
+        queued = [graph.send(make_goal('Is the marker red?')) for _ in range(3)]
+        graph.diagnostics_where(lambda values: values.get('goals_queued') == '3')
+        stopper = threading.current_thread()
+        publishing_threads = []
+        execute = ServerGoalHandle.execute
+        monkeypatch.setattr(ServerGoalHandle, 'execute', lambda self, *args: (
+            publishing_threads.append(threading.current_thread()), execute(self, *args))[1])
+
+        assert graph.node.begin_shutdown() == 4
+        for handle in (running, *queued):
+            response = wait_for(handle.get_result_async())
+            assert response.status == GoalStatus.STATUS_ABORTED
+            assert response.result.error_code == Result.SHUTTING_DOWN
+        assert len(publishing_threads) == 3 and stopper not in publishing_threads
     finally:
         graph.close()
 

@@ -422,7 +422,13 @@ class ReasonNode(LifecycleNodeMixin, Node):
         for goal in goals:
             goal.stop.request(reason)
             if goal.ticket is not None and goal.ticket.withdraw():
-                goal.handle.execute()  # a queued goal ends at once, with the reason
+                # A queued goal ends at once, with the reason. execute() publishes the goal
+                # status: from the executor, not from the thread that stops (SIGINT's main).
+                executor = self.executor
+                if executor is not None:
+                    executor.create_task(goal.handle.execute)
+                else:
+                    goal.handle.execute()
         deadline = time.monotonic() + timeout
         with self._goals_done:
             while self._goals and time.monotonic() < deadline:
