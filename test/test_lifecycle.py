@@ -11,6 +11,7 @@ from action_msgs.msg import GoalStatus
 from rclpy.parameter import Parameter
 
 from cosmos_reason_ros.action import Reason
+from cosmos_reason_ros.core.backends import transformers_backend
 from cosmos_reason_ros.ros.client import make_goal
 from ros_graph import Graph, TIMEOUT, wait_for
 
@@ -65,6 +66,35 @@ def test_each_transition_and_a_goal_in_each_state(managed):
     assert managed.state() == 'finalized'
     result, _ = managed.ask(make_goal('Is the marker red?'))
     assert result.error_code == Result.NOT_ACTIVE and 'finalized' in result.message
+
+
+def test_during_a_long_load_configure_waits_get_state_answers_and_goals_hear_loading(
+        managed, monkeypatch):
+    auto = transformers_backend.AutoModelForImageTextToText
+    real = auto.from_pretrained
+    reading, release = threading.Event(), threading.Event()
+
+    def slow_weights(*args, **kwargs):
+        reading.set()
+        assert release.wait(TIMEOUT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(auto, 'from_pretrained', slow_weights)
+    outcome = []
+    configure = threading.Thread(target=lambda: outcome.append(managed.transition('configure')))
+    configure.start()
+    try:
+        assert reading.wait(TIMEOUT)
+        assert managed.state() == 'configuring', 'get_state answers during the load'
+        result, _ = managed.ask(make_goal('Is the marker red?'))
+        assert result.error_code == Result.MODEL_NOT_READY and 'loading' in result.message
+        values = managed.diagnostics_where(lambda values: values.get('model_state') == 'loading')
+        assert values['lifecycle_state'] == 'configuring'
+        assert not outcome, 'configure answers only once the model is loaded'
+    finally:
+        release.set()
+        configure.join(TIMEOUT)
+    assert outcome == [True] and managed.state() == 'inactive'
 
 
 def test_diagnostics_report_the_lifecycle_state(managed):
