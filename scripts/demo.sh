@@ -22,6 +22,8 @@ reason_node --ros-args --params-file config/cpu_test_model.yaml -r image:=/camer
 pids+=($!)
 # The answer is decoded under the trajectory format after the reasoning (structured_output), so
 # even the random-weight model returns a parsed trajectory: its points are random, its form is
-# not. The node draws it on /cosmos_reason/debug_image for any subscriber.
+# not. The node draws it on /cosmos_reason/debug_image for any subscriber. The node subscribes to
+# the camera once its model is loaded, so the goal's window ends 2 s after it is sent: the goal
+# then sees the 8 frames (4 fps) of a full window.
 ask 'Move the red marker into the grey basket.' --mode trajectory --reasoning \
-  --max-new-tokens 400 --wait-for-model 120 --timeout 120
+  --max-new-tokens 400 --window-end-in 2.0 --wait-for-model 120 --timeout 120

@@ -114,10 +114,12 @@ def test_the_cpu_preset_answers_from_another_directory(ros_env, started, tmp_pat
 
     completed = subprocess.run(
         ['ask', 'Move the red marker into the grey basket.', '--mode', 'trajectory', '--quiet',
-         '--wait-for-model', '120', '--timeout', '120'],
+         '--window-end-in', '2.0', '--wait-for-model', '120', '--timeout', '120'],
         cwd=tmp_path, env=ros_env, capture_output=True, text=True, timeout=300)
 
     assert completed.returncode == 0, completed.stdout + completed.stderr  # 0: it succeeded
     result = json.loads(completed.stdout)
     assert result['output']['model_id'].endswith('models/tiny-qwen3-vl')
-    assert len(result['output']['frame_stamps']) >= 2
+    # A window ending 2 s after the goal: 8 frames at 4 fps from the 30 fps stream (7 when a
+    # loaded machine publishes late).
+    assert len(result['output']['frame_stamps']) >= 7, result['output']['frame_stamps']

@@ -13,6 +13,7 @@ from typing import List, Optional, Tuple
 import cv2
 import numpy as np
 import rclpy
+from rclpy.duration import Duration
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage
 
@@ -47,6 +48,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--timeout', type=float, default=300.0, help='seconds to wait')
     parser.add_argument('--wait-for-model', type=float, default=0.0, metavar='SECONDS',
                         help='resend the goal while the model is still loading')
+    parser.add_argument('--window-end-in', type=float, default=0.0, metavar='SECONDS',
+                        help='end the window this long after sending the goal: the node waits '
+                        '(up to goal.frame_wait_timeout) for those frames, e.g. to let a camera '
+                        'started just now fill the window')
     parser.add_argument('--quiet', action='store_true', help='no feedback lines')
     return parser.parse_args(argv)
 
@@ -106,12 +111,18 @@ def main(argv: Optional[List[str]] = None) -> int:
                 print(json.dumps({'feedback': message_to_dict(feedback)}), file=sys.stderr,
                       flush=True)
 
+        def send() -> Tuple[bool, Reason.Result]:
+            if args.window_end_in > 0:
+                end = node.get_clock().now() + Duration(seconds=args.window_end_in)
+                goal.window_end = end.to_msg()
+            return _ask(client, goal, on_feedback, args.timeout)
+
         deadline = time.monotonic() + args.wait_for_model
-        succeeded, result = _ask(client, goal, on_feedback, args.timeout)
+        succeeded, result = send()
         while (result.error_code == Reason.Result.MODEL_NOT_READY
                and time.monotonic() < deadline):
             time.sleep(1.0)
-            succeeded, result = _ask(client, goal, on_feedback, args.timeout)
+            succeeded, result = send()
         status = status_name(result.error_code) if result.error_code or succeeded else 'unknown'
         print(json.dumps({'status': status, **message_to_dict(result)}, indent=2))
         return 0 if succeeded else 1
