@@ -43,3 +43,16 @@ def test_every_ros_package_the_ros_layer_imports_is_an_exec_depend():
 
 def test_the_launch_file_dependencies_are_declared():
     assert {'launch', 'launch_ros', 'ament_index_python'} <= declared()
+
+
+def _wheels(distro: str) -> Set[str]:
+    lines = (ROOT / 'requirements' / f'ros-{distro}-wheels.txt').read_text().splitlines()
+    return {line.split('[')[0].replace(f'ros-{distro}-', 'ros-DISTRO-') for line in lines
+            if line and not line.startswith('#')}
+
+
+def test_the_jazzy_wheels_hold_every_package_of_the_kilted_wheels():
+    # Kilted's ament_cmake_ros_core does not exist for Jazzy (its ament_cmake_ros needs gmock,
+    # gtest and pytest instead).
+    missing = _wheels('kilted') - {'ros-DISTRO-ament-cmake-ros-core'} - _wheels('jazzy')
+    assert not missing, f'add to requirements/ros-jazzy-wheels.txt: {sorted(missing)}'
