@@ -72,7 +72,8 @@ def test_launch_file_declares_exactly_the_tested_arguments():
     source = (ROOT / 'launch' / 'reason.launch.py').read_text()
     assert 'for name, (default, description) in ARGUMENTS.items()' in source
     assert set(ARGUMENTS) == {'params_file', 'model', 'image_topic', 'compressed',
-                              'namespace', 'use_sim_time', 'managed', 'autostart'}
+                              'namespace', 'use_sim_time', 'managed', 'autostart',
+                              'depth_topic', 'camera_info_topic'}
     assert 'launch_transitions(values)' in source and 'is_managed(values)' in source
     assert "'desktop_gpu.yaml'" in source and (ROOT / 'config' / 'desktop_gpu.yaml').exists()
 
@@ -94,6 +95,20 @@ def test_the_image_topic_argument_remaps_raw_and_compressed():
     values['image_topic'] = '/front/image_raw/'
     assert remappings(values) == [('image', '/front/image_raw'),
                                   ('image/compressed', '/front/image_raw/compressed')]
+
+
+@pytest.mark.parametrize('info, expected_info', [
+    ('', '/camera/color/camera_info'),  # beside the image topic
+    ('/calib/color_info', '/calib/color_info'),
+])
+def test_a_depth_topic_turns_depth_on_and_remaps_depth_and_camera_info(info, expected_info):
+    values = {name: default for name, (default, _) in ARGUMENTS.items()}
+    values.update(image_topic='/camera/color/image_raw',
+                  depth_topic='/camera/aligned_depth_to_color/image_raw',
+                  camera_info_topic=info)
+    assert parameter_overrides(values)['depth.enabled'] is True
+    assert remappings(values)[2:] == [('depth', '/camera/aligned_depth_to_color/image_raw'),
+                                      ('camera_info', expected_info)]
 
 
 @pytest.mark.parametrize('managed, autostart, node_autostart, transitions', [

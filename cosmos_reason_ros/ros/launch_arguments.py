@@ -14,6 +14,10 @@ ARGUMENTS: Dict[str, Tuple[str, str]] = {
                          'or a lifecycle manager (nav2_lifecycle_manager, ros2 lifecycle) drive'),
     'autostart': ('true', 'Bring the node to active at start (configure: load the model, then '
                           'activate); false: it waits, unconfigured, for a lifecycle manager'),
+    'depth_topic': ('', 'Depth image aligned to the colour camera (16UC1 mm or 32FC1 m); set: '
+                        'answers are lifted to 3D (depth.enabled)'),
+    'camera_info_topic': ('', "The colour camera's CameraInfo; empty: camera_info beside "
+                              'image_topic'),
 }
 
 CONFIGURE = 'configure'
@@ -34,6 +38,8 @@ def parameter_overrides(values: Dict[str, str]) -> Dict[str, object]:
     }
     if values['model'].strip():
         overrides['model'] = values['model'].strip()
+    if values['depth_topic'].strip():
+        overrides['depth.enabled'] = True
     return overrides
 
 
@@ -52,6 +58,16 @@ def launch_transitions(values: Dict[str, str]) -> List[str]:
 
 
 def remappings(values: Dict[str, str]) -> List[Tuple[str, str]]:
-    """Topic remappings: the node's relative `image` (and `image/compressed`) to the camera."""
+    """Topic remappings: the node's relative `image` (and `image/compressed`) to the camera;
+    with a depth topic, `depth` to it and `camera_info` to the colour camera's (by default the
+    camera_info beside the image topic, as image_transport publishes it)."""
     topic = values['image_topic'].rstrip('/')
-    return [('image', topic), ('image/compressed', topic + '/compressed')]
+    pairs = [('image', topic), ('image/compressed', topic + '/compressed')]
+    depth = values['depth_topic'].strip().rstrip('/')
+    if depth:
+        info = values['camera_info_topic'].strip().rstrip('/')
+        if not info:
+            parent = topic.rsplit('/', 1)[0] if '/' in topic else ''
+            info = f'{parent}/camera_info' if parent else 'camera_info'
+        pairs += [('depth', depth), ('camera_info', info)]
+    return pairs
