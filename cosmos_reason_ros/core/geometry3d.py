@@ -183,13 +183,21 @@ class CameraModel:
         if self.distortion_model == EQUIDISTANT:
             rays = cv2.fisheye.undistortPoints(points, self.k, self.d, criteria=_CRITERIA)
         elif self.d.size and np.any(self.d):
-            rays = cv2.undistortPoints(points, self.k, self.d, criteria=_CRITERIA)
+            rays = _undistort(points, self.k, self.d)
         else:
             fx, fy, cx, cy = self.k[0, 0], self.k[1, 1], self.k[0, 2], self.k[1, 2]
             flat = points.reshape(-1, 2)
             return np.stack(((flat[:, 0] - cx - self.k[0, 1] * (flat[:, 1] - cy) / fy) / fx,
                              (flat[:, 1] - cy) / fy), axis=1)
         return rays.reshape(-1, 2)
+
+
+def _undistort(points: np.ndarray, k: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """cv2.undistortPoints with our iteration criteria (OpenCV 4 names that overload
+    undistortPointsIter; OpenCV 5 takes criteria in undistortPoints itself)."""
+    if hasattr(cv2, 'undistortPointsIter'):
+        return cv2.undistortPointsIter(points, k, d, None, None, _CRITERIA)
+    return cv2.undistortPoints(points, k, d, criteria=_CRITERIA)
 
 
 def _checked_k(values: Sequence[float]) -> np.ndarray:
