@@ -116,6 +116,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
         self._image_type = Image
         self._depth: Optional[DepthInput] = None
         self._load: Optional[BackgroundLoad] = None
+        self._server_backend: Optional[OpenAIBackend] = None
         self._model_name = self.get_parameter('model').value
         self._model_state = 'unloaded'
         self._model_error = ''
@@ -235,6 +236,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
         try:
             # The API key of a remote backend comes from the variable remote.api_key_env names.
             backend = create_backend(config.backend_settings, environ=os.environ)
+            # /diagnostics reports a model server's state, also when the load failed on it.
+            self._server_backend = backend if isinstance(backend, OpenAIBackend) else None
             self._load = BackgroundLoad(backend, self._model_name)
             if self._shutting_down:
                 self._load.stop()
@@ -345,6 +348,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
 
     def _free_model(self) -> None:
         backend, self._backend = self._backend, None
+        self._server_backend = None
         self._reasoner = None
         self._scheduler = None
         if self._window is not None:
@@ -745,9 +749,10 @@ class ReasonNode(LifecycleNodeMixin, Node):
             policy = self.get_parameter('structured_output').value
             values['structured_output'] = (policy if policy == 'off' or backend.can_constrain
                                            else f'{policy}, not available (see goal messages)')
-        if isinstance(backend, OpenAIBackend):
-            values['server'] = backend.config.base_url
-            values['server_status'] = backend.status.message
+        server = self._server_backend
+        if server is not None:
+            values['server'] = server.config.base_url
+            values['server_status'] = server.status.message
         status = DiagnosticStatus(
             level=level, name=f'{self.get_name()}: reasoning', message=message,
             hardware_id=self._model_name,
