@@ -200,7 +200,11 @@ class AnswerConstraint(LogitsProcessor):
         if self._matcher.is_terminated():
             return scores
         self._matcher.fill_next_token_bitmask(self._bitmask)
-        self._xgr.apply_token_bitmask_inplace(scores, self._bitmask.to(scores.device))
+        # On a CPU, xgrammar's 'auto' picks a torch path about 90x slower than its C++ kernel
+        # (0.6 ms against 0.007 ms per token at Qwen's 151936 tokens, bench/structured_bench.py).
+        backend = 'cpu' if scores.device.type == 'cpu' else 'auto'
+        self._xgr.apply_token_bitmask_inplace(scores, self._bitmask.to(scores.device),
+                                              backend=backend)
         return scores
 
     def _reasoning_ended(self, reasoning: List[int]) -> bool:
