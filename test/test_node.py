@@ -451,3 +451,14 @@ def test_a_goal_whose_client_went_away_stops(graph):
         graph.client = ReasonClient(graph.peer, '/cosmos_reason/reason')
         assert graph.client.wait_for_server(timeout=TIMEOUT)
     assert graph.ask(make_goal('Is the marker red?'))[0].error_code == Result.SUCCESS
+
+
+def test_an_unexpected_error_while_accepting_a_goal_ends_that_goal_only(graph, monkeypatch):
+    def broken(*args, **kwargs):
+        raise AttributeError("'Reason_Goal' object has no attribute 'something_new'")
+    monkeypatch.setattr('cosmos_reason_ros.ros.node.goal_to_request', broken)
+    result, _ = graph.ask(make_goal('Is the marker red?'))
+    assert result.error_code == Result.GENERATION_FAILED
+    assert 'something_new' in result.message
+    monkeypatch.undo()
+    assert graph.ask(make_goal('Is the marker red?'))[0].error_code == Result.SUCCESS

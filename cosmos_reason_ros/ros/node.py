@@ -85,7 +85,7 @@ class _Goal:
         self.handle = handle
         self.stop = GoalStop()
         self.request: Optional[ReasonRequest] = None
-        self.refusal: Optional[ReasonError] = None
+        self.refusal: Optional[Exception] = None
         self.ticket: Optional[Ticket] = None
         self.accepted = time.monotonic()
 
@@ -542,7 +542,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
             goal.ticket = self._scheduler.admit(
                 lambda ticket: self._start(goal, ticket),
                 lambda ticket: goal.stop.request(StopReason.PREEMPTED))
-        except ReasonError as error:
+        # Anything raised here would stop the executor: the goal ends with the error instead.
+        except Exception as error:  # noqa: BLE001
             goal.refusal = error
             handle.execute()
             return
