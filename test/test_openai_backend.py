@@ -299,7 +299,8 @@ class ScriptedServer:
     GET /v1/models lists the model. Records each request's arrival time and headers.
     """
 
-    def __init__(self, replies: List[Reply], model: str = 'cosmos', port: int = 0) -> None:
+    def __init__(self, replies: List[Reply], model: str = 'cosmos', port: int = 0,
+                 max_model_len: Optional[int] = None) -> None:
         self.replies = list(replies)
         self.arrivals: List[float] = []
         self.headers: List[dict] = []
@@ -314,7 +315,10 @@ class ScriptedServer:
 
             def do_GET(self):
                 server.headers.append(dict(self.headers))
-                _send_json(self, 200, {'object': 'list', 'data': [{'id': model}]})
+                entry = {'id': model}
+                if max_model_len is not None:
+                    entry['max_model_len'] = max_model_len
+                _send_json(self, 200, {'object': 'list', 'data': [entry]})
 
             def do_POST(self):
                 server.arrivals.append(time.monotonic())
@@ -794,3 +798,18 @@ def test_a_request_refused_for_another_reason_still_fails(scripted):
     with pytest.raises(ReasonError, match='max_tokens must be at most 16384'):
         backend.generate(_structured_request())
     assert backend.can_constrain
+
+
+def test_a_request_that_cannot_fit_the_servers_context_is_refused_before_sending(scripted):
+    server = scripted([], max_model_len=1000)
+    backend = _backend(server.url)
+    request = _request(4)
+    too_long = GenerationRequest(prompt=request.prompt, frames=request.frames,
+                                 timestamps=request.timestamps,
+                                 sampling=Sampling(max_new_tokens=990))
+    with pytest.raises(InvalidRequestError) as raised:
+        backend.generate(too_long)
+    assert "server's context of 1000 tokens" in str(raised.value)
+    assert '990 new tokens' in str(raised.value)
+    assert server.arrivals == []
+    assert backend.generate(request).text  # a request that fits goes out

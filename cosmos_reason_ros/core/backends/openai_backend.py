@@ -238,6 +238,28 @@ def structured_output_fields(answer: AnswerFormat, style: str) -> Dict[str, Any]
     return {'structured_outputs': {'json': answer.json_schema, 'disable_any_whitespace': True}}
 
 
+def check_server_context(prepared: PreparedRequest, frames: int, max_new_tokens: int,
+                         max_model_len: Optional[int]) -> None:
+    """Refuse a request that cannot fit the server's context, before it is sent.
+
+    The server alone knows the prompt's exact length; the frames give a lower bound (at most two
+    frames share a temporal patch and one token covers at most 32x32 pixels), so nothing that
+    would fit is refused. The server's own HTTP 400 covers the rest.
+
+    Raises:
+        InvalidRequestError: the frames' tokens plus max_new_tokens exceed max_model_len.
+    """
+    if max_model_len is None:
+        return
+    width, height = prepared.model_input_size
+    at_least = -(-frames // 2) * (width // 32) * (height // 32)
+    if at_least + max_new_tokens > max_model_len:
+        raise InvalidRequestError(
+            f'the frames alone take at least {at_least} tokens and {max_new_tokens} new tokens '
+            f"were asked for, more than the server's context of {max_model_len} tokens "
+            '(max_model_len): lower max_new_tokens, or send fewer frames (max_frames)')
+
+
 def guess_family(config: RemoteConfig, *names: str) -> ModelFamily:
     """The configured family, or for 'auto' a guess from the served model's names.
 
@@ -631,6 +653,8 @@ class OpenAIBackend:
         self.dtype = 'server'
         self.max_concurrent = config.max_concurrent
         self.status = ServerStatus(False, False, 'not checked yet')
+        self.max_model_len: Optional[int] = None
+        """The server's context in tokens, when its model list says (vLLM's max_model_len)."""
         self.structured_output_refusal = ''
         """Why the server refused the structured-output fields ('' while it has not)."""
         self._api_key = api_key or None
@@ -707,6 +731,8 @@ class OpenAIBackend:
             raise ModelLoadError(self.status.message)
         model = next(model for model in models if model.get('id') == self.config.served_model)
         self.family = guess_family(self.config, str(model.get('root') or ''))
+        context = model.get('max_model_len')  # vLLM lists it; other servers may not
+        self.max_model_len = context if isinstance(context, int) and context > 0 else None
         self.status = ServerStatus(True, True, f"{self.config.base_url} serves "
                                                f"'{self.config.served_model}'", names)
 
@@ -799,6 +825,8 @@ class OpenAIBackend:
         else:
             refused = ()
         prepared = prepare_request(request, self.config, self.family)
+        check_server_context(prepared, len(request.frames), request.sampling.max_new_tokens,
+                             self.max_model_len)
         payload = json.dumps({**prepared.body, **(extra_body or {})}).encode('utf-8')
         preprocess_time = time.perf_counter() - started
         attempt = 0
