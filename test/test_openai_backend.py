@@ -813,3 +813,16 @@ def test_a_request_that_cannot_fit_the_servers_context_is_refused_before_sending
     assert '990 new tokens' in str(raised.value)
     assert server.arrivals == []
     assert backend.generate(request).text  # a request that fits goes out
+
+
+def test_a_key_echoed_in_the_answer_is_redacted_in_the_stream_and_the_result(scripted):
+    echo = lambda handler: _sse(handler, [_delta(f'your key is {SECRET}'),  # noqa: E731
+                                          _delta('.', 'stop')])
+    server = scripted([echo])
+    backend = OpenAIBackend(RemoteConfig(base_url=server.url, served_model='cosmos'),
+                            api_key=SECRET)
+    backend.load()
+    streamed = []
+    result = backend.generate(_request(2), on_text=lambda text, tokens: streamed.append(text))
+    assert result.text == 'your key is ***.'
+    assert SECRET not in ''.join(streamed) and '***' in ''.join(streamed)

@@ -800,8 +800,21 @@ class OpenAIBackend:
             raise GenerationError(f"backend for '{self.model_id}' is not loaded: call load() "
                                   'first')
         deadline = DeadlineEvent(cancel, self.config.request_deadline)
+        if on_text is not None and self._api_key:
+            streamed = on_text
+
+            def on_text(text: str, tokens: int) -> None:
+                streamed(self._redact(text), tokens)
         try:
-            return self._complete(request, on_text, deadline, extra_body)
+            completion = self._complete(request, on_text, deadline, extra_body)
+            if self._api_key:
+                # The answer leaves the backend too: a server that echoes the key in it.
+                result = completion.result
+                reasoning = result.reasoning
+                completion = dataclasses.replace(completion, result=dataclasses.replace(
+                    result, text=self._redact(result.text),
+                    reasoning=self._redact(reasoning) if reasoning is not None else None))
+            return completion
         except GenerationCancelled:
             if deadline.expired and not deadline.cancel.is_set():
                 raise GenerationError(self._redact(
