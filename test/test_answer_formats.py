@@ -97,6 +97,13 @@ def test_formats_that_cannot_be_built_say_why(kwargs, message):
         answer_format(**kwargs)
 
 
+def test_string_bounds_stay_within_what_vllms_grammar_engine_compiles():
+    from cosmos_reason_ros.core import answer_formats
+
+    assert answer_formats.MAX_LABEL_CHARS <= answer_formats.MAX_REPEAT
+    assert answer_formats.MAX_CAPTION_CHARS <= answer_formats.MAX_REPEAT
+
+
 def test_coordinates_follow_the_family_range():
     normalized = answer_format(Mode.GROUNDING, family=ModelFamily.COSMOS3_EDGE)
     box = normalized.json_schema['items']['properties']['bbox_2d']['prefixItems']

@@ -21,7 +21,10 @@ MIN_WAYPOINTS = 2
 MAX_BOXES = 10
 MAX_EVENTS = 8
 MAX_LABEL_CHARS = 40
-MAX_CAPTION_CHARS = 160
+MAX_CAPTION_CHARS = 120
+MAX_REPEAT = 128
+"""No string bound above this: xgrammar 0.2.8 (vLLM 0.32's) fails to compile a pattern repeated
+more than 128 times, and the server then fails the request."""
 NORMALIZED_MAX = 1000
 """0-1000 coordinates (Qwen3-VL, Cosmos 3), inclusive."""
 STRUCTURED_MODES = (Mode.TRAJECTORY, Mode.GROUNDING, Mode.TEMPORAL, Mode.MULTIPLE_CHOICE)

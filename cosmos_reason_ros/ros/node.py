@@ -90,6 +90,9 @@ class _Goal:
         self.accepted = time.monotonic()
 
 
+LOAD_STOP_WAIT = 1.0
+"""Seconds shutdown waits for a configure to notice that its load was stopped."""
+
 class ReasonNode(LifecycleNodeMixin, Node):
     """Serves ~/reason about the frames arriving on `image` (or `image/compressed`)."""
 
@@ -404,6 +407,9 @@ class ReasonNode(LifecycleNodeMixin, Node):
         load = self._load
         if load is not None:
             load.stop()
+            # A configure waiting on that load sees the stop on its own thread: let it answer
+            # its caller and log before the process goes (seen missing under load on Jazzy).
+            self._loaded.wait(LOAD_STOP_WAIT)
         return self._stop_goals(StopReason.SHUTDOWN, timeout)
 
     def finish_shutdown(self) -> None:
