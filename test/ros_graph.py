@@ -21,7 +21,7 @@ from rclpy.parameter import Parameter
 from rclpy.task import Future
 
 from cosmos_reason_ros.action import Reason
-from cosmos_reason_ros.ros.client import GoalFailedError, ReasonClient
+from cosmos_reason_ros.ros.client import GoalFailedError, make_goal, ReasonClient
 from cosmos_reason_ros.ros.executor import ReasonExecutor
 from cosmos_reason_ros.ros.node import ReasonNode
 from cosmos_reason_ros.ros.sample_stream import SampleStream
@@ -118,6 +118,16 @@ class Graph:
         """Send a goal and return its handle once accepted (to cancel it, or wait later)."""
         handle = wait_for(self.client.send(goal, on_feedback))
         assert handle.accepted
+        return handle
+
+    def send_generating(self, max_new_tokens: int = 4000) -> ClientGoalHandle:
+        """Send a long greedy goal and return its handle once tokens flow (the tiny model never
+        stops early, so the goal is still running when the caller acts on it)."""
+        generating = threading.Event()
+        handle = self.send(make_goal('Describe the scene', max_new_tokens=max_new_tokens,
+                                     greedy=True),
+                           lambda feedback: feedback.tokens > 0 and generating.set())
+        assert generating.wait(TIMEOUT), 'the goal never started generating'
         return handle
 
     def wait_for_diagnostics(self, key: str, at_least: int,

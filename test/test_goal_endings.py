@@ -13,7 +13,6 @@ from cosmos_reason_ros.ros.client import make_goal
 from ros_graph import Graph, TIMEOUT, wait_for
 
 Result = Reason.Result
-LONG = 4000  # tokens: the tiny model never stops early, so the goal is still running when hit
 
 
 @pytest.fixture(scope='module')
@@ -24,13 +23,6 @@ def graph(tiny_qwen3_checkpoint):
     yield graph
     graph.close()
 
-
-def _running(graph: Graph):
-    generating = threading.Event()
-    handle = graph.send(make_goal('Describe the scene', max_new_tokens=LONG, greedy=True),
-                        lambda feedback: feedback.tokens > 0 and generating.set())
-    assert generating.wait(TIMEOUT)
-    return handle
 
 
 def _cancel_at(graph: Graph, monkeypatch, owner, name: str):
@@ -79,7 +71,7 @@ def test_a_cancel_mid_generation_never_reads_preempted(graph):
     """The goal reacts to its stop event before rclpy marks it CANCELING; it must still end
     CANCELED (it once read PREEMPTED when the executor thread won that race)."""
     for _ in range(3):
-        handle = _running(graph)
+        handle = graph.send_generating()
         wait_for(handle.cancel_goal_async())
         response = wait_for(handle.get_result_async())
         assert response.status == GoalStatus.STATUS_CANCELED
@@ -91,7 +83,7 @@ def test_a_queued_goal_holds_no_thread_and_a_cancel_ends_it_at_once(tiny_qwen3_c
     try:
         assert graph.node.wait_until_loaded(TIMEOUT)
         graph.wait_for_diagnostics('window_fill', 2)
-        running = _running(graph)
+        running = graph.send_generating()
         queued = [graph.send(make_goal('Is the marker red?')) for _ in range(12)]
         values = graph.diagnostics_where(lambda values: values.get('goals_queued') == '12')
         assert values['goals_running'] == '1'
@@ -119,7 +111,7 @@ def test_shutdown_ends_a_running_goal_with_shutting_down_and_refuses_new_ones(
     try:
         assert graph.node.wait_until_loaded(TIMEOUT)
         graph.wait_for_diagnostics('window_fill', 2)
-        handle = _running(graph)
+        handle = graph.send_generating()
 
         assert graph.node.begin_shutdown() == 1
         response = wait_for(handle.get_result_async())
@@ -138,7 +130,7 @@ def test_shutdown_ends_queued_goals_too_and_their_status_is_published_by_the_exe
     try:
         assert graph.node.wait_until_loaded(TIMEOUT)
         graph.wait_for_diagnostics('window_fill', 2)
-        running = _running(graph)
+        running = graph.send_generating()
         queued = [graph.send(make_goal('Is the marker red?')) for _ in range(3)]
         graph.diagnostics_where(lambda values: values.get('goals_queued') == '3')
         stopper = threading.current_thread()

@@ -16,7 +16,6 @@ from cosmos_reason_ros.ros.client import make_goal
 from ros_graph import Graph, TIMEOUT, wait_for
 
 Result = Reason.Result
-LONG = 4000  # tokens: the tiny model never stops early, so the goal is still running when hit
 
 
 @pytest.fixture
@@ -26,14 +25,6 @@ def managed(tiny_qwen3_checkpoint):
     yield graph
     graph.close()
 
-
-def _goal_during(graph: Graph):
-    """A goal that runs until stopped; returns its handle once it is generating."""
-    generating = threading.Event()
-    handle = graph.send(make_goal('Describe the scene', max_new_tokens=LONG, greedy=True),
-                        lambda feedback: feedback.tokens > 0 and generating.set())
-    assert generating.wait(TIMEOUT)
-    return handle
 
 
 def test_each_transition_and_a_goal_in_each_state(managed):
@@ -150,7 +141,7 @@ def test_cleanup_frees_the_model_and_configure_loads_it_again(managed):
 def test_deactivate_during_a_goal_aborts_it_with_not_active(managed):
     assert managed.transition('configure') and managed.transition('activate')
     managed.wait_for_diagnostics('window_fill', 2)
-    handle = _goal_during(managed)
+    handle = managed.send_generating()
 
     assert managed.transition('deactivate')
     response = wait_for(handle.get_result_async())
@@ -166,7 +157,7 @@ def test_a_queued_goal_ends_when_the_node_is_deactivated(tiny_qwen3_checkpoint):
     try:
         assert graph.node.wait_until_loaded(TIMEOUT)
         graph.wait_for_diagnostics('window_fill', 2)
-        running = _goal_during(graph)
+        running = graph.send_generating()
         queued = graph.send(make_goal('Is the marker red?'))
 
         assert graph.transition('deactivate')

@@ -21,8 +21,6 @@ from cosmos_reason_ros.ros.conversions import to_time
 from ros_graph import Graph, TIMEOUT, wait_for
 
 Result = Reason.Result
-# Long enough that a cancel always lands mid-generation; the tiny model never emits EOS early.
-LONG = 4000
 
 
 @pytest.fixture(scope='module')
@@ -102,10 +100,7 @@ def test_a_client_on_a_node_nobody_spins_gets_every_result(graph):
 
 
 def test_cancel_mid_generation_ends_canceled_and_frees_the_model(graph):
-    generating = threading.Event()
-    handle = graph.send(make_goal('Describe the scene', max_new_tokens=LONG, greedy=True),
-                        lambda feedback: feedback.tokens > 0 and generating.set())
-    assert generating.wait(TIMEOUT)
+    handle = graph.send_generating()
     wait_for(handle.cancel_goal_async())
     response = wait_for(handle.get_result_async())
 
@@ -117,10 +112,7 @@ def test_cancel_mid_generation_ends_canceled_and_frees_the_model(graph):
 
 
 def test_reject_policy_turns_away_a_second_goal_while_one_runs(graph):
-    generating = threading.Event()
-    first = graph.send(make_goal('Describe the scene', max_new_tokens=LONG, greedy=True),
-                       lambda feedback: feedback.tokens > 0 and generating.set())
-    assert generating.wait(TIMEOUT)
+    first = graph.send_generating()
     second, _ = graph.ask(make_goal('Is the marker red?'))
     wait_for(first.cancel_goal_async())
 
@@ -135,10 +127,7 @@ def test_queue_and_preempt_policies(tiny_qwen3_checkpoint, policy, first_code):
     graph = Graph(tiny_qwen3_checkpoint, concurrency_policy=policy)
     try:
         assert graph.node.wait_until_loaded(TIMEOUT)
-        generating = threading.Event()
-        first = graph.send(make_goal('Describe the scene', max_new_tokens=300, greedy=True),
-                           lambda feedback: feedback.tokens > 0 and generating.set())
-        assert generating.wait(TIMEOUT)
+        first = graph.send_generating(300)
         second, _ = graph.ask(make_goal('Is the marker red?'))
         first_result = wait_for(first.get_result_async()).result
 
@@ -292,10 +281,7 @@ def test_total_time_counts_from_acceptance_including_the_queue_wait(tiny_qwen3_c
     graph = Graph(tiny_qwen3_checkpoint, concurrency_policy='queue')
     try:
         assert graph.node.wait_until_loaded(TIMEOUT)
-        generating = threading.Event()
-        first = graph.send(make_goal('Describe the scene', max_new_tokens=300, greedy=True),
-                           lambda feedback: feedback.tokens > 0 and generating.set())
-        assert generating.wait(TIMEOUT)
+        first = graph.send_generating(300)
         second, feedback = graph.ask(make_goal('Is the marker red?'))
         wait_for(first.get_result_async())
 
@@ -378,10 +364,7 @@ def test_a_goal_the_policy_turns_away_decodes_none_of_its_images(graph, monkeypa
     real = conversions.decode_image
     monkeypatch.setattr(conversions, 'decode_image',
                         lambda *args, **kwargs: decoded.append(1) or real(*args, **kwargs))
-    generating = threading.Event()
-    first = graph.send(make_goal('Describe the scene', max_new_tokens=LONG, greedy=True),
-                       lambda feedback: feedback.tokens > 0 and generating.set())
-    assert generating.wait(TIMEOUT)
+    first = graph.send_generating()
     images = [CompressedImage(header=Header(stamp=to_time(10.0 + 0.25 * i)), format='jpeg',
                               data=_jpeg(96, 64)) for i in range(4)]
     second, _ = graph.ask(make_goal('What is shown?', compressed_images=images))

@@ -2,8 +2,6 @@
 Reason1) on a real rclpy graph: a goal streams feedback and succeeds, a cancel stops it, the
 frame count follows the family's temporal patch (test_node.py covers Reason2 in depth)."""
 
-import threading
-
 import pytest
 from action_msgs.msg import GoalStatus
 
@@ -49,10 +47,7 @@ def test_trajectory_goal_with_reasoning_succeeds_with_feedback(graph):
 
 def test_cancel_mid_generation_ends_canceled_and_the_next_goal_is_served(graph):
     _, graph = graph
-    generating = threading.Event()
-    handle = graph.send(make_goal('Describe the scene', max_new_tokens=4000, greedy=True),
-                        lambda feedback: feedback.tokens > 0 and generating.set())
-    assert generating.wait(TIMEOUT)
+    handle = graph.send_generating(4000)
     wait_for(handle.cancel_goal_async())
     response = wait_for(handle.get_result_async())
     assert response.status == GoalStatus.STATUS_CANCELED
