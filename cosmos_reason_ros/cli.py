@@ -21,6 +21,7 @@ from cosmos_reason_ros.core.backends.factory import (
 from cosmos_reason_ros.core.config import (
     GoalDefaults, ModelConfig, STRUCTURED_OUTPUT, WindowConfig)
 from cosmos_reason_ros.core.errors import InvalidRequestError, ReasonError
+from cosmos_reason_ros.core.evaluation.depth_track import DepthSettings
 from cosmos_reason_ros.core.evaluation.protocols import (
     LETTER, PROTOCOLS, REASONING, Reason1Benchmark)
 from cosmos_reason_ros.core.evaluation.replay import ReplaySettings
@@ -169,6 +170,16 @@ def build_parser() -> argparse.ArgumentParser:
                           help='with --protocol: extra attempts for an empty answer')
     evaluate.add_argument('--topic', help="image topic of the bag (default: the question set's, "
                                           'or the only image topic)')
+    evaluate.add_argument('--depth-topic',
+                          help="aligned depth topic of the bag (16UC1 mm or 32FC1 m), with "
+                               '--camera-info-topic: answers are lifted into 3D and '
+                               "trajectory_3d is scored (default: the question set's)")
+    evaluate.add_argument('--camera-info-topic',
+                          help="the colour camera's CameraInfo topic of the bag (default: the "
+                               "question set's)")
+    evaluate.add_argument('--depth-tolerance', type=float, default=DepthSettings.tolerance,
+                          help="largest stamp difference (s) between an answer's frame and its "
+                               "depth frame (as the node's depth.tolerance)")
     evaluate.add_argument('--out', default='eval_report',
                           help='folder for report.json, report.md and pictures')
     _add_backend_options(evaluate)
@@ -313,7 +324,9 @@ def eval_questions(args: argparse.Namespace):
         load_benchmark_folder, load_questions)
 
     if args.questions:
-        questions = load_questions(args.questions, source=args.source, topic=args.topic)
+        questions = load_questions(args.questions, source=args.source, topic=args.topic,
+                                   depth_topic=args.depth_topic,
+                                   camera_info_topic=args.camera_info_topic)
     elif args.source:
         questions = load_benchmark_folder(args.source)
     else:
@@ -344,11 +357,13 @@ def eval_settings(args: argparse.Namespace) -> ReplaySettings:
                            structured_output='off' if protocol else args.structured_output,
                            max_reasoning_tokens=args.max_reasoning_tokens),
         greedy=not args.sample, seed=args.seed, window_memory_mib=args.window_memory,
-        frame_age_warning=args.frame_age_warning, protocol=protocol)
+        frame_age_warning=args.frame_age_warning, protocol=protocol,
+        depth=DepthSettings(tolerance=args.depth_tolerance))
 
 
 def command_eval(args: argparse.Namespace) -> int:
     """Replay the recording, ask every question, write the report; 130 after Ctrl-C."""
+    from cosmos_reason_ros.core.evaluation.depth_track import check_depth_topics
     from cosmos_reason_ros.core.evaluation.replay import ProgressBar, Replay
     from cosmos_reason_ros.core.evaluation.report import write_report
     from cosmos_reason_ros.core.evaluation.sources import open_source
@@ -356,7 +371,11 @@ def command_eval(args: argparse.Namespace) -> int:
     questions = eval_questions(args)
     if len(questions.sources()) == 1:
         # One recording: a wrong path or topic is worth an error before loading the model.
-        open_source(*questions.sources()[0])
+        source = open_source(*questions.sources()[0])
+        for depth_topic, camera_info_topic in dict.fromkeys(
+                (item.depth_topic, item.camera_info_topic) for item in questions.items
+                if item.depth_topic):
+            check_depth_topics(source, depth_topic, camera_info_topic)
     settings = eval_settings(args)
     try:
         backend = _load_backend(args)

@@ -31,12 +31,19 @@ def test_the_example_loads_with_every_kind_of_expected_answer():
     questions = load_questions(EXAMPLE)
     kinds = {item.id: item.expected.kind for item in questions.items}
     assert kinds == {
-        'marker-path-1s': 'trajectory', 'marker-path-2.5s': 'trajectory', 'basket-box': 'boxes',
+        'marker-path-1s': 'trajectory', 'marker-path-2.5s': 'trajectory',
+        'marker-into-basket': 'trajectory', 'basket-box': 'boxes',
         'marker-box': 'boxes', 'marker-direction': 'choice', 'marker-in-basket': 'verdict',
         'marker-below-basket': 'events', 'scene-caption': 'keywords'}
+    in_3d = [item.id for item in questions.items if item.expected.trajectory_3d]
+    assert in_3d == ['marker-path-1s', 'marker-path-2.5s', 'marker-into-basket']
     first = questions.items[0]
     assert first.source == str(EXAMPLE.parent / 'sample_bag')
     assert first.topic == '/camera/image_raw'
+    assert first.depth_topic == '/camera/aligned_depth_to_color/image_raw'
+    assert first.camera_info_topic == '/camera/camera_info'
+    assert first.tolerance_3d == 0.05
+    assert len(first.expected.trajectory_3d) == len(first.expected.trajectory)
     assert first.time == AskTime(offset=1.0)
     assert (first.window_duration, first.max_frames, first.max_new_tokens) == (2.0, 8, 400)
     assert len(first.expected.trajectory) == 5
@@ -186,3 +193,52 @@ def test_benchmark_problems_name_the_entry(tmp_path):
     text = str(raised.value)
     assert "entry 1 (v.mp4), question 0: answer 'D' is not one of" in text
     assert "entry 2: needs a 'video' path" in text
+
+
+def test_a_trajectory_may_expect_its_path_in_3d_beside_or_instead_of_pixels(tmp_path):
+    depth = {'depth_topic': 'camera/depth', 'camera_info_topic': '/camera/camera_info'}
+    questions = _parse(_set([
+        {'id': 'both', 'at': 1, 'mode': 'trajectory', 'task': 'go', 'tolerance_3d': 0.02,
+         'expected': {'trajectory': [[1, 2], [3, 4]],
+                      'trajectory_3d': [[0.1, 0.2, 1.5], [0.3, 0.4, 1.2]]}},
+        {'id': 'metres', 'at': 1, 'mode': 'trajectory', 'task': 'go',
+         'expected': {'trajectory_3d': [[0, 0, 1]]}},
+    ], **depth), tmp_path)
+    both, metres = questions.items
+    assert both.expected.kind == 'trajectory' and both.expected.scored
+    assert both.expected.trajectory_3d == ((0.1, 0.2, 1.5), (0.3, 0.4, 1.2))
+    assert (both.depth_topic, both.tolerance_3d) == ('/camera/depth', 0.02)
+    assert metres.expected.kind == '' and metres.expected.scored
+    assert metres.expected.trajectory_3d == ((0.0, 0.0, 1.0),) and questions.lifted
+
+
+def test_the_command_line_names_the_depth_topics(tmp_path):
+    path = tmp_path / 'q.yaml'
+    path.write_text(yaml.safe_dump(_set([{'at': 1, 'mode': 'caption'}])))
+    item, = load_questions(path, depth_topic='/d', camera_info_topic='/i').items
+    assert (item.depth_topic, item.camera_info_topic) == ('/d', '/i')
+    assert not load_questions(path).lifted
+
+
+@pytest.mark.parametrize('item, fields, message', [
+    ({'mode': 'grounding', 'object_name': 'cup', 'expected': {'trajectory_3d': [[0, 0, 1]]}},
+     {'depth_topic': '/d', 'camera_info_topic': '/i'},
+     'expected trajectory_3d belongs to mode trajectory, not grounding'),
+    ({'mode': 'trajectory', 'task': 'go', 'expected': {'trajectory_3d': [[0, 0]]}},
+     {'depth_topic': '/d', 'camera_info_topic': '/i'},
+     r'trajectory_3d must be a non-empty list of \[x, y, z\] points in metres'),
+    ({'mode': 'trajectory', 'task': 'go', 'expected': {'trajectory_3d': [[0, 0, 1]]}}, {},
+     "expected trajectory_3d needs 'depth_topic' and 'camera_info_topic'"),
+    ({'mode': 'caption'}, {'depth_topic': '/d'},
+     "needs both 'depth_topic' and 'camera_info_topic'"),
+    ({'mode': 'trajectory', 'task': 'go', 'tolerance_3d': 0,
+      'expected': {'trajectory_3d': [[0, 0, 1]]}},
+     {'depth_topic': '/d', 'camera_info_topic': '/i'}, "'tolerance_3d' must be metres > 0"),
+    ({'mode': 'trajectory', 'task': 'go',
+      'expected': {'trajectory': [[0, 0]], 'boxes': [[0, 0, 1, 1]],
+                   'trajectory_3d': [[0, 0, 1]]}},
+     {'depth_topic': '/d', 'camera_info_topic': '/i'}, "must hold exactly one of"),
+])
+def test_3d_expectations_that_cannot_be_scored_are_refused(tmp_path, item, fields, message):
+    with pytest.raises(QuestionSetError, match=message):
+        _parse(_set([{'at': 1, **item}], **fields), tmp_path)

@@ -110,7 +110,8 @@ def test_a_bag_with_several_image_topics_needs_a_choice(sample):
     with pytest.raises(SourceError) as raised:
         BagSource(bag)
     assert ("several image topics; choose one with --topic (or 'topic' in the question set): "
-            '/camera/image_raw (Image), /camera/image_raw/compressed (CompressedImage)'
+            '/camera/aligned_depth_to_color/image_raw (Image), /camera/image_raw (Image), '
+            '/camera/image_raw/compressed (CompressedImage)'
             in str(raised.value))
 
 
@@ -188,7 +189,7 @@ def test_the_sample_set_is_deterministic_and_reports_everything(sample, backend,
     settings = ReplaySettings(window=WindowConfig(max_pixels=W * H))
     first = Replay(backend, settings).run(questions)
     second = Replay(backend, settings).run(questions)
-    assert [r.status for r in first.results] == ['answered'] * 8
+    assert [r.status for r in first.results] == ['answered'] * 9
     assert report_content(build_report(first)) == report_content(build_report(second))
     raw = [r.raw_text for r in first.results]
     assert all(raw) and raw == [r.raw_text for r in second.results]
@@ -211,7 +212,7 @@ def test_the_sample_set_is_deterministic_and_reports_everything(sample, backend,
     assert f"![item 1]({item['image']})" in markdown
     comparison = compare_files(path, tmp_path / 'b' / 'report.json')
     assert comparison['flipped'] == [] and comparison['answers_changed'] == 0
-    assert comparison['matched'] == 8 and comparison['setup'] == []
+    assert comparison['matched'] == 9 and comparison['setup'] == []
 
 
 def test_sample_geometry_matches_the_rendered_frames(sample):
@@ -234,10 +235,10 @@ def test_ctrl_c_keeps_what_was_done_and_writes_a_partial_report(sample, backend,
     run = Replay(backend, SETTINGS, on_result=interrupt_after_two).run(load_questions(sample))
     assert run.interrupted
     statuses = [r.status for r in run.results]
-    assert statuses.count('answered') == 2 and statuses.count('not_run') == 6
+    assert statuses.count('answered') == 2 and statuses.count('not_run') == 7
     path = write_report(run, tmp_path / 'partial')
     assert not json.loads(path.read_text())['complete']
-    assert '**Partial report**: the run was interrupted after 2 of 8 items.' in (
+    assert '**Partial report**: the run was interrupted after 2 of 9 items.' in (
         path.parent / 'report.md').read_text()
 
 
@@ -261,7 +262,8 @@ def test_cli_eval_then_compare(sample, tiny_qwen3_checkpoint, tmp_path, capsys):
 
     assert cli.main(common + ['--topic', '/nope', '--out', str(tmp_path / 'c')]) == 2
     error = capsys.readouterr().err
-    assert "has no topic '/nope'; image topics: /camera/image_raw (Image)" in error
+    assert ("has no topic '/nope'; image topics: /camera/aligned_depth_to_color/image_raw "
+            '(Image), /camera/image_raw (Image)') in error
     assert cli.main(['compare', str(questions), str(questions)]) == 2
     assert 'cannot read report' in capsys.readouterr().err
     other = tmp_path / 'other.json'

@@ -1,6 +1,7 @@
 """Scoring on hand-computed cases, the run summary, and the comparison of two reports."""
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -10,7 +11,9 @@ from cosmos_reason_ros.core.evaluation.questions import AskTime, Expected, Quest
 from cosmos_reason_ros.core.evaluation.report import report_content
 from cosmos_reason_ros.core.evaluation.scoring import (
     box_iou, interval_iou, keyword_recall, mean_best_box_iou, mean_best_event_iou, percentiles,
-    rate, resample_path, score_answer, summarize, trajectory_error, wilson_interval)
+    rate, resample_path, score_answer, summarize, trajectory_error, trajectory_error_3d,
+    wilson_interval)
+from cosmos_reason_ros.core.geometry3d import Lifted, LiftStatus, Trajectory3D
 from cosmos_reason_ros.core.modes import Mode
 from cosmos_reason_ros.core.parsing import Box, Event, ParsedAnswer, ParseStatus, Trajectory
 
@@ -34,6 +37,15 @@ def test_paths_are_resampled_evenly_along_their_length():
     np.testing.assert_allclose(resample_path([(4, 5), (4, 5)], 2), [[4, 5]] * 2)
     with pytest.raises(ValueError):
         resample_path([])
+
+
+def test_paths_in_3d_are_resampled_and_compared_in_metres():
+    np.testing.assert_allclose(resample_path([(0, 0, 1), (0, 0, 2)], 3),
+                               [[0, 0, 1], [0, 0, 1.5], [0, 0, 2]])
+    # A parallel path 3-4-0 away: 5 cm everywhere.
+    mean, final = trajectory_error_3d([(0.03, 0.04, 1.0), (0.03, 0.04, 2.0)],
+                                      [(0, 0, 1.0), (0, 0, 1.5), (0, 0, 2.0)])
+    assert (mean, final) == (pytest.approx(0.05), pytest.approx(0.05))
 
 
 def test_trajectory_error_in_pixels_and_per_diagonal():
@@ -250,3 +262,82 @@ def test_every_rate_carries_a_95_percent_wilson_interval(successes, trials, low,
 def test_a_rate_of_nothing_has_no_interval():
     assert wilson_interval(0, 0) is None
     assert rate(0, 0) == {'k': 0, 'n': 0, 'rate': None, 'interval': None}
+
+
+def _lifted(*points, status=LiftStatus.OK, message=''):
+    valid = tuple(not np.isnan(point[2]) for point in points)
+    return Lifted(status, message, (Trajectory3D('path', tuple(points), valid),))
+
+
+NAN = float('nan')
+PATH_3D = ((0.0, 0.0, 1.5), (0.3, 0.0, 1.5), (0.3, 0.4, 1.2))
+
+
+def _item_3d(**expected):
+    item = _item(Mode.TRAJECTORY, trajectory_3d=PATH_3D, **expected)
+    return dataclasses.replace(item, depth_topic='/depth', camera_info_topic='/info')
+
+
+def test_a_trajectory_in_3d_is_right_within_its_tolerance_in_metres():
+    answer = _answer(trajectories=(Trajectory('path', ((0, 0), (10, 0), (10, 10))),))
+    exact = score_answer(_item_3d(), answer, (640, 480), lifted=_lifted(*PATH_3D))
+    assert (exact.kind, exact.correct, exact.correct_3d) == ('trajectory_3d', True, True)
+    assert exact.trajectory_3d.mean_m == pytest.approx(0.0, abs=1e-12)
+    assert exact.lift_status == 'ok'
+    shifted = [(x, y, z + 0.06) for x, y, z in PATH_3D]
+    off = score_answer(_item_3d(), answer, (640, 480), lifted=_lifted(*shifted))
+    assert (off.correct, off.correct_3d) == (False, False)
+    assert off.trajectory_3d.mean_m == pytest.approx(0.06)
+    assert off.trajectory_3d.final_m == pytest.approx(0.06)
+
+
+def test_right_in_pixels_but_wrong_in_3d_is_wrong_and_says_which():
+    item = _item_3d(trajectory=((0, 0), (10, 0), (10, 10)))
+    answer = _answer(trajectories=(Trajectory('path', ((0, 0), (10, 0), (10, 10))),))
+    far = [(x, y, z + 0.5) for x, y, z in PATH_3D]
+    score = score_answer(item, answer, (640, 480), lifted=_lifted(*far))
+    assert score.kind == 'trajectory' and score.trajectory.mean_px == 0.0
+    assert (score.correct, score.correct_3d) == (False, False)
+
+
+def test_points_without_depth_are_left_out_and_named_never_invented():
+    answer = _answer(trajectories=(Trajectory('path', ((0, 0), (5, 5), (10, 10))),))
+    lifted = _lifted(PATH_3D[0], (NAN, NAN, NAN), PATH_3D[2])
+    score = score_answer(_item_3d(), answer, (640, 480), lifted=lifted)
+    assert score.trajectory_3d.points == 3 and score.trajectory_3d.without_depth == 1
+    assert '1 of 3 points had no valid depth and were left out' in score.detail
+    none = score_answer(_item_3d(), answer, (640, 480), lifted=_lifted(*[(NAN, NAN, NAN)] * 3))
+    assert none.correct is False and none.trajectory_3d is None
+    assert 'none of the 3 points of the answer had valid depth' in none.detail
+
+
+@pytest.mark.parametrize('lifted, detail', [
+    (None, 'the run read no depth for this item'),
+    (Lifted(LiftStatus.NO_DEPTH, 'no depth frame within depth.tolerance'),
+     'not lifted into 3D (no_depth): no depth frame within depth.tolerance'),
+    (Lifted(LiftStatus.OK, '', ()), 'no trajectory in the answer to lift'),
+])
+def test_an_answer_that_was_not_lifted_is_wrong_in_3d_with_the_reason(lifted, detail):
+    answer = _answer(trajectories=(Trajectory('path', ((0, 0), (10, 0))),))
+    score = score_answer(_item_3d(), answer, (640, 480), lifted=lifted)
+    assert (score.correct, score.correct_3d) == (False, False)
+    assert detail in score.detail
+
+
+def test_the_summary_counts_3d_accuracy_errors_and_lifting_outcomes():
+    def lifted_record(index, correct, mean, status='ok'):
+        record = _record(index, 'trajectory', correct=correct)
+        record['expected'] = {'kind': 'trajectory_3d', 'trajectory_3d': [[0, 0, 1]]}
+        record['score'].update(
+            correct_3d=correct, lift_status=status,
+            trajectory_3d=None if mean is None else {'mean_m': mean, 'final_m': 2 * mean})
+        return record
+
+    summary = summarize([lifted_record(1, True, 0.01), lifted_record(2, False, 0.2),
+                         lifted_record(3, False, None, status='no_depth'),
+                         _record(4, 'caption', correct=None)])
+    accuracy = summary['accuracy_3d']
+    assert (accuracy['k'], accuracy['n']) == (1, 3)
+    assert summary['trajectory_error_3d']['mean_m']['count'] == 2
+    assert summary['trajectory_error_3d']['final_m']['max'] == pytest.approx(0.4)
+    assert summary['lifting'] == {'no_depth': 1, 'ok': 2}

@@ -312,6 +312,15 @@ class Lifted:
     boxes: Tuple[Box3D, ...] = ()
 
 
+def points_without_depth(trajectories: Sequence[Trajectory],
+                         lifted: Optional[Lifted]) -> list:
+    """The 2D points whose 3D point had no valid depth (none when nothing was lifted)."""
+    if lifted is None:
+        return []
+    return [point for trajectory, trajectory_3d in zip(trajectories, lifted.trajectories)
+            for point, ok in zip(trajectory.points, trajectory_3d.valid) if not ok]
+
+
 def sample_depth(depth: DepthImage, u: float, v: float, settings: LiftSettings) -> float:
     """The depth (metres) at pixel (u, v): the lower median of the valid depths around it.
 
@@ -451,4 +460,5 @@ def lift_answer(trajectories: Sequence[Trajectory], boxes: Sequence[Box], image_
 
 __all__ = ['Box3D', 'CameraInfoData', 'CameraModel', 'DEPTH_SCALES', 'DepthData', 'DepthImage',
            'LiftError', 'LiftSettings', 'LiftStatus', 'Lifted', 'SUPPORTED_DISTORTION',
-           'Trajectory3D', 'lift_answer', 'lift_box', 'lift_points', 'sample_depth']
+           'Trajectory3D', 'lift_answer', 'lift_box', 'lift_points', 'points_without_depth',
+           'sample_depth']

@@ -41,7 +41,7 @@ from cosmos_reason_ros.core.errors import (
     Failure, GenerationCancelled, LoadStopped, ModelLoadError, ModelNotReadyError,
     NotActiveError, ReasonError, ServerUnreachableError, ShuttingDownError, result_code_of)
 from cosmos_reason_ros.core.frames import FrameWindow, Offer
-from cosmos_reason_ros.core.geometry3d import Lifted
+from cosmos_reason_ros.core.geometry3d import Lifted, points_without_depth
 from cosmos_reason_ros.core.images import decode_image
 from cosmos_reason_ros.core.loading import BackgroundLoad
 from cosmos_reason_ros.core.overlay import draw_overlay
@@ -691,7 +691,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
         image = draw_overlay(outcome.frames[-1].image, outcome.source_size,
                              trajectories=parsed.trajectories, boxes=parsed.boxes,
                              text=parsed.answer or parsed.error,
-                             no_depth=_points_without_depth(parsed.trajectories, lifted))
+                             no_depth=points_without_depth(parsed.trajectories, lifted))
         self._guard.publish(self._debug_pub, rgb_to_image_msg(image, header))
 
     def _now(self) -> float:
@@ -853,14 +853,6 @@ def _stopped(reason: StopReason, detail: str):
         StopReason.CLIENT_GONE: (Failure.CANCELED, 'no action client is left to read the result'),
     }[reason]
     return kind.result_code, f'{what}: {detail}'
-
-
-def _points_without_depth(trajectories, lifted: Optional[Lifted]):
-    """The 2D points whose 3D point had no valid depth (none when nothing was lifted)."""
-    if lifted is None:
-        return []
-    return [point for trajectory, trajectory_3d in zip(trajectories, lifted.trajectories)
-            for point, ok in zip(trajectory.points, trajectory_3d.valid) if not ok]
 
 
 def _summary(outcome: ReasonOutcome, total_time: float) -> str:

@@ -25,14 +25,19 @@ DEFAULT_TOLERANCE = 0.1
 """A trajectory is correct when its mean point error is at most this fraction of the diagonal."""
 DEFAULT_IOU_THRESHOLD = 0.5
 """Boxes (and events, in time) are correct when their mean best IoU reaches this."""
+DEFAULT_TOLERANCE_3D = 0.05
+"""A trajectory in 3D is correct when its mean point error is at most this many metres."""
 
 _ITEM_FIELDS = frozenset({
     'id', 'at', 'stamp', 'mode', 'task', 'choices', 'object_name', 'reasoning',
-    'window_duration', 'max_frames', 'max_new_tokens', 'tolerance', 'iou_threshold', 'source',
-    'topic', 'expected'})
-_DEFAULT_FIELDS = _ITEM_FIELDS - {'id', 'at', 'stamp', 'expected', 'source', 'topic'}
-_SET_FIELDS = frozenset({'version', 'name', 'source', 'topic', 'defaults', 'items'})
+    'window_duration', 'max_frames', 'max_new_tokens', 'tolerance', 'iou_threshold',
+    'tolerance_3d', 'source', 'topic', 'depth_topic', 'camera_info_topic', 'expected'})
+_TOPIC_FIELDS = ('topic', 'depth_topic', 'camera_info_topic')
+_DEFAULT_FIELDS = _ITEM_FIELDS - {'id', 'at', 'stamp', 'expected', 'source', *_TOPIC_FIELDS}
+_SET_FIELDS = frozenset({'version', 'name', 'source', *_TOPIC_FIELDS, 'defaults', 'items'})
 _EXPECTED_KINDS = ('choice', 'verdict', 'trajectory', 'boxes', 'events', 'keywords')
+_EXPECTED_3D = 'trajectory_3d'
+"""An expected trajectory in metres; it may stand beside the expected trajectory in pixels."""
 _KINDS_BY_MODE = {
     Mode.MULTIPLE_CHOICE: ('choice',),
     Mode.QUESTION: ('verdict', 'keywords'),
@@ -95,11 +100,20 @@ class Expected:
     events: tuple[Event, ...] = ()
     keywords: tuple[tuple[str, ...], ...] = ()
     """Free text: every entry must occur in the answer; an entry lists alternative spellings."""
+    trajectory_3d: tuple[tuple[float, float, float], ...] = ()
+    """The trajectory in metres in the colour camera's optical frame, as the answer lifted with
+    the recording's depth and CameraInfo should give it; it may stand beside `trajectory`."""
 
     @property
     def kind(self) -> str:
-        """Which field is set: one of choice, verdict, trajectory, boxes, events, keywords, ''."""
+        """Which answer in the image is set: one of choice, verdict, trajectory, boxes, events,
+        keywords; '' when none is (an item may be scored in 3D only)."""
         return next((kind for kind in _EXPECTED_KINDS if getattr(self, kind)), '')
+
+    @property
+    def scored(self) -> bool:
+        """Whether there is anything to score the answer against, in the image or in 3D."""
+        return bool(self.kind or self.trajectory_3d)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +127,11 @@ class QuestionItem:
     """Image topic in the bag ('' picks the only one; ignored for clips)."""
     time: AskTime
     mode: Mode
+    depth_topic: str = ''
+    """Depth image topic aligned to `topic` (sensor_msgs/Image, 16UC1 or 32FC1); with
+    camera_info_topic, answers are lifted into 3D ('': not lifted)."""
+    camera_info_topic: str = ''
+    """CameraInfo topic of the colour camera."""
     task: str = ''
     choices: tuple[str, ...] = ()
     object_name: str = ''
@@ -123,6 +142,8 @@ class QuestionItem:
     max_new_tokens: int = 0
     tolerance: float = DEFAULT_TOLERANCE
     iou_threshold: float = DEFAULT_IOU_THRESHOLD
+    tolerance_3d: float = DEFAULT_TOLERANCE_3D
+    """Metres of mean error within which a trajectory in 3D is right."""
     expected: Expected = Expected()
     group: str = ''
     """Benchmark items: the dataset the item belongs to ('av', 'robovqa'); reports count
@@ -146,9 +167,15 @@ class QuestionSet:
         """The distinct (source, topic) pairs, in order of first appearance."""
         return list(dict.fromkeys((item.source, item.topic) for item in self.items))
 
+    @property
+    def lifted(self) -> bool:
+        """Whether any item is lifted into 3D (names depth and CameraInfo topics)."""
+        return any(item.depth_topic for item in self.items)
+
 
 def load_questions(path: str | pathlib.Path, *, source: str | pathlib.Path | None = None,
-                   topic: str | None = None) -> QuestionSet:
+                   topic: str | None = None, depth_topic: str | None = None,
+                   camera_info_topic: str | None = None) -> QuestionSet:
     """Load a YAML question set or a Cosmos-Reason1 benchmark file (JSON or JSON lines).
 
     Paths given here (the command line's) are relative to the current directory; paths inside
@@ -159,6 +186,8 @@ def load_questions(path: str | pathlib.Path, *, source: str | pathlib.Path | Non
         source: replaces the bag or clip named in a YAML set; for a benchmark file, the folder
             its `video` paths are relative to (default: the file's folder).
         topic: replaces the topic named in a YAML set.
+        depth_topic: replaces the depth topic named in a YAML set.
+        camera_info_topic: replaces the CameraInfo topic named in a YAML set.
 
     Raises:
         QuestionSetError: unreadable file, or items that do not validate (all are listed).
@@ -178,12 +207,14 @@ def load_questions(path: str | pathlib.Path, *, source: str | pathlib.Path | Non
         raise QuestionSetError(f"'{path}' is not valid YAML: {error}") from None
     if isinstance(data, list) and data and isinstance(data[0], dict) and 'qa_pairs' in data[0]:
         return load_benchmark(path, media_root=source, text=text)
-    return parse_question_set(data, path, source=source, topic=topic)
+    return parse_question_set(data, path, source=source, topic=topic, depth_topic=depth_topic,
+                              camera_info_topic=camera_info_topic)
 
 
 def parse_question_set(data: Any, path: str | pathlib.Path, *,
                        source: str | pathlib.Path | None = None,
-                       topic: str | None = None) -> QuestionSet:
+                       topic: str | None = None, depth_topic: str | None = None,
+                       camera_info_topic: str | None = None) -> QuestionSet:
     """Validate loaded YAML data as a question set.
 
     Args:
@@ -193,6 +224,8 @@ def parse_question_set(data: Any, path: str | pathlib.Path, *,
         source: replaces the set's (and every item's) source; a relative path is taken from
             the current directory, not from the file's folder.
         topic: replaces the set's (and every item's) topic.
+        depth_topic: replaces the set's (and every item's) depth topic.
+        camera_info_topic: replaces the set's (and every item's) CameraInfo topic.
 
     Raises:
         QuestionSetError: every problem found, each naming its item.
@@ -218,7 +251,10 @@ def parse_question_set(data: Any, path: str | pathlib.Path, *,
                  f"{', '.join(sorted(_DEFAULT_FIELDS))})"
                  for key in defaults if key not in _DEFAULT_FIELDS]
     set_source = source if source is not None else data.get('source')
-    set_topic = topic if topic is not None else str(data.get('topic') or '')
+    overrides = {'topic': topic, 'depth_topic': depth_topic,
+                 'camera_info_topic': camera_info_topic}
+    set_topics = {name: str(data.get(name) or '') if overrides[name] is None
+                  else overrides[name] for name in _TOPIC_FIELDS}
     raw_items = data.get('items')
     if not isinstance(raw_items, list) or not raw_items:
         problems.append("'items' must be a non-empty list")
@@ -233,9 +269,8 @@ def parse_question_set(data: Any, path: str | pathlib.Path, *,
         merged = {**{k: v for k, v in defaults.items() if k in _DEFAULT_FIELDS}, **raw}
         if source is not None:
             merged['source'] = source
-        if topic is not None:
-            merged['topic'] = topic
-        item, item_problems = _parse_item(merged, index, path.parent, set_source, set_topic)
+        merged.update({name: value for name, value in overrides.items() if value is not None})
+        item, item_problems = _parse_item(merged, index, path.parent, set_source, set_topics)
         problems += [f'{label}: {problem}' for problem in item_problems]
         if item is None:
             continue
@@ -308,7 +343,7 @@ def load_benchmark(path: str | pathlib.Path, *, media_root: str | pathlib.Path |
 # --- items ---------------------------------------------------------------------------------------
 
 def _parse_item(raw: dict, index: int, base: pathlib.Path, set_source: Any,
-                set_topic: str) -> tuple[QuestionItem | None, list[str]]:
+                set_topics: Mapping[str, str]) -> tuple[QuestionItem | None, list[str]]:
     problems = [f"unknown field '{key}' (known: {', '.join(sorted(_ITEM_FIELDS))})"
                 for key in raw if key not in _ITEM_FIELDS]
     try:
@@ -334,10 +369,19 @@ def _parse_item(raw: dict, index: int, base: pathlib.Path, set_source: Any,
         problems.append(f"mode multiple_choice needs 2 to {MAX_CHOICES} 'choices', "
                         f'got {len(choices)}')
     expected = _expected(raw.get('expected'), mode, choices, problems)
+    topics = {name: _topic_name(str(raw.get(name, set_topics.get(name, '')) or ''))
+              for name in _TOPIC_FIELDS}
+    if bool(topics['depth_topic']) != bool(topics['camera_info_topic']):
+        problems.append("lifting answers into 3D needs both 'depth_topic' and "
+                        "'camera_info_topic' (the colour camera's CameraInfo)")
+    if expected.trajectory_3d and not topics['depth_topic']:
+        problems.append("expected trajectory_3d needs 'depth_topic' and 'camera_info_topic' "
+                        '(an aligned depth image and the CameraInfo, in the bag) to lift the '
+                        'answer with')
     item = QuestionItem(
         id=str(raw.get('id') or f'item-{index}'),
         source=str(source_path.resolve()) if source else '',
-        topic=_topic_name(str(raw.get('topic', set_topic) or '')),
+        **topics,
         time=time, mode=mode, task=task, choices=choices, object_name=object_name,
         reasoning=_boolean(raw.get('reasoning', False), 'reasoning', problems),
         window_duration=_window_duration(raw.get('window_duration', 0.0), problems),
@@ -346,6 +390,8 @@ def _parse_item(raw: dict, index: int, base: pathlib.Path, set_source: Any,
         tolerance=_fraction(raw.get('tolerance', DEFAULT_TOLERANCE), 'tolerance', problems),
         iou_threshold=_fraction(raw.get('iou_threshold', DEFAULT_IOU_THRESHOLD),
                                 'iou_threshold', problems),
+        tolerance_3d=_metres(raw.get('tolerance_3d', DEFAULT_TOLERANCE_3D), 'tolerance_3d',
+                             problems),
         expected=expected)
     return item, problems
 
@@ -377,8 +423,16 @@ def _ask_time(raw: dict, problems: list[str]) -> AskTime:
 def _expected(raw: Any, mode: Mode, choices: Sequence[str], problems: list[str]) -> Expected:
     if raw is None:
         return Expected()
+    if isinstance(raw, dict) and _EXPECTED_3D in raw:
+        raw = dict(raw)
+        lifted = _expected_trajectory_3d(raw.pop(_EXPECTED_3D), mode, problems)
+        if not raw:
+            return lifted
+        return dataclasses.replace(_expected(raw, mode, choices, problems),
+                                   trajectory_3d=lifted.trajectory_3d)
     if not isinstance(raw, dict) or len(raw) != 1:
-        problems.append(f"'expected' must hold exactly one of {', '.join(_EXPECTED_KINDS)}")
+        problems.append(f"'expected' must hold exactly one of {', '.join(_EXPECTED_KINDS)} "
+                        f'(a trajectory may have {_EXPECTED_3D} beside it)')
         return Expected()
     ((kind, value),) = raw.items()
     allowed = _KINDS_BY_MODE[mode]
@@ -436,6 +490,21 @@ def _expected_trajectory(value: Any, choices: Sequence[str], problems: list[str]
     problems.append('expected trajectory must be a non-empty list of [x, y] points in source '
                     f'pixels, got {_short(value)}')
     return Expected()
+
+
+def _expected_trajectory_3d(value: Any, mode: Mode, problems: list[str]) -> Expected:
+    if mode is not Mode.TRAJECTORY:
+        problems.append(f'expected {_EXPECTED_3D} belongs to mode trajectory, not {mode.value}')
+        return Expected()
+    points = []
+    for point in value if isinstance(value, list) and value else [None]:
+        if not (isinstance(point, list) and len(point) == 3 and all(map(_finite, point))):
+            problems.append(f'expected {_EXPECTED_3D} must be a non-empty list of [x, y, z] '
+                            "points in metres in the colour camera's optical frame, got "
+                            f'{_short(value)}')
+            return Expected()
+        points.append((float(point[0]), float(point[1]), float(point[2])))
+    return Expected(trajectory_3d=tuple(points))
 
 
 def _expected_boxes(value: Any, choices: Sequence[str], problems: list[str]) -> Expected:
@@ -612,6 +681,13 @@ def _fraction(value: Any, name: str, problems: list[str]) -> float:
     return 0.5
 
 
+def _metres(value: Any, name: str, problems: list[str]) -> float:
+    if _finite(value) and value > 0:
+        return float(value)
+    problems.append(f"'{name}' must be metres > 0, got {value!r}")
+    return DEFAULT_TOLERANCE_3D
+
+
 def _boolean(value: Any, name: str, problems: list[str]) -> bool:
     if isinstance(value, bool):
         return value
@@ -654,10 +730,13 @@ def _problem_list(path: pathlib.Path, problems: Iterable[str]) -> str:
 
 
 def expected_to_dict(expected: Expected) -> dict[str, Any]:
-    """The expected answer as JSON-ready data: {'kind': ..., kind: value} ({} when unscored)."""
+    """The expected answer as JSON-ready data: {'kind': ..., kind: value}, with
+    'trajectory_3d' beside it when set ({} when unscored)."""
     kind = expected.kind
+    lifted = ({_EXPECTED_3D: [list(point) for point in expected.trajectory_3d]}
+              if expected.trajectory_3d else {})
     if not kind:
-        return {}
+        return {'kind': _EXPECTED_3D, **lifted} if lifted else {}
     value: Any = getattr(expected, kind)
     if kind == 'trajectory':
         value = [list(point) for point in value]
@@ -668,7 +747,7 @@ def expected_to_dict(expected: Expected) -> dict[str, Any]:
         value = [{'start': e.start, 'end': e.end, 'caption': e.caption} for e in value]
     elif kind == 'keywords':
         value = [list(options) for options in value]
-    return {'kind': kind, kind: value}
+    return {'kind': kind, kind: value, **lifted}
 
 
 def item_settings(item: QuestionItem) -> Mapping[str, Any]:
@@ -679,13 +758,16 @@ def item_settings(item: QuestionItem) -> Mapping[str, Any]:
         'window_duration': 'all' if math.isinf(item.window_duration) else item.window_duration,
         'max_frames': item.max_frames, 'max_new_tokens': item.max_new_tokens,
         'tolerance': item.tolerance, 'iou_threshold': item.iou_threshold,
+        **({'tolerance_3d': item.tolerance_3d, 'depth_topic': item.depth_topic,
+            'camera_info_topic': item.camera_info_topic} if item.depth_topic else {}),
         **({'group': item.group} if item.group else {}),
         **({'choice_labels': list(item.choice_labels)} if item.choice_labels else {}),
     }
 
 
 __all__ = [
-    'AskTime', 'DEFAULT_IOU_THRESHOLD', 'DEFAULT_TOLERANCE', 'Expected', 'FORMAT_VERSION',
+    'AskTime', 'DEFAULT_IOU_THRESHOLD', 'DEFAULT_TOLERANCE', 'DEFAULT_TOLERANCE_3D', 'Expected',
+    'FORMAT_VERSION',
     'QuestionItem', 'QuestionSet', 'QuestionSetError', 'expected_to_dict', 'item_settings',
     'benchmark_dataset', 'find_benchmark_files', 'load_benchmark', 'load_benchmark_folder',
     'load_questions', 'parse_question_set',

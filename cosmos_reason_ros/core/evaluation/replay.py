@@ -18,12 +18,15 @@ from cosmos_reason_ros.core.backends.base import Backend, Prompt
 from cosmos_reason_ros.core.config import GoalDefaults, WindowConfig
 from cosmos_reason_ros.core.errors import (
     Failure, InvalidRequestError, ReasonError, failure_of)
+from cosmos_reason_ros.core.evaluation.depth_track import (
+    DepthSettings, DepthTrack, check_depth_topics)
 from cosmos_reason_ros.core.evaluation.protocols import Reason1Benchmark, full_output
 from cosmos_reason_ros.core.evaluation.questions import QuestionItem, QuestionSet
 from cosmos_reason_ros.core.evaluation.scoring import Score, score_answer
 from cosmos_reason_ros.core.evaluation.sources import (
     FrameSource, SourceFrame, check_stamps, open_source)
 from cosmos_reason_ros.core.frames import FrameWindow, Offer
+from cosmos_reason_ros.core.geometry3d import Lifted
 from cosmos_reason_ros.core.parsing import ParsedAnswer
 from cosmos_reason_ros.core.prompts import build_prompt
 from cosmos_reason_ros.core.reasoner import Reasoner, ReasonOutcome, ReasonRequest
@@ -54,6 +57,8 @@ class ReplaySettings:
     are flagged in the report; beyond max_frame_age they are not asked at all."""
     protocol: Reason1Benchmark | None = None
     """A published procedure to follow instead of the node's prompts (benchmark items)."""
+    depth: DepthSettings = DepthSettings()
+    """How items with a depth topic are lifted into 3D (the node's depth.* parameters)."""
 
     @property
     def end_tolerance(self) -> float:
@@ -87,7 +92,8 @@ class ReplaySettings:
                 'window_bound': {'memory_mib': self.window_memory_mib,
                                  'frames': self.frame_bound},
                 'frame_age_warning': self.frame_age_warning,
-                'protocol': self.protocol.to_dict() if self.protocol else None}
+                'protocol': self.protocol.to_dict() if self.protocol else None,
+                'depth': self.depth.to_dict()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,6 +150,10 @@ class ItemResult:
     protocol_answer: str | None = None
     """The answer letter the protocol extracted (None without a protocol)."""
     score: Score | None = None
+    lifted: Lifted | None = None
+    """The answer in 3D (items with a depth topic), or why it could not be lifted."""
+    depth_stamp: float | None = None
+    """Header stamp of the depth frame the answer was lifted with."""
     image: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
     """The last frame the model saw (as stored by the window), for the report's picture."""
 
@@ -166,6 +176,8 @@ class SourceSummary:
     stamps did not advance."""
     note: str = ''
     """Said once per source: why the stamps were replaced."""
+    depth: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    """The depth and CameraInfo topics read for lifting answers, with their message counts."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for the report."""
@@ -174,7 +186,8 @@ class SourceSummary:
                 'image_sizes': [list(size) for size in sorted(self.image_sizes)],
                 'window': self.window, 'decode_errors': self.decode_errors,
                 'first_decode_error': self.first_decode_error, 'error': self.error,
-                'stamps': self.stamps, 'note': self.note}
+                'stamps': self.stamps, 'note': self.note,
+                **({'depth': self.depth} if self.depth else {})}
 
 
 @dataclasses.dataclass
@@ -458,6 +471,7 @@ class _SourceRun:
         self._kept: list[float] = []
         """Stamps of every frame kept since the last stamp jump back: what an unbounded
         window would hold, to tell when the real one truncated an item's history."""
+        self._depth: dict[tuple[str, str], DepthTrack | ReasonError] = {}
         self._feed_mark = time.perf_counter()
 
     def frames(self) -> Iterator[SourceFrame]:
@@ -534,6 +548,10 @@ class _SourceRun:
             return self._finish(dataclasses.replace(
                 base, error_code=Failure.STALE_FRAMES, error=stale_frame_message(
                     bag_time, frame_age, window_end, start=start, max_age=max_age)))
+        depth = self._depth_track(item)
+        if isinstance(depth, ReasonError):
+            return self._finish(dataclasses.replace(
+                base, error_code=failure_of(depth), error=str(depth)))
         try:
             outcome, letter, attempts = self._run(item, window_end)
         except ReasonError as error:
@@ -542,7 +560,7 @@ class _SourceRun:
         except Exception as error:  # noqa: BLE001 - as in the node: one item fails, not the run
             return self._finish(dataclasses.replace(
                 base, error_code=failure_of(error), error=f'internal error: {error!r}'))
-        answered = self._answered(base, item, outcome)
+        answered = self._answered(base, item, outcome, depth)
         answered = dataclasses.replace(
             answered, window=self._window_facts(item, window_end, len(outcome.frames)),
             attempts=attempts)
@@ -585,11 +603,30 @@ class _SourceRun:
             offset_of=lambda stamp: self._bag_time_of.get(stamp, stamp) - start,
             hint='raise --window-memory')
 
-    def _answered(self, base: ItemResult, item: QuestionItem,
-                  outcome: ReasonOutcome) -> ItemResult:
+    def _depth_track(self, item: QuestionItem) -> DepthTrack | ReasonError | None:
+        """The depth of the item's bag (opened once per pair of topics), the error that
+        prevents reading it, or None when the item is not lifted."""
+        if not item.depth_topic:
+            return None
+        key = (item.depth_topic, item.camera_info_topic)
+        if key not in self._depth:
+            try:
+                check_depth_topics(self.source, *key)
+                self._depth[key] = DepthTrack(self.source.path, *key,
+                                              use_log_time=self.summary_data.stamps == 'log')
+            except ReasonError as error:
+                self._depth[key] = error
+        return self._depth[key]
+
+    def _answered(self, base: ItemResult, item: QuestionItem, outcome: ReasonOutcome,
+                  depth: DepthTrack | None) -> ItemResult:
         generation = outcome.generation
         first_bag_time = self._bag_time_of.get(outcome.frames[0].stamp, outcome.frames[0].stamp)
         window_offset = first_bag_time - self.source.start
+        lifted, depth_stamp = (None, None) if depth is None else depth.lift(
+            outcome.parsed, outcome.source_size, outcome.frames[-1].stamp,
+            base.bag_time if base.bag_time is not None else first_bag_time,
+            self.settings.depth)
         return dataclasses.replace(
             base, status=ANSWERED, parsed=outcome.parsed, raw_text=generation.text,
             model_id=outcome.model_id,
@@ -604,8 +641,8 @@ class _SourceRun:
             generation_time=generation.generation_time, total_time=outcome.total_time,
             decode_tokens_per_second=generation.decode_tokens_per_second,
             score=score_answer(item, outcome.parsed, outcome.source_size,
-                               window_offset=window_offset),
-            image=outcome.frames[-1].image)
+                               window_offset=window_offset, lifted=lifted),
+            lifted=lifted, depth_stamp=depth_stamp, image=outcome.frames[-1].image)
 
     def _finish(self, result: ItemResult) -> ItemResult:
         self._feed_mark = time.perf_counter()
@@ -620,6 +657,8 @@ class _SourceRun:
         stats = self.window.stats
         summary.window = {'offered': stats.offered, 'kept': stats.kept, 'skipped': stats.skipped,
                           'invalid': stats.invalid, 'rewinds': stats.rewinds}
+        summary.depth = [track.describe() for track in self._depth.values()
+                         if isinstance(track, DepthTrack)]
         return summary
 
 

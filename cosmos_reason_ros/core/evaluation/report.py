@@ -1,7 +1,8 @@
 """The evaluation report: report.json (stable schema, versioned) and report.md with pictures.
 
 report.md shows a summary table, a latency histogram (SVG) and, per item, the last frame the model
-saw with the expected (blue) and predicted (green) trajectory or boxes drawn on it.
+saw with the expected (blue) and predicted (green) trajectory or boxes drawn on it (points
+without depth crossed out), and the answer in metres when it was lifted into 3D.
 """
 
 import datetime
@@ -18,6 +19,7 @@ import numpy as np
 from cosmos_reason_ros.core.evaluation.questions import expected_to_dict, item_settings
 from cosmos_reason_ros.core.evaluation.replay import ANSWERED, ItemResult, RunResult
 from cosmos_reason_ros.core.evaluation.scoring import summarize, wilson_interval
+from cosmos_reason_ros.core.geometry3d import Lifted, points_without_depth
 from cosmos_reason_ros.core.overlay import draw_overlay
 from cosmos_reason_ros.core.parsing import ParsedAnswer, Trajectory
 
@@ -100,6 +102,7 @@ def item_record(result: ItemResult, *, image: str | None = None,
         'protocol_answer': result.protocol_answer,
         'attempts': result.attempts,
         'score': _score_record(result) if answered else None,
+        'lifted': _lifted_record(result.lifted, result.depth_stamp) if answered else None,
         'frame_age': _rounded(result.frame_age),
         'stale_flag': bool(answered and frame_age_warning is not None
                            and result.frame_age is not None
@@ -142,11 +145,26 @@ def _answer_record(parsed: ParsedAnswer | None, raw_text: str) -> dict[str, Any]
     }
 
 
+def _lifted_record(lifted: Lifted | None, depth_stamp: float | None) -> dict[str, Any] | None:
+    """The answer in 3D (metres, colour optical frame; NaN for points without depth)."""
+    if lifted is None:
+        return None
+    return {
+        'status': lifted.status.name.lower(), 'message': lifted.message,
+        'depth_stamp': depth_stamp,
+        'trajectories': [{'label': t.label, 'points': [list(p) for p in t.points],
+                          'valid': list(t.valid)} for t in lifted.trajectories],
+        'boxes': [{'label': b.label, 'centre': list(b.centre), 'size': list(b.size),
+                   'valid': b.valid, 'depth_pixels': b.depth_pixels} for b in lifted.boxes],
+    }
+
+
 def _score_record(result: ItemResult) -> dict[str, Any] | None:
     score = result.score
     if score is None:
         return None
     trajectory = score.trajectory
+    trajectory_3d = score.trajectory_3d
     return {
         'kind': score.kind,
         'correct': score.correct,
@@ -157,6 +175,11 @@ def _score_record(result: ItemResult) -> dict[str, Any] | None:
         'iou': score.iou,
         'keyword_recall': score.keyword_recall,
         'detail': score.detail,
+        'trajectory_3d': None if trajectory_3d is None else {
+            'mean_m': trajectory_3d.mean_m, 'final_m': trajectory_3d.final_m,
+            'points': trajectory_3d.points, 'without_depth': trajectory_3d.without_depth},
+        'correct_3d': score.correct_3d,
+        'lift_status': score.lift_status,
     }
 
 
@@ -236,7 +259,8 @@ def item_picture(result: ItemResult) -> np.ndarray | None:
         boxes=parsed.boxes if parsed else (), text=text,
         expected_trajectories=([Trajectory('expected', expected.trajectory)]
                                if expected.trajectory else ()),
-        expected_boxes=expected.boxes)
+        expected_boxes=expected.boxes,
+        no_depth=points_without_depth(parsed.trajectories, result.lifted) if parsed else ())
 
 
 def load_report(path: str | pathlib.Path) -> dict[str, Any]:
@@ -359,6 +383,19 @@ def _summary_rows(summary: dict[str, Any], run: dict[str, Any]) -> list[list[str
             rows.append([f'{label} (p50 / p90)', (
                 f"{px['p50']:.1f} / {px['p90']:.1f} px ({fraction['p50']:.3f} / "
                 f"{fraction['p90']:.3f} of the diagonal)")])
+    lifted = summary.get('trajectory_error_3d')
+    if lifted and summary['accuracy_3d']['n']:
+        accuracy = summary['accuracy_3d']
+        rows.append(['accuracy: trajectory in 3D', _count_ratio(accuracy['k'], accuracy['n'])])
+        for name, label in (('mean', 'trajectory error in 3D, mean'),
+                            ('final', 'trajectory error in 3D, final point')):
+            metres = lifted[f'{name}_m']
+            if metres['count']:
+                rows.append([f'{label} (p50 / p90)',
+                             f"{1000 * metres['p50']:.1f} / {1000 * metres['p90']:.1f} mm"])
+    if summary.get('lifting'):
+        rows.append(['lifting into 3D', ', '.join(
+            f'{status} {count}' for status, count in summary['lifting'].items())])
     for key, label in (('box_iou', 'box IoU'), ('event_iou', 'event IoU (time)')):
         if summary[key]['count']:
             rows.append([f'{label} (mean / p50)',
@@ -407,6 +444,8 @@ def _item_section(item: dict[str, Any]) -> list[str]:
         rows.append(['parse', status + (f": {answer['parse_error']}"
                                         if answer['parse_error'] else '')])
         rows.append(['score', _describe_score(score)])
+        if item.get('lifted'):
+            rows.append(['in 3D', _describe_lifted(item['lifted'])])
         timing, tokens = item['timing'], item['tokens']
         rows.append(['timing', (
             f"total {_seconds(timing['total'])}, first token "
@@ -447,7 +486,31 @@ def _describe_expected(expected: dict[str, Any]) -> str:
     kind = expected.get('kind')
     if not kind:
         return '(none: not scored)'
-    value = expected[kind]
+    lifted = expected.get('trajectory_3d')
+    text = '' if kind == 'trajectory_3d' else _describe_expected_2d(kind, expected[kind])
+    if lifted:
+        text += ('; ' if text else '') + 'in 3D ' + _describe_points_3d(lifted)
+    return text
+
+
+def _describe_points_3d(points: Sequence[Sequence[float | None]]) -> str:
+    return ' '.join('(no depth)' if any(v is None or not math.isfinite(v) for v in point)
+                    else '(' + ', '.join(f'{v:.3f}' for v in point) + ')' for point in points)
+
+
+def _describe_lifted(lifted: dict[str, Any]) -> str:
+    if lifted['status'] != 'ok':
+        return f"not lifted ({lifted['status']}): {lifted['message']}"
+    parts = [f"{t['label'] or 'path'} " + _describe_points_3d(t['points']) + ' m'
+             for t in lifted['trajectories']]
+    parts += [f"{b['label'] or 'box'} centre " + _describe_points_3d([b['centre']]) + ' size '
+              + _describe_points_3d([b['size']]) + ' m' for b in lifted['boxes']]
+    if lifted['message']:
+        parts.append(lifted['message'])
+    return '; '.join(parts)
+
+
+def _describe_expected_2d(kind: str, value: Any) -> str:
     if kind == 'trajectory':
         return 'path ' + ' '.join(f'({x:.0f}, {y:.0f})' for x, y in value)
     if kind == 'boxes':
@@ -471,6 +534,11 @@ def _describe_score(score: dict[str, Any]) -> str:
         parts.append(f"IoU {score['iou']:.3f}")
     if score.get('keyword_recall') is not None:
         parts.append(f"keywords {score['keyword_recall']:.0%}")
+    lifted = score.get('trajectory_3d')
+    if lifted:
+        verdict = {True: 'correct', False: 'wrong'}[bool(score.get('correct_3d'))]
+        parts.append(f"in 3D {verdict}: mean error {1000 * lifted['mean_m']:.1f} mm, final "
+                     f"{1000 * lifted['final_m']:.1f} mm")
     if score.get('detail'):
         parts.append(score['detail'])
     return ', '.join(parts)

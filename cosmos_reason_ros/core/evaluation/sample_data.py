@@ -1,19 +1,21 @@
 """A sample bag of the synthetic scene and a question set whose answers follow from its geometry.
 
     python -m cosmos_reason_ros.core.evaluation.sample_data OUT_DIR
-writes OUT_DIR/sample_bag (MCAP, 30 fps) and OUT_DIR/questions.yaml (the example question set).
+writes OUT_DIR/sample_bag (MCAP, 30 fps colour, aligned depth and CameraInfo) and
+OUT_DIR/questions.yaml (the example question set, with expected answers in pixels and metres).
 """
 
 import argparse
 import pathlib
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
 
 from cosmos_reason_ros.core.sample_scene import (
-    basket_box, marker_position, marker_radius, render_scene)
+    basket_box, camera_info, marker_position, marker_radius, render_depth, render_scene,
+    scene_point)
 
 WIDTH, HEIGHT = 320, 240
 FPS = 30.0
@@ -26,16 +28,27 @@ taken, so bag time and header stamps differ, as on a robot."""
 RAW_TOPIC = '/camera/image_raw'
 COMPRESSED_TOPIC = '/camera/image_raw/compressed'
 STATUS_TOPIC = '/robot/status'
+DEPTH_TOPIC = '/camera/aligned_depth_to_color/image_raw'
+CAMERA_INFO_TOPIC = '/camera/camera_info'
+DEPTH_DELAY = 0.003
+"""Depth header stamp minus colour header stamp: an RGB-D camera exposes its two sensors a few
+milliseconds apart, so depth is matched to colour by nearest stamp, not by equal stamps."""
+FRAME_ID = 'camera_color_optical_frame'
+DEPTH_LOG_DELAY_NS = 5_000_000
+"""Depth is logged 5 ms after its colour frame (aligning depth to colour takes time)."""
 
 
 def write_sample_bag(path: str | pathlib.Path, *, width: int = WIDTH, height: int = HEIGHT,
                      fps: float = FPS, seconds: float = SECONDS, storage: str = 'mcap',
-                     compressed: bool = True) -> pathlib.Path:
+                     compressed: bool = True, depth: bool = True) -> pathlib.Path:
     """Write the synthetic scene as a rosbag2 bag.
 
     Topics: RAW_TOPIC (sensor_msgs/Image, bgr8), COMPRESSED_TOPIC (CompressedImage, JPEG) when
-    `compressed`, and STATUS_TOPIC (std_msgs/String, 1 Hz) so the bag is not only images.
-    Frame i has the header stamp START + i / fps and is logged LATENCY later.
+    `compressed`, DEPTH_TOPIC (Image, 16UC1 millimetres, aligned to the colour image) and
+    CAMERA_INFO_TOPIC (CameraInfo with plumb_bob distortion) when `depth`, and STATUS_TOPIC
+    (std_msgs/String, 1 Hz) so the bag is not only images.
+    Frame i has the header stamp START + i / fps and is logged LATENCY later; its depth frame
+    is stamped DEPTH_DELAY later and rendered at that time.
 
     Args:
         path: the bag folder to create (must not exist).
@@ -45,6 +58,7 @@ def write_sample_bag(path: str | pathlib.Path, *, width: int = WIDTH, height: in
         seconds: length of the recording.
         storage: 'mcap' or 'sqlite3'.
         compressed: also write the JPEG topic.
+        depth: also write the depth and CameraInfo topics.
 
     Returns:
         The bag folder.
@@ -58,6 +72,8 @@ def write_sample_bag(path: str | pathlib.Path, *, width: int = WIDTH, height: in
     string_type = store.types['std_msgs/msg/String']
     header_type = store.types['std_msgs/msg/Header']
     time_type = store.types['builtin_interfaces/msg/Time']
+    info_type = store.types['sensor_msgs/msg/CameraInfo']
+    roi_type = store.types['sensor_msgs/msg/RegionOfInterest']
     plugin = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}[storage]
     path = pathlib.Path(path)
     count = int(round(seconds * fps))
@@ -67,12 +83,23 @@ def write_sample_bag(path: str | pathlib.Path, *, width: int = WIDTH, height: in
         jpeg = (writer.add_connection(COMPRESSED_TOPIC, compressed_type.__msgtype__,
                                       typestore=store) if compressed else None)
         status = writer.add_connection(STATUS_TOPIC, string_type.__msgtype__, typestore=store)
+        depth_connection = info_connection = None
+        if depth:
+            depth_connection = writer.add_connection(DEPTH_TOPIC, image_type.__msgtype__,
+                                                     typestore=store)
+            info_connection = writer.add_connection(CAMERA_INFO_TOPIC, info_type.__msgtype__,
+                                                    typestore=store)
+        calibration = camera_info(width, height)
+
+        def header_at(stamp_ns: int) -> Any:
+            return header_type(stamp=time_type(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9),
+                               frame_id=FRAME_ID)
+
         for index in range(count):
             t = index / fps
             stamp_ns = start_ns + round(t * 1e9)
             log_ns = stamp_ns + round(LATENCY * 1e9)
-            header = header_type(stamp=time_type(sec=stamp_ns // 10**9,
-                                                 nanosec=stamp_ns % 10**9), frame_id='camera')
+            header = header_at(stamp_ns)
             bgr = cv2.cvtColor(render_scene(t, width, height), cv2.COLOR_RGB2BGR)
             message = image_type(header=header, height=height, width=width, encoding='bgr8',
                                  is_bigendian=0, step=width * 3, data=bgr.reshape(-1))
@@ -83,6 +110,23 @@ def write_sample_bag(path: str | pathlib.Path, *, width: int = WIDTH, height: in
                                           data=np.frombuffer(encoded.tobytes(), np.uint8))
                 writer.write(jpeg, log_ns + 1000,
                              store.serialize_cdr(message, compressed_type.__msgtype__))
+            if depth_connection is not None and info_connection is not None:
+                depth_ns = stamp_ns + round(DEPTH_DELAY * 1e9)
+                millimetres = render_depth(t + DEPTH_DELAY, width, height)
+                message = image_type(header=header_at(depth_ns), height=height, width=width,
+                                     encoding='16UC1', is_bigendian=0, step=width * 2,
+                                     data=millimetres.view(np.uint8).reshape(-1))
+                writer.write(depth_connection, log_ns + DEPTH_LOG_DELAY_NS,
+                             store.serialize_cdr(message, image_type.__msgtype__))
+                message = info_type(
+                    header=header, height=height, width=width,
+                    distortion_model=calibration['distortion_model'],
+                    d=np.array(calibration['d']), k=np.array(calibration['k']),
+                    r=np.array(calibration['r']), p=np.array(calibration['p']),
+                    binning_x=0, binning_y=0,
+                    roi=roi_type(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+                writer.write(info_connection, log_ns + 3000,
+                             store.serialize_cdr(message, info_type.__msgtype__))
             if index % int(round(fps)) == 0:
                 message = string_type(data=f'running t={t:.1f}')
                 writer.write(status, log_ns + 2000,
@@ -114,6 +158,15 @@ def question_set_yaml(width: int = WIDTH, height: int = HEIGHT, seconds: float =
         points = marker_path(start, end, width, height)
         return '[' + ', '.join(f'[{x:.1f}, {y:.1f}]' for x, y in points) + ']'
 
+    def path_3d(points: list[tuple[float, float]], asked: float) -> str:
+        # Where the pixels of the expected path lie in the depth frame of the asking time.
+        lifted = (scene_point(x, y, asked, width, height) for x, y in points)
+        return '[' + ', '.join(f'[{x:.3f}, {y:.3f}, {z:.3f}]' for x, y, z in lifted) + ']'
+
+    basket = basket_box(width, height)
+    basket_centre = ((basket[0] + basket[2]) / 2, (basket[1] + basket[3]) / 2)
+    into_basket = [marker_position(2.0, width, height), basket_centre]
+
     mx, my = marker_position(3.0, width, height)
     radius = marker_radius(width)
     marker_box = [mx - radius, my - radius, mx + radius, my + radius]
@@ -121,6 +174,11 @@ def question_set_yaml(width: int = WIDTH, height: int = HEIGHT, seconds: float =
     return _TEMPLATE.format(
         source=source, width=width, height=height, seconds=seconds,
         path_1=path(1.0, 2.0), path_2=path(2.5, 3.5),
+        path_1_3d=path_3d(marker_path(1.0, 2.0, width, height), 1.0),
+        path_2_3d=path_3d(marker_path(2.5, 3.5, width, height), 2.5),
+        into_basket='[' + ', '.join(f'[{x:.1f}, {y:.1f}]' for x, y in into_basket) + ']',
+        into_basket_3d=path_3d(into_basket, 2.0),
+        depth_topic=DEPTH_TOPIC, camera_info_topic=CAMERA_INFO_TOPIC,
         basket=', '.join(str(v) for v in basket_box(width, height)),
         marker=', '.join(f'{v:.1f}' for v in marker_box),
         below_start=below_start, below_end=below_end)
@@ -133,7 +191,9 @@ _TEMPLATE = """\
 # and evaluate with
 #   cosmos-reason eval OUT_DIR/sample_bag --questions OUT_DIR/questions.yaml --out OUT_DIR/report
 # The scene ({width}x{height} px, {seconds:g} s at 30 fps): a red marker circles clockwise around a
-# grey basket; marker_position() in core/sample_scene.py gives its centre at any time.
+# grey basket; marker_position() in core/sample_scene.py gives its centre at any time. An RGB-D
+# camera looks straight down: the floor is 1.5 m away, the top of the basket 1.2 m and the top of
+# the marker (a 5 cm puck) 1.45 m; scene_point() gives any pixel in metres.
 
 version: 1                    # format version of this file
 name: sample-scene            # title of the report
@@ -142,6 +202,10 @@ source: {source:<21} # rosbag2 bag (folder, .mcap or .db3) or a video clip;
                               # `cosmos-reason eval SOURCE` replaces it
 topic: /camera/image_raw      # image topic (sensor_msgs/Image or CompressedImage); --topic
                               # replaces it; leave it out when the bag has one image topic
+# Answers lifted into 3D (leave both out for 2D only): depth aligned to the image (16UC1 mm or
+# 32FC1 m) and the colour camera's CameraInfo; --depth-topic and --camera-info-topic replace them
+depth_topic: {depth_topic}
+camera_info_topic: {camera_info_topic}
 
 defaults:                     # any item field below except id, at, stamp, expected
   window_duration: 2.0        # seconds of history before the asking time (0: the run's default;
@@ -151,6 +215,7 @@ defaults:                     # any item field below except id, at, stamp, expec
                               # answer (structured_output) ends as soon as it is complete
   reasoning: false            # ask the model to think in <think> tags first
   tolerance: 0.1              # trajectories: right when the mean error <= this x image diagonal
+  tolerance_3d: 0.05          # ... and in 3D, when the mean error <= this many metres
   iou_threshold: 0.5          # boxes, events: right when the mean best IoU >= this
 
 # Each item: when it asks (`at`: seconds after the bag starts, i.e. after its first message, as
@@ -159,7 +224,9 @@ defaults:                     # any item field below except id, at, stamp, expec
 # temporal_localization, multiple_choice), its text fields, and `expected`: exactly one of
 #   choice: A                  multiple_choice (a letter, or the text of one choice)
 #   verdict: no                question (yes or no)
-#   trajectory: [[x, y], ...]  trajectory (source image pixels, in order)
+#   trajectory: [[x, y], ...]  trajectory (source image pixels, in order); beside it, or alone:
+#   trajectory_3d: [[x, y, z], ...]  the same path in metres in the colour camera's optical
+#                              frame, scored on the answer lifted with the bag's depth
 #   boxes: [[x1, y1, x2, y2]]  grounding (source image pixels; or {{bbox: [...], label: ...}})
 #   events: [{{start: s, end: s, caption: ...}}]  temporal_localization (seconds after the
 #                              bag starts, like `at`; 'mm:ss.ff' strings work too)
@@ -175,6 +242,8 @@ items:
     expected:
       # marker_position(t) for t = 1.0, 1.25, ..., 2.0 s
       trajectory: {path_1}
+      # those pixels in metres: the marker's top, then the floor it will cross
+      trajectory_3d: {path_1_3d}
 
   - id: marker-path-2.5s
     at: 2.5
@@ -182,6 +251,16 @@ items:
     task: Move the red marker along its path for the next second
     expected:
       trajectory: {path_2}
+      trajectory_3d: {path_2_3d}
+
+  - id: marker-into-basket
+    at: 2.0
+    mode: trajectory
+    task: Pick up the red marker and put it into the grey basket
+    expected:
+      # from the marker to the middle of the basket; in 3D from its top to the basket's top
+      trajectory: {into_basket}
+      trajectory_3d: {into_basket_3d}
 
   - id: basket-box
     at: 1.5

@@ -1,6 +1,7 @@
 """Scores of one answer against its expected answer, and the summary of a run.
 
-Pure functions: geometry in source pixels, times in seconds, no model and no files.
+Pure functions: geometry in source pixels (or metres, for answers lifted into 3D), times in
+seconds, no model and no files.
 """
 
 import dataclasses
@@ -11,6 +12,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from cosmos_reason_ros.core.evaluation.questions import Expected, QuestionItem
+from cosmos_reason_ros.core.geometry3d import Lifted, LiftStatus
 from cosmos_reason_ros.core.parsing import Box, Event, ParsedAnswer, Trajectory
 
 Point = tuple[float, float]
@@ -36,6 +38,20 @@ class TrajectoryError:
 
 
 @dataclasses.dataclass(frozen=True)
+class TrajectoryError3D:
+    """How far a trajectory lifted into 3D is from the expected one, in metres."""
+
+    mean_m: float
+    """Mean distance between the two paths resampled by arc length (metres)."""
+    final_m: float
+    """Distance between the last points (metres)."""
+    points: int
+    """Points of the answer's path."""
+    without_depth: int
+    """Of them, points without a valid depth, left out of the path."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Score:
     """The verdict on one answer."""
 
@@ -51,6 +67,11 @@ class Score:
     """Fraction of expected keywords found in the answer."""
     detail: str = ''
     """Why the answer is wrong, when that is not plain from the fields."""
+    trajectory_3d: TrajectoryError3D | None = None
+    correct_3d: bool | None = None
+    """The trajectory in 3D alone (None when the item expects none); `correct` needs it too."""
+    lift_status: str = ''
+    """What became of lifting the answer (a LiftStatus name, lower case; '' when not lifted)."""
 
 
 def image_diagonal(size: tuple[int, int]) -> float:
@@ -58,29 +79,32 @@ def image_diagonal(size: tuple[int, int]) -> float:
     return math.hypot(size[0], size[1])
 
 
-def resample_path(points: Sequence[Point], count: int = TRAJECTORY_SAMPLES) -> np.ndarray:
+def resample_path(points: Sequence[Sequence[float]],
+                  count: int = TRAJECTORY_SAMPLES) -> np.ndarray:
     """Points evenly spaced along a polyline, first and last included.
 
     Args:
-        points: the polyline, at least one point.
+        points: the polyline, at least one point, in 2D (pixels) or 3D (metres).
         count: number of points to return, >= 2.
 
     Returns:
-        A (count, 2) float array; a single point (or a path of zero length) repeats it.
+        A (count, dimensions) float array; a single point (or a path of zero length) repeats
+        it.
 
     Raises:
         ValueError: no points.
     """
-    path = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    if len(path) == 0:
+    path = np.asarray(points, dtype=np.float64)
+    if path.size == 0:
         raise ValueError('a path needs at least one point')
-    steps = np.hypot(*np.diff(path, axis=0).T) if len(path) > 1 else np.zeros(0)
+    path = path.reshape(len(path), -1)
+    steps = np.linalg.norm(np.diff(path, axis=0), axis=1)
     along = np.concatenate([[0.0], np.cumsum(steps)])
     if along[-1] == 0:
         return np.repeat(path[:1], count, axis=0)
     targets = np.linspace(0.0, along[-1], count)
-    return np.stack([np.interp(targets, along, path[:, 0]),
-                     np.interp(targets, along, path[:, 1])], axis=1)
+    return np.stack([np.interp(targets, along, path[:, axis])
+                     for axis in range(path.shape[1])], axis=1)
 
 
 def trajectory_error(predicted: Sequence[Point], expected: Sequence[Point],
@@ -103,6 +127,20 @@ def trajectory_error(predicted: Sequence[Point], expected: Sequence[Point],
     final_px = float(math.dist(predicted[-1], expected[-1]))
     return TrajectoryError(mean_px=mean_px, final_px=final_px, mean_fraction=mean_px / diagonal,
                            final_fraction=final_px / diagonal)
+
+
+def trajectory_error_3d(predicted: Sequence[Sequence[float]],
+                        expected: Sequence[Sequence[float]]) -> tuple[float, float]:
+    """Mean (resampled by arc length, as in 2D) and final point distance in metres between
+    two 3D paths.
+
+    Raises:
+        ValueError: a path without points.
+    """
+    mean = float(np.mean(np.linalg.norm(resample_path(predicted) - resample_path(expected),
+                                        axis=1)))
+    final = float(np.linalg.norm(np.subtract(predicted[-1], expected[-1])))
+    return mean, final
 
 
 def box_iou(a: Box, b: Box) -> float:
@@ -153,12 +191,14 @@ def keyword_recall(text: str, keywords: Sequence[Sequence[str]]) -> float:
 
 
 def score_answer(item: QuestionItem, parsed: ParsedAnswer, image_size: tuple[int, int], *,
-                 window_offset: float = 0.0) -> Score:
+                 window_offset: float = 0.0, lifted: Lifted | None = None) -> Score:
     """Compare a parsed answer with the item's expected answer.
 
     Rules: a choice or verdict must match exactly; a trajectory is right when the mean error of
     its first path is at most `item.tolerance` of the image diagonal; boxes and events when
     their mean best IoU reaches `item.iou_threshold`; free text when every keyword occurs.
+    An item that also expects a trajectory in 3D is right only when that path, lifted with
+    the recording's depth, is within `item.tolerance_3d` metres on average as well.
 
     Args:
         item: the question, with its expected answer and thresholds.
@@ -166,7 +206,24 @@ def score_answer(item: QuestionItem, parsed: ParsedAnswer, image_size: tuple[int
         image_size: (width, height) of the source image.
         window_offset: seconds from the start of the source to the first frame the model saw;
             predicted events (relative to that frame) are shifted by it.
+        lifted: the answer lifted into 3D (None: it was not lifted).
     """
+    score = _score_in_image(item, parsed, image_size, window_offset)
+    lift_status = lifted.status.name.lower() if lifted is not None else ''
+    if not item.expected.trajectory_3d:
+        return dataclasses.replace(score, lift_status=lift_status)
+    lifted_score = _score_trajectory_3d(item, parsed, lifted)
+    correct = lifted_score.correct_3d if score.correct is None else \
+        bool(score.correct and lifted_score.correct_3d)
+    detail = '; '.join(part for part in (score.detail, lifted_score.detail) if part)
+    return dataclasses.replace(
+        score, kind=score.kind or 'trajectory_3d', correct=correct, detail=detail,
+        trajectory_3d=lifted_score.trajectory_3d, correct_3d=lifted_score.correct_3d,
+        lift_status=lift_status)
+
+
+def _score_in_image(item: QuestionItem, parsed: ParsedAnswer, image_size: tuple[int, int],
+                    window_offset: float) -> Score:
     expected: Expected = item.expected
     kind = expected.kind
     if not kind:
@@ -203,6 +260,35 @@ def _score_trajectory(item: QuestionItem, trajectories: Sequence[Trajectory],
     error = trajectory_error(path, item.expected.trajectory, image_size)
     # The first path counts: it is the one a robot would follow.
     return Score('trajectory', error.mean_fraction <= item.tolerance, trajectory=error)
+
+
+def _score_trajectory_3d(item: QuestionItem, parsed: ParsedAnswer,
+                         lifted: Lifted | None) -> Score:
+    """The 3D half of a trajectory's score: the first path, as in 2D, with its points that had
+    valid depth (a point without depth is never invented, so it cannot be scored)."""
+    def wrong(detail: str) -> Score:
+        return Score('trajectory_3d', False, correct_3d=False, detail=detail)
+
+    if lifted is None:
+        return wrong('not lifted into 3D: the run read no depth for this item')
+    if lifted.status is not LiftStatus.OK:
+        return wrong(f'not lifted into 3D ({lifted.status.name.lower()}): {lifted.message}')
+    index = next((i for i, t in enumerate(parsed.trajectories) if t.points), None)
+    if index is None or index >= len(lifted.trajectories):
+        return wrong('no trajectory in the answer to lift')
+    path = lifted.trajectories[index]
+    points = [point for point, valid in zip(path.points, path.valid) if valid]
+    missing = len(path.points) - len(points)
+    if not points:
+        return wrong(f'none of the {len(path.points)} points of the answer had valid depth')
+    mean, final = trajectory_error_3d(points, item.expected.trajectory_3d)
+    error = TrajectoryError3D(mean_m=mean, final_m=final, points=len(path.points),
+                              without_depth=missing)
+    correct = mean <= item.tolerance_3d
+    detail = (f'{missing} of {len(path.points)} points had no valid depth and were left out'
+              if missing else '')
+    return Score('trajectory_3d', correct, trajectory_3d=error, correct_3d=correct,
+                 detail=detail)
 
 
 def _area(box: Box) -> float:
@@ -293,6 +379,14 @@ def summarize(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         parse_counts[status] = parse_counts.get(status, 0) + 1
     trajectories = [item['score']['trajectory'] for item in scored
                     if item['score'].get('trajectory')]
+    lifted = [item for item in answered if (item.get('expected') or {}).get('trajectory_3d')]
+    trajectories_3d = [item['score']['trajectory_3d'] for item in lifted
+                       if (item.get('score') or {}).get('trajectory_3d')]
+    lift_counts: dict[str, int] = {}
+    for item in answered:
+        status = (item.get('score') or {}).get('lift_status')
+        if status and status != 'none':  # 'none': the answer held nothing to lift
+            lift_counts[status] = lift_counts.get(status, 0) + 1
     timings = [item['timing'] for item in answered]
     tokens = [item['tokens'] for item in answered]
     generation_time = sum(t['generation'] for t in timings)
@@ -321,6 +415,12 @@ def summarize(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         'trajectory_error': {
             name: percentiles((t[name] for t in trajectories), (50, 90))
             for name in ('mean_px', 'final_px', 'mean_fraction', 'final_fraction')},
+        'trajectory_error_3d': {
+            name: percentiles((t[name] for t in trajectories_3d), (50, 90))
+            for name in ('mean_m', 'final_m')},
+        'accuracy_3d': rate(sum(bool(item['score']['correct_3d']) for item in lifted),
+                            len(lifted)),
+        'lifting': dict(sorted(lift_counts.items())),
         'box_iou': percentiles((item['score']['iou'] for item in scored
                                 if item['score']['kind'] == 'boxes'), (50,)),
         'event_iou': percentiles((item['score']['iou'] for item in scored
@@ -342,7 +442,8 @@ def _ratio(numerator: int, denominator: int) -> float | None:
 
 
 __all__ = [
-    'Score', 'TRAJECTORY_SAMPLES', 'TrajectoryError', 'box_iou', 'image_diagonal',
-    'interval_iou', 'keyword_recall', 'mean_best_box_iou', 'mean_best_event_iou', 'percentiles',
-    'rate', 'resample_path', 'score_answer', 'summarize', 'trajectory_error', 'wilson_interval',
+    'Score', 'TRAJECTORY_SAMPLES', 'TrajectoryError', 'TrajectoryError3D', 'box_iou',
+    'image_diagonal', 'interval_iou', 'keyword_recall', 'mean_best_box_iou',
+    'mean_best_event_iou', 'percentiles', 'rate', 'resample_path', 'score_answer', 'summarize',
+    'trajectory_error', 'trajectory_error_3d', 'wilson_interval',
 ]
