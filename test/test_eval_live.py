@@ -19,11 +19,15 @@ from cosmos_reason_ros.core.evaluation.questions import parse_question_set
 from cosmos_reason_ros.core.evaluation.replay import Replay, ReplaySettings
 from cosmos_reason_ros.core.evaluation.report import load_report, write_report
 from cosmos_reason_ros.core.evaluation.sample_data import (
-    RAW_TOPIC, START, marker_path, write_sample_bag)
+    CAMERA_INFO_TOPIC, DEPTH_TOPIC, RAW_TOPIC, START, marker_path, write_sample_bag)
 from cosmos_reason_ros.core.evaluation.sources import BagSource
+from cosmos_reason_ros.core.modes import ModelFamily
+from cosmos_reason_ros.core.sample_scene import basket_box, marker_position, scene_point
+from cosmos_reason_ros.ros import node as node_module
 from cosmos_reason_ros.ros.live_eval import LiveEvaluation, LiveSettings
 from recordings import write_bag
 from ros_graph import Graph, TIMEOUT
+from scripted_backend import ScriptedBackend
 
 W, H, SECONDS = 160, 120, 3.0
 SETTINGS = ReplaySettings(window=WindowConfig(max_pixels=W * H))
@@ -146,3 +150,57 @@ def test_a_bag_whose_stamps_do_not_advance_is_refused_live_with_the_fix(tmp_path
         rclpy.try_shutdown(context=context)
     assert result.error_code == 'source'
     assert 'do not advance' in result.error and 'evaluate offline' in result.error
+
+
+def test_live_3d_answers_of_the_node_agree_with_the_offline_lifting(bag, tmp_path, monkeypatch):
+    """The node lifts with the depth and CameraInfo it receives from the playing bag; the
+    offline run lifts from the bag itself: both must land on the scene's geometry."""
+    x1, y1, x2, y2 = basket_box(W, H)
+    path = [marker_position(1.5, W, H), ((x1 + x2) / 2, (y1 + y2) / 2)]
+    answer = '```json\n[' + ', '.join(
+        f'{{"point_2d": [{x / W * 1000:.4f}, {y / H * 1000:.4f}], "label": "path"}}'
+        for x, y in path) + ']\n```'
+    questions = parse_question_set({
+        'version': 1, 'source': str(bag), 'topic': RAW_TOPIC, 'depth_topic': DEPTH_TOPIC,
+        'camera_info_topic': CAMERA_INFO_TOPIC,
+        'defaults': {'window_duration': 1.0, 'max_frames': 4, 'max_new_tokens': 8},
+        'items': [{'id': 'into-basket', 'at': 1.5, 'mode': 'trajectory',
+                   'task': 'Put the marker into the basket', 'expected': {
+                       'trajectory_3d': [list(scene_point(x, y, 1.5, W, H))
+                                         for x, y in path]}}]}, tmp_path / 'questions.yaml')
+    backend = ScriptedBackend({}, default=answer, family=ModelFamily.QWEN3_VL)
+    monkeypatch.setattr(node_module, 'create_backend', lambda settings, environ: backend)
+    graph = Graph('scripted', camera=False, use_sim_time=True, **{
+        'window.max_pixels': W * H, 'goal.frame_wait_timeout': 5.0, 'depth.enabled': True})
+    player = BagPlayer(graph.context, bag, {RAW_TOPIC: '/image', DEPTH_TOPIC: '/depth',
+                                            CAMERA_INFO_TOPIC: '/camera_info'})
+    try:
+        assert graph.node.wait_until_loaded(TIMEOUT), graph.node.model_state
+        evaluation = LiveEvaluation(
+            graph.peer, questions, action='/cosmos_reason/reason',
+            settings=LiveSettings(replay=SETTINGS, start_timeout=TIMEOUT, stall_timeout=10.0,
+                                  result_timeout=TIMEOUT))
+        assert player.wait_for_subscribers(
+            {'/image': 1, '/depth': 1, '/camera_info': 1, '/clock': 2}, TIMEOUT)
+        runs = []
+        client = threading.Thread(target=lambda: runs.append(evaluation.run()))
+        client.start()
+        player.start()
+        client.join(TIMEOUT)
+        assert not client.is_alive(), 'the live client did not finish'
+        assert player.finished.wait(TIMEOUT) and player.error is None
+    finally:
+        player.stop()
+        graph.close()
+
+    (live,) = runs
+    (result,) = live.results
+    assert result.status == 'answered', (result.error_code, result.error)
+    assert result.lifted.status.name == 'OK', result.lifted.message
+    assert result.score.correct_3d and result.score.trajectory_3d.mean_m < 1e-3
+    offline, = Replay(ScriptedBackend({}, default=answer, family=ModelFamily.QWEN3_VL),
+                      SETTINGS).run(questions).results
+    assert offline.depth_stamp == near(result.depth_stamp)
+    for ours, theirs in zip(result.lifted.trajectories[0].points,
+                            offline.lifted.trajectories[0].points):
+        assert ours == pytest.approx(theirs, abs=1e-6)

@@ -1,12 +1,14 @@
 """An answer in 3D as ROS messages: the result's 3D fields and RViz markers."""
 
-from typing import Optional
+from typing import Optional, Tuple
 
 from geometry_msgs.msg import Point, Vector3
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
-from cosmos_reason_ros.core.geometry3d import Lifted
+from cosmos_reason_ros.core import geometry3d
+from cosmos_reason_ros.core.geometry3d import Lifted, LiftStatus
+from cosmos_reason_ros.core.images import stamp_seconds
 from cosmos_reason_ros.msg import BoundingBox3D, ReasoningResult, Trajectory3D
 from cosmos_reason_ros.ros.conversions import to_time
 
@@ -33,6 +35,23 @@ def fill_lifted(msg: ReasoningResult, lifted: Lifted, depth_stamp: Optional[floa
                       size=Vector3(x=box.size[0], y=box.size[1], z=box.size[2]),
                       valid=box.valid, depth_pixels=box.depth_pixels)
         for box in lifted.boxes]
+
+
+def lifted_from_msg(msg: ReasoningResult) -> Tuple[Lifted, Optional[float]]:
+    """A result's 3D answer back into the core's Lifted, with the depth frame's stamp (None
+    when none was used); the inverse of fill_lifted."""
+    trajectories = tuple(
+        geometry3d.Trajectory3D(trajectory.label, tuple((p.x, p.y, p.z) for p in trajectory.points),
+                     tuple(bool(ok) for ok in trajectory.valid))
+        for trajectory in msg.trajectories_3d)
+    boxes = tuple(
+        geometry3d.Box3D(box.label, (box.center.x, box.center.y, box.center.z),
+              (box.size.x, box.size.y, box.size.z), bool(box.valid), int(box.depth_pixels))
+        for box in msg.boxes_3d)
+    stamp = msg.depth_stamp
+    depth_stamp = stamp_seconds(stamp) if (stamp.sec or stamp.nanosec) else None
+    return (Lifted(LiftStatus(msg.lift_status), msg.lift_message, trajectories, boxes),
+            depth_stamp)
 
 
 def markers_of(msg: ReasoningResult) -> MarkerArray:

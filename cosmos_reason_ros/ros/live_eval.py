@@ -31,9 +31,11 @@ from cosmos_reason_ros.core.evaluation.report import write_report
 from cosmos_reason_ros.core.evaluation.scoring import score_answer
 from cosmos_reason_ros.core.evaluation.sources import (
     BagSource, SourceError, Timeline, check_stamps, load_frames, ns_to_seconds, open_source)
+from cosmos_reason_ros.core.geometry3d import LiftStatus
 from cosmos_reason_ros.core.images import stamp_seconds
 from cosmos_reason_ros.core.parsing import Box, Event, ParsedAnswer, ParseStatus, Trajectory
 from cosmos_reason_ros.ros.client import DEFAULT_ACTION, ReasonClient, make_goal
+from cosmos_reason_ros.ros.depth_output import lifted_from_msg
 
 class ClockStalledError(ReasonError):
     """/clock did not reach an item's time: the bag is not playing (or stopped)."""
@@ -351,6 +353,14 @@ def _result_to_item(base: ItemResult, item: QuestionItem, result: Reason.Result,
     size = (int(output.image_width), int(output.image_height))
     first_bag_time = timeline.bag_time_of(stamps[0]) if stamps else None
     window_offset = (first_bag_time if first_bag_time is not None else stamps[0]) - timeline.start
+    lifted, depth_stamp = None, None
+    if item.depth_topic:
+        lifted, depth_stamp = lifted_from_msg(output)
+        if lifted.status is LiftStatus.NONE and (parsed.trajectories or parsed.boxes):
+            lifted = dataclasses.replace(lifted, message=(
+                'the node lifted nothing: run it with depth.enabled:=true and remap depth and '
+                f"camera_info to the bag's '{item.depth_topic}' and "
+                f"'{item.camera_info_topic}'"))
     return dataclasses.replace(
         base, status=ANSWERED, parsed=parsed, raw_text=output.raw_text,
         model_id=output.model_id, frame_stamps=stamps, window_offset=window_offset,
@@ -360,7 +370,8 @@ def _result_to_item(base: ItemResult, item: QuestionItem, result: Reason.Result,
         time_to_first_token=output.time_to_first_token,
         generation_time=output.generation_time, total_time=output.total_time,
         decode_tokens_per_second=output.decode_tokens_per_second,
-        score=score_answer(item, parsed, size, window_offset=window_offset))
+        score=score_answer(item, parsed, size, window_offset=window_offset, lifted=lifted),
+        lifted=lifted, depth_stamp=depth_stamp)
 
 
 def parsed_from_msg(output: Any) -> ParsedAnswer:
@@ -397,6 +408,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="the bag being played (default: the question set's source)")
     parser.add_argument('--questions', required=True, help='question set (YAML)')
     parser.add_argument('--topic', help='image topic in the bag')
+    parser.add_argument('--depth-topic',
+                        help="depth topic in the bag (the node's `depth`, with depth.enabled); "
+                             'with --camera-info-topic, trajectory_3d expectations are scored '
+                             "on the node's 3D answers (default: the question set's)")
+    parser.add_argument('--camera-info-topic',
+                        help="CameraInfo topic in the bag (the node's `camera_info`)")
     parser.add_argument('--action', default=DEFAULT_ACTION, help='Reason action of the node')
     parser.add_argument('--out', default='live_eval_report', help='report folder')
     parser.add_argument('--sample', action='store_true',
@@ -424,7 +441,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv if argv is None else argv)
     args = parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
     try:
-        questions = load_questions(args.questions, source=args.bag, topic=args.topic)
+        questions = load_questions(args.questions, source=args.bag, topic=args.topic,
+                                   depth_topic=args.depth_topic,
+                                   camera_info_topic=args.camera_info_topic)
     except ReasonError as error:
         print(f'live_eval: {error}', file=sys.stderr)
         return 2
