@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job on this machine: the reasoning node with the embedded tiny test model (built by
-# set-up, nothing downloaded) on the generated sample camera stream (640x480 bgr8 at 30 fps); a
-# client sends a trajectory goal and prints the streamed feedback and the typed result (a parsed
-# trajectory). ROS_DISTRO=jazzy runs it on the Jazzy workspace (after ROS_DISTRO=jazzy bash
+# set-up, nothing downloaded) on the generated sample RGB-D stream (640x480 bgr8, aligned 16UC1
+# depth and CameraInfo at 30 fps); a client sends a trajectory goal and prints the streamed
+# feedback and the typed result (a parsed trajectory, and the same path lifted into metres). ROS_DISTRO=jazzy runs it on the Jazzy workspace (after ROS_DISTRO=jazzy bash
 # scripts/setup.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,9 +16,12 @@ export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-$((RANDOM % 100 + 1))}
 
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
-sample_stream --ros-args -p rate:=30.0 -r image:=/camera/image_raw &
+topics=(-r image:=/camera/image_raw -r depth:=/camera/aligned_depth_to_color/image_raw
+        -r camera_info:=/camera/camera_info)
+sample_stream --ros-args -p rate:=30.0 -p depth:=true "${topics[@]}" &
 pids+=($!)
-reason_node --ros-args --params-file config/cpu_test_model.yaml -r image:=/camera/image_raw &
+reason_node --ros-args --params-file config/cpu_test_model.yaml -p depth.enabled:=true \
+  "${topics[@]}" &
 pids+=($!)
 # The answer is decoded under the trajectory format after the reasoning (structured_output), so
 # even the random-weight model returns a parsed trajectory: its points are random, its form is

@@ -230,3 +230,38 @@ def test_depth_off_leaves_the_3d_fields_empty(monkeypatch):
         assert output.trajectories_3d == [] and len(output.trajectories[0].points) == 3
     finally:
         graph.close()
+
+
+def test_the_sample_stream_with_depth_places_the_basket_and_floor_where_the_scene_says(
+        monkeypatch):
+    """The demo's RGB-D stand-in: its depth and CameraInfo agree with the scene's geometry."""
+    from cosmos_reason_ros.core.sample_scene import basket_box, scene_point
+    from cosmos_reason_ros.ros.sample_stream import SampleStream
+    from rclpy.parameter import Parameter
+
+    width, height = 160, 120
+    x1, y1, x2, y2 = basket_box(width, height)
+    # The basket's middle, and a floor point in a corner the marker never reaches.
+    pixels = [((x1 + x2) / 2, (y1 + y2) / 2), (8.0, 8.0)]
+    answer = '```json\n[' + ', '.join(
+        f'{{"point_2d": [{u / width * 1000!r}, {v / height * 1000!r}], "label": "path"}}'
+        for u, v in pixels) + ']\n```'
+    backend = ScriptedBackend({}, default=answer, family=ModelFamily.QWEN3_VL)
+    monkeypatch.setattr(node_module, 'create_backend', lambda settings, environ: backend)
+    graph = Graph('scripted', camera=False, **{
+        'depth.enabled': True, 'goal.window_duration': 1.0, 'goal.max_frames': 2})
+    try:
+        assert graph.node.wait_until_loaded(TIMEOUT)
+        graph.add_node(SampleStream(context=graph.context, parameter_overrides=[
+            Parameter('width', value=width), Parameter('height', value=height),
+            Parameter('depth', value=True)]))
+        graph.wait_for_diagnostics('camera_info_received', 1)
+        graph.wait_for_diagnostics('depth_frames_received', 1)
+        output = ask_trajectory(graph).output
+        assert output.lift_status == ReasoningResult.LIFT_OK, output.lift_message
+        points = [[p.x, p.y, p.z] for p in output.trajectories_3d[0].points]
+        truth = [scene_point(u, v, 0.0, width, height) for u, v in pixels]
+        # Millimetre depths in a float32 image: within a micrometre of the truth in metres.
+        np.testing.assert_allclose(points, truth, atol=1e-5)
+    finally:
+        graph.close()

@@ -1,7 +1,8 @@
 """A camera stand-in: publishes the synthetic sample scene at a fixed rate.
 
-`ros2 run cosmos_reason_ros sample_stream` feeds the demo; parameters choose size, rate and
-whether frames go out raw (bgr8 on `image`) or as JPEG (on `image/compressed`).
+`ros2 run cosmos_reason_ros sample_stream` feeds the demo; parameters choose size, rate,
+whether frames go out raw (bgr8 on `image`) or as JPEG (on `image/compressed`), and whether an
+aligned depth image (16UC1 on `depth`) and the camera's calibration (`camera_info`) go with them.
 """
 
 import cv2
@@ -9,10 +10,10 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
-from cosmos_reason_ros.core.sample_scene import render_scene
+from cosmos_reason_ros.core.sample_scene import camera_info, render_depth, render_scene
 
 
 class SampleStream(Node):
@@ -25,6 +26,11 @@ class SampleStream(Node):
         self._height = self.declare_parameter('height', 480).value
         self._compressed = self.declare_parameter('compressed', False).value
         self._frame_id = self.declare_parameter('frame_id', 'camera').value
+        self._depth = None
+        if self.declare_parameter('depth', False).value:
+            self._depth = self.create_publisher(Image, 'depth', qos_profile_sensor_data)
+            self._info = self.create_publisher(CameraInfo, 'camera_info',
+                                               qos_profile_sensor_data)
         if self._compressed:
             self._pub = self.create_publisher(CompressedImage, 'image/compressed',
                                               qos_profile_sensor_data)
@@ -49,6 +55,13 @@ class SampleStream(Node):
         else:
             self._pub.publish(Image(header=header, height=self._height, width=self._width,
                                     encoding='bgr8', step=self._width * 3, data=bgr.tobytes()))
+        if self._depth is not None:
+            depth = render_depth(t, self._width, self._height)
+            self._depth.publish(Image(header=header, height=self._height, width=self._width,
+                                      encoding='16UC1', step=self._width * 2,
+                                      data=depth.tobytes()))
+            self._info.publish(CameraInfo(header=header,
+                                          **camera_info(self._width, self._height)))
         self.published += 1
 
 
