@@ -20,7 +20,7 @@ from cosmos_reason_ros.core.evaluation.questions import load_questions
 from cosmos_reason_ros.core.evaluation.replay import Replay, ReplaySettings
 from cosmos_reason_ros.core.evaluation.report import load_report, write_report
 from cosmos_reason_ros.core.evaluation.sample_data import (
-    CAMERA_INFO_TOPIC, DEPTH_DELAY, DEPTH_TOPIC, HEIGHT, START, WIDTH, write_sample,
+    CAMERA_INFO_TOPIC, COMPRESSED_DEPTH_TOPIC, DEPTH_DELAY, DEPTH_TOPIC, HEIGHT, START, WIDTH, write_sample,
     write_sample_bag)
 from cosmos_reason_ros.core.geometry3d import DepthImage, LiftSettings
 from cosmos_reason_ros.core.modes import ModelFamily
@@ -107,6 +107,18 @@ def test_right_pixels_land_within_a_millimetre_of_the_scene_in_metres(sample, tm
     assert 'in 3D correct: mean error 0.' in markdown
 
 
+def test_compressed_depth_in_the_bag_lifts_like_the_raw_depth(sample):
+    raw = load_questions(sample)
+    compressed = load_questions(sample, depth_topic=COMPRESSED_DEPTH_TOPIC)
+    ours = Replay(oracle(raw), SETTINGS).run(raw).results
+    theirs = Replay(oracle(compressed), SETTINGS).run(compressed).results
+    lifted = [(a.lifted, b.lifted) for a, b in zip(ours, theirs) if a.item.id in TRAJECTORIES]
+    assert len(lifted) == 3
+    for a, b in lifted:
+        assert a.status.name == b.status.name == 'OK'
+        np.testing.assert_array_equal(a.trajectories[0].points, b.trajectories[0].points)
+
+
 def test_a_path_off_by_ten_pixels_is_wrong_in_metres_but_right_in_pixels(sample):
     questions = load_questions(sample)
     run = Replay(oracle(questions, shift=(10.0, 0.0)), SETTINGS).run(questions)
@@ -135,8 +147,8 @@ def test_a_bag_without_the_depth_topic_fails_the_lifted_items_and_names_the_topi
     run = Replay(oracle_for_one(), SETTINGS).run(questions)
     result, = run.results
     assert result.status == 'error' and result.error_code == 'source'
-    assert (f"depth_topic '{DEPTH_TOPIC}' is not in it; its Image topics: /camera/image_raw"
-            in result.error)
+    assert (f"depth_topic '{DEPTH_TOPIC}' is not in it; its Image or CompressedImage topics: "
+            '/camera/image_raw' in result.error)
     assert '--depth-topic' in result.error
 
 
@@ -160,8 +172,8 @@ def test_cli_eval_checks_the_depth_topics_before_loading_a_model(sample, tmp_pat
               '--model', str(tmp_path / 'no-model'), '--quiet', '--out', str(tmp_path / 'r')]
     assert cli.main(common + ['--depth-topic', '/camera/depth']) == 2
     error = capsys.readouterr().err
-    assert "depth_topic '/camera/depth' is not in it; its Image topics: " \
-           f'{DEPTH_TOPIC}, /camera/image_raw' in error
+    assert ("depth_topic '/camera/depth' is not in it; its Image or CompressedImage topics: "
+            f'{DEPTH_TOPIC}, {COMPRESSED_DEPTH_TOPIC}, /camera/image_raw, ') in error
     assert cli.main(common + ['--camera-info-topic', '/camera/image_raw']) == 2
     assert ("camera_info_topic '/camera/image_raw' is a sensor_msgs/msg/Image; its CameraInfo "
             f'topics: {CAMERA_INFO_TOPIC}') in capsys.readouterr().err

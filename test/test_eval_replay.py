@@ -110,8 +110,9 @@ def test_a_bag_with_several_image_topics_needs_a_choice(sample):
     with pytest.raises(SourceError) as raised:
         BagSource(bag)
     assert ("several image topics; choose one with --topic (or 'topic' in the question set): "
-            '/camera/aligned_depth_to_color/image_raw (Image), /camera/image_raw (Image), '
-            '/camera/image_raw/compressed (CompressedImage)'
+            '/camera/aligned_depth_to_color/image_raw (Image), '
+            '/camera/aligned_depth_to_color/image_raw/compressedDepth (CompressedImage), '
+            '/camera/image_raw (Image), /camera/image_raw/compressed (CompressedImage)'
             in str(raised.value))
 
 
@@ -263,7 +264,8 @@ def test_cli_eval_then_compare(sample, tiny_qwen3_checkpoint, tmp_path, capsys):
     assert cli.main(common + ['--topic', '/nope', '--out', str(tmp_path / 'c')]) == 2
     error = capsys.readouterr().err
     assert ("has no topic '/nope'; image topics: /camera/aligned_depth_to_color/image_raw "
-            '(Image), /camera/image_raw (Image)') in error
+            '(Image), /camera/aligned_depth_to_color/image_raw/compressedDepth (CompressedImage), '
+            '/camera/image_raw (Image)') in error
     assert cli.main(['compare', str(questions), str(questions)]) == 2
     assert 'cannot read report' in capsys.readouterr().err
     other = tmp_path / 'other.json'

@@ -11,13 +11,16 @@ import dataclasses
 import pathlib
 from typing import Any
 
+from cosmos_reason_ros.core.compressed_depth import decode_compressed_depth
 from cosmos_reason_ros.core.evaluation.sources import (
     FrameSource, SourceError, cdr_header_stamp)
 from cosmos_reason_ros.core.geometry3d import (
-    CameraInfoData, DepthData, LiftSettings, Lifted, LiftStatus, lift_answer)
+    CameraInfoData, DepthData, LiftError, LiftSettings, Lifted, LiftStatus, lift_answer)
 from cosmos_reason_ros.core.parsing import ParsedAnswer
 
 DEPTH_TYPE = 'sensor_msgs/msg/Image'
+COMPRESSED_DEPTH_TYPE = 'sensor_msgs/msg/CompressedImage'
+"""image_transport's compressedDepth (PNG) topics, e.g. .../image_raw/compressedDepth."""
 CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
 DEPTH_WAIT = 0.2
 """Seconds after the asking time that a depth frame or CameraInfo may still be logged and be
@@ -71,8 +74,9 @@ class DepthTrack:
         try:
             with AnyReader([pathlib.Path(path)], default_typestore=self._typestore) as reader:
                 topics = {name: info.msgtype or '' for name, info in reader.topics.items()}
-                _check_topic(self.path, topics, depth_topic, DEPTH_TYPE, 'depth_topic')
-                _check_topic(self.path, topics, camera_info_topic, CAMERA_INFO_TYPE,
+                _check_topic(self.path, topics, depth_topic, (DEPTH_TYPE, COMPRESSED_DEPTH_TYPE),
+                             'depth_topic')
+                _check_topic(self.path, topics, camera_info_topic, (CAMERA_INFO_TYPE,),
                              'camera_info_topic')
                 wanted = [c for c in reader.connections
                           if c.topic in (depth_topic, camera_info_topic)]
@@ -94,10 +98,14 @@ class DepthTrack:
                 'camera_info_topic': self.camera_info_topic,
                 'camera_infos': len(self._info_log_ns)}
 
-    def depth_for(self, stamp: float, bag_time: float,
-                  tolerance: float) -> tuple[DepthData | None, float | None]:
+    def depth_for(self, stamp: float, bag_time: float, tolerance: float, *,
+                  size: tuple[int, int] | None = None
+                  ) -> tuple[DepthData | LiftError | None, float | None]:
         """The depth frame nearest to a colour frame's stamp within tolerance, among those
-        logged by bag_time + DEPTH_WAIT, and its stamp; (None, None) when there is none."""
+        logged by bag_time + DEPTH_WAIT, and its stamp; (None, None) when there is none.
+
+        A compressedDepth frame is decoded here: one that cannot be (or that declares another
+        size than `size`, the colour image's) gives the LiftError that says why."""
         logged = bisect.bisect_right(self._log_ns, round((bag_time + DEPTH_WAIT) * 1e9))
         best, best_gap = None, tolerance
         for index in range(logged):
@@ -106,7 +114,11 @@ class DepthTrack:
                 best, best_gap = index, gap
         if best is None:
             return None, None
-        return self._read_depth(self._log_ns[best]), self._stamps_ns[best] * 1e-9
+        try:
+            depth = self._read_depth(self._log_ns[best], size)
+        except LiftError as error:
+            return error, self._stamps_ns[best] * 1e-9
+        return depth, self._stamps_ns[best] * 1e-9
 
     def camera_info_at(self, bag_time: float) -> CameraInfoData | None:
         """The last CameraInfo logged by bag_time + DEPTH_WAIT (None before the first)."""
@@ -119,19 +131,25 @@ class DepthTrack:
         the stamp of the depth frame used (None when none matched)."""
         if not parsed.trajectories and not parsed.boxes:
             return Lifted(LiftStatus.NONE, 'the answer holds no points or boxes to lift'), None
-        depth, depth_stamp = self.depth_for(frame_stamp, bag_time, settings.tolerance)
+        depth, depth_stamp = self.depth_for(frame_stamp, bag_time, settings.tolerance,
+                                            size=image_size)
+        if isinstance(depth, LiftError):
+            return Lifted(depth.status, str(depth)), depth_stamp
         lifted = lift_answer(parsed.trajectories, parsed.boxes, image_size,
                              camera_info=self.camera_info_at(bag_time), depth=depth,
                              settings=settings.lift)
         return lifted, depth_stamp
 
-    def _read_depth(self, log_ns: int) -> DepthData:
+    def _read_depth(self, log_ns: int, size: tuple[int, int] | None) -> DepthData:
         with self._reader_type([pathlib.Path(self.path)],
                                default_typestore=self._typestore) as reader:
             connections = [c for c in reader.connections if c.topic == self.depth_topic]
             for connection, _, raw in reader.messages(connections=connections, start=log_ns,
                                                       stop=log_ns + 1):
                 message: Any = reader.deserialize(raw, connection.msgtype)
+                if connection.msgtype == COMPRESSED_DEPTH_TYPE:
+                    return decode_compressed_depth(str(message.format), message.data,
+                                                   expected_size=size)
                 return DepthData(encoding=str(message.encoding), width=int(message.width),
                                  height=int(message.height), step=int(message.step),
                                  data=message.data, is_bigendian=bool(message.is_bigendian))
@@ -155,18 +173,21 @@ def check_depth_topics(source: FrameSource, depth_topic: str, camera_info_topic:
             topics = {name: info.msgtype or '' for name, info in reader.topics.items()}
     except (AnyReaderError, OSError, ValueError, KeyError) as error:
         raise SourceError(f"cannot read depth from bag '{source.path}': {error}") from None
-    _check_topic(source.path, topics, depth_topic, DEPTH_TYPE, 'depth_topic')
-    _check_topic(source.path, topics, camera_info_topic, CAMERA_INFO_TYPE, 'camera_info_topic')
+    _check_topic(source.path, topics, depth_topic, (DEPTH_TYPE, COMPRESSED_DEPTH_TYPE),
+                 'depth_topic')
+    _check_topic(source.path, topics, camera_info_topic, (CAMERA_INFO_TYPE,),
+                 'camera_info_topic')
 
 
-def _check_topic(path: str, topics: dict[str, str], topic: str, msgtype: str,
+def _check_topic(path: str, topics: dict[str, str], topic: str, msgtypes: tuple[str, ...],
                  field: str) -> None:
-    if topics.get(topic) == msgtype:
+    if topics.get(topic) in msgtypes:
         return
-    candidates = ', '.join(sorted(name for name, kind in topics.items() if kind == msgtype))
+    candidates = ', '.join(sorted(name for name, kind in topics.items() if kind in msgtypes))
     found = (f'is a {topics[topic]}' if topic in topics else 'is not in it')
+    kinds = ' or '.join(msgtype.rsplit('/', 1)[-1] for msgtype in msgtypes)
     raise SourceError(
-        f"bag '{path}': {field} '{topic}' {found}; its {msgtype.rsplit('/', 1)[-1]} topics: "
+        f"bag '{path}': {field} '{topic}' {found}; its {kinds} topics: "
         f"{candidates or 'none'} (set {field} in the question set, or --"
         f"{field.replace('_', '-')})")
 
@@ -182,5 +203,5 @@ def _camera_info(message: Any) -> CameraInfoData:
         frame_id=str(message.header.frame_id))
 
 
-__all__ = ['CAMERA_INFO_TYPE', 'DEPTH_TYPE', 'DEPTH_WAIT', 'DepthSettings', 'DepthTrack',
+__all__ = ['CAMERA_INFO_TYPE', 'COMPRESSED_DEPTH_TYPE', 'DEPTH_TYPE', 'DEPTH_WAIT', 'DepthSettings', 'DepthTrack',
            'check_depth_topics']

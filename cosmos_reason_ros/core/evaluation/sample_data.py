@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from cosmos_reason_ros.core.compressed_depth import encode_compressed_depth
 from cosmos_reason_ros.core.sample_scene import (
     basket_box, camera_info, marker_position, marker_radius, render_depth, render_scene,
     scene_point)
@@ -29,6 +30,7 @@ RAW_TOPIC = '/camera/image_raw'
 COMPRESSED_TOPIC = '/camera/image_raw/compressed'
 STATUS_TOPIC = '/robot/status'
 DEPTH_TOPIC = '/camera/aligned_depth_to_color/image_raw'
+COMPRESSED_DEPTH_TOPIC = DEPTH_TOPIC + '/compressedDepth'
 CAMERA_INFO_TOPIC = '/camera/camera_info'
 DEPTH_DELAY = 0.003
 """Depth header stamp minus colour header stamp: an RGB-D camera exposes its two sensors a few
@@ -45,7 +47,8 @@ def write_sample_bag(path: str | pathlib.Path, *, width: int = WIDTH, height: in
 
     Topics: RAW_TOPIC (sensor_msgs/Image, bgr8), COMPRESSED_TOPIC (CompressedImage, JPEG) when
     `compressed`, DEPTH_TOPIC (Image, 16UC1 millimetres, aligned to the colour image) and
-    CAMERA_INFO_TOPIC (CameraInfo with plumb_bob distortion) when `depth`, and STATUS_TOPIC
+    CAMERA_INFO_TOPIC (CameraInfo with plumb_bob distortion) when `depth`, the same depth as
+    image_transport's compressedDepth (PNG) on COMPRESSED_DEPTH_TOPIC when both, and STATUS_TOPIC
     (std_msgs/String, 1 Hz) so the bag is not only images.
     Frame i has the header stamp START + i / fps and is logged LATENCY later; its depth frame
     is stamped DEPTH_DELAY later and rendered at that time.
@@ -83,7 +86,10 @@ def write_sample_bag(path: str | pathlib.Path, *, width: int = WIDTH, height: in
         jpeg = (writer.add_connection(COMPRESSED_TOPIC, compressed_type.__msgtype__,
                                       typestore=store) if compressed else None)
         status = writer.add_connection(STATUS_TOPIC, string_type.__msgtype__, typestore=store)
-        depth_connection = info_connection = None
+        depth_connection = info_connection = png_connection = None
+        if depth and compressed:
+            png_connection = writer.add_connection(COMPRESSED_DEPTH_TOPIC,
+                                                   compressed_type.__msgtype__, typestore=store)
         if depth:
             depth_connection = writer.add_connection(DEPTH_TOPIC, image_type.__msgtype__,
                                                      typestore=store)
@@ -118,6 +124,12 @@ def write_sample_bag(path: str | pathlib.Path, *, width: int = WIDTH, height: in
                                      data=millimetres.view(np.uint8).reshape(-1))
                 writer.write(depth_connection, log_ns + DEPTH_LOG_DELAY_NS,
                              store.serialize_cdr(message, image_type.__msgtype__))
+                if png_connection is not None:
+                    format_, data = encode_compressed_depth(millimetres)
+                    message = compressed_type(header=header_at(depth_ns), format=format_,
+                                              data=np.frombuffer(data, np.uint8))
+                    writer.write(png_connection, log_ns + DEPTH_LOG_DELAY_NS + 1000,
+                                 store.serialize_cdr(message, compressed_type.__msgtype__))
                 message = info_type(
                     header=header, height=height, width=width,
                     distortion_model=calibration['distortion_model'],
@@ -340,7 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 __all__ = [
-    'COMPRESSED_TOPIC', 'RAW_TOPIC', 'basket_box', 'below_basket_interval', 'marker_path',
+    'CAMERA_INFO_TOPIC', 'COMPRESSED_DEPTH_TOPIC', 'COMPRESSED_TOPIC', 'DEPTH_TOPIC', 'RAW_TOPIC',
+    'basket_box', 'below_basket_interval', 'marker_path',
     'marker_radius', 'question_set_yaml', 'write_sample', 'write_sample_bag',
 ]
 
