@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from cosmos_reason_ros.core.config import WindowConfig
-from cosmos_reason_ros.core.depth_matching import DepthMatcher, DepthOffer
-from cosmos_reason_ros.core.frames import FrameWindow, Offer
+from cosmos_reason_ros.core.depth_matching import LEAD_FLOOR, DepthMatcher, DepthOffer
+from cosmos_reason_ros.core.frames import FrameWindow, Offer, StampBounds
 
 TOLERANCE = 0.02
 
@@ -66,27 +66,118 @@ def test_a_rewind_forgets_the_old_timeline():
     assert pairs.match(5.0) is None
 
 
-def test_30_fps_depth_stores_only_frames_near_the_colour_frames_kept_at_4_fps():
+def rgbd_stream(*, depth_offset=0.0, jitter=0.0, depth_lag=0, dropped=(), seconds=10.0,
+                middleware=True):
+    """30 fps colour + depth into a 4 fps window and a matcher, as the node feeds them.
+
+    Depth is stamped `depth_offset` (+- `jitter`, uniform) after its colour frame and reaches
+    the matcher `depth_lag` colour frames after it (0: before its colour frame every other
+    time); depth frames whose index is in `dropped` are lost. With `middleware`, a depth frame
+    is delivered only if it passes the bounds of wanted_stamps() handed out when the last
+    colour frame was kept, as a content filter would; else every one is offered (the node's
+    own filtering).
+
+    Returns:
+        (the matcher, the kept colour stamps, the depth stamp of each colour stamp, the depth
+        frames delivered, the offers' outcomes)
+    """
     window = FrameWindow(WindowConfig(target_fps=4.0, capacity=64, max_duration=60.0))
     pairs = matcher()
+    rng = np.random.default_rng(7)
     image = np.zeros((2, 2, 3), dtype=np.uint8)
-    offers = []
-    kept = []
-    for index in range(300):  # 10 s of both streams; depth arrives first half of the time
-        stamp = 100.0 + index / 30.0
-        depth_first = index % 2 == 0
-        if depth_first:
-            offers.append(pairs.offer_depth(stamp, stamp, colour_wanted=window.wanted_stamps()))
-        if window.offer(stamp, lambda: image) is Offer.KEPT:
-            pairs.colour_kept(stamp)
-            kept.append(stamp)
-        if not depth_first:
-            offers.append(pairs.offer_depth(stamp, stamp, colour_wanted=window.wanted_stamps()))
+    bounds = None
+    depth_of, kept, delivered, offers, queue = {}, [], [], [], []
+
+    def arrive(stamp: float) -> None:
+        if middleware and bounds is not None and bounds.below <= stamp < bounds.at_least:
+            return
+        delivered.append(stamp)
+        offers.append(pairs.offer_depth(stamp, stamp, colour_wanted=window.wanted_stamps()))
+
+    for index in range(int(seconds * 30)):
+        colour = 100.0 + index / 30.0
+        depth = colour + depth_offset + rng.uniform(-jitter, jitter)
+        depth_of[colour] = depth
+        if index not in dropped:
+            queue.append(depth)
+        if depth_lag == 0 and index % 2 == 0 and queue:
+            arrive(queue.pop(0))
+        if window.offer(colour, lambda: image) is Offer.KEPT:
+            pairs.colour_kept(colour)
+            kept.append(colour)
+            bounds = pairs.wanted_stamps(window.wanted_stamps())
+        while len(queue) > depth_lag:
+            arrive(queue.pop(0))
+    return pairs, kept, depth_of, delivered, offers
+
+
+@pytest.mark.parametrize('middleware', [True, False], ids=['content filter', 'node'])
+@pytest.mark.parametrize('stream, extra', [
+    ({}, 0.0),  # one stamp per capture
+    ({'depth_offset': -0.008}, 0.0),  # depth stamped 8 ms before its colour frame
+    ({'depth_offset': 0.006}, 0.0),
+    # +-4 ms: the lead grows to about 8 ms, so the depth before the slot passes a quarter
+    # of the time.
+    ({'jitter': 0.004}, 0.35),
+], ids=['exact', 'early', 'behind', 'jittered'])
+def test_30_fps_depth_stores_one_frame_per_colour_frame_kept_at_4_fps(stream, extra, middleware):
+    pairs, kept, depth_of, delivered, offers = rgbd_stream(middleware=middleware, **stream)
     assert len(kept) == pytest.approx(40, abs=1)
-    assert all(pairs.match(stamp).payload == stamp for stamp in kept)
+    assert [pairs.match(stamp).payload for stamp in kept] == [depth_of[stamp] for stamp in kept]
     stored = sum(offer is not DepthOffer.SKIPPED for offer in offers)
-    assert stored <= 2 * len(kept) + 1, f'{stored} of 300 depth frames stored'
-    assert pairs.skipped == 300 - stored
+    # Until 8 matches have shown how depth and colour stamps relate, each depth frame
+    # within the tolerance before a slot is stored too (6 slots in 10 at 30 fps).
+    assert stored <= len(kept) * (1 + extra) + 6, f'{stored} of 300 depth frames stored'
+    if middleware:
+        assert len(delivered) == stored, 'the filter delivers only what the matcher stores'
+    else:
+        assert len(delivered) == 300 and pairs.skipped == 300 - stored
+
+
+@pytest.mark.parametrize('middleware', [True, False], ids=['content filter', 'node'])
+def test_depth_arriving_frames_behind_its_colour_still_matches_its_own(middleware):
+    pairs, kept, depth_of, delivered, offers = rgbd_stream(depth_lag=3, middleware=middleware)
+    assert [pairs.match(stamp).payload for stamp in kept] == [depth_of[stamp] for stamp in kept]
+    stored = sum(offer is not DepthOffer.SKIPPED for offer in offers)
+    assert stored <= len(kept) + 6
+    if middleware:
+        # The limit of one blocked range of stamps: depth reaching the middleware after a later
+        # colour frame was kept passes the bound below it, so with depth three frames behind
+        # four depth frames arrive per kept colour frame (the matcher stores one).
+        assert len(delivered) == pytest.approx(4 * len(kept), abs=6)
+
+
+def test_missing_depth_leaves_its_colour_frame_unmatched_and_the_others_matched():
+    dropped = set(range(0, 300, 3))
+    pairs, kept, depth_of, _, _ = rgbd_stream(dropped=dropped)
+    for stamp in kept:
+        index = round((stamp - 100.0) * 30)
+        found = pairs.match(stamp)
+        if index in dropped:
+            assert found is None  # the neighbours are 33 ms away, beyond the tolerance
+        else:
+            assert found.payload == depth_of[stamp]
+
+
+def test_the_depth_bounds_narrow_once_matches_show_the_stamps_offset():
+    pairs = matcher()
+    wanted = StampBounds(at_least=10.249, below=9.501)
+    assert pairs.wanted_stamps(None) is None  # an empty window keeps any frame
+    # Before any match, depth up to the tolerance before the next slot can match.
+    assert pairs.wanted_stamps(wanted) == StampBounds(at_least=10.249 - TOLERANCE,
+                                                      below=9.501)
+    for index in range(9):
+        stamp = 8.0 + index / 4
+        pairs.offer_depth(stamp - 0.005, index, colour_wanted=None)
+        pairs.colour_kept(stamp)
+    # Depth comes 5 ms before its colour frame, always: 5 ms plus the floor; and every stamp
+    # up to the tolerance after the newest colour frame (its depth may still come).
+    bounds = pairs.wanted_stamps(wanted)
+    assert bounds.at_least == pytest.approx(10.249 - 0.005 - LEAD_FLOOR)
+    assert bounds.below == pytest.approx(10.0 + TOLERANCE)
+    # A rewind forgets the offsets with the matches.
+    pairs.colour_kept(1.0)
+    assert pairs.wanted_stamps(wanted).at_least == pytest.approx(10.249 - TOLERANCE)
 
 
 def test_match_waits_for_a_depth_frame_still_on_its_way():

@@ -3,7 +3,8 @@
 The nearest depth stamp within a tolerance of a colour frame's stamp is its match, as
 message_filters' approximate-time policy pairs two streams. A depth frame is stored (still
 unconverted) only when it can match a colour frame the window kept, or one it may still keep;
-every other frame costs a stamp comparison.
+every other frame costs a stamp comparison, and DepthMatcher.wanted_stamps() gives the same
+rule to a middleware filter so that such frames are not delivered at all.
 """
 
 import bisect
@@ -14,6 +15,13 @@ import threading
 from typing import Any, Dict, List, Optional, Tuple
 
 from cosmos_reason_ros.core.frames import StampBounds
+
+LEAD_FLOOR = 1e-3
+"""Seconds a depth frame may be stamped before its colour frame beyond what recent matches
+showed, when they all showed the same offset (stamps of one capture, or rounding)."""
+OFFSET_HISTORY = 16
+"""Matches whose depth-minus-colour offsets set the lead (about 4 s at a 4 fps window); half
+as many are needed before the lead is narrower than the tolerance."""
 
 
 class DepthOffer(enum.Enum):
@@ -94,6 +102,44 @@ class DepthMatcher:
             self._pending = [entry for entry in self._pending
                              if entry[0] >= stamp - self._tolerance]
 
+    def wanted_stamps(self, colour_wanted: Optional[StampBounds]) -> Optional[StampBounds]:
+        """The depth stamps that can still match a kept colour frame: bounds for a stamp filter.
+
+        The next colour frame to be kept has a stamp at or after colour_wanted.at_least, unknown
+        until it arrives; its depth can be stamped up to the *lead* before it. The lead is the
+        tolerance until OFFSET_HISTORY / 2 matches are seen; then how far before its colour the
+        earliest depth of the last OFFSET_HISTORY matches was stamped, plus their spread (at
+        least LEAD_FLOOR), never more than the tolerance. With one stamp per capture that lets
+        through one depth frame per kept colour frame, not also the one before it whenever that
+        is within the tolerance of the slot (at 30 fps and a 20 ms tolerance, 6 slots in 10).
+        Stamps below the newest kept colour frame plus the tolerance pass too: its depth
+        arriving after it, late frames, a rewind.
+
+        Args:
+            colour_wanted: the colour window's wanted_stamps(), None while it keeps any frame.
+
+        Returns:
+            The bounds, or None while every stamp is wanted.
+        """
+        if colour_wanted is None:
+            return None
+        with self._lock:
+            lead = self._lead()
+            newest = self._colour[-1] if self._colour else None
+        below = colour_wanted.below if newest is None else newest + self._tolerance
+        return StampBounds(at_least=colour_wanted.at_least - lead, below=below)
+
+    def _lead(self) -> float:
+        """How far (s) before its colour frame a depth frame is stamped; lock held."""
+        # The newest colour frame's match may still be improved by depth on its way.
+        settled = self._colour[-OFFSET_HISTORY - 1:-1]
+        offsets = [self._matches[stamp].stamp - stamp for stamp in settled
+                   if stamp in self._matches]
+        if len(offsets) < OFFSET_HISTORY // 2:
+            return self._tolerance
+        earliest, spread = min(offsets), max(offsets) - min(offsets)
+        return min(self._tolerance, max(0.0, -earliest) + max(LEAD_FLOOR, spread))
+
     def offer_depth(self, stamp: float, payload: Any, *,
                     colour_wanted: Optional[StampBounds]) -> DepthOffer:
         """Offer a depth frame; it is stored only if it can match a kept colour frame.
@@ -120,7 +166,7 @@ class DepthMatcher:
                 if current is None or abs(stamp - colour) < abs(current.stamp - colour):
                     self._matches[colour] = DepthMatch(stamp, payload)
                     outcome = DepthOffer.MATCHED
-            if colour_wanted is None or stamp + self._tolerance >= colour_wanted.at_least or \
+            if colour_wanted is None or stamp + self._lead() >= colour_wanted.at_least or \
                     stamp - self._tolerance < colour_wanted.below:
                 self._pending.append((stamp, payload))
                 del self._pending[:-self._max_pending]
@@ -173,4 +219,4 @@ class DepthMatcher:
         return best
 
 
-__all__ = ['DepthMatch', 'DepthMatcher', 'DepthOffer']
+__all__ = ['DepthMatch', 'DepthMatcher', 'DepthOffer', 'LEAD_FLOOR', 'OFFSET_HISTORY']

@@ -17,7 +17,7 @@ from rclpy.subscription import Subscription
 from sensor_msgs.msg import CameraInfo, Image
 
 from cosmos_reason_ros.core.depth_matching import DepthMatcher
-from cosmos_reason_ros.core.frames import FrameWindow, StampBounds
+from cosmos_reason_ros.core.frames import FrameWindow
 from cosmos_reason_ros.core.geometry3d import (
     CameraInfoData, DepthData, LiftSettings, Lifted, LiftStatus, lift_answer)
 from cosmos_reason_ros.core.reasoner import ReasonOutcome
@@ -48,7 +48,6 @@ class DepthInput:
         self._window = window
         self._settings = settings
         self._group = callback_group
-        self._tolerance = tolerance
         self._filters: List[StampFilter] = []
         self._matcher = DepthMatcher(tolerance, window.config.capacity,
                                      rewind_threshold=window.config.rewind_threshold,
@@ -106,13 +105,9 @@ class DepthInput:
     def colour_kept(self, stamp: float) -> None:
         """The window stored a colour frame with this stamp; the depth filter follows it."""
         self._matcher.colour_kept(stamp)
-        wanted = self._window.wanted_stamps()
-        if wanted is None:
+        bounds = self._matcher.wanted_stamps(self._window.wanted_stamps())
+        if bounds is None:
             return
-        # Depth near this frame (it may trail it), and near any frame kept from now on;
-        # stamps further back pass too (a late frame, a rewind), as do all when they meet.
-        bounds = StampBounds(at_least=wanted.at_least - self._tolerance,
-                             below=stamp + self._tolerance)
         for stamp_filter in self._filters:
             stamp_filter.update(bounds)
 
