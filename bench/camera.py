@@ -132,6 +132,8 @@ def publish(encoding: str, width: int, height: int, rate: float, duration: float
     elapsed = time.monotonic() - started
     result = {'published': published, 'seconds': elapsed,
               'bytes_per_frame': sum(map(len, frames)) // len(frames)}
+    if depth:
+        result['depth_bytes_per_frame'] = len(depth_message)
     if report is not None:
         report(result)
     node.destroy_node()

@@ -91,13 +91,14 @@ def use_benchmark_transport() -> None:
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 
 
-def node_command(parameters: Dict[str, Any], fixes: bool = True) -> List[str]:
+def node_command(parameters: Dict[str, Any], fixes: bool = True, prelude: str = '') -> List[str]:
     """Command line that runs the reasoning node from the source tree with these parameters.
 
     The node's main() is the one `ros2 run cosmos_reason_ros reason_node` calls; running it from
     the source tree measures the code as it is here, without a rebuild of install/.
     fixes=False runs it as before the ingest fixes (rclpy's stock MultiThreadedExecutor, no
-    reuse_large_buffers()), for before/after figures from the same script.
+    reuse_large_buffers()), for before/after figures from the same script; `prelude` is Python
+    run before the node starts (another before/after switch).
     """
     code = 'from cosmos_reason_ros.ros import node; node.main()'
     if not fixes:
@@ -105,6 +106,8 @@ def node_command(parameters: Dict[str, Any], fixes: bool = True) -> List[str]:
                 'from cosmos_reason_ros.ros import node; '
                 'node.ReasonExecutor = MultiThreadedExecutor; '
                 'node.reuse_large_buffers = lambda: False; node.main()')
+    if prelude:
+        code = f'{prelude}; {code}'
     command = [sys.executable, '-c', code, '--ros-args', '--log-level', 'warn']
     for name, value in parameters.items():
         if isinstance(value, bool):
@@ -116,9 +119,10 @@ def node_command(parameters: Dict[str, Any], fixes: bool = True) -> List[str]:
 class NodeProcess:
     """The reasoning node in its own process (same PID after the wheels' re-exec)."""
 
-    def __init__(self, parameters: Dict[str, Any], env: Dict[str, str], fixes: bool = True):
+    def __init__(self, parameters: Dict[str, Any], env: Dict[str, str], fixes: bool = True,
+                 prelude: str = ''):
         self.process = subprocess.Popen(
-            node_command(parameters, fixes), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+            node_command(parameters, fixes, prelude), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, text=True, start_new_session=True)
         self.log: List[str] = []
         self._reader = threading.Thread(target=self._read_log, daemon=True)
@@ -157,10 +161,10 @@ class NodeProcess:
 
 
 @contextlib.contextmanager
-def node_process(parameters: Dict[str, Any], env: Dict[str, str],
-                 fixes: bool = True) -> Iterator[NodeProcess]:
+def node_process(parameters: Dict[str, Any], env: Dict[str, str], fixes: bool = True,
+                 prelude: str = '') -> Iterator[NodeProcess]:
     """Run the node for the duration of a with-block."""
-    node = NodeProcess(parameters, env, fixes)
+    node = NodeProcess(parameters, env, fixes, prelude)
     try:
         yield node
     finally:

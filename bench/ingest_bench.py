@@ -5,6 +5,12 @@ The node runs in its own process and a camera (bench/camera.py) in another; CPU 
 and 4 (the deployed setting); the dropped cost comes from the first, the kept cost from the second.
 Each set runs with the middleware's stamp filter (window.dds_filter, the default) and without it
 (every frame delivered, the node drops the surplus).
+
+With --depth: an RGB-D camera instead (30 fps colour + 30 fps aligned 16UC1 depth and CameraInfo,
+one stamp, at --sizes), window at 4 fps: the node with depth.enabled false (the depth topics are
+published but nobody subscribes) against true, and with --depth-as-before also true with the
+depth filter as it was before the depth lead (every depth stamp within depth.tolerance before
+the next slot passes).
 """
 
 import argparse
@@ -14,7 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from bench import common
 
@@ -22,6 +28,10 @@ KEEP_HALF_FPS = 15.0
 """Half the camera's frames are kept: many kept frames, without saturating a 2-core machine."""
 DROP_ALL_FPS = 0.1
 """The lowest target rate the node accepts: one frame in 300 is kept."""
+DEPLOYED_FPS = 4.0
+DEPTH_AS_BEFORE = ('from cosmos_reason_ros.core import depth_matching; '
+                   'depth_matching.DepthMatcher._lead = lambda self: self._tolerance')
+"""Node prelude: the depth filter's rule before the lead was learned from the matches."""
 
 
 @dataclasses.dataclass
@@ -41,6 +51,16 @@ class Run:
     """Node CPU seconds per second of stream (1.0 = one core)."""
     idle_cpu_per_s: float
     """Node CPU seconds per second with the model loaded and no stream."""
+    size: Tuple[int, int] = (1920, 1080)
+    depth: Optional[str] = None
+    """None: a colour camera; an RGB-D one with the node's depth 'off', 'on', or 'before' (on,
+    with the depth filter as before the lead)."""
+    depth_per_s: float = 0.0
+    """Depth frames delivered to the node per second."""
+    bytes_per_frame: int = 0
+    """Serialized colour frame."""
+    depth_bytes_per_frame: int = 0
+    """Serialized depth frame."""
 
     @property
     def dropped_per_s(self) -> float:
@@ -60,9 +80,22 @@ def node_parameters(model: Path, encoding: str, target_fps: float,
     }
 
 
+class Sample(NamedTuple):
+    """The node's counters at one /diagnostics message."""
+
+    arrived: float
+    """time.monotonic() of the message's arrival."""
+    cpu: float
+    """Node CPU seconds so far."""
+    kept: int
+    """frames_kept."""
+    depth: int
+    """depth_frames_received (0 with depth off)."""
+
+
 def next_sample(diagnostics: common.Diagnostics, node: common.NodeProcess,
-                timeout: float = 5.0) -> Tuple[float, float, int]:
-    """Wait for the next /diagnostics message; return (its arrival, node CPU s, frames_kept)."""
+                timeout: float = 5.0) -> Sample:
+    """Wait for the next /diagnostics message; return its arrival and the node's counters."""
     start = time.monotonic()
     count = len(diagnostics.history_since(0.0))
     while len(diagnostics.history_since(0.0)) == count:
@@ -72,7 +105,8 @@ def next_sample(diagnostics: common.Diagnostics, node: common.NodeProcess,
         time.sleep(0.002)
     cpu = node.cpu_seconds()
     arrived, values = diagnostics.history_since(0.0)[count]
-    return arrived, cpu, int(values['frames_kept'])
+    return Sample(arrived, cpu, int(values['frames_kept']),
+                  int(values.get('depth_frames_received', 0)))
 
 
 def received_between(diagnostics: common.Diagnostics, start: float, end: float) -> float:
@@ -83,23 +117,30 @@ def received_between(diagnostics: common.Diagnostics, start: float, end: float) 
 
 
 def measure(model: Path, encoding: str, target_fps: float, dds_filter: bool, seconds: float,
-            idle_seconds: float = 4.0, warmup: float = 3.0, fixes: bool = True) -> Run:
-    """Start a node, measure it idle, then under the stream."""
+            idle_seconds: float = 4.0, warmup: float = 3.0, fixes: bool = True,
+            size: Tuple[int, int] = (1920, 1080), depth: Optional[str] = None) -> Run:
+    """Start a node, measure it idle, then under the stream.
+
+    depth: None for a colour camera; else an RGB-D camera, and the node's depth 'off', 'on',
+    or 'before' (on, with the depth filter as before the lead).
+    """
     domain = common.ros_domain()
     env = common.ros_environment(domain)
     diagnostics = common.Diagnostics(domain)
+    parameters = node_parameters(model, encoding, target_fps, dds_filter)
+    parameters['depth.enabled'] = depth in ('on', 'before')
+    command = common.camera_command(encoding, size[0], size[1], 30.0, warmup + seconds + 3.0)
+    if depth is not None:
+        command.append('--depth')  # published whether the node takes it or not
     try:
-        with common.node_process(node_parameters(model, encoding, target_fps, dds_filter),
-                                 env, fixes) as node:
+        with common.node_process(parameters, env, fixes,
+                                 DEPTH_AS_BEFORE if depth == 'before' else '') as node:
             diagnostics.wait_for('model_state', 'ready', timeout=120.0, node=node)
-            t0, cpu0, _ = next_sample(diagnostics, node)
+            quiet = next_sample(diagnostics, node)
             time.sleep(idle_seconds)
-            t1, cpu1, _ = next_sample(diagnostics, node)
-            idle = (cpu1 - cpu0) / (t1 - t0)
-            camera = subprocess.Popen(
-                common.camera_command(encoding, 1920, 1080, 30.0, warmup + seconds + 3.0),
-                cwd=common.ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                text=True)
+            idle = next_sample(diagnostics, node)
+            camera = subprocess.Popen(command, cwd=common.ROOT, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
             try:
                 common.wait_for_frames(diagnostics, camera)
                 time.sleep(warmup)
@@ -107,16 +148,22 @@ def measure(model: Path, encoding: str, target_fps: float, dds_filter: bool, sec
                 time.sleep(seconds)
                 s1 = next_sample(diagnostics, node)
             finally:
-                output, _ = camera.communicate(timeout=warmup + seconds + 30.0)
+                output, errors = camera.communicate(timeout=warmup + seconds + 30.0)
     finally:
         diagnostics.close()
+    if not output.strip():
+        raise RuntimeError(f'the camera printed no summary (exit {camera.returncode}): '
+                           + errors[-3000:])
     sent = json.loads(output.strip().splitlines()[-1])
-    elapsed = s1[0] - s0[0]
+    elapsed = s1.arrived - s0.arrived
     return Run(encoding=encoding, target_fps=target_fps, dds_filter=dds_filter, seconds=elapsed,
                published_per_s=sent['published'] / sent['seconds'],
-               received_per_s=received_between(diagnostics, s0[0], s1[0]) / elapsed,
-               kept_per_s=(s1[2] - s0[2]) / elapsed, cpu_per_s=(s1[1] - s0[1]) / elapsed,
-               idle_cpu_per_s=idle)
+               received_per_s=received_between(diagnostics, s0.arrived, s1.arrived) / elapsed,
+               kept_per_s=(s1.kept - s0.kept) / elapsed, cpu_per_s=(s1.cpu - s0.cpu) / elapsed,
+               idle_cpu_per_s=(idle.cpu - quiet.cpu) / (idle.arrived - quiet.arrived),
+               size=size, depth=depth, depth_per_s=(s1.depth - s0.depth) / elapsed,
+               bytes_per_frame=sent['bytes_per_frame'],
+               depth_bytes_per_frame=sent.get('depth_bytes_per_frame', 0))
 
 
 def label(encoding: str, dds_filter: bool) -> str:
@@ -132,7 +179,7 @@ def report(name: str, runs: Dict[float, Run]) -> Dict[str, float]:
         print(f'  {fps:>10g} {run.published_per_s:>7.1f} {run.received_per_s:>7.1f} '
               f'{run.kept_per_s:>7.2f} {run.dropped_per_s:>7.1f} {100 * run.cpu_per_s:>10.2f} '
               f'{100 * run.idle_cpu_per_s:>7.2f}')
-    half, drop_all, deployed = runs[KEEP_HALF_FPS], runs[DROP_ALL_FPS], runs[4.0]
+    half, drop_all, deployed = runs[KEEP_HALF_FPS], runs[DROP_ALL_FPS], runs[DEPLOYED_FPS]
     # Two equations, two unknowns: CPU - idle = kept/s x kept cost + dropped/s x dropped cost.
     (a, b), (c, d) = ((half.kept_per_s, half.dropped_per_s),
                       (drop_all.kept_per_s, drop_all.dropped_per_s))
@@ -152,15 +199,51 @@ def report(name: str, runs: Dict[float, Run]) -> Dict[str, float]:
             'dropped_ms': 1000 * dropped_cost, 'dropped_over_kept': dropped_cost / kept_cost}
 
 
+def report_depth(runs: List[Run]) -> None:
+    """Print the RGB-D runs of one size and filter: what depth adds to colour only, and why."""
+    off = next(run for run in runs if run.depth == 'off')
+    width, height = off.size
+    print(f"\n{label(off.encoding, off.dds_filter)}: RGB-D {width}x{height} at 30 fps "
+          f'(colour {off.bytes_per_frame:,} B + depth {off.depth_bytes_per_frame:,} B a frame), '
+          f'window at {off.target_fps:g} fps')
+    print(f"  {'depth':>6} {'sent/s':>7} {'recv/s':>7} {'kept/s':>7} {'depth/s':>8} "
+          f"{'depth/kept':>10} {'node CPU %':>10} {'idle %':>7}")
+    for run in runs:
+        per_kept = run.depth_per_s / run.kept_per_s if run.kept_per_s else 0.0
+        print(f'  {run.depth:>6} {run.published_per_s:>7.1f} {run.received_per_s:>7.1f} '
+              f'{run.kept_per_s:>7.2f} {run.depth_per_s:>8.2f} {per_kept:>10.2f} '
+              f'{100 * run.cpu_per_s:>10.2f} {100 * run.idle_cpu_per_s:>7.2f}')
+    colour = off.cpu_per_s - off.idle_cpu_per_s
+    for run in runs:
+        if run.depth == 'off':
+            continue
+        extra = run.cpu_per_s - off.cpu_per_s
+        print(f'  depth {run.depth}: adds {100 * extra:.2f}% of a core to colour only '
+              f'({run.cpu_per_s / max(off.cpu_per_s, 1e-9):.2f}x); that is '
+              f'{extra / max(colour, 1e-9):.2f}x what colour costs over idle '
+              f'({100 * colour:.2f}%)\n    delivered per second: colour '
+              f'{off.received_per_s * off.bytes_per_frame / 1e6:.2f} MB, depth '
+              f'{run.depth_per_s * run.depth_bytes_per_frame / 1e6:.2f} MB')
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command-line entry: python -m bench.ingest_bench [--seconds 20] [--encodings raw jpeg]."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--seconds', type=float, default=20.0,
                         help='seconds of stream measured per run (default 20)')
-    parser.add_argument('--encodings', nargs='+', choices=('raw', 'jpeg'),
-                        default=['raw', 'jpeg'])
-    parser.add_argument('--filters', nargs='+', choices=('dds', 'node'), default=['dds', 'node'],
-                        help='dds: window.dds_filter true (the default); node: false')
+    parser.add_argument('--encodings', nargs='+', choices=('raw', 'jpeg'), default=None,
+                        help='colour encodings (default raw jpeg; with --depth raw)')
+    parser.add_argument('--filters', nargs='+', choices=('dds', 'node'), default=None,
+                        help='dds: window.dds_filter true (the default); node: false (default '
+                             'both; with --depth dds)')
+    parser.add_argument('--depth', action='store_true',
+                        help='RGB-D camera at --sizes: the node with depth off against on')
+    parser.add_argument('--sizes', nargs='+', default=['640x480', '1280x720'],
+                        help='with --depth: frame sizes (default 640x480 1280x720)')
+    parser.add_argument('--depth-as-before', action='store_true',
+                        help='with --depth: also run depth on with the depth filter as before '
+                             'the lead (every depth stamp within depth.tolerance before the next '
+                             'slot delivered): the "before" figures')
     parser.add_argument('--without-fixes', action='store_true',
                         help='run the node as before the ingest fixes (stock executor, default '
                              'allocator): the "before" figures')
@@ -173,12 +256,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     common.print_machine()
     common.use_benchmark_transport()
     model = args.model or build_tiny_checkpoint(common.CACHE / 'tiny-qwen3-vl')
+    if args.depth:
+        depth_runs = ['off', 'on'] + (['before'] if args.depth_as_before else [])
+        for text in args.sizes:
+            size = tuple(int(part) for part in text.split('x'))
+            for encoding in args.encodings or ['raw']:
+                for dds_filter in (name == 'dds' for name in args.filters or ['dds']):
+                    report_depth([measure(model, encoding, DEPLOYED_FPS, dds_filter,
+                                          args.seconds, fixes=not args.without_fixes,
+                                          size=size, depth=depth) for depth in depth_runs])
+        common.print_machine()
+        return 0
     headline = {}
-    for encoding in args.encodings:
-        for dds_filter in (name == 'dds' for name in args.filters):
+    for encoding in args.encodings or ['raw', 'jpeg']:
+        for dds_filter in (name == 'dds' for name in args.filters or ['dds', 'node']):
             runs = {fps: measure(model, encoding, fps, dds_filter, args.seconds,
                                  fixes=not args.without_fixes)
-                    for fps in (DROP_ALL_FPS, 4.0, KEEP_HALF_FPS)}
+                    for fps in (DROP_ALL_FPS, DEPLOYED_FPS, KEEP_HALF_FPS)}
             headline[encoding, dds_filter] = report(label(encoding, dds_filter), runs)
     targets = {'raw': 10.0, 'jpeg': 20.0}
     print('\ntargets:')

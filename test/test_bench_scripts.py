@@ -42,6 +42,13 @@ def test_lift_bench_reports_the_cost_per_answer():
     assert '1280x720 trajectory + box:' in output and 'of the 2 ms target' in output
 
 
+def test_ingest_bench_compares_depth_off_on_and_as_before():
+    output = run_bench('bench.ingest_bench', '--depth', '--sizes', '160x120', '--seconds', '1',
+                       '--depth-as-before')
+    assert 'RGB-D 160x120 at 30 fps' in output
+    assert 'depth on: adds' in output and 'depth before: adds' in output
+
+
 def test_lifecycle_bench_walks_configure_and_cleanup():
     output = run_bench('bench.lifecycle_bench', '--model', 'tiny', '--cycles', '1')
     assert 'cleaned up 1' in output and 'cleanup gave back' in output
