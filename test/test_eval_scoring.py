@@ -341,3 +341,22 @@ def test_the_summary_counts_3d_accuracy_errors_and_lifting_outcomes():
     assert summary['trajectory_error_3d']['mean_m']['count'] == 2
     assert summary['trajectory_error_3d']['final_m']['max'] == pytest.approx(0.4)
     assert summary['lifting'] == {'no_depth': 1, 'ok': 2}
+
+
+def test_comparison_shows_3d_accuracy_with_counts_and_the_error_in_metres():
+    def report(correct, mean):
+        record = _record(1, 'trajectory', correct=correct)
+        record['expected'] = {'kind': 'trajectory_3d', 'trajectory_3d': [[0, 0, 1]]}
+        record['score'].update(correct_3d=correct, lift_status='ok',
+                               trajectory_3d={'mean_m': mean, 'final_m': mean})
+        return _report([record])
+
+    comparison = compare_reports(report(False, 0.2), report(True, 0.01))
+    metrics = {entry['metric']: entry for entry in comparison['metrics']}
+    accuracy = metrics['accuracy in 3D']
+    assert (accuracy['a'], accuracy['b'], accuracy['better']) == (0.0, 1.0, True)
+    assert (accuracy['count_a'], accuracy['count_b']) == ([0, 1], [1, 1])
+    error = metrics['trajectory error in 3D mean p50 (m)']
+    assert error['delta'] == pytest.approx(-0.19) and error['better'] is True
+    without = compare_reports(_report([_record(1, 'caption')]), _report([_record(1, 'caption')]))
+    assert not any('3D' in entry['metric'] for entry in without['metrics'])

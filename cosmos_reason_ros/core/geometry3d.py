@@ -79,6 +79,19 @@ class CameraInfoData:
     frame_id: str = ''
 
 
+def camera_info_data(message: Any) -> CameraInfoData:
+    """The lifting fields of a sensor_msgs/CameraInfo, from an rclpy message or a rosbags one
+    (both carry the same field names)."""
+    roi = message.roi
+    return CameraInfoData(
+        k=tuple(float(v) for v in message.k), d=tuple(float(v) for v in message.d),
+        distortion_model=str(message.distortion_model), width=int(message.width),
+        height=int(message.height), binning_x=int(message.binning_x),
+        binning_y=int(message.binning_y),
+        roi=(int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)),
+        frame_id=str(message.header.frame_id))
+
+
 @dataclasses.dataclass(frozen=True)
 class DepthData:
     """A depth image as sensor_msgs/Image carries it (nothing converted yet)."""
@@ -458,7 +471,7 @@ def lift_answer(trajectories: Sequence[Trajectory], boxes: Sequence[Box], image_
     return Lifted(LiftStatus.OK, '; '.join(notes), tuple(lifted), boxes_3d)
 
 
-__all__ = ['Box3D', 'CameraInfoData', 'CameraModel', 'DEPTH_SCALES', 'DepthData', 'DepthImage',
+__all__ = ['Box3D', 'CameraInfoData', 'CameraModel', 'camera_info_data', 'DEPTH_SCALES', 'DepthData', 'DepthImage',
            'LiftError', 'LiftSettings', 'LiftStatus', 'Lifted', 'SUPPORTED_DISTORTION',
            'Trajectory3D', 'lift_answer', 'lift_box', 'lift_points', 'points_without_depth',
            'sample_depth']

@@ -15,6 +15,7 @@ _RATES = {
     # metric label -> (successes, trials) paths into summary
     'accuracy': (('correct',), ('scored',)),
     'parse success rate': (('parse', 'ok'), ('answered',)),
+    'accuracy in 3D': (('accuracy_3d', 'k'), ('accuracy_3d', 'n')),
 }
 _METRICS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     # (label, path into summary, higher is better)
@@ -24,6 +25,9 @@ _METRICS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ('trajectory error mean p50 (px)', ('trajectory_error', 'mean_px', 'p50'), False),
     ('trajectory error mean p90 (px)', ('trajectory_error', 'mean_px', 'p90'), False),
     ('trajectory error final p50 (px)', ('trajectory_error', 'final_px', 'p50'), False),
+    ('accuracy in 3D', ('accuracy_3d', 'rate'), True),
+    ('trajectory error in 3D mean p50 (m)', ('trajectory_error_3d', 'mean_m', 'p50'), False),
+    ('trajectory error in 3D final p50 (m)', ('trajectory_error_3d', 'final_m', 'p50'), False),
     ('box IoU mean', ('box_iou', 'mean'), True),
     ('event IoU mean', ('event_iou', 'mean'), True),
     ('latency p50 (s)', ('latency', 'total', 'p50'), False),

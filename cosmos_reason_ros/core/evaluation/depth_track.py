@@ -15,7 +15,8 @@ from cosmos_reason_ros.core.compressed_depth import decode_compressed_depth
 from cosmos_reason_ros.core.evaluation.sources import (
     FrameSource, SourceError, cdr_header_stamp)
 from cosmos_reason_ros.core.geometry3d import (
-    CameraInfoData, DepthData, LiftError, LiftSettings, Lifted, LiftStatus, lift_answer)
+    CameraInfoData, DepthData, LiftError, LiftSettings, Lifted, LiftStatus, camera_info_data,
+    lift_answer)
 from cosmos_reason_ros.core.parsing import ParsedAnswer
 
 DEPTH_TYPE = 'sensor_msgs/msg/Image'
@@ -87,8 +88,8 @@ class DepthTrack:
                                                else cdr_header_stamp(raw))
                     else:
                         self._info_log_ns.append(log_ns)
-                        self._infos.append(_camera_info(reader.deserialize(raw,
-                                                                           CAMERA_INFO_TYPE)))
+                        self._infos.append(camera_info_data(
+                            reader.deserialize(raw, CAMERA_INFO_TYPE)))
         except (AnyReaderError, OSError, ValueError, KeyError) as error:
             raise SourceError(f"cannot read depth from bag '{path}': {error}") from None
 
@@ -192,16 +193,5 @@ def _check_topic(path: str, topics: dict[str, str], topic: str, msgtypes: tuple[
         f"{field.replace('_', '-')})")
 
 
-def _camera_info(message: Any) -> CameraInfoData:
-    roi = message.roi
-    return CameraInfoData(
-        k=tuple(float(v) for v in message.k), d=tuple(float(v) for v in message.d),
-        distortion_model=str(message.distortion_model), width=int(message.width),
-        height=int(message.height), binning_x=int(message.binning_x),
-        binning_y=int(message.binning_y),
-        roi=(int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)),
-        frame_id=str(message.header.frame_id))
-
-
-__all__ = ['CAMERA_INFO_TYPE', 'COMPRESSED_DEPTH_TYPE', 'DEPTH_TYPE', 'DEPTH_WAIT', 'DepthSettings', 'DepthTrack',
-           'check_depth_topics']
+__all__ = ['CAMERA_INFO_TYPE', 'COMPRESSED_DEPTH_TYPE', 'DEPTH_TYPE', 'DEPTH_WAIT',
+           'DepthSettings', 'DepthTrack', 'check_depth_topics']
