@@ -3,8 +3,8 @@
 # exactly this. Without a sourced ROS it tests two distributions from PyPI's wheels: the whole
 # suite on ROS 2 Kilted (the default workspace), then the tests that talk to rclpy (node, client,
 # frame filter, lifecycle, goal endings, diagnostics, signals, executor, executables, parameters,
-# live evaluation) on ROS 2 Jazzy, in its own workspace (.venv-jazzy, install-jazzy/). With a ROS 2 sourced, the whole suite runs
-# once, on it.
+# answers in 3D, live evaluation) on ROS 2 Jazzy, in its own workspace (.venv-jazzy,
+# install-jazzy/). With a ROS 2 sourced, the whole suite runs once, on it.
 #
 # Extra arguments go to pytest, e.g. scripts/test.sh -k parsing -x
 # Options (environment): COSMOS_TEST_JAZZY=0 skips the Jazzy run.
@@ -42,7 +42,7 @@ if [ "$jazzy" = 1 ]; then
   files=(test/test_node.py test/test_client*.py test/test_frame_filter.py test/test_lifecycle*.py
          test/test_goal_endings.py test/test_diagnostics.py test/test_process.py
          test/test_executor.py test/test_executables.py test/test_configuration.py
-         test/test_eval_live.py)
+         test/test_node_depth.py test/test_eval_live.py)
   echo "[test] ROS 2 Jazzy: ${files[*]}" >&2
   jazzy_status=0
   (export ROS_DISTRO=jazzy; source scripts/env.sh
