@@ -444,7 +444,8 @@ def _item_section(item: dict[str, Any]) -> list[str]:
         rows.append(['parse', status + (f": {answer['parse_error']}"
                                         if answer['parse_error'] else '')])
         rows.append(['score', _describe_score(score)])
-        if item.get('lifted'):
+        # 'none': the answer held nothing to lift (a caption, a choice); the row would be noise.
+        if item.get('lifted') and item['lifted']['status'] != 'none':
             rows.append(['in 3D', _describe_lifted(item['lifted'])])
         timing, tokens = item['timing'], item['tokens']
         rows.append(['timing', (
