@@ -16,9 +16,12 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from cosmos_reason_ros.core.frames import StampBounds
 
-LEAD_FLOOR = 1e-3
+LEAD_FLOOR = 1e-4
 """Seconds a depth frame may be stamped before its colour frame beyond what recent matches
-showed, when they all showed the same offset (stamps of one capture, or rounding)."""
+showed, when they all showed the same offset (a driver's rounding of one capture's stamp).
+Small on purpose: a camera whose frames fall just after a slot boundary has its previous
+depth frame within the lead of every other slot (the colour bound's own 1 ms margin is there
+already)."""
 OFFSET_HISTORY = 16
 """Matches whose depth-minus-colour offsets set the lead (about 4 s at a 4 fps window); half
 as many are needed before the lead is narrower than the tolerance."""
