@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from cosmos_reason_ros.action import Reason
+from cosmos_reason_ros.core.compressed_depth import encode_compressed_depth
 from cosmos_reason_ros.core.modes import ModelFamily
 from cosmos_reason_ros.msg import ReasoningResult
 from cosmos_reason_ros.ros import node as node_module
@@ -70,6 +71,8 @@ class Scene(Node):
         self.faults = faults
         self._image = self.create_publisher(Image, '/image', qos_profile_sensor_data)
         self._depth = self.create_publisher(Image, '/depth', qos_profile_sensor_data)
+        self._png = self.create_publisher(CompressedImage, '/depth/compressedDepth',
+                                          qos_profile_sensor_data)
         self._info = self.create_publisher(CameraInfo, '/camera_info', qos_profile_sensor_data)
         self.create_timer(1.0 / 30.0, self._publish)
 
@@ -90,9 +93,14 @@ class Scene(Node):
                                interpolation=cv2.INTER_NEAREST)
         depth_header = Header(stamp=to_time(stamp + self.faults.get('depth_offset', 0.0)),
                               frame_id=OPTICAL_FRAME)
-        self._depth.publish(Image(header=depth_header, width=depth.shape[1],
-                                  height=depth.shape[0], encoding=encoding,
-                                  step=depth.shape[1] * depth.itemsize, data=depth.tobytes()))
+        if self.faults.get('compressed_depth'):
+            format_, data = encode_compressed_depth(depth)
+            self._png.publish(CompressedImage(header=depth_header, format=format_, data=data))
+        else:
+            self._depth.publish(Image(header=depth_header, width=depth.shape[1],
+                                      height=depth.shape[0], encoding=encoding,
+                                      step=depth.shape[1] * depth.itemsize,
+                                      data=depth.tobytes()))
         if self.faults.get('depth_first'):
             self._image.publish(colour)
         self._info.publish(CameraInfo(
@@ -107,12 +115,13 @@ def box_answer() -> str:
     return f'{{"bbox_2d": [{x_min}, {y_min}, {x_max}, {y_max}], "label": "basket"}}'
 
 
-def start_graph(monkeypatch, **faults):
+def start_graph(monkeypatch, parameters=None, **faults):
     backend = ScriptedBackend({'Locate the bounding box': box_answer()}, default=trajectory_answer(
         [*truth_pixels(), (20.0, 20.0)]), family=ModelFamily.QWEN3_VL)
     monkeypatch.setattr(node_module, 'create_backend', lambda settings, environ: backend)
     graph = Graph('scripted', camera=False, **{
-        'depth.enabled': True, 'goal.window_duration': 1.0, 'goal.max_frames': 2})
+        'depth.enabled': True, 'goal.window_duration': 1.0, 'goal.max_frames': 2,
+        **(parameters or {})})
     assert graph.node.wait_until_loaded(TIMEOUT)
     graph.add_node(Scene(graph.context, **faults))
     # Both arrive before the first goal (a goal right at start-up may find no CameraInfo yet).
@@ -225,6 +234,23 @@ def test_depth_stamped_before_its_colour_frame_still_lifts_once_the_filter_learn
             stamp = output.header.stamp.sec + output.header.stamp.nanosec * 1e-9
             depth = output.depth_stamp.sec + output.depth_stamp.nanosec * 1e-9
             assert depth - stamp == pytest.approx(-0.004, abs=1e-6)
+    finally:
+        graph.close()
+
+
+@pytest.mark.parametrize('encoding, tolerance', [
+    ('16UC1', TOLERANCE_M),
+    # The plugin's inverse-depth quantization: about 0.1 mm per step at 2 m.
+    ('32FC1', TOLERANCE_M + 1e-3)])
+def test_compressed_depth_lifts_like_raw_depth(monkeypatch, encoding, tolerance):
+    graph = start_graph(monkeypatch, {'depth.transport': 'compressedDepth'},
+                        compressed_depth=True, depth_encoding=encoding)
+    try:
+        output = ask_trajectory(graph).output
+        assert output.lift_status == ReasoningResult.LIFT_OK, output.lift_message
+        points = np.array([[p.x, p.y, p.z] for p in output.trajectories_3d[0].points])
+        np.testing.assert_allclose(points[:3], TRUTH, atol=tolerance)
+        assert not output.trajectories_3d[0].valid[3], 'the hole has no depth'
     finally:
         graph.close()
 

@@ -100,10 +100,13 @@ def encode_compressed_depth(values: np.ndarray, *, depth_max: float = 10.0,
     else:
         quant_a = np.float32(depth_quantization * (depth_quantization + 1.0))
         quant_b = np.float32(1.0 - quant_a / np.float32(depth_max))
-        with np.errstate(divide='ignore', invalid='ignore'):
-            inverse = quant_a / values.astype(np.float32) + quant_b
-        inverse = np.where(values < depth_max, inverse, 0)
-        ok, png = cv2.imencode('.png', inverse.astype(np.uint16))
+        depths = values.astype(np.float32)
+        # No depth (NaN, 0) and depths beyond depth_max are 0, the plugin's "no depth".
+        with np.errstate(invalid='ignore'):
+            measured = (depths > 0) & (depths < depth_max)
+        inverse = np.zeros(depths.shape, np.uint16)
+        inverse[measured] = (quant_a / depths[measured] + quant_b).astype(np.uint16)
+        ok, png = cv2.imencode('.png', inverse)
         header, encoding = HEADER.pack(0, float(quant_a), float(quant_b)), '32FC1'
     assert ok
     return f'{encoding}; compressedDepth png', header + png.tobytes()

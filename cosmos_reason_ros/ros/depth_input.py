@@ -4,7 +4,8 @@ Depth frames arrive serialized: the stamp decides, before anything is deserializ
 frame can match a colour frame the window keeps; only the one matched to an answer's frame is
 ever converted, when that answer is lifted. Where the middleware filters content (as for the
 colour frames, see stamp_filter), depth frames that can match no kept colour frame are not
-delivered at all.
+delivered at all. Depth comes raw on `depth`, or as image_transport's compressedDepth (PNG) on
+`depth/compressedDepth` (the remapped `depth` plus that suffix, as image_transport names it).
 """
 
 from typing import Dict, List, Optional, Tuple
@@ -14,12 +15,13 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.serialization import deserialize_message
 from rclpy.subscription import Subscription
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from cosmos_reason_ros.core.compressed_depth import decode_compressed_depth
 from cosmos_reason_ros.core.depth_matching import DepthMatcher
 from cosmos_reason_ros.core.frames import FrameWindow
 from cosmos_reason_ros.core.geometry3d import (
-    CameraInfoData, DepthData, LiftSettings, Lifted, LiftStatus, lift_answer)
+    DepthData, LiftError, LiftSettings, Lifted, LiftStatus, camera_info_data, lift_answer)
 from cosmos_reason_ros.core.reasoner import ReasonOutcome
 from cosmos_reason_ros.ros.conversions import header_from_cdr
 from cosmos_reason_ros.ros.stamp_filter import StampFilter, content_filter_options
@@ -34,7 +36,8 @@ class DepthInput:
     """Subscribes to `depth` and `camera_info`, pairs depth with kept frames, lifts answers."""
 
     def __init__(self, node: Node, window: FrameWindow, *, tolerance: float,
-                 settings: LiftSettings, callback_group: CallbackGroup):
+                 settings: LiftSettings, callback_group: CallbackGroup,
+                 transport: str = 'raw'):
         """Create the input (nothing subscribed until subscribe()).
 
         Args:
@@ -43,11 +46,14 @@ class DepthInput:
             tolerance: largest stamp difference (s) of a match.
             settings: depth range and box measurement.
             callback_group: the colour frames' group, so that matching sees frames in order.
+            transport: 'raw' (Image on `depth`) or 'compressedDepth' (CompressedImage on
+                `depth/compressedDepth`).
         """
         self._node = node
         self._window = window
         self._settings = settings
         self._group = callback_group
+        self._compressed = transport == 'compressedDepth'
         self._filters: List[StampFilter] = []
         self._matcher = DepthMatcher(tolerance, window.config.capacity,
                                      rewind_threshold=window.config.rewind_threshold,
@@ -71,7 +77,13 @@ class DepthInput:
         Args:
             dds_filter: window.dds_filter: let the middleware drop depth frames by stamp.
         """
-        self._depth_sub = self._subscribe(Image, 'depth', self._on_depth, dds_filter)
+        if self._compressed:
+            # image_transport's naming: the transport's topic below the remapped base topic.
+            topic = self._node.resolve_topic_name('depth') + '/compressedDepth'
+            self._depth_sub = self._subscribe(CompressedImage, topic, self._on_depth,
+                                              dds_filter)
+        else:
+            self._depth_sub = self._subscribe(Image, 'depth', self._on_depth, dds_filter)
         # A driver sends CameraInfo with every frame; only an answer reads it, so it is
         # filtered like depth and kept serialized.
         self._info_sub = self._subscribe(CameraInfo, 'camera_info', self._on_camera_info,
@@ -117,22 +129,33 @@ class DepthInput:
         if not parsed.trajectories and not parsed.boxes:
             return Lifted(LiftStatus.NONE, 'the answer holds no points or boxes to lift'), None
         match = self._matcher.match(outcome.frames[-1].stamp, timeout=DEPTH_WAIT)
-        depth = None
-        if match is not None:
-            message = deserialize_message(match.payload, Image)
-            depth = DepthData(encoding=message.encoding, width=message.width,
-                              height=message.height, step=message.step,
-                              data=message.data, is_bigendian=bool(message.is_bigendian))
+        depth_stamp = match.stamp if match is not None else None
+        try:
+            depth = None if match is None else self._depth_data(match.payload,
+                                                                outcome.source_size)
+        except LiftError as error:
+            return Lifted(error.status, str(error)), depth_stamp
         raw_info = self._camera_info
-        info = None if raw_info is None else deserialize_message(raw_info, CameraInfo)
-        camera = None if info is None else CameraInfoData(
-            k=tuple(info.k), d=tuple(info.d), distortion_model=info.distortion_model,
-            width=info.width, height=info.height, binning_x=info.binning_x,
-            binning_y=info.binning_y, frame_id=info.header.frame_id,
-            roi=(info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height))
+        camera = None if raw_info is None else camera_info_data(
+            deserialize_message(raw_info, CameraInfo))
         lifted = lift_answer(parsed.trajectories, parsed.boxes, outcome.source_size,
                              camera_info=camera, depth=depth, settings=self._settings)
-        return lifted, (match.stamp if match is not None else None)
+        return lifted, depth_stamp
+
+    def _depth_data(self, payload: bytes, size: Tuple[int, int]) -> DepthData:
+        """The matched depth frame, deserialized (and decoded, for compressedDepth).
+
+        Raises:
+            LiftError: a compressedDepth frame that cannot be decoded or is not `size`.
+        """
+        if self._compressed:
+            compressed = deserialize_message(payload, CompressedImage)
+            return decode_compressed_depth(compressed.format, compressed.data,
+                                           expected_size=size)
+        message = deserialize_message(payload, Image)
+        return DepthData(encoding=message.encoding, width=message.width, height=message.height,
+                         step=message.step, data=message.data,
+                         is_bigendian=bool(message.is_bigendian))
 
     def _on_depth(self, raw: bytes) -> None:
         self.depth_frames += 1

@@ -40,6 +40,9 @@ class ParameterSpec:
     choices: Tuple[str, ...] = ()
 
 
+DEPTH_TRANSPORTS = ('raw', 'compressedDepth')
+"""How the node takes depth: the image itself, or image_transport's compressedDepth (PNG)."""
+
 SPECS: Tuple[ParameterSpec, ...] = (
     ParameterSpec('backend', 'transformers',
                   'Where the model runs: transformers (in this process) or openai (an '
@@ -138,6 +141,10 @@ SPECS: Tuple[ParameterSpec, ...] = (
     ParameterSpec('depth.enabled', False,
                   'Lift trajectories and boxes into 3D with an aligned depth image on depth '
                   '(16UC1 mm or 32FC1 m) and the colour CameraInfo on camera_info.'),
+    ParameterSpec('depth.transport', 'raw',
+                  "How depth arrives: raw (sensor_msgs/Image on depth) or compressedDepth "
+                  "(image_transport's PNG CompressedImage on depth/compressedDepth).",
+                  choices=DEPTH_TRANSPORTS),
     ParameterSpec('depth.tolerance', 0.02,
                   'Largest stamp difference (s) between the answer\'s frame and its depth '
                   'frame.', range=(0.0, 1.0)),
@@ -238,6 +245,7 @@ class NodeConfig:
     feedback_text_chars: int = 2048
     depth_enabled: bool = False
     depth_tolerance: float = 0.02
+    depth_transport: str = 'raw'
     lift: LiftSettings = LiftSettings()
 
     @property
@@ -325,6 +333,7 @@ def read_node_config(node: Node, image_topic: str) -> NodeConfig:
         autostart=values['autostart'],
         depth_enabled=values['depth.enabled'],
         depth_tolerance=values['depth.tolerance'],
+        depth_transport=values['depth.transport'],
         lift=dataclasses.replace(
             _LIFT, min_depth=values['depth.min_range'], max_depth=values['depth.max_range'],
             point_radius=values['depth.point_radius'],
