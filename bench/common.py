@@ -35,6 +35,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def minor_faults(pid: int) -> int:
+    """Minor page faults so far of all threads of a process (fresh pages the kernel zeroed)."""
+    fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+    return int(fields[7])  # minflt, field 10
+
+
 def memory_mb(pid: int) -> Dict[str, float]:
     """Resident memory of a process in MiB: now (VmRSS) and at its peak (VmHWM)."""
     values = {}

@@ -29,6 +29,8 @@ KEEP_HALF_FPS = 15.0
 DROP_ALL_FPS = 0.1
 """The lowest target rate the node accepts: one frame in 300 is kept."""
 DEPLOYED_FPS = 4.0
+WINDOW_SECONDS = 30.0
+"""window.max_duration of the node."""
 DEPTH_AS_BEFORE = ('from cosmos_reason_ros.core import depth_matching; '
                    'depth_matching.DepthMatcher._lead = lambda self: self._tolerance')
 """Node prelude: the depth filter's rule before the lead was learned from the matches."""
@@ -61,6 +63,12 @@ class Run:
     """Serialized colour frame."""
     depth_bytes_per_frame: int = 0
     """Serialized depth frame."""
+    warmup: float = 0.0
+    """Seconds of stream before the measurement."""
+    faults_per_s: float = 0.0
+    """Minor page faults of the node per second of stream."""
+    rss_mb: float = 0.0
+    """Node VmRSS at the end of the measurement."""
 
     @property
     def dropped_per_s(self) -> float:
@@ -74,7 +82,8 @@ def node_parameters(model: Path, encoding: str, target_fps: float,
     return {
         'model': str(model), 'device': 'cpu', 'dtype': 'fp32', 'local_files_only': True,
         'compressed_input': encoding == 'jpeg', 'window.target_fps': target_fps,
-        'window.dds_filter': dds_filter, 'window.capacity': 128, 'window.max_duration': 30.0,
+        'window.dds_filter': dds_filter, 'window.capacity': 128,
+        'window.max_duration': WINDOW_SECONDS,
         'window.max_pixels': 640 * 360,
         'publish_debug_image': False, 'diagnostics_period': 1.0,
     }
@@ -91,6 +100,8 @@ class Sample(NamedTuple):
     """frames_kept."""
     depth: int
     """depth_frames_received (0 with depth off)."""
+    faults: int
+    """Minor page faults so far."""
 
 
 def next_sample(diagnostics: common.Diagnostics, node: common.NodeProcess,
@@ -103,10 +114,10 @@ def next_sample(diagnostics: common.Diagnostics, node: common.NodeProcess,
         if time.monotonic() - start > timeout:
             raise TimeoutError('no /diagnostics from the node')
         time.sleep(0.002)
-    cpu = node.cpu_seconds()
+    cpu, faults = node.cpu_seconds(), common.minor_faults(node.pid)
     arrived, values = diagnostics.history_since(0.0)[count]
     return Sample(arrived, cpu, int(values['frames_kept']),
-                  int(values.get('depth_frames_received', 0)))
+                  int(values.get('depth_frames_received', 0)), faults)
 
 
 def received_between(diagnostics: common.Diagnostics, start: float, end: float) -> float:
@@ -147,6 +158,7 @@ def measure(model: Path, encoding: str, target_fps: float, dds_filter: bool, sec
                 s0 = next_sample(diagnostics, node)
                 time.sleep(seconds)
                 s1 = next_sample(diagnostics, node)
+                rss = node.memory_mb()['VmRSS']
             finally:
                 output, errors = camera.communicate(timeout=warmup + seconds + 30.0)
     finally:
@@ -162,7 +174,8 @@ def measure(model: Path, encoding: str, target_fps: float, dds_filter: bool, sec
                kept_per_s=(s1.kept - s0.kept) / elapsed, cpu_per_s=(s1.cpu - s0.cpu) / elapsed,
                idle_cpu_per_s=(idle.cpu - quiet.cpu) / (idle.arrived - quiet.arrived),
                size=size, depth=depth, depth_per_s=(s1.depth - s0.depth) / elapsed,
-               bytes_per_frame=sent['bytes_per_frame'],
+               bytes_per_frame=sent['bytes_per_frame'], warmup=warmup,
+               faults_per_s=(s1.faults - s0.faults) / elapsed, rss_mb=rss,
                depth_bytes_per_frame=sent.get('depth_bytes_per_frame', 0))
 
 
@@ -205,14 +218,16 @@ def report_depth(runs: List[Run]) -> None:
     width, height = off.size
     print(f"\n{label(off.encoding, off.dds_filter)}: RGB-D {width}x{height} at 30 fps "
           f'(colour {off.bytes_per_frame:,} B + depth {off.depth_bytes_per_frame:,} B a frame), '
-          f'window at {off.target_fps:g} fps')
+          f'window at {off.target_fps:g} fps, measured {off.seconds:.1f} s after '
+          f'{off.warmup:g} s of stream')
     print(f"  {'depth':>6} {'sent/s':>7} {'recv/s':>7} {'kept/s':>7} {'depth/s':>8} "
-          f"{'depth/kept':>10} {'node CPU %':>10} {'idle %':>7}")
+          f"{'depth/kept':>10} {'node CPU %':>10} {'idle %':>7} {'faults/s':>8} {'RSS MB':>7}")
     for run in runs:
         per_kept = run.depth_per_s / run.kept_per_s if run.kept_per_s else 0.0
         print(f'  {run.depth:>6} {run.published_per_s:>7.1f} {run.received_per_s:>7.1f} '
               f'{run.kept_per_s:>7.2f} {run.depth_per_s:>8.2f} {per_kept:>10.2f} '
-              f'{100 * run.cpu_per_s:>10.2f} {100 * run.idle_cpu_per_s:>7.2f}')
+              f'{100 * run.cpu_per_s:>10.2f} {100 * run.idle_cpu_per_s:>7.2f} '
+              f'{run.faults_per_s:>8.0f} {run.rss_mb:>7.0f}')
     colour = off.cpu_per_s - off.idle_cpu_per_s
     for run in runs:
         if run.depth == 'off':
@@ -236,6 +251,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--filters', nargs='+', choices=('dds', 'node'), default=None,
                         help='dds: window.dds_filter true (the default); node: false (default '
                              'both; with --depth dds)')
+    parser.add_argument('--warmup', type=float, default=3.0,
+                        help='seconds of stream before measuring (default 3); the window fills '
+                             f"in window.max_duration ({WINDOW_SECONDS:g} s), while kept frames "
+                             'still take fresh memory: more than that measures the steady state')
     parser.add_argument('--depth', action='store_true',
                         help='RGB-D camera at --sizes: the node with depth off against on')
     parser.add_argument('--sizes', nargs='+', default=['640x480', '1280x720'],
@@ -263,15 +282,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for encoding in args.encodings or ['raw']:
                 for dds_filter in (name == 'dds' for name in args.filters or ['dds']):
                     report_depth([measure(model, encoding, DEPLOYED_FPS, dds_filter,
-                                          args.seconds, fixes=not args.without_fixes,
-                                          size=size, depth=depth) for depth in depth_runs])
+                                          args.seconds, warmup=args.warmup,
+                                          fixes=not args.without_fixes, size=size, depth=depth)
+                                  for depth in depth_runs])
         common.print_machine()
         return 0
     headline = {}
     for encoding in args.encodings or ['raw', 'jpeg']:
         for dds_filter in (name == 'dds' for name in args.filters or ['dds', 'node']):
             runs = {fps: measure(model, encoding, fps, dds_filter, args.seconds,
-                                 fixes=not args.without_fixes)
+                                 warmup=args.warmup, fixes=not args.without_fixes)
                     for fps in (DROP_ALL_FPS, DEPLOYED_FPS, KEEP_HALF_FPS)}
             headline[encoding, dds_filter] = report(label(encoding, dds_filter), runs)
     targets = {'raw': 10.0, 'jpeg': 20.0}
