@@ -35,6 +35,17 @@ def test_jittered_stamps_match_the_nearest_depth_within_tolerance():
     assert (found.stamp, found.payload) == (2.004, 2.004)
 
 
+def test_only_the_depth_of_the_newest_kept_frames_is_held():
+    pairs = matcher(capacity=3)
+    for index in range(6):
+        pairs.colour_kept(index * 0.25)
+        pairs.offer_depth(index * 0.25 + 0.002, index, colour_wanted=None)
+    assert [pairs.match(index * 0.25) is not None for index in range(6)] == [
+        False, False, False, True, True, True]
+    assert pairs.forgot(0.25) and not pairs.forgot(0.75) and not pairs.forgot(1.25)
+    assert not matcher(capacity=3).forgot(0.0), 'nothing was let go yet'
+
+
 def test_no_depth_within_tolerance_is_no_match():
     pairs = matcher()
     pairs.colour_kept(3.0)

@@ -5,6 +5,7 @@ exact pixels of known 3D points, so the 3D path is tested with known 2D input.
 """
 
 import threading
+import time
 
 import cv2
 import numpy as np
@@ -312,5 +313,28 @@ def test_the_sample_stream_with_depth_places_the_basket_and_floor_where_the_scen
         truth = [scene_point(u, v, 0.0, width, height) for u, v in pixels]
         # Millimetre depths in a float32 image: within a micrometre of the truth in metres.
         np.testing.assert_allclose(points, truth, atol=1e-5)
+    finally:
+        graph.close()
+
+
+def test_an_answer_about_a_frame_older_than_the_depth_held_says_to_raise_depth_capacity(
+        monkeypatch):
+    graph = start_graph(monkeypatch, {'depth.capacity': 2, 'goal.max_frame_age': 10.0})
+    try:
+        newest = graph.node._window.newest_stamp
+        deadline = time.monotonic() + TIMEOUT
+        # Four more kept frames (4 fps): the frame of `newest` is then older than the two
+        # whose depth is held.
+        while graph.node._window.newest_stamp < newest + 1.0 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the window has no event to wait on; poll its newest stamp
+        result, _ = graph.ask(make_goal('Put the tape into the basket', mode='trajectory',
+                                        window_end=to_time(newest)))
+        assert result.error_code == Reason.Result.SUCCESS, result.message
+        output = result.output
+        assert output.lift_status == ReasoningResult.LIFT_NO_DEPTH
+        assert 'raise depth.capacity' in output.lift_message
+        assert output.trajectories, 'the 2D answer stands'
+        # The newest frame's depth is held.
+        assert ask_trajectory(graph).output.lift_status == ReasoningResult.LIFT_OK
     finally:
         graph.close()

@@ -181,6 +181,12 @@ class DepthMatcher:
                 self._changed.notify_all()
             return outcome
 
+    def forgot(self, stamp: float) -> bool:
+        """Whether a colour frame of this stamp is older than the `capacity` newest kept ones,
+        whose depth this matcher holds (its depth, if any, was let go)."""
+        with self._lock:
+            return len(self._colour) >= self._capacity and stamp < self._colour[0]
+
     def match(self, stamp: float, timeout: float = 0.0) -> Optional[DepthMatch]:
         """The depth frame matched to the colour frame of this stamp, None when none is.
 

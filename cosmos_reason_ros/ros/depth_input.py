@@ -37,7 +37,7 @@ class DepthInput:
 
     def __init__(self, node: Node, window: FrameWindow, *, tolerance: float,
                  settings: LiftSettings, callback_group: CallbackGroup,
-                 transport: str = 'raw'):
+                 transport: str = 'raw', capacity: int = 32):
         """Create the input (nothing subscribed until subscribe()).
 
         Args:
@@ -48,6 +48,8 @@ class DepthInput:
             callback_group: the colour frames' group, so that matching sees frames in order.
             transport: 'raw' (Image on `depth`) or 'compressedDepth' (CompressedImage on
                 `depth/compressedDepth`).
+            capacity: depth frames held, those of the newest kept colour frames (at most the
+                window's capacity).
         """
         self._node = node
         self._window = window
@@ -55,7 +57,8 @@ class DepthInput:
         self._group = callback_group
         self._compressed = transport == 'compressedDepth'
         self._filters: List[StampFilter] = []
-        self._matcher = DepthMatcher(tolerance, window.config.capacity,
+        self._capacity = min(capacity, window.config.capacity)
+        self._matcher = DepthMatcher(tolerance, self._capacity,
                                      rewind_threshold=window.config.rewind_threshold,
                                      max_pending=_PENDING)
         self._depth_sub: Optional[Subscription] = None
@@ -128,7 +131,13 @@ class DepthInput:
         parsed = outcome.parsed
         if not parsed.trajectories and not parsed.boxes:
             return Lifted(LiftStatus.NONE, 'the answer holds no points or boxes to lift'), None
-        match = self._matcher.match(outcome.frames[-1].stamp, timeout=DEPTH_WAIT)
+        stamp = outcome.frames[-1].stamp
+        match = self._matcher.match(stamp, timeout=DEPTH_WAIT)
+        if match is None and self._matcher.forgot(stamp):
+            return Lifted(LiftStatus.NO_DEPTH, (
+                f"the answer's frame is older than the {self._capacity} newest kept frames "
+                'whose depth is held: raise depth.capacity to lift answers about older '
+                'frames')), None
         depth_stamp = match.stamp if match is not None else None
         try:
             depth = None if match is None else self._depth_data(match.payload,

@@ -231,7 +231,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
             config.window, source=self.resolve_topic_name(topic)))
         self._depth = DepthInput(
             self, self._window, tolerance=config.depth_tolerance, settings=config.lift,
-            transport=config.depth_transport,
+            transport=config.depth_transport, capacity=config.depth_capacity,
             callback_group=self._frames_group) if config.depth_enabled else None
         self._model_state = 'loading'
         self._model_error = ''

@@ -145,6 +145,10 @@ SPECS: Tuple[ParameterSpec, ...] = (
                   "How depth arrives: raw (sensor_msgs/Image on depth) or compressedDepth "
                   "(image_transport's PNG CompressedImage on depth/compressedDepth).",
                   choices=DEPTH_TRANSPORTS),
+    ParameterSpec('depth.capacity', 32,
+                  'Depth frames held: those of the newest kept colour frames (8 s at 4 fps); an '
+                  'answer about an older frame gets LIFT_NO_DEPTH. Each costs its image size '
+                  '(600 KiB at 640x480 16UC1, 1.8 MiB at 1280x720).', range=(1, 4096)),
     ParameterSpec('depth.tolerance', 0.02,
                   'Largest stamp difference (s) between the answer\'s frame and its depth '
                   'frame.', range=(0.0, 1.0)),
@@ -246,6 +250,7 @@ class NodeConfig:
     depth_enabled: bool = False
     depth_tolerance: float = 0.02
     depth_transport: str = 'raw'
+    depth_capacity: int = 32
     lift: LiftSettings = LiftSettings()
 
     @property
@@ -334,6 +339,7 @@ def read_node_config(node: Node, image_topic: str) -> NodeConfig:
         depth_enabled=values['depth.enabled'],
         depth_tolerance=values['depth.tolerance'],
         depth_transport=values['depth.transport'],
+        depth_capacity=values['depth.capacity'],
         lift=dataclasses.replace(
             _LIFT, min_depth=values['depth.min_range'], max_depth=values['depth.max_range'],
             point_radius=values['depth.point_radius'],
