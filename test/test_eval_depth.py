@@ -30,6 +30,7 @@ from scripted_backend import ScriptedBackend
 
 SETTINGS = ReplaySettings(window=WindowConfig(max_pixels=WIDTH * HEIGHT))
 TRAJECTORIES = ('marker-path-1s', 'marker-path-2.5s', 'marker-into-basket')
+GROUNDINGS = ('basket-box', 'marker-box')
 
 
 def qwen3_points(points) -> str:
@@ -39,14 +40,25 @@ def qwen3_points(points) -> str:
     return f'```json\n[{items}]\n```'
 
 
+def qwen3_box(box) -> str:
+    """A Reason2 grounding answer: the box in 0-1000 coordinates of the source image."""
+    scaled = [box.x_min / WIDTH * 1000, box.y_min / HEIGHT * 1000, box.x_max / WIDTH * 1000,
+              box.y_max / HEIGHT * 1000]
+    return f'```json\n[{{"bbox_2d": {scaled}, "label": "object"}}]\n```'
+
+
 def oracle(questions, shift=(0.0, 0.0)) -> ScriptedBackend:
-    """Answers every trajectory item with its expected pixels (moved by `shift`)."""
+    """Answers every trajectory and box item with its expected pixels (moved by `shift`)."""
     paths = {item.id: [(x + shift[0], y + shift[1]) for x, y in item.expected.trajectory]
              for item in questions.items if item.id in TRAJECTORIES}
+    boxes = {item.id: item.expected.boxes[0] for item in questions.items
+             if item.id in GROUNDINGS}
     return ScriptedBackend({
         'along its path': [qwen3_points(paths['marker-path-1s']),
                            qwen3_points(paths['marker-path-2.5s'])],
-        'into the grey basket': qwen3_points(paths['marker-into-basket'])},
+        'into the grey basket': qwen3_points(paths['marker-into-basket']),
+        'bounding box of the grey basket': qwen3_box(boxes['basket-box']),
+        'bounding box of the red marker': qwen3_box(boxes['marker-box'])},
         default='no', family=ModelFamily.QWEN3_VL)
 
 
@@ -88,6 +100,17 @@ def test_right_pixels_land_within_a_millimetre_of_the_scene_in_metres(sample, tm
         # The depth frame is the one of the answer's frame: 3 ms after it.
         assert result.depth_stamp - result.frame_stamps[-1] == pytest.approx(DEPTH_DELAY,
                                                                               abs=1e-6)
+    for name in GROUNDINGS:
+        result = results[name]
+        assert result.score.correct and result.score.correct_3d, result.score
+    # A box is measured on its nearest surface: the basket's top, 30 cm above the floor (the
+    # box's far edges are exclusive pixel bounds: half a pixel is 2.4 mm at 1.2 m).
+    assert results['basket-box'].score.centres_3d.mean_m < 5e-3
+    # The marker's top is only 5 cm above the floor in the box's corners: within
+    # depth.box_edge_gap (0.1 m) that is one surface, so the centre sits between the two.
+    centre = results['marker-box'].lifted.boxes[0].centre
+    assert MARKER_DEPTH < centre[2] < FLOOR_DEPTH
+    assert 0.02 < results['marker-box'].score.centres_3d.mean_m < 0.05
     # In 3D the path starts on the top of the marker and ends on the top of the basket.
     into = results['marker-into-basket'].lifted.trajectories[0].points
     assert (into[0][2], into[-1][2]) == (pytest.approx(MARKER_DEPTH), pytest.approx(BASKET_DEPTH))
@@ -95,15 +118,17 @@ def test_right_pixels_land_within_a_millimetre_of_the_scene_in_metres(sample, tm
     path = write_report(run, tmp_path / 'report')
     report = load_report(path)
     summary = report['summary']
-    assert (summary['accuracy_3d']['k'], summary['accuracy_3d']['n']) == (3, 3)
+    assert (summary['accuracy_3d']['k'], summary['accuracy_3d']['n']) == (5, 5)
+    assert summary['centre_error_3d']['max'] < 0.05
     assert summary['trajectory_error_3d']['mean_m']['max'] < 1e-3
-    assert summary['lifting'] == {'ok': 3}
+    assert summary['lifting'] == {'ok': 5}
     item = next(item for item in report['items'] if item['id'] == 'marker-into-basket')
     assert item['expected']['trajectory_3d'][1][2] == pytest.approx(BASKET_DEPTH)
     assert item['lifted']['status'] == 'ok' and all(item['lifted']['trajectories'][0]['valid'])
     assert report['run']['sources'][0]['depth'][0]['depth_frames'] == 120
     markdown = (path.parent / 'report.md').read_text()
-    assert '| accuracy: trajectory in 3D | 3/3' in markdown
+    assert '| accuracy: trajectory in 3D | 5/5' in markdown
+    assert '| box centre error in 3D (p50 / p90) |' in markdown
     assert 'in 3D correct: mean error 0.' in markdown
 
 

@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from cosmos_reason_ros.core.evaluation.questions import (
-    AskTime, QuestionSetError, load_benchmark, load_questions, parse_question_set)
+    AskTime, QuestionSetError, expected_to_dict, load_benchmark, load_questions,
+    parse_question_set)
 from cosmos_reason_ros.core.evaluation.sample_data import question_set_yaml
 from cosmos_reason_ros.core.modes import Mode
 
@@ -220,10 +221,24 @@ def test_the_command_line_names_the_depth_topics(tmp_path):
     assert not load_questions(path).lifted
 
 
+def test_a_grounding_may_expect_its_box_centres_in_3d(tmp_path):
+    questions = _parse(_set([
+        {'id': 'cup', 'at': 1, 'mode': 'grounding', 'object_name': 'cup',
+         'expected': {'boxes': [[0, 0, 10, 10]], 'centres_3d': [[0.1, 0.2, 1.5]]}},
+    ], depth_topic='/d', camera_info_topic='/i'), tmp_path)
+    expected = questions.items[0].expected
+    assert expected.kind == 'boxes' and expected.in_3d == 'centres_3d'
+    assert expected.centres_3d == ((0.1, 0.2, 1.5),)
+    assert expected_to_dict(expected)['centres_3d'] == [[0.1, 0.2, 1.5]]
+
+
 @pytest.mark.parametrize('item, fields, message', [
     ({'mode': 'grounding', 'object_name': 'cup', 'expected': {'trajectory_3d': [[0, 0, 1]]}},
      {'depth_topic': '/d', 'camera_info_topic': '/i'},
      'expected trajectory_3d belongs to mode trajectory, not grounding'),
+    ({'mode': 'trajectory', 'task': 'go', 'expected': {'centres_3d': [[0, 0, 1]]}},
+     {'depth_topic': '/d', 'camera_info_topic': '/i'},
+     'expected centres_3d belongs to mode grounding, not trajectory'),
     ({'mode': 'trajectory', 'task': 'go', 'expected': {'trajectory_3d': [[0, 0]]}},
      {'depth_topic': '/d', 'camera_info_topic': '/i'},
      r'trajectory_3d must be a non-empty list of \[x, y, z\] points in metres'),

@@ -13,7 +13,7 @@ from cosmos_reason_ros.core.evaluation.scoring import (
     box_iou, interval_iou, keyword_recall, mean_best_box_iou, mean_best_event_iou, percentiles,
     rate, resample_path, score_answer, summarize, trajectory_error, trajectory_error_3d,
     wilson_interval)
-from cosmos_reason_ros.core.geometry3d import Lifted, LiftStatus, Trajectory3D
+from cosmos_reason_ros.core.geometry3d import Box3D, Lifted, LiftStatus, Trajectory3D
 from cosmos_reason_ros.core.modes import Mode
 from cosmos_reason_ros.core.parsing import Box, Event, ParsedAnswer, ParseStatus, Trajectory
 
@@ -360,3 +360,28 @@ def test_comparison_shows_3d_accuracy_with_counts_and_the_error_in_metres():
     assert error['delta'] == pytest.approx(-0.19) and error['better'] is True
     without = compare_reports(_report([_record(1, 'caption')]), _report([_record(1, 'caption')]))
     assert not any('3D' in entry['metric'] for entry in without['metrics'])
+
+
+def test_box_centres_in_3d_are_matched_to_the_nearest_lifted_centre():
+    item = dataclasses.replace(
+        _item(Mode.GROUNDING, boxes=(Box('cup', 0, 0, 10, 10),),
+              centres_3d=((0.0, 0.0, 1.0), (1.0, 0.0, 1.0))),
+        depth_topic='/depth', camera_info_topic='/info')
+    answer = _answer(boxes=(Box('cup', 0, 0, 10, 10),))
+
+    def lifted(*boxes):
+        return Lifted(LiftStatus.OK, '', (), tuple(
+            Box3D('cup', centre, (0.1, 0.1, 0.0), valid, 50 if valid else 3)
+            for centre, valid in boxes))
+
+    score = score_answer(item, answer, (640, 480), lifted=lifted(
+        ((1.0, 0.0, 1.02), True), ((0.0, 0.0, 1.0), True), ((NAN,) * 3, False)))
+    assert (score.kind, score.correct, score.correct_3d) == ('boxes', True, True)
+    assert score.centres_3d.mean_m == pytest.approx(0.01)
+    assert (score.centres_3d.boxes, score.centres_3d.without_depth) == (3, 1)
+    assert '1 of 3 boxes had too few valid depths' in score.detail
+    far = score_answer(item, answer, (640, 480), lifted=lifted(((0.0, 0.0, 1.2), True)))
+    assert far.correct is False and far.centres_3d.mean_m == pytest.approx((0.2 + 1.02) / 2,
+                                                                            abs=1e-3)
+    none = score_answer(item, answer, (640, 480), lifted=lifted(((NAN,) * 3, False)))
+    assert none.correct_3d is False and 'none of the 1 boxes' in none.detail

@@ -28,6 +28,7 @@ _METRICS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ('accuracy in 3D', ('accuracy_3d', 'rate'), True),
     ('trajectory error in 3D mean p50 (m)', ('trajectory_error_3d', 'mean_m', 'p50'), False),
     ('trajectory error in 3D final p50 (m)', ('trajectory_error_3d', 'final_m', 'p50'), False),
+    ('box centre error in 3D p50 (m)', ('centre_error_3d', 'p50'), False),
     ('box IoU mean', ('box_iou', 'mean'), True),
     ('event IoU mean', ('event_iou', 'mean'), True),
     ('latency p50 (s)', ('latency', 'total', 'p50'), False),

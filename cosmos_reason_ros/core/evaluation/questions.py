@@ -36,8 +36,9 @@ _TOPIC_FIELDS = ('topic', 'depth_topic', 'camera_info_topic')
 _DEFAULT_FIELDS = _ITEM_FIELDS - {'id', 'at', 'stamp', 'expected', 'source', *_TOPIC_FIELDS}
 _SET_FIELDS = frozenset({'version', 'name', 'source', *_TOPIC_FIELDS, 'defaults', 'items'})
 _EXPECTED_KINDS = ('choice', 'verdict', 'trajectory', 'boxes', 'events', 'keywords')
-_EXPECTED_3D = 'trajectory_3d'
-"""An expected trajectory in metres; it may stand beside the expected trajectory in pixels."""
+_EXPECTED_3D = {'trajectory_3d': Mode.TRAJECTORY, 'centres_3d': Mode.GROUNDING}
+"""Expected answers in metres and the mode each belongs to: a trajectory's path, a grounding's
+box centres; each may stand beside the answer in pixels of its mode."""
 _KINDS_BY_MODE = {
     Mode.MULTIPLE_CHOICE: ('choice',),
     Mode.QUESTION: ('verdict', 'keywords'),
@@ -103,6 +104,9 @@ class Expected:
     trajectory_3d: tuple[tuple[float, float, float], ...] = ()
     """The trajectory in metres in the colour camera's optical frame, as the answer lifted with
     the recording's depth and CameraInfo should give it; it may stand beside `trajectory`."""
+    centres_3d: tuple[tuple[float, float, float], ...] = ()
+    """Grounding: the centres of the boxed objects' visible surfaces in metres, in the same
+    frame; it may stand beside `boxes`."""
 
     @property
     def kind(self) -> str:
@@ -113,7 +117,12 @@ class Expected:
     @property
     def scored(self) -> bool:
         """Whether there is anything to score the answer against, in the image or in 3D."""
-        return bool(self.kind or self.trajectory_3d)
+        return bool(self.kind or self.in_3d)
+
+    @property
+    def in_3d(self) -> str:
+        """Which answer in metres is expected: 'trajectory_3d', 'centres_3d' or ''."""
+        return next((name for name in _EXPECTED_3D if getattr(self, name)), '')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -374,8 +383,8 @@ def _parse_item(raw: dict, index: int, base: pathlib.Path, set_source: Any,
     if bool(topics['depth_topic']) != bool(topics['camera_info_topic']):
         problems.append("lifting answers into 3D needs both 'depth_topic' and "
                         "'camera_info_topic' (the colour camera's CameraInfo)")
-    if expected.trajectory_3d and not topics['depth_topic']:
-        problems.append("expected trajectory_3d needs 'depth_topic' and 'camera_info_topic' "
+    if expected.in_3d and not topics['depth_topic']:
+        problems.append(f"expected {expected.in_3d} needs 'depth_topic' and 'camera_info_topic' "
                         '(an aligned depth image and the CameraInfo, in the bag) to lift the '
                         'answer with')
     item = QuestionItem(
@@ -423,16 +432,17 @@ def _ask_time(raw: dict, problems: list[str]) -> AskTime:
 def _expected(raw: Any, mode: Mode, choices: Sequence[str], problems: list[str]) -> Expected:
     if raw is None:
         return Expected()
-    if isinstance(raw, dict) and _EXPECTED_3D in raw:
+    names_3d = [name for name in _EXPECTED_3D if isinstance(raw, dict) and name in raw]
+    if names_3d:
         raw = dict(raw)
-        lifted = _expected_trajectory_3d(raw.pop(_EXPECTED_3D), mode, problems)
-        if not raw:
-            return lifted
-        return dataclasses.replace(_expected(raw, mode, choices, problems),
-                                   trajectory_3d=lifted.trajectory_3d)
+        lifted = {name: _expected_points_3d(name, raw.pop(name), mode, problems)
+                  for name in names_3d}
+        in_pixels = _expected(raw, mode, choices, problems) if raw else Expected()
+        return dataclasses.replace(in_pixels, **lifted)
     if not isinstance(raw, dict) or len(raw) != 1:
         problems.append(f"'expected' must hold exactly one of {', '.join(_EXPECTED_KINDS)} "
-                        f'(a trajectory may have {_EXPECTED_3D} beside it)')
+                        '(a trajectory may have trajectory_3d beside it, a grounding '
+                        'centres_3d)')
         return Expected()
     ((kind, value),) = raw.items()
     allowed = _KINDS_BY_MODE[mode]
@@ -492,19 +502,21 @@ def _expected_trajectory(value: Any, choices: Sequence[str], problems: list[str]
     return Expected()
 
 
-def _expected_trajectory_3d(value: Any, mode: Mode, problems: list[str]) -> Expected:
-    if mode is not Mode.TRAJECTORY:
-        problems.append(f'expected {_EXPECTED_3D} belongs to mode trajectory, not {mode.value}')
-        return Expected()
+def _expected_points_3d(name: str, value: Any, mode: Mode,
+                        problems: list[str]) -> tuple[tuple[float, float, float], ...]:
+    if mode is not _EXPECTED_3D[name]:
+        problems.append(f'expected {name} belongs to mode {_EXPECTED_3D[name].value}, not '
+                        f'{mode.value}')
+        return ()
     points = []
     for point in value if isinstance(value, list) and value else [None]:
         if not (isinstance(point, list) and len(point) == 3 and all(map(_finite, point))):
-            problems.append(f'expected {_EXPECTED_3D} must be a non-empty list of [x, y, z] '
+            problems.append(f'expected {name} must be a non-empty list of [x, y, z] '
                             "points in metres in the colour camera's optical frame, got "
                             f'{_short(value)}')
-            return Expected()
+            return ()
         points.append((float(point[0]), float(point[1]), float(point[2])))
-    return Expected(trajectory_3d=tuple(points))
+    return tuple(points)
 
 
 def _expected_boxes(value: Any, choices: Sequence[str], problems: list[str]) -> Expected:
@@ -731,12 +743,12 @@ def _problem_list(path: pathlib.Path, problems: Iterable[str]) -> str:
 
 def expected_to_dict(expected: Expected) -> dict[str, Any]:
     """The expected answer as JSON-ready data: {'kind': ..., kind: value}, with
-    'trajectory_3d' beside it when set ({} when unscored)."""
+    'trajectory_3d' or 'centres_3d' beside it when set ({} when unscored)."""
     kind = expected.kind
-    lifted = ({_EXPECTED_3D: [list(point) for point in expected.trajectory_3d]}
-              if expected.trajectory_3d else {})
+    lifted = {name: [list(point) for point in getattr(expected, name)]
+              for name in _EXPECTED_3D if getattr(expected, name)}
     if not kind:
-        return {'kind': _EXPECTED_3D, **lifted} if lifted else {}
+        return {'kind': expected.in_3d, **lifted} if lifted else {}
     value: Any = getattr(expected, kind)
     if kind == 'trajectory':
         value = [list(point) for point in value]

@@ -5,6 +5,7 @@ saw with the expected (blue) and predicted (green) trajectory or boxes drawn on 
 without depth crossed out), and the answer in metres when it was lifted into 3D.
 """
 
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -178,6 +179,7 @@ def _score_record(result: ItemResult) -> dict[str, Any] | None:
         'trajectory_3d': None if trajectory_3d is None else {
             'mean_m': trajectory_3d.mean_m, 'final_m': trajectory_3d.final_m,
             'points': trajectory_3d.points, 'without_depth': trajectory_3d.without_depth},
+        'centres_3d': None if score.centres_3d is None else dataclasses.asdict(score.centres_3d),
         'correct_3d': score.correct_3d,
         'lift_status': score.lift_status,
     }
@@ -393,6 +395,10 @@ def _summary_rows(summary: dict[str, Any], run: dict[str, Any]) -> list[list[str
             if metres['count']:
                 rows.append([f'{label} (p50 / p90)',
                              f"{1000 * metres['p50']:.1f} / {1000 * metres['p90']:.1f} mm"])
+    centres = summary.get('centre_error_3d')
+    if centres and centres['count']:
+        rows.append(['box centre error in 3D (p50 / p90)',
+                     f"{1000 * centres['p50']:.1f} / {1000 * centres['p90']:.1f} mm"])
     if summary.get('lifting'):
         rows.append(['lifting into 3D', ', '.join(
             f'{status} {count}' for status, count in summary['lifting'].items())])
@@ -487,10 +493,11 @@ def _describe_expected(expected: dict[str, Any]) -> str:
     kind = expected.get('kind')
     if not kind:
         return '(none: not scored)'
-    lifted = expected.get('trajectory_3d')
-    text = '' if kind == 'trajectory_3d' else _describe_expected_2d(kind, expected[kind])
-    if lifted:
-        text += ('; ' if text else '') + 'in 3D ' + _describe_points_3d(lifted)
+    text = '' if kind in ('trajectory_3d', 'centres_3d') else \
+        _describe_expected_2d(kind, expected[kind])
+    for name, label in (('trajectory_3d', 'in 3D'), ('centres_3d', 'centres in 3D')):
+        if expected.get(name):
+            text += ('; ' if text else '') + f'{label} ' + _describe_points_3d(expected[name])
     return text
 
 
@@ -540,6 +547,11 @@ def _describe_score(score: dict[str, Any]) -> str:
         verdict = {True: 'correct', False: 'wrong'}[bool(score.get('correct_3d'))]
         parts.append(f"in 3D {verdict}: mean error {1000 * lifted['mean_m']:.1f} mm, final "
                      f"{1000 * lifted['final_m']:.1f} mm")
+    centres = score.get('centres_3d')
+    if centres:
+        verdict = {True: 'correct', False: 'wrong'}[bool(score.get('correct_3d'))]
+        parts.append(f"in 3D {verdict}: centres {1000 * centres['mean_m']:.1f} mm from the "
+                     'expected')
     if score.get('detail'):
         parts.append(score['detail'])
     return ', '.join(parts)

@@ -170,7 +170,7 @@ def question_set_yaml(width: int = WIDTH, height: int = HEIGHT, seconds: float =
         points = marker_path(start, end, width, height)
         return '[' + ', '.join(f'[{x:.1f}, {y:.1f}]' for x, y in points) + ']'
 
-    def path_3d(points: list[tuple[float, float]], asked: float) -> str:
+    def points_3d(points: list[tuple[float, float]], asked: float) -> str:
         # Where the pixels of the expected path lie in the depth frame of the asking time.
         lifted = (scene_point(x, y, asked, width, height) for x, y in points)
         return '[' + ', '.join(f'[{x:.3f}, {y:.3f}, {z:.3f}]' for x, y, z in lifted) + ']'
@@ -186,10 +186,12 @@ def question_set_yaml(width: int = WIDTH, height: int = HEIGHT, seconds: float =
     return _TEMPLATE.format(
         source=source, width=width, height=height, seconds=seconds,
         path_1=path(1.0, 2.0), path_2=path(2.5, 3.5),
-        path_1_3d=path_3d(marker_path(1.0, 2.0, width, height), 1.0),
-        path_2_3d=path_3d(marker_path(2.5, 3.5, width, height), 2.5),
+        path_1_3d=points_3d(marker_path(1.0, 2.0, width, height), 1.0),
+        path_2_3d=points_3d(marker_path(2.5, 3.5, width, height), 2.5),
         into_basket='[' + ', '.join(f'[{x:.1f}, {y:.1f}]' for x, y in into_basket) + ']',
-        into_basket_3d=path_3d(into_basket, 2.0),
+        into_basket_3d=points_3d(into_basket, 2.0),
+        basket_centre_3d=points_3d([basket_centre], 1.5),
+        marker_centre_3d=points_3d([(mx, my)], 3.0),
         depth_topic=DEPTH_TOPIC, camera_info_topic=CAMERA_INFO_TOPIC,
         basket=', '.join(str(v) for v in basket_box(width, height)),
         marker=', '.join(f'{v:.1f}' for v in marker_box),
@@ -239,7 +241,9 @@ defaults:                     # any item field below except id, at, stamp, expec
 #   trajectory: [[x, y], ...]  trajectory (source image pixels, in order); beside it, or alone:
 #   trajectory_3d: [[x, y, z], ...]  the same path in metres in the colour camera's optical
 #                              frame, scored on the answer lifted with the bag's depth
-#   boxes: [[x1, y1, x2, y2]]  grounding (source image pixels; or {{bbox: [...], label: ...}})
+#   boxes: [[x1, y1, x2, y2]]  grounding (source image pixels; or {{bbox: [...], label: ...}});
+#                              beside it, or alone, centres_3d: [[x, y, z], ...] the centres
+#                              of the boxed objects' visible surfaces in metres
 #   events: [{{start: s, end: s, caption: ...}}]  temporal_localization (seconds after the
 #                              bag starts, like `at`; 'mm:ss.ff' strings work too)
 #   keywords: [w1, [w2, w2b]]  question, caption, next_action: every entry must occur in the
@@ -280,6 +284,8 @@ items:
     object_name: the grey basket
     expected:
       boxes: [[{basket}]]
+      # the centre of its top in metres (boxes are measured on the nearest surface in them)
+      centres_3d: {basket_centre_3d}
 
   - id: marker-box
     at: 3.0
@@ -287,6 +293,7 @@ items:
     object_name: the red marker
     expected:
       boxes: [[{marker}]]
+      centres_3d: {marker_centre_3d}
 
   - id: marker-direction
     at: 3.0

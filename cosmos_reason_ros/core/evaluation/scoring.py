@@ -52,6 +52,18 @@ class TrajectoryError3D:
 
 
 @dataclasses.dataclass(frozen=True)
+class CentreError3D:
+    """How far the lifted boxes' centres are from the expected centres, in metres."""
+
+    mean_m: float
+    """For each expected centre the distance to the nearest lifted centre, averaged."""
+    boxes: int
+    """Boxes of the answer."""
+    without_depth: int
+    """Of them, boxes with too few valid depths to have a centre, left out."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Score:
     """The verdict on one answer."""
 
@@ -68,8 +80,9 @@ class Score:
     detail: str = ''
     """Why the answer is wrong, when that is not plain from the fields."""
     trajectory_3d: TrajectoryError3D | None = None
+    centres_3d: CentreError3D | None = None
     correct_3d: bool | None = None
-    """The trajectory in 3D alone (None when the item expects none); `correct` needs it too."""
+    """The answer in 3D alone (None when the item expects none); `correct` needs it too."""
     lift_status: str = ''
     """What became of lifting the answer (a LiftStatus name, lower case; '' when not lifted)."""
 
@@ -197,8 +210,9 @@ def score_answer(item: QuestionItem, parsed: ParsedAnswer, image_size: tuple[int
     Rules: a choice or verdict must match exactly; a trajectory is right when the mean error of
     its first path is at most `item.tolerance` of the image diagonal; boxes and events when
     their mean best IoU reaches `item.iou_threshold`; free text when every keyword occurs.
-    An item that also expects a trajectory in 3D is right only when that path, lifted with
-    the recording's depth, is within `item.tolerance_3d` metres on average as well.
+    An item that also expects an answer in metres is right only when the answer lifted with
+    the recording's depth is within `item.tolerance_3d` metres on average as well: the
+    trajectory's path, or the boxes' centres (each expected centre to its nearest one).
 
     Args:
         item: the question, with its expected answer and thresholds.
@@ -210,16 +224,17 @@ def score_answer(item: QuestionItem, parsed: ParsedAnswer, image_size: tuple[int
     """
     score = _score_in_image(item, parsed, image_size, window_offset)
     lift_status = lifted.status.name.lower() if lifted is not None else ''
-    if not item.expected.trajectory_3d:
+    kind_3d = item.expected.in_3d
+    if not kind_3d:
         return dataclasses.replace(score, lift_status=lift_status)
-    lifted_score = _score_trajectory_3d(item, parsed, lifted)
+    lifted_score = _score_in_3d(item, parsed, lifted)
     correct = lifted_score.correct_3d if score.correct is None else \
         bool(score.correct and lifted_score.correct_3d)
     detail = '; '.join(part for part in (score.detail, lifted_score.detail) if part)
     return dataclasses.replace(
-        score, kind=score.kind or 'trajectory_3d', correct=correct, detail=detail,
-        trajectory_3d=lifted_score.trajectory_3d, correct_3d=lifted_score.correct_3d,
-        lift_status=lift_status)
+        score, kind=score.kind or kind_3d, correct=correct, detail=detail,
+        trajectory_3d=lifted_score.trajectory_3d, centres_3d=lifted_score.centres_3d,
+        correct_3d=lifted_score.correct_3d, lift_status=lift_status)
 
 
 def _score_in_image(item: QuestionItem, parsed: ParsedAnswer, image_size: tuple[int, int],
@@ -262,17 +277,29 @@ def _score_trajectory(item: QuestionItem, trajectories: Sequence[Trajectory],
     return Score('trajectory', error.mean_fraction <= item.tolerance, trajectory=error)
 
 
-def _score_trajectory_3d(item: QuestionItem, parsed: ParsedAnswer,
-                         lifted: Lifted | None) -> Score:
-    """The 3D half of a trajectory's score: the first path, as in 2D, with its points that had
-    valid depth (a point without depth is never invented, so it cannot be scored)."""
-    def wrong(detail: str) -> Score:
-        return Score('trajectory_3d', False, correct_3d=False, detail=detail)
-
+def _score_in_3d(item: QuestionItem, parsed: ParsedAnswer, lifted: Lifted | None) -> Score:
+    """The 3D half of a score: the lifted trajectory or box centres against the expected."""
+    kind = item.expected.in_3d
     if lifted is None:
-        return wrong('not lifted into 3D: the run read no depth for this item')
+        return _wrong_3d(kind, 'not lifted into 3D: the run read no depth for this item')
     if lifted.status is not LiftStatus.OK:
-        return wrong(f'not lifted into 3D ({lifted.status.name.lower()}): {lifted.message}')
+        return _wrong_3d(kind, f'not lifted into 3D ({lifted.status.name.lower()}): '
+                               f'{lifted.message}')
+    if kind == 'centres_3d':
+        return _score_centres_3d(item, lifted)
+    return _score_trajectory_3d(item, parsed, lifted)
+
+
+def _wrong_3d(kind: str, detail: str) -> Score:
+    return Score(kind, False, correct_3d=False, detail=detail)
+
+
+def _score_trajectory_3d(item: QuestionItem, parsed: ParsedAnswer, lifted: Lifted) -> Score:
+    """The first path, as in 2D, with its points that had valid depth (a point without depth
+    is never invented, so it cannot be scored)."""
+    def wrong(detail: str) -> Score:
+        return _wrong_3d('trajectory_3d', detail)
+
     index = next((i for i, t in enumerate(parsed.trajectories) if t.points), None)
     if index is None or index >= len(lifted.trajectories):
         return wrong('no trajectory in the answer to lift')
@@ -289,6 +316,26 @@ def _score_trajectory_3d(item: QuestionItem, parsed: ParsedAnswer,
               if missing else '')
     return Score('trajectory_3d', correct, trajectory_3d=error, correct_3d=correct,
                  detail=detail)
+
+
+def _score_centres_3d(item: QuestionItem, lifted: Lifted) -> Score:
+    """Each expected centre against the nearest centre of a box with valid depth."""
+    centres = [box.centre for box in lifted.boxes if box.valid]
+    missing = len(lifted.boxes) - len(centres)
+    if not lifted.boxes:
+        return _wrong_3d('centres_3d', 'no box in the answer to lift')
+    if not centres:
+        return _wrong_3d('centres_3d', f'none of the {len(lifted.boxes)} boxes of the answer '
+                                       'had enough valid depth')
+    found = np.asarray(centres, np.float64)
+    mean = float(np.mean([np.min(np.linalg.norm(found - np.asarray(expected), axis=1))
+                          for expected in item.expected.centres_3d]))
+    correct = mean <= item.tolerance_3d
+    detail = (f'{missing} of {len(lifted.boxes)} boxes had too few valid depths and were left '
+              'out' if missing else '')
+    return Score('centres_3d', correct, correct_3d=correct, detail=detail,
+                 centres_3d=CentreError3D(mean_m=mean, boxes=len(lifted.boxes),
+                                          without_depth=missing))
 
 
 def _area(box: Box) -> float:
@@ -379,9 +426,12 @@ def summarize(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         parse_counts[status] = parse_counts.get(status, 0) + 1
     trajectories = [item['score']['trajectory'] for item in scored
                     if item['score'].get('trajectory')]
-    lifted = [item for item in answered if (item.get('expected') or {}).get('trajectory_3d')]
+    lifted = [item for item in answered if any((item.get('expected') or {}).get(name)
+                                               for name in ('trajectory_3d', 'centres_3d'))]
     trajectories_3d = [item['score']['trajectory_3d'] for item in lifted
                        if (item.get('score') or {}).get('trajectory_3d')]
+    centres_3d = [item['score']['centres_3d'] for item in lifted
+                  if (item.get('score') or {}).get('centres_3d')]
     lift_counts: dict[str, int] = {}
     for item in answered:
         status = (item.get('score') or {}).get('lift_status')
@@ -418,6 +468,7 @@ def summarize(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         'trajectory_error_3d': {
             name: percentiles((t[name] for t in trajectories_3d), (50, 90))
             for name in ('mean_m', 'final_m')},
+        'centre_error_3d': percentiles((c['mean_m'] for c in centres_3d), (50, 90)),
         'accuracy_3d': rate(sum(bool(item['score']['correct_3d']) for item in lifted),
                             len(lifted)),
         'lifting': dict(sorted(lift_counts.items())),
@@ -442,7 +493,7 @@ def _ratio(numerator: int, denominator: int) -> float | None:
 
 
 __all__ = [
-    'Score', 'TRAJECTORY_SAMPLES', 'TrajectoryError', 'TrajectoryError3D', 'box_iou',
+    'CentreError3D', 'Score', 'TRAJECTORY_SAMPLES', 'TrajectoryError', 'TrajectoryError3D', 'box_iou',
     'image_diagonal', 'interval_iou', 'keyword_recall', 'mean_best_box_iou',
     'mean_best_event_iou', 'percentiles', 'rate', 'resample_path', 'score_answer', 'summarize',
     'trajectory_error', 'trajectory_error_3d', 'wilson_interval',
