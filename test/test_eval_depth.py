@@ -20,8 +20,8 @@ from cosmos_reason_ros.core.evaluation.questions import load_questions
 from cosmos_reason_ros.core.evaluation.replay import Replay, ReplaySettings
 from cosmos_reason_ros.core.evaluation.report import load_report, write_report
 from cosmos_reason_ros.core.evaluation.sample_data import (
-    CAMERA_INFO_TOPIC, COMPRESSED_DEPTH_TOPIC, DEPTH_DELAY, DEPTH_TOPIC, HEIGHT, START, WIDTH, write_sample,
-    write_sample_bag)
+    CAMERA_INFO_TOPIC, COMPRESSED_DEPTH_TOPIC, DEPTH_DELAY, DEPTH_TOPIC, HEIGHT, START, WIDTH,
+    write_sample, write_sample_bag)
 from cosmos_reason_ros.core.geometry3d import DepthImage, LiftSettings
 from cosmos_reason_ros.core.modes import ModelFamily
 from cosmos_reason_ros.core.sample_scene import (

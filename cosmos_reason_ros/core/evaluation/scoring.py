@@ -493,8 +493,8 @@ def _ratio(numerator: int, denominator: int) -> float | None:
 
 
 __all__ = [
-    'CentreError3D', 'Score', 'TRAJECTORY_SAMPLES', 'TrajectoryError', 'TrajectoryError3D', 'box_iou',
-    'image_diagonal', 'interval_iou', 'keyword_recall', 'mean_best_box_iou',
+    'CentreError3D', 'Score', 'TRAJECTORY_SAMPLES', 'TrajectoryError', 'TrajectoryError3D',
+    'box_iou', 'image_diagonal', 'interval_iou', 'keyword_recall', 'mean_best_box_iou',
     'mean_best_event_iou', 'percentiles', 'rate', 'resample_path', 'score_answer', 'summarize',
     'trajectory_error', 'trajectory_error_3d', 'wilson_interval',
 ]
