@@ -1,5 +1,7 @@
 """Answers lifted into 3D against hand-computed cameras and depth images (no ROS)."""
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -138,6 +140,23 @@ def test_flying_pixels_in_front_of_a_box_are_ignored():
     depth[150:160, 200:300] = 0.5  # 10 % of the box: edge noise nearer than the object
     lifted = lift_one_box(Box('tape', 200, 150, 300, 250), depth)
     assert lifted.centre[2] == pytest.approx(1.0)
+
+
+def test_a_small_object_on_a_noisy_table_is_its_own_surface_and_the_table_stays_one():
+    rng = np.random.default_rng(0)
+    # A table at 1.5 m with 1 % depth noise (a stereo camera at this range) stays one surface.
+    noisy = (1.5 + rng.normal(0.0, 0.015, (SIZE[1], SIZE[0]))).astype(np.float32)
+    table = lift_one_box(Box('table', 100, 100, 500, 400), noisy)
+    assert table.centre[2] == pytest.approx(1.5, abs=0.005), 'noise does not split one surface'
+    # A 5 cm puck on a table, 3 mm noise on both (a good sensor at 1.5 m): the puck's top is a
+    # surface of its own, although it covers only 73 % of its box.
+    depth = (1.5 + rng.normal(0.0, 0.003, (SIZE[1], SIZE[0]))).astype(np.float32)
+    depth[200:260, 300:360] -= 0.05
+    puck = lift_one_box(Box('puck', 295, 195, 365, 265), depth)
+    assert puck.centre[2] == pytest.approx(1.45, abs=0.002)
+    merged = lift_one_box(Box('puck', 295, 195, 365, 265), depth,
+                          dataclasses.replace(LiftSettings(), box_edge_gap=0.1))
+    assert merged.centre[2] > 1.46, 'a 10 cm gap measures the puck with the table'
 
 
 def test_a_box_over_a_hole_is_invalid_with_its_count():

@@ -121,8 +121,10 @@ class LiftSettings:
     """Pixels of a box sampled (on a regular grid) at most."""
     box_percentiles: Tuple[float, float] = (5.0, 95.0)
     """The box's extent spans these percentiles of its surface points on each axis."""
-    box_edge_gap: float = 0.1
-    """A jump of more than this (metres) between sorted depths separates two surfaces."""
+    box_edge_gap: float = 0.02
+    """A jump of more than this (metres) between sorted depths separates two surfaces. Dense
+    samples of one noisy surface leave no such gap (outliers at its tail hold too few depths
+    to count), so it can be small: a 5 cm puck on a table is then its own surface."""
     box_min_fraction: float = 0.2
     """The box's object is the nearest surface holding at least this share of its depths
     (smaller near surfaces are edge noise or flying pixels)."""

@@ -159,6 +159,10 @@ SPECS: Tuple[ParameterSpec, ...] = (
     ParameterSpec('depth.point_radius', _LIFT.point_radius,
                   "A point's depth is the median of the valid depths within this many pixels.",
                   range=(0, 50)),
+    ParameterSpec('depth.box_edge_gap', _LIFT.box_edge_gap,
+                  'A depth jump (m) inside a box larger than this separates two surfaces; the '
+                  "box's object is the nearest one holding a fifth of its depths.",
+                  range=(0.001, 10.0)),
     ParameterSpec('depth.box_min_pixels', _LIFT.box_min_pixels,
                   'A box with fewer valid depths is invalid in 3D.', range=(1, 1000000)),
     ParameterSpec('goal.window_duration', 4.0,
@@ -343,7 +347,8 @@ def read_node_config(node: Node, image_topic: str) -> NodeConfig:
         lift=dataclasses.replace(
             _LIFT, min_depth=values['depth.min_range'], max_depth=values['depth.max_range'],
             point_radius=values['depth.point_radius'],
-            box_min_pixels=values['depth.box_min_pixels']),
+            box_min_pixels=values['depth.box_min_pixels'],
+            box_edge_gap=values['depth.box_edge_gap']),
         backend=values['backend'],
         remote=RemoteConfig(**{field.name: values[f'remote.{field.name}']
                                for field in dataclasses.fields(RemoteConfig)}),
