@@ -285,7 +285,8 @@ def test_constrained_answers_of_the_random_model_parse_and_free_ones_do_not(back
 
 
 def test_cancel_closes_the_stream_and_the_server_stops_generating(server):
-    # ignore_eos: the tiny model must not end its answer by itself before the cancel.
+    # ignore_eos: greedy or not, the random model sometimes ends its answer after a few tokens,
+    # before the cancel (seen in CI: the request was no longer running when cancelled).
     backend = OpenAIBackend(RemoteConfig(base_url=server.url, served_model=SERVED,
                                          extra_body='{"ignore_eos": true}'))
     backend.load()
@@ -313,9 +314,12 @@ def test_cancel_closes_the_stream_and_the_server_stops_generating(server):
     cancel.set()
     cancelled_at = time.monotonic()
     worker.join(TIMEOUT)
-    assert time.monotonic() - cancelled_at < 1.0
+    # The socket is shut within 50 ms; the bound is loose because a busy 2-core machine can
+    # starve the client's thread for seconds (4.2 s seen in CI). An uncancelled answer of 8000
+    # tokens takes 20 s or more.
+    assert time.monotonic() - cancelled_at < 10.0
     assert isinstance(outcome.get('error'), GenerationCancelled)
-    # 8000 tokens would take the tiny model about a minute; the server drops it at once.
+    # The server drops the request once the client has gone.
     running = server.wait_for_metric('vllm:num_requests_running', lambda v: v == 0, 5.0)
     assert running == 0
 
@@ -452,6 +456,8 @@ def test_node_runs_two_goals_at_once_and_rejects_a_third(graph, server):
     # Without an end of turn (ignore_eos) each goal runs for seconds, so the second reaches the
     # server while the first still generates, however slowly a loaded CPU starts it.
     tokens = 4000
+    # Nothing left running from an earlier test: the count below is of these goals.
+    assert server.wait_for_metric('vllm:num_requests_running', lambda v: v == 0, 30.0) == 0
     streamed = [threading.Event(), threading.Event()]
     handles = [graph.send(make_goal('', 'caption', max_new_tokens=tokens),
                           lambda feedback, event=event: (
