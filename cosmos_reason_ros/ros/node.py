@@ -248,8 +248,9 @@ class ReasonNode(LifecycleNodeMixin, Node):
             self._load.wait()
         except LoadStopped as error:
             self._model_state = 'unloaded'
-            self._loaded.set()
+            # Logged before _loaded is set: a shutdown waits on it and may then end the process.
             self.get_logger().info(f'configure stopped: {error}')
+            self._loaded.set()
             return TransitionCallbackReturn.FAILURE
         except ModelLoadError as error:
             return self._configure_failed(
