@@ -130,6 +130,18 @@ class Graph:
         assert generating.wait(TIMEOUT), 'the goal never started generating'
         return handle
 
+    def wait_for_fresh_frame(self, timeout: float = TIMEOUT) -> bool:
+        """Wait until the node's window holds a frame stamped after this call (the camera
+        shares the executor with earlier goals); False when none came within timeout."""
+        since = self.node.get_clock().now().nanoseconds * 1e-9
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            newest = self.node._window.newest_stamp
+            if newest is not None and newest > since:
+                return True
+            time.sleep(0.05)  # the window has no event to wait on; poll its newest stamp
+        return False
+
     def wait_for_diagnostics(self, key: str, at_least: int,
                              publish: Optional[Callable[[], None]] = None) -> None:
         """Wait until /diagnostics reports `key` >= at_least, calling `publish` (if given)

@@ -26,7 +26,7 @@ from cosmos_reason_ros.core.backends.base import GenerationRequest, Sampling
 from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
 from cosmos_reason_ros.core.config import GoalDefaults, WindowConfig
 from cosmos_reason_ros.core.errors import (
-    GenerationCancelled, GenerationError, InvalidRequestError, ModelLoadError)
+    GenerationCancelled, InvalidRequestError, ModelLoadError)
 from cosmos_reason_ros.core.modes import Mode, ModelFamily
 from cosmos_reason_ros.core.parsing import parse_answer, ParseStatus
 from cosmos_reason_ros.core.prompts import build_prompt
@@ -456,8 +456,11 @@ def test_node_runs_two_goals_at_once_and_rejects_a_third(graph, server):
     # Without an end of turn (ignore_eos) each goal runs for seconds, so the second reaches the
     # server while the first still generates, however slowly a loaded CPU starts it.
     tokens = 4000
-    # Nothing left running from an earlier test: the count below is of these goals.
+    # Nothing left running from an earlier test: the count below is of these goals; and a
+    # fresh frame (seen in CI: the window's newest frame 10 s old after the cancel test, so
+    # both goals ended STALE_FRAMES before reaching the server).
     assert server.wait_for_metric('vllm:num_requests_running', lambda v: v == 0, 30.0) == 0
+    assert graph.wait_for_fresh_frame(), 'the camera published no frame'
     streamed = [threading.Event(), threading.Event()]
     handles = [graph.send(make_goal('', 'caption', max_new_tokens=tokens),
                           lambda feedback, event=event: (
