@@ -53,6 +53,25 @@ def _frames_offered(graph: Graph, published: int, timeout: float = 5.0) -> int:
     return graph.node._window.stats.offered
 
 
+def _play_and_evaluate(graph: Graph, player: BagPlayer, questions, subscribers: dict):
+    """Play the bag to the node while the live client asks the questions; the client's run."""
+    assert graph.node.wait_until_loaded(TIMEOUT), graph.node.model_state
+    evaluation = LiveEvaluation(
+        graph.peer, questions, action='/cosmos_reason/reason',
+        settings=LiveSettings(replay=SETTINGS, start_timeout=TIMEOUT, stall_timeout=10.0,
+                              result_timeout=TIMEOUT))
+    assert player.wait_for_subscribers(subscribers, TIMEOUT)
+    runs = []
+    client = threading.Thread(target=lambda: runs.append(evaluation.run()))
+    client.start()
+    player.start()
+    client.join(TIMEOUT)
+    assert not client.is_alive(), 'the live client did not finish'
+    assert player.finished.wait(TIMEOUT) and player.error is None
+    (live,) = runs
+    return live
+
+
 def _questions(bag, tmp_path):
     return parse_question_set({
         'version': 1, 'source': str(bag), 'topic': RAW_TOPIC,
@@ -74,26 +93,13 @@ def test_live_run_through_the_action_agrees_with_the_offline_replay(
                   **{'window.max_pixels': W * H, 'goal.frame_wait_timeout': 5.0})
     player = BagPlayer(graph.context, bag, {RAW_TOPIC: '/image'})
     try:
-        assert graph.node.wait_until_loaded(TIMEOUT), graph.node.model_state
-        evaluation = LiveEvaluation(
-            graph.peer, questions, action='/cosmos_reason/reason',
-            settings=LiveSettings(replay=SETTINGS, start_timeout=TIMEOUT, stall_timeout=10.0,
-                                  result_timeout=TIMEOUT))
         # The node's time source and the live client both listen to /clock.
-        assert player.wait_for_subscribers({'/image': 1, '/clock': 2}, TIMEOUT)
-        runs = []
-        client = threading.Thread(target=lambda: runs.append(evaluation.run()))
-        client.start()
-        player.start()
-        client.join(TIMEOUT)
-        assert not client.is_alive(), 'the live client did not finish'
-        assert player.finished.wait(TIMEOUT) and player.error is None
+        live = _play_and_evaluate(graph, player, questions, {'/image': 1, '/clock': 2})
         frames_received = _frames_offered(graph, player.published)
     finally:
         player.stop()
         graph.close()
 
-    (live,) = runs
     assert live.live and not live.interrupted
     by_id = {result.item.id: result for result in live.results}
     assert by_id['too-early'].error_code == 'before_start'
@@ -175,25 +181,12 @@ def test_live_3d_answers_of_the_node_agree_with_the_offline_lifting(bag, tmp_pat
     player = BagPlayer(graph.context, bag, {RAW_TOPIC: '/image', DEPTH_TOPIC: '/depth',
                                             CAMERA_INFO_TOPIC: '/camera_info'})
     try:
-        assert graph.node.wait_until_loaded(TIMEOUT), graph.node.model_state
-        evaluation = LiveEvaluation(
-            graph.peer, questions, action='/cosmos_reason/reason',
-            settings=LiveSettings(replay=SETTINGS, start_timeout=TIMEOUT, stall_timeout=10.0,
-                                  result_timeout=TIMEOUT))
-        assert player.wait_for_subscribers(
-            {'/image': 1, '/depth': 1, '/camera_info': 1, '/clock': 2}, TIMEOUT)
-        runs = []
-        client = threading.Thread(target=lambda: runs.append(evaluation.run()))
-        client.start()
-        player.start()
-        client.join(TIMEOUT)
-        assert not client.is_alive(), 'the live client did not finish'
-        assert player.finished.wait(TIMEOUT) and player.error is None
+        live = _play_and_evaluate(graph, player, questions, {
+            '/image': 1, '/depth': 1, '/camera_info': 1, '/clock': 2})
     finally:
         player.stop()
         graph.close()
 
-    (live,) = runs
     (result,) = live.results
     assert result.status == 'answered', (result.error_code, result.error)
     assert result.lifted.status.name == 'OK', result.lifted.message
