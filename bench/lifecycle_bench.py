@@ -52,7 +52,8 @@ def run(checkpoint: str, device: str, dtype: str, cycles: int) -> List[Dict[str,
     executor = ReasonExecutor(num_threads=node.executor_threads + 1, context=context)
     executor.add_node(node)
     executor.add_node(peer)
-    threading.Thread(target=executor.spin, daemon=True).start()
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
     jpeg = cv2.imencode('.jpg', np.zeros((360, 640, 3), np.uint8))[1].tobytes()
     images = [CompressedImage(header=Header(stamp=to_time(1.0 + 0.25 * i)), format='jpeg',
                               data=jpeg) for i in range(4)]
@@ -79,6 +80,8 @@ def run(checkpoint: str, device: str, dtype: str, cycles: int) -> List[Dict[str,
             record(f'cleaned up {cycle + 1}')
     finally:
         executor.shutdown(timeout_sec=10.0)
+        # As the node's process does: nothing is destroyed while the executor still spins.
+        spinner.join(timeout=10.0)
         client.destroy()
         peer.destroy_node()
         node.destroy_node()
