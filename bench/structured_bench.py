@@ -187,7 +187,7 @@ def vllm_rates(goals: int, max_new_tokens: int) -> None:
            'HOST': '127.0.0.1', 'PORT': str(port)}
     server = subprocess.Popen(['bash', str(common.ROOT / 'scripts' / 'serve_vllm.sh'),
                                '--enforce-eager'], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+                              stderr=subprocess.DEVNULL, **common.own_process_group())
     try:
         deadline = time.monotonic() + 300
         while True:

@@ -21,6 +21,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import pytest
 
+from bench.common import own_process_group
 from cosmos_reason_ros.core.answer_formats import StructuredAnswer
 from cosmos_reason_ros.core.backends.base import GenerationRequest, Sampling
 from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
@@ -117,7 +118,7 @@ def _serve(tmp_path_factory, family: ModelFamily, served: str):
         process = subprocess.Popen(
             ['bash', str(ROOT / 'scripts' / 'serve_vllm.sh'), '--enforce-eager'],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            start_new_session=True)
+            **own_process_group())
     server = VllmServer(process, f'http://127.0.0.1:{port}/v1', port, checkpoint, log, 0.0)
     try:
         deadline = started + START_TIMEOUT
