@@ -5,6 +5,8 @@ receives (SHUTTING_DOWN), one line is logged, no traceback, exit status 0, well 
 5 s before it escalates.
 """
 
+import fcntl
+import glob
 import os
 import re
 import signal
@@ -13,7 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import List
+from typing import List, Set
 
 import cv2
 import numpy as np
@@ -101,6 +103,24 @@ def _jpeg_goal() -> Reason.Goal:
                      greedy=True)
 
 
+def _abandoned_shared_memory() -> Set[str]:
+    """Fast DDS shared-memory segments in /dev/shm that no process holds any more.
+
+    A segment's '_el' file is locked while its participant lives; `fastdds shm clean` removes
+    the segments whose lock it can take, and this checks the same way (Fast DDS 3 names them
+    fastdds_*, Fast DDS 2 fastrtps_*).
+    """
+    abandoned = set()
+    for lock in glob.glob('/dev/shm/fast*_' + '[0-9a-f]' * 16 + '_el'):
+        try:
+            with open(lock, 'ab') as file:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # held: its participant lives
+        abandoned.add(lock)
+    return abandoned
+
+
 def _output_is_clean(output: str) -> None:
     assert 'Traceback' not in output and 'KeyboardInterrupt' not in output, output
     assert len(re.findall(r'shut down in', output)) == 1, output
@@ -110,6 +130,7 @@ def _output_is_clean(output: str) -> None:
 def test_a_signal_during_a_goal_ends_it_with_a_result_and_exits_zero(tiny_qwen3_checkpoint,
                                                                       signal_number):
     domain = next_domain()
+    abandoned = _abandoned_shared_memory()
     node = _Process(_node_command(tiny_qwen3_checkpoint, '-c',
                                   'from cosmos_reason_ros.ros.node import main; main()'),
                     domain)
@@ -142,6 +163,9 @@ def test_a_signal_during_a_goal_ends_it_with_a_result_and_exits_zero(tiny_qwen3_
         assert node.process.returncode == 0
         assert seconds < LAUNCH_GRACE, f'{seconds:.2f} s to exit'
         _output_is_clean(node.output)
+        # The process destroyed its DDS participant: it left no shared memory behind (it left
+        # two segments, one of 64 MB, per run while rclpy kept its node alive).
+        assert _abandoned_shared_memory() - abandoned == set()
         print(f'{signal.Signals(signal_number).name} during a goal: exit 0 after {seconds:.2f} s')
     finally:
         node.kill()

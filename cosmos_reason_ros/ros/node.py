@@ -421,11 +421,19 @@ class ReasonNode(LifecycleNodeMixin, Node):
             self.trigger_shutdown()
 
     def destroy_node(self) -> None:
-        """Stop goals, free the model, then destroy the node."""
+        """Stop goals, free the model, then destroy the action server and the node."""
         if not self._shutting_down:
             self.begin_shutdown()
         self.finish_shutdown()
+        # rclpy's destroy_node() leaves the action server (a waitable) and the lifecycle state
+        # machine alone. Each keeps the node, and with it the DDS participant and its shared
+        # memory (a 64 MB segment with config/fastdds_large_frames.xml), alive until garbage
+        # collection; the process's exit skips that (ros/process.py), which left the segments
+        # in /dev/shm for good, two per run of the node.
+        if self._server in self.waitables:  # not destroyed already
+            self._server.destroy()
         super().destroy_node()
+        self._state_machine.destroy_when_not_in_use()
 
     def _stop_goals(self, reason: StopReason, timeout: float = STOP_TIMEOUT) -> int:
         """Stop every goal for `reason` and wait (up to timeout) until each has ended."""
