@@ -37,7 +37,7 @@ class DepthInput:
 
     def __init__(self, node: Node, window: FrameWindow, *, tolerance: float,
                  settings: LiftSettings, callback_group: CallbackGroup,
-                 transport: str = 'raw', capacity: int = 32):
+                 capacity: int, transport: str = 'raw'):
         """Create the input (nothing subscribed until subscribe()).
 
         Args:
@@ -46,10 +46,10 @@ class DepthInput:
             tolerance: largest stamp difference (s) of a match.
             settings: depth range and box measurement.
             callback_group: the colour frames' group, so that matching sees frames in order.
-            transport: 'raw' (Image on `depth`) or 'compressedDepth' (CompressedImage on
-                `depth/compressedDepth`).
             capacity: depth frames held, those of the newest kept colour frames (at most the
                 window's capacity).
+            transport: 'raw' (Image on `depth`) or 'compressedDepth' (CompressedImage on
+                `depth/compressedDepth`).
         """
         self._node = node
         self._window = window

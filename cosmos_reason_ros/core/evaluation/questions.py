@@ -39,6 +39,8 @@ _EXPECTED_KINDS = ('choice', 'verdict', 'trajectory', 'boxes', 'events', 'keywor
 _EXPECTED_3D = {'trajectory_3d': Mode.TRAJECTORY, 'centres_3d': Mode.GROUNDING}
 """Expected answers in metres and the mode each belongs to: a trajectory's path, a grounding's
 box centres; each may stand beside the answer in pixels of its mode."""
+EXPECTED_3D = tuple(_EXPECTED_3D)
+"""The names of the expected answers in metres (fields of Expected and of its dict form)."""
 _KINDS_BY_MODE = {
     Mode.MULTIPLE_CHOICE: ('choice',),
     Mode.QUESTION: ('verdict', 'keywords'),
@@ -778,8 +780,8 @@ def item_settings(item: QuestionItem) -> Mapping[str, Any]:
 
 
 __all__ = [
-    'AskTime', 'DEFAULT_IOU_THRESHOLD', 'DEFAULT_TOLERANCE', 'DEFAULT_TOLERANCE_3D', 'Expected',
-    'FORMAT_VERSION',
+    'AskTime', 'DEFAULT_IOU_THRESHOLD', 'DEFAULT_TOLERANCE', 'DEFAULT_TOLERANCE_3D', 'EXPECTED_3D',
+    'Expected', 'FORMAT_VERSION',
     'QuestionItem', 'QuestionSet', 'QuestionSetError', 'expected_to_dict', 'item_settings',
     'benchmark_dataset', 'find_benchmark_files', 'load_benchmark', 'load_benchmark_folder',
     'load_questions', 'parse_question_set',

@@ -17,7 +17,8 @@ from typing import Any, Iterable, Sequence
 import cv2
 import numpy as np
 
-from cosmos_reason_ros.core.evaluation.questions import expected_to_dict, item_settings
+from cosmos_reason_ros.core.evaluation.questions import (
+    EXPECTED_3D, expected_to_dict, item_settings)
 from cosmos_reason_ros.core.evaluation.replay import ANSWERED, ItemResult, RunResult
 from cosmos_reason_ros.core.evaluation.scoring import summarize, wilson_interval
 from cosmos_reason_ros.core.geometry3d import Lifted, points_without_depth
@@ -493,8 +494,7 @@ def _describe_expected(expected: dict[str, Any]) -> str:
     kind = expected.get('kind')
     if not kind:
         return '(none: not scored)'
-    text = '' if kind in ('trajectory_3d', 'centres_3d') else \
-        _describe_expected_2d(kind, expected[kind])
+    text = '' if kind in EXPECTED_3D else _describe_expected_2d(kind, expected[kind])
     for name, label in (('trajectory_3d', 'in 3D'), ('centres_3d', 'centres in 3D')):
         if expected.get(name):
             text += ('; ' if text else '') + f'{label} ' + _describe_points_3d(expected[name])
@@ -542,15 +542,14 @@ def _describe_score(score: dict[str, Any]) -> str:
         parts.append(f"IoU {score['iou']:.3f}")
     if score.get('keyword_recall') is not None:
         parts.append(f"keywords {score['keyword_recall']:.0%}")
+    verdict_3d = 'in 3D ' + ('correct' if score.get('correct_3d') else 'wrong')
     lifted = score.get('trajectory_3d')
     if lifted:
-        verdict = {True: 'correct', False: 'wrong'}[bool(score.get('correct_3d'))]
-        parts.append(f"in 3D {verdict}: mean error {1000 * lifted['mean_m']:.1f} mm, final "
+        parts.append(f"{verdict_3d}: mean error {1000 * lifted['mean_m']:.1f} mm, final "
                      f"{1000 * lifted['final_m']:.1f} mm")
     centres = score.get('centres_3d')
     if centres:
-        verdict = {True: 'correct', False: 'wrong'}[bool(score.get('correct_3d'))]
-        parts.append(f"in 3D {verdict}: centres {1000 * centres['mean_m']:.1f} mm from the "
+        parts.append(f"{verdict_3d}: centres {1000 * centres['mean_m']:.1f} mm from the "
                      'expected')
     if score.get('detail'):
         parts.append(score['detail'])

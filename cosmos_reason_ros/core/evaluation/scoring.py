@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from cosmos_reason_ros.core.evaluation.questions import Expected, QuestionItem
+from cosmos_reason_ros.core.evaluation.questions import EXPECTED_3D, Expected, QuestionItem
 from cosmos_reason_ros.core.geometry3d import Lifted, LiftStatus
 from cosmos_reason_ros.core.parsing import Box, Event, ParsedAnswer, Trajectory
 
@@ -427,7 +427,7 @@ def summarize(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     trajectories = [item['score']['trajectory'] for item in scored
                     if item['score'].get('trajectory')]
     lifted = [item for item in answered if any((item.get('expected') or {}).get(name)
-                                               for name in ('trajectory_3d', 'centres_3d'))]
+                                               for name in EXPECTED_3D)]
     trajectories_3d = [item['score']['trajectory_3d'] for item in lifted
                        if (item.get('score') or {}).get('trajectory_3d')]
     centres_3d = [item['score']['centres_3d'] for item in lifted
