@@ -279,7 +279,9 @@ def test_the_real_clip_runs_end_to_end_through_the_clip_path(tmp_path, backend):
     questions = parse_question_set({'version': 1, 'source': str(CLIP), 'items': [
         {'id': 'turn', 'at': 'end', 'mode': 'question', 'task': 'Is it safe to turn right?',
          'expected': {'verdict': 'no'}},
+        # Room for the shortest constrained temporal answer (90 tokens).
         {'id': 'events', 'at': 2.0, 'mode': 'temporal_localization', 'window_duration': 'all',
+         'max_new_tokens': 100,
          'expected': {'events': [{'start': 0.0, 'end': 2.25, 'caption': 'car waits'}]}},
         {'id': 'too-late', 'at': 10.0, 'mode': 'caption'},
     ]}, tmp_path / 'q.yaml')

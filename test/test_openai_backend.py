@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pytest
 
-from cosmos_reason_ros.core.answer_formats import answer_format, StructuredAnswer
+from cosmos_reason_ros.core.answer_formats import answer_format, framing_tokens, StructuredAnswer
 from cosmos_reason_ros.core.backends.base import GenerationRequest, Prompt, Sampling
 from cosmos_reason_ros.core.backends.factory import (
     BackendSettings, create_backend, OPENAI, TRANSFORMERS)
@@ -31,9 +31,12 @@ from cosmos_reason_ros.core.backends.openai_backend import (
     OpenAIBackend, prepare_request, sampling_fields)
 from cosmos_reason_ros.core.errors import (
     GenerationCancelled, GenerationError, InvalidRequestError, ModelLoadError, ReasonError)
+from cosmos_reason_ros.core.config import GoalDefaults
+from cosmos_reason_ros.core.frames import Frame
 from cosmos_reason_ros.core.modes import Mode, ModelFamily
 from cosmos_reason_ros.core.parsing import parse_answer, ParseStatus
 from cosmos_reason_ros.core.prompts import build_prompt
+from cosmos_reason_ros.core.reasoner import Reasoner, ReasonRequest
 from cosmos_reason_ros.core.remote_config import RemoteConfig
 
 FIXTURES = pathlib.Path(__file__).parent / 'fixtures'
@@ -733,8 +736,9 @@ def test_a_server_that_answers_then_stalls_is_not_called_unreachable(scripted):
 
 # --- structured output (constrained answers) ----------------------------------------------------
 
-def _structured_request(mode=Mode.TRAJECTORY, num_choices=0, family=ModelFamily.QWEN3_VL):
-    request = _request(2, family=family)
+def _structured_request(mode=Mode.TRAJECTORY, num_choices=0, family=ModelFamily.QWEN3_VL,
+                        max_new_tokens=2000):
+    request = _request(2, family=family, sampling=Sampling(max_new_tokens=max_new_tokens))
     return dataclasses.replace(request, structured=StructuredAnswer(mode,
                                                                     num_choices=num_choices))
 
@@ -743,7 +747,7 @@ def test_a_structured_mode_asks_the_server_for_its_format():
     prepared = prepare_request(_structured_request(), RemoteConfig(), ModelFamily.QWEN3_VL)
     schema = prepared.body['structured_outputs']['json']
     assert prepared.body['structured_outputs']['disable_any_whitespace'] is True
-    assert prepared.constrained
+    assert prepared.answer_format is not None
     assert schema == answer_format(Mode.TRAJECTORY, family=ModelFamily.QWEN3_VL).json_schema
     choice = prepare_request(_structured_request(Mode.MULTIPLE_CHOICE, 3), RemoteConfig(),
                              ModelFamily.QWEN3_VL)
@@ -753,16 +757,56 @@ def test_a_structured_mode_asks_the_server_for_its_format():
                              ModelFamily.QWEN3_VL).body
     assert guided['guided_json'] == schema and 'structured_outputs' not in guided
     free = prepare_request(_request(2), RemoteConfig(), ModelFamily.QWEN3_VL)
-    assert 'structured_outputs' not in free.body and not free.constrained
+    assert 'structured_outputs' not in free.body and free.answer_format is None
     assert 'thinking_token_budget' not in prepared.body   # no reasoning asked for
 
 
 def test_a_reasoning_cap_goes_as_vllms_thinking_budget():
-    request = _request(2, reasoning=True)
+    request = _request(2, reasoning=True, sampling=Sampling(max_new_tokens=2000))
     request = dataclasses.replace(request, structured=StructuredAnswer(
         Mode.TRAJECTORY, max_reasoning_tokens=300))
     body = prepare_request(request, RemoteConfig(), ModelFamily.QWEN3_VL).body
     assert body['thinking_token_budget'] == 300 and 'structured_outputs' in body
+
+
+def test_the_thinking_budget_leaves_the_answer_room_within_max_tokens():
+    request = _request(2, reasoning=True, sampling=Sampling(max_new_tokens=400))
+    request = dataclasses.replace(request, structured=StructuredAnswer(
+        Mode.TRAJECTORY, max_reasoning_tokens=390))
+    prepared = prepare_request(request, RemoteConfig(), ModelFamily.QWEN3_VL)
+    body = prepared.body
+    reserved = prepared.answer_format.max_tokens + framing_tokens(
+        reasoning=True, opens_reasoning=False, answer_tags=False)
+    assert body['max_tokens'] == 400
+    # The cap gives way exactly as far as the (shrunk) answer needs.
+    assert body['thinking_token_budget'] + reserved == 400
+    assert body['thinking_token_budget'] < 390
+    assert body['structured_outputs']['json'] == prepared.answer_format.json_schema
+
+
+def test_a_server_that_ignores_the_fields_is_not_reported_constrained(scripted):
+    # The server takes structured_outputs without complaint and answers free text.
+    server = scripted([_stream_fixture('vllm_stream_content.sse')])
+    backend = _backend(server.url)
+    reasoner = Reasoner(backend, None, GoalDefaults(structured_output='on',
+                                                    max_new_tokens=2000))
+    frame = Frame(stamp=0.0, image=_frames(1)[0], source_size=(160, 120))
+    outcome = reasoner.run(ReasonRequest(mode=Mode.TRAJECTORY, task='Move the tape',
+                                         frames=(frame,)))
+    assert 'structured_outputs' in server.bodies[0]
+    generation = outcome.generation
+    assert not generation.constrained
+    assert 'is not of the trajectory format' in generation.unmatched_format
+    assert generation.warnings[-1].startswith(
+        'not constrained: the answer does not match its format: ')
+
+
+def test_a_budget_that_cannot_hold_the_answer_is_refused_before_sending(scripted):
+    server = scripted([])
+    backend = _backend(server.url)
+    with pytest.raises(InvalidRequestError, match='cannot hold a complete trajectory answer'):
+        backend.generate(_structured_request(max_new_tokens=40))
+    assert server.bodies == []
 
 
 def test_reason1_boxes_are_bounded_by_the_model_input_the_server_sees():

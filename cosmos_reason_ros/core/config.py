@@ -50,8 +50,9 @@ class GoalDefaults:
     request fields); on: always ask, and say in the result when it could not be done."""
     max_reasoning_tokens: int = 0
     """Reasoning tokens at most before a constrained answer is forced to start (the reasoning
-    is then closed and the result says so); 0: half of the goal's max_new_tokens, leaving the
-    answer the other half."""
+    is then closed and the result says so); 0: half of the goal's max_new_tokens. The backend
+    lowers it where the answer's longest form would not fit in the rest
+    (answer_formats.plan_answer)."""
 
 
 STRUCTURED_OUTPUT = ('auto', 'on', 'off')

@@ -9,6 +9,7 @@ import threading
 import time
 from typing import Callable, Optional, Sequence, Tuple
 
+from cosmos_reason_ros.core.answer_check import check_constrained
 from cosmos_reason_ros.core.answer_formats import STRUCTURED_MODES, StructuredAnswer
 from cosmos_reason_ros.core.backends.base import (
     Backend, GenerationRequest, GenerationResult, Prompt, Sampling, StreamCallback)
@@ -163,6 +164,7 @@ class Reasoner:
             reasoning=generation.reasoning, num_choices=len(request.choices),
             object_name=request.object_name,
             starts_in_reasoning=prompt.reasoning and spec.thinking_opens_answer)
+        generation = check_constrained(generation, parsed.answer)
         return ReasonOutcome(request=request, frames=tuple(frames), generation=generation,
                              parsed=parsed, model_id=self._backend.model_id,
                              total_time=time.perf_counter() - started)
@@ -174,9 +176,10 @@ class Reasoner:
         if (request.unconstrained or request.mode not in STRUCTURED_MODES or policy == 'off'
                 or (policy == 'auto' and not self._backend.can_constrain)):
             return None
+        # The backend lowers the cap where the answer would not fit (plan_answer).
         cap = self._defaults.max_reasoning_tokens or sampling.max_new_tokens // 2
         return StructuredAnswer(request.mode, num_choices=len(request.choices),
-                                max_reasoning_tokens=max(1, cap))
+                                max_reasoning_tokens=cap)
 
     def _frames_for(self, request: ReasonRequest, now: Optional[float],
                     notify: Callable[[Stage], None], cancel: threading.Event) -> Sequence[Frame]:
@@ -232,6 +235,17 @@ class Reasoner:
             cancel.wait(0.02)
         if cancel.is_set():
             raise GenerationCancelled('cancelled while waiting for frames')
+
+
+def outcome_message(outcome: ReasonOutcome, total_time: float) -> str:
+    """The one-line summary of an answered goal, as the action result's message says it (and
+    `cosmos-reason run` prints it): tokens, time, parse status, and what did not go as asked."""
+    generation = outcome.generation
+    notes = [*(['constrained'] if generation.constrained else []),
+             *(['reasoning cut at its token cap'] if generation.reasoning_cut else []),
+             *generation.warnings]
+    return (f'{generation.completion_tokens} tokens in {total_time:.2f} s, '
+            f'parse {outcome.parsed.status.name.lower()}' + ''.join(f'; {n}' for n in notes))
 
 
 def supplied_frames(frames: Sequence[Frame]) -> Sequence[Frame]:
@@ -293,7 +307,7 @@ class _StageOnFirstText:
 
 
 __all__ = [
-    'ReasonOutcome', 'ReasonRequest', 'Reasoner', 'STAGE_GENERATING',
+    'ReasonOutcome', 'ReasonRequest', 'Reasoner', 'STAGE_GENERATING', 'outcome_message',
     'STAGE_PARSING', 'STAGE_PREPROCESSING', 'STAGE_WAITING_FOR_FRAMES', 'check_limits',
     'supplied_frames',
 ]

@@ -198,7 +198,8 @@ SPECS: Tuple[ParameterSpec, ...] = (
                   choices=STRUCTURED_OUTPUT),
     ParameterSpec('goal.max_reasoning_tokens', _DEFAULTS.max_reasoning_tokens,
                   'With a constrained answer: reasoning tokens at most before the answer is '
-                  "forced to start; 0: half of the goal's max_new_tokens.",
+                  "forced to start; 0: half of the goal's max_new_tokens. Lowered where the "
+                  'longest answer the format allows would not fit in what is left.',
                   range=(0, 1048576)),
     ParameterSpec('goal.frame_wait_timeout', 2.0,
                   'Seconds a goal waits for a first frame (or its window_end) to arrive.',

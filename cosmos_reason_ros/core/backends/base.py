@@ -6,7 +6,7 @@ from typing import Callable, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 
-from cosmos_reason_ros.core.answer_formats import StructuredAnswer
+from cosmos_reason_ros.core.answer_formats import AnswerFormat, StructuredAnswer
 from cosmos_reason_ros.core.errors import InvalidRequestError
 from cosmos_reason_ros.core.modes import ModelFamily
 
@@ -78,7 +78,14 @@ class GenerationResult:
     finish_reason: str
     """'stop' (end of sequence), 'length' (max_new_tokens reached) or 'cancelled'."""
     constrained: bool = False
-    """The answer was decoded under its format's grammar."""
+    """The answer was decoded under its format's grammar (the backend asked for it; the
+    Reasoner then checks the answer against answer_format and clears it if it does not
+    match)."""
+    answer_format: Optional[AnswerFormat] = None
+    """The format the answer was constrained to (None: free text)."""
+    unmatched_format: str = ''
+    """Why the answer does not match answer_format ('' when it does, or when unconstrained);
+    answer_check.check_constrained() sets it."""
     reasoning_cut: bool = False
     """The reasoning reached its token cap and was closed so that the answer could start."""
     warnings: Tuple[str, ...] = ()

@@ -4,24 +4,28 @@ xgrammar compiles each AnswerFormat once per tokenizer (cached) and masks the lo
 token. With reasoning asked for, tokens run free until the output holds `</think>` (the
 reasoning), and only the answer after it is constrained; a reasoning that reaches its token cap
 is closed with `</think>` by the grammar itself, so the answer is still produced in form. This
-is the same boundary vLLM draws with a reasoning parser.
+is the same boundary vLLM draws with a reasoning parser. A temporal answer's events also end no
+earlier than they start: a step a schema cannot express, taken here once each start is written.
 """
 
 import json
+import re
 import threading
 from typing import Any, Dict, List, Optional, Sequence
 
+import numpy as np
 import torch
 from transformers import LogitsProcessor
 
-from cosmos_reason_ros.core.answer_formats import AnswerFormat
+from cosmos_reason_ros.core.answer_formats import (
+    ANSWER_CLOSE, ANSWER_OPEN, AnswerFormat, AnswerPlan, MAX_SEPARATION, THINK_CLOSE, THINK_OPEN)
+from cosmos_reason_ros.core.modes import Mode
 
-THINK_OPEN = '<think>'
-THINK_CLOSE = '</think>'
 _TAIL_TOKENS = 8
 """Tokens decoded at each free step to look for </think>, which may span several tokens."""
-_SEPARATION = '[ \\n]*'
-"""Whitespace a reasoning model writes between </think> (or its tags) and the answer."""
+_SEPARATION = f'[ \\n]{{0,{MAX_SEPARATION}}}'
+"""Whitespace a reasoning model writes between </think> (or its tags) and the answer, bounded
+so that the answer's share of the budget holds it (answer_formats.framing_tokens)."""
 
 
 class ConstraintError(Exception):
@@ -52,26 +56,26 @@ class GrammarCompiler:
         self._cache: Dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def constraint(self, answer: AnswerFormat, *, reasoning: bool, opens_reasoning: bool,
-                   answer_tags: bool, max_reasoning_tokens: int) -> 'AnswerConstraint':
+    def constraint(self, plan: AnswerPlan, *, reasoning: bool, opens_reasoning: bool,
+                   answer_tags: bool) -> 'AnswerConstraint':
         """A fresh logits processor for one generation.
 
         Args:
-            answer: The format the answer must take.
+            plan: The format the answer must take and the reasoning's cap
+                (answer_formats.plan_answer), which leaves the answer room to finish.
             reasoning: The prompt asks for <think> reasoning: leave the tokens before
                 `</think>` free.
             opens_reasoning: The model writes the opening <think> itself (the prompt did not):
                 the output must start with it, so that nothing before the reasoning is taken
                 for part of the answer.
             answer_tags: The answer goes inside <answer>...</answer> (Reason1 with reasoning).
-            max_reasoning_tokens: Free tokens at most before the grammar closes the reasoning
-                (0: no cap).
 
         Raises:
             ConstraintError: the grammar library is missing, cannot read the tokenizer, or the
                 format does not compile; the message says which.
         """
         xgr = _xgrammar()
+        answer = plan.format
         answer_grammar = self._compiled(answer, prefix=_answer_prefix(reasoning, answer_tags),
                                         suffix=_answer_suffix(answer_tags))
         closing = opening = None
@@ -81,8 +85,14 @@ class GrammarCompiler:
                 suffix=_answer_suffix(answer_tags))
         if reasoning and opens_reasoning:
             opening = self._compiled_ebnf(f'root ::= "{THINK_OPEN}"')
-        return AnswerConstraint(xgr, self._tokenizer, answer_grammar, closing, opening,
-                                max_reasoning_tokens=max_reasoning_tokens)
+        return AnswerConstraint(xgr, self._tokenizer, answer, answer_grammar, closing, opening,
+                                max_reasoning_tokens=plan.max_reasoning_tokens)
+
+    def check_available(self) -> None:
+        """Raise ConstraintError now if no constraint can be built here (no grammar library,
+        a tokenizer it cannot read); reads the tokenizer on the first call."""
+        with self._lock:
+            self._ensure_compiler()
 
     def _compiled_ebnf(self, ebnf: str) -> Any:
         with self._lock:
@@ -136,12 +146,12 @@ class GrammarCompiler:
 
 def _answer_prefix(reasoning: bool, answer_tags: bool) -> str:
     if answer_tags:
-        return f'{_SEPARATION} "<answer>" {_SEPARATION}'
+        return f'{_SEPARATION} "{ANSWER_OPEN}" {_SEPARATION}'
     return _SEPARATION if reasoning else ''
 
 
 def _answer_suffix(answer_tags: bool) -> str:
-    return f'{_SEPARATION} "</answer>"' if answer_tags else ''
+    return f'{_SEPARATION} "{ANSWER_CLOSE}"' if answer_tags else ''
 
 
 class AnswerConstraint(LogitsProcessor):
@@ -149,19 +159,22 @@ class AnswerConstraint(LogitsProcessor):
     must write it, free reasoning up to `</think>` (or its cap), then the answer grammar.
 
     Attributes:
+        answer_format: The format the answer is held to.
         reasoning_cut: The reasoning reached its cap and the grammar closed it.
     """
 
     _OPENING, _FREE, _ANSWER = 'opening', 'free', 'answer'
 
-    def __init__(self, xgr: Any, tokenizer: Any, answer_grammar: Any,
-                 closing_grammar: Optional[Any], opening_grammar: Optional[Any], *,
-                 max_reasoning_tokens: int) -> None:
+    def __init__(self, xgr: Any, tokenizer: Any, answer_format: AnswerFormat,
+                 answer_grammar: Any, closing_grammar: Optional[Any],
+                 opening_grammar: Optional[Any], *, max_reasoning_tokens: int) -> None:
+        self.answer_format = answer_format
         self._xgr = xgr
         self._tokenizer = tokenizer
         self._answer_grammar = answer_grammar
         self._closing_grammar = closing_grammar
         self._max_free = max_reasoning_tokens
+        self._clocks = _ClockOrder(tokenizer) if answer_format.mode is Mode.TEMPORAL else None
         self._prompt_length: Optional[int] = None
         self._free_start = 0
         self._matcher: Any = None
@@ -189,6 +202,8 @@ class AnswerConstraint(LogitsProcessor):
             if not self._matcher.accept_token(generated[-1]):
                 raise RuntimeError(f'token {generated[-1]} broke the answer grammar')
             self._accepted += 1
+            if self._phase == self._ANSWER and self._clocks is not None:
+                self._clocks.append(generated[-1])
         if self._phase == self._OPENING and self._matcher.is_completed():
             self._phase, self._free_start = self._FREE, len(generated)
         if self._phase == self._FREE:
@@ -205,6 +220,8 @@ class AnswerConstraint(LogitsProcessor):
         backend = 'cpu' if scores.device.type == 'cpu' else 'auto'
         self._xgr.apply_token_bitmask_inplace(scores, self._bitmask.to(scores.device),
                                               backend=backend)
+        if self._clocks is not None:
+            self._clocks.mask(self._bitmask, scores)
         return scores
 
     def _reasoning_ended(self, reasoning: List[int]) -> bool:
@@ -213,7 +230,7 @@ class AnswerConstraint(LogitsProcessor):
         if THINK_CLOSE in tail:
             self._start(self._answer_grammar)
             return True
-        if self._max_free and len(reasoning) >= self._max_free:
+        if len(reasoning) >= self._max_free:
             self._start(self._closing_grammar)
             self.reasoning_cut = True
             return True
@@ -222,6 +239,59 @@ class AnswerConstraint(LogitsProcessor):
     def _start(self, grammar: Any) -> None:
         self._matcher = self._xgr.GrammarMatcher(grammar)
         self._bitmask = self._xgr.allocate_token_bitmask(1, grammar.tokenizer_info.vocab_size)
+
+
+class _ClockOrder:
+    """Keeps each event of a temporal answer from ending before it starts.
+
+    The answer's layout is fixed ('{"start": "mm:ss.ff", "end": "mm:ss.ff", ...}', no free
+    whitespace), and fixed-width times order like their text. So once an event's start is
+    written, every token that would make its end sort before the start is masked: the end can
+    always still follow the start digit by digit, so a valid token remains.
+    """
+
+    _START = re.compile(r'"start"\s*:\s*"([^"]*)"')
+    _END = re.compile(r'"end"\s*:\s*"([^"]*)(")?')
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = tokenizer
+        self._text: List[str] = []
+        self._pieces: Dict[int, str] = {}
+
+    def append(self, token: int) -> None:
+        """Record a token of the answer (the grammar accepted it)."""
+        self._text.append(self._piece(token))
+
+    def mask(self, bitmask: torch.Tensor, scores: torch.FloatTensor) -> None:
+        """Mask the tokens the grammar allows that would end the open event too early."""
+        text = ''.join(self._text)
+        at = text.rfind('"start"')
+        start = self._START.match(text, at) if at >= 0 else None
+        if start is None:
+            return
+        tail = text[start.end():]
+        end = self._END.search(tail)
+        if end is not None and end.group(2):
+            return  # this event's end is complete
+        earliest = start.group(1)
+        allowed = np.flatnonzero(np.unpackbits(
+            bitmask[0].numpy().view(np.uint8), bitorder='little')[:scores.shape[-1]])
+        too_early = [int(token) for token in allowed
+                     if self._ends_before(tail + self._piece(int(token)), earliest)]
+        if 0 < len(too_early) < len(allowed):
+            scores[0, too_early] = float('-inf')
+
+    def _ends_before(self, tail: str, earliest: str) -> bool:
+        end = self._END.search(tail)
+        if end is None:
+            return False
+        written = end.group(1)[:len(earliest)]
+        return written < earliest[:len(written)]
+
+    def _piece(self, token: int) -> str:
+        if token not in self._pieces:
+            self._pieces[token] = self._tokenizer.decode([token], skip_special_tokens=False)
+        return self._pieces[token]
 
 
 __all__ = ['AnswerConstraint', 'ConstraintError', 'GrammarCompiler', 'THINK_CLOSE']

@@ -41,7 +41,8 @@ from cosmos_reason_ros.core.errors import (
     ReasonError,
     ServerUnreachableError,
 )
-from cosmos_reason_ros.core.answer_formats import answer_format, AnswerFormat
+from cosmos_reason_ros.core.answer_formats import (
+    AnswerBudgetError, AnswerFormat, framing_tokens, plan_answer)
 from cosmos_reason_ros.core.families import (
     family_for_served_name, model_input_size, video_timing)
 from cosmos_reason_ros.core.images import downscale
@@ -159,8 +160,8 @@ class PreparedRequest:
     """(width, height) of the frames as the model sees them (see model_input_size())."""
     frame_size: Tuple[int, int]
     """(width, height) of the JPEG frames sent."""
-    constrained: bool = False
-    """The body asks the server to constrain the answer to its format."""
+    answer_format: Optional[AnswerFormat] = None
+    """The format the body asks the server to constrain the answer to (None: free text)."""
     warnings: Tuple[str, ...] = ()
     """Why an answer format asked for is not in the body."""
 
@@ -200,23 +201,30 @@ def prepare_request(request: GenerationRequest, config: RemoteConfig,
         body['media_io_kwargs'] = {'video': frame_timing(request.timestamps, family)}
     input_size = model_input_size(width, height, family)
     warnings: Tuple[str, ...] = ()
-    constrained = False
+    answer = None
     if request.structured is not None:
+        reasoning = request.prompt.reasoning
         try:
-            answer = answer_format(request.structured.mode, family=family,
-                                   num_choices=request.structured.num_choices,
-                                   model_input_size=input_size)
+            # The server writes the closing </think> of a capped reasoning (and the stop
+            # token); Reason1's <answer> tags are not part of its constrained content.
+            plan = plan_answer(request.structured, max_new_tokens=request.sampling.max_new_tokens,
+                               reasoning=reasoning, family=family, model_input_size=input_size,
+                               framing=framing_tokens(reasoning=reasoning, opens_reasoning=False,
+                                                      answer_tags=False))
+        except AnswerBudgetError:
+            raise
         except InvalidRequestError as error:
-            answer, warnings = None, (f'the answer was not constrained to its format: {error}',)
-        if answer is not None:
+            plan, warnings = None, (f'the answer was not constrained to its format: {error}',)
+        if plan is not None:
+            answer = plan.format
             body.update(structured_output_fields(answer, config.structured_output_fields))
-            constrained = True
-            if request.prompt.reasoning and request.structured.max_reasoning_tokens:
+            if reasoning:
                 # vLLM closes the reasoning after this many tokens (needs its reasoning
-                # parser or --reasoning-config); the constraint then applies to the answer.
-                body['thinking_token_budget'] = request.structured.max_reasoning_tokens
+                # parser or --reasoning-config); the constraint then applies to the answer,
+                # which the cap leaves room for within max_tokens.
+                body['thinking_token_budget'] = plan.max_reasoning_tokens
     return PreparedRequest(body=body, model_input_size=input_size, frame_size=(width, height),
-                           constrained=constrained, warnings=warnings)
+                           answer_format=answer, warnings=warnings)
 
 
 def structured_output_fields(answer: AnswerFormat, style: str) -> Dict[str, Any]:
@@ -857,7 +865,7 @@ class OpenAIBackend:
                 if cancel.is_set():
                     raise GenerationCancelled(
                         f'cancelled after {answer.tokens} generated token(s)') from None
-                if prepared.constrained and _refuses_structured_output(error):
+                if prepared.answer_format is not None and _refuses_structured_output(error):
                     # Told once; this and every later answer go unconstrained.
                     self.structured_output_refusal = self._redact(
                         f'{self.config.base_url} refused the structured-output fields '
@@ -878,7 +886,8 @@ class OpenAIBackend:
                     raise GenerationCancelled('cancelled while waiting to retry') from None
         finished = answer.last_token_time or time.perf_counter()
         result = self._result(answer, request, prepared, preprocess_time, sent, finished)
-        result = dataclasses.replace(result, constrained=prepared.constrained,
+        result = dataclasses.replace(result, constrained=prepared.answer_format is not None,
+                                     answer_format=prepared.answer_format,
                                      warnings=refused + prepared.warnings)
         return RemoteCompletion(result, answer.prompt_token_ids)
 

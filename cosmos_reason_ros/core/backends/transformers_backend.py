@@ -30,7 +30,7 @@ from cosmos_reason_ros.core.backends.base import (
     Sampling,
     StreamCallback,
 )
-from cosmos_reason_ros.core.answer_formats import answer_format
+from cosmos_reason_ros.core.answer_formats import AnswerBudgetError, framing_tokens, plan_answer
 from cosmos_reason_ros.core.backends.grammar import (
     AnswerConstraint, ConstraintError, GrammarCompiler)
 from cosmos_reason_ros.core.config import ModelConfig
@@ -422,7 +422,8 @@ class TransformersBackend:
             if constraint is None:
                 return dataclasses.replace(result, warnings=warnings)
             return dataclasses.replace(result, constrained=True,
-                                       reasoning_cut=constraint.reasoning_cut)
+                                       reasoning_cut=constraint.reasoning_cut,
+                                       answer_format=constraint.answer_format)
 
     def preprocess(self, request: GenerationRequest) -> PreparedInputs:
         """Turn a request into model inputs: chat template, processor, move to the device.
@@ -515,22 +516,31 @@ class TransformersBackend:
 
     def _constraint(self, request: GenerationRequest, prepared: PreparedInputs
                     ) -> Tuple[Optional[AnswerConstraint], Tuple[str, ...]]:
-        """The grammar for the request's answer, or None and why not (never raises)."""
+        """The grammar for the request's answer, or None and why not.
+
+        Raises:
+            AnswerBudgetError: max_new_tokens cannot hold a complete answer.
+        """
         structured = request.structured
         if structured is None:
             return None, ()
         spec = family_spec(self.family)
+        reasoning = request.prompt.reasoning
+        shape = {'reasoning': reasoning, 'opens_reasoning': not spec.thinking_opens_answer,
+                 'answer_tags': (reasoning
+                                 and spec.reasoning_prompt is ReasoningPrompt.SYSTEM_SUFFIX)}
         try:
-            answer = answer_format(structured.mode, family=self.family,
-                                   num_choices=structured.num_choices,
-                                   model_input_size=prepared.model_input_size)
-            if answer is None:
+            # Unavailable first: a goal the grammar could not have held is not refused for
+            # its budget.
+            self._grammars.check_available()
+            plan = plan_answer(structured, max_new_tokens=request.sampling.max_new_tokens,
+                               reasoning=reasoning, framing=framing_tokens(**shape),
+                               family=self.family, model_input_size=prepared.model_input_size)
+            if plan is None:
                 return None, ()
-            reasoning = request.prompt.reasoning
-            return self._grammars.constraint(
-                answer, reasoning=reasoning, opens_reasoning=not spec.thinking_opens_answer,
-                answer_tags=reasoning and spec.reasoning_prompt is ReasoningPrompt.SYSTEM_SUFFIX,
-                max_reasoning_tokens=structured.max_reasoning_tokens), ()
+            return self._grammars.constraint(plan, **shape), ()
+        except AnswerBudgetError:
+            raise
         except (ConstraintError, InvalidRequestError) as error:
             return None, (f'the answer was not constrained to its format: {error}',)
 
