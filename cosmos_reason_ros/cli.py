@@ -20,7 +20,7 @@ from cosmos_reason_ros.core.backends.factory import (
     BACKENDS, TRANSFORMERS, BackendSettings, create_backend)
 from cosmos_reason_ros.core.config import (
     GoalDefaults, ModelConfig, STRUCTURED_OUTPUT, WindowConfig)
-from cosmos_reason_ros.core.errors import InvalidRequestError, ReasonError
+from cosmos_reason_ros.core.errors import InvalidRequestError, ReasonError, SUCCEEDED
 from cosmos_reason_ros.core.evaluation.depth_track import DepthSettings
 from cosmos_reason_ros.core.evaluation.protocols import (
     LETTER, PROTOCOLS, REASONING, Reason1Benchmark)
@@ -425,25 +425,46 @@ def command_compare(args: argparse.Namespace) -> int:
 
 
 def outcome_summary(outcome) -> dict:
-    """The outcome of a goal as JSON-ready data (the frames as stamps, not pixels)."""
-    generation = outcome.generation
+    """The outcome of a goal as JSON-ready data in the words `ask` prints for the action's
+    result: `status`, `message`, and `output` with ReasoningResult's field names and the parse
+    status as the evaluation report writes it ('ok', 'failed', ...). Frames as stamps."""
+    from cosmos_reason_ros.core.reasoner import outcome_message
+
+    generation, parsed = outcome.generation, outcome.parsed
+    width, height = outcome.source_size
     return {
-        'model_id': outcome.model_id,
-        'mode': outcome.request.mode.value,
-        'task': outcome.request.task,
-        'frame_stamps': [frame.stamp for frame in outcome.frames],
-        'image_size': list(outcome.source_size),
-        'model_input_size': list(generation.model_input_size),
-        'raw_text': generation.text,
-        **to_jsonable(outcome.parsed),
-        'prompt_tokens': generation.prompt_tokens,
-        'completion_tokens': generation.completion_tokens,
-        'finish_reason': generation.finish_reason,
-        'preprocess_time': generation.preprocess_time,
-        'time_to_first_token': generation.time_to_first_token,
-        'generation_time': generation.generation_time,
-        'total_time': outcome.total_time,
-        'decode_tokens_per_second': generation.decode_tokens_per_second,
+        'status': SUCCEEDED,
+        'message': outcome_message(outcome, outcome.total_time),
+        'output': {
+            'mode': outcome.request.mode.value,
+            'task': outcome.request.task,
+            'model_id': outcome.model_id,
+            'raw_text': generation.text,
+            'reasoning': parsed.reasoning,
+            'answer': parsed.answer,
+            'parse_status': parsed.status.name.lower(),
+            'parse_error': parsed.error,
+            'constrained': generation.constrained,
+            'reasoning_cut': generation.reasoning_cut,
+            'trajectories': to_jsonable(parsed.trajectories),
+            'boxes': to_jsonable(parsed.boxes),
+            'events': to_jsonable(parsed.events),
+            'next_action': parsed.next_action,
+            'choice': parsed.choice,
+            'verdict': parsed.verdict,
+            'frame_stamps': [frame.stamp for frame in outcome.frames],
+            'image_width': width,
+            'image_height': height,
+            'model_input_size': list(generation.model_input_size),
+            'prompt_tokens': generation.prompt_tokens,
+            'completion_tokens': generation.completion_tokens,
+            'finish_reason': generation.finish_reason,
+            'preprocess_time': generation.preprocess_time,
+            'time_to_first_token': generation.time_to_first_token,
+            'generation_time': generation.generation_time,
+            'total_time': outcome.total_time,
+            'decode_tokens_per_second': generation.decode_tokens_per_second,
+        },
     }
 
 
@@ -454,6 +475,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return {'parse': command_parse, 'run': command_run, 'eval': command_eval,
                 'compare': command_compare}[args.command](args)
     except ReasonError as error:
+        if args.command == 'run':
+            # The goal's status in the words of `ask`, for scripts that read either.
+            print(json.dumps({'status': error.kind.value, 'message': str(error)}, indent=2))
         print(f'cosmos-reason: {error}', file=sys.stderr)
         return 2
 

@@ -75,17 +75,23 @@ def test_run_on_an_image_folder_answers_with_the_folder_timing(image_folder, che
                          '--device', 'cpu', '--task', 'Where does the marker go?',
                          '--max-new-tokens', '8', '--greedy'], capsys)
 
-    result = json.loads(out)
-    assert code == 0
+    printed = json.loads(out)
+    assert code == 0 and printed['status'] == 'succeeded'
+    result = printed['output']
     assert result['frame_stamps'] == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0, 1.25])
-    assert result['image_size'] == [160, 120] and result['completion_tokens'] == 8
-    assert result['raw_text'] and result['status'] in ('ok', 'failed')
+    assert (result['image_width'], result['image_height']) == (160, 120)
+    assert result['completion_tokens'] == 8
+    assert result['raw_text'] and result['parse_status'] in ('ok', 'failed')
+    # The words of the action's result message, as `ask` prints it.
+    assert printed['message'].startswith('8 tokens in ')
+    assert result['constrained'] is False and result['reasoning_cut'] is False
 
 
 def test_run_on_a_missing_file_says_so(tiny_qwen3_checkpoint, capsys):
-    code, _, err = _run(['run', '/nonexistent/clip.mp4', '--model',
+    code, out, err = _run(['run', '/nonexistent/clip.mp4', '--model',
                          str(tiny_qwen3_checkpoint)], capsys)
     assert code == 2 and "'/nonexistent/clip.mp4' does not exist" in err
+    assert json.loads(out)['status'] == 'invalid_goal'
 
 
 @pytest.mark.skipif(not SHARED_CLIP.exists(), reason='shared/data is not beside this checkout')
@@ -94,9 +100,9 @@ def test_run_on_the_real_clip_samples_it_at_4_fps(tiny_qwen3_checkpoint, capsys)
                          '--device', 'cpu', '--task', 'Is it safe to turn right?',
                          '--max-new-tokens', '8', '--greedy', '--max-pixels', '50000'], capsys)
 
-    result = json.loads(out)
+    result = json.loads(out)['output']
     assert code == 0
-    assert result['image_size'] == [1008, 560]
+    assert (result['image_width'], result['image_height']) == (1008, 560)
     gaps = np.diff(result['frame_stamps'])
     assert len(result['frame_stamps']) % 2 == 0 and np.allclose(gaps, 0.25, atol=0.02)
 

@@ -20,7 +20,7 @@ from sensor_msgs.msg import Image
 
 from ros_graph import TIMEOUT, next_domain
 
-EXECUTABLES = ('reason_node', 'ask', 'sample_stream', 'live_eval')
+EXECUTABLES = ('reason_node', 'ask', 'sample_stream', 'live_eval', 'cosmos-reason')
 SHARE = pathlib.Path(get_package_share_directory('cosmos_reason_ros'))
 
 
@@ -114,7 +114,8 @@ def test_the_cpu_preset_answers_from_another_directory(ros_env, started, tmp_pat
 
     completed = subprocess.run(
         ['ask', 'Move the red marker into the grey basket.', '--mode', 'trajectory', '--quiet',
-         '--window-end-in', '2.0', '--wait-for-model', '120', '--timeout', '120'],
+         '--max-new-tokens', '400', '--window-end-in', '2.0', '--wait-for-model', '120',
+         '--timeout', '120'],
         cwd=tmp_path, env=ros_env, capture_output=True, text=True, timeout=300)
 
     assert completed.returncode == 0, completed.stdout + completed.stderr  # 0: it succeeded

@@ -61,3 +61,49 @@ def test_a_goal_can_ask_for_free_text(graph):
 def test_diagnostics_say_structured_output_is_available(graph):
     values = graph.diagnostics_where(lambda values: 'structured_output' in values)
     assert values['structured_output'] == 'auto'
+
+
+def test_a_budget_too_small_for_the_answer_is_refused_before_generation(graph):
+    result, _ = graph.ask(make_goal('Move the marker into the basket', 'trajectory',
+                                    reasoning=True, max_new_tokens=60, images=scene_images()))
+    assert result.error_code == Result.INVALID_GOAL, result.message
+    assert 'max_new_tokens 60 cannot hold a complete trajectory answer' in result.message
+    assert 'needs at least' in result.message
+    assert result.output.completion_tokens == 0
+    # The minimum it names is enough, and the node serves it.
+    minimum = int(result.message.split('needs at least ')[1].split()[0])
+    result, _ = graph.ask(make_goal('Move the marker into the basket', 'trajectory',
+                                    reasoning=True, max_new_tokens=minimum, greedy=True,
+                                    images=scene_images()))
+    assert result.error_code == Result.SUCCESS, result.message
+    assert result.output.constrained
+    assert result.output.parse_status == ReasoningResult.PARSE_OK, result.output.raw_text
+
+
+def test_a_server_that_ignores_the_format_is_recorded_once_and_never_reported_constrained():
+    from test_openai_backend import _delta, _sse, ScriptedServer
+
+    def free_text(handler):
+        _sse(handler, [_delta('The marker goes into the basket.', 'stop')])
+
+    # Takes the structured-output fields without complaint, answers free text, ends normally.
+    server = ScriptedServer([free_text, free_text], model='cosmos')
+    graph = Graph('cosmos', backend='openai', **{
+        'remote.base_url': server.url, 'remote.served_model': 'cosmos',
+        'goal.max_new_tokens': 600})
+    try:
+        assert graph.node.wait_until_loaded(TIMEOUT)
+        for _ in range(2):
+            result, _ = graph.ask(make_goal('Move the marker into the basket', 'trajectory',
+                                            images=scene_images()))
+            assert result.error_code == Result.SUCCESS, result.message
+            assert not result.output.constrained
+            assert 'not constrained: the answer does not match its format' in result.message
+        assert all('structured_outputs' in body for body in server.bodies)
+        values = graph.diagnostics_where(
+            lambda values: 'not held' in values.get('structured_output', ''))
+        assert f'{server.url} did not hold the structured-output fields' in \
+            values['structured_output']
+    finally:
+        graph.close()
+        server.close()

@@ -10,7 +10,7 @@ from typing import Set
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ROSDEP_KEYS = {'cv2': 'python3-opencv', 'numpy': 'python3-numpy', 'yaml': 'python3-yaml'}
 """Python modules whose rosdep key is not their name."""
-EXECUTABLES = ('reason_node', 'ask', 'sample_stream', 'live_eval')
+EXECUTABLES = ('reason_node', 'ask', 'sample_stream', 'live_eval', 'cosmos-reason')
 
 
 def declared() -> Set[str]:

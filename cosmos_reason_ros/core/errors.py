@@ -9,6 +9,10 @@ import enum
 from typing import Optional
 
 
+SUCCEEDED = 'succeeded'
+"""The status word of a goal that was answered (the failures' words are Failure's values)."""
+
+
 class Failure(str, enum.Enum):
     """Why a goal, or an evaluation item, did not get an answer.
 

@@ -18,13 +18,12 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage
 
 from cosmos_reason_ros.action import Reason
-from cosmos_reason_ros.core.errors import Failure
+from cosmos_reason_ros.core.errors import Failure, SUCCEEDED
+from cosmos_reason_ros.core.parsing import ParseStatus
 from cosmos_reason_ros.core.modes import Mode
 from cosmos_reason_ros.ros.client import (
     DEFAULT_ACTION, GoalFailedError, make_goal, ReasonClient)
 from cosmos_reason_ros.ros.messages import message_to_dict
-
-SUCCEEDED = 'succeeded'
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -82,6 +81,14 @@ def status_name(error_code: int) -> str:
     return SUCCEEDED if failure is None else failure.value
 
 
+def result_to_dict(result: Reason.Result) -> dict:
+    """The result as JSON-ready data, the parse status in the evaluation report's words ('ok',
+    'failed', 'truncated', 'not_run'), as `cosmos-reason run` prints it."""
+    data = message_to_dict(result)
+    data['output']['parse_status'] = ParseStatus(result.output.parse_status).name.lower()
+    return data
+
+
 def _ask(client: ReasonClient, goal: Reason.Goal, on_feedback,
          timeout: float) -> Tuple[bool, Reason.Result]:
     """(whether the goal succeeded, its result); a failed goal's result says why."""
@@ -124,7 +131,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             time.sleep(1.0)
             succeeded, result = send()
         status = status_name(result.error_code) if result.error_code or succeeded else 'unknown'
-        print(json.dumps({'status': status, **message_to_dict(result)}, indent=2))
+        print(json.dumps({'status': status, **result_to_dict(result)}, indent=2))
         return 0 if succeeded else 1
     except TimeoutError as error:
         print(json.dumps({'error': str(error)}), file=sys.stderr)

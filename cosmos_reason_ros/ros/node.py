@@ -34,7 +34,7 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 from cosmos_reason_ros.action import Reason
-from cosmos_reason_ros.core.backends.base import Backend
+from cosmos_reason_ros.core.backends.base import Backend, GenerationResult
 from cosmos_reason_ros.core.backends.factory import create_backend
 from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
 from cosmos_reason_ros.core.errors import (
@@ -46,7 +46,8 @@ from cosmos_reason_ros.core.images import decode_image
 from cosmos_reason_ros.core.loading import BackgroundLoad
 from cosmos_reason_ros.core.overlay import draw_overlay
 from cosmos_reason_ros.core.rates import StreamRateMeter
-from cosmos_reason_ros.core.reasoner import Reasoner, ReasonOutcome, ReasonRequest
+from cosmos_reason_ros.core.reasoner import (
+    outcome_message, Reasoner, ReasonOutcome, ReasonRequest)
 from cosmos_reason_ros.core.scheduling import GoalScheduler, GoalStop, StopReason, Ticket
 from cosmos_reason_ros.msg import ReasoningResult
 from cosmos_reason_ros.ros.action_qos import action_service_qos
@@ -123,6 +124,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
         self._model_name = self.get_parameter('model').value
         self._model_state = 'unloaded'
         self._model_error = ''
+        self._unheld_format = ''  # why constrained answers did not match, recorded once
         self._active = False
         self._shutting_down = False
         self._loaded = threading.Event()
@@ -235,6 +237,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
             callback_group=self._frames_group) if config.depth_enabled else None
         self._model_state = 'loading'
         self._model_error = ''
+        self._unheld_format = ''
         self._loaded.clear()
         self.get_logger().info(f"loading model '{self._model_name}'")
         try:
@@ -642,6 +645,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
             self.get_logger().error(f'goal failed unexpectedly: {error!r}')
             return self._finish(goal, result_code_of(error), f'internal error: {error!r}',
                                 progress)
+        self._note_unheld_format(outcome.generation)
         msg = outcome_to_msg(outcome)
         lifted = self._lift(outcome, msg)
         # From the goal's acceptance, as documented: a wait in the goal queue is included.
@@ -659,8 +663,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
         self._publish_overlay(outcome, msg.header, lifted)
         self._last_latency = msg.total_time
         self._goals_served += 1
-        return self._finish(goal, Result.SUCCESS, _summary(outcome, msg.total_time), progress,
-                            output=msg)
+        return self._finish(goal, Result.SUCCESS, outcome_message(outcome, msg.total_time),
+                            progress, output=msg)
 
     def _finish(self, goal: _Goal, code: int, message: str, progress: '_Progress', *,
                 output: Optional[ReasoningResult] = None, canceled: bool = False) -> Result:
@@ -680,6 +684,22 @@ class ReasonNode(LifecycleNodeMixin, Node):
         else:
             self._guard.call('goal status', handle.abort)
         return Result(error_code=code, message=message, output=output)
+
+    def _note_unheld_format(self, generation: GenerationResult) -> None:
+        """Record once (log, /diagnostics) that an answer asked for under its format does not
+        match it: a server that ignores the structured-output fields. An answer cut by
+        max_new_tokens says nothing about the server."""
+        if (not generation.unmatched_format or generation.finish_reason == 'length'
+                or self._unheld_format):
+            return
+        server = self._server_backend
+        where = (f'{server.config.base_url} did not hold the structured-output fields'
+                 if server is not None else 'the local grammar did not hold')
+        self._unheld_format = f'{where} ({generation.unmatched_format})'
+        self.get_logger().warning(
+            f'{self._unheld_format}: such answers are reported with constrained false; check '
+            'that the server supports remote.structured_output_fields, or set '
+            'structured_output off')
 
     def _lift(self, outcome: ReasonOutcome, msg: ReasoningResult) -> Optional[Lifted]:
         """With depth on, the answer in 3D, set into msg (its status says when it could not
@@ -764,8 +784,10 @@ class ReasonNode(LifecycleNodeMixin, Node):
         backend = self._backend
         if backend is not None and self._model_state == 'ready':
             policy = self.get_parameter('structured_output').value
-            values['structured_output'] = (policy if policy == 'off' or backend.can_constrain
-                                           else f'{policy}, not available (see goal messages)')
+            values['structured_output'] = (
+                f'{policy}, not held: {self._unheld_format}' if self._unheld_format
+                else policy if policy == 'off' or backend.can_constrain
+                else f'{policy}, not available (see goal messages)')
         server = self._server_backend
         if server is not None:
             values['server'] = server.config.base_url
@@ -863,15 +885,6 @@ def _stopped(reason: StopReason, detail: str):
         StopReason.CLIENT_GONE: (Failure.CANCELED, 'no action client is left to read the result'),
     }[reason]
     return kind.result_code, f'{what}: {detail}'
-
-
-def _summary(outcome: ReasonOutcome, total_time: float) -> str:
-    generation = outcome.generation
-    notes = [*(['constrained'] if generation.constrained else []),
-             *(['reasoning cut at its token cap'] if generation.reasoning_cut else []),
-             *generation.warnings]
-    return (f'{generation.completion_tokens} tokens in {total_time:.2f} s, '
-            f'parse {outcome.parsed.status.name.lower()}' + ''.join(f'; {n}' for n in notes))
 
 
 def main(args=None) -> None:
