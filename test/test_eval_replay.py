@@ -254,6 +254,13 @@ def test_cli_eval_then_compare(sample, tiny_qwen3_checkpoint, tmp_path, capsys):
     assert cli.main(common + ['--out', str(tmp_path / 'a')]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary['items'] == 2 and summary['answered'] == 2 and summary['complete']
+    # The answers in the words of the action's result: two trajectories, constrained and
+    # checked (the sample set gives them room for it).
+    report = json.loads((tmp_path / 'a' / 'report.json').read_text())
+    answers = [item['answer'] for item in report['items']]
+    assert [answer['constrained'] for answer in answers] == [True, True]
+    assert all(answer['parse_status'] == 'ok' and 'reasoning_cut' in answer
+               for answer in answers)
     assert cli.main(common + ['--out', str(tmp_path / 'b'), '--no-pictures']) == 0
     capsys.readouterr()
     assert cli.main(['compare', str(tmp_path / 'a' / 'report.json'),

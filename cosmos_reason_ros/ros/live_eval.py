@@ -363,6 +363,7 @@ def _result_to_item(base: ItemResult, item: QuestionItem, result: Reason.Result,
                 f"'{item.camera_info_topic}'"))
     return dataclasses.replace(
         base, status=ANSWERED, parsed=parsed, raw_text=output.raw_text,
+        constrained=output.constrained, reasoning_cut=output.reasoning_cut,
         model_id=output.model_id, frame_stamps=stamps, window_offset=window_offset,
         source_size=size, prompt_tokens=output.prompt_tokens,
         completion_tokens=output.completion_tokens,

@@ -118,6 +118,10 @@ class ItemResult:
     at or before bag_time."""
     parsed: ParsedAnswer | None = None
     raw_text: str = ''
+    constrained: bool = False
+    """The answer was decoded under its format and matched it (as the action result says)."""
+    reasoning_cut: bool = False
+    """The reasoning reached its cap and was closed for the answer."""
     model_id: str = ''
     frame_stamps: tuple[float, ...] = ()
     window_offset: float | None = None
@@ -629,6 +633,7 @@ class _SourceRun:
             self.settings.depth)
         return dataclasses.replace(
             base, status=ANSWERED, parsed=outcome.parsed, raw_text=generation.text,
+            constrained=generation.constrained, reasoning_cut=generation.reasoning_cut,
             model_id=outcome.model_id,
             frame_stamps=tuple(frame.stamp for frame in outcome.frames),
             window_offset=window_offset, source_size=outcome.source_size,

@@ -23,7 +23,7 @@ from cosmos_reason_ros.core.evaluation.replay import ANSWERED, ItemResult, RunRe
 from cosmos_reason_ros.core.evaluation.scoring import summarize, wilson_interval
 from cosmos_reason_ros.core.geometry3d import Lifted, points_without_depth
 from cosmos_reason_ros.core.overlay import draw_overlay
-from cosmos_reason_ros.core.parsing import ParsedAnswer, Trajectory
+from cosmos_reason_ros.core.parsing import Trajectory
 
 SCHEMA = 'cosmos_reason_ros.eval_report'
 SCHEMA_VERSION = 2
@@ -100,7 +100,7 @@ def item_record(result: ItemResult, *, image: str | None = None,
         'error_code': result.error_code,
         'error': result.error,
         'expected': expected_to_dict(item.expected),
-        'answer': _answer_record(result.parsed, result.raw_text) if answered else None,
+        'answer': _answer_record(result) if answered else None,
         'protocol_answer': result.protocol_answer,
         'attempts': result.attempts,
         'score': _score_record(result) if answered else None,
@@ -127,14 +127,18 @@ def item_record(result: ItemResult, *, image: str | None = None,
     return record
 
 
-def _answer_record(parsed: ParsedAnswer | None, raw_text: str) -> dict[str, Any]:
+def _answer_record(result: ItemResult) -> dict[str, Any]:
+    """The answer in the words of the action's result (and of `cosmos-reason run`)."""
+    parsed = result.parsed
     assert parsed is not None
     return {
-        'raw_text': raw_text,
+        'raw_text': result.raw_text,
         'reasoning': parsed.reasoning,
         'answer': parsed.answer,
         'parse_status': parsed.status.name.lower(),
         'parse_error': parsed.error,
+        'constrained': result.constrained,
+        'reasoning_cut': result.reasoning_cut,
         'choice': parsed.choice,
         'verdict': parsed.verdict,
         'next_action': parsed.next_action,
