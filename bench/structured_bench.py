@@ -1,8 +1,11 @@
 """Constrained decoding: parse success with and without the grammar, and what the grammar costs.
 
-1. Parse success, constraint off vs on, on generated goals of every structured mode (trajectory,
-   grounding, temporal localization, multiple choice) with the tiny Qwen3-VL and Cosmos3-Edge
-   models (random weights: without the grammar their answers are gibberish).
+1. Parse success, constraint off vs on (without and with reasoning), on generated goals of every
+   structured mode (trajectory, grounding, temporal localization, multiple choice) with the tiny
+   Qwen3-VL and Cosmos3-Edge models (random weights: without the grammar their answers are
+   gibberish); answers that passed the final check, answers cut by max_new_tokens (none may be,
+   constrained), the final check's time per answer, and the reservation's cost: the reasoning
+   cap asked for against the one given, the tokens reserved for the answer, and those it used.
 2. Cost: decode tokens/s with and without the grammar on the same requests (tiny model and, with
    --shapes 2b, Cosmos-Reason2-2B shapes), the logits processor's own time per token at the
    model's vocabulary, and the first goal's compile time against a cached one.
@@ -11,6 +14,7 @@
    latency.
 
 Run: python -m bench.structured_bench [--goals 200] [--shapes tiny 2b] [--vllm]
+     [--variants off on on+reasoning]
 """
 
 import argparse
@@ -28,10 +32,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from bench import common
-from cosmos_reason_ros.core.answer_formats import StructuredAnswer
+from cosmos_reason_ros.core.answer_check import format_mismatch
+from cosmos_reason_ros.core.answer_formats import framing_tokens, plan_answer, StructuredAnswer
 from cosmos_reason_ros.core.backends import grammar
 from cosmos_reason_ros.core.backends.base import GenerationRequest, Sampling
-from cosmos_reason_ros.core.backends.transformers_backend import TransformersBackend
+from cosmos_reason_ros.core.backends.transformers_backend import (
+    constraint_shape, TransformersBackend)
 from cosmos_reason_ros.core.config import ModelConfig
 from cosmos_reason_ros.core.families import family_spec
 from cosmos_reason_ros.core.modes import Mode, ModelFamily
@@ -77,36 +83,79 @@ def request_for(backend: TransformersBackend, mode: Mode, index: int, *, constra
                              structured=structured), fields
 
 
+VARIANTS = (('off', False, False), ('on', True, False), ('on+reasoning', True, True))
+"""(name, constrained, reasoning) of the goals each mode is asked in."""
+
+
 def parse_rates(backend: TransformersBackend, goals: int, max_new_tokens: int,
-                free_tokens: int) -> None:
-    """Parse success per mode, off vs on."""
-    print(f'\n  parse success, {goals} generated goals per mode (off: {free_tokens} new '
-          f'tokens, on: up to {max_new_tokens})')
-    print(f"  {'mode':<24} {'off':>12} {'on':>12} {'on: s/goal':>11} {'on: tokens':>10}")
+                free_tokens: int, variants: Sequence[str] = tuple(v[0] for v in VARIANTS)
+                ) -> None:
+    """Per mode: parse success off vs on (with and without reasoning), answers that passed the
+    final check, answers cut by max_new_tokens, the final check's cost, and what the reserved
+    answer budget took from the reasoning."""
+    print(f'\n  {goals} generated goals per mode and variant (off: {free_tokens} new tokens, no '
+          f'reasoning; on: up to {max_new_tokens}, reasoning cap asked: half of it)')
+    print(f"  {'mode':<22} {'variant':<13} {'parsed':>9} {'checked':>9} {'cut':>5} "
+          f"{'s/goal':>7} {'tokens':>7} {'cap asked':>9} {'cap given':>9} {'reserved':>8} "
+          f"{'answer used':>11}")
+    print('  (parsed: parse status ok; checked: constrained and matching its format after '
+          'generation; cut: stopped by max_new_tokens; cap asked/given: mean reasoning cap '
+          'before/after the reservation; reserved: mean tokens held for the answer and its '
+          'framing; answer used: mean tokens of the answer, retokenized)')
+    check_seconds: List[float] = []
+    tokenizer = backend._processor.tokenizer  # noqa: SLF001 - the benchmark looks inside
     for mode in (Mode.TRAJECTORY, Mode.GROUNDING, Mode.TEMPORAL, Mode.MULTIPLE_CHOICE):
-        counts = {}
-        seconds: List[float] = []
-        tokens: List[int] = []
-        for constrained in (False, True):
-            ok = 0
+        for name, constrained, reasoning in VARIANTS:
+            if name not in variants:
+                continue
+            parsed_ok = checked = cut = 0
+            seconds: List[float] = []
+            tokens: List[int] = []
+            caps: List[Tuple[int, int, int]] = []
+            answer_tokens: List[int] = []
+            budget = max_new_tokens if constrained else free_tokens
             for index in range(goals):
-                request, fields = request_for(
-                    backend, mode, index, constrained=constrained,
-                    max_new_tokens=max_new_tokens if constrained else free_tokens)
+                request, fields = request_for(backend, mode, index, constrained=constrained,
+                                              max_new_tokens=budget, reasoning=reasoning)
                 started = time.perf_counter()
                 result = backend.generate(request)
-                if constrained:
-                    seconds.append(time.perf_counter() - started)
-                    tokens.append(result.completion_tokens)
-                parsed = parse_answer(result.text, mode, family=backend.family,
-                                      source_size=(160, 120),
-                                      model_input_size=result.model_input_size,
-                                      num_choices=len(fields.get('choices', ())))
-                ok += parsed.status is ParseStatus.OK
-            counts[constrained] = ok
-        print(f'  {mode.value:<24} {counts[False]:>5}/{goals:<3} ({100 * counts[False] / goals:3.0f}%)'
-              f' {counts[True]:>4}/{goals:<3} ({100 * counts[True] / goals:3.0f}%)'
-              f' {statistics.median(seconds):>11.2f} {statistics.median(tokens):>10.0f}')
+                seconds.append(time.perf_counter() - started)
+                tokens.append(result.completion_tokens)
+                parsed = parse_answer(
+                    result.text, mode, family=backend.family, source_size=(160, 120),
+                    model_input_size=result.model_input_size,
+                    num_choices=len(fields.get('choices', ())),
+                    starts_in_reasoning=reasoning and family_spec(
+                        backend.family).thinking_opens_answer)
+                parsed_ok += parsed.status is ParseStatus.OK
+                cut += result.finish_reason == 'length'
+                if not constrained:
+                    continue
+                started = time.perf_counter()
+                matches = format_mismatch(result.answer_format, parsed.answer) == ''
+                check_seconds.append(time.perf_counter() - started)
+                checked += matches and result.constrained
+                shape = constraint_shape(backend.family, reasoning=reasoning)
+                plan = plan_answer(request.structured, max_new_tokens=budget,
+                                   reasoning=reasoning, framing=framing_tokens(**shape),
+                                   family=backend.family,
+                                   model_input_size=result.model_input_size)
+                caps.append((request.structured.max_reasoning_tokens if reasoning else 0,
+                             plan.max_reasoning_tokens, plan.reserved_tokens))
+                answer_tokens.append(len(tokenizer(parsed.answer, add_special_tokens=False)
+                                         ['input_ids']))
+            cap_columns = (f'{statistics.mean(c[0] for c in caps):>9.1f} '
+                           f'{statistics.mean(c[1] for c in caps):>9.1f} '
+                           f'{statistics.mean(c[2] for c in caps):>8.1f} '
+                           f'{statistics.mean(answer_tokens):>11.1f}') if caps else \
+                f"{'-':>9} {'-':>9} {'-':>8} {'-':>11}"
+            checked_column = f'{checked}/{goals}' if constrained else '-'
+            print(f'  {mode.value:<22} {name:<13} {f"{parsed_ok}/{goals}":>9} '
+                  f'{checked_column:>9} {cut:>5} {statistics.median(seconds):>7.2f} '
+                  f'{statistics.median(tokens):>7.0f} {cap_columns}')
+    print(f'  final check per answer (answer_check.format_mismatch): median '
+          f'{1000 * statistics.median(check_seconds):.3f} ms, max '
+          f'{1000 * max(check_seconds):.3f} ms over {len(check_seconds)} answers')
 
 
 class TimedConstraint:
@@ -241,6 +290,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--shapes', nargs='+', choices=('tiny', '2b'), default=['tiny'])
     parser.add_argument('--repeats', type=int, default=6, help='pairs for the decode cost')
     parser.add_argument('--max-new-tokens', type=int, default=400)
+    parser.add_argument('--variants', nargs='+', choices=[v[0] for v in VARIANTS],
+                        default=[v[0] for v in VARIANTS], help='which goals to ask per mode')
     parser.add_argument('--vllm', action='store_true',
                         help='also measure against a vLLM server (needs scripts/setup_vllm.sh)')
     args = parser.parse_args(argv)
@@ -253,7 +304,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 path = build_tiny_checkpoint(common.CACHE / f'tiny-{family.value}', family)
                 backend = load(path)
                 print(f'\n{family_spec(family).title}, tiny random checkpoint ({path.name})')
-                parse_rates(backend, args.goals, args.max_new_tokens, free_tokens=100)
+                parse_rates(backend, args.goals, args.max_new_tokens, free_tokens=100,
+                            variants=args.variants)
                 decode_cost(backend, args.repeats, args.max_new_tokens)
                 backend.close()
         else:

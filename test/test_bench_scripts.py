@@ -1,7 +1,8 @@
-"""The benchmark scripts still run end to end (at toy sizes; no figure is checked)."""
+"""The benchmark scripts still run end to end (at toy sizes), each printing its figures."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +53,23 @@ def test_ingest_bench_compares_depth_off_on_and_as_before():
 def test_lifecycle_bench_walks_configure_and_cleanup():
     output = run_bench('bench.lifecycle_bench', '--model', 'tiny', '--cycles', '1')
     assert 'cleaned up 1' in output and 'cleanup gave back' in output
+
+
+def test_structured_bench_counts_checked_answers_and_times_the_check():
+    output = run_bench('bench.structured_bench', '--goals', '2', '--repeats', '1',
+                       '--variants', 'on', 'on+reasoning')
+    rows = [line.split() for line in output.splitlines()
+            if line.strip().startswith(('trajectory', 'grounding', 'temporal_localization',
+                                        'multiple_choice'))]
+    assert len(rows) == 16, output  # 4 modes x 2 variants x 2 families
+    for row in rows:
+        assert row[2] == '2/2' and row[3] == '2/2' and row[4] == '0', row  # parsed, checked, cut
+    check = re.search(r'final check per answer .*: median ([\d.]+) ms', output)
+    assert check and 0 < float(check.group(1)) < 50, output
+
+
+def test_demo_bench_sends_the_demos_goals():
+    output = run_bench('bench.demo_bench', '--goals', '2')
+    assert re.search(r'parsed\s+2/2', output) and re.search(r'constrained\s+2/2', output), output
+    seconds = re.search(r'seconds per goal: median ([\d.]+)', output)
+    assert seconds and 0 < float(seconds.group(1)) < 120, output

@@ -524,11 +524,8 @@ class TransformersBackend:
         structured = request.structured
         if structured is None:
             return None, ()
-        spec = family_spec(self.family)
         reasoning = request.prompt.reasoning
-        shape = {'reasoning': reasoning, 'opens_reasoning': not spec.thinking_opens_answer,
-                 'answer_tags': (reasoning
-                                 and spec.reasoning_prompt is ReasoningPrompt.SYSTEM_SUFFIX)}
+        shape = constraint_shape(self.family, reasoning=reasoning)
         try:
             # Unavailable first: a goal the grammar could not have held is not refused for
             # its budget.
@@ -628,6 +625,14 @@ def context_length(model_config: Any) -> Optional[int]:
     text_config = getattr(model_config, 'text_config', None) or model_config
     value = getattr(text_config, 'max_position_embeddings', None)
     return int(value) if isinstance(value, int) and value > 0 else None
+
+
+def constraint_shape(family: ModelFamily, *, reasoning: bool) -> Dict[str, bool]:
+    """What the local grammar writes around a family's answer: GrammarCompiler.constraint()'s
+    and answer_formats.framing_tokens()' keyword arguments."""
+    spec = family_spec(family)
+    return {'reasoning': reasoning, 'opens_reasoning': not spec.thinking_opens_answer,
+            'answer_tags': reasoning and spec.reasoning_prompt is ReasoningPrompt.SYSTEM_SUFFIX}
 
 
 def check_context(prompt_tokens: int, max_new_tokens: int, context: Optional[int]) -> None:
