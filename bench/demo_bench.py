@@ -18,6 +18,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import List, Optional, Sequence
@@ -45,16 +46,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     domain = common.ros_domain()
     env = common.ros_environment(domain)
     preset = common.ROOT / 'config' / 'cpu_test_model.yaml'
+    camera_log = tempfile.TemporaryFile(mode='w+')
     camera = subprocess.Popen([stream, '--ros-args', '-p', 'rate:=30.0', '-p', 'depth:=true',
                                *TOPICS], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, **common.own_process_group())
+                              stderr=camera_log, **common.own_process_group())
     node = subprocess.Popen(
         [sys.executable, '-c', 'from cosmos_reason_ros.ros import node; node.main()',
          '--ros-args', '--params-file', str(preset), '-p', 'depth.enabled:=true', *TOPICS,
          '--log-level', 'warn'], cwd=common.ROOT, env=env, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, **common.own_process_group())
     try:
-        return _send_goals(domain, args)
+        return _send_goals(domain, args, camera, camera_log)
     finally:
         for process in (node, camera):
             process.send_signal(2)
@@ -65,7 +67,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 process.wait()
 
 
-def _send_goals(domain: int, args: argparse.Namespace) -> int:
+def _send_goals(domain: int, args: argparse.Namespace, camera: subprocess.Popen,
+                camera_log) -> int:
     import rclpy
     from rclpy.duration import Duration
     from rclpy.executors import SingleThreadedExecutor
@@ -107,6 +110,11 @@ def _send_goals(domain: int, args: argparse.Namespace) -> int:
         points: List[int] = []
         failures: List[str] = []
         for _ in range(args.goals):
+            if camera.poll() is not None:
+                camera_log.seek(0)
+                print(f'the sample stream exited ({camera.returncode}):\n'
+                      f'{camera_log.read()[-3000:]}')
+                return 1
             started = time.monotonic()
             result = ask()
             seconds.append(time.monotonic() - started)

@@ -77,7 +77,9 @@ def _questions(bag, tmp_path):
         'version': 1, 'source': str(bag), 'topic': RAW_TOPIC,
         'defaults': {'window_duration': 1.0, 'max_frames': 4, 'max_new_tokens': 8},
         'items': [
+            # Room for a constrained trajectory (115 tokens at least): both sides constrain it.
             {'id': 'path', 'at': 1.0, 'mode': 'trajectory', 'task': 'Follow the marker',
+             'max_new_tokens': 120,
              'expected': {'trajectory': [list(p) for p in marker_path(1.0, 2.0, W, H)]}},
             {'id': 'too-early', 'stamp': START - 10.0, 'mode': 'caption'},
             {'id': 'inside', 'at': 2.2, 'mode': 'question', 'task': 'Is the marker inside?',
@@ -113,7 +115,11 @@ def test_live_run_through_the_action_agrees_with_the_offline_replay(
         assert 0 <= result.frame_age < 0.26, 'the newest frame is at most a 4 fps slot old'
         assert result.frame_stamps[-1] <= result.window_end + 1e-6
         assert all(min(abs(s - b) for b in bag_stamps) < 1e-6 for s in result.frame_stamps)
-        assert result.source_size == (W, H) and result.completion_tokens == 8
+        assert result.source_size == (W, H)
+        if name == 'path':
+            assert result.constrained and 0 < result.completion_tokens <= 120
+        else:
+            assert result.completion_tokens == 8
         assert result.round_trip > 0 and result.send_delay >= 0
         assert result.image is not None, 'the picture is decoded from the bag'
         # 1 s at 4 fps ending at a kept frame: 4 frames asked for, held and sent.
@@ -131,6 +137,7 @@ def test_live_run_through_the_action_agrees_with_the_offline_replay(
             assert by_id[name].frame_stamps == pytest.approx(offline[name].frame_stamps,
                                                              abs=1e-6, rel=0)
             assert by_id[name].raw_text == offline[name].raw_text
+            assert by_id[name].constrained == offline[name].constrained
 
     report = load_report(write_report(live, tmp_path / 'live'))
     assert report['run']['kind'] == 'live' and report['complete']
