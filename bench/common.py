@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import signal
 import statistics
 import subprocess
@@ -164,13 +165,7 @@ class NodeProcess:
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGINT (the node shuts down in order), then SIGKILL if it hangs."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout)
         self._reader.join(timeout=2.0)
 
     def check_alive(self) -> None:
@@ -263,6 +258,44 @@ def wait_for_frames(diagnostics: 'Diagnostics', camera: subprocess.Popen,
             raise RuntimeError('the node receives no frames: '
                                + (camera.stderr.read() if camera.stderr else ''))
         time.sleep(0.1)
+
+
+DEMO_TOPICS = ['-r', 'image:=/camera/image_raw',
+               '-r', 'depth:=/camera/aligned_depth_to_color/image_raw',
+               '-r', 'camera_info:=/camera/camera_info']
+"""The remappings of scripts/demo.sh: the sample camera's topics as a RealSense names them."""
+
+
+def demo_camera_command() -> List[str]:
+    """The demo's camera: the installed `sample_stream`, 30 fps RGB-D.
+
+    Raises:
+        SystemExit: it is not on the PATH (scripts/env.sh puts it there).
+    """
+    stream = shutil.which('sample_stream')
+    if stream is None:
+        raise SystemExit('sample_stream is not on the PATH: source scripts/env.sh first')
+    return [stream, '--ros-args', '-p', 'rate:=30.0', '-p', 'depth:=true', *DEMO_TOPICS]
+
+
+def demo_node_command(dds_filter: bool) -> List[str]:
+    """The demo's node (config/cpu_test_model.yaml, depth on) from the source tree, with
+    window.dds_filter stated so that checkouts from before and after its default agree."""
+    return [sys.executable, '-c', 'from cosmos_reason_ros.ros import node; node.main()',
+            '--ros-args', '--params-file', str(ROOT / 'config' / 'cpu_test_model.yaml'),
+            '-p', 'depth.enabled:=true', '-p', f'window.dds_filter:={str(dds_filter).lower()}',
+            *DEMO_TOPICS, '--log-level', 'warn']
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> None:
+    """SIGINT (a ROS process shuts down in order), then SIGKILL if it hangs."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def run_json(command: Sequence[str], env: Dict[str, str], timeout: float) -> Dict[str, Any]:

@@ -14,20 +14,17 @@ Run: python -m bench.demo_bench [--goals 100] [--window-end-in 0.5]
 
 import argparse
 import collections
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from bench import common
 
 TASK = 'Move the red marker into the grey basket.'
-TOPICS = ['-r', 'image:=/camera/image_raw', '-r', 'depth:=/camera/aligned_depth_to_color/image_raw',
-          '-r', 'camera_info:=/camera/camera_info']
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -38,37 +35,49 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--window-end-in', type=float, default=0.5,
                         help='seconds after sending that the window ends (the demo: 2.0)')
     args = parser.parse_args(argv)
-    stream = shutil.which('sample_stream')
-    if stream is None:
-        print('sample_stream is not on the PATH: source scripts/env.sh first')
-        return 2
+    camera_command = common.demo_camera_command()
     common.print_machine()
     domain = common.ros_domain()
     env = common.ros_environment(domain)
-    preset = common.ROOT / 'config' / 'cpu_test_model.yaml'
-    camera_log = tempfile.TemporaryFile(mode='w+')
-    camera = subprocess.Popen([stream, '--ros-args', '-p', 'rate:=30.0', '-p', 'depth:=true',
-                               *TOPICS], env=env, stdout=subprocess.DEVNULL,
-                              stderr=camera_log, **common.own_process_group())
-    node = subprocess.Popen(
-        [sys.executable, '-c', 'from cosmos_reason_ros.ros import node; node.main()',
-         '--ros-args', '--params-file', str(preset), '-p', 'depth.enabled:=true', *TOPICS,
-         '--log-level', 'warn'], cwd=common.ROOT, env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, **common.own_process_group())
+    camera = _Camera(camera_command, env)
+    # The filter off, stated: from before its default changed, a checkout would turn it on,
+    # and the camera's process then crashes (bench/filter_soak.py).
+    node = subprocess.Popen(common.demo_node_command(dds_filter=False), cwd=common.ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            **common.own_process_group())
     try:
-        return _send_goals(domain, args, camera, camera_log)
+        return _send_goals(domain, args, camera)
     finally:
-        for process in (node, camera):
-            process.send_signal(2)
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        for process in (node, camera.process):
+            common.stop_process(process)
 
 
-def _send_goals(domain: int, args: argparse.Namespace, camera: subprocess.Popen,
-                camera_log) -> int:
+class _Camera:
+    """The sample stream, started again (and counted) if it exits (it crashed inside Fast DDS
+    when the node's DDS stamp filter was on: bench/filter_soak.py)."""
+
+    def __init__(self, command: List[str], env: Dict[str, str]):
+        self._command = command
+        self._env = env
+        self.restarts: List[str] = []
+        self.process = self._start()
+
+    def _start(self) -> subprocess.Popen:
+        self._log = tempfile.TemporaryFile(mode='w+')
+        return subprocess.Popen(self._command, env=self._env, stdout=subprocess.DEVNULL,
+                                stderr=self._log, **common.own_process_group())
+
+    def ensure_running(self) -> None:
+        if self.process.poll() is None:
+            return
+        self._log.seek(0)
+        last = self._log.read().strip().splitlines()[-2:]
+        self.restarts.append(f'exit {self.process.returncode}: {" / ".join(last)}')
+        self.process = self._start()
+        time.sleep(2.0)  # discovery, and a window of fresh frames
+
+
+def _send_goals(domain: int, args: argparse.Namespace, camera: _Camera) -> int:
     import rclpy
     from rclpy.duration import Duration
     from rclpy.executors import SingleThreadedExecutor
@@ -110,11 +119,7 @@ def _send_goals(domain: int, args: argparse.Namespace, camera: subprocess.Popen,
         points: List[int] = []
         failures: List[str] = []
         for _ in range(args.goals):
-            if camera.poll() is not None:
-                camera_log.seek(0)
-                print(f'the sample stream exited ({camera.returncode}):\n'
-                      f'{camera_log.read()[-3000:]}')
-                return 1
+            camera.ensure_running()
             started = time.monotonic()
             result = ask()
             seconds.append(time.monotonic() - started)
@@ -144,6 +149,9 @@ def _send_goals(domain: int, args: argparse.Namespace, camera: subprocess.Popen,
               f'max {max(seconds):.2f}')
         for failure in failures[:5]:
             print(f'  failed: {failure}')
+        print(f'  sample stream restarts: {len(camera.restarts)}')
+        for restart in camera.restarts:
+            print(f'    {restart}')
         common.print_machine()
         return 0 if outcomes['parsed'] == goals else 1
     finally:

@@ -184,3 +184,13 @@ def test_a_refused_update_turns_the_filter_off_and_lets_every_frame_through():
 
     stamp_filter.update(StampBounds(at_least=10.499, below=10.001))
     assert len(subscription.calls) == 2  # no further attempts
+
+
+def test_the_middleware_filter_is_off_unless_asked_for():
+    # Fast DDS applies the filter in the camera's process, which crashed with it on
+    # (bench/filter_soak.py): a node with default parameters must not put it there.
+    from cosmos_reason_ros.ros.parameters import SPECS
+
+    (spec,) = [spec for spec in SPECS if spec.name == 'window.dds_filter']
+    assert spec.default is False
+    assert 'crashed' in spec.description

@@ -132,12 +132,15 @@ SPECS: Tuple[ParameterSpec, ...] = (
                   'the next frame follows it (one stray stamp cannot take the window over); '
                   'also the most a rewound timeline may advance between its first two frames.',
                   range=(0.01, 3600.0)),
-    ParameterSpec('window.dds_filter', True,
+    ParameterSpec('window.dds_filter', False,
                   'Have the middleware deliver only the frames the window keeps (a content '
                   'filter on header.stamp, moved on with each kept frame), so a skipped frame '
-                  'costs the node nothing. Needs Fast DDS or Connext and rclpy from Kilted on '
-                  '(Jazzy\'s has no content-filter API); elsewhere every frame arrives and the '
-                  'node drops the surplus itself (/diagnostics: frame_filter_reason).'),
+                  'costs the node nothing. Off by default: Fast DDS filters on the writer\'s '
+                  'side, and the camera\'s publishing process crashed within 1-2 minutes in '
+                  'every run here with it on (Fast DDS 3.2.3; eProsima/Fast-DDS issue 4878). '
+                  'Needs Fast DDS or Connext and rclpy from Kilted on (Jazzy\'s has no '
+                  'content-filter API); otherwise every frame arrives and the node drops the '
+                  'surplus itself without deserializing it (/diagnostics: frame_filter_reason).'),
     ParameterSpec('depth.enabled', False,
                   'Lift trajectories and boxes into 3D with an aligned depth image on depth '
                   '(16UC1 mm or 32FC1 m) and the colour CameraInfo on camera_info.'),
