@@ -14,7 +14,7 @@
    latency.
 
 Run: python -m bench.structured_bench [--goals 200] [--shapes tiny 2b] [--vllm]
-     [--variants off on on+reasoning]
+     [--variants off on on+reasoning] [--families qwen3_vl cosmos3_edge]
 """
 
 import argparse
@@ -83,6 +83,7 @@ def request_for(backend: TransformersBackend, mode: Mode, index: int, *, constra
                              structured=structured), fields
 
 
+TINY_FAMILIES = (ModelFamily.QWEN3_VL, ModelFamily.COSMOS3_EDGE)
 VARIANTS = (('off', False, False), ('on', True, False), ('on+reasoning', True, True))
 """(name, constrained, reasoning) of the goals each mode is asked in."""
 
@@ -290,6 +291,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--shapes', nargs='+', choices=('tiny', '2b'), default=['tiny'])
     parser.add_argument('--repeats', type=int, default=6, help='pairs for the decode cost')
     parser.add_argument('--max-new-tokens', type=int, default=400)
+    parser.add_argument('--families', nargs='+', choices=[f.value for f in TINY_FAMILIES],
+                        default=[f.value for f in TINY_FAMILIES],
+                        help='tiny checkpoints to measure (--shapes tiny)')
     parser.add_argument('--variants', nargs='+', choices=[v[0] for v in VARIANTS],
                         default=[v[0] for v in VARIANTS], help='which goals to ask per mode')
     parser.add_argument('--vllm', action='store_true',
@@ -300,7 +304,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     common.print_machine()
     for shape in args.shapes:
         if shape == 'tiny':
-            for family in (ModelFamily.QWEN3_VL, ModelFamily.COSMOS3_EDGE):
+            for family in (f for f in TINY_FAMILIES if f.value in args.families):
                 path = build_tiny_checkpoint(common.CACHE / f'tiny-{family.value}', family)
                 backend = load(path)
                 print(f'\n{family_spec(family).title}, tiny random checkpoint ({path.name})')

@@ -307,7 +307,7 @@ class _StageOnFirstText:
 
 
 __all__ = [
-    'ReasonOutcome', 'ReasonRequest', 'Reasoner', 'STAGE_GENERATING', 'outcome_message',
+    'ReasonOutcome', 'ReasonRequest', 'Reasoner', 'STAGE_GENERATING',
     'STAGE_PARSING', 'STAGE_PREPROCESSING', 'STAGE_WAITING_FOR_FRAMES', 'check_limits',
-    'supplied_frames',
+    'outcome_message', 'supplied_frames',
 ]
