@@ -386,6 +386,24 @@ def test_edge_next_action_on_the_line_after_the_closing_tag():
                                   'grasp it.')
 
 
+@pytest.mark.parametrize('reasoning', [
+    'The tape is left. <think> maybe it is right',      # a <think> written inside the reasoning
+    '<think>The tape is left.',                         # the model opened it again itself
+])
+def test_edge_reasoning_that_writes_a_think_tag_stays_reasoning(reasoning):
+    # The template opened <think>: everything up to </think> is reasoning, and the answer is
+    # what follows it (seen with the random Edge model: the reasoning before the inner tag was
+    # taken for the answer, and the final check rightly failed it).
+    answer = ('[{"point_2d": [932, 1], "label": "tape"}, '
+              '{"point_2d": [329, 0], "label": "tape"}]')
+    result = parse(f'{reasoning}</think>{answer}', Mode.TRAJECTORY, family=EDGE,
+                   starts_in_reasoning=True)
+    assert result.status is ParseStatus.OK, result.error
+    assert result.answer == answer
+    assert result.reasoning == reasoning.replace('<think>The', 'The')
+    assert len(result.trajectories[0].points) == 2
+
+
 def test_edge_thinking_off_answer_is_all_answer():
     result = parse('The robot grasps the tape.', Mode.NEXT_ACTION, family=EDGE)
     assert result.status is ParseStatus.OK and result.reasoning == ''

@@ -82,6 +82,7 @@ Number = int | float
 
 _THINK_OPEN = re.compile(r'<think>', re.IGNORECASE)
 _THINK_CLOSE = re.compile(r'</think>', re.IGNORECASE)
+_LEADING_THINK_OPEN = re.compile(r'^\s*<think>', re.IGNORECASE)
 _ANSWER_OPEN = re.compile(r'<answer>', re.IGNORECASE)
 _ANSWER_CLOSE = re.compile(r'</answer>', re.IGNORECASE)
 
@@ -122,12 +123,18 @@ def split_reasoning(text: str, *, starts_in_reasoning: bool = False) -> tuple[st
         (reasoning, answer, truncated), both strings stripped. truncated is True when a `<think>`
         is never closed; then reasoning is everything after the tag and answer is ''.
     """
+    if starts_in_reasoning:
+        # Everything up to the first </think> is reasoning, a <think> written inside it
+        # included: taking it for an opening tag would make the reasoning before it the answer.
+        closed = _THINK_CLOSE.search(text)
+        if closed is None:
+            return text.strip(), '', True
+        reasoning = _LEADING_THINK_OPEN.sub('', text[:closed.start()], count=1)
+        return reasoning.strip(), _inside_answer_tags(text[closed.end():]).strip(), False
     opened = _THINK_OPEN.search(text)
     closed = _THINK_CLOSE.search(text, opened.end() if opened else 0)
     if closed is None and opened is not None:
         return text[opened.end():].strip(), '', True
-    if closed is None and starts_in_reasoning:
-        return text.strip(), '', True
     if closed is None:
         return '', _inside_answer_tags(text).strip(), False
     reasoning_start = opened.end() if opened else 0
