@@ -11,6 +11,7 @@ It only orchestrates: the window, the model, the prompts and the parser live in 
 """
 
 import dataclasses
+import math
 import os
 import threading
 import time
@@ -40,6 +41,7 @@ from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
 from cosmos_reason_ros.core.errors import (
     Failure, GenerationCancelled, LoadStopped, ModelLoadError, ModelNotReadyError,
     NotActiveError, ReasonError, ServerUnreachableError, ShuttingDownError, result_code_of)
+from cosmos_reason_ros.core.families import image_shape, ImageShape
 from cosmos_reason_ros.core.frames import FrameWindow, Offer
 from cosmos_reason_ros.core.geometry3d import Lifted, points_without_depth
 from cosmos_reason_ros.core.images import decode_image
@@ -499,11 +501,13 @@ class ReasonNode(LifecycleNodeMixin, Node):
             return  # a frame that was already in flight when the node deactivated
         self._frames_seen += 1
         header = header_from_cdr(raw)
-        if header is None:
+        if header is None or not math.isfinite(header[0]):
             self._frames_unreadable += 1
+            what = ('an unreadable header' if header is None else
+                    'header.stamp.nanosec >= 1e9 (ROS stamps hold nanosec below 1e9)')
             self.get_logger().warning(
-                f"dropping an image on '{subscription.topic_name}' with an unreadable "
-                'header', throttle_duration_sec=5.0)
+                f"dropping an image on '{subscription.topic_name}' with {what} "
+                f'({self._frames_unreadable} so far)', throttle_duration_sec=5.0)
             return
         stamp, frame_id = header
         self._stream_rate.add(time.monotonic(), stamp)
@@ -534,10 +538,17 @@ class ReasonNode(LifecycleNodeMixin, Node):
     def _decode(self, raw: bytes):
         config = self._config
         assert config is not None
-        # The declared size is checked before decoding; a JPEG decodes reduced for the window.
+        # The declared size and shape are checked before decoding; a JPEG decodes reduced for
+        # the window.
         return decode_image(deserialize_message(raw, self._image_type),
                             max_source_pixels=config.limits.max_source_pixels,
-                            target_pixels=config.window.max_pixels)
+                            target_pixels=config.window.max_pixels, shape=self._image_shape)
+
+    @property
+    def _image_shape(self) -> ImageShape:
+        """The shapes the model's processor takes (every family's while it is not known)."""
+        backend = self._backend
+        return image_shape(backend.family if backend is not None else None)
 
     # Goals ---------------------------------------------------------------------------------
     # A goal is accepted (a rejection cannot say why), checked, and queued in the scheduler;
@@ -554,7 +565,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
             # Images are checked here but decoded only once the goal may run: a goal the
             # concurrency policy turns away (or queues) holds no decoded pixels.
             goal.request = goal_to_request(handle.request, self._config.window,
-                                           self._config.limits, decode_images=False)
+                                           self._config.limits, decode_images=False,
+                                           shape=self._image_shape)
             goal.ticket = self._scheduler.admit(
                 lambda ticket: self._start(goal, ticket),
                 lambda ticket: goal.stop.request(StopReason.PREEMPTED))
@@ -626,7 +638,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
             if goal.handle.request.images or goal.handle.request.compressed_images:
                 assert self._config is not None
                 request = dataclasses.replace(request, frames=decode_goal_frames(
-                    goal.handle.request, self._config.window, self._config.limits))
+                    goal.handle.request, self._config.window, self._config.limits,
+                    self._image_shape))
             outcome = self._reasoner.run(request, now=self._now(), on_stage=progress.stage,
                                          on_text=progress.text, cancel=goal.stop.event)
         except GenerationCancelled as error:
