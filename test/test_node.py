@@ -451,8 +451,9 @@ def test_a_model_server_down_at_start_is_found_when_it_comes_up(tiny_qwen3_check
     try:
         assert not graph.node.wait_until_loaded(TIMEOUT)
         result, _ = graph.ask(make_goal('Is it safe?'))
-        assert result.error_code == Result.MODEL_LOAD_FAILED
-        assert 'cannot reach' in result.message
+        # Not a failed load while the node retries: MODEL_NOT_READY, saying when it retries.
+        assert result.error_code == Result.MODEL_NOT_READY, result.message
+        assert 'cannot reach' in result.message and 'retrying in 1 s' in result.message
 
         server = ScriptedServer([], model='cosmos', port=port)
         deadline = time.monotonic() + 30.0
@@ -471,6 +472,43 @@ def test_a_model_server_down_at_start_is_found_when_it_comes_up(tiny_qwen3_check
         if server is not None:
             server.close()
         graph.close()
+
+
+def test_a_model_server_down_under_a_lifecycle_manager_is_a_failed_load(tiny_qwen3_checkpoint):
+    # Without autostart nothing retries: the manager decides, and the goal says the load failed.
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    graph = Graph('cosmos', camera=False, backend='openai', autostart=False, **{
+        'remote.base_url': f'http://127.0.0.1:{port}/v1', 'remote.served_model': 'cosmos'})
+    try:
+        assert not graph.transition('configure')
+        result, _ = graph.ask(make_goal('Is it safe?'))
+        assert result.error_code == Result.MODEL_LOAD_FAILED, result.message
+        assert 'cannot reach' in result.message and 'retrying' not in result.message
+    finally:
+        graph.close()
+
+
+def test_a_remote_answer_past_max_new_tokens_is_cut_and_the_goal_says_so(tiny_qwen3_checkpoint):
+    from test_openai_backend import _endless, ScriptedServer
+
+    written, gone = [0], threading.Event()
+    server = ScriptedServer([_endless(200_000, written, gone)], model='cosmos')
+    graph = Graph('cosmos', backend='openai', **{
+        'remote.base_url': server.url, 'remote.served_model': 'cosmos'})
+    try:
+        assert graph.node.wait_until_loaded(TIMEOUT)
+        result, _ = graph.ask(make_goal('Is it safe?', max_new_tokens=16))
+        assert result.error_code == Result.SUCCESS, result.message
+        assert result.output.completion_tokens == 16 and result.output.answer == 'x' * 16
+        assert 'answer cut at max_new_tokens' in result.message
+        assert 'kept sending past max_new_tokens (16 tokens, counted by stream chunks)' in \
+            result.message
+        assert gone.wait(TIMEOUT) and written[0] < 200_000
+    finally:
+        graph.close()
+        server.close()
 
 
 def test_a_goal_whose_client_went_away_stops(graph):

@@ -280,9 +280,10 @@ class ReasonNode(LifecycleNodeMixin, Node):
             self._retry_at = time.monotonic() + self._retry_delay
             self.get_logger().error(
                 f'configure failed: {message} - trying again in {self._retry_delay:g} s (and '
-                'on the next goal); goals get this error meanwhile')
+                'on the next goal); goals get MODEL_NOT_READY meanwhile')
             self._retry_delay = min(2 * self._retry_delay, RETRY_MAX)
         else:
+            self._retry_at = None
             self.get_logger().error(
                 f'configure failed: {message} - the node stays unconfigured; fix the parameter '
                 '(ros2 param set) and configure again. Goals get this error meanwhile')
@@ -295,11 +296,13 @@ class ReasonNode(LifecycleNodeMixin, Node):
         now = time.monotonic()
         if (self._retry_at is not None and now >= self._retry_at and not self._shutting_down
                 and self.lifecycle_state == 'unconfigured'):
-            self._retry_at = None
-            if self.trigger_configure() == TransitionCallbackReturn.SUCCESS and \
-                    not self._shutting_down:
+            # _retry_at stays set while configure runs (goals read MODEL_NOT_READY); a failed
+            # configure sets it anew or, for a failure retrying cannot fix, clears it.
+            if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+                self._retry_at = None
                 self._retry_delay = RETRY_FIRST
-                self.trigger_activate()
+                if not self._shutting_down:
+                    self.trigger_activate()
             return
         backend = self._backend
         if isinstance(backend, OpenAIBackend) and self._active and now >= self._next_server_check:
@@ -585,6 +588,13 @@ class ReasonNode(LifecycleNodeMixin, Node):
             goal.stop.request(StopReason.PREEMPTED)
         goal.handle.execute()
 
+    def _retry_in(self) -> int:
+        """Whole seconds until the next configure of a node whose model server was down (the
+        watch that retries runs once a second)."""
+        retry_at = self._retry_at
+        wait = 0.0 if retry_at is None else retry_at - time.monotonic()
+        return max(1, math.ceil(wait))
+
     def _check_serving(self) -> None:
         if self._shutting_down:
             raise ShuttingDownError(f"the node '{self.get_name()}' is shutting down")
@@ -593,7 +603,11 @@ class ReasonNode(LifecycleNodeMixin, Node):
         state = self.lifecycle_state
         if self._model_state == 'failed':
             if self._retry_at is not None:
-                self._retry_at = min(self._retry_at, time.monotonic())  # try again now
+                # The server was down: not a failed load while the node retries. Try again now
+                # (the watch runs once a second).
+                self._retry_at = min(self._retry_at, time.monotonic())
+                raise ModelNotReadyError(f'{self._model_error}; retrying in {self._retry_in()} '
+                                         's (/diagnostics reports when the model is ready)')
             raise ModelLoadError(self._model_error)
         if self._model_state == 'loading' or not self._started.is_set():
             raise ModelNotReadyError(
@@ -794,7 +808,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
         if self._shutting_down:
             return DiagnosticStatus.WARN, 'shutting down'
         if self._model_state == 'failed':
-            return DiagnosticStatus.ERROR, self._model_error
+            retry = f' - retrying in {self._retry_in()} s' if self._retry_at is not None else ''
+            return DiagnosticStatus.ERROR, self._model_error + retry
         if self._model_state == 'loading':
             return DiagnosticStatus.WARN, 'model loading'
         if state != 'active':
@@ -881,6 +896,8 @@ def _stopped(reason: StopReason, detail: str):
 def _summary(outcome: ReasonOutcome, total_time: float) -> str:
     generation = outcome.generation
     notes = [*(['constrained'] if generation.constrained else []),
+             *(['answer cut at max_new_tokens'] if generation.finish_reason == 'length'
+               else []),
              *(['reasoning cut at its token cap'] if generation.reasoning_cut else []),
              *generation.warnings]
     return (f'{generation.completion_tokens} tokens in {total_time:.2f} s, '
