@@ -210,6 +210,12 @@ def test_the_sample_set_is_deterministic_and_reports_everything(sample, backend,
         assert (path.parent / name).is_file()
     markdown = (path.parent / 'report.md').read_text()
     assert '| parse success |' in markdown and '![latency histogram](latency.svg)' in markdown
+    # The tiny model stops only at its token limit: the summary counts that, under that name.
+    cut = sorted(i['id'] for i in report['items'] if i['tokens']['finish_reason'] == 'length')
+    assert cut and report['summary']['cut_by_token_limit'] == {'count': len(cut), 'items': cut}
+    assert ('| answers cut by the token limit (max_new_tokens) | '
+            f"{len(cut)} of 9 answered: {', '.join(cut)} |") in markdown
+    assert 'truncated 0' not in markdown
     assert f"![item 1]({item['image']})" in markdown
     comparison = compare_files(path, tmp_path / 'b' / 'report.json')
     assert comparison['flipped'] == [] and comparison['answers_changed'] == 0

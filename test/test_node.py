@@ -502,6 +502,7 @@ def test_a_remote_answer_past_max_new_tokens_is_cut_and_the_goal_says_so(tiny_qw
         result, _ = graph.ask(make_goal('Is it safe?', max_new_tokens=16))
         assert result.error_code == Result.SUCCESS, result.message
         assert result.output.completion_tokens == 16 and result.output.answer == 'x' * 16
+        assert result.output.answer_cut
         assert 'answer cut at max_new_tokens' in result.message
         assert 'kept sending past max_new_tokens (16 tokens, counted by stream chunks)' in \
             result.message

@@ -201,6 +201,7 @@ def outcome_to_msg(outcome: ReasonOutcome) -> ReasoningResult:
     msg.parse_error = parsed.error
     msg.constrained = generation.constrained
     msg.reasoning_cut = generation.reasoning_cut
+    msg.answer_cut = generation.finish_reason == 'length'
     msg.trajectories = [
         Trajectory2D(header=header, label=trajectory.label,
                      points=[Point2D(x=float(x), y=float(y)) for x, y in trajectory.points],
