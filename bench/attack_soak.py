@@ -12,7 +12,6 @@ import argparse
 import http.server
 import json
 import math
-import os
 import signal
 import socket
 import subprocess
@@ -29,18 +28,6 @@ from bench import common
 
 KEY = 'sk-abuse-5ecret-never-shown'
 TINY = 'tiny-qwen3-vl'
-
-
-# -- what the node's process holds -------------------------------------------------------------
-
-def process_figures(pid: int) -> Dict[str, float]:
-    """RSS and peak RSS (MiB), threads and open file descriptors of a process."""
-    status = Path(f'/proc/{pid}/status').read_text()
-    threads = int(next(line.split()[1] for line in status.splitlines()
-                       if line.startswith('Threads:')))
-    memory = common.memory_mb(pid)
-    return {'rss': memory['VmRSS'], 'peak': memory['VmHWM'], 'threads': threads,
-            'fds': len(os.listdir(f'/proc/{pid}/fd'))}
 
 
 # -- a camera and a planner in this process ----------------------------------------------------
@@ -266,7 +253,7 @@ class Bench:
     def case(self, name: str, bound: float, expected: str,
              run: Callable[[], Tuple[str, bool]]) -> None:
         """Run one case: run() returns (outcome, whether it is the expected one)."""
-        before = process_figures(self.node.pid)
+        before = common.process_figures(self.node.pid)
         started = time.monotonic()
         try:
             text, ok = run()
@@ -274,7 +261,7 @@ class Bench:
             text, ok = f'ERROR {type(error).__name__}: {error}', False
         seconds = time.monotonic() - started
         self.node.check_alive()
-        after = process_figures(self.node.pid)
+        after = common.process_figures(self.node.pid)
         row = {'case': name, 'expected': expected, 'outcome': text, 'seconds': seconds,
                'bound': bound, 'ok': ok and seconds <= bound,
                'rss_mb': after['rss'], 'peak_mb': after['peak'],
@@ -515,7 +502,7 @@ def soak(bench: Bench, goals: int, limit: float) -> List[Dict[str, float]]:
     started = time.monotonic()
     failures = 0
     kinds: Dict[str, int] = {}
-    first = process_figures(bench.node.pid)
+    first = common.process_figures(bench.node.pid)
     print(f'soak:     0 goals  {0.0:7.1f} s  RSS {first["rss"]:7.1f} MiB  threads '
           f'{first["threads"]}  fds {first["fds"]}', flush=True)
     for index in range(1, goals + 1):
@@ -527,7 +514,7 @@ def soak(bench: Bench, goals: int, limit: float) -> List[Dict[str, float]]:
             kinds[kind] = kinds.get(kind, 0) + 1
         if index % 100 == 0:
             bench.node.check_alive()
-            figures = process_figures(bench.node.pid)
+            figures = common.process_figures(bench.node.pid)
             elapsed = time.monotonic() - started
             rows.append({'goals': index, 'seconds': elapsed, 'failures': failures, **figures})
             print(f'soak: {index:5d} goals  {elapsed:7.1f} s  RSS {figures["rss"]:7.1f} MiB  '

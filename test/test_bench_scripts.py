@@ -52,3 +52,10 @@ def test_ingest_bench_compares_depth_off_on_and_as_before():
 def test_lifecycle_bench_walks_configure_and_cleanup():
     output = run_bench('bench.lifecycle_bench', '--model', 'tiny', '--cycles', '1')
     assert 'cleaned up 1' in output and 'cleanup gave back' in output
+
+
+def test_a_short_soak_leaves_nothing_behind():
+    # 300 goals: the node exits 0, no Fast DDS segment stays in /dev/shm, and neither the
+    # action client's records nor either process's threads and files grow after the warm-up.
+    output = run_bench('bench.soak', '--check', timeout=600.0)
+    assert 'nothing left behind' in output, output

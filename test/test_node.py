@@ -512,6 +512,43 @@ def test_a_remote_answer_past_max_new_tokens_is_cut_and_the_goal_says_so(tiny_qw
         server.close()
 
 
+def test_a_result_nobody_collected_outlives_rcls_hold_until_result_timeout(
+        tiny_qwen3_checkpoint, monkeypatch):
+    monkeypatch.setattr('cosmos_reason_ros.ros.action_server.RCL_KEEP', 1.0)
+    graph = Graph(tiny_qwen3_checkpoint, result_timeout=30)
+    try:
+        assert graph.node.wait_until_loaded(TIMEOUT)
+        handle = graph.send(make_goal('Is the marker red?'))
+        server = graph.node._server
+        deadline = time.monotonic() + TIMEOUT
+        while server.held['uncollected'] == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)  # rcl expires the finished goal on its own timer
+        assert server.held == {'goals': 0, 'uncollected': 1, 'requested': 0}
+        response = wait_for(handle.get_result_async())
+        assert result_of(response).error_code == Result.SUCCESS
+        assert server.held['uncollected'] == 0
+    finally:
+        graph.close()
+
+
+def test_collected_results_leave_nothing_in_the_action_server(tiny_qwen3_checkpoint,
+                                                              monkeypatch):
+    # rclpy would hold every finished goal for result_timeout (900 s): handle, result, status.
+    monkeypatch.setattr('cosmos_reason_ros.ros.action_server.RCL_KEEP', 1.0)
+    graph = Graph(tiny_qwen3_checkpoint, result_timeout=900)
+    try:
+        assert graph.node.wait_until_loaded(TIMEOUT)
+        for _ in range(30):
+            assert graph.ask(make_goal('Is the marker red?'))[0].error_code == Result.SUCCESS
+        server = graph.node._server
+        deadline = time.monotonic() + TIMEOUT
+        while server.held['goals'] and time.monotonic() < deadline:
+            time.sleep(0.1)  # rcl expires finished goals on its own timer
+        assert server.held == {'goals': 0, 'uncollected': 0, 'requested': 0}
+    finally:
+        graph.close()
+
+
 def test_a_goal_whose_client_went_away_stops(graph):
     doomed = Node('doomed_planner', context=graph.context)
     graph.executor.add_node(doomed)

@@ -20,7 +20,7 @@ from typing import Dict, Optional
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.action import CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
@@ -52,6 +52,7 @@ from cosmos_reason_ros.core.reasoner import Reasoner, ReasonOutcome, ReasonReque
 from cosmos_reason_ros.core.scheduling import GoalScheduler, GoalStop, StopReason, Ticket
 from cosmos_reason_ros.msg import ReasoningResult
 from cosmos_reason_ros.ros.action_qos import action_service_qos
+from cosmos_reason_ros.ros.action_server import ReasonActionServer
 from cosmos_reason_ros.ros.conversions import (
     decode_goal_frames, empty_result_msg, goal_to_request, header_from_cdr, outcome_to_msg,
     rgb_to_image_msg)
@@ -141,7 +142,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
         self._debug_pub = self.create_publisher(Image, '~/debug_image', 1)
         self._markers_pub = self.create_publisher(MarkerArray, '~/markers', 1)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self._server = ActionServer(
+        self._server = ReasonActionServer(
             self, Reason, '~/reason', execute_callback=self._execute,
             goal_callback=lambda goal: GoalResponse.ACCEPT,
             handle_accepted_callback=self._on_accepted,
