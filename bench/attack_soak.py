@@ -190,6 +190,9 @@ class HostileServer:
             def _trickle(self) -> None:
                 self._events([_delta('a')] * 60, pause=2.0)
 
+            def _endless(self) -> None:
+                self._events([_delta('x')] * 20000)  # whatever max_tokens said
+
             def _flood(self) -> None:
                 chunk = _delta('x' * 65536)
                 self._events([chunk] * 800)  # 50 MiB of answer
@@ -446,20 +449,26 @@ def server_comes_up(bench: Bench, port: int, servers: List['HostileServer']) -> 
     from cosmos_reason_ros.ros.client import make_goal
 
     def run() -> Tuple[str, bool]:
-        first = outcome(bench.planner.send(make_goal('Is it safe?'), timeout=60.0))
-        while first.startswith('MODEL_NOT_READY'):  # the first check is still under way
+        def ask() -> Tuple[str, str]:
+            result = bench.planner.send(make_goal('Is it safe?'), timeout=60.0)
+            return outcome(result), result.message if result is not None else ''
+
+        first, message = ask()
+        while 'still loading' in message:  # the first check is still under way
             time.sleep(0.2)
-            first = outcome(bench.planner.send(make_goal('Is it safe?'), timeout=60.0))
+            first, message = ask()
+        retrying = first.startswith('MODEL_NOT_READY') and 'retrying in' in message
         servers.append(HostileServer(port))
         up = time.monotonic()
         while time.monotonic() - up < 60.0:
             text = outcome(bench.planner.send(make_goal('Is it safe?'), timeout=60.0))
             if text.startswith('SUCCESS'):
                 return (f'{first[:45]}; SUCCESS {time.monotonic() - up:.1f} s after the server '
-                        'came up'), first.startswith('MODEL_LOAD_FAILED')
+                        'came up'), retrying
             time.sleep(0.2)
         return f'{first[:45]}; still {text[:40]}', False
-    bench.case('server down at start, up later', 40.0, 'LOAD_FAILED, then SUCCESS', run)
+    bench.case('server down at start, up later', 40.0, 'NOT_READY (retrying), then SUCCESS',
+               run)
 
 
 def remote_cases(bench: Bench, server: HostileServer) -> None:
@@ -485,6 +494,8 @@ def remote_cases(bench: Bench, server: HostileServer) -> None:
     behave('trickle', 'server trickles a token every 2 s', 8.0, 'GENERATION_FAILED',
            ['request_deadline'])
     behave('flood', '50 MiB answer streamed', 15.0, 'GENERATION_FAILED', ['max_answer_chars'])
+    behave('endless', '20,000 chunks past max_tokens', 5.0, 'SUCCESS',
+           ['answer cut at max_new_tokens'])
     behave('echo_error', 'key echoed in a streamed error', 5.0, 'GENERATION_FAILED')
     behave('echo_text', 'key echoed in non-JSON stream data', 5.0, 'GENERATION_FAILED')
     behave('echo_body', 'key echoed in a body without choices', 5.0, 'GENERATION_FAILED')

@@ -11,9 +11,10 @@ both have stopped.
 
     python -m bench.soak [--goals 20000] [--warmup 2000] [--trace 2000 3000] [--json out]
     python -m bench.soak --check    # CI: 300 goals; fails if anything is left behind
+    python -m bench.soak --goals 3000 --warmup 500 --as-before   # rclpy's own ActionServer
 
---trace A B snapshots the node's Python heap (tracemalloc) at goals A and B and prints the
-allocations that grew most between them.
+--trace A B traces the node's Python heap (tracemalloc) from goal A and prints what was
+allocated after A and is still alive at goal B, largest first.
 """
 
 import argparse
@@ -40,21 +41,32 @@ CLIENT_RECORDS = ('_futures', '_goal_handles', '_pending_goal_requests',
 SHM_SEGMENTS = '/dev/shm/fast*'
 
 # Run in the node's process before it starts (--trace): snapshot the Python heap whenever the
-# bench asks, through files in a folder (the node's main thread is busy spinning).
+# bench asks, through files in a folder (the node's main thread is busy spinning). Tracing
+# starts at the first snapshot (from the start, it slows the model's load past the bench's
+# patience), so the second shows what was allocated after the first and is still alive.
 _TRACE_PRELUDE = '''
 import os, pathlib, threading, time, tracemalloc
 def _serve_snapshots(folder):
     taken = 0
     while True:
         if (folder / f"take{taken}").exists():
+            if not tracemalloc.is_tracing():
+                tracemalloc.start(10)
             tracemalloc.take_snapshot().dump(str(folder / f"snapshot{taken}"))
             (folder / f"done{taken}").touch()
             taken += 1
         time.sleep(0.2)
-tracemalloc.start(10)
 threading.Thread(target=_serve_snapshots, args=(pathlib.Path(os.environ["SOAK_TRACE_DIR"]),),
                  daemon=True).start()
 '''
+
+
+# --as-before: the node with rclpy's own ActionServer, which holds every finished goal for
+# result_timeout (as before ReasonActionServer), for before/after figures from one script.
+_RCLPY_SERVER_PRELUDE = (
+    'import rclpy.action, cosmos_reason_ros.ros.node as reason_node; '
+    'reason_node.ReasonActionServer = lambda *args, result_timeout, **kwargs: '
+    'rclpy.action.ActionServer(*args, result_timeout=result_timeout, **kwargs)')
 
 
 class Planner(overhead_bench.Planner):
@@ -135,7 +147,10 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     trace_dir = Path(tempfile.mkdtemp(prefix='soak-trace-')) if args.trace else None
     if trace_dir is not None:
         env['SOAK_TRACE_DIR'] = str(trace_dir)
-    prelude = f'exec({_TRACE_PRELUDE!r})' if trace_dir is not None else ''
+    preludes = [f'exec({_TRACE_PRELUDE!r})'] if trace_dir is not None else []
+    if args.as_before:
+        preludes.append(_RCLPY_SERVER_PRELUDE)
+    prelude = '; '.join(preludes)
     camera = subprocess.Popen(common.camera_command('jpeg', 320, 240, 30.0, 10 ** 6),
                               cwd=common.ROOT, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, **common.own_process_group())
@@ -163,7 +178,9 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                     try:
                         result = planner.client.ask(goal, timeout=60.0)
                     except (GoalFailedError, TimeoutError) as error:
-                        kind = type(error).__name__
+                        kind = (f'status {error.status}, error code '
+                                f'{error.result.error_code}: {error.result.message[:40]}'
+                                if isinstance(error, GoalFailedError) else 'timeout')
                         failures[kind] = failures.get(kind, 0) + 1
                         result = None
                     round_trips[index] = time.perf_counter() - sent
@@ -298,6 +315,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--trace', type=int, nargs='+', default=[],
                         help='goal indices at which to snapshot the node\'s Python heap (two)')
     parser.add_argument('--print-every', type=int, default=1000)
+    parser.add_argument('--as-before', action='store_true',
+                        help="the node with rclpy's own ActionServer (before/after figures)")
     parser.add_argument('--check', action='store_true',
                         help='CI: 300 goals (warm-up 100); exit 1 if anything is left behind')
     parser.add_argument('--json', type=Path, help='write the figures here')
