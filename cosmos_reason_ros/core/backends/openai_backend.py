@@ -915,9 +915,9 @@ class OpenAIBackend:
         cut: Tuple[str, ...] = ()
         if answer.cut_by is not None:
             cut = (f'{self.config.base_url} kept sending past max_new_tokens '
-                        f'({request.sampling.max_new_tokens} tokens, counted by '
-                        f'{answer.cut_by}): the answer was cut there and the request '
-                        'cancelled (does the server ignore max_tokens?)',)
+                   f'({request.sampling.max_new_tokens} tokens, counted by {answer.cut_by}): '
+                   'the answer was cut there and the request cancelled (does the server '
+                   'ignore max_tokens?)',)
         result = dataclasses.replace(result, constrained=prepared.constrained,
                                      warnings=refused + cut + prepared.warnings)
         return RemoteCompletion(result, answer.prompt_token_ids)
