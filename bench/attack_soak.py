@@ -12,7 +12,6 @@ import argparse
 import http.server
 import json
 import math
-import os
 import signal
 import socket
 import subprocess
@@ -29,18 +28,6 @@ from bench import common
 
 KEY = 'sk-abuse-5ecret-never-shown'
 TINY = 'tiny-qwen3-vl'
-
-
-# -- what the node's process holds -------------------------------------------------------------
-
-def process_figures(pid: int) -> Dict[str, float]:
-    """RSS and peak RSS (MiB), threads and open file descriptors of a process."""
-    status = Path(f'/proc/{pid}/status').read_text()
-    threads = int(next(line.split()[1] for line in status.splitlines()
-                       if line.startswith('Threads:')))
-    memory = common.memory_mb(pid)
-    return {'rss': memory['VmRSS'], 'peak': memory['VmHWM'], 'threads': threads,
-            'fds': len(os.listdir(f'/proc/{pid}/fd'))}
 
 
 # -- a camera and a planner in this process ----------------------------------------------------
@@ -203,6 +190,9 @@ class HostileServer:
             def _trickle(self) -> None:
                 self._events([_delta('a')] * 60, pause=2.0)
 
+            def _endless(self) -> None:
+                self._events([_delta('x')] * 20000)  # whatever max_tokens said
+
             def _flood(self) -> None:
                 chunk = _delta('x' * 65536)
                 self._events([chunk] * 800)  # 50 MiB of answer
@@ -266,7 +256,7 @@ class Bench:
     def case(self, name: str, bound: float, expected: str,
              run: Callable[[], Tuple[str, bool]]) -> None:
         """Run one case: run() returns (outcome, whether it is the expected one)."""
-        before = process_figures(self.node.pid)
+        before = common.process_figures(self.node.pid)
         started = time.monotonic()
         try:
             text, ok = run()
@@ -274,7 +264,7 @@ class Bench:
             text, ok = f'ERROR {type(error).__name__}: {error}', False
         seconds = time.monotonic() - started
         self.node.check_alive()
-        after = process_figures(self.node.pid)
+        after = common.process_figures(self.node.pid)
         row = {'case': name, 'expected': expected, 'outcome': text, 'seconds': seconds,
                'bound': bound, 'ok': ok and seconds <= bound,
                'rss_mb': after['rss'], 'peak_mb': after['peak'],
@@ -459,20 +449,26 @@ def server_comes_up(bench: Bench, port: int, servers: List['HostileServer']) -> 
     from cosmos_reason_ros.ros.client import make_goal
 
     def run() -> Tuple[str, bool]:
-        first = outcome(bench.planner.send(make_goal('Is it safe?'), timeout=60.0))
-        while first.startswith('MODEL_NOT_READY'):  # the first check is still under way
+        def ask() -> Tuple[str, str]:
+            result = bench.planner.send(make_goal('Is it safe?'), timeout=60.0)
+            return outcome(result), result.message if result is not None else ''
+
+        first, message = ask()
+        while 'still loading' in message:  # the first check is still under way
             time.sleep(0.2)
-            first = outcome(bench.planner.send(make_goal('Is it safe?'), timeout=60.0))
+            first, message = ask()
+        retrying = first.startswith('MODEL_NOT_READY') and 'retrying in' in message
         servers.append(HostileServer(port))
         up = time.monotonic()
         while time.monotonic() - up < 60.0:
             text = outcome(bench.planner.send(make_goal('Is it safe?'), timeout=60.0))
             if text.startswith('SUCCESS'):
                 return (f'{first[:45]}; SUCCESS {time.monotonic() - up:.1f} s after the server '
-                        'came up'), first.startswith('MODEL_LOAD_FAILED')
+                        'came up'), retrying
             time.sleep(0.2)
         return f'{first[:45]}; still {text[:40]}', False
-    bench.case('server down at start, up later', 40.0, 'LOAD_FAILED, then SUCCESS', run)
+    bench.case('server down at start, up later', 40.0, 'NOT_READY (retrying), then SUCCESS',
+               run)
 
 
 def remote_cases(bench: Bench, server: HostileServer) -> None:
@@ -498,6 +494,8 @@ def remote_cases(bench: Bench, server: HostileServer) -> None:
     behave('trickle', 'server trickles a token every 2 s', 8.0, 'GENERATION_FAILED',
            ['request_deadline'])
     behave('flood', '50 MiB answer streamed', 15.0, 'GENERATION_FAILED', ['max_answer_chars'])
+    behave('endless', '20,000 chunks past max_tokens', 5.0, 'SUCCESS',
+           ['answer cut at max_new_tokens'])
     behave('echo_error', 'key echoed in a streamed error', 5.0, 'GENERATION_FAILED')
     behave('echo_text', 'key echoed in non-JSON stream data', 5.0, 'GENERATION_FAILED')
     behave('echo_body', 'key echoed in a body without choices', 5.0, 'GENERATION_FAILED')
@@ -515,7 +513,7 @@ def soak(bench: Bench, goals: int, limit: float) -> List[Dict[str, float]]:
     started = time.monotonic()
     failures = 0
     kinds: Dict[str, int] = {}
-    first = process_figures(bench.node.pid)
+    first = common.process_figures(bench.node.pid)
     print(f'soak:     0 goals  {0.0:7.1f} s  RSS {first["rss"]:7.1f} MiB  threads '
           f'{first["threads"]}  fds {first["fds"]}', flush=True)
     for index in range(1, goals + 1):
@@ -527,7 +525,7 @@ def soak(bench: Bench, goals: int, limit: float) -> List[Dict[str, float]]:
             kinds[kind] = kinds.get(kind, 0) + 1
         if index % 100 == 0:
             bench.node.check_alive()
-            figures = process_figures(bench.node.pid)
+            figures = common.process_figures(bench.node.pid)
             elapsed = time.monotonic() - started
             rows.append({'goals': index, 'seconds': elapsed, 'failures': failures, **figures})
             print(f'soak: {index:5d} goals  {elapsed:7.1f} s  RSS {figures["rss"]:7.1f} MiB  '

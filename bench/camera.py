@@ -6,6 +6,7 @@ serialized bytes, so this process costs little and the node's CPU is what the be
 
 import argparse
 import json
+import signal
 import struct
 import sys
 import time
@@ -102,6 +103,11 @@ def publish(encoding: str, width: int, height: int, rate: float, duration: float
 
     frames = serialized_frames(encoding, width, height)
     rclpy.init()
+    # SIGTERM (a bench that runs the camera for as long as it needs) ends the loop below, so
+    # that the node and the DDS participant are destroyed: killed, they would leave their
+    # segments in /dev/shm.
+    stopping: List[int] = []
+    signal.signal(signal.SIGTERM, lambda number, frame: stopping.append(number))
     node = rclpy.create_node('bench_camera')
     topic, message_type = (('image/compressed', CompressedImage) if encoding == 'jpeg'
                            else ('image', Image))
@@ -119,7 +125,7 @@ def publish(encoding: str, width: int, height: int, rate: float, duration: float
     while True:
         due = started + published / rate
         now = time.monotonic()
-        if due - started >= duration:
+        if due - started >= duration or stopping:
             break
         if due > now:
             time.sleep(due - now)

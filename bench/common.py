@@ -52,6 +52,16 @@ def memory_mb(pid: int) -> Dict[str, float]:
     return values
 
 
+def process_figures(pid: int) -> Dict[str, float]:
+    """RSS and peak RSS (MiB), threads and open file descriptors of a process."""
+    status = Path(f'/proc/{pid}/status').read_text()
+    threads = int(next(line.split()[1] for line in status.splitlines()
+                       if line.startswith('Threads:')))
+    memory = memory_mb(pid)
+    return {'rss': memory['VmRSS'], 'peak': memory['VmHWM'], 'threads': threads,
+            'fds': len(os.listdir(f'/proc/{pid}/fd'))}
+
+
 def load_average() -> Tuple[float, float, float]:
     """The 1, 5 and 15 minute load averages."""
     return os.getloadavg()

@@ -446,6 +446,7 @@ def outcome_summary(outcome) -> dict:
             'parse_error': parsed.error,
             'constrained': generation.constrained,
             'reasoning_cut': generation.reasoning_cut,
+            'answer_cut': generation.finish_reason == 'length',
             'trajectories': to_jsonable(parsed.trajectories),
             'boxes': to_jsonable(parsed.boxes),
             'events': to_jsonable(parsed.events),

@@ -73,3 +73,10 @@ def test_demo_bench_sends_the_demos_goals():
     assert re.search(r'parsed\s+2/2', output) and re.search(r'constrained\s+2/2', output), output
     seconds = re.search(r'seconds per goal: median ([\d.]+)', output)
     assert seconds and 0 < float(seconds.group(1)) < 120, output
+
+
+def test_a_short_soak_leaves_nothing_behind():
+    # 300 goals: the node exits 0, no Fast DDS segment stays in /dev/shm, and neither the
+    # action client's records nor either process's threads and files grow after the warm-up.
+    output = run_bench('bench.soak', '--check', timeout=600.0)
+    assert 'nothing left behind' in output, output

@@ -85,6 +85,7 @@ def test_run_on_an_image_folder_answers_with_the_folder_timing(image_folder, che
     # The words of the action's result message, as `ask` prints it.
     assert printed['message'].startswith('8 tokens in ')
     assert result['constrained'] is False and result['reasoning_cut'] is False
+    assert result['answer_cut'] is True  # 8 tokens of a random model: stopped at the budget
 
 
 def test_run_on_a_missing_file_says_so(tiny_qwen3_checkpoint, capsys):

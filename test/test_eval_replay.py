@@ -210,6 +210,12 @@ def test_the_sample_set_is_deterministic_and_reports_everything(sample, backend,
         assert (path.parent / name).is_file()
     markdown = (path.parent / 'report.md').read_text()
     assert '| parse success |' in markdown and '![latency histogram](latency.svg)' in markdown
+    # The tiny model stops only at its token limit: the summary counts that, under that name.
+    cut = sorted(i['id'] for i in report['items'] if i['tokens']['finish_reason'] == 'length')
+    assert cut and report['summary']['cut_by_token_limit'] == {'count': len(cut), 'items': cut}
+    assert ('| answers cut by the token limit (max_new_tokens) | '
+            f"{len(cut)} of 9 answered: {', '.join(cut)} |") in markdown
+    assert 'truncated 0' not in markdown
     assert f"![item 1]({item['image']})" in markdown
     comparison = compare_files(path, tmp_path / 'b' / 'report.json')
     assert comparison['flipped'] == [] and comparison['answers_changed'] == 0
@@ -260,7 +266,7 @@ def test_cli_eval_then_compare(sample, tiny_qwen3_checkpoint, tmp_path, capsys):
     answers = [item['answer'] for item in report['items']]
     assert [answer['constrained'] for answer in answers] == [True, True]
     assert all(answer['parse_status'] == 'ok' and 'reasoning_cut' in answer
-               for answer in answers)
+               and answer['answer_cut'] is False for answer in answers)
     assert cli.main(common + ['--out', str(tmp_path / 'b'), '--no-pictures']) == 0
     capsys.readouterr()
     assert cli.main(['compare', str(tmp_path / 'a' / 'report.json'),

@@ -149,7 +149,7 @@ def test_percentiles_interpolate_and_survive_no_data():
 
 
 def _record(index, mode, *, status='answered', correct=None, parse='ok', total=1.0,
-            generation=0.5, completion=10, trajectory=None, raw='x'):
+            generation=0.5, completion=10, trajectory=None, raw='x', finish='stop'):
     answered = status == 'answered'
     return {
         'index': index, 'id': f'item{index}', 'source': '/data/bag', 'status': status,
@@ -160,12 +160,13 @@ def _record(index, mode, *, status='answered', correct=None, parse='ok', total=1
         'timing': {'total': total if answered else None, 'generation': generation,
                    'preprocess': 0.1, 'time_to_first_token': 0.2, 'overhead': 0.01,
                    'round_trip': None},
-        'tokens': {'prompt': 100, 'completion': completion if answered else 0},
+        'tokens': {'prompt': 100, 'completion': completion if answered else 0,
+                   'finish_reason': finish if answered else ''},
     }
 
 
 def _report(items):
-    return {'schema': 'cosmos_reason_ros.eval_report', 'schema_version': 2,
+    return {'schema': 'cosmos_reason_ros.eval_report', 'schema_version': 3,
             'created': '2025-01-01T00:00:00+00:00', 'complete': True,
             'run': {'kind': 'offline', 'question_set': {'name': 'q', 'path': '/q.yaml'},
                     'sources': [{'path': '/data/bag'}],
@@ -196,14 +197,26 @@ def test_summary_counts_accuracy_parse_rate_and_speed():
     assert summary['accuracy_by_mode']['caption']['accuracy'] is None
     success = summary['parse'].pop('success')
     assert (success['k'], success['n'], success['rate']) == (3, 4, 0.75)
-    assert summary['parse'] == {'ok': 3, 'truncated': 0, 'failed': 1, 'not_run': 0,
-                                'success_rate': 0.75}
+    assert summary['parse'] == {'ok': 3, 'unterminated_reasoning': 0, 'failed': 1,
+                                'not_run': 0, 'success_rate': 0.75}
     assert summary['accuracy_interval'] == pytest.approx([0.0615, 0.7923], abs=1e-4)
     assert summary['trajectory_error']['mean_px']['p50'] == 10.0
     assert summary['latency']['total']['p50'] == 2.5
     assert summary['latency']['total']['p95'] == pytest.approx(3.85)
     assert summary['latency']['round_trip']['count'] == 0
     assert summary['tokens'] == {'prompt': 400, 'completion': 40, 'tokens_per_second': 20.0}
+
+
+def test_the_summary_counts_answers_cut_by_the_token_limit_under_that_name():
+    # Five of seven answers stopped at max_new_tokens; one of them inside its reasoning.
+    items = [_record(i, 'caption', finish='length') for i in range(1, 5)]
+    items += [_record(5, 'caption', finish='length', parse='truncated'),
+              _record(6, 'caption'), _record(7, 'caption', parse='failed')]
+    summary = summarize(items)
+    assert summary['cut_by_token_limit'] == {
+        'count': 5, 'items': ['item1', 'item2', 'item3', 'item4', 'item5']}
+    assert (summary['parse']['ok'], summary['parse']['unterminated_reasoning']) == (5, 1)
+    assert 'truncated' not in summary['parse']
 
 
 def test_comparison_lists_flips_metric_deltas_and_setup_changes():

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 from action_msgs.msg import GoalStatus, GoalStatusArray
+from builtin_interfaces.msg import Time
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
@@ -176,6 +177,21 @@ def _bomb(width: int = 30000, height: int = 30000) -> bytes:
     (make_goal('Is it safe?', max_new_tokens=1_000_000), Result.INVALID_GOAL, 'ceiling'),
     (make_goal('Is it safe?', temperature=float('inf')), Result.INVALID_GOAL, 'temperature'),
     (make_goal('Is it safe?', temperature=float('nan')), Result.INVALID_GOAL, 'temperature'),
+    (make_goal('Is it safe?', window_duration=float('inf')), Result.INVALID_GOAL,
+     'window_duration must be a finite number'),
+    (make_goal('Is it safe?', window_end=Time(sec=1, nanosec=2 ** 32 - 1)), Result.INVALID_GOAL,
+     'nanosec 4294967295'),
+    (make_goal('\u3000\u00a0\u200b'), Result.INVALID_GOAL, 'needs the question'),
+    (make_goal('\u200b', 'trajectory'), Result.INVALID_GOAL, 'needs the task instruction'),
+    # 200:1 passes the processor, but not once downscaled to the window's 160x120 budget.
+    (make_goal('What is this?', compressed_images=[
+        CompressedImage(format='jpeg', data=_jpeg(20000, 100))]), Result.INVALID_GOAL,
+     'goal image 0 is 20000x100 px: its aspect ratio after downscaling'),
+    (make_goal('What is this?', compressed_images=[
+        CompressedImage(format='jpeg', data=_jpeg(100, 20000))]), Result.INVALID_GOAL,
+     'above the 200:1 that the Qwen3-VL video processor takes'),
+    (make_goal('What is this?', images=[_image(0.0, width=2000, height=9)]),
+     Result.INVALID_GOAL, 'goal image 0 is 2000x9 px: its aspect ratio is 222.2:1'),
 ])
 def test_bad_goals_end_with_a_clear_error_and_the_node_keeps_serving(graph, goal, code, words):
     result, _ = graph.ask(goal)
@@ -252,29 +268,74 @@ def test_a_model_that_does_not_load_fails_every_goal_with_the_load_error(tmp_pat
         graph.close()
 
 
+def _jpeg_camera_graph(checkpoint, **parameters) -> Graph:
+    """A node on image/compressed with no camera: the test publishes what it would."""
+    graph = Graph(checkpoint, camera=False, compressed_input=True, **parameters)
+    assert graph.node.wait_until_loaded(TIMEOUT)
+    graph.images = graph.peer.create_publisher(CompressedImage, '/image/compressed',
+                                               qos_profile_sensor_data)
+    return graph
+
+
+def _jpeg_frames(graph: Graph, data: bytes):
+    """Publishes one JPEG frame stamped now each time it is called."""
+    def messages():
+        now = graph.peer.get_clock().now().nanoseconds * 1e-9
+        return [CompressedImage(header=Header(stamp=to_time(now)), format='jpeg', data=data)]
+    return _publisher(graph, messages)
+
+
+def _drop_then_serve(graph: Graph, data: bytes, dropped: int) -> None:
+    """Frames of `data` are dropped and counted, the window stays empty, and once good frames
+    come a goal is answered on them."""
+    graph.wait_for_diagnostics('frames_invalid', dropped, _jpeg_frames(graph, data))
+    assert graph.node._window.stats.fill == 0
+    graph.wait_for_diagnostics('window_fill', 2, _jpeg_frames(graph, _jpeg(64, 48)))
+    result, _ = graph.ask(make_goal('Is it safe?'))
+    assert result.error_code == Result.SUCCESS, result.message
+    assert (result.output.image_width, result.output.image_height) == (64, 48)
+
+
 def test_a_decompression_bomb_on_the_camera_is_dropped_before_decoding(tiny_qwen3_checkpoint):
-    graph = Graph(tiny_qwen3_checkpoint, camera=False, compressed_input=True,
-                  max_source_pixels=640 * 480)
+    graph = _jpeg_camera_graph(tiny_qwen3_checkpoint, max_source_pixels=640 * 480)
     try:
-        assert graph.node.wait_until_loaded(TIMEOUT)
-        graph.images = graph.peer.create_publisher(CompressedImage, '/image/compressed',
-                                                   qos_profile_sensor_data)
-
-        def frames(data):
-            def messages():
-                now = graph.peer.get_clock().now().nanoseconds * 1e-9
-                return [CompressedImage(header=Header(stamp=to_time(now)), format='jpeg',
-                                        data=data)]
-            return messages
-
-        graph.wait_for_diagnostics('frames_invalid', 1, _publisher(graph, frames(_bomb())))
-        assert graph.node._window.stats.fill == 0
-        graph.wait_for_diagnostics('window_fill', 2, _publisher(graph, frames(_jpeg(64, 48))))
-        result, _ = graph.ask(make_goal('Is it safe?'))
-        assert result.error_code == Result.SUCCESS, result.message
-        assert (result.output.image_width, result.output.image_height) == (64, 48)
+        _drop_then_serve(graph, _bomb(), 1)
     finally:
         graph.close()
+
+
+@pytest.mark.parametrize('width, height', [(20000, 100), (100, 20000)])
+def test_camera_frames_out_of_shape_are_dropped_counted_and_goals_still_served(
+        tiny_qwen3_checkpoint, width, height):
+    graph = _jpeg_camera_graph(tiny_qwen3_checkpoint)
+    try:
+        _drop_then_serve(graph, _jpeg(width, height), 2)
+    finally:
+        graph.close()
+
+
+@pytest.mark.parametrize('nanosec', [10 ** 9, 2 ** 32 - 1])
+def test_camera_stamps_with_nanosec_out_of_range_are_dropped_and_never_clear_the_window(
+        quiet_graph, nanosec):
+    _publish_fresh_frames(quiet_graph)
+    before = quiet_graph.node._window.stats
+
+    def invalid():
+        now = quiet_graph.peer.get_clock().now().nanoseconds * 1e-9
+        message = _image(now)
+        message.header.stamp = Time(sec=int(now), nanosec=nanosec)
+        return [message]
+
+    quiet_graph.wait_for_diagnostics('frames_invalid', 3, _publisher(quiet_graph, invalid))
+    _publish_fresh_frames(quiet_graph)
+    after = quiet_graph.node._window.stats
+    assert after.rewinds == before.rewinds == 0 and after.fill >= before.fill
+    assert quiet_graph.node._frames_unreadable >= 3
+    result, _ = quiet_graph.ask(make_goal('Is it safe?'))
+    assert result.error_code == Result.SUCCESS, result.message
+    now = quiet_graph.peer.get_clock().now().nanoseconds * 1e-9
+    assert all(stamp.nanosec < 10 ** 9 and stamp.sec <= now for stamp in
+               result.output.frame_stamps)
 
 
 def test_total_time_counts_from_acceptance_including_the_queue_wait(tiny_qwen3_checkpoint):
@@ -390,8 +451,9 @@ def test_a_model_server_down_at_start_is_found_when_it_comes_up(tiny_qwen3_check
     try:
         assert not graph.node.wait_until_loaded(TIMEOUT)
         result, _ = graph.ask(make_goal('Is it safe?'))
-        assert result.error_code == Result.MODEL_LOAD_FAILED
-        assert 'cannot reach' in result.message
+        # Not a failed load while the node retries: MODEL_NOT_READY, saying when it retries.
+        assert result.error_code == Result.MODEL_NOT_READY, result.message
+        assert 'cannot reach' in result.message and 'retrying in 1 s' in result.message
 
         server = ScriptedServer([], model='cosmos', port=port)
         deadline = time.monotonic() + 30.0
@@ -409,6 +471,81 @@ def test_a_model_server_down_at_start_is_found_when_it_comes_up(tiny_qwen3_check
     finally:
         if server is not None:
             server.close()
+        graph.close()
+
+
+def test_a_model_server_down_under_a_lifecycle_manager_is_a_failed_load(tiny_qwen3_checkpoint):
+    # Without autostart nothing retries: the manager decides, and the goal says the load failed.
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    graph = Graph('cosmos', camera=False, backend='openai', autostart=False, **{
+        'remote.base_url': f'http://127.0.0.1:{port}/v1', 'remote.served_model': 'cosmos'})
+    try:
+        assert not graph.transition('configure')
+        result, _ = graph.ask(make_goal('Is it safe?'))
+        assert result.error_code == Result.MODEL_LOAD_FAILED, result.message
+        assert 'cannot reach' in result.message and 'retrying' not in result.message
+    finally:
+        graph.close()
+
+
+def test_a_remote_answer_past_max_new_tokens_is_cut_and_the_goal_says_so(tiny_qwen3_checkpoint):
+    from test_openai_backend import _endless, ScriptedServer
+
+    written, gone = [0], threading.Event()
+    server = ScriptedServer([_endless(200_000, written, gone)], model='cosmos')
+    graph = Graph('cosmos', backend='openai', **{
+        'remote.base_url': server.url, 'remote.served_model': 'cosmos'})
+    try:
+        assert graph.node.wait_until_loaded(TIMEOUT)
+        result, _ = graph.ask(make_goal('Is it safe?', max_new_tokens=16))
+        assert result.error_code == Result.SUCCESS, result.message
+        assert result.output.completion_tokens == 16 and result.output.answer == 'x' * 16
+        assert result.output.answer_cut
+        assert 'answer cut at max_new_tokens' in result.message
+        assert 'kept sending past max_new_tokens (16 tokens, counted by stream chunks)' in \
+            result.message
+        assert gone.wait(TIMEOUT) and written[0] < 200_000
+    finally:
+        graph.close()
+        server.close()
+
+
+def test_a_result_nobody_collected_outlives_rcls_hold_until_result_timeout(
+        tiny_qwen3_checkpoint, monkeypatch):
+    monkeypatch.setattr('cosmos_reason_ros.ros.action_server.RCL_KEEP', 1.0)
+    graph = Graph(tiny_qwen3_checkpoint, result_timeout=30)
+    try:
+        assert graph.node.wait_until_loaded(TIMEOUT)
+        handle = graph.send(make_goal('Is the marker red?'))
+        server = graph.node._server
+        deadline = time.monotonic() + TIMEOUT
+        while server.held['uncollected'] == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)  # rcl expires the finished goal on its own timer
+        assert server.held == {'goals': 0, 'uncollected': 1, 'requested': 0}
+        response = wait_for(handle.get_result_async())
+        assert result_of(response).error_code == Result.SUCCESS
+        assert server.held['uncollected'] == 0
+    finally:
+        graph.close()
+
+
+def test_collected_results_leave_nothing_in_the_action_server(tiny_qwen3_checkpoint,
+                                                              monkeypatch):
+    # rclpy would hold every finished goal for result_timeout (900 s): handle, result, status.
+    monkeypatch.setattr('cosmos_reason_ros.ros.action_server.RCL_KEEP', 1.0)
+    graph = Graph(tiny_qwen3_checkpoint, result_timeout=900)
+    try:
+        assert graph.node.wait_until_loaded(TIMEOUT)
+        for _ in range(30):
+            assert graph.ask(make_goal('Is the marker red?'))[0].error_code == Result.SUCCESS
+        server = graph.node._server
+        deadline = time.monotonic() + TIMEOUT
+        while server.held['goals'] and time.monotonic() < deadline:
+            time.sleep(0.1)  # rcl expires finished goals on its own timer
+        assert server.held == {'goals': 0, 'uncollected': 0, 'requested': 0}
+    finally:
         graph.close()
 
 

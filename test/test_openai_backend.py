@@ -27,8 +27,8 @@ from cosmos_reason_ros.core.backends.base import GenerationRequest, Prompt, Samp
 from cosmos_reason_ros.core.backends.factory import (
     BackendSettings, create_backend, OPENAI, TRANSFORMERS)
 from cosmos_reason_ros.core.backends.openai_backend import (
-    AnswerAccumulator, build_messages, frame_timing, iter_sse_data, model_input_size,
-    OpenAIBackend, prepare_request, sampling_fields)
+    AnswerAccumulator, BudgetReached, build_messages, frame_timing, iter_sse_data,
+    model_input_size, OpenAIBackend, prepare_request, sampling_fields)
 from cosmos_reason_ros.core.errors import (
     GenerationCancelled, GenerationError, InvalidRequestError, ModelLoadError, ReasonError)
 from cosmos_reason_ros.core.config import GoalDefaults
@@ -569,11 +569,7 @@ def test_an_explicit_family_wins_over_the_name(scripted):
 
 def _sse(handler, events: List[bytes], pause: float = 0.0, finish: bool = True) -> None:
     """Stream raw SSE data lines, each as one event, optionally pausing between them."""
-    handler.send_response(200)
-    handler.send_header('Content-Type', 'text/event-stream')
-    handler.send_header('Connection', 'close')
-    handler.end_headers()
-    handler.close_connection = True
+    _start_stream(handler)
     try:
         for data in events:
             handler.wfile.write(b'data: ' + data + b'\n\n')
@@ -584,6 +580,15 @@ def _sse(handler, events: List[bytes], pause: float = 0.0, finish: bool = True) 
         handler.wfile.flush()
     except OSError:
         pass  # the client went away
+
+
+def _start_stream(handler) -> None:
+    """Send the headers of an event stream that ends with the connection."""
+    handler.send_response(200)
+    handler.send_header('Content-Type', 'text/event-stream')
+    handler.send_header('Connection', 'close')
+    handler.end_headers()
+    handler.close_connection = True
 
 
 def _delta(text: str, finish: Optional[str] = None) -> bytes:
@@ -870,3 +875,77 @@ def test_a_key_echoed_in_the_answer_is_redacted_in_the_stream_and_the_result(scr
     result = backend.generate(_request(2), on_text=lambda text, tokens: streamed.append(text))
     assert result.text == 'your key is ***.'
     assert SECRET not in ''.join(streamed) and '***' in ''.join(streamed)
+
+
+# --- the token budget on a server that ignores max_tokens ---------------------------------------
+
+def _usage_chunk(index: int) -> dict:
+    return {'choices': [{'index': 0, 'delta': {'content': 'abc'}}],
+            'usage': {'prompt_tokens': 10, 'completion_tokens': 3 * (index + 1)}}
+
+
+@pytest.mark.parametrize('chunk, counted_by, taken, tokens', [
+    (lambda i: {'choices': [{'index': 0, 'delta': {'content': 'abc'}}]},
+     'stream chunks', 64, 64),
+    (lambda i: {'choices': [{'index': 0, 'delta': {'content': 'abc'}, 'token_ids': [1, 2]}]},
+     'token ids', 32, 64),
+    (_usage_chunk, "the server's usage", 21, 63),
+], ids=['chunks', 'token-ids', 'usage'])
+def test_a_stream_past_max_tokens_stops_before_the_chunk_that_passes_it(chunk, counted_by,
+                                                                        taken, tokens):
+    answer = AnswerAccumulator(max_tokens=64)
+    with pytest.raises(BudgetReached, match=f'max_new_tokens \\(64\\), counted by {counted_by}'):
+        for index in range(1000):
+            answer.add_chunk(chunk(index))
+    assert index == taken
+    assert ''.join(answer.content) == 'abc' * taken
+    assert answer.finish_reason == 'length' and answer.cut_by == counted_by
+    assert (answer.completion_tokens if answer.completion_tokens is not None
+            else answer.tokens) == tokens
+
+
+def test_a_stream_that_ends_at_max_tokens_is_not_cut():
+    answer = AnswerAccumulator(max_tokens=4)
+    for _ in range(4):
+        answer.add_chunk(json.loads(_delta('x')))
+    answer.add_chunk(json.loads(_delta('', 'length')))
+    answer.add_chunk({'choices': [], 'usage': {'prompt_tokens': 3, 'completion_tokens': 4}})
+    assert answer.cut_by is None and answer.completion_tokens == 4
+
+
+def _endless(chunks: int, written: List[int], gone: threading.Event) -> Reply:
+    """Stream one-token chunks, ignoring max_tokens; count those written until the client went
+    away (set `gone` then)."""
+    event = b'data: ' + _delta('x') + b'\n\n'
+
+    def reply(handler):
+        _start_stream(handler)
+        try:
+            for _ in range(chunks):
+                handler.wfile.write(event)
+                written[0] += 1
+        except OSError:
+            gone.set()
+    return reply
+
+
+def test_a_server_that_ignores_max_tokens_is_cut_off_at_the_budget(scripted):
+    written, gone = [0], threading.Event()
+    chunks = 200_000  # 14 MB: more than the socket buffers hold, so the server sees the close
+    server = scripted([_endless(chunks, written, gone)])
+    result = _backend(server.url).generate(_request(2, sampling=Sampling(max_new_tokens=64)))
+    assert result.text == 'x' * 64
+    assert result.completion_tokens == 64 and result.finish_reason == 'length'
+    assert any('kept sending past max_new_tokens (64 tokens, counted by stream chunks)' in
+               warning for warning in result.warnings)
+    assert gone.wait(10.0), 'the connection was not closed'
+    assert written[0] < chunks
+
+
+def test_a_non_streamed_answer_takes_its_token_counts_from_usage(scripted):
+    answer = {'choices': [{'message': {'content': 'x' * 500}, 'finish_reason': 'length'}],
+              'usage': {'prompt_tokens': 321, 'completion_tokens': 123}}
+    server = scripted([lambda handler: _send_json(handler, 200, answer)])
+    result = _backend(server.url, stream=False).generate(_request(2))
+    assert (result.prompt_tokens, result.completion_tokens) == (321, 123)
+    assert result.finish_reason == 'length'

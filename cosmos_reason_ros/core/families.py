@@ -43,6 +43,23 @@ class FrameTiming(enum.Enum):
 
 
 @dataclasses.dataclass(frozen=True)
+class ImageShape:
+    """The image shapes a family's processor accepts (its `smart_resize`), checked on every
+    image before it is kept or decoded: a processor that refuses a frame fails the goal, and a
+    camera frame it refuses would fail every later goal that selects it."""
+
+    max_aspect_ratio: float
+    """Longest side over shortest side: above it the processor raises ('absolute aspect ratio
+    must be smaller than 200')."""
+    min_side: int
+    """Shortest side in pixels the processor takes: 1 for every family with transformers 5.23,
+    whose video processors scale a side below the token size up and whose image processors
+    round it up to min_pixels (older Qwen2-VL processors refused sides below 28 px)."""
+    processor: str
+    """The processor whose limits these are, named in the refusal."""
+
+
+@dataclasses.dataclass(frozen=True)
 class FamilySpec:
     """Everything the pipeline needs to know about one family of checkpoints."""
 
@@ -70,6 +87,7 @@ class FamilySpec:
     """The video processor's pixel bounds count all frames together (else each frame)."""
     served_name_hints: Tuple[str, ...]
     """Lower-case fragments of served model names that mean this family (remote 'auto')."""
+    image_shape: ImageShape
 
     @property
     def even_frames(self) -> bool:
@@ -89,7 +107,8 @@ _SPECS = (
         coordinates=Coordinates.NORMALIZED_1000, reasoning_prompt=ReasoningPrompt.USER_SUFFIX,
         thinking_switch=False, thinking_opens_answer=False, temporal_patch_size=2,
         frame_timing=FrameTiming.TEXT_TIMESTAMPS, token_pixels=32, pixel_budget_is_total=True,
-        served_name_hints=('reason2', 'qwen3-vl')),
+        served_name_hints=('reason2', 'qwen3-vl'),
+        image_shape=ImageShape(200.0, 1, 'the Qwen3-VL video processor')),
     FamilySpec(
         family=ModelFamily.QWEN2_5_VL, title='Cosmos-Reason1 (Qwen2.5-VL)',
         model_types=('qwen2_5_vl',), model_class='Qwen2_5_VLForConditionalGeneration',
@@ -97,7 +116,8 @@ _SPECS = (
         reasoning_prompt=ReasoningPrompt.SYSTEM_SUFFIX, thinking_switch=False,
         thinking_opens_answer=False, temporal_patch_size=2, frame_timing=FrameTiming.MEAN_FPS,
         token_pixels=28, pixel_budget_is_total=False,
-        served_name_hints=('reason1', 'qwen2.5', 'qwen2-5', 'qwen2_5')),
+        served_name_hints=('reason1', 'qwen2.5', 'qwen2-5', 'qwen2_5'),
+        image_shape=ImageShape(200.0, 1, 'the Qwen2-VL image and video processors')),
     FamilySpec(
         family=ModelFamily.COSMOS3_EDGE, title='Cosmos3-Edge reasoner',
         model_types=('cosmos3_edge',), model_class='Cosmos3EdgeForConditionalGeneration',
@@ -105,14 +125,16 @@ _SPECS = (
         thinking_switch=True, thinking_opens_answer=True, temporal_patch_size=1,
         frame_timing=FrameTiming.TEXT_TIMESTAMPS, token_pixels=32, pixel_budget_is_total=True,
         # NVIDIA NIM's `cosmos3` image serves the Edge reasoner under that plain name.
-        served_name_hints=('cosmos3-edge', 'cosmos-3-edge', 'cosmos3')),
+        served_name_hints=('cosmos3-edge', 'cosmos-3-edge', 'cosmos3'),
+        image_shape=ImageShape(200.0, 1, 'the Cosmos3-Edge image and video processors')),
     FamilySpec(
         family=ModelFamily.COSMOS3_OMNI, title='Cosmos3-Nano/Super reasoner',
         model_types=('cosmos3_omni',), model_class='Cosmos3OmniForConditionalGeneration',
         coordinates=Coordinates.NORMALIZED_1000, reasoning_prompt=ReasoningPrompt.USER_SUFFIX,
         thinking_switch=False, thinking_opens_answer=False, temporal_patch_size=2,
         frame_timing=FrameTiming.TEXT_TIMESTAMPS, token_pixels=32, pixel_budget_is_total=True,
-        served_name_hints=('cosmos3-nano', 'cosmos3-super', 'cosmos-3-nano', 'cosmos-3-super')),
+        served_name_hints=('cosmos3-nano', 'cosmos3-super', 'cosmos-3-nano', 'cosmos-3-super'),
+        image_shape=ImageShape(200.0, 1, 'the Qwen3-VL video processor')),
 )
 FAMILY_SPECS: Dict[ModelFamily, FamilySpec] = {spec.family: spec for spec in _SPECS}
 
@@ -120,6 +142,17 @@ FAMILY_SPECS: Dict[ModelFamily, FamilySpec] = {spec.family: spec for spec in _SP
 def family_spec(family: ModelFamily) -> FamilySpec:
     """The conventions of `family` (a ModelFamily or its value)."""
     return FAMILY_SPECS[ModelFamily(family)]
+
+
+def image_shape(family: Optional[ModelFamily]) -> ImageShape:
+    """The shapes `family`'s processor accepts; with the family not known yet (a remote server
+    that has not answered), the strictest over every family."""
+    if family is not None:
+        return family_spec(family).image_shape
+    shapes = [spec.image_shape for spec in _SPECS]
+    strictest = min(shapes, key=lambda shape: (shape.max_aspect_ratio, -shape.min_side))
+    return ImageShape(strictest.max_aspect_ratio, max(shape.min_side for shape in shapes),
+                      'the processor of any supported family')
 
 
 def supported_families() -> str:
@@ -207,7 +240,8 @@ def visual_tokens(width: int, height: int, frames: int, family: ModelFamily) -> 
 
 
 __all__ = [
-    'Coordinates', 'FAMILY_SPECS', 'FamilySpec', 'FrameTiming', 'ReasoningPrompt',
+    'Coordinates', 'FAMILY_SPECS', 'FamilySpec', 'FrameTiming', 'ImageShape', 'ReasoningPrompt',
     'TIMESTAMP_FPS', 'VideoTiming', 'family_for_model_type', 'family_for_served_name',
-    'family_spec', 'model_input_size', 'supported_families', 'video_timing', 'visual_tokens',
+    'family_spec', 'image_shape', 'model_input_size', 'supported_families', 'video_timing',
+    'visual_tokens',
 ]

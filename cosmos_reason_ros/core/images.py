@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 from rosbags.image import image_to_cvimage, ImageError
 
+from cosmos_reason_ros.core.families import ImageShape
+
 # encoding -> (element dtype, values per pixel); the conversion itself is rosbags-image's.
 _RAW_LAYOUTS: dict[str, tuple[str, int]] = {
     'rgb8': ('uint8', 3),
@@ -63,6 +65,10 @@ class ImageDecodeError(ValueError):
 
 class ImageTooLargeError(ImageDecodeError):
     """An image declares more pixels than the cap; refused before anything was decoded."""
+
+
+class ImageShapeError(ImageDecodeError):
+    """An image's shape is one the model's processor refuses; refused before decoding."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,7 +172,8 @@ def compressed_to_rgb(msg: Any, *,
 
 
 def decode_compressed(msg: Any, *, max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS,
-                      target_pixels: Optional[int] = None) -> DecodedImage:
+                      target_pixels: Optional[int] = None,
+                      shape: Optional[ImageShape] = None) -> DecodedImage:
     """Decode a CompressedImage after checking the size its header declares.
 
     The size is read from the header (JPEG SOF, PNG IHDR, BMP and WebP headers) and an image
@@ -178,12 +185,14 @@ def decode_compressed(msg: Any, *, max_source_pixels: int = DEFAULT_MAX_SOURCE_P
         msg: a sensor_msgs/CompressedImage from rclpy or rosbags (format, data).
         max_source_pixels: largest width x height decoded.
         target_pixels: the pixel budget the caller downscales to; None decodes at full size.
+        shape: the model processor's limits, checked on the declared size (None: unchecked).
 
     Returns:
         The RGB image and the (width, height) the header declares.
 
     Raises:
         ImageTooLargeError, ImageDecodeError: see compressed_to_rgb().
+        ImageShapeError: the declared size is out of shape.
     """
     image_format = str(msg.format)
     if 'compresseddepth' in image_format.lower():
@@ -206,6 +215,8 @@ def decode_compressed(msg: Any, *, max_source_pixels: int = DEFAULT_MAX_SOURCE_P
             f'could not decode {described}: the {kind} header declares no image size '
             '(truncated or corrupt)')
     width, height = size
+    if shape is not None:
+        check_image_shape(width, height, shape, described, target_pixels=target_pixels)
     check_pixel_cap(width, height, max_source_pixels, described)
     factor, flag = _reduction(kind, width, height, target_pixels)
     try:
@@ -328,7 +339,8 @@ def _webp_size(data: bytes) -> Optional[Tuple[int, int]]:
 
 
 def decode_image(msg: Any, *, max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS,
-                 target_pixels: Optional[int] = None) -> DecodedImage:
+                 target_pixels: Optional[int] = None,
+                 shape: Optional[ImageShape] = None) -> DecodedImage:
     """Convert an Image or CompressedImage for a pixel budget, refusing oversized ones first.
 
     Args:
@@ -336,19 +348,24 @@ def decode_image(msg: Any, *, max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS
         max_source_pixels: largest width x height (as declared) converted.
         target_pixels: the budget the caller downscales to; a JPEG is decoded reduced (see
             decode_compressed()).
+        shape: the model processor's limits, checked before decoding (None: unchecked).
 
     Returns:
         The RGB image (at most the declared size) and the declared (width, height).
 
     Raises:
+        ImageShapeError: the declared size (or its downscaled size) is out of shape.
         ImageTooLargeError, ImageDecodeError, TypeError: see to_rgb().
     """
     if hasattr(msg, 'encoding'):
+        if shape is not None and int(msg.width) > 0 and int(msg.height) > 0:
+            check_image_shape(int(msg.width), int(msg.height), shape,
+                              f'{str(msg.encoding).strip()} image', target_pixels=target_pixels)
         image = image_to_rgb(msg, max_source_pixels=max_source_pixels)
         return DecodedImage(image, (int(image.shape[1]), int(image.shape[0])))
     if hasattr(msg, 'format'):
         return decode_compressed(msg, max_source_pixels=max_source_pixels,
-                                 target_pixels=target_pixels)
+                                 target_pixels=target_pixels, shape=shape)
     raise TypeError(
         f'{type(msg).__name__} is neither a sensor_msgs/Image nor a CompressedImage')
 
@@ -389,11 +406,24 @@ def downscale(image: np.ndarray, max_pixels: int) -> np.ndarray:
     Raises:
         ValueError: max_pixels is below 1.
     """
+    height, width = image.shape[:2]
+    new_width, new_height = downscaled_size(width, height, max_pixels)
+    if (new_width, new_height) == (width, height):
+        return image
+    return cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_AREA)
+
+
+def downscaled_size(width: int, height: int, max_pixels: int) -> Tuple[int, int]:
+    """(width, height) downscale() gives an image of width x height: itself when it fits the
+    budget, else the largest size within it that keeps the aspect ratio (rounded).
+
+    Raises:
+        ValueError: max_pixels is below 1.
+    """
     if max_pixels < 1:
         raise ValueError(f'max_pixels must be at least 1, got {max_pixels}')
-    height, width = image.shape[:2]
     if height * width <= max_pixels:
-        return image
+        return width, height
     scale = math.sqrt(max_pixels / (height * width))
     # Rounding (not flooring) keeps exact fits such as 1920x1080 -> 640x360 despite float error.
     new_width = max(1, round(width * scale))
@@ -404,7 +434,48 @@ def downscale(image: np.ndarray, max_pixels: int) -> np.ndarray:
             new_width -= 1
         else:
             new_height -= 1
-    return cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_AREA)
+    return new_width, new_height
+
+
+def check_image_shape(width: int, height: int, shape: ImageShape, described: str, *,
+                      target_pixels: Optional[int] = None) -> None:
+    """Refuse an image the model's processor would refuse, from its declared size alone.
+
+    Args:
+        width, height: the size the image declares.
+        shape: the limits of the model family's processor.
+        described: how the message names the image ('goal image 0').
+        target_pixels: the pixel budget it will be downscaled to before the processor sees
+            it; its shape after that rounding is checked too.
+
+    Raises:
+        ImageShapeError: a side below shape.min_side or an aspect ratio above
+            shape.max_aspect_ratio, before or after downscaling; the message names the limit.
+    """
+    sizes = [(width, height)]
+    if target_pixels is not None and width > 0 and height > 0:
+        sizes.append(downscaled_size(width, height, target_pixels))
+    for index, (w, h) in enumerate(sizes):
+        after = ' after downscaling to the frame budget' if index else ''
+        if min(w, h) < shape.min_side:
+            raise ImageShapeError(
+                f'{described} is {width}x{height} px: its shortest side{after} is below the '
+                f'{shape.min_side} px that {shape.processor} takes: send a larger image')
+        ratio = max(w, h) / min(w, h)
+        if ratio > shape.max_aspect_ratio:
+            raise ImageShapeError(
+                f'{described} is {width}x{height} px: its aspect ratio{after} is {ratio:.1f}:1, '
+                f'above the {shape.max_aspect_ratio:g}:1 that {shape.processor} takes: crop '
+                'it or send it in pieces')
+
+
+NANOSEC_PER_SEC = 1_000_000_000
+"""builtin_interfaces/Time.nanosec is below this: a larger value is not a time ROS defines."""
+
+
+def valid_stamp(header_stamp: Any) -> bool:
+    """True for a builtin_interfaces/Time as ROS defines it (0 <= nanosec < 1e9)."""
+    return 0 <= int(header_stamp.nanosec) < NANOSEC_PER_SEC
 
 
 def stamp_seconds(header_stamp: Any) -> float:
@@ -440,7 +511,8 @@ def _stretch_to_8bit(gray: np.ndarray) -> np.ndarray:
 
 __all__ = [
     'COMPRESSED_FORMATS', 'DEFAULT_MAX_SOURCE_PIXELS', 'DecodedImage', 'ImageDecodeError',
-    'ImageTooLargeError', 'SUPPORTED_ENCODINGS', 'check_pixel_cap', 'compressed_to_rgb',
-    'declared_size', 'decode_compressed', 'decode_image', 'downscale', 'image_to_rgb',
-    'stamp_seconds', 'to_rgb',
+    'ImageShapeError', 'ImageTooLargeError', 'NANOSEC_PER_SEC', 'SUPPORTED_ENCODINGS',
+    'check_image_shape', 'check_pixel_cap', 'compressed_to_rgb', 'declared_size',
+    'decode_compressed', 'decode_image', 'downscale', 'downscaled_size', 'image_to_rgb',
+    'stamp_seconds', 'to_rgb', 'valid_stamp',
 ]

@@ -5,6 +5,7 @@ Pure functions from a goal's mode and text to a Prompt (system + user text) and 
 
 import dataclasses
 import math
+import unicodedata
 from typing import Optional, Sequence
 
 from cosmos_reason_ros.core.backends.base import Prompt, Sampling
@@ -71,8 +72,7 @@ def build_prompt(mode: Mode, *, family: ModelFamily, task: str = '', reasoning: 
     """
     mode = Mode(mode)
     placement = family_spec(family).reasoning_prompt
-    task = task.strip()
-    user = _user_text(mode, task, choices, object_name.strip())
+    user = _user_text(mode, _visible(task), choices, _visible(object_name))
     system = SYSTEM_PROMPT
     if reasoning and placement is ReasoningPrompt.USER_SUFFIX:
         user = f'{user}\n\n{REASONING_SUFFIX_REASON2}'
@@ -110,7 +110,7 @@ def _user_text(mode: Mode, task: str, choices: Sequence[str], object_name: str) 
 
 
 def _multiple_choice(question: str, choices: Sequence[str]) -> str:
-    options = [str(choice).strip() for choice in choices]
+    options = [_visible(str(choice)) for choice in choices]
     if not 2 <= len(options) <= MAX_CHOICES:
         raise InvalidRequestError(
             f'multiple_choice mode needs 2 to {MAX_CHOICES} choices, got {len(options)}: fill '
@@ -120,6 +120,13 @@ def _multiple_choice(question: str, choices: Sequence[str]) -> str:
                                   "goal's choices field needs text")
     lines = [f'({chr(ord("A") + i)}) {option}' for i, option in enumerate(options)]
     return '\n'.join([question, *lines, MULTIPLE_CHOICE_INSTRUCTION])
+
+
+def _visible(text: str) -> str:
+    """text without surrounding white space, or '' when it holds no visible character (only
+    spaces, zero-width or other format and control characters, such as '\u3000\u200b')."""
+    text = text.strip()
+    return text if any(unicodedata.category(char)[0] not in 'ZC' for char in text) else ''
 
 
 def _require(value: str, message: str) -> None:

@@ -242,6 +242,8 @@ def outcome_message(outcome: ReasonOutcome, total_time: float) -> str:
     `cosmos-reason run` prints it): tokens, time, parse status, and what did not go as asked."""
     generation = outcome.generation
     notes = [*(['constrained'] if generation.constrained else []),
+             *(['answer cut at max_new_tokens'] if generation.finish_reason == 'length'
+               else []),
              *(['reasoning cut at its token cap'] if generation.reasoning_cut else []),
              *generation.warnings]
     return (f'{generation.completion_tokens} tokens in {total_time:.2f} s, '

@@ -12,9 +12,11 @@ from std_msgs.msg import Header
 from cosmos_reason_ros.action import Reason
 from cosmos_reason_ros.core.config import GoalLimits, WindowConfig
 from cosmos_reason_ros.core.errors import InvalidRequestError
+from cosmos_reason_ros.core.families import ImageShape
 from cosmos_reason_ros.core.frames import Frame
 from cosmos_reason_ros.core.images import (
-    check_pixel_cap, declared_size, decode_image, downscale, ImageDecodeError, stamp_seconds)
+    check_image_shape, check_pixel_cap, declared_size, decode_image, downscale,
+    ImageDecodeError, NANOSEC_PER_SEC, stamp_seconds, valid_stamp)
 from cosmos_reason_ros.core.modes import Mode
 from cosmos_reason_ros.core.parsing import ParseStatus
 from cosmos_reason_ros.core.reasoner import ReasonOutcome, ReasonRequest
@@ -32,7 +34,9 @@ def header_from_cdr(raw: bytes) -> Optional[Tuple[float, str]]:
     of parsing instead of deserializing and copying the whole image.
 
     Returns:
-        (stamp in seconds, frame_id), or None when the data is too short or not plain CDR.
+        (stamp in seconds, frame_id), or None when the data is too short or not plain CDR. The
+        stamp is NaN when nanosec is 1e9 or more, which ROS does not define: such a frame is
+        invalid input, never a time to sort by.
     """
     layout = _CDR_HEADER.get(bytes(raw[:2]))
     if layout is None or len(raw) < 16:
@@ -43,6 +47,8 @@ def header_from_cdr(raw: bytes) -> Optional[Tuple[float, str]]:
     if length == 0 or 16 + length > len(raw):
         return None
     frame_id = bytes(raw[16:16 + length - 1]).decode('utf-8', errors='replace')
+    if nanosec >= NANOSEC_PER_SEC:
+        return math.nan, frame_id
     return sec + nanosec * 1e-9, frame_id
 
 
@@ -53,13 +59,23 @@ def to_time(seconds: float) -> Time:
     return Time(sec=int(sec), nanosec=int(nanosec))
 
 
+GOAL_NUMBERS = ('window_duration', 'max_frames', 'window_end', 'max_new_tokens', 'temperature',
+                'top_p', 'top_k', 'seed')
+"""The goal's numeric fields. One rule for all: NaN and infinities are refused (INVALID_GOAL
+naming the field); zero or a negative value takes the default (the node's parameter or the
+mode's preset), except temperature 0, which means greedy decoding; other values are used as
+given, and a value out of range (top_p above 1, max_new_tokens above its ceiling) is refused."""
+
+
 def goal_to_request(goal: Reason.Goal, window: WindowConfig,
                     limits: GoalLimits = GoalLimits(), *,
-                    decode_images: bool = True) -> ReasonRequest:
+                    decode_images: bool = True,
+                    shape: Optional[ImageShape] = None) -> ReasonRequest:
     """Turn an action goal into a core request, checking what can be checked up front.
 
     Goal images are counted, and each one's declared size is checked against
-    limits.max_source_pixels, before any is decoded.
+    limits.max_source_pixels and the processor's shape limits, before any is decoded. Numeric
+    fields follow GOAL_NUMBERS' rule.
 
     Args:
         goal: the action goal.
@@ -68,49 +84,70 @@ def goal_to_request(goal: Reason.Goal, window: WindowConfig,
         decode_images: False checks the images without decoding them and leaves the request's
             frames empty: decode_goal_frames() decodes them once the goal may run, so a goal
             the concurrency policy turns away costs no decoding.
+        shape: the model family's image shape limits (None: unchecked).
 
     Raises:
-        InvalidRequestError: unknown mode, too many images, or a goal image that is too large or
-            cannot be decoded.
+        InvalidRequestError: unknown mode, a numeric field NaN or infinite, a window_end or
+            image stamp with nanosec >= 1e9, too many images, or a goal image that is too
+            large, out of shape or cannot be decoded.
     """
     try:
         mode = Mode.from_name(goal.mode)
     except ValueError as error:
         raise InvalidRequestError(str(error)) from None
-    window_end = stamp_seconds(goal.window_end)
+    window_end = _goal_stamp(goal.window_end, 'window_end')
+    window_duration = _finite(goal.window_duration, 'window_duration')
+    temperature = _finite(goal.temperature, 'temperature')
+    top_p = _finite(goal.top_p, 'top_p')
     if decode_images:
-        frames = decode_goal_frames(goal, window, limits)
+        frames = decode_goal_frames(goal, window, limits, shape)
     else:
-        _checked_images(goal, limits)
+        _checked_images(goal, limits, window, shape)
         frames = ()
     return ReasonRequest(
         mode=mode, task=goal.task.strip(), choices=tuple(goal.choices),
         object_name=goal.object_name.strip(), reasoning=goal.reasoning,
-        window_duration=max(goal.window_duration, 0.0), max_frames=goal.max_frames,
+        window_duration=max(window_duration, 0.0), max_frames=goal.max_frames,
         window_end=window_end if window_end > 0 else None,
         max_new_tokens=goal.max_new_tokens,
-        # Written as "not below zero" so that NaN reaches the core's check instead of a default.
-        temperature=None if goal.temperature < 0 else goal.temperature,
-        top_p=None if goal.top_p <= 0 else goal.top_p,
+        temperature=None if temperature < 0 else temperature,
+        top_p=None if top_p <= 0 else top_p,
         top_k=goal.top_k if goal.top_k > 0 else None,
         seed=goal.seed if goal.seed >= 0 else None,
         greedy=goal.greedy, unconstrained=goal.unconstrained,
         frames=frames)
 
 
-def decode_goal_frames(goal: Reason.Goal, window: WindowConfig,
-                       limits: GoalLimits) -> Tuple[Frame, ...]:
+def _finite(value: float, name: str) -> float:
+    if not math.isfinite(value):
+        raise InvalidRequestError(
+            f'{name} must be a finite number (0 or a negative value takes the default), got '
+            f'{value}')
+    return float(value)
+
+
+def _goal_stamp(stamp: Time, name: str) -> float:
+    if not valid_stamp(stamp):
+        raise InvalidRequestError(
+            f'{name} has nanosec {stamp.nanosec}: ROS stamps hold nanosec below 1e9 (carry '
+            'whole seconds into sec)')
+    return stamp_seconds(stamp)
+
+
+def decode_goal_frames(goal: Reason.Goal, window: WindowConfig, limits: GoalLimits,
+                       shape: Optional[ImageShape] = None) -> Tuple[Frame, ...]:
     """The goal's images as frames, decoded for the window's pixel budget.
 
     Raises:
-        InvalidRequestError: too many images, one too large, or one that cannot be decoded.
+        InvalidRequestError: too many images, one too large, out of shape, with an invalid
+            stamp, or one that cannot be decoded.
     """
-    messages = _checked_images(goal, limits)
+    messages = _checked_images(goal, limits, window, shape)
     frames = []
     for index, message in enumerate(messages):
         try:
             decoded = decode_image(message, max_source_pixels=limits.max_source_pixels,
-                                   target_pixels=window.max_pixels)
+                                   target_pixels=window.max_pixels, shape=shape)
         except ImageDecodeError as error:
             raise InvalidRequestError(f'goal image {index}: {error}') from None
         frames.append(Frame(stamp=stamp_seconds(message.header.stamp),
@@ -120,14 +157,17 @@ def decode_goal_frames(goal: Reason.Goal, window: WindowConfig,
     return tuple(frames)
 
 
-def _checked_images(goal: Reason.Goal, limits: GoalLimits) -> Sequence:
-    """The goal's image messages, counted and their declared sizes checked (nothing decoded)."""
+def _checked_images(goal: Reason.Goal, limits: GoalLimits, window: WindowConfig,
+                    shape: Optional[ImageShape]) -> Sequence:
+    """The goal's image messages, counted, their stamps and declared sizes and shapes checked
+    (nothing decoded)."""
     messages = [*goal.images, *goal.compressed_images]
     if len(messages) > limits.max_images:
         raise InvalidRequestError(
             f'the goal carries {len(messages)} images, more than max_images '
             f'({limits.max_images}): send fewer')
     for index, message in enumerate(messages):
+        _goal_stamp(message.header.stamp, f'goal image {index} header.stamp')
         if hasattr(message, 'encoding'):
             width, height = int(message.width), int(message.height)
         else:
@@ -136,6 +176,9 @@ def _checked_images(goal: Reason.Goal, limits: GoalLimits) -> Sequence:
                 continue  # decoding says what is wrong with it
             width, height = size
         try:
+            if shape is not None and width > 0 and height > 0:
+                check_image_shape(width, height, shape, f'goal image {index}',
+                                  target_pixels=window.max_pixels)
             check_pixel_cap(width, height, limits.max_source_pixels, f'goal image {index}')
         except ImageDecodeError as error:
             raise InvalidRequestError(str(error)) from None
@@ -158,6 +201,7 @@ def outcome_to_msg(outcome: ReasonOutcome) -> ReasoningResult:
     msg.parse_error = parsed.error
     msg.constrained = generation.constrained
     msg.reasoning_cut = generation.reasoning_cut
+    msg.answer_cut = generation.finish_reason == 'length'
     msg.trajectories = [
         Trajectory2D(header=header, label=trajectory.label,
                      points=[Point2D(x=float(x), y=float(y)) for x, y in trajectory.points],

@@ -11,6 +11,7 @@ It only orchestrates: the window, the model, the prompts and the parser live in 
 """
 
 import dataclasses
+import math
 import os
 import threading
 import time
@@ -19,7 +20,7 @@ from typing import Dict, Optional
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.action import CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
@@ -40,6 +41,7 @@ from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
 from cosmos_reason_ros.core.errors import (
     Failure, GenerationCancelled, LoadStopped, ModelLoadError, ModelNotReadyError,
     NotActiveError, ReasonError, ServerUnreachableError, ShuttingDownError, result_code_of)
+from cosmos_reason_ros.core.families import image_shape, ImageShape
 from cosmos_reason_ros.core.frames import FrameWindow, Offer
 from cosmos_reason_ros.core.geometry3d import Lifted, points_without_depth
 from cosmos_reason_ros.core.images import decode_image
@@ -51,6 +53,7 @@ from cosmos_reason_ros.core.reasoner import (
 from cosmos_reason_ros.core.scheduling import GoalScheduler, GoalStop, StopReason, Ticket
 from cosmos_reason_ros.msg import ReasoningResult
 from cosmos_reason_ros.ros.action_qos import action_service_qos
+from cosmos_reason_ros.ros.action_server import ReasonActionServer
 from cosmos_reason_ros.ros.conversions import (
     decode_goal_frames, empty_result_msg, goal_to_request, header_from_cdr, outcome_to_msg,
     rgb_to_image_msg)
@@ -141,7 +144,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
         self._debug_pub = self.create_publisher(Image, '~/debug_image', 1)
         self._markers_pub = self.create_publisher(MarkerArray, '~/markers', 1)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self._server = ActionServer(
+        self._server = ReasonActionServer(
             self, Reason, '~/reason', execute_callback=self._execute,
             goal_callback=lambda goal: GoalResponse.ACCEPT,
             handle_accepted_callback=self._on_accepted,
@@ -281,9 +284,10 @@ class ReasonNode(LifecycleNodeMixin, Node):
             self._retry_at = time.monotonic() + self._retry_delay
             self.get_logger().error(
                 f'configure failed: {message} - trying again in {self._retry_delay:g} s (and '
-                'on the next goal); goals get this error meanwhile')
+                'on the next goal); goals get MODEL_NOT_READY meanwhile')
             self._retry_delay = min(2 * self._retry_delay, RETRY_MAX)
         else:
+            self._retry_at = None
             self.get_logger().error(
                 f'configure failed: {message} - the node stays unconfigured; fix the parameter '
                 '(ros2 param set) and configure again. Goals get this error meanwhile')
@@ -296,11 +300,13 @@ class ReasonNode(LifecycleNodeMixin, Node):
         now = time.monotonic()
         if (self._retry_at is not None and now >= self._retry_at and not self._shutting_down
                 and self.lifecycle_state == 'unconfigured'):
-            self._retry_at = None
-            if self.trigger_configure() == TransitionCallbackReturn.SUCCESS and \
-                    not self._shutting_down:
+            # _retry_at stays set while configure runs (goals read MODEL_NOT_READY); a failed
+            # configure sets it anew or, for a failure retrying cannot fix, clears it.
+            if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+                self._retry_at = None
                 self._retry_delay = RETRY_FIRST
-                self.trigger_activate()
+                if not self._shutting_down:
+                    self.trigger_activate()
             return
         backend = self._backend
         if isinstance(backend, OpenAIBackend) and self._active and now >= self._next_server_check:
@@ -502,11 +508,13 @@ class ReasonNode(LifecycleNodeMixin, Node):
             return  # a frame that was already in flight when the node deactivated
         self._frames_seen += 1
         header = header_from_cdr(raw)
-        if header is None:
+        if header is None or not math.isfinite(header[0]):
             self._frames_unreadable += 1
+            what = ('an unreadable header' if header is None else
+                    'header.stamp.nanosec >= 1e9 (ROS stamps hold nanosec below 1e9)')
             self.get_logger().warning(
-                f"dropping an image on '{subscription.topic_name}' with an unreadable "
-                'header', throttle_duration_sec=5.0)
+                f"dropping an image on '{subscription.topic_name}' with {what} "
+                f'({self._frames_unreadable} so far)', throttle_duration_sec=5.0)
             return
         stamp, frame_id = header
         self._stream_rate.add(time.monotonic(), stamp)
@@ -537,10 +545,17 @@ class ReasonNode(LifecycleNodeMixin, Node):
     def _decode(self, raw: bytes):
         config = self._config
         assert config is not None
-        # The declared size is checked before decoding; a JPEG decodes reduced for the window.
+        # The declared size and shape are checked before decoding; a JPEG decodes reduced for
+        # the window.
         return decode_image(deserialize_message(raw, self._image_type),
                             max_source_pixels=config.limits.max_source_pixels,
-                            target_pixels=config.window.max_pixels)
+                            target_pixels=config.window.max_pixels, shape=self._image_shape)
+
+    @property
+    def _image_shape(self) -> ImageShape:
+        """The shapes the model's processor takes (every family's while it is not known)."""
+        backend = self._backend
+        return image_shape(backend.family if backend is not None else None)
 
     # Goals ---------------------------------------------------------------------------------
     # A goal is accepted (a rejection cannot say why), checked, and queued in the scheduler;
@@ -557,7 +572,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
             # Images are checked here but decoded only once the goal may run: a goal the
             # concurrency policy turns away (or queues) holds no decoded pixels.
             goal.request = goal_to_request(handle.request, self._config.window,
-                                           self._config.limits, decode_images=False)
+                                           self._config.limits, decode_images=False,
+                                           shape=self._image_shape)
             goal.ticket = self._scheduler.admit(
                 lambda ticket: self._start(goal, ticket),
                 lambda ticket: goal.stop.request(StopReason.PREEMPTED))
@@ -576,6 +592,13 @@ class ReasonNode(LifecycleNodeMixin, Node):
             goal.stop.request(StopReason.PREEMPTED)
         goal.handle.execute()
 
+    def _retry_in(self) -> int:
+        """Whole seconds until the next configure of a node whose model server was down (the
+        watch that retries runs once a second)."""
+        retry_at = self._retry_at
+        wait = 0.0 if retry_at is None else retry_at - time.monotonic()
+        return max(1, math.ceil(wait))
+
     def _check_serving(self) -> None:
         if self._shutting_down:
             raise ShuttingDownError(f"the node '{self.get_name()}' is shutting down")
@@ -584,7 +607,11 @@ class ReasonNode(LifecycleNodeMixin, Node):
         state = self.lifecycle_state
         if self._model_state == 'failed':
             if self._retry_at is not None:
-                self._retry_at = min(self._retry_at, time.monotonic())  # try again now
+                # The server was down: not a failed load while the node retries. Try again now
+                # (the watch runs once a second).
+                self._retry_at = min(self._retry_at, time.monotonic())
+                raise ModelNotReadyError(f'{self._model_error}; retrying in {self._retry_in()} '
+                                         's (/diagnostics reports when the model is ready)')
             raise ModelLoadError(self._model_error)
         if self._model_state == 'loading' or not self._started.is_set():
             raise ModelNotReadyError(
@@ -629,7 +656,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
             if goal.handle.request.images or goal.handle.request.compressed_images:
                 assert self._config is not None
                 request = dataclasses.replace(request, frames=decode_goal_frames(
-                    goal.handle.request, self._config.window, self._config.limits))
+                    goal.handle.request, self._config.window, self._config.limits,
+                    self._image_shape))
             outcome = self._reasoner.run(request, now=self._now(), on_stage=progress.stage,
                                          on_text=progress.text, cancel=goal.stop.event)
         except GenerationCancelled as error:
@@ -803,7 +831,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
         if self._shutting_down:
             return DiagnosticStatus.WARN, 'shutting down'
         if self._model_state == 'failed':
-            return DiagnosticStatus.ERROR, self._model_error
+            retry = f' - retrying in {self._retry_in()} s' if self._retry_at is not None else ''
+            return DiagnosticStatus.ERROR, self._model_error + retry
         if self._model_state == 'loading':
             return DiagnosticStatus.WARN, 'model loading'
         if state != 'active':

@@ -212,7 +212,8 @@ SPECS: Tuple[ParameterSpec, ...] = (
     ParameterSpec('max_queued_goals', 8, 'Queue length for the queue policy.', range=(1, 1024)),
     ParameterSpec('result_timeout', 900,
                   'Seconds the result of a finished goal stays collectable; after that the '
-                  'client reads status UNKNOWN (rclpy keeps it only 10 s by default).',
+                  'client reads status UNKNOWN (rclpy keeps it only 10 s by default). A result '
+                  'once collected is forgotten 10 s after its goal ended.',
                   range=(1, 86400)),
     ParameterSpec('feedback_period', 0.25,
                   'Least seconds between feedback messages carrying partial text.',

@@ -317,15 +317,27 @@ class AnswerAccumulator:
     Streams the text on as the local backend would write it: reasoning inside <think> ...
     </think>, then the answer, so feedback reads the same whichever backend runs. An answer
     longer than max_chars, or of a shape other than a chat completion's, is a GenerationError.
+
+    A stream that passes max_tokens (a server that ignores `max_tokens`) is cut: the chunk that
+    would pass it is not taken, finish_reason becomes 'length', `cut_by` says how the tokens
+    were counted, and add_chunk() raises BudgetReached so that the caller stops reading and
+    closes the connection (vLLM aborts a request whose client went away). Tokens are counted
+    the way the server counts them when its chunks carry `usage` (vLLM's
+    continuous_usage_stats), else by the token ids it returns (return_token_ids), else one per
+    chunk with text: a server sends at least one token per chunk, so that count is never above
+    the real one and the cut comes late, never early. No tokenizer is at hand on this side.
     """
 
     def __init__(self, on_text: Optional[StreamCallback] = None,
                  clock: Callable[[], float] = time.perf_counter, *,
-                 max_chars: Optional[int] = None) -> None:
+                 max_chars: Optional[int] = None, max_tokens: Optional[int] = None) -> None:
         self._on_text = on_text
         self._clock = clock
         self._max_chars = max_chars
+        self._max_tokens = max_tokens
         self._chars = 0
+        self.cut_by: Optional[str] = None
+        """How the tokens were counted when the stream was cut at max_tokens (None: not cut)."""
         self.responded = False
         """Whether the server's answer (status and headers) arrived."""
         self.content: List[str] = []
@@ -358,7 +370,7 @@ class AnswerAccumulator:
         _raise_for_error_object(chunk)
         if chunk.get('prompt_token_ids') is not None:
             self.prompt_token_ids = list(chunk['prompt_token_ids'])
-        self._take_usage(chunk.get('usage'))
+        usage = chunk.get('usage')
         for choice in chunk.get('choices') or ():
             if choice.get('index', 0) != 0:
                 continue
@@ -368,16 +380,33 @@ class AnswerAccumulator:
             token_ids = choice.get('token_ids')
             # With token ids (vLLM: return_token_ids) every token counts, also those whose
             # text the server holds back (an incomplete UTF-8 sequence); else one per delta.
-            if token_ids:
-                self.tokens += len(token_ids)
-            elif reasoning or content:
-                self.tokens += 1
+            brought = len(token_ids) if token_ids else int(bool(reasoning or content))
+            self._check_budget(usage, brought, 'token ids' if token_ids else 'stream chunks')
+            self.tokens += brought
             self._take_text(reasoning, content)
             if token_ids or choice.get('finish_reason'):
                 # The last token may bring no text (held back, or a stop token).
                 self.last_token_time = self._clock()
             if choice.get('finish_reason'):
                 self.finish_reason = choice['finish_reason']
+        self._take_usage(usage)
+
+    def _check_budget(self, usage: Optional[Mapping[str, Any]], brought: int,
+                      counted_by: str) -> None:
+        """Raise BudgetReached when a chunk bringing `brought` tokens passes max_tokens."""
+        if self._max_tokens is None or not brought:
+            return
+        server_count = usage.get('completion_tokens') if usage else None
+        if isinstance(server_count, int):
+            used, counted_by = server_count, "the server's usage"
+        else:
+            used = self.tokens + brought
+        if used > self._max_tokens:
+            self.cut_by = counted_by
+            self.finish_reason = 'length'
+            self.last_token_time = self._clock()
+            raise BudgetReached(f'the answer passed max_new_tokens ({self._max_tokens}), '
+                                f'counted by {counted_by}')
 
     def add_response(self, response: Mapping[str, Any]) -> None:
         """Take a whole (non-streamed) `chat.completion`.
@@ -471,6 +500,10 @@ def _raise_for_error_object(data: Mapping[str, Any]) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # HTTP
+
+class BudgetReached(Exception):
+    """A streamed answer passed max_new_tokens: stop reading (see AnswerAccumulator)."""
+
 
 class _StreamCut(http.client.HTTPException):
     """The server answered 200 but the stream ended without a finish_reason."""
@@ -854,7 +887,8 @@ class OpenAIBackend:
         while True:
             if cancel.is_set():
                 raise GenerationCancelled('cancelled before the request was sent')
-            answer = AnswerAccumulator(on_text, max_chars=self.config.max_answer_chars)
+            answer = AnswerAccumulator(on_text, max_chars=self.config.max_answer_chars,
+                                       max_tokens=request.sampling.max_new_tokens)
             sent = time.perf_counter()
             try:
                 self._post_completion(payload, answer, cancel)
@@ -886,9 +920,15 @@ class OpenAIBackend:
                     raise GenerationCancelled('cancelled while waiting to retry') from None
         finished = answer.last_token_time or time.perf_counter()
         result = self._result(answer, request, prepared, preprocess_time, sent, finished)
+        cut: Tuple[str, ...] = ()
+        if answer.cut_by is not None:
+            cut = (f'{self.config.base_url} kept sending past max_new_tokens '
+                   f'({request.sampling.max_new_tokens} tokens, counted by '
+                   f'{answer.cut_by}): the answer was cut there and the request '
+                   'cancelled (does the server ignore max_tokens?)',)
         result = dataclasses.replace(result, constrained=prepared.answer_format is not None,
                                      answer_format=prepared.answer_format,
-                                     warnings=refused + prepared.warnings)
+                                     warnings=refused + cut + prepared.warnings)
         return RemoteCompletion(result, answer.prompt_token_ids)
 
     # Requests -----------------------------------------------------------------------------
@@ -934,8 +974,11 @@ class OpenAIBackend:
                 answer.responded = True
                 limit = _byte_limit(self.config.max_answer_chars)
                 if self.config.stream and _is_event_stream(response):
-                    for data in iter_sse_data(_lines(response, cancel, limit)):
-                        answer.add_chunk(_json_chunk(data))
+                    try:
+                        for data in iter_sse_data(_lines(response, cancel, limit)):
+                            answer.add_chunk(_json_chunk(data))
+                    except BudgetReached:
+                        pass  # closing the connection below cancels the request
                 else:
                     body = response.read(limit + 1)
                     if len(body) > limit:
@@ -1161,7 +1204,8 @@ def _describe(error: Exception) -> str:
 
 
 __all__ = [
-    'AnswerAccumulator', 'OpenAIBackend', 'PreparedRequest', 'RemoteCompletion', 'ServerStatus',
+    'AnswerAccumulator', 'BudgetReached', 'OpenAIBackend', 'PreparedRequest', 'RemoteCompletion',
+    'ServerStatus',
     'build_messages', 'encode_jpeg', 'frame_timing', 'guess_family',
     'iter_sse_data', 'model_input_size', 'parse_extra_body', 'prepare_request',
     'sampling_fields',

@@ -26,7 +26,7 @@ from cosmos_reason_ros.core.overlay import draw_overlay
 from cosmos_reason_ros.core.parsing import Trajectory
 
 SCHEMA = 'cosmos_reason_ros.eval_report'
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Raised when a field changes meaning or disappears; new fields may appear in any version.
 2: error codes are the core's Failure names ('stale_frames', not 'gap'); benchmark ids are unique
 per run."""
@@ -139,6 +139,7 @@ def _answer_record(result: ItemResult) -> dict[str, Any]:
         'parse_error': parsed.error,
         'constrained': result.constrained,
         'reasoning_cut': result.reasoning_cut,
+        'answer_cut': result.finish_reason == 'length',
         'choice': parsed.choice,
         'verdict': parsed.verdict,
         'next_action': parsed.next_action,
@@ -381,7 +382,11 @@ def _summary_rows(summary: dict[str, Any], run: dict[str, Any]) -> list[list[str
     parse = summary['parse']
     rows.append(['parse success', (
         f"{_count_ratio(parse['ok'], summary['answered'])} (failed {parse['failed']}, "
-        f"truncated {parse['truncated']})")])
+        f"reasoning never closed {parse['unterminated_reasoning']})")])
+    cut = summary['cut_by_token_limit']
+    rows.append(['answers cut by the token limit (max_new_tokens)', (
+        f"{cut['count']} of {summary['answered']} answered"
+        + (f": {', '.join(cut['items'])}" if cut['items'] else ''))])
     trajectory = summary['trajectory_error']
     if trajectory['mean_px']['count']:
         for name, label in (('mean', 'trajectory error, mean'),

@@ -407,6 +407,11 @@ def _tally(items: Iterable[dict[str, Any]], key: Callable[[dict[str, Any]], str]
     return dict(sorted(table.items()))
 
 
+PARSE_COUNT_NAMES = {'truncated': 'unterminated_reasoning'}
+"""Item parse statuses that the summary counts under a name of their own: the parser's
+TRUNCATED is an answer that never got past its reasoning, not one cut by the token limit."""
+
+
 def summarize(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The summary block of report.json, computed from its item records.
 
@@ -420,10 +425,16 @@ def summarize(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     modes = _tally(items, lambda item: item['question']['mode'])
     groups = _tally((item for item in items if item['question'].get('group')),
                     lambda item: item['question']['group'])
-    parse_counts = {status: 0 for status in ('ok', 'truncated', 'failed', 'not_run')}
+    # The parser's TRUNCATED means the answer never left <think>: counted under that name, apart
+    # from answers cut by the token limit (which may still parse).
+    parse_counts = {status: 0 for status in ('ok', 'unterminated_reasoning', 'failed',
+                                             'not_run')}
     for item in answered:
-        status = item['answer']['parse_status']
+        status = PARSE_COUNT_NAMES.get(item['answer']['parse_status'],
+                                       item['answer']['parse_status'])
         parse_counts[status] = parse_counts.get(status, 0) + 1
+    cut = sorted(item['id'] for item in answered
+                 if item['tokens'].get('finish_reason') == 'length')
     trajectories = [item['score']['trajectory'] for item in scored
                     if item['score'].get('trajectory')]
     lifted = [item for item in answered if any((item.get('expected') or {}).get(name)
@@ -456,6 +467,7 @@ def summarize(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         'accuracy_by_group': groups,
         'parse': {**parse_counts, 'success_rate': _ratio(parse_counts['ok'], len(answered)),
                   'success': rate(parse_counts['ok'], len(answered))},
+        'cut_by_token_limit': {'count': len(cut), 'items': cut},
         'flags': {
             'truncated_window': sorted(item['id'] for item in answered
                                        if (item.get('window') or {}).get('truncated')),
@@ -493,8 +505,8 @@ def _ratio(numerator: int, denominator: int) -> float | None:
 
 
 __all__ = [
-    'CentreError3D', 'Score', 'TRAJECTORY_SAMPLES', 'TrajectoryError', 'TrajectoryError3D',
-    'box_iou', 'image_diagonal', 'interval_iou', 'keyword_recall', 'mean_best_box_iou',
+    'CentreError3D', 'PARSE_COUNT_NAMES', 'Score', 'TRAJECTORY_SAMPLES', 'TrajectoryError',
+    'TrajectoryError3D', 'box_iou', 'image_diagonal', 'interval_iou', 'keyword_recall', 'mean_best_box_iou',
     'mean_best_event_iou', 'percentiles', 'rate', 'resample_path', 'score_answer', 'summarize',
     'trajectory_error', 'trajectory_error_3d', 'wilson_interval',
 ]
