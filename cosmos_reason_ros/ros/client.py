@@ -207,10 +207,11 @@ class ReasonClient:
                                                  timeout_sec=timeout)
                 # The completed futures' done callbacks (the action client's own bookkeeping:
                 # the pending request, its sequence number, the feedback callback) are tasks
-                # of this executor: run them before it goes (in order, before this last one),
-                # or they never run and those records stay, one set per goal.
-                rclpy.spin_until_future_complete(self._node, own.create_task(_nothing),
-                                                 executor=own, timeout_sec=_FLUSH_TIMEOUT)
+                # of this executor: run them before it goes, or they never run and those
+                # records stay, one set per goal. Queued tasks run before new work, one per
+                # spin; not behind a marker task, since Jazzy's executor runs the newest first.
+                for _ in range(_FLUSH_SPINS):
+                    own.spin_once(timeout_sec=0.0)
             finally:
                 # Shut down now: garbage-collected after rclpy.shutdown(), an executor prints
                 # an InvalidHandle traceback at exit (seen at the end of `ask`).
@@ -222,12 +223,9 @@ class ReasonClient:
         return future.result() if future.done() else None
 
 
-_FLUSH_TIMEOUT = 1.0
-"""Seconds ask() spins its own executor for the done callbacks of what completed."""
-
-
-def _nothing() -> None:
-    """A task that marks the end of those scheduled before it."""
+_FLUSH_SPINS = 8
+"""Spins of ask()'s own executor for the done callbacks of what completed (one or two a wait;
+a spin with nothing queued returns at once)."""
 
 
 def _unwrap(callback: Optional[FeedbackCallback]):
