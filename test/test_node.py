@@ -287,7 +287,7 @@ def _jpeg_frames(graph: Graph, data: bytes):
     return _publisher(graph, messages)
 
 
-def _expect_dropped_then_served(graph: Graph, data: bytes, dropped: int) -> None:
+def expect_dropped_then_served(graph: Graph, data: bytes, dropped: int) -> None:
     """Frames of `data` are dropped and counted, the window stays empty, and once good frames
     come a goal is answered on them."""
     graph.wait_for_diagnostics('frames_invalid', dropped, _jpeg_frames(graph, data))
@@ -301,7 +301,7 @@ def _expect_dropped_then_served(graph: Graph, data: bytes, dropped: int) -> None
 def test_a_decompression_bomb_on_the_camera_is_dropped_before_decoding(tiny_qwen3_checkpoint):
     graph = _jpeg_camera_graph(tiny_qwen3_checkpoint, max_source_pixels=640 * 480)
     try:
-        _expect_dropped_then_served(graph, _bomb(), 1)
+        expect_dropped_then_served(graph, _bomb(), 1)
     finally:
         graph.close()
 
@@ -311,7 +311,7 @@ def test_camera_frames_out_of_shape_are_dropped_counted_and_goals_still_served(
         tiny_qwen3_checkpoint, width, height):
     graph = _jpeg_camera_graph(tiny_qwen3_checkpoint)
     try:
-        _expect_dropped_then_served(graph, _jpeg(width, height), 2)
+        expect_dropped_then_served(graph, _jpeg(width, height), 2)
     finally:
         graph.close()
 
