@@ -13,7 +13,7 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.10',
     packages=find_packages(include=['cosmos_reason_ros', 'cosmos_reason_ros.core',
-                                    'cosmos_reason_ros.core.*']),
+                                    'cosmos_reason_ros.core.*', 'cosmos_reason_ros.demo']),
     install_requires=[
         'numpy>=1.26,<3',
         'opencv-python-headless>=4.8,<6',

@@ -558,7 +558,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     parts = set(args.only or ('local', 'remote', 'soak'))
     common.print_machine()
-    from cosmos_reason_ros.core.tiny_model import build_tiny_checkpoint
+    from cosmos_reason_ros.demo.tiny_model import build_tiny_checkpoint
 
     checkpoint = build_tiny_checkpoint(common.CACHE / TINY)
     base = {'compressed_input': True, 'window.max_pixels': 160 * 120, 'goal.max_frames': 8,

@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence
 import cv2
 import numpy as np
 
-from cosmos_reason_ros.core.sample_scene import render_scene
+from cosmos_reason_ros.demo.sample_scene import render_scene
 
 DISTINCT_FRAMES = 8
 """Frames rendered up front and published in turn (the marker moves between them)."""

@@ -151,7 +151,7 @@ def prefill_ms(model: Any, inputs: Dict[str, Any], repeats: int) -> float:
 
 
 def frames_720p(count: int, width: int, height: int) -> List[np.ndarray]:
-    from cosmos_reason_ros.core.sample_scene import render_scene
+    from cosmos_reason_ros.demo.sample_scene import render_scene
 
     return [render_scene(index / 4.0, width, height) for index in range(count)]
 
@@ -163,7 +163,7 @@ def plain_usage(checkpoint: Path, frames: Sequence[np.ndarray], new_tokens: int,
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from cosmos_reason_ros.core.backends.transformers_backend import video_metadata
-    from cosmos_reason_ros.core.families import family_for_model_type
+    from cosmos_reason_ros.core.answers.families import family_for_model_type
 
     dtype = getattr(torch, dtype_name)
     processor = AutoProcessor.from_pretrained(checkpoint)
@@ -234,8 +234,8 @@ def backend_path(checkpoint: Path, frames: Sequence[np.ndarray], new_tokens: int
     from cosmos_reason_ros.core.backends.base import GenerationRequest, Sampling
     from cosmos_reason_ros.core.backends.transformers_backend import TransformersBackend
     from cosmos_reason_ros.core.config import ModelConfig
-    from cosmos_reason_ros.core.modes import Mode
-    from cosmos_reason_ros.core.prompts import build_prompt
+    from cosmos_reason_ros.core.answers.modes import Mode
+    from cosmos_reason_ros.core.answers.prompts import build_prompt
 
     backend = TransformersBackend(ModelConfig(
         model=str(checkpoint), device=device, dtype=dtype, attn_implementation=attention,
@@ -293,8 +293,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from transformers.utils import logging as hf_logging
 
     from bench.random_models import build_random_checkpoint, parameter_counts
-    from cosmos_reason_ros.core.modes import ModelFamily
-    from cosmos_reason_ros.core.tiny_model import build_tiny_checkpoint
+    from cosmos_reason_ros.core.answers.modes import ModelFamily
+    from cosmos_reason_ros.demo.tiny_model import build_tiny_checkpoint
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()

@@ -270,7 +270,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help='checkpoint the node loads (default: the tiny test model, built)')
     args = parser.parse_args(argv)
 
-    from cosmos_reason_ros.core.tiny_model import build_tiny_checkpoint
+    from cosmos_reason_ros.demo.tiny_model import build_tiny_checkpoint
 
     common.print_machine()
     common.use_benchmark_transport()

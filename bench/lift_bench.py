@@ -1,6 +1,6 @@
 """The cost of lifting one answer to 3D (target: under 2 ms), at 640x480 and 1280x720.
 
-Times core.geometry3d.lift_answer as the node calls it per answer: the CameraInfo scaled and
+Times core.depth.geometry.lift_answer as the node calls it per answer: the CameraInfo scaled and
 checked, the depth message viewed in place, a five-point trajectory and one box lifted through
 plumb_bob undistortion. Run: python -m bench.lift_bench [--repeats N]
 """
@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 
-from cosmos_reason_ros.core.geometry3d import CameraInfoData, DepthData, lift_answer
-from cosmos_reason_ros.core.parsing import Box, Trajectory
+from cosmos_reason_ros.core.depth.geometry import CameraInfoData, DepthData, lift_answer
+from cosmos_reason_ros.core.answers.parsing import Box, Trajectory
 
 TARGET_MS = 2.0
 SIZES = ((640, 480), (1280, 720))

@@ -25,7 +25,7 @@ def model_alone(checkpoint: Path, frames: int, max_new_tokens: int) -> Dict[str,
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from cosmos_reason_ros.core.sample_scene import render_scene
+    from cosmos_reason_ros.demo.sample_scene import render_scene
 
     processor = AutoProcessor.from_pretrained(checkpoint)
     model = AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=torch.float32,

@@ -27,7 +27,7 @@ FPS = 4.0
 
 def goal_frames(count: int, width: int, height: int) -> List[Any]:
     """The sample scene at 4 fps as RGB arrays (the frames a window would hand the model)."""
-    from cosmos_reason_ros.core.sample_scene import render_scene
+    from cosmos_reason_ros.demo.sample_scene import render_scene
 
     return [render_scene(index / FPS, width, height) for index in range(count)]
 
@@ -108,8 +108,8 @@ class DirectModel:
         from cosmos_reason_ros.core.backends.transformers_backend import (
             TransformersBackend, generation_kwargs)
         from cosmos_reason_ros.core.config import ModelConfig
-        from cosmos_reason_ros.core.modes import Mode
-        from cosmos_reason_ros.core.prompts import build_prompt, resolve_sampling, sampling_preset
+        from cosmos_reason_ros.core.answers.modes import Mode
+        from cosmos_reason_ros.core.answers.prompts import build_prompt, resolve_sampling, sampling_preset
 
         self._torch = torch
         self.backend = TransformersBackend(ModelConfig(
@@ -196,7 +196,7 @@ def serving_node(parameters: Dict[str, Any], env: Dict[str, str], domain: int,
 
 def checkpoint_for(model: str) -> Path:
     """The tiny test model, or a full-size random Cosmos-Reason2-2B in fp32 (built once)."""
-    from cosmos_reason_ros.core.tiny_model import build_tiny_checkpoint
+    from cosmos_reason_ros.demo.tiny_model import build_tiny_checkpoint
 
     if model == 'tiny':
         return build_tiny_checkpoint(common.CACHE / 'tiny-qwen3-vl')

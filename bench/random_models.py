@@ -13,9 +13,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
-from cosmos_reason_ros.core.families import family_for_model_type, family_spec
-from cosmos_reason_ros.core.modes import ModelFamily
-from cosmos_reason_ros.core.tiny_model import build_tiny_checkpoint
+from cosmos_reason_ros.core.answers.families import family_for_model_type, family_spec
+from cosmos_reason_ros.core.answers.modes import ModelFamily
+from cosmos_reason_ros.demo.tiny_model import build_tiny_checkpoint
 
 VOCAB_SIZE = 151936
 """Qwen's vocabulary (the real embedding and output sizes); the tiny tokenizer uses its start."""

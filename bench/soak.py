@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 
     # Built in a process of its own: this one is the planner, whose RSS should not hold torch.
     checkpoint = common.CACHE / TINY
-    subprocess.run([sys.executable, '-c', 'import sys; from cosmos_reason_ros.core.tiny_model '
+    subprocess.run([sys.executable, '-c', 'import sys; from cosmos_reason_ros.demo.tiny_model '
                     'import build_tiny_checkpoint; build_tiny_checkpoint(sys.argv[1])',
                     str(checkpoint)], check=True, cwd=common.ROOT, env=common.ros_environment(0),
                    stdout=subprocess.DEVNULL)

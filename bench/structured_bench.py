@@ -32,19 +32,19 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from bench import common
-from cosmos_reason_ros.core.answer_check import format_mismatch
-from cosmos_reason_ros.core.answer_formats import framing_tokens, plan_answer, StructuredAnswer
+from cosmos_reason_ros.core.answers.check import format_mismatch
+from cosmos_reason_ros.core.answers.formats import framing_tokens, plan_answer, StructuredAnswer
 from cosmos_reason_ros.core.backends import grammar
 from cosmos_reason_ros.core.backends.base import GenerationRequest, Sampling
 from cosmos_reason_ros.core.backends.transformers_backend import (
     constraint_shape, TransformersBackend)
 from cosmos_reason_ros.core.config import ModelConfig
-from cosmos_reason_ros.core.families import family_spec
-from cosmos_reason_ros.core.modes import Mode, ModelFamily
-from cosmos_reason_ros.core.parsing import parse_answer, ParseStatus
-from cosmos_reason_ros.core.prompts import build_prompt
-from cosmos_reason_ros.core.sample_scene import render_scene
-from cosmos_reason_ros.core.tiny_model import build_tiny_checkpoint
+from cosmos_reason_ros.core.answers.families import family_spec
+from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.answers.parsing import parse_answer, ParseStatus
+from cosmos_reason_ros.core.answers.prompts import build_prompt
+from cosmos_reason_ros.demo.sample_scene import render_scene
+from cosmos_reason_ros.demo.tiny_model import build_tiny_checkpoint
 
 TASKS = ('Move the red marker into the grey basket', 'Pick up the cup', 'Push the box left',
          'Open the drawer', 'Place the tape on the table')
@@ -227,7 +227,7 @@ def decode_cost(backend: TransformersBackend, repeats: int, max_new_tokens: int)
 def vllm_rates(goals: int, max_new_tokens: int) -> None:
     """Parse rate and latency against a real vLLM server, constrained and not."""
     from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
-    from cosmos_reason_ros.core.remote_config import RemoteConfig
+    from cosmos_reason_ros.core.backends.remote_config import RemoteConfig
 
     checkpoint = build_tiny_checkpoint(common.CACHE / 'vllm-tiny-qwen3_vl', head_dim=32)
     with socket.socket() as probe:

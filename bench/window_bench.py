@@ -20,8 +20,8 @@ from cosmos_reason_ros.core.backends.base import (
 from cosmos_reason_ros.core.backends.transformers_backend import (
     TransformersBackend, check_request, video_metadata)
 from cosmos_reason_ros.core.config import GoalDefaults, ModelConfig, WindowConfig
-from cosmos_reason_ros.core.frames import FrameWindow
-from cosmos_reason_ros.core.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.camera.frames import FrameWindow
+from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
 from cosmos_reason_ros.core.reasoner import Reasoner, ReasonRequest
 
 CAMERA_FPS = 30.0
@@ -118,7 +118,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from transformers.utils import logging as hf_logging
 
-    from cosmos_reason_ros.core.tiny_model import build_tiny_checkpoint
+    from cosmos_reason_ros.demo.tiny_model import build_tiny_checkpoint
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()

@@ -25,10 +25,10 @@ from cosmos_reason_ros.core.evaluation.depth_track import DepthSettings
 from cosmos_reason_ros.core.evaluation.protocols import (
     LETTER, PROTOCOLS, REASONING, Reason1Benchmark)
 from cosmos_reason_ros.core.evaluation.replay import ReplaySettings
-from cosmos_reason_ros.core.families import family_spec
-from cosmos_reason_ros.core.modes import Mode, ModelFamily
-from cosmos_reason_ros.core.parsing import parse_answer
-from cosmos_reason_ros.core.remote_config import FAMILIES, RemoteConfig
+from cosmos_reason_ros.core.answers.families import family_spec
+from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.answers.parsing import parse_answer
+from cosmos_reason_ros.core.backends.remote_config import FAMILIES, RemoteConfig
 
 
 def _size(text: str) -> Tuple[int, int]:
@@ -232,8 +232,8 @@ def command_parse(args: argparse.Namespace) -> int:
 
 def command_run(args: argparse.Namespace) -> int:
     """Run the model on the media and print the outcome as JSON."""
-    from cosmos_reason_ros.core.frames import FrameWindow
-    from cosmos_reason_ros.core.media import iter_media
+    from cosmos_reason_ros.core.camera.frames import FrameWindow
+    from cosmos_reason_ros.core.camera.media import iter_media
     from cosmos_reason_ros.core.reasoner import Reasoner, ReasonRequest
 
     window = FrameWindow(WindowConfig(target_fps=args.fps, capacity=100_000,
@@ -275,7 +275,7 @@ def command_run(args: argparse.Namespace) -> int:
 def _depth_inputs(args: argparse.Namespace, window):
     """The depth image and calibration given to `run`, read (and checked) before the model
     loads; None without --depth."""
-    from cosmos_reason_ros.core.depth_files import (
+    from cosmos_reason_ros.core.depth.files import (
         DepthFileError, load_camera_info, load_depth, pinhole)
 
     if args.depth is None:
@@ -297,7 +297,7 @@ def _depth_inputs(args: argparse.Namespace, window):
 
 def _lifted_summary(outcome, depth, camera_info) -> dict:
     """The answer lifted to 3D as JSON-ready data (NaN, for a point without depth, as null)."""
-    from cosmos_reason_ros.core.geometry3d import lift_answer
+    from cosmos_reason_ros.core.depth.geometry import lift_answer
 
     lifted = lift_answer(outcome.parsed.trajectories, outcome.parsed.boxes,
                          outcome.source_size, camera_info=camera_info, depth=depth)

@@ -30,7 +30,7 @@ if [ -z "${MODEL:-}" ]; then
     log "building a tiny Qwen3-VL checkpoint in $MODEL"
     # vLLM's CPU attention needs a head size of at least 32.
     PYTHONPATH=$root${PYTHONPATH:+:$PYTHONPATH} "$root/.venv/bin/python" \
-      -m cosmos_reason_ros.core.tiny_model "$MODEL" --head-dim 32 >&2
+      -m cosmos_reason_ros.demo.tiny_model "$MODEL" --head-dim 32 >&2
   fi
 fi
 SERVED_MODEL_NAME=${SERVED_MODEL_NAME:-$MODEL}

@@ -130,7 +130,7 @@ colcon --log-base "$cosmos_log" build --base-paths "$root" --build-base "$cosmos
 tiny_model=$cosmos_install/cosmos_reason_ros/share/cosmos_reason_ros/models/tiny-qwen3-vl
 if [ ! -f "$tiny_model/model.safetensors" ]; then
   log "building the tiny test model in ${tiny_model#"$root"/}"
-  python -m cosmos_reason_ros.core.tiny_model "$tiny_model" >/dev/null
+  python -m cosmos_reason_ros.demo.tiny_model "$tiny_model" >/dev/null
 fi
 log "done. In a new shell: $( [ "$cosmos_distro" = "$COSMOS_DEFAULT_DISTRO" ] || \
   printf 'export ROS_DISTRO=%s; ' "$cosmos_distro")source scripts/env.sh"

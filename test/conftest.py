@@ -9,8 +9,8 @@ import pytest
 
 
 def _tiny_checkpoint(factory: pytest.TempPathFactory, family_name: str) -> Path:
-    from cosmos_reason_ros.core.modes import ModelFamily
-    from cosmos_reason_ros.core.tiny_model import build_tiny_checkpoint
+    from cosmos_reason_ros.core.answers.modes import ModelFamily
+    from cosmos_reason_ros.demo.tiny_model import build_tiny_checkpoint
 
     return build_tiny_checkpoint(factory.mktemp('tiny_models') / family_name,
                                  ModelFamily(family_name))

@@ -9,8 +9,8 @@ import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from cosmos_reason_ros.core.evaluation.sample_data import START
-from cosmos_reason_ros.core.sample_scene import render_scene
+from cosmos_reason_ros.demo.sample_data import START
+from cosmos_reason_ros.demo.sample_scene import render_scene
 
 STORE = get_typestore(Stores.ROS2_KILTED)
 W, H = 160, 120

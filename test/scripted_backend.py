@@ -14,7 +14,7 @@ import numpy as np
 
 from cosmos_reason_ros.core.backends.base import GenerationRequest, GenerationResult
 from cosmos_reason_ros.core.errors import GenerationCancelled
-from cosmos_reason_ros.core.modes import ModelFamily
+from cosmos_reason_ros.core.answers.modes import ModelFamily
 
 Script = Union[str, Sequence[str], Callable[[GenerationRequest], str]]
 

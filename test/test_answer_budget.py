@@ -11,14 +11,14 @@ import random
 import pytest
 import torch
 
-from cosmos_reason_ros.core.answer_check import format_mismatch
-from cosmos_reason_ros.core.answer_formats import (
+from cosmos_reason_ros.core.answers.check import format_mismatch
+from cosmos_reason_ros.core.answers.formats import (
     AnswerBudgetError, answer_format, fit_answer_format, framing_tokens, MAX_LABEL_CHARS,
     MAX_WAYPOINTS, MIN_WAYPOINTS, plan_answer, smallest_answer_format, StructuredAnswer)
 from cosmos_reason_ros.core.backends.grammar import GrammarCompiler
-from cosmos_reason_ros.core.modes import Mode, ModelFamily
-from cosmos_reason_ros.core.parsing import parse_answer, ParseStatus
-from cosmos_reason_ros.core.tiny_model import build_edge_tokenizer, build_tokenizer
+from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.answers.parsing import parse_answer, ParseStatus
+from cosmos_reason_ros.demo.tiny_model import build_edge_tokenizer, build_tokenizer
 
 STRUCTURED = (Mode.TRAJECTORY, Mode.GROUNDING, Mode.TEMPORAL, Mode.MULTIPLE_CHOICE)
 MODEL_INPUT = (320, 224)

@@ -8,12 +8,12 @@ import pytest
 import torch
 import xgrammar as xgr
 
-from cosmos_reason_ros.core.answer_formats import answer_format
+from cosmos_reason_ros.core.answers.formats import answer_format
 from cosmos_reason_ros.core.backends.grammar import GrammarCompiler
 from cosmos_reason_ros.core.errors import InvalidRequestError
-from cosmos_reason_ros.core.modes import Mode, ModelFamily
-from cosmos_reason_ros.core.parsing import parse_answer, ParseStatus
-from cosmos_reason_ros.core.tiny_model import build_edge_tokenizer, build_tokenizer
+from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.answers.parsing import parse_answer, ParseStatus
+from cosmos_reason_ros.demo.tiny_model import build_edge_tokenizer, build_tokenizer
 
 STRUCTURED = (Mode.TRAJECTORY, Mode.GROUNDING, Mode.TEMPORAL, Mode.MULTIPLE_CHOICE)
 MODEL_INPUT = (320, 224)
@@ -98,7 +98,7 @@ def test_formats_that_cannot_be_built_say_why(kwargs, message):
 
 
 def test_string_bounds_stay_within_what_vllms_grammar_engine_compiles():
-    from cosmos_reason_ros.core import answer_formats
+    from cosmos_reason_ros.core.answers import formats as answer_formats
 
     assert answer_formats.MAX_LABEL_CHARS <= answer_formats.MAX_REPEAT
     assert answer_formats.MAX_CAPTION_CHARS <= answer_formats.MAX_REPEAT

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from cosmos_reason_ros import cli
-from cosmos_reason_ros.core.modes import ModelFamily
-from cosmos_reason_ros.core.sample_scene import render_scene
+from cosmos_reason_ros.core.answers.modes import ModelFamily
+from cosmos_reason_ros.demo.sample_scene import render_scene
 from scripted_backend import ScriptedBackend
 
 FIXTURES = pathlib.Path(__file__).parent / 'fixtures'
@@ -127,7 +127,7 @@ def test_run_without_torch_says_what_to_install(tmp_path):
                                                 ('tiny_omni_checkpoint', 'cosmos3_omni')])
 def test_eval_runs_the_cosmos3_reasoners_on_the_sample_bag(checkpoint, family, request,
                                                            tmp_path, capsys):
-    from cosmos_reason_ros.core.evaluation.sample_data import write_sample
+    from cosmos_reason_ros.demo.sample_data import write_sample
 
     questions_path = write_sample(tmp_path / 'sample')
     data = yaml.safe_load(questions_path.read_text())

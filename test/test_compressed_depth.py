@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from cosmos_reason_ros.core.compressed_depth import (
+from cosmos_reason_ros.core.depth.compressed import (
     HEADER, decode_compressed_depth, encode_compressed_depth)
-from cosmos_reason_ros.core.geometry3d import DepthImage, LiftError, LiftSettings, LiftStatus
-from cosmos_reason_ros.core.sample_scene import render_depth
+from cosmos_reason_ros.core.depth.geometry import DepthImage, LiftError, LiftSettings, LiftStatus
+from cosmos_reason_ros.demo.sample_scene import render_depth
 
 
 def metres(depth) -> np.ndarray:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from cosmos_reason_ros.core.config import WindowConfig
-from cosmos_reason_ros.core.depth_matching import LEAD_FLOOR, DepthMatcher, DepthOffer
-from cosmos_reason_ros.core.frames import FrameWindow, Offer, StampBounds
+from cosmos_reason_ros.core.depth.matching import LEAD_FLOOR, DepthMatcher, DepthOffer
+from cosmos_reason_ros.core.camera.frames import FrameWindow, Offer, StampBounds
 
 TOLERANCE = 0.02
 

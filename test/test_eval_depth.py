@@ -19,12 +19,12 @@ from cosmos_reason_ros.core.evaluation.depth_track import DepthSettings, DepthTr
 from cosmos_reason_ros.core.evaluation.questions import load_questions
 from cosmos_reason_ros.core.evaluation.replay import Replay, ReplaySettings
 from cosmos_reason_ros.core.evaluation.report import load_report, write_report
-from cosmos_reason_ros.core.evaluation.sample_data import (
+from cosmos_reason_ros.demo.sample_data import (
     CAMERA_INFO_TOPIC, COMPRESSED_DEPTH_TOPIC, DEPTH_DELAY, DEPTH_TOPIC, HEIGHT, START, WIDTH,
     write_sample, write_sample_bag)
-from cosmos_reason_ros.core.geometry3d import DepthImage, LiftSettings
-from cosmos_reason_ros.core.modes import ModelFamily
-from cosmos_reason_ros.core.sample_scene import (
+from cosmos_reason_ros.core.depth.geometry import DepthImage, LiftSettings
+from cosmos_reason_ros.core.answers.modes import ModelFamily
+from cosmos_reason_ros.demo.sample_scene import (
     BASKET_DEPTH, FLOOR_DEPTH, MARKER_DEPTH, basket_box, marker_position)
 from scripted_backend import ScriptedBackend
 

@@ -18,11 +18,11 @@ from cosmos_reason_ros.core.config import ModelConfig, WindowConfig
 from cosmos_reason_ros.core.evaluation.questions import parse_question_set
 from cosmos_reason_ros.core.evaluation.replay import Replay, ReplaySettings
 from cosmos_reason_ros.core.evaluation.report import load_report, write_report
-from cosmos_reason_ros.core.evaluation.sample_data import (
+from cosmos_reason_ros.demo.sample_data import (
     CAMERA_INFO_TOPIC, DEPTH_TOPIC, RAW_TOPIC, START, marker_path, write_sample_bag)
 from cosmos_reason_ros.core.evaluation.sources import BagSource
-from cosmos_reason_ros.core.modes import ModelFamily
-from cosmos_reason_ros.core.sample_scene import basket_box, marker_position, scene_point
+from cosmos_reason_ros.core.answers.modes import ModelFamily
+from cosmos_reason_ros.demo.sample_scene import basket_box, marker_position, scene_point
 from cosmos_reason_ros.ros import node as node_module
 from cosmos_reason_ros.ros.live_eval import LiveEvaluation, LiveSettings
 from recordings import write_bag

@@ -10,8 +10,8 @@ import yaml
 from cosmos_reason_ros.core.evaluation.questions import (
     AskTime, QuestionSetError, expected_to_dict, load_benchmark, load_questions,
     parse_question_set)
-from cosmos_reason_ros.core.evaluation.sample_data import question_set_yaml
-from cosmos_reason_ros.core.modes import Mode
+from cosmos_reason_ros.demo.sample_data import question_set_yaml
+from cosmos_reason_ros.core.answers.modes import Mode
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / 'examples' / 'questions_sample.yaml'
 

@@ -20,10 +20,10 @@ from cosmos_reason_ros.core.evaluation.questions import load_questions, parse_qu
 from cosmos_reason_ros.core.evaluation.replay import Replay, ReplaySettings
 from cosmos_reason_ros.core.evaluation.report import (
     SCHEMA_VERSION, build_report, load_report, report_content, write_report)
-from cosmos_reason_ros.core.evaluation.sample_data import (
+from cosmos_reason_ros.demo.sample_data import (
     START, basket_box, marker_radius, write_sample)
 from cosmos_reason_ros.core.evaluation.sources import BagSource, SourceError, open_source
-from cosmos_reason_ros.core.sample_scene import marker_position, render_scene
+from cosmos_reason_ros.demo.sample_scene import marker_position, render_scene
 from recordings import H, W, steady, write_bag
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data'

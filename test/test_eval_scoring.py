@@ -13,9 +13,9 @@ from cosmos_reason_ros.core.evaluation.scoring import (
     box_iou, interval_iou, keyword_recall, mean_best_box_iou, mean_best_event_iou, percentiles,
     rate, resample_path, score_answer, summarize, trajectory_error, trajectory_error_3d,
     wilson_interval)
-from cosmos_reason_ros.core.geometry3d import Box3D, Lifted, LiftStatus, Trajectory3D
-from cosmos_reason_ros.core.modes import Mode
-from cosmos_reason_ros.core.parsing import Box, Event, ParsedAnswer, ParseStatus, Trajectory
+from cosmos_reason_ros.core.depth.geometry import Box3D, Lifted, LiftStatus, Trajectory3D
+from cosmos_reason_ros.core.answers.modes import Mode
+from cosmos_reason_ros.core.answers.parsing import Box, Event, ParsedAnswer, ParseStatus, Trajectory
 
 
 def _item(mode: Mode, **expected) -> QuestionItem:

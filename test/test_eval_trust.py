@@ -20,11 +20,11 @@ from cosmos_reason_ros.core.evaluation.questions import (
     AskTime, Expected, QuestionItem, load_benchmark, load_questions, parse_question_set)
 from cosmos_reason_ros.core.evaluation.replay import Replay, ReplaySettings, window_facts
 from cosmos_reason_ros.core.evaluation.report import ReportError, build_report, write_report
-from cosmos_reason_ros.core.evaluation.sample_data import START
+from cosmos_reason_ros.demo.sample_data import START
 from cosmos_reason_ros.core.evaluation.scoring import score_answer
 from cosmos_reason_ros.core.evaluation.sources import Timeline
-from cosmos_reason_ros.core.modes import Mode, ModelFamily
-from cosmos_reason_ros.core.parsing import parse_answer
+from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.answers.parsing import parse_answer
 from recordings import H, W, steady, write_bag
 from scripted_backend import ScriptedBackend, write_clip
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from cosmos_reason_ros.core.families import (
+from cosmos_reason_ros.core.answers.families import (
     Coordinates,
     FAMILY_SPECS,
     family_for_model_type,
@@ -17,9 +17,9 @@ from cosmos_reason_ros.core.families import (
     video_timing,
     visual_tokens,
 )
-from cosmos_reason_ros.core.images import downscale
-from cosmos_reason_ros.core.modes import ModelFamily
-from cosmos_reason_ros.core.remote_config import FAMILIES
+from cosmos_reason_ros.core.camera.images import downscale
+from cosmos_reason_ros.core.answers.modes import ModelFamily
+from cosmos_reason_ros.core.backends.remote_config import FAMILIES
 
 EDGE = ModelFamily.COSMOS3_EDGE
 OMNI = ModelFamily.COSMOS3_OMNI

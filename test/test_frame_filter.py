@@ -11,7 +11,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from cosmos_reason_ros.core.frames import StampBounds
+from cosmos_reason_ros.core.camera.frames import StampBounds
 from cosmos_reason_ros.ros.conversions import to_time
 from cosmos_reason_ros.ros import stamp_filter as stamp_filter_module
 from cosmos_reason_ros.ros.stamp_filter import (

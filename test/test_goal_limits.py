@@ -12,8 +12,8 @@ from cosmos_reason_ros.core.backends.base import GenerationRequest, GenerationRe
 from cosmos_reason_ros.core.config import GoalDefaults, GoalLimits, WindowConfig
 from cosmos_reason_ros.core.errors import (
     GenerationCancelled, InvalidRequestError, StaleFramesError, TimeLimitError)
-from cosmos_reason_ros.core.frames import Frame, FrameWindow
-from cosmos_reason_ros.core.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.camera.frames import Frame, FrameWindow
+from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
 from cosmos_reason_ros.core.reasoner import Reasoner, ReasonRequest
 
 

@@ -10,7 +10,7 @@ import pytest
 from rosbags.typesys import get_typestore, Stores
 from sensor_msgs.msg import CompressedImage, Image
 
-from cosmos_reason_ros.core.images import (
+from cosmos_reason_ros.core.camera.images import (
     compressed_to_rgb, declared_size, decode_image, downscale, image_to_rgb, ImageDecodeError,
     ImageTooLargeError, stamp_seconds, to_rgb)
 

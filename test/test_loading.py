@@ -8,7 +8,7 @@ from cosmos_reason_ros.core.backends import transformers_backend
 from cosmos_reason_ros.core.backends.transformers_backend import TransformersBackend
 from cosmos_reason_ros.core.config import ModelConfig
 from cosmos_reason_ros.core.errors import LoadStopped, ModelLoadError
-from cosmos_reason_ros.core.loading import BackgroundLoad
+from cosmos_reason_ros.core.backends.loading import BackgroundLoad
 
 TIMEOUT = 30.0
 

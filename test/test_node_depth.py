@@ -17,8 +17,8 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from cosmos_reason_ros.action import Reason
-from cosmos_reason_ros.core.compressed_depth import encode_compressed_depth
-from cosmos_reason_ros.core.modes import ModelFamily
+from cosmos_reason_ros.core.depth.compressed import encode_compressed_depth
+from cosmos_reason_ros.core.answers.modes import ModelFamily
 from cosmos_reason_ros.msg import ReasoningResult
 from cosmos_reason_ros.ros import node as node_module
 from cosmos_reason_ros.ros.client import make_goal
@@ -285,7 +285,7 @@ def test_depth_off_leaves_the_3d_fields_empty(monkeypatch):
 def test_the_sample_stream_with_depth_places_the_basket_and_floor_where_the_scene_says(
         monkeypatch):
     """The demo's RGB-D stand-in: its depth and CameraInfo agree with the scene's geometry."""
-    from cosmos_reason_ros.core.sample_scene import basket_box, scene_point
+    from cosmos_reason_ros.demo.sample_scene import basket_box, scene_point
     from cosmos_reason_ros.ros.sample_stream import SampleStream
     from rclpy.parameter import Parameter
 

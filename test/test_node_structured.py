@@ -7,7 +7,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from cosmos_reason_ros.action import Reason
-from cosmos_reason_ros.core.sample_scene import render_scene
+from cosmos_reason_ros.demo.sample_scene import render_scene
 from cosmos_reason_ros.msg import ReasoningResult
 from cosmos_reason_ros.ros.client import make_goal
 from cosmos_reason_ros.ros.conversions import to_time

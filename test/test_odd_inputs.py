@@ -15,11 +15,11 @@ from std_msgs.msg import Header
 from cosmos_reason_ros.action import Reason
 from cosmos_reason_ros.core.config import WindowConfig
 from cosmos_reason_ros.core.errors import InvalidRequestError
-from cosmos_reason_ros.core.families import FAMILY_SPECS, image_shape
-from cosmos_reason_ros.core.images import (
+from cosmos_reason_ros.core.answers.families import FAMILY_SPECS, image_shape
+from cosmos_reason_ros.core.camera.images import (
     check_image_shape, decode_image, downscale, downscaled_size, ImageShapeError)
-from cosmos_reason_ros.core.modes import Mode, ModelFamily
-from cosmos_reason_ros.core.prompts import build_prompt
+from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.answers.prompts import build_prompt
 from cosmos_reason_ros.ros.client import make_goal
 from cosmos_reason_ros.ros.conversions import GOAL_NUMBERS, goal_to_request, header_from_cdr
 
@@ -73,7 +73,7 @@ def test_downscale_gives_the_size_downscaled_size_says():
 ], ids=['jpeg 20000x100', 'jpeg 100x20000', 'mono8 20000x100'])
 def test_decoding_checks_the_shape_before_any_pixel(message, monkeypatch):
     monkeypatch.setattr(cv2, 'imdecode', pytest.fail)
-    monkeypatch.setattr('cosmos_reason_ros.core.images.image_to_rgb', pytest.fail)
+    monkeypatch.setattr('cosmos_reason_ros.core.camera.images.image_to_rgb', pytest.fail)
     with pytest.raises(ImageShapeError, match='200:1'):
         decode_image(message, target_pixels=19200, shape=SHAPE)
 

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pytest
 
-from cosmos_reason_ros.core.answer_formats import answer_format, framing_tokens, StructuredAnswer
+from cosmos_reason_ros.core.answers.formats import answer_format, framing_tokens, StructuredAnswer
 from cosmos_reason_ros.core.backends.base import GenerationRequest, Prompt, Sampling
 from cosmos_reason_ros.core.backends.factory import (
     BackendSettings, create_backend, OPENAI, TRANSFORMERS)
@@ -32,12 +32,12 @@ from cosmos_reason_ros.core.backends.openai_backend import (
 from cosmos_reason_ros.core.errors import (
     GenerationCancelled, GenerationError, InvalidRequestError, ModelLoadError, ReasonError)
 from cosmos_reason_ros.core.config import GoalDefaults
-from cosmos_reason_ros.core.frames import Frame
-from cosmos_reason_ros.core.modes import Mode, ModelFamily
-from cosmos_reason_ros.core.parsing import parse_answer, ParseStatus
-from cosmos_reason_ros.core.prompts import build_prompt
+from cosmos_reason_ros.core.camera.frames import Frame
+from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.answers.parsing import parse_answer, ParseStatus
+from cosmos_reason_ros.core.answers.prompts import build_prompt
 from cosmos_reason_ros.core.reasoner import Reasoner, ReasonRequest
-from cosmos_reason_ros.core.remote_config import RemoteConfig
+from cosmos_reason_ros.core.backends.remote_config import RemoteConfig
 
 FIXTURES = pathlib.Path(__file__).parent / 'fixtures'
 STAMPS = (0.0, 0.25, 1.0, 1.5)

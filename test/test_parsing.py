@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from cosmos_reason_ros.core.modes import Mode, ModelFamily
-from cosmos_reason_ros.core.parsing import (
+from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.answers.parsing import (
     Box, Event, ParseStatus, Trajectory, find_json, parse_answer, parse_choice, parse_timestamp,
     parse_verdict, split_reasoning, to_source_pixels)
 

@@ -8,8 +8,8 @@ import pytest
 
 from cosmos_reason_ros.core.backends.base import Prompt, Sampling
 from cosmos_reason_ros.core.errors import InvalidRequestError
-from cosmos_reason_ros.core.modes import Mode, ModelFamily
-from cosmos_reason_ros.core.prompts import (
+from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.answers.prompts import (
     build_prompt,
     resolve_sampling,
     sampling_preset,
@@ -145,7 +145,7 @@ def test_out_of_range_overrides_raise(kwargs, name):
 
 
 def test_prompts_module_does_not_need_torch():
-    code = ('import sys, cosmos_reason_ros.core.prompts; '
+    code = ('import sys, cosmos_reason_ros.core.answers.prompts; '
             "sys.exit(1 if 'torch' in sys.modules else 0)")
     repo = Path(__file__).resolve().parents[1]
     assert subprocess.run([sys.executable, '-c', code], cwd=repo).returncode == 0

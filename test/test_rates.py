@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from cosmos_reason_ros.core.rates import StreamRateMeter
+from cosmos_reason_ros.core.camera.rates import StreamRateMeter
 
 PERIOD = 1.0 / 30.0
 

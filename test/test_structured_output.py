@@ -5,16 +5,16 @@ the constraint can be unavailable ends in an unconstrained answer with a warning
 import numpy as np
 import pytest
 
-from cosmos_reason_ros.core.answer_formats import StructuredAnswer
+from cosmos_reason_ros.core.answers.formats import StructuredAnswer
 from cosmos_reason_ros.core.backends import grammar
 from cosmos_reason_ros.core.backends.base import GenerationRequest, Sampling
 from cosmos_reason_ros.core.backends.transformers_backend import TransformersBackend
 from cosmos_reason_ros.core.config import GoalDefaults, ModelConfig
-from cosmos_reason_ros.core.families import family_spec
-from cosmos_reason_ros.core.frames import Frame
-from cosmos_reason_ros.core.modes import Mode
-from cosmos_reason_ros.core.parsing import parse_answer, ParseStatus
-from cosmos_reason_ros.core.prompts import build_prompt
+from cosmos_reason_ros.core.answers.families import family_spec
+from cosmos_reason_ros.core.camera.frames import Frame
+from cosmos_reason_ros.core.answers.modes import Mode
+from cosmos_reason_ros.core.answers.parsing import parse_answer, ParseStatus
+from cosmos_reason_ros.core.answers.prompts import build_prompt
 from cosmos_reason_ros.core.reasoner import Reasoner, ReasonRequest
 
 FAMILIES = ['qwen3', 'qwen25', 'edge', 'omni']

@@ -26,10 +26,10 @@ from cosmos_reason_ros.core.errors import (
     InvalidRequestError,
     ModelLoadError,
 )
-from cosmos_reason_ros.core.families import model_input_size, visual_tokens
-from cosmos_reason_ros.core.modes import Mode, ModelFamily
-from cosmos_reason_ros.core.prompts import build_prompt
-from cosmos_reason_ros.core.tiny_model import (
+from cosmos_reason_ros.core.answers.families import model_input_size, visual_tokens
+from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.answers.prompts import build_prompt
+from cosmos_reason_ros.demo.tiny_model import (
     build_tiny_checkpoint,
     build_tokenizer,
     checkpoint_summary,

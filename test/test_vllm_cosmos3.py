@@ -17,10 +17,10 @@ from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
 from cosmos_reason_ros.core.backends.transformers_backend import TransformersBackend
 from cosmos_reason_ros.core.config import ModelConfig
 from cosmos_reason_ros.core.errors import GenerationCancelled
-from cosmos_reason_ros.core.modes import Mode, ModelFamily
-from cosmos_reason_ros.core.parsing import parse_answer, ParseStatus
-from cosmos_reason_ros.core.prompts import build_prompt
-from cosmos_reason_ros.core.remote_config import RemoteConfig
+from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.answers.parsing import parse_answer, ParseStatus
+from cosmos_reason_ros.core.answers.prompts import build_prompt
+from cosmos_reason_ros.core.backends.remote_config import RemoteConfig
 from test_vllm_server import _prompt_text, _serve, TIMEOUT, VllmServer
 
 EDGE = ModelFamily.COSMOS3_EDGE

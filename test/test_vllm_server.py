@@ -22,17 +22,17 @@ import numpy as np
 import pytest
 
 from bench.common import own_process_group
-from cosmos_reason_ros.core.answer_formats import StructuredAnswer
+from cosmos_reason_ros.core.answers.formats import StructuredAnswer
 from cosmos_reason_ros.core.backends.base import GenerationRequest, Sampling
 from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
 from cosmos_reason_ros.core.config import GoalDefaults, WindowConfig
 from cosmos_reason_ros.core.errors import (
     GenerationCancelled, InvalidRequestError, ModelLoadError)
-from cosmos_reason_ros.core.modes import Mode, ModelFamily
-from cosmos_reason_ros.core.parsing import parse_answer, ParseStatus
-from cosmos_reason_ros.core.prompts import build_prompt
-from cosmos_reason_ros.core.remote_config import RemoteConfig
-from cosmos_reason_ros.core.tiny_model import build_tiny_checkpoint
+from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.answers.parsing import parse_answer, ParseStatus
+from cosmos_reason_ros.core.answers.prompts import build_prompt
+from cosmos_reason_ros.core.backends.remote_config import RemoteConfig
+from cosmos_reason_ros.demo.tiny_model import build_tiny_checkpoint
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 VLLM_PYTHON = ROOT / '.venv-vllm' / 'bin' / 'python'
@@ -366,7 +366,7 @@ def test_a_small_evaluation_runs_through_the_server(backend, tmp_path):
     from cosmos_reason_ros.core.evaluation.questions import load_questions
     from cosmos_reason_ros.core.evaluation.replay import Replay, ReplaySettings
     from cosmos_reason_ros.core.evaluation.report import build_report, load_report, write_report
-    from cosmos_reason_ros.core.evaluation.sample_data import write_sample
+    from cosmos_reason_ros.demo.sample_data import write_sample
 
     questions = load_questions(write_sample(tmp_path / 'sample'))
     settings = ReplaySettings(window=WindowConfig(max_pixels=320 * 240),

@@ -9,10 +9,10 @@ from cosmos_reason_ros.core.errors import (
     InvalidRequestError, ModelLoadError, ModelNotReadyError, NoFramesError, ReasonError,
     StaleFramesError, failure_of, result_code_of)
 from cosmos_reason_ros.core.evaluation.questions import QuestionSetError
-from cosmos_reason_ros.core.geometry3d import LiftStatus
+from cosmos_reason_ros.core.depth.geometry import LiftStatus
 from cosmos_reason_ros.core.evaluation.sources import SourceError
-from cosmos_reason_ros.core.modes import Mode
-from cosmos_reason_ros.core.parsing import ParseStatus
+from cosmos_reason_ros.core.answers.modes import Mode
+from cosmos_reason_ros.core.answers.parsing import ParseStatus
 from cosmos_reason_ros.core.scheduling import BusyError
 from cosmos_reason_ros.msg import ReasoningResult
 from cosmos_reason_ros.ros.ask import status_name

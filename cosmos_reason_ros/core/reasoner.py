@@ -9,19 +9,19 @@ import threading
 import time
 from typing import Callable, Optional, Sequence, Tuple
 
-from cosmos_reason_ros.core.answer_check import check_constrained
-from cosmos_reason_ros.core.answer_formats import STRUCTURED_MODES, StructuredAnswer
+from cosmos_reason_ros.core.answers.check import check_constrained
+from cosmos_reason_ros.core.answers.formats import STRUCTURED_MODES, StructuredAnswer
 from cosmos_reason_ros.core.backends.base import (
     Backend, GenerationRequest, GenerationResult, Prompt, Sampling, StreamCallback)
 from cosmos_reason_ros.core.config import GoalDefaults, GoalLimits
 from cosmos_reason_ros.core.deadline import DeadlineEvent
 from cosmos_reason_ros.core.errors import (
     GenerationCancelled, InvalidRequestError, StaleFramesError, TimeLimitError)
-from cosmos_reason_ros.core.families import family_spec
-from cosmos_reason_ros.core.frames import Frame, FrameWindow, spread
-from cosmos_reason_ros.core.modes import Mode
-from cosmos_reason_ros.core.parsing import ParsedAnswer, parse_answer
-from cosmos_reason_ros.core.prompts import build_prompt, resolve_sampling, sampling_preset
+from cosmos_reason_ros.core.answers.families import family_spec
+from cosmos_reason_ros.core.camera.frames import Frame, FrameWindow, spread
+from cosmos_reason_ros.core.answers.modes import Mode
+from cosmos_reason_ros.core.answers.parsing import ParsedAnswer, parse_answer
+from cosmos_reason_ros.core.answers.prompts import build_prompt, resolve_sampling, sampling_preset
 
 Stage = str
 STAGE_WAITING_FOR_FRAMES: Stage = 'waiting_for_frames'

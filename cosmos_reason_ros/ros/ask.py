@@ -19,8 +19,8 @@ from sensor_msgs.msg import CompressedImage
 
 from cosmos_reason_ros.action import Reason
 from cosmos_reason_ros.core.errors import Failure, SUCCEEDED
-from cosmos_reason_ros.core.modes import Mode
-from cosmos_reason_ros.core.parsing import ParseStatus
+from cosmos_reason_ros.core.answers.modes import Mode
+from cosmos_reason_ros.core.answers.parsing import ParseStatus
 from cosmos_reason_ros.ros.client import (
     DEFAULT_ACTION, GoalFailedError, make_goal, ReasonClient)
 from cosmos_reason_ros.ros.messages import message_to_dict

@@ -12,13 +12,13 @@ from std_msgs.msg import Header
 from cosmos_reason_ros.action import Reason
 from cosmos_reason_ros.core.config import GoalLimits, WindowConfig
 from cosmos_reason_ros.core.errors import InvalidRequestError
-from cosmos_reason_ros.core.families import ImageShape
-from cosmos_reason_ros.core.frames import Frame
-from cosmos_reason_ros.core.images import (
+from cosmos_reason_ros.core.answers.families import ImageShape
+from cosmos_reason_ros.core.camera.frames import Frame
+from cosmos_reason_ros.core.camera.images import (
     check_image_shape, check_pixel_cap, declared_size, decode_image, downscale,
     ImageDecodeError, NANOSEC_PER_SEC, stamp_seconds, valid_stamp)
-from cosmos_reason_ros.core.modes import Mode
-from cosmos_reason_ros.core.parsing import ParseStatus
+from cosmos_reason_ros.core.answers.modes import Mode
+from cosmos_reason_ros.core.answers.parsing import ParseStatus
 from cosmos_reason_ros.core.reasoner import ReasonOutcome, ReasonRequest
 from cosmos_reason_ros.msg import (
     BoundingBox2D, NextAction, Point2D, ReasoningResult, TemporalEvent, Trajectory2D)

@@ -17,10 +17,10 @@ from rclpy.serialization import deserialize_message
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from cosmos_reason_ros.core.compressed_depth import decode_compressed_depth
-from cosmos_reason_ros.core.depth_matching import DepthMatcher
-from cosmos_reason_ros.core.frames import FrameWindow
-from cosmos_reason_ros.core.geometry3d import (
+from cosmos_reason_ros.core.depth.compressed import decode_compressed_depth
+from cosmos_reason_ros.core.depth.matching import DepthMatcher
+from cosmos_reason_ros.core.camera.frames import FrameWindow
+from cosmos_reason_ros.core.depth.geometry import (
     DepthData, LiftError, LiftSettings, Lifted, LiftStatus, camera_info_data, lift_answer)
 from cosmos_reason_ros.core.reasoner import ReasonOutcome
 from cosmos_reason_ros.ros.conversions import header_from_cdr

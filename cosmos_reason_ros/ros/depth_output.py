@@ -6,9 +6,9 @@ from geometry_msgs.msg import Point, Vector3
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
-from cosmos_reason_ros.core import geometry3d
-from cosmos_reason_ros.core.geometry3d import Lifted, LiftStatus
-from cosmos_reason_ros.core.images import stamp_seconds
+from cosmos_reason_ros.core.depth import geometry
+from cosmos_reason_ros.core.depth.geometry import Lifted, LiftStatus
+from cosmos_reason_ros.core.camera.images import stamp_seconds
 from cosmos_reason_ros.msg import BoundingBox3D, ReasoningResult, Trajectory3D
 from cosmos_reason_ros.ros.conversions import to_time
 
@@ -41,11 +41,11 @@ def lifted_from_msg(msg: ReasoningResult) -> Tuple[Lifted, Optional[float]]:
     """A result's 3D answer back into the core's Lifted, with the depth frame's stamp (None
     when none was used); the inverse of fill_lifted."""
     trajectories = tuple(
-        geometry3d.Trajectory3D(trajectory.label, tuple((p.x, p.y, p.z) for p in trajectory.points),
+        geometry.Trajectory3D(trajectory.label, tuple((p.x, p.y, p.z) for p in trajectory.points),
                      tuple(bool(ok) for ok in trajectory.valid))
         for trajectory in msg.trajectories_3d)
     boxes = tuple(
-        geometry3d.Box3D(box.label, (box.center.x, box.center.y, box.center.z),
+        geometry.Box3D(box.label, (box.center.x, box.center.y, box.center.z),
               (box.size.x, box.size.y, box.size.z), bool(box.valid), int(box.depth_pixels))
         for box in msg.boxes_3d)
     stamp = msg.depth_stamp

@@ -31,9 +31,9 @@ from cosmos_reason_ros.core.evaluation.report import write_report
 from cosmos_reason_ros.core.evaluation.scoring import score_answer
 from cosmos_reason_ros.core.evaluation.sources import (
     BagSource, SourceError, Timeline, check_stamps, load_frames, ns_to_seconds, open_source)
-from cosmos_reason_ros.core.geometry3d import LiftStatus
-from cosmos_reason_ros.core.images import stamp_seconds
-from cosmos_reason_ros.core.parsing import Box, Event, ParsedAnswer, ParseStatus, Trajectory
+from cosmos_reason_ros.core.depth.geometry import LiftStatus
+from cosmos_reason_ros.core.camera.images import stamp_seconds
+from cosmos_reason_ros.core.answers.parsing import Box, Event, ParsedAnswer, ParseStatus, Trajectory
 from cosmos_reason_ros.ros.client import DEFAULT_ACTION, ReasonClient, make_goal
 from cosmos_reason_ros.ros.depth_output import lifted_from_msg
 

@@ -41,13 +41,13 @@ from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
 from cosmos_reason_ros.core.errors import (
     Failure, GenerationCancelled, LoadStopped, ModelLoadError, ModelNotReadyError,
     NotActiveError, ReasonError, ServerUnreachableError, ShuttingDownError, result_code_of)
-from cosmos_reason_ros.core.families import image_shape, ImageShape
-from cosmos_reason_ros.core.frames import FrameWindow, Offer
-from cosmos_reason_ros.core.geometry3d import Lifted, points_without_depth
-from cosmos_reason_ros.core.images import decode_image
-from cosmos_reason_ros.core.loading import BackgroundLoad
-from cosmos_reason_ros.core.overlay import draw_overlay
-from cosmos_reason_ros.core.rates import StreamRateMeter
+from cosmos_reason_ros.core.answers.families import image_shape, ImageShape
+from cosmos_reason_ros.core.camera.frames import FrameWindow, Offer
+from cosmos_reason_ros.core.depth.geometry import Lifted, points_without_depth
+from cosmos_reason_ros.core.camera.images import decode_image
+from cosmos_reason_ros.core.backends.loading import BackgroundLoad
+from cosmos_reason_ros.core.answers.overlay import draw_overlay
+from cosmos_reason_ros.core.camera.rates import StreamRateMeter
 from cosmos_reason_ros.core.reasoner import (
     outcome_message, Reasoner, ReasonOutcome, ReasonRequest)
 from cosmos_reason_ros.core.scheduling import GoalScheduler, GoalStop, StopReason, Ticket

@@ -18,8 +18,8 @@ from rclpy.node import Node
 from cosmos_reason_ros.core.backends.factory import BACKENDS, BackendSettings
 from cosmos_reason_ros.core.config import (
     GoalDefaults, GoalLimits, ModelConfig, STRUCTURED_OUTPUT, WindowConfig)
-from cosmos_reason_ros.core.geometry3d import LiftSettings
-from cosmos_reason_ros.core.remote_config import (
+from cosmos_reason_ros.core.depth.geometry import LiftSettings
+from cosmos_reason_ros.core.backends.remote_config import (
     FAMILIES, RemoteConfig, STRUCTURED_OUTPUT_FIELDS, VIDEO_TRANSPORTS)
 from cosmos_reason_ros.core.scheduling import Policy
 

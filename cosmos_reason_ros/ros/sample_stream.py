@@ -13,7 +13,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
-from cosmos_reason_ros.core.sample_scene import camera_info, render_depth, render_scene
+from cosmos_reason_ros.demo.sample_scene import camera_info, render_depth, render_scene
 
 
 class SampleStream(Node):

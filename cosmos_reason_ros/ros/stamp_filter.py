@@ -14,7 +14,7 @@ from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.subscription import Subscription
 from rclpy.utilities import get_rmw_implementation_identifier
 
-from cosmos_reason_ros.core.frames import StampBounds
+from cosmos_reason_ros.core.camera.frames import StampBounds
 
 try:  # rclpy from Kilted on
     from rclpy.subscription_content_filter_options import ContentFilterOptions

@@ -6,9 +6,9 @@ from typing import Callable, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 
-from cosmos_reason_ros.core.answer_formats import AnswerFormat, StructuredAnswer
+from cosmos_reason_ros.core.answers.formats import AnswerFormat, StructuredAnswer
 from cosmos_reason_ros.core.errors import InvalidRequestError
-from cosmos_reason_ros.core.modes import ModelFamily
+from cosmos_reason_ros.core.answers.modes import ModelFamily
 
 StreamCallback = Callable[[str, int], None]
 """Called while generating with (new text since the last call, tokens generated so far)."""

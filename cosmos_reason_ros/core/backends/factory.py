@@ -9,7 +9,7 @@ from typing import Mapping, Optional
 from cosmos_reason_ros.core.backends.base import Backend
 from cosmos_reason_ros.core.config import ModelConfig
 from cosmos_reason_ros.core.errors import ModelLoadError
-from cosmos_reason_ros.core.remote_config import RemoteConfig
+from cosmos_reason_ros.core.backends.remote_config import RemoteConfig
 
 TRANSFORMERS = 'transformers'
 OPENAI = 'openai'

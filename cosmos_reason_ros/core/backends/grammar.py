@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from transformers import LogitsProcessor
 
-from cosmos_reason_ros.core.answer_formats import (
+from cosmos_reason_ros.core.answers.formats import (
     ANSWER_CLOSE, ANSWER_OPEN, AnswerFormat, AnswerPlan, MAX_SEPARATION, THINK_CLOSE, THINK_OPEN)
-from cosmos_reason_ros.core.modes import Mode
+from cosmos_reason_ros.core.answers.modes import Mode
 
 _TAIL_TOKENS = 8
 """Tokens decoded at each free step to look for </think>, which may span several tokens."""

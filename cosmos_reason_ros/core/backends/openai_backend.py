@@ -41,13 +41,13 @@ from cosmos_reason_ros.core.errors import (
     ReasonError,
     ServerUnreachableError,
 )
-from cosmos_reason_ros.core.answer_formats import (
+from cosmos_reason_ros.core.answers.formats import (
     AnswerBudgetError, AnswerFormat, framing_tokens, plan_answer)
-from cosmos_reason_ros.core.families import (
+from cosmos_reason_ros.core.answers.families import (
     family_for_served_name, model_input_size, video_timing)
-from cosmos_reason_ros.core.images import downscale
-from cosmos_reason_ros.core.modes import ModelFamily
-from cosmos_reason_ros.core.remote_config import (
+from cosmos_reason_ros.core.camera.images import downscale
+from cosmos_reason_ros.core.answers.modes import ModelFamily
+from cosmos_reason_ros.core.backends.remote_config import (
     FAMILIES, RemoteConfig, STRUCTURED_OUTPUT_FIELDS, VIDEO_TRANSPORTS)
 
 RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))

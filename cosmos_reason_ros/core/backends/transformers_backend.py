@@ -1,4 +1,4 @@
-"""Local backend: a Cosmos reasoner checkpoint (any family of core.families) run in-process.
+"""Local backend: a Cosmos reasoner checkpoint (any family of core.answers.families) run in-process.
 
 Sends the window's frames with their real timing, streams tokens and stops on cancellation.
 """
@@ -30,7 +30,7 @@ from cosmos_reason_ros.core.backends.base import (
     Sampling,
     StreamCallback,
 )
-from cosmos_reason_ros.core.answer_formats import AnswerBudgetError, framing_tokens, plan_answer
+from cosmos_reason_ros.core.answers.formats import AnswerBudgetError, framing_tokens, plan_answer
 from cosmos_reason_ros.core.backends.grammar import (
     AnswerConstraint, ConstraintError, GrammarCompiler)
 from cosmos_reason_ros.core.config import ModelConfig
@@ -41,9 +41,9 @@ from cosmos_reason_ros.core.errors import (
     LoadStopped,
     ModelLoadError,
 )
-from cosmos_reason_ros.core.families import (
+from cosmos_reason_ros.core.answers.families import (
     family_for_model_type, family_spec, ReasoningPrompt, supported_families, video_timing)
-from cosmos_reason_ros.core.modes import ModelFamily
+from cosmos_reason_ros.core.answers.modes import ModelFamily
 
 DEFAULT_MAX_FRAME_PIXELS = 1920 * 1088
 """Safety bound on the pixels of one frame as the model sees it. The frame window already

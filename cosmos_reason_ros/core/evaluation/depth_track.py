@@ -11,13 +11,13 @@ import dataclasses
 import pathlib
 from typing import Any
 
-from cosmos_reason_ros.core.compressed_depth import decode_compressed_depth
+from cosmos_reason_ros.core.depth.compressed import decode_compressed_depth
 from cosmos_reason_ros.core.evaluation.sources import (
     FrameSource, SourceError, cdr_header_stamp)
-from cosmos_reason_ros.core.geometry3d import (
+from cosmos_reason_ros.core.depth.geometry import (
     CameraInfoData, DepthData, LiftError, LiftSettings, Lifted, LiftStatus, camera_info_data,
     lift_answer)
-from cosmos_reason_ros.core.parsing import ParsedAnswer
+from cosmos_reason_ros.core.answers.parsing import ParsedAnswer
 
 DEPTH_TYPE = 'sensor_msgs/msg/Image'
 COMPRESSED_DEPTH_TYPE = 'sensor_msgs/msg/CompressedImage'

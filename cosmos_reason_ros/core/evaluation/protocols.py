@@ -17,7 +17,7 @@ from typing import Any
 from cosmos_reason_ros.core.backends.base import Prompt, Sampling
 from cosmos_reason_ros.core.errors import InvalidRequestError
 from cosmos_reason_ros.core.evaluation.questions import QuestionItem
-from cosmos_reason_ros.core.prompts import MULTIPLE_CHOICE_INSTRUCTION
+from cosmos_reason_ros.core.answers.prompts import MULTIPLE_CHOICE_INSTRUCTION
 
 REASON1_BENCHMARK = 'reason1-benchmark'
 PROTOCOLS = (REASON1_BENCHMARK,)

@@ -13,9 +13,9 @@ from typing import Any, Iterable, Mapping, Sequence
 import yaml
 
 from cosmos_reason_ros.core.errors import InvalidRequestError
-from cosmos_reason_ros.core.modes import Mode
-from cosmos_reason_ros.core.parsing import Box, Event, parse_timestamp
-from cosmos_reason_ros.core.prompts import MAX_CHOICES
+from cosmos_reason_ros.core.answers.modes import Mode
+from cosmos_reason_ros.core.answers.parsing import Box, Event, parse_timestamp
+from cosmos_reason_ros.core.answers.prompts import MAX_CHOICES
 
 BENCHMARK_SUFFIX = '_benchmark_qa_pairs'
 """Reason1 benchmark files are named `<dataset>_benchmark_qa_pairs.json`."""

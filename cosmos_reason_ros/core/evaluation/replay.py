@@ -25,10 +25,10 @@ from cosmos_reason_ros.core.evaluation.questions import QuestionItem, QuestionSe
 from cosmos_reason_ros.core.evaluation.scoring import Score, score_answer
 from cosmos_reason_ros.core.evaluation.sources import (
     FrameSource, SourceFrame, check_stamps, open_source)
-from cosmos_reason_ros.core.frames import FrameWindow, Offer
-from cosmos_reason_ros.core.geometry3d import Lifted
-from cosmos_reason_ros.core.parsing import ParsedAnswer
-from cosmos_reason_ros.core.prompts import build_prompt
+from cosmos_reason_ros.core.camera.frames import FrameWindow, Offer
+from cosmos_reason_ros.core.depth.geometry import Lifted
+from cosmos_reason_ros.core.answers.parsing import ParsedAnswer
+from cosmos_reason_ros.core.answers.prompts import build_prompt
 from cosmos_reason_ros.core.reasoner import Reasoner, ReasonOutcome, ReasonRequest
 
 TIME_EPSILON = 1e-6

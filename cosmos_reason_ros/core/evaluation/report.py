@@ -21,9 +21,9 @@ from cosmos_reason_ros.core.evaluation.questions import (
     EXPECTED_3D, expected_to_dict, item_settings)
 from cosmos_reason_ros.core.evaluation.replay import ANSWERED, ItemResult, RunResult
 from cosmos_reason_ros.core.evaluation.scoring import summarize, wilson_interval
-from cosmos_reason_ros.core.geometry3d import Lifted, points_without_depth
-from cosmos_reason_ros.core.overlay import draw_overlay
-from cosmos_reason_ros.core.parsing import Trajectory
+from cosmos_reason_ros.core.depth.geometry import Lifted, points_without_depth
+from cosmos_reason_ros.core.answers.overlay import draw_overlay
+from cosmos_reason_ros.core.answers.parsing import Trajectory
 
 SCHEMA = 'cosmos_reason_ros.eval_report'
 SCHEMA_VERSION = 3

@@ -12,8 +12,8 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from cosmos_reason_ros.core.evaluation.questions import EXPECTED_3D, Expected, QuestionItem
-from cosmos_reason_ros.core.geometry3d import Lifted, LiftStatus
-from cosmos_reason_ros.core.parsing import Box, Event, ParsedAnswer, Trajectory
+from cosmos_reason_ros.core.depth.geometry import Lifted, LiftStatus
+from cosmos_reason_ros.core.answers.parsing import Box, Event, ParsedAnswer, Trajectory
 
 Point = tuple[float, float]
 Z_95 = 1.959963984540054

@@ -16,9 +16,9 @@ import numpy as np
 
 from cosmos_reason_ros.core.config import WindowConfig
 from cosmos_reason_ros.core.errors import Failure, InvalidRequestError
-from cosmos_reason_ros.core.frames import FrameWindow, Offer
-from cosmos_reason_ros.core.images import downscale, stamp_seconds, to_rgb
-from cosmos_reason_ros.core.media import VIDEO_SUFFIXES, iter_media
+from cosmos_reason_ros.core.camera.frames import FrameWindow, Offer
+from cosmos_reason_ros.core.camera.images import downscale, stamp_seconds, to_rgb
+from cosmos_reason_ros.core.camera.media import VIDEO_SUFFIXES, iter_media
 
 IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
 BAG_SUFFIXES = ('.mcap', '.db3')

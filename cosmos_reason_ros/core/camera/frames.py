@@ -16,7 +16,7 @@ import numpy as np
 
 from cosmos_reason_ros.core.config import WindowConfig
 from cosmos_reason_ros.core.errors import InvalidRequestError, NoFramesError, StaleFramesError
-from cosmos_reason_ros.core.images import DecodedImage, downscale
+from cosmos_reason_ros.core.camera.images import DecodedImage, downscale
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

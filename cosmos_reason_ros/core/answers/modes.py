@@ -34,7 +34,7 @@ class ModelFamily(str, enum.Enum):
     """Model families, told apart by the checkpoint config's model_type.
 
     Their conventions (prompts, frame timing, coordinates, thinking switch) are the entries of
-    core.families.FAMILY_SPECS.
+    core.answers.families.FAMILY_SPECS.
     """
 
     QWEN3_VL = 'qwen3_vl'            # Cosmos-Reason2: coordinates 0-1000 per axis

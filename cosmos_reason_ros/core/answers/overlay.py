@@ -9,7 +9,7 @@ from typing import Sequence, Tuple
 import cv2
 import numpy as np
 
-from cosmos_reason_ros.core.parsing import Box, Trajectory
+from cosmos_reason_ros.core.answers.parsing import Box, Trajectory
 
 RGB = Tuple[int, int, int]
 PREDICTED: RGB = (40, 220, 60)

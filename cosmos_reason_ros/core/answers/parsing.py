@@ -10,8 +10,8 @@ import re
 from collections.abc import Iterator
 from typing import TypeGuard
 
-from cosmos_reason_ros.core.families import Coordinates, family_spec
-from cosmos_reason_ros.core.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.answers.families import Coordinates, family_spec
+from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
 
 
 class ParseStatus(enum.IntEnum):

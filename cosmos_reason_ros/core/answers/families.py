@@ -11,7 +11,7 @@ import dataclasses
 import enum
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from cosmos_reason_ros.core.modes import ModelFamily
+from cosmos_reason_ros.core.answers.modes import ModelFamily
 
 
 class Coordinates(enum.Enum):

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from rosbags.image import image_to_cvimage, ImageError
 
-from cosmos_reason_ros.core.families import ImageShape
+from cosmos_reason_ros.core.answers.families import ImageShape
 
 # encoding -> (element dtype, values per pixel); the conversion itself is rosbags-image's.
 _RAW_LAYOUTS: dict[str, tuple[str, int]] = {

@@ -13,8 +13,8 @@ from typing import Optional, Tuple
 import cv2
 import numpy as np
 
-from cosmos_reason_ros.core.geometry3d import DepthData, LiftError, LiftStatus
-from cosmos_reason_ros.core.images import DEFAULT_MAX_SOURCE_PIXELS, declared_size
+from cosmos_reason_ros.core.depth.geometry import DepthData, LiftError, LiftStatus
+from cosmos_reason_ros.core.camera.images import DEFAULT_MAX_SOURCE_PIXELS, declared_size
 
 HEADER = struct.Struct('<iff')
 """compressed_depth_image_transport's ConfigHeader: format, depthParam[0], depthParam[1]."""

@@ -12,7 +12,7 @@ from typing import Any, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from cosmos_reason_ros.core.parsing import Box, Trajectory
+from cosmos_reason_ros.core.answers.parsing import Box, Trajectory
 
 Size = Tuple[int, int]
 Vector = Tuple[float, float, float]

@@ -14,7 +14,7 @@ import math
 import threading
 from typing import Any, Dict, List, Optional, Tuple
 
-from cosmos_reason_ros.core.frames import StampBounds
+from cosmos_reason_ros.core.camera.frames import StampBounds
 
 LEAD_FLOOR = 1e-4
 """Seconds a depth frame may be stamped before its colour frame beyond what recent matches

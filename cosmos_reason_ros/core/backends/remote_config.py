@@ -4,7 +4,7 @@ to it. The ROS layer builds RemoteConfig from its parameters, the CLI from its o
 
 import dataclasses
 
-from cosmos_reason_ros.core.modes import ModelFamily
+from cosmos_reason_ros.core.answers.modes import ModelFamily
 
 STRUCTURED_OUTPUT_FIELDS = ('structured_outputs', 'guided')
 """How a constrained answer is asked for: vLLM >= 0.11's `structured_outputs` object (NIM

@@ -1,6 +1,6 @@
 """The form each structured mode's answer must take, as a JSON schema or a regular expression.
 
-Declared here once, beside the parser that reads the answers (core.parsing): the constrained
+Declared here once, beside the parser that reads the answers (core.answers.parsing): the constrained
 decoding of both backends takes these formats, and a test draws answers from the compiled
 grammars and parses them, so the two cannot drift apart. Free-text modes have no format.
 """
@@ -10,8 +10,8 @@ import json
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 from cosmos_reason_ros.core.errors import InvalidRequestError
-from cosmos_reason_ros.core.families import Coordinates, family_spec
-from cosmos_reason_ros.core.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.answers.families import Coordinates, family_spec
+from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
 
 # Bounds keep a constrained answer short enough to finish within a modest max_new_tokens even
 # when the model wanders (each string is as long as the model likes up to its bound). When a

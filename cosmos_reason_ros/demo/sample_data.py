@@ -1,6 +1,6 @@
 """A sample bag of the synthetic scene and a question set whose answers follow from its geometry.
 
-    python -m cosmos_reason_ros.core.evaluation.sample_data OUT_DIR
+    python -m cosmos_reason_ros.demo.sample_data OUT_DIR
 writes OUT_DIR/sample_bag (MCAP, 30 fps colour, aligned depth and CameraInfo) and
 OUT_DIR/questions.yaml (the example question set, with expected answers in pixels and metres).
 """
@@ -13,8 +13,8 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from cosmos_reason_ros.core.compressed_depth import encode_compressed_depth
-from cosmos_reason_ros.core.sample_scene import (
+from cosmos_reason_ros.core.depth.compressed import encode_compressed_depth
+from cosmos_reason_ros.demo.sample_scene import (
     basket_box, camera_info, marker_position, marker_radius, render_depth, render_scene,
     scene_point)
 
@@ -201,11 +201,11 @@ def question_set_yaml(width: int = WIDTH, height: int = HEIGHT, seconds: float =
 _TEMPLATE = """\
 # A question set: labelled moments of one recording, each with a question and its answer.
 # This one belongs to the synthetic sample bag; regenerate both with
-#   python -m cosmos_reason_ros.core.evaluation.sample_data OUT_DIR
+#   python -m cosmos_reason_ros.demo.sample_data OUT_DIR
 # and evaluate with
 #   cosmos-reason eval OUT_DIR/sample_bag --questions OUT_DIR/questions.yaml --out OUT_DIR/report
 # The scene ({width}x{height} px, {seconds:g} s at 30 fps): a red marker circles clockwise around a
-# grey basket; marker_position() in core/sample_scene.py gives its centre at any time. An RGB-D
+# grey basket; marker_position() in demo/sample_scene.py gives its centre at any time. An RGB-D
 # camera looks straight down: the floor is 1.5 m away, the top of the basket 1.2 m and the top of
 # the marker (a 5 cm puck) 1.45 m; scene_point() gives any pixel in metres.
 
@@ -342,7 +342,7 @@ def write_sample(out_dir: str | pathlib.Path, *, storage: str = 'mcap') -> pathl
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `python -m cosmos_reason_ros.core.evaluation.sample_data`."""
+    """Entry point of `python -m cosmos_reason_ros.demo.sample_data`."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('out_dir', help='folder to write sample_bag/ and questions.yaml into')
     parser.add_argument('--storage', default='mcap', choices=['mcap', 'sqlite3'])

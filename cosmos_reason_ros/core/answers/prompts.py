@@ -10,8 +10,8 @@ from typing import Optional, Sequence
 
 from cosmos_reason_ros.core.backends.base import Prompt, Sampling
 from cosmos_reason_ros.core.errors import InvalidRequestError
-from cosmos_reason_ros.core.families import family_spec, ReasoningPrompt
-from cosmos_reason_ros.core.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.answers.families import family_spec, ReasoningPrompt
+from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
 
 SYSTEM_PROMPT = 'You are a helpful assistant.'
 

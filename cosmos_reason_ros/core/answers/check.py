@@ -11,9 +11,9 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from cosmos_reason_ros.core.answer_formats import AnswerFormat
+from cosmos_reason_ros.core.answers.formats import AnswerFormat
 from cosmos_reason_ros.core.backends.base import GenerationResult
-from cosmos_reason_ros.core.modes import Mode
+from cosmos_reason_ros.core.answers.modes import Mode
 
 _COMPILE_LOCK = threading.Lock()
 

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from cosmos_reason_ros.core.modes import ModelFamily
+from cosmos_reason_ros.core.answers.modes import ModelFamily
 
 MARKER_FILE = 'tiny_checkpoint.json'
 """Written last into a finished checkpoint; holds the arguments it was built with."""
@@ -473,7 +473,7 @@ def _build_edge_config(tokenizer: Any, head_dim: int) -> Any:
 def _model_class(family: ModelFamily) -> Any:
     import transformers
 
-    from cosmos_reason_ros.core.families import family_spec
+    from cosmos_reason_ros.core.answers.families import family_spec
 
     return getattr(transformers, family_spec(family).model_class)
 
@@ -528,7 +528,7 @@ def _generation_config(tokenizer: Any, family: ModelFamily,
 
 def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog='python -m cosmos_reason_ros.core.tiny_model',
+        prog='python -m cosmos_reason_ros.demo.tiny_model',
         description='Write a tiny random reasoner checkpoint of one family for tests and demos.')
     parser.add_argument('out_dir', help='directory to write the checkpoint to')
     parser.add_argument('--family', choices=[f.value for f in ModelFamily],

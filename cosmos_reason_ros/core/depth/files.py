@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import yaml
 
-from cosmos_reason_ros.core.geometry3d import CameraInfoData, DepthData
+from cosmos_reason_ros.core.depth.geometry import CameraInfoData, DepthData
 
 
 class DepthFileError(ValueError):

@@ -1,0 +1,1 @@
+"""Answers: modes, model families, prompts, answer formats, parsing, the final check, overlays."""

@@ -1,0 +1,1 @@
+"""Camera frames: the rolling window by header stamps, image decoding and bounds, media files."""
