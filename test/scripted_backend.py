@@ -52,6 +52,17 @@ class ScriptedBackend:
 
     can_constrain = False
     """Answers are scripted: there is nothing to constrain."""
+    device = 'script'
+    dtype = 'none'
+
+    def describe(self) -> str:
+        return f'scripted answers as {self.model_id}'
+
+    def server_status(self) -> None:
+        """No server."""
+
+    def check_server(self) -> None:
+        """No server."""
 
     def load(self, stop: Optional[threading.Event] = None) -> None:
         """Nothing to load."""

@@ -37,7 +37,6 @@ from visualization_msgs.msg import MarkerArray
 from cosmos_reason_ros.action import Reason
 from cosmos_reason_ros.core.backends.base import Backend, GenerationResult
 from cosmos_reason_ros.core.backends.factory import create_backend
-from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
 from cosmos_reason_ros.core.errors import (
     Failure, GenerationCancelled, LoadStopped, ModelLoadError, ModelNotReadyError,
     NotActiveError, ReasonError, ServerUnreachableError, ShuttingDownError, result_code_of)
@@ -123,7 +122,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
         self._image_type = Image
         self._depth: Optional[DepthInput] = None
         self._load: Optional[BackgroundLoad] = None
-        self._server_backend: Optional[OpenAIBackend] = None
+        self._server_backend: Optional[Backend] = None
         self._model_name = self.get_parameter('model').value
         self._model_state = 'unloaded'
         self._model_error = ''
@@ -247,7 +246,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
             # The API key of a remote backend comes from the variable remote.api_key_env names.
             backend = create_backend(config.backend_settings, environ=os.environ)
             # /diagnostics reports a model server's state, also when the load failed on it.
-            self._server_backend = backend if isinstance(backend, OpenAIBackend) else None
+            self._server_backend = backend if backend.server_status() is not None else None
             self._load = BackgroundLoad(backend, self._model_name)
             if self._shutting_down:
                 self._load.stop()
@@ -309,8 +308,9 @@ class ReasonNode(LifecycleNodeMixin, Node):
                     self.trigger_activate()
             return
         backend = self._backend
-        if isinstance(backend, OpenAIBackend) and self._active and now >= self._next_server_check:
-            healthy = backend.check_server().serves_model
+        if (backend is not None and self._active and now >= self._next_server_check
+                and (status := backend.check_server()) is not None):
+            healthy = status.serves_model
             self._next_server_check = now + (SERVER_CHECK_PERIOD if healthy else RETRY_FIRST)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -720,8 +720,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
         if (not generation.unmatched_format or generation.finish_reason == 'length'
                 or self._unheld_format):
             return
-        server = self._server_backend
-        where = (f'{server.config.base_url} did not hold the structured-output fields'
+        server = self._backend.server_status() if self._backend is not None else None
+        where = (f'{server.url} did not hold the structured-output fields'
                  if server is not None else 'the local grammar did not hold')
         self._unheld_format = f'{where} ({generation.unmatched_format})'
         self.get_logger().warning(
@@ -816,10 +816,11 @@ class ReasonNode(LifecycleNodeMixin, Node):
                 f'{policy}, not held: {self._unheld_format}' if self._unheld_format
                 else policy if policy == 'off' or backend.can_constrain
                 else f'{policy}, not available (see goal messages)')
-        server = self._server_backend
+        server = (self._server_backend.server_status()
+                  if self._server_backend is not None else None)
         if server is not None:
-            values['server'] = server.config.base_url
-            values['server_status'] = server.status.message
+            values['server'] = server.url
+            values['server_status'] = server.message
         status = DiagnosticStatus(
             level=level, name=f'{self.get_name()}: reasoning', message=message,
             hardware_id=self._model_name,
@@ -837,9 +838,9 @@ class ReasonNode(LifecycleNodeMixin, Node):
             return DiagnosticStatus.WARN, 'model loading'
         if state != 'active':
             return DiagnosticStatus.WARN, f'{state}: not serving goals'
-        backend = self._backend
-        if isinstance(backend, OpenAIBackend) and not backend.status.serves_model:
-            return DiagnosticStatus.ERROR, backend.status.message
+        server = self._backend.server_status() if self._backend is not None else None
+        if server is not None and not server.serves_model:
+            return DiagnosticStatus.ERROR, server.message
         if window is None or window.stats.fill == 0:
             topic = self._image_sub.topic_name if self._image_sub else 'image'
             return DiagnosticStatus.WARN, f"no frames on '{topic}'"

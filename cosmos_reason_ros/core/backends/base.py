@@ -101,12 +101,31 @@ class GenerationResult:
         return (self.completion_tokens - 1) / decode_time
 
 
+@dataclasses.dataclass(frozen=True)
+class ServerStatus:
+    """What the last check of a model server found (remote backends only)."""
+
+    reachable: bool
+    serves_model: bool
+    message: str
+    models: Tuple[str, ...] = ()
+    url: str = ''
+    """The server's address, as configured (for logs and /diagnostics)."""
+
+
 class Backend(Protocol):
     """A loaded model that answers GenerationRequests. Implementations are thread-compatible:
     the caller serializes generate() calls unless the backend says it can run several."""
 
     model_id: str
     family: ModelFamily
+    device: str
+    """Where the model runs: a torch device, or 'remote'."""
+    dtype: str
+    """The weights' dtype or quantization ('server' when a server holds them)."""
+
+    def describe(self) -> str:
+        """One line for logs and diagnostics: the model, where it runs and how."""
 
     @property
     def can_constrain(self) -> bool:
@@ -137,6 +156,13 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Free the model (and the GPU cache); load() may be called again."""
+
+    def server_status(self) -> Optional[ServerStatus]:
+        """The model server's state as last checked; None for a model in this process."""
+
+    def check_server(self) -> Optional[ServerStatus]:
+        """Check the model server now (never raises; a server that came back makes the backend
+        loaded); None for a model in this process."""
 
 
 def check_request(request: GenerationRequest) -> None:

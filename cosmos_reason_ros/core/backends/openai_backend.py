@@ -29,6 +29,7 @@ from cosmos_reason_ros.core.backends.base import (
     GenerationRequest,
     GenerationResult,
     Sampling,
+    ServerStatus,
     StreamCallback,
 )
 from cosmos_reason_ros.core.deadline import DeadlineEvent
@@ -652,16 +653,6 @@ class RemoteCompletion:
     """The prompt token ids, when the request asked for them (vLLM: return_token_ids)."""
 
 
-@dataclasses.dataclass(frozen=True)
-class ServerStatus:
-    """What the start-up check found."""
-
-    reachable: bool
-    serves_model: bool
-    message: str
-    models: Tuple[str, ...] = ()
-
-
 class OpenAIBackend:
     """Serves GenerationRequests with a model behind an OpenAI-compatible chat completions API.
 
@@ -789,9 +780,13 @@ class OpenAIBackend:
             except ReasonError:
                 pass
             self.status = self._redact_status(self.status)
-            return self.status
+            return self.server_status()
         self.status = self._redact_status(self._server_status())
-        return self.status
+        return self.server_status()
+
+    def server_status(self) -> ServerStatus:
+        """The server's state as the last load() or check_server() found it."""
+        return dataclasses.replace(self.status, url=self.config.base_url)
 
     def _server_status(self) -> ServerStatus:
         try:

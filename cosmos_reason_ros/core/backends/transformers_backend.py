@@ -348,6 +348,14 @@ class TransformersBackend:
                     'sdpa or eager') from exc
             raise ModelLoadError(self._fetch_failure(exc)) from exc
 
+    def server_status(self) -> None:
+        """No server: the model runs in this process."""
+        return None
+
+    def check_server(self) -> None:
+        """No server to check: the model runs in this process."""
+        return None
+
     def close(self) -> None:
         """Free the model and the processor, and the GPU cache. load() may be called again.
 

@@ -334,10 +334,8 @@ def item_prompt(item: QuestionItem, backend: Backend,
 
 def describe_backend(backend: Backend) -> dict[str, Any]:
     """Model facts for the report: id, family, device, dtype."""
-    family = getattr(backend, 'family', None)
-    return {'id': backend.model_id, 'family': getattr(family, 'value', family),
-            'device': str(getattr(backend, 'device', '')),
-            'dtype': str(getattr(backend, 'dtype', ''))}
+    return {'id': backend.model_id, 'family': backend.family.value if backend.family else None,
+            'device': str(backend.device), 'dtype': str(backend.dtype)}
 
 
 class Replay:
