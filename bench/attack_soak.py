@@ -9,17 +9,18 @@ the message) and the time to it. The soak prints the node's RSS, threads and ope
 """
 
 import argparse
+from collections.abc import Callable, Sequence
 import http.server
 import json
 import math
+from pathlib import Path
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import cv2
 import numpy as np
@@ -79,8 +80,9 @@ class Planner:
         return time.time()
 
     def publish(self, data: bytes, stamp: float) -> None:
-        from cosmos_reason_ros.ros.conversions import to_time
         from std_msgs.msg import Header
+
+        from cosmos_reason_ros.ros.conversions import to_time
 
         self._camera.publish(self._message(header=Header(stamp=to_time(stamp),
                                                          frame_id='camera'),
@@ -98,11 +100,11 @@ class Planner:
         except GoalFailedError as error:
             return error.result
 
-    def send_many(self, goals: Sequence[Any], timeout: float) -> List[Any]:
+    def send_many(self, goals: Sequence[Any], timeout: float) -> list[Any]:
         """Send goals at once; their results (None where none came within timeout)."""
         futures = [self.client.send(goal) for goal in goals]
         deadline = time.monotonic() + timeout
-        results: List[Any] = []
+        results: list[Any] = []
         for future in futures:
             handle = _wait(future, deadline)
             response = (_wait(handle.get_result_async(), deadline)
@@ -129,7 +131,7 @@ def _wait(future: Any, deadline: float) -> Any:
 
 # -- a hostile OpenAI-compatible server ---------------------------------------------------------
 
-def _delta(text: str, finish: Optional[str] = None) -> bytes:
+def _delta(text: str, finish: str | None = None) -> bytes:
     return json.dumps({'choices': [{'index': 0, 'delta': {'content': text},
                                     'finish_reason': finish}]}).encode()
 
@@ -229,7 +231,7 @@ class HostileServer:
 
 # -- cases ---------------------------------------------------------------------------------------
 
-Row = Dict[str, Any]
+Row = dict[str, Any]
 
 
 def outcome(result: Any) -> str:
@@ -246,15 +248,15 @@ class Bench:
     """Runs the cases against one node process and collects the table."""
 
     def __init__(self, node: common.NodeProcess, planner: Planner,
-                 diagnostics: common.Diagnostics, env: Dict[str, str]) -> None:
+                 diagnostics: common.Diagnostics, env: dict[str, str]) -> None:
         self.node = node
         self.planner = planner
         self.diagnostics = diagnostics
         self.env = env
-        self.rows: List[Row] = []
+        self.rows: list[Row] = []
 
     def case(self, name: str, bound: float, expected: str,
-             run: Callable[[], Tuple[str, bool]]) -> None:
+             run: Callable[[], tuple[str, bool]]) -> None:
         """Run one case: run() returns (outcome, whether it is the expected one)."""
         before = common.process_figures(self.node.pid)
         started = time.monotonic()
@@ -275,20 +277,21 @@ class Bench:
 
     def expect(self, name: str, bound: float, code: str, goal: Any,
                words: Sequence[str] = ()) -> None:
-        def run() -> Tuple[str, bool]:
+        def run() -> tuple[str, bool]:
             text = outcome(self.planner.send(goal, timeout=bound + 30.0))
             return text, text.startswith(code) and all(word in text for word in words)
         self.case(name, bound, code, run)
 
 
 def local_cases(bench: Bench) -> None:
-    from cosmos_reason_ros.ros.client import make_goal
     from sensor_msgs.msg import CompressedImage, Image
+
+    from cosmos_reason_ros.ros.client import make_goal
 
     planner = bench.planner
     question = lambda **fields: make_goal('Is the marker red?', **fields)  # noqa: E731
 
-    def camera_bombs() -> Tuple[str, bool]:
+    def camera_bombs() -> tuple[str, bool]:
         invalid = int(bench.diagnostics.latest.get('frames_invalid', 0))
         for _ in range(20):
             # Stamped into the next window slot, so the window wants it and tries to decode.
@@ -305,7 +308,7 @@ def local_cases(bench: Bench) -> None:
     bench.expect('goal image declaring 30000x30000', 5.0, 'INVALID_GOAL',
                  question(compressed_images=[goal_image(bomb())]), ['30000x30000'])
 
-    def two_bombs() -> Tuple[str, bool]:
+    def two_bombs() -> tuple[str, bool]:
         goals = [question(compressed_images=[goal_image(bomb())]) for _ in range(2)]
         results = planner.send_many(goals, 30.0)
         texts = [outcome(result) for result in results]
@@ -332,7 +335,7 @@ def local_cases(bench: Bench) -> None:
     bench.case('planner SIGKILLed mid-goal (no other client)', 30.0, 'goal stopped',
                lambda: killed_client(bench))
 
-    def future_end_dead_camera() -> Tuple[str, bool]:
+    def future_end_dead_camera() -> tuple[str, bool]:
         planner.camera_on.clear()
         try:
             time.sleep(3.0)
@@ -345,8 +348,8 @@ def local_cases(bench: Bench) -> None:
                future_end_dead_camera)
     time.sleep(1.0)
 
-    def stray(stamp_of: Callable[[float], float], data: Optional[bytes] = None) -> Callable:
-        def run() -> Tuple[str, bool]:
+    def stray(stamp_of: Callable[[float], float], data: bytes | None = None) -> Callable:
+        def run() -> tuple[str, bool]:
             planner.publish(data or planner.frame, stamp_of(planner.now()))
             time.sleep(1.5)  # normal frames continue
             result = planner.send(question())
@@ -367,7 +370,7 @@ def local_cases(bench: Bench) -> None:
     bench.case('one frame of another size (320x240)', 10.0, 'SUCCESS',
                stray(lambda now: now + 0.3, jpeg(320, 240)))
 
-    def burst() -> Tuple[str, bool]:
+    def burst() -> tuple[str, bool]:
         results = planner.send_many([question() for _ in range(50)], 120.0)
         texts = [outcome(result) for result in results]
         answered = sum(result is not None for result in results)
@@ -375,7 +378,7 @@ def local_cases(bench: Bench) -> None:
         return f'{answered}/50 answered: {", ".join(kinds)}', answered == 50
     bench.case('burst of 50 goals at once', 60.0, '50 answered', burst)
 
-    def late_result() -> Tuple[str, bool]:
+    def late_result() -> tuple[str, bool]:
         handle = _wait(planner.client.send(question()), time.monotonic() + 30.0)
         time.sleep(12.0)
         response = _wait(handle.get_result_async(), time.monotonic() + 30.0)
@@ -384,7 +387,7 @@ def local_cases(bench: Bench) -> None:
         return f'status {response.status if response else None}: {outcome(response.result)}', ok
     bench.case('result collected 12 s after the goal', 20.0, 'SUCCEEDED', late_result)
 
-    def cancel_storm() -> Tuple[str, bool]:
+    def cancel_storm() -> tuple[str, bool]:
         futures = [planner.client.send(question(max_new_tokens=2000, greedy=True))
                    for _ in range(10)]
         handles = [_wait(future, time.monotonic() + 30.0) for future in futures]
@@ -414,9 +417,10 @@ while True:
 """
 
 
-def killed_client(bench: Bench) -> Tuple[str, bool]:
+def killed_client(bench: Bench) -> tuple[str, bool]:
     """A planner in its own process sends a long goal and is SIGKILLed while it runs. rclpy
-    only shows whether any client is left, so the bench's own client leaves first."""
+    only shows whether any client is left, so the bench's own client leaves first.
+    """
     planner = bench.planner
     planner.client.destroy()
     process = subprocess.Popen([sys.executable, '-c', KILLED_CLIENT], env=bench.env,
@@ -444,12 +448,12 @@ def killed_client(bench: Bench) -> Tuple[str, bool]:
         planner.client.wait_for_server(timeout=30.0)
 
 
-def server_comes_up(bench: Bench, port: int, servers: List['HostileServer']) -> None:
+def server_comes_up(bench: Bench, port: int, servers: list['HostileServer']) -> None:
     """The node starts while its model server is down; the server comes up later."""
     from cosmos_reason_ros.ros.client import make_goal
 
-    def run() -> Tuple[str, bool]:
-        def ask() -> Tuple[str, str]:
+    def run() -> tuple[str, bool]:
+        def ask() -> tuple[str, str]:
             result = bench.planner.send(make_goal('Is it safe?'), timeout=60.0)
             return outcome(result), result.message if result is not None else ''
 
@@ -478,7 +482,7 @@ def remote_cases(bench: Bench, server: HostileServer) -> None:
 
     def behave(name: str, case: str, bound: float, code: str, words: Sequence[str] = (),
                secret_free: bool = True) -> None:
-        def run() -> Tuple[str, bool]:
+        def run() -> tuple[str, bool]:
             server.behaviour = name
             server.released.clear()
             try:
@@ -506,13 +510,13 @@ def remote_cases(bench: Bench, server: HostileServer) -> None:
     behave('ok', 'a well-behaved server again', 5.0, 'SUCCESS')
 
 
-def soak(bench: Bench, goals: int, limit: float) -> List[Dict[str, float]]:
+def soak(bench: Bench, goals: int, limit: float) -> list[dict[str, float]]:
     from cosmos_reason_ros.ros.client import make_goal
 
     rows = []
     started = time.monotonic()
     failures = 0
-    kinds: Dict[str, int] = {}
+    kinds: dict[str, int] = {}
     first = common.process_figures(bench.node.pid)
     print(f'soak:     0 goals  {0.0:7.1f} s  RSS {first["rss"]:7.1f} MiB  threads '
           f'{first["threads"]}  fds {first["fds"]}', flush=True)
@@ -537,7 +541,7 @@ def soak(bench: Bench, goals: int, limit: float) -> List[Dict[str, float]]:
     return rows
 
 
-def print_table(rows: List[Row]) -> None:
+def print_table(rows: list[Row]) -> None:
     print('\n| case | expected | outcome | s (bound) | RSS MiB (delta) |')
     print('| --- | --- | --- | --- | --- |')
     for row in rows:
@@ -548,7 +552,7 @@ def print_table(rows: List[Row]) -> None:
               f"({row['rss_delta_mb']:+.0f}) |")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--soak', type=int, default=1000, help='goals in the soak')
     parser.add_argument('--soak-limit', type=float, default=540.0,
@@ -565,8 +569,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             'goal.window_duration': 2.0, 'goal.max_new_tokens': 8}
     local = {**base, 'model': str(checkpoint), 'device': 'cpu', 'dtype': 'fp32',
              'goal.time_limit': 40.0, 'goal.max_new_tokens_limit': 32768}
-    rows: List[Row] = []
-    soak_rows: List[Dict[str, float]] = []
+    rows: list[Row] = []
+    soak_rows: list[dict[str, float]] = []
     if parts & {'local', 'soak'}:
         def local_run(bench: Bench) -> None:
             _wait_ready(bench.planner, bench.node)
@@ -577,7 +581,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rows += run_node(local, local_run)
     if 'remote' in parts:
         port = _free_port()
-        servers: List[HostileServer] = []
+        servers: list[HostileServer] = []
         remote = {**base, 'backend': 'openai',
                   'remote.base_url': f'http://127.0.0.1:{port}/v1',
                   'remote.served_model': 'cosmos', 'remote.api_key_env': 'ABUSE_KEY',
@@ -608,7 +612,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0 if not bad else 1
 
 
-def run_node(parameters: Dict[str, Any], body: Callable[['Bench'], None]) -> List[Row]:
+def run_node(parameters: dict[str, Any], body: Callable[['Bench'], None]) -> list[Row]:
     """Start the node with these parameters, run body against it, stop it; the case rows."""
     domain = common.ros_domain()
     env = common.ros_environment(domain)

@@ -5,12 +5,12 @@ serialized bytes, so this process costs little and the node's CPU is what the be
 """
 
 import argparse
+from collections.abc import Sequence
 import json
 import signal
 import struct
 import sys
 import time
-from typing import List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -22,7 +22,7 @@ DISTINCT_FRAMES = 8
 
 
 def render_frames(width: int, height: int, count: int = DISTINCT_FRAMES,
-                  noise: float = 6.0) -> List[np.ndarray]:
+                  noise: float = 6.0) -> list[np.ndarray]:
     """BGR frames of the sample scene with sensor-like noise, so JPEG sizes look like a camera's.
 
     Args:
@@ -42,7 +42,7 @@ def render_frames(width: int, height: int, count: int = DISTINCT_FRAMES,
 
 
 def serialized_frames(encoding: str, width: int, height: int,
-                      jpeg_quality: int = 90) -> List[bytearray]:
+                      jpeg_quality: int = 90) -> list[bytearray]:
     """CDR-serialized Image (bgr8) or CompressedImage (JPEG) messages, stamp left at zero."""
     from rclpy.serialization import serialize_message
     from sensor_msgs.msg import CompressedImage, Image
@@ -62,7 +62,7 @@ def serialized_frames(encoding: str, width: int, height: int,
     return messages
 
 
-def serialized_depth(width: int, height: int) -> List[bytearray]:
+def serialized_depth(width: int, height: int) -> list[bytearray]:
     """A CDR-serialized aligned depth Image (16UC1, millimetres) and the colour CameraInfo."""
     from rclpy.serialization import serialize_message
     from sensor_msgs.msg import CameraInfo, Image
@@ -106,7 +106,7 @@ def publish(encoding: str, width: int, height: int, rate: float, duration: float
     # SIGTERM (a bench that runs the camera for as long as it needs) ends the loop below, so
     # that the node and the DDS participant are destroyed: killed, they would leave their
     # segments in /dev/shm.
-    stopping: List[int] = []
+    stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda number, frame: stopping.append(number))
     node = rclpy.create_node('bench_camera')
     topic, message_type = (('image/compressed', CompressedImage) if encoding == 'jpeg'
@@ -147,7 +147,7 @@ def publish(encoding: str, width: int, height: int, rate: float, duration: float
     return result
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry (python -m bench.camera); prints a JSON summary when done."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--encoding', choices=('raw', 'jpeg'), default='raw',

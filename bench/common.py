@@ -3,9 +3,11 @@
 Linux only (/proc); everything else is the project's own code and the ROS 2 wheels.
 """
 
+from collections.abc import Iterator, Sequence
 import contextlib
 import json
 import os
+from pathlib import Path
 import platform
 import random
 import shutil
@@ -15,8 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 """Repository root: benchmarks run the node from the source tree here."""
@@ -42,7 +43,7 @@ def minor_faults(pid: int) -> int:
     return int(fields[7])  # minflt, field 10
 
 
-def memory_mb(pid: int) -> Dict[str, float]:
+def memory_mb(pid: int) -> dict[str, float]:
     """Resident memory of a process in MiB: now (VmRSS) and at its peak (VmHWM)."""
     values = {}
     for line in Path(f'/proc/{pid}/status').read_text().splitlines():
@@ -52,7 +53,7 @@ def memory_mb(pid: int) -> Dict[str, float]:
     return values
 
 
-def process_figures(pid: int) -> Dict[str, float]:
+def process_figures(pid: int) -> dict[str, float]:
     """RSS and peak RSS (MiB), threads and open file descriptors of a process."""
     status = Path(f'/proc/{pid}/status').read_text()
     threads = int(next(line.split()[1] for line in status.splitlines()
@@ -62,12 +63,12 @@ def process_figures(pid: int) -> Dict[str, float]:
             'fds': len(os.listdir(f'/proc/{pid}/fd'))}
 
 
-def load_average() -> Tuple[float, float, float]:
+def load_average() -> tuple[float, float, float]:
     """The 1, 5 and 15 minute load averages."""
     return os.getloadavg()
 
 
-def machine() -> Dict[str, Any]:
+def machine() -> dict[str, Any]:
     """The machine a figure was measured on: CPU model, cores, memory, load, software."""
     cpu = 'unknown'
     for line in Path('/proc/cpuinfo').read_text().splitlines():
@@ -94,7 +95,7 @@ def ros_domain() -> int:
     return random.SystemRandom().randint(102, 232)
 
 
-def ros_environment(domain: int) -> Dict[str, str]:
+def ros_environment(domain: int) -> dict[str, str]:
     """Environment for ROS processes of one benchmark run: its own domain, localhost only."""
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
                FASTDDS_DEFAULT_PROFILES_FILE=str(FASTDDS_PROFILE), PYTHONUNBUFFERED='1')
@@ -108,7 +109,7 @@ def use_benchmark_transport() -> None:
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 
 
-def own_process_group() -> Dict[str, Any]:
+def own_process_group() -> dict[str, Any]:
     """Popen arguments that start a child in a process group of its own (so that os.killpg
     stops it and its children, and a terminal's Ctrl-C does not reach it) but in this session.
 
@@ -121,7 +122,7 @@ def own_process_group() -> Dict[str, Any]:
     return {'preexec_fn': os.setpgrp}  # Python 3.10 (Humble)
 
 
-def node_command(parameters: Dict[str, Any], fixes: bool = True, prelude: str = '') -> List[str]:
+def node_command(parameters: dict[str, Any], fixes: bool = True, prelude: str = '') -> list[str]:
     """Command line that runs the reasoning node from the source tree with these parameters.
 
     The node's main() is the one `ros2 run cosmos_reason_ros reason_node` calls; running it from
@@ -149,12 +150,12 @@ def node_command(parameters: Dict[str, Any], fixes: bool = True, prelude: str = 
 class NodeProcess:
     """The reasoning node in its own process (same PID after the wheels' re-exec)."""
 
-    def __init__(self, parameters: Dict[str, Any], env: Dict[str, str], fixes: bool = True,
+    def __init__(self, parameters: dict[str, Any], env: dict[str, str], fixes: bool = True,
                  prelude: str = ''):
         self.process = subprocess.Popen(
             node_command(parameters, fixes, prelude), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, text=True, **own_process_group())
-        self.log: List[str] = []
+        self.log: list[str] = []
         self._reader = threading.Thread(target=self._read_log, daemon=True)
         self._reader.start()
 
@@ -170,7 +171,7 @@ class NodeProcess:
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.pid)
 
-    def memory_mb(self) -> Dict[str, float]:
+    def memory_mb(self) -> dict[str, float]:
         return memory_mb(self.pid)
 
     def stop(self, timeout: float = 20.0) -> None:
@@ -185,7 +186,7 @@ class NodeProcess:
 
 
 @contextlib.contextmanager
-def node_process(parameters: Dict[str, Any], env: Dict[str, str], fixes: bool = True,
+def node_process(parameters: dict[str, Any], env: dict[str, str], fixes: bool = True,
                  prelude: str = '') -> Iterator[NodeProcess]:
     """Run the node for the duration of a with-block."""
     node = NodeProcess(parameters, env, fixes, prelude)
@@ -199,15 +200,15 @@ class Diagnostics:
     """Follows the node's /diagnostics from a small rclpy node in this process."""
 
     def __init__(self, domain: int):
-        import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
+        import rclpy
 
         self._rclpy = rclpy
         self._context = rclpy.Context()
         rclpy.init(context=self._context, domain_id=domain)
         self._node = rclpy.create_node('bench_diagnostics', context=self._context)
         self._lock = threading.Lock()
-        self._history: List[Tuple[float, Dict[str, str]]] = []
+        self._history: list[tuple[float, dict[str, str]]] = []
         self._node.create_subscription(DiagnosticArray, '/diagnostics', self._on_message, 10)
         self._executor = rclpy.executors.SingleThreadedExecutor(context=self._context)
         self._executor.add_node(self._node)
@@ -220,16 +221,16 @@ class Diagnostics:
             self._history.append((time.monotonic(), values))
 
     @property
-    def latest(self) -> Dict[str, str]:
+    def latest(self) -> dict[str, str]:
         with self._lock:
             return dict(self._history[-1][1]) if self._history else {}
 
-    def history_since(self, since: float) -> List[Tuple[float, Dict[str, str]]]:
+    def history_since(self, since: float) -> list[tuple[float, dict[str, str]]]:
         with self._lock:
             return [(t, values) for t, values in self._history if t >= since]
 
     def wait_for(self, key: str, value: str, timeout: float,
-                 node: Optional[NodeProcess] = None) -> Dict[str, str]:
+                 node: NodeProcess | None = None) -> dict[str, str]:
         """Wait until the latest status has key == value; fail after timeout."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -249,7 +250,7 @@ class Diagnostics:
 
 
 def camera_command(encoding: str, width: int, height: int, rate: float,
-                   duration: float) -> List[str]:
+                   duration: float) -> list[str]:
     """Command line of the benchmark camera (bench/camera.py) in its own process."""
     return [sys.executable, '-m', 'bench.camera', '--encoding', encoding, '--width', str(width),
             '--height', str(height), '--rate', str(rate), '--duration', str(duration)]
@@ -276,7 +277,7 @@ DEMO_TOPICS = ['-r', 'image:=/camera/image_raw',
 """The remappings of scripts/demo.sh: the sample camera's topics as a RealSense names them."""
 
 
-def demo_camera_command() -> List[str]:
+def demo_camera_command() -> list[str]:
     """The demo's camera: the installed `sample_stream`, 30 fps RGB-D.
 
     Raises:
@@ -288,9 +289,10 @@ def demo_camera_command() -> List[str]:
     return [stream, '--ros-args', '-p', 'rate:=30.0', '-p', 'depth:=true', *DEMO_TOPICS]
 
 
-def demo_node_command(dds_filter: bool) -> List[str]:
+def demo_node_command(dds_filter: bool) -> list[str]:
     """The demo's node (config/cpu_test_model.yaml, depth on) from the source tree, with
-    window.dds_filter stated so that checkouts from before and after its default agree."""
+    window.dds_filter stated so that checkouts from before and after its default agree.
+    """
     return [sys.executable, '-c', 'from cosmos_reason_ros.ros import node; node.main()',
             '--ros-args', '--params-file', str(ROOT / 'config' / 'cpu_test_model.yaml'),
             '-p', 'depth.enabled:=true', '-p', f'window.dds_filter:={str(dds_filter).lower()}',
@@ -308,7 +310,7 @@ def stop_process(process: subprocess.Popen, timeout: float = 20.0) -> None:
             process.wait()
 
 
-def run_json(command: Sequence[str], env: Dict[str, str], timeout: float) -> Dict[str, Any]:
+def run_json(command: Sequence[str], env: dict[str, str], timeout: float) -> dict[str, Any]:
     """Run a helper process that prints one JSON object as its last stdout line."""
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=timeout)

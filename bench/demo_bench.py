@@ -14,20 +14,20 @@ Run: python -m bench.demo_bench [--goals 100] [--window-end-in 0.5]
 
 import argparse
 import collections
+from collections.abc import Sequence
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from typing import Dict, List, Optional, Sequence
 
 from bench import common
 
 TASK = 'Move the red marker into the grey basket.'
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry; prints counts and times."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--goals', type=int, default=100)
@@ -54,12 +54,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 class _Camera:
     """The sample stream, started again (and counted) if it exits (it crashed inside Fast DDS
-    when the node's DDS stamp filter was on: bench/filter_soak.py)."""
+    when the node's DDS stamp filter was on: bench/filter_soak.py).
+    """
 
-    def __init__(self, command: List[str], env: Dict[str, str]):
+    def __init__(self, command: list[str], env: dict[str, str]):
         self._command = command
         self._env = env
-        self.restarts: List[str] = []
+        self.restarts: list[str] = []
         self.process = self._start()
 
     def _start(self) -> subprocess.Popen:
@@ -115,9 +116,9 @@ def _send_goals(domain: int, args: argparse.Namespace, camera: _Camera) -> int:
             time.sleep(1.0)
             result = ask()
         outcomes: collections.Counter = collections.Counter()
-        seconds: List[float] = []
-        points: List[int] = []
-        failures: List[str] = []
+        seconds: list[float] = []
+        points: list[int] = []
+        failures: list[str] = []
         for _ in range(args.goals):
             camera.ensure_running()
             started = time.monotonic()

@@ -10,17 +10,17 @@ Run: python -m bench.filter_soak [--seconds 300] [--runs 2]
 """
 
 import argparse
+from collections.abc import Sequence
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from typing import List, Optional, Sequence
 
 from bench import common
 
 
-def watch(camera_command: List[str], dds_filter: bool, seconds: float, results: List[str]) -> None:
+def watch(camera_command: list[str], dds_filter: bool, seconds: float, results: list[str]) -> None:
     """One camera and one node; appends what became of the camera."""
     env = common.ros_environment(common.ros_domain())
     log = tempfile.TemporaryFile(mode='w+')
@@ -45,7 +45,7 @@ def watch(camera_command: List[str], dds_filter: bool, seconds: float, results: 
         common.stop_process(process)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry; prints one line per run."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--seconds', type=float, default=300.0)
@@ -53,7 +53,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     camera_command = common.demo_camera_command()
     common.print_machine()
-    results: List[str] = []
+    results: list[str] = []
     threads = [threading.Thread(target=watch,
                                 args=(camera_command, dds_filter, args.seconds, results))
                for _ in range(args.runs) for dds_filter in (True, False)]

@@ -6,16 +6,17 @@ plain usage (fp16, sdpa, default generate) and for the node's backend with its b
 """
 
 import argparse
+from collections.abc import Callable, Sequence
 import dataclasses
 import gc
 import importlib.util
 import json
 import os
+from pathlib import Path
 import statistics
 import sys
 import time
-from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -101,7 +102,7 @@ def copy_bandwidth(device: str) -> float:
     return 2 * size * 10 / seconds
 
 
-def nominal_bandwidth(name: str) -> Optional[float]:
+def nominal_bandwidth(name: str) -> float | None:
     for key, value in NOMINAL_BANDWIDTH:
         if key.lower() in name.lower():
             return value
@@ -113,8 +114,8 @@ class FirstTokenTimer:
 
     def __init__(self) -> None:
         self._prompt_seen = False
-        self.first: Optional[float] = None
-        self.last: Optional[float] = None
+        self.first: float | None = None
+        self.last: float | None = None
         self.tokens = 0
 
     def put(self, value: Any) -> None:
@@ -134,7 +135,7 @@ def median_of(function: Callable[[], float], repeats: int) -> float:
     return statistics.median(function() for _ in range(repeats))
 
 
-def prefill_ms(model: Any, inputs: Dict[str, Any], repeats: int) -> float:
+def prefill_ms(model: Any, inputs: dict[str, Any], repeats: int) -> float:
     """One forward pass over the whole prompt (vision encoder included), last logits only."""
     import torch
 
@@ -150,7 +151,7 @@ def prefill_ms(model: Any, inputs: Dict[str, Any], repeats: int) -> float:
     return median_of(once, repeats)
 
 
-def frames_720p(count: int, width: int, height: int) -> List[np.ndarray]:
+def frames_720p(count: int, width: int, height: int) -> list[np.ndarray]:
     from cosmos_reason_ros.demo.sample_scene import render_scene
 
     return [render_scene(index / 4.0, width, height) for index in range(count)]
@@ -162,8 +163,8 @@ def plain_usage(checkpoint: Path, frames: Sequence[np.ndarray], new_tokens: int,
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from cosmos_reason_ros.core.backends.transformers_backend import video_metadata
     from cosmos_reason_ros.core.answers.families import family_for_model_type
+    from cosmos_reason_ros.core.backends.transformers_backend import video_metadata
 
     dtype = getattr(torch, dtype_name)
     processor = AutoProcessor.from_pretrained(checkpoint)
@@ -231,11 +232,11 @@ def backend_path(checkpoint: Path, frames: Sequence[np.ndarray], new_tokens: int
     (same token count, the resize counted in preprocessing), which keeps this script free of the
     image-message dependencies the lent GPU machines lack (rosbags).
     """
+    from cosmos_reason_ros.core.answers.modes import Mode
+    from cosmos_reason_ros.core.answers.prompts import build_prompt
     from cosmos_reason_ros.core.backends.base import GenerationRequest, Sampling
     from cosmos_reason_ros.core.backends.transformers_backend import TransformersBackend
     from cosmos_reason_ros.core.config import ModelConfig
-    from cosmos_reason_ros.core.answers.modes import Mode
-    from cosmos_reason_ros.core.answers.prompts import build_prompt
 
     backend = TransformersBackend(ModelConfig(
         model=str(checkpoint), device=device, dtype=dtype, attn_implementation=attention,
@@ -270,7 +271,7 @@ def best_attention() -> str:
     return 'flash_attention_2' if importlib.util.find_spec('flash_attn') else 'sdpa'
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry: python -m bench.gpu_bench [--sizes 2b 8b] [--dry-run]."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--sizes', nargs='+', choices=SIZES, default=list(SIZES))
@@ -318,7 +319,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f'attention for (b): {best_attention()}')
     frames = frames_720p(count, width, height)
     root = args.checkpoints or common.CACHE
-    report: Dict[str, Any] = {'device': name, 'copy_bandwidth': measured,
+    report: dict[str, Any] = {'device': name, 'copy_bandwidth': measured,
                               'published_bandwidth': nominal, 'sizes': {}}
     tiny = {'tiny': ModelFamily.QWEN3_VL, 'tiny-edge': ModelFamily.COSMOS3_EDGE}
     for size in (list(tiny) if dry else args.sizes):

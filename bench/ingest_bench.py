@@ -14,13 +14,14 @@ the next slot passes).
 """
 
 import argparse
+from collections.abc import Sequence
 import dataclasses
 import json
+from pathlib import Path
 import subprocess
 import sys
 import time
-from pathlib import Path
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, NamedTuple
 
 from bench import common
 
@@ -53,8 +54,8 @@ class Run:
     """Node CPU seconds per second of stream (1.0 = one core)."""
     idle_cpu_per_s: float
     """Node CPU seconds per second with the model loaded and no stream."""
-    size: Tuple[int, int] = (1920, 1080)
-    depth: Optional[str] = None
+    size: tuple[int, int] = (1920, 1080)
+    depth: str | None = None
     """None: a colour camera; an RGB-D one with the node's depth 'off', 'on', or 'before' (on,
     with the depth filter as before the lead)."""
     depth_per_s: float = 0.0
@@ -77,7 +78,7 @@ class Run:
 
 
 def node_parameters(model: Path, encoding: str, target_fps: float,
-                    dds_filter: bool) -> Dict[str, Any]:
+                    dds_filter: bool) -> dict[str, Any]:
     """The node as deployed on a desktop GPU preset, but with the tiny model on the CPU."""
     return {
         'model': str(model), 'device': 'cpu', 'dtype': 'fp32', 'local_files_only': True,
@@ -129,7 +130,7 @@ def received_between(diagnostics: common.Diagnostics, start: float, end: float) 
 
 def measure(model: Path, encoding: str, target_fps: float, dds_filter: bool, seconds: float,
             idle_seconds: float = 4.0, warmup: float = 3.0, fixes: bool = True,
-            size: Tuple[int, int] = (1920, 1080), depth: Optional[str] = None) -> Run:
+            size: tuple[int, int] = (1920, 1080), depth: str | None = None) -> Run:
     """Start a node, measure it idle, then under the stream.
 
     depth: None for a colour camera; else an RGB-D camera, and the node's depth 'off', 'on',
@@ -183,7 +184,7 @@ def label(encoding: str, dds_filter: bool) -> str:
     return f"{encoding}, {'stamp filter in DDS' if dds_filter else 'every frame delivered'}"
 
 
-def report(name: str, runs: Dict[float, Run]) -> Dict[str, float]:
+def report(name: str, runs: dict[float, Run]) -> dict[str, float]:
     """Print one set of runs and the kept/dropped split; return the headline figures."""
     print(f'\n{name}: 1920x1080 at 30 fps, window kept at 640x360')
     print(f"  {'target_fps':>10} {'sent/s':>7} {'recv/s':>7} {'kept/s':>7} {'drop/s':>7} "
@@ -212,11 +213,11 @@ def report(name: str, runs: Dict[float, Run]) -> Dict[str, float]:
             'dropped_ms': 1000 * dropped_cost, 'dropped_over_kept': dropped_cost / kept_cost}
 
 
-def report_depth(runs: List[Run]) -> None:
+def report_depth(runs: list[Run]) -> None:
     """Print the RGB-D runs of one size and filter: what depth adds to colour only, and why."""
     off = next(run for run in runs if run.depth == 'off')
     width, height = off.size
-    print(f"\n{label(off.encoding, off.dds_filter)}: RGB-D {width}x{height} at 30 fps "
+    print(f'\n{label(off.encoding, off.dds_filter)}: RGB-D {width}x{height} at 30 fps '
           f'(colour {off.bytes_per_frame:,} B + depth {off.depth_bytes_per_frame:,} B a frame), '
           f'window at {off.target_fps:g} fps, measured {off.seconds:.1f} s after '
           f'{off.warmup:g} s of stream')
@@ -241,7 +242,7 @@ def report_depth(runs: List[Run]) -> None:
               f'{run.depth_per_s * run.depth_bytes_per_frame / 1e6:.2f} MB')
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry: python -m bench.ingest_bench [--seconds 20] [--encodings raw jpeg]."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--seconds', type=float, default=20.0,
@@ -253,7 +254,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              'both; with --depth dds)')
     parser.add_argument('--warmup', type=float, default=3.0,
                         help='seconds of stream before measuring (default 3); the window fills '
-                             f"in window.max_duration ({WINDOW_SECONDS:g} s), while kept frames "
+                             f'in window.max_duration ({WINDOW_SECONDS:g} s), while kept frames '
                              'still take fresh memory: more than that measures the steady state')
     parser.add_argument('--depth', action='store_true',
                         help='RGB-D camera at --sizes: the node with depth off against on')

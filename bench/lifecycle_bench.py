@@ -7,15 +7,15 @@ same steps report torch's allocated and reserved GPU memory (cleanup empties tor
 """
 
 import argparse
+from collections.abc import Sequence
 import json
 import os
 import threading
-from typing import Dict, List, Optional, Sequence
 
 from bench import common
 
 
-def _gpu_mb() -> Dict[str, float]:
+def _gpu_mb() -> dict[str, float]:
     import torch
 
     if not torch.cuda.is_available():
@@ -24,7 +24,7 @@ def _gpu_mb() -> Dict[str, float]:
             'cuda_reserved': torch.cuda.memory_reserved() / 2**20}
 
 
-def run(checkpoint: str, device: str, dtype: str, cycles: int) -> List[Dict[str, float]]:
+def run(checkpoint: str, device: str, dtype: str, cycles: int) -> list[dict[str, float]]:
     """Walk the node through `cycles` configure/cleanup cycles; memory after each step."""
     import cv2
     import numpy as np
@@ -34,7 +34,7 @@ def run(checkpoint: str, device: str, dtype: str, cycles: int) -> List[Dict[str,
     from sensor_msgs.msg import CompressedImage
     from std_msgs.msg import Header
 
-    from cosmos_reason_ros.ros.client import ReasonClient, make_goal
+    from cosmos_reason_ros.ros.client import make_goal, ReasonClient
     from cosmos_reason_ros.ros.conversions import to_time
     from cosmos_reason_ros.ros.executor import ReasonExecutor
     from cosmos_reason_ros.ros.large_buffers import reuse_large_buffers
@@ -57,7 +57,7 @@ def run(checkpoint: str, device: str, dtype: str, cycles: int) -> List[Dict[str,
     jpeg = cv2.imencode('.jpg', np.zeros((360, 640, 3), np.uint8))[1].tobytes()
     images = [CompressedImage(header=Header(stamp=to_time(1.0 + 0.25 * i)), format='jpeg',
                               data=jpeg) for i in range(4)]
-    rows: List[Dict[str, float]] = []
+    rows: list[dict[str, float]] = []
 
     def record(step: str) -> None:
         row = {'step': step, **common.memory_mb(os.getpid()), **_gpu_mb()}
@@ -89,7 +89,7 @@ def run(checkpoint: str, device: str, dtype: str, cycles: int) -> List[Dict[str,
     return rows
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry: python -m bench.lifecycle_bench [--model {tiny,2b}]."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--model', choices=('tiny', '2b'), default='tiny',

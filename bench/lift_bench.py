@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 
-from cosmos_reason_ros.core.depth.geometry import CameraInfoData, DepthData, lift_answer
 from cosmos_reason_ros.core.answers.parsing import Box, Trajectory
+from cosmos_reason_ros.core.depth.geometry import CameraInfoData, DepthData, lift_answer
 
 TARGET_MS = 2.0
 SIZES = ((640, 480), (1280, 720))

@@ -5,13 +5,13 @@ and answers one goal; the model alone is loaded and run by plain transformers in
 """
 
 import argparse
+from collections.abc import Sequence
 import json
 import os
+from pathlib import Path
 import subprocess
 import sys
 import time
-from pathlib import Path
-from typing import Dict, Optional, Sequence
 
 from bench import common
 
@@ -19,7 +19,7 @@ FRAME_SIZE = (640, 360)
 """Frames as the window stores them (the desktop preset's pixel budget)."""
 
 
-def model_alone(checkpoint: Path, frames: int, max_new_tokens: int) -> Dict[str, float]:
+def model_alone(checkpoint: Path, frames: int, max_new_tokens: int) -> dict[str, float]:
     """Load the checkpoint with transformers, generate once, return this process's memory."""
     import numpy as np
     import torch
@@ -49,7 +49,7 @@ def checkpoint_for(model: str) -> Path:
     return build(model)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry: python -m bench.memory_bench [--model {tiny,2b}]."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--model', choices=('tiny', '2b'), default='tiny')
@@ -121,7 +121,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         diagnostics.close()
         planner.close()
 
-    def line(label: str, memory: Dict[str, float]) -> None:
+    def line(label: str, memory: dict[str, float]) -> None:
         print(f"  {label:<44} RSS {memory['VmRSS']:8.0f} MiB (anonymous "
               f"{memory['RssAnon']:7.0f}, file-backed {memory['RssFile']:7.0f}), peak "
               f"{memory['VmHWM']:8.0f}")

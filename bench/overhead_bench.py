@@ -7,15 +7,16 @@ the action still over DDS), so both sides share one process and its threads.
 """
 
 import argparse
+from collections.abc import Iterator, Sequence
 import contextlib
 import math
 import os
+from pathlib import Path
 import statistics
 import sys
 import threading
 import time
-from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any
 
 from bench import common
 
@@ -25,14 +26,14 @@ TASK = 'What is the robot about to do?'
 FPS = 4.0
 
 
-def goal_frames(count: int, width: int, height: int) -> List[Any]:
+def goal_frames(count: int, width: int, height: int) -> list[Any]:
     """The sample scene at 4 fps as RGB arrays (the frames a window would hand the model)."""
     from cosmos_reason_ros.demo.sample_scene import render_scene
 
     return [render_scene(index / FPS, width, height) for index in range(count)]
 
 
-def image_messages(frames: Sequence[Any], start: float) -> List[Any]:
+def image_messages(frames: Sequence[Any], start: float) -> list[Any]:
     """The frames as rgb8 sensor_msgs/Image, stamped 1/FPS apart from `start`."""
     from std_msgs.msg import Header
 
@@ -84,7 +85,7 @@ class Planner:
             time.sleep(0.1)
         self.node.destroy_publisher(publisher)
 
-    def ask(self, goal: Any, timeout: float) -> Tuple[float, Any]:
+    def ask(self, goal: Any, timeout: float) -> tuple[float, Any]:
         """Send a goal, wait for the result; return (wall seconds, result)."""
         started = time.perf_counter()
         result = self.client.ask(goal, timeout=timeout)
@@ -104,12 +105,18 @@ class DirectModel:
     def __init__(self, checkpoint: Path, frames: Sequence[Any], max_new_tokens: int):
         import torch
 
+        from cosmos_reason_ros.core.answers.modes import Mode
+        from cosmos_reason_ros.core.answers.prompts import (
+            build_prompt,
+            resolve_sampling,
+            sampling_preset,
+        )
         from cosmos_reason_ros.core.backends.base import GenerationRequest
         from cosmos_reason_ros.core.backends.transformers_backend import (
-            TransformersBackend, generation_kwargs)
+            generation_kwargs,
+            TransformersBackend,
+        )
         from cosmos_reason_ros.core.config import ModelConfig
-        from cosmos_reason_ros.core.answers.modes import Mode
-        from cosmos_reason_ros.core.answers.prompts import build_prompt, resolve_sampling, sampling_preset
 
         self._torch = torch
         self.backend = TransformersBackend(ModelConfig(
@@ -128,7 +135,7 @@ class DirectModel:
     def model(self) -> Any:
         return self.backend._model  # noqa: SLF001 - the loaded model itself
 
-    def generate(self) -> Tuple[float, int]:
+    def generate(self) -> tuple[float, int]:
         """model.generate() on the prepared inputs; returns (seconds, new tokens)."""
         with self._torch.inference_mode():
             started = time.perf_counter()
@@ -148,7 +155,7 @@ class DirectModel:
 class InProcessNode:
     """The reasoning node in this process, spun by its own ReasonExecutor like main() does."""
 
-    def __init__(self, parameters: Dict[str, Any], domain: int):
+    def __init__(self, parameters: dict[str, Any], domain: int):
         import rclpy
         from rclpy.parameter import Parameter
 
@@ -180,7 +187,7 @@ class InProcessNode:
 
 
 @contextlib.contextmanager
-def serving_node(parameters: Dict[str, Any], env: Dict[str, str], domain: int,
+def serving_node(parameters: dict[str, Any], env: dict[str, str], domain: int,
                  in_process: bool) -> Iterator[Any]:
     """The node under test, in its own process (as deployed) or in this one."""
     if not in_process:
@@ -205,7 +212,7 @@ def checkpoint_for(model: str) -> Path:
     return build_random_checkpoint(common.CACHE / f'qwen3vl-{model}-random-fp32', model)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry: python -m bench.overhead_bench --model {tiny,2b}."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--model', choices=('tiny', '2b'), default='tiny',
@@ -256,7 +263,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     timeout = 60.0 if tiny else 1200.0
     planner = Planner(domain)
     direct = None
-    rows: List[Dict[str, float]] = []
+    rows: list[dict[str, float]] = []
     try:
         with serving_node(parameters, env, domain, args.in_process) as node:
             direct = DirectModel(checkpoint, frames, max_new_tokens)
@@ -271,7 +278,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for index in range(repeats + 1):
                 # ABBA order, so a drift in machine load does not favour either side.
                 order = ('node', 'direct') if index % 2 == 0 else ('direct', 'node')
-                row: Dict[str, float] = {}
+                row: dict[str, float] = {}
                 for side in order:
                     if side == 'node':
                         cpu = node.cpu_seconds()
@@ -302,7 +309,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def report(rows: List[Dict[str, float]], model: str, count: int, width: int, height: int,
+def report(rows: list[dict[str, float]], model: str, count: int, width: int, height: int,
            max_new_tokens: int) -> None:
     """Print medians, the overhead in ms and as a ratio, and the target check."""
     def med(key: str) -> float:

@@ -6,12 +6,13 @@ nothing is downloaded. They reuse the tiny test models' tokenizers and processor
 """
 
 import argparse
+from collections.abc import Sequence
 import json
+from pathlib import Path
 import shutil
 import sys
 import tempfile
-from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any
 
 from cosmos_reason_ros.core.answers.families import family_for_model_type, family_spec
 from cosmos_reason_ros.core.answers.modes import ModelFamily
@@ -23,17 +24,17 @@ VOCAB_SIZE = 151936
 # The published Qwen3-VL-2B/8B-Instruct config.json values (Cosmos-Reason2-2B/8B are post-trained
 # from them and keep the architecture). Checked against public mirrors of the configs, see
 # bench/README.md; parameter counts reproduce NVIDIA's and Qwen's published sizes.
-_TEXT_COMMON: Dict[str, Any] = {
+_TEXT_COMMON: dict[str, Any] = {
     'vocab_size': VOCAB_SIZE, 'head_dim': 128, 'hidden_act': 'silu', 'rms_norm_eps': 1e-6,
     'max_position_embeddings': 262144, 'attention_bias': False,
     'rope_parameters': {'rope_type': 'default', 'rope_theta': 5000000.0,
                         'mrope_interleaved': True, 'mrope_section': [24, 20, 20]},
 }
-_VISION_COMMON: Dict[str, Any] = {
+_VISION_COMMON: dict[str, Any] = {
     'patch_size': 16, 'temporal_patch_size': 2, 'spatial_merge_size': 2, 'in_channels': 3,
     'num_position_embeddings': 2304, 'hidden_act': 'gelu_pytorch_tanh', 'num_heads': 16,
 }
-ARCHITECTURES: Dict[str, Dict[str, Any]] = {
+ARCHITECTURES: dict[str, dict[str, Any]] = {
     '2b': {
         'text': {'hidden_size': 2048, 'intermediate_size': 6144, 'num_hidden_layers': 28,
                  'num_attention_heads': 16, 'num_key_value_heads': 8,
@@ -62,7 +63,7 @@ SIZES = (*sorted(ARCHITECTURES), EDGE)
 _MARKER = 'random_checkpoint.json'
 
 
-def qwen3_vl_config(size: str, token_ids: Dict[str, int]) -> Any:
+def qwen3_vl_config(size: str, token_ids: dict[str, int]) -> Any:
     """The Qwen3VLConfig of one size, with the special token ids of the tokenizer used.
 
     Args:
@@ -92,7 +93,7 @@ def model_class(config: Any) -> Any:
     return getattr(transformers, family_spec(family_for_model_type(config.model_type)).model_class)
 
 
-def parameter_counts(config: Any) -> Dict[str, int]:
+def parameter_counts(config: Any) -> dict[str, int]:
     """Parameters of the whole model, its language model and what decoding reads per token.
 
     Decoding one token reads every decoder layer, the final norm and the output head, but only
@@ -177,7 +178,7 @@ def build_random_checkpoint(path: Path, size: str, *, dtype: str = 'float32',
     return path
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry: python -m bench.random_models {2b,8b,edge} [OUT_DIR] [--dtype ...]."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('size', choices=SIZES)

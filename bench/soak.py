@@ -19,16 +19,17 @@ allocated after A and is still alive at goal B, largest first.
 
 import argparse
 import array
+from collections.abc import Sequence
 import glob
 import json
 import os
+from pathlib import Path
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 from bench import common, overhead_bench
 
@@ -44,7 +45,7 @@ SHM_SEGMENTS = '/dev/shm/fast*'
 # bench asks, through files in a folder (the node's main thread is busy spinning). Tracing
 # starts at the first snapshot (from the start, it slows the model's load past the bench's
 # patience), so the second shows what was allocated after the first and is still alive.
-_TRACE_PRELUDE = '''
+_TRACE_PRELUDE = """
 import os, pathlib, threading, time, tracemalloc
 def _serve_snapshots(folder):
     taken = 0
@@ -58,7 +59,7 @@ def _serve_snapshots(folder):
         time.sleep(0.2)
 threading.Thread(target=_serve_snapshots, args=(pathlib.Path(os.environ["SOAK_TRACE_DIR"]),),
                  daemon=True).start()
-'''
+"""
 
 
 # --as-before: the node with rclpy's own ActionServer, which holds every finished goal for
@@ -72,12 +73,12 @@ _RCLPY_SERVER_PRELUDE = (
 class Planner(overhead_bench.Planner):
     """A planner's process: one node with a ReasonClient, spun by an executor thread."""
 
-    def records(self) -> Dict[str, int]:
+    def records(self) -> dict[str, int]:
         """Sizes of the action client's per-goal records."""
         return {name: len(getattr(self.client._client, name, ())) for name in CLIENT_RECORDS}
 
 
-def slope(samples: Sequence[Dict[str, float]], key: str, since: int) -> Optional[float]:
+def slope(samples: Sequence[dict[str, float]], key: str, since: int) -> float | None:
     """Least-squares slope of samples[key] per 100 goals over the samples from goal `since`."""
     points = [(row['goals'], row[key]) for row in samples if row['goals'] >= since]
     if len(points) < 2:
@@ -88,7 +89,7 @@ def slope(samples: Sequence[Dict[str, float]], key: str, since: int) -> Optional
     return 100 * sum((x - mean_x) * (y - mean_y) for x, y in points) / spread
 
 
-def abandoned_segments() -> List[str]:
+def abandoned_segments() -> list[str]:
     """Fast DDS segments in /dev/shm that no process holds (their '_el' lock is free)."""
     import fcntl
 
@@ -129,7 +130,7 @@ def print_heap_growth(first: Path, second: Path, goals: int, top: int = 12) -> N
               f'{frame.filename}:{frame.lineno}')
 
 
-def run(args: argparse.Namespace) -> Dict[str, Any]:
+def run(args: argparse.Namespace) -> dict[str, Any]:
     from cosmos_reason_ros.ros.client import GoalFailedError, make_goal
 
     # Built in a process of its own: this one is the planner, whose RSS should not hold torch.
@@ -156,10 +157,10 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                               stderr=subprocess.DEVNULL, **common.own_process_group())
     round_trips = array.array('d', bytes(8 * args.goals))
     overheads = array.array('d', bytes(8 * args.goals))
-    samples: List[Dict[str, float]] = []
-    failures: Dict[str, int] = {}
-    snapshots: List[Path] = []
-    node_exit: Optional[int] = None
+    samples: list[dict[str, float]] = []
+    failures: dict[str, int] = {}
+    snapshots: list[Path] = []
+    node_exit: int | None = None
     try:
         with common.node_process(parameters, env, prelude=prelude) as node:
             planner = Planner(domain)
@@ -168,7 +169,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                     node.check_alive()
                     raise RuntimeError('the node did not come up')
                 _wait_ready(planner, node, make_goal, GoalFailedError)
-                records_warm: Dict[str, int] = {}
+                records_warm: dict[str, int] = {}
                 started = time.monotonic()
                 goal = make_goal('Is the marker red?', max_new_tokens=4, greedy=True)
                 for index in range(args.goals):
@@ -257,9 +258,9 @@ def _wait_ready(planner: Planner, node: common.NodeProcess, make_goal: Any,
     raise RuntimeError('the node never answered a plain goal')
 
 
-def report(figures: Dict[str, Any]) -> List[str]:
+def report(figures: dict[str, Any]) -> list[str]:
     """Print the summary; the list of what was left behind or grew (empty: nothing)."""
-    def per_100(value: Optional[float]) -> str:
+    def per_100(value: float | None) -> str:
         return 'n/a' if value is None else f'{value:+.3f} MiB per 100 goals'
 
     samples = figures['samples']
@@ -305,7 +306,7 @@ def report(figures: Dict[str, Any]) -> List[str]:
     return left
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--goals', type=int, default=20000)
     parser.add_argument('--warmup', type=int, default=2000,
@@ -313,7 +314,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--limit', type=float, default=6 * 3600.0,
                         help='seconds after which the soak stops')
     parser.add_argument('--trace', type=int, nargs='+', default=[],
-                        help='goal indices at which to snapshot the node\'s Python heap (two)')
+                        help="goal indices at which to snapshot the node's Python heap (two)")
     parser.add_argument('--print-every', type=int, default=1000)
     parser.add_argument('--as-before', action='store_true',
                         help="the node with rclpy's own ActionServer (before/after figures)")

@@ -18,7 +18,9 @@ Run: python -m bench.structured_bench [--goals 200] [--shapes tiny 2b] [--vllm]
 """
 
 import argparse
+from collections.abc import Sequence
 import os
+from pathlib import Path
 import signal
 import socket
 import statistics
@@ -26,23 +28,23 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from bench import common
 from cosmos_reason_ros.core.answers.check import format_mismatch
-from cosmos_reason_ros.core.answers.formats import framing_tokens, plan_answer, StructuredAnswer
-from cosmos_reason_ros.core.backends import grammar
-from cosmos_reason_ros.core.backends.base import GenerationRequest, Sampling
-from cosmos_reason_ros.core.backends.transformers_backend import (
-    constraint_shape, TransformersBackend)
-from cosmos_reason_ros.core.config import ModelConfig
 from cosmos_reason_ros.core.answers.families import family_spec
+from cosmos_reason_ros.core.answers.formats import framing_tokens, plan_answer, StructuredAnswer
 from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
 from cosmos_reason_ros.core.answers.parsing import parse_answer, ParseStatus
 from cosmos_reason_ros.core.answers.prompts import build_prompt
+from cosmos_reason_ros.core.backends import grammar
+from cosmos_reason_ros.core.backends.base import GenerationRequest, Sampling
+from cosmos_reason_ros.core.backends.transformers_backend import (
+    constraint_shape,
+    TransformersBackend,
+)
+from cosmos_reason_ros.core.config import ModelConfig
 from cosmos_reason_ros.demo.sample_scene import render_scene
 from cosmos_reason_ros.demo.tiny_model import build_tiny_checkpoint
 
@@ -54,7 +56,7 @@ QUESTIONS = (('Where does the marker go next?', ('left', 'right', 'into the bask
              ('What moves?', ('the marker', 'the basket', 'nothing', 'the camera')))
 
 
-def goal_fields(mode: Mode, index: int) -> Dict:
+def goal_fields(mode: Mode, index: int) -> dict:
     """The index-th generated goal of a mode (varied tasks, objects and choices)."""
     if mode is Mode.TRAJECTORY:
         return {'task': TASKS[index % len(TASKS)]}
@@ -66,12 +68,12 @@ def goal_fields(mode: Mode, index: int) -> Dict:
     return {}
 
 
-def frames(index: int) -> List[np.ndarray]:
+def frames(index: int) -> list[np.ndarray]:
     return [render_scene(index * 0.25 + offset, 160, 120) for offset in (0.0, 0.25)]
 
 
 def request_for(backend: TransformersBackend, mode: Mode, index: int, *, constrained: bool,
-                max_new_tokens: int, reasoning: bool = False) -> Tuple[GenerationRequest, Dict]:
+                max_new_tokens: int, reasoning: bool = False) -> tuple[GenerationRequest, dict]:
     fields = goal_fields(mode, index)
     prompt = build_prompt(mode, family=backend.family, reasoning=reasoning, **fields)
     structured = (StructuredAnswer(mode, num_choices=len(fields.get('choices', ())),
@@ -93,7 +95,8 @@ def parse_rates(backend: TransformersBackend, goals: int, max_new_tokens: int,
                 ) -> None:
     """Per mode: parse success off vs on (with and without reasoning), answers that passed the
     final check, answers cut by max_new_tokens, the final check's cost, and what the reserved
-    answer budget took from the reasoning."""
+    answer budget took from the reasoning.
+    """
     print(f'\n  {goals} generated goals per mode and variant (off: {free_tokens} new tokens, no '
           f'reasoning; on: up to {max_new_tokens}, reasoning cap asked: half of it)')
     print(f"  {'mode':<22} {'variant':<13} {'parsed':>9} {'checked':>9} {'cut':>5} "
@@ -103,17 +106,17 @@ def parse_rates(backend: TransformersBackend, goals: int, max_new_tokens: int,
           'generation; cut: stopped by max_new_tokens; cap asked/given: mean reasoning cap '
           'before/after the reservation; reserved: mean tokens held for the answer and its '
           'framing; answer used: mean tokens of the answer, retokenized)')
-    check_seconds: List[float] = []
+    check_seconds: list[float] = []
     tokenizer = backend._processor.tokenizer  # noqa: SLF001 - the benchmark looks inside
     for mode in (Mode.TRAJECTORY, Mode.GROUNDING, Mode.TEMPORAL, Mode.MULTIPLE_CHOICE):
         for name, constrained, reasoning in VARIANTS:
             if name not in variants:
                 continue
             parsed_ok = checked = cut = 0
-            seconds: List[float] = []
-            tokens: List[int] = []
-            caps: List[Tuple[int, int, int]] = []
-            answer_tokens: List[int] = []
+            seconds: list[float] = []
+            tokens: list[int] = []
+            caps: list[tuple[int, int, int]] = []
+            answer_tokens: list[int] = []
             budget = max_new_tokens if constrained else free_tokens
             for index in range(goals):
                 request, fields = request_for(backend, mode, index, constrained=constrained,
@@ -164,7 +167,7 @@ class TimedConstraint:
 
     def __init__(self, inner):
         self.inner = inner
-        self.seconds: List[float] = []
+        self.seconds: list[float] = []
 
     def __call__(self, input_ids, scores):
         started = time.perf_counter()
@@ -178,14 +181,15 @@ class TimedConstraint:
 
 def decode_cost(backend: TransformersBackend, repeats: int, max_new_tokens: int) -> None:
     """Decode tokens/s with and without the grammar on the same trajectory requests, the
-    processor's time per token, and compile time first vs cached."""
+    processor's time per token, and compile time first vs cached.
+    """
     compiler = backend._grammars  # noqa: SLF001 - the benchmark looks inside
     compiler._cache.clear()  # noqa: SLF001
-    timings: Dict[bool, List[float]] = {False: [], True: []}
-    per_token: List[float] = []
+    timings: dict[bool, list[float]] = {False: [], True: []}
+    per_token: list[float] = []
     compile_first = compile_cached = 0.0
     original = compiler.constraint
-    wrapped: List[TimedConstraint] = []
+    wrapped: list[TimedConstraint] = []
 
     def timed(*args, **kwargs):
         nonlocal compile_first, compile_cached
@@ -256,7 +260,7 @@ def vllm_rates(goals: int, max_new_tokens: int) -> None:
         print(f"  {'mode':<24} {'off':>12} {'on':>12} {'off s':>7} {'on s':>7}")
         for mode in (Mode.TRAJECTORY, Mode.GROUNDING, Mode.TEMPORAL, Mode.MULTIPLE_CHOICE):
             ok = {False: 0, True: 0}
-            seconds: Dict[bool, List[float]] = {False: [], True: []}
+            seconds: dict[bool, list[float]] = {False: [], True: []}
             for constrained in (False, True):
                 for index in range(goals):
                     request, fields = request_for(backend, mode, index,
@@ -284,7 +288,7 @@ def load(path: Path) -> TransformersBackend:
     return backend
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry; prints figures and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--goals', type=int, default=200, help='generated goals per mode')

@@ -5,23 +5,32 @@ stored at its pixel budget, against preprocessing the same frames at camera reso
 """
 
 import argparse
+from collections.abc import Callable, Sequence
 import statistics
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
 from bench import common
 from bench.camera import render_frames
-from cosmos_reason_ros.core.backends.base import (
-    GenerationRequest, GenerationResult, Prompt, Sampling, StreamCallback)
-from cosmos_reason_ros.core.backends.transformers_backend import (
-    TransformersBackend, check_request, video_metadata)
-from cosmos_reason_ros.core.config import GoalDefaults, ModelConfig, WindowConfig
-from cosmos_reason_ros.core.camera.frames import FrameWindow
 from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.backends.base import (
+    GenerationRequest,
+    GenerationResult,
+    Prompt,
+    Sampling,
+    StreamCallback,
+)
+from cosmos_reason_ros.core.backends.transformers_backend import (
+    check_request,
+    TransformersBackend,
+    video_metadata,
+)
+from cosmos_reason_ros.core.camera.frames import FrameWindow
+from cosmos_reason_ros.core.config import GoalDefaults, ModelConfig, WindowConfig
 from cosmos_reason_ros.core.reasoner import Reasoner, ReasonRequest
 
 CAMERA_FPS = 30.0
@@ -38,14 +47,14 @@ class PreprocessOnly:
         self._backend = backend
         self.model_id = backend.model_id
         self.family = backend.family
-        self.last_inputs: Dict[str, Any] = {}
+        self.last_inputs: dict[str, Any] = {}
 
     def load(self) -> None:
         self._backend.load()
         self.family = self._backend.family
 
-    def generate(self, request: GenerationRequest, *, on_text: Optional[StreamCallback] = None,
-                 cancel: Optional[threading.Event] = None) -> GenerationResult:
+    def generate(self, request: GenerationRequest, *, on_text: StreamCallback | None = None,
+                 cancel: threading.Event | None = None) -> GenerationResult:
         started = time.perf_counter()
         check_request(request)
         prepared = self._backend.preprocess(request)
@@ -60,7 +69,7 @@ class PreprocessOnly:
         self._backend.close()
 
 
-def fill_window(window: FrameWindow, frames: List[np.ndarray], seconds: float) -> Dict[float, Any]:
+def fill_window(window: FrameWindow, frames: list[np.ndarray], seconds: float) -> dict[float, Any]:
     """Offer `seconds` of 30 fps camera frames (BGR, converted like a bgr8 message is).
 
     Returns the full-size RGB image of every kept frame by stamp, for the camera-size baseline.
@@ -81,7 +90,7 @@ def fill_window(window: FrameWindow, frames: List[np.ndarray], seconds: float) -
     return full_size
 
 
-def timed(function: Callable[[], Any], repeats: int) -> List[float]:
+def timed(function: Callable[[], Any], repeats: int) -> list[float]:
     """Wall seconds of `repeats` calls after one warm-up call."""
     function()
     times = []
@@ -93,7 +102,7 @@ def timed(function: Callable[[], Any], repeats: int) -> List[float]:
 
 
 def processor_defaults(backend: TransformersBackend, frames: Sequence[np.ndarray],
-                       stamps: Sequence[float]) -> Dict[str, Any]:
+                       stamps: Sequence[float]) -> dict[str, Any]:
     """The processor with its own size settings, as NVIDIA's examples call it."""
     processor = backend._processor  # noqa: SLF001 - the loaded processor, same checkpoint
     messages = [{'role': 'system', 'content': [{'type': 'text', 'text': 'You are a helpful '
@@ -108,7 +117,7 @@ def processor_defaults(backend: TransformersBackend, frames: Sequence[np.ndarray
                      videos_kwargs={'do_sample_frames': False, 'video_metadata': [metadata]})
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry: python -m bench.window_bench [--repeats 5]."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--repeats', type=int, default=5)
@@ -163,7 +172,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     camera_inputs = camera_size().inputs
     default_inputs = processor_defaults(backend, camera_frames, stamps)
 
-    def tokens(inputs: Dict[str, Any]) -> str:
+    def tokens(inputs: dict[str, Any]) -> str:
         t, h, w = (int(v) for v in inputs['video_grid_thw'][0])
         return f'{t * h * w // 4} visual tokens, {w * 16}x{h * 16} px'
 

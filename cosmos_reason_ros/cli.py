@@ -1,10 +1,10 @@
 """`cosmos-reason`: the core without ROS. Parse model text, run a model on files, evaluate.
 
-    cosmos-reason parse --mode trajectory --image-size 1910x1190 < answer.txt
-    cosmos-reason run clip.mp4 --model nvidia/Cosmos-Reason2-2B --task 'Is it safe to turn right?'
-    cosmos-reason run frame.png --mode trajectory --task '...' --depth d.png --camera-info c.yaml
-    cosmos-reason eval bag/ --questions questions.yaml --topic /camera/image_raw --out report/
-    cosmos-reason compare before/report.json after/report.json
+cosmos-reason parse --mode trajectory --image-size 1910x1190 < answer.txt
+cosmos-reason run clip.mp4 --model nvidia/Cosmos-Reason2-2B --task 'Is it safe to turn right?'
+cosmos-reason run frame.png --mode trajectory --task '...' --depth d.png --camera-info c.yaml
+cosmos-reason eval bag/ --questions questions.yaml --topic /camera/image_raw --out report/
+cosmos-reason compare before/report.json after/report.json
 """
 
 import argparse
@@ -13,25 +13,37 @@ import enum
 import json
 import os
 import sys
-from typing import Any, List, Optional, Tuple
+from typing import Any
 
-from cosmos_reason_ros.core.backends import Backend
-from cosmos_reason_ros.core.backends.factory import (
-    BACKENDS, TRANSFORMERS, BackendSettings, create_backend)
-from cosmos_reason_ros.core.config import (
-    GoalDefaults, ModelConfig, STRUCTURED_OUTPUT, WindowConfig)
-from cosmos_reason_ros.core.errors import InvalidRequestError, ReasonError, SUCCEEDED
-from cosmos_reason_ros.core.evaluation.depth_track import DepthSettings
-from cosmos_reason_ros.core.evaluation.protocols import (
-    LETTER, PROTOCOLS, REASONING, Reason1Benchmark)
-from cosmos_reason_ros.core.evaluation.replay import ReplaySettings
 from cosmos_reason_ros.core.answers.families import family_spec
 from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
 from cosmos_reason_ros.core.answers.parsing import parse_answer
+from cosmos_reason_ros.core.backends import Backend
+from cosmos_reason_ros.core.backends.factory import (
+    BACKENDS,
+    BackendSettings,
+    create_backend,
+    TRANSFORMERS,
+)
 from cosmos_reason_ros.core.backends.remote_config import FAMILIES, RemoteConfig
+from cosmos_reason_ros.core.config import (
+    GoalDefaults,
+    ModelConfig,
+    STRUCTURED_OUTPUT,
+    WindowConfig,
+)
+from cosmos_reason_ros.core.errors import InvalidRequestError, ReasonError, SUCCEEDED
+from cosmos_reason_ros.core.evaluation.depth_track import DepthSettings
+from cosmos_reason_ros.core.evaluation.protocols import (
+    LETTER,
+    PROTOCOLS,
+    Reason1Benchmark,
+    REASONING,
+)
+from cosmos_reason_ros.core.evaluation.replay import ReplaySettings
 
 
-def _size(text: str) -> Tuple[int, int]:
+def _size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(part) for part in text.lower().split('x'))
     except ValueError:
@@ -260,8 +272,10 @@ def command_run(args: argparse.Namespace) -> int:
     request = ReasonRequest(mode=Mode(args.mode), task=args.task, choices=tuple(args.choices),
                             object_name=args.object_name, reasoning=args.reasoning,
                             greedy=args.greedy, seed=args.seed)
-    on_text = (lambda text, _: print(text, end='', file=sys.stderr, flush=True)
-               if args.stream else None)
+    def print_text(text: str, _tokens: int) -> None:
+        print(text, end='', file=sys.stderr, flush=True)
+
+    on_text = print_text if args.stream else None
     outcome = Reasoner(backend, window, defaults).run(request, on_text=on_text)
     if args.stream:
         print(file=sys.stderr)
@@ -274,9 +288,14 @@ def command_run(args: argparse.Namespace) -> int:
 
 def _depth_inputs(args: argparse.Namespace, window):
     """The depth image and calibration given to `run`, read (and checked) before the model
-    loads; None without --depth."""
+    loads; None without --depth.
+    """
     from cosmos_reason_ros.core.depth.files import (
-        DepthFileError, load_camera_info, load_depth, pinhole)
+        DepthFileError,
+        load_camera_info,
+        load_depth,
+        pinhole,
+    )
 
     if args.depth is None:
         if args.camera_info or args.intrinsics:
@@ -320,8 +339,7 @@ def eval_questions(args: argparse.Namespace):
     Raises:
         InvalidRequestError: neither is given, or --protocol meets items it cannot score.
     """
-    from cosmos_reason_ros.core.evaluation.questions import (
-        load_benchmark_folder, load_questions)
+    from cosmos_reason_ros.core.evaluation.questions import load_benchmark_folder, load_questions
 
     if args.questions:
         questions = load_questions(args.questions, source=args.source, topic=args.topic,
@@ -427,7 +445,8 @@ def command_compare(args: argparse.Namespace) -> int:
 def outcome_summary(outcome) -> dict:
     """The outcome of a goal as JSON-ready data in the words `ask` prints for the action's
     result: `status`, `message`, and `output` with ReasoningResult's field names and the parse
-    status as the evaluation report writes it ('ok', 'failed', ...). Frames as stamps."""
+    status as the evaluation report writes it ('ok', 'failed', ...). Frames as stamps.
+    """
     from cosmos_reason_ros.core.reasoner import outcome_message
 
     generation, parsed = outcome.generation, outcome.parsed
@@ -469,7 +488,7 @@ def outcome_summary(outcome) -> dict:
     }
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Entry point of `cosmos-reason`; errors print one line saying what to change."""
     args = build_parser().parse_args(argv)
     try:

@@ -9,7 +9,6 @@ mean and do lives in cosmos_reason_ros.ros.launch_arguments (tested there).
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
 from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration
@@ -19,8 +18,15 @@ from launch_ros.events.lifecycle import ChangeState
 from lifecycle_msgs.msg import Transition
 
 from cosmos_reason_ros.ros.launch_arguments import (
-    ACTIVATE, ARGUMENTS, CONFIGURE, is_managed, launch_transitions, parameter_overrides,
-    remappings)
+    ACTIVATE,
+    ARGUMENTS,
+    CONFIGURE,
+    is_managed,
+    launch_transitions,
+    parameter_overrides,
+    remappings,
+)
+from launch import LaunchDescription
 
 
 def _reason_node(context):

@@ -8,12 +8,11 @@ import importlib
 import pathlib
 import threading
 import time
-from typing import Dict, Optional
 
 from builtin_interfaces.msg import Time
 from rclpy.context import Context
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rosbags.highlevel import AnyReader
 from rosgraph_msgs.msg import Clock
 
@@ -27,7 +26,7 @@ def message_class(msgtype: str) -> type:
 class BagPlayer:
     """Plays the topics named in `remap` (bag topic -> published topic) and /clock."""
 
-    def __init__(self, context: Context, bag: pathlib.Path, remap: Dict[str, str], *,
+    def __init__(self, context: Context, bag: pathlib.Path, remap: dict[str, str], *,
                  rate: float = 1.0, clock_period: float = 0.02):
         self.node = Node('bag_player', context=context)
         self._bag = pathlib.Path(bag)
@@ -36,7 +35,7 @@ class BagPlayer:
         self._stop = threading.Event()
         self.finished = threading.Event()
         self.published = 0
-        self.error: Optional[BaseException] = None
+        self.error: BaseException | None = None
         with AnyReader([self._bag]) as reader:
             types = {topic: info.msgtype for topic, info in reader.topics.items()}
         self._publishers = {
@@ -47,7 +46,7 @@ class BagPlayer:
             Clock, '/clock', QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
         self._thread = threading.Thread(target=self._play, name='bag-player', daemon=True)
 
-    def wait_for_subscribers(self, counts: Dict[str, int], timeout: float) -> bool:
+    def wait_for_subscribers(self, counts: dict[str, int], timeout: float) -> bool:
         """Wait until each topic has at least the given number of matched subscriptions.
 
         Args:

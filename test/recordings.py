@@ -1,13 +1,14 @@
 """Recordings written for the evaluation tests: rosbag2 bags of the sample scene with any log
-times, header stamps, storage and encoding, and a steady camera's timeline."""
+times, header stamps, storage and encoding, and a steady camera's timeline.
+"""
 
+from collections.abc import Iterable, Sequence
 import pathlib
-from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
-from rosbags.typesys import Stores, get_typestore
+from rosbags.typesys import get_typestore, Stores
 
 from cosmos_reason_ros.demo.sample_data import START
 from cosmos_reason_ros.demo.sample_scene import render_scene
@@ -21,7 +22,8 @@ def write_bag(path: pathlib.Path, frames: Iterable[tuple[float, float]], *,
               extra: Sequence[str] = ('/status',), corrupt: Sequence[int] = ()) -> pathlib.Path:
     """A bag of the sample scene: one frame per (log time, header stamp), both in seconds
     after START; std_msgs/String topics in `extra` get one message at time 0; the frames
-    numbered in `corrupt` lose half their pixel data."""
+    numbered in `corrupt` lose half their pixel data.
+    """
     image_type = STORE.types['sensor_msgs/msg/Image']
     compressed_type = STORE.types['sensor_msgs/msg/CompressedImage']
     header_type = STORE.types['std_msgs/msg/Header']

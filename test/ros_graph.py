@@ -4,17 +4,18 @@ Each graph has its own context on its own DDS domain with localhost-only discove
 two test runs on one machine) never see each other's topics.
 """
 
+from collections.abc import Callable
 import itertools
 import os
 import random
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
+import rclpy
 from rclpy.action.client import ClientGoalHandle
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -62,7 +63,7 @@ class Graph:
             Parameter(name, value=value) for name, value in overrides.items()])
         self.peer = Node('test_peer', context=self.context)
         self.client = ReasonClient(self.peer, '/cosmos_reason/reason')
-        nodes: List[Node] = [self.node, self.peer]
+        nodes: list[Node] = [self.node, self.peer]
         if camera:
             self.camera = SampleStream(context=self.context, parameter_overrides=[
                 Parameter('width', value=160), Parameter('height', value=120)])
@@ -81,7 +82,8 @@ class Graph:
 
     def transition(self, label: str, timeout: float = TIMEOUT) -> bool:
         """Ask the node for a lifecycle transition ('configure', 'activate', ...) through its
-        change_state service, as `ros2 lifecycle set` does; True when it succeeded."""
+        change_state service, as `ros2 lifecycle set` does; True when it succeeded.
+        """
         if self._change_state is None:
             self._change_state = self.peer.create_client(ChangeState,
                                                          '/cosmos_reason/change_state')
@@ -103,9 +105,9 @@ class Graph:
         self._nodes.append(node)
 
     def ask(self, goal: Reason.Goal, timeout: float = TIMEOUT
-            ) -> Tuple[Reason.Result, List[Reason.Feedback]]:
+            ) -> tuple[Reason.Result, list[Reason.Feedback]]:
         """Send a goal and wait for its result; returns the result and the feedback seen."""
-        feedback: List[Reason.Feedback] = []
+        feedback: list[Reason.Feedback] = []
         try:
             return self.client.ask(goal, feedback.append, timeout=timeout), feedback
         except GoalFailedError as error:
@@ -113,7 +115,7 @@ class Graph:
             return error.result, feedback
 
     def send(self, goal: Reason.Goal,
-             on_feedback: Optional[Callable[[Reason.Feedback], None]] = None
+             on_feedback: Callable[[Reason.Feedback], None] | None = None
              ) -> ClientGoalHandle:
         """Send a goal and return its handle once accepted (to cancel it, or wait later)."""
         handle = wait_for(self.client.send(goal, on_feedback))
@@ -122,7 +124,8 @@ class Graph:
 
     def send_generating(self, max_new_tokens: int = 4000) -> ClientGoalHandle:
         """Send a long greedy goal and return its handle once tokens flow (the tiny model never
-        stops early, so the goal is still running when the caller acts on it)."""
+        stops early, so the goal is still running when the caller acts on it).
+        """
         generating = threading.Event()
         handle = self.send(make_goal('Describe the scene', max_new_tokens=max_new_tokens,
                                      greedy=True),
@@ -132,7 +135,8 @@ class Graph:
 
     def wait_for_fresh_frame(self, timeout: float = TIMEOUT) -> bool:
         """Wait until the node's window holds a frame stamped after this call (the camera
-        shares the executor with earlier goals); False when none came within timeout."""
+        shares the executor with earlier goals); False when none came within timeout.
+        """
         since = self.node.get_clock().now().nanoseconds * 1e-9
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -143,9 +147,10 @@ class Graph:
         return False
 
     def wait_for_diagnostics(self, key: str, at_least: int,
-                             publish: Optional[Callable[[], None]] = None) -> None:
+                             publish: Callable[[], None] | None = None) -> None:
         """Wait until /diagnostics reports `key` >= at_least, calling `publish` (if given)
-        every 0.2 s meanwhile (DDS may drop a best-effort message before discovery ends)."""
+        every 0.2 s meanwhile (DDS may drop a best-effort message before discovery ends).
+        """
         reached = threading.Event()
 
         def on_diagnostics(array: DiagnosticArray) -> None:
@@ -163,11 +168,12 @@ class Graph:
         self.peer.destroy_subscription(subscription)
         assert reached.is_set(), f'/diagnostics never reported {key} >= {at_least}'
 
-    def diagnostics_where(self, condition: Callable[[Dict[str, str]], bool]
-                          ) -> Dict[str, str]:
+    def diagnostics_where(self, condition: Callable[[dict[str, str]], bool]
+                          ) -> dict[str, str]:
         """The first /diagnostics status (its values, plus 'message' and 'level') for which
-        `condition` holds; fails after TIMEOUT."""
-        found: List[Dict[str, str]] = []
+        `condition` holds; fails after TIMEOUT.
+        """
+        found: list[dict[str, str]] = []
         reached = threading.Event()
 
         def on_diagnostics(array: DiagnosticArray) -> None:

@@ -5,18 +5,18 @@ every request (prompt, frames, timestamps, sampling) so tests can check what a m
 been sent. Only tests use it; it is not shipped as a backend.
 """
 
+from collections.abc import Callable, Mapping, Sequence
 import pathlib
 import threading
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import av
 import numpy as np
 
+from cosmos_reason_ros.core.answers.modes import ModelFamily
 from cosmos_reason_ros.core.backends.base import GenerationRequest, GenerationResult
 from cosmos_reason_ros.core.errors import GenerationCancelled
-from cosmos_reason_ros.core.answers.modes import ModelFamily
 
-Script = Union[str, Sequence[str], Callable[[GenerationRequest], str]]
+Script = str | Sequence[str] | Callable[[GenerationRequest], str]
 
 
 class ScriptedBackend:
@@ -30,7 +30,7 @@ class ScriptedBackend:
     def __init__(self, answers: Mapping[str, Script], *, default: str = '',
                  family: ModelFamily = ModelFamily.QWEN2_5_VL,
                  model_id: str = 'scripted-test-double',
-                 interrupt_on: Optional[str] = None):
+                 interrupt_on: str | None = None):
         """Create the double.
 
         Args:
@@ -43,10 +43,10 @@ class ScriptedBackend:
         """
         self.model_id = model_id
         self.family = family
-        self.requests: List[GenerationRequest] = []
+        self.requests: list[GenerationRequest] = []
         self._answers = dict(answers)
         self._default = default
-        self._turns: Dict[str, int] = {}
+        self._turns: dict[str, int] = {}
         self._interrupt_on = interrupt_on
         self._lock = threading.Lock()
 
@@ -64,14 +64,14 @@ class ScriptedBackend:
     def check_server(self) -> None:
         """No server."""
 
-    def load(self, stop: Optional[threading.Event] = None) -> None:
+    def load(self, stop: threading.Event | None = None) -> None:
         """Nothing to load."""
 
     def close(self) -> None:
         """Nothing to free."""
 
     def generate(self, request: GenerationRequest, *, on_text=None,
-                 cancel: Optional[threading.Event] = None) -> GenerationResult:
+                 cancel: threading.Event | None = None) -> GenerationResult:
         """The scripted answer for this prompt, with plausible counts and zero timings."""
         with self._lock:
             self.requests.append(request)

@@ -4,7 +4,8 @@ the shortest answer is refused before generation, and a temporal answer never ha
 ends before it starts.
 
 The walks below play the model as an adversary: reasoning that never ends by itself, then the
-longest answer the grammar lets through, one byte a token where it can."""
+longest answer the grammar lets through, one byte a token where it can.
+"""
 
 import random
 
@@ -13,11 +14,20 @@ import torch
 
 from cosmos_reason_ros.core.answers.check import format_mismatch
 from cosmos_reason_ros.core.answers.formats import (
-    AnswerBudgetError, answer_format, fit_answer_format, framing_tokens, MAX_LABEL_CHARS,
-    MAX_WAYPOINTS, MIN_WAYPOINTS, plan_answer, smallest_answer_format, StructuredAnswer)
-from cosmos_reason_ros.core.backends.grammar import GrammarCompiler
+    answer_format,
+    AnswerBudgetError,
+    fit_answer_format,
+    framing_tokens,
+    MAX_LABEL_CHARS,
+    MAX_WAYPOINTS,
+    MIN_WAYPOINTS,
+    plan_answer,
+    smallest_answer_format,
+    StructuredAnswer,
+)
 from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
 from cosmos_reason_ros.core.answers.parsing import parse_answer, ParseStatus
+from cosmos_reason_ros.core.backends.grammar import GrammarCompiler
 from cosmos_reason_ros.demo.tiny_model import build_edge_tokenizer, build_tokenizer
 
 STRUCTURED = (Mode.TRAJECTORY, Mode.GROUNDING, Mode.TEMPORAL, Mode.MULTIPLE_CHOICE)

@@ -1,5 +1,6 @@
 """Answer formats and the parser cannot drift apart: answers drawn at random from each compiled
-grammar (what a constrained model can write) all parse, with the mode's typed result."""
+grammar (what a constrained model can write) all parse, with the mode's typed result.
+"""
 
 import random
 import re
@@ -9,10 +10,10 @@ import torch
 import xgrammar as xgr
 
 from cosmos_reason_ros.core.answers.formats import answer_format
-from cosmos_reason_ros.core.backends.grammar import GrammarCompiler
-from cosmos_reason_ros.core.errors import InvalidRequestError
 from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
 from cosmos_reason_ros.core.answers.parsing import parse_answer, ParseStatus
+from cosmos_reason_ros.core.backends.grammar import GrammarCompiler
+from cosmos_reason_ros.core.errors import InvalidRequestError
 from cosmos_reason_ros.demo.tiny_model import build_edge_tokenizer, build_tokenizer
 
 STRUCTURED = (Mode.TRAJECTORY, Mode.GROUNDING, Mode.TEMPORAL, Mode.MULTIPLE_CHOICE)

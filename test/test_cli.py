@@ -9,12 +9,12 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from scripted_backend import ScriptedBackend
 import yaml
 
 from cosmos_reason_ros import cli
 from cosmos_reason_ros.core.answers.modes import ModelFamily
 from cosmos_reason_ros.demo.sample_scene import render_scene
-from scripted_backend import ScriptedBackend
 
 FIXTURES = pathlib.Path(__file__).parent / 'fixtures'
 SHARED_CLIP = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'av_turn_right.mp4'

@@ -5,20 +5,20 @@ tests hold the sender right after the send until the executor thread has had the
 widest form of that window, and check that ask() still gets its answer.
 """
 
+from collections.abc import Callable, Iterator
 import contextlib
 import functools
 import threading
-from typing import Callable, Dict, Iterator, List, Tuple
 
 import pytest
 import rclpy
 from rclpy.action import ActionClient, ActionServer
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
+from ros_graph import next_domain, TIMEOUT
 
 from cosmos_reason_ros.action import Reason
-from cosmos_reason_ros.ros.client import ReasonClient, make_goal
-from ros_graph import TIMEOUT, next_domain
+from cosmos_reason_ros.ros.client import make_goal, ReasonClient
 
 HELD = 2.0
 """Longest a send is held open waiting for its response to be processed (with the workaround the
@@ -40,7 +40,8 @@ class Echo(Node):
 
 class HeldSends:
     """Wraps rclpy's action-client handle: a send of `kind` returns only after the executor
-    processed a response of that kind (or HELD seconds passed)."""
+    processed a response of that kind (or HELD seconds passed).
+    """
 
     def __init__(self, handle, kind: str, processed: threading.Event):
         self._handle = handle
@@ -60,10 +61,11 @@ class HeldSends:
 
 
 @contextlib.contextmanager
-def echo_graph(spin_planner: bool = True) -> Iterator[Tuple[Node, List[ReasonClient]]]:
+def echo_graph(spin_planner: bool = True) -> Iterator[tuple[Node, list[ReasonClient]]]:
     """An echo server spun by a 2-thread executor in the background, and a planner node (spun
     by it too unless spin_planner is False: then ask() spins it); yields the planner and a
-    list for the clients made on it, destroyed at the end."""
+    list for the clients made on it, destroyed at the end.
+    """
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=next_domain())
     server, planner = Echo(context=context), Node('planner', context=context)
@@ -73,7 +75,7 @@ def echo_graph(spin_planner: bool = True) -> Iterator[Tuple[Node, List[ReasonCli
         executor.add_node(planner)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    clients: List[ReasonClient] = []
+    clients: list[ReasonClient] = []
     try:
         yield planner, clients
     finally:
@@ -89,12 +91,13 @@ def echo_graph(spin_planner: bool = True) -> Iterator[Tuple[Node, List[ReasonCli
 @pytest.fixture
 def graph() -> Iterator[Callable[[str], ReasonClient]]:
     """A planner node spun by a 2-thread executor in the background, next to an echo server;
-    yields a function that makes a client whose `kind` requests are held open."""
+    yields a function that makes a client whose `kind` requests are held open.
+    """
     with echo_graph() as (planner, clients):
         yield functools.partial(_held_client, planner, clients)
 
 
-def _held_client(planner: Node, clients: List[ReasonClient], kind: str,
+def _held_client(planner: Node, clients: list[ReasonClient], kind: str,
                  monkeypatch: pytest.MonkeyPatch) -> ReasonClient:
     processed = threading.Event()
     execute = ActionClient.execute
@@ -130,7 +133,7 @@ BOOKKEEPING = ('_futures', '_goal_handles', '_pending_goal_requests', '_pending_
 """What rclpy's ActionClient keeps per goal until the goal is done (absent ones count 0)."""
 
 
-def bookkeeping(client: ReasonClient) -> Dict[str, int]:
+def bookkeeping(client: ReasonClient) -> dict[str, int]:
     return {name: len(getattr(client._client, name, ())) for name in BOOKKEEPING}
 
 

@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 
 from cosmos_reason_ros.core.depth.compressed import (
-    HEADER, decode_compressed_depth, encode_compressed_depth)
+    decode_compressed_depth,
+    encode_compressed_depth,
+    HEADER,
+)
 from cosmos_reason_ros.core.depth.geometry import DepthImage, LiftError, LiftSettings, LiftStatus
 from cosmos_reason_ros.demo.sample_scene import render_depth
 
@@ -41,7 +44,7 @@ def test_32fc1_comes_back_within_the_plugins_inverse_depth_quantization():
 
 @pytest.mark.parametrize('format_, data, status, words', [
     ('16UC1; compressedDepth rvl', HEADER.pack(0, 0, 0) + b'\x00' * 16,
-     LiftStatus.DEPTH_ENCODING, 'set the publisher\'s format parameter to png'),
+     LiftStatus.DEPTH_ENCODING, "set the publisher's format parameter to png"),
     ('16UC1; png compressed 16UC1', b'\x89PNG', LiftStatus.DEPTH_ENCODING,
      'not a compressedDepth format'),
     ('bgr8; compressedDepth png', HEADER.pack(0, 0, 0) + b'x', LiftStatus.DEPTH_ENCODING,

@@ -4,13 +4,17 @@ import pathlib
 
 import pytest
 import rclpy
-import yaml
 from rclpy.node import Node
+import yaml
 
 from cosmos_reason_ros.core.scheduling import Policy
 from cosmos_reason_ros.ros.launch_arguments import (
-    ARGUMENTS, launch_transitions, parameter_overrides, remappings)
-from cosmos_reason_ros.ros.parameters import SPECS, declare_node_config, resolve_model
+    ARGUMENTS,
+    launch_transitions,
+    parameter_overrides,
+    remappings,
+)
+from cosmos_reason_ros.ros.parameters import declare_node_config, resolve_model, SPECS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PRESETS = sorted((ROOT / 'config').glob('*.yaml'))

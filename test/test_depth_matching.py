@@ -5,9 +5,9 @@ import threading
 import numpy as np
 import pytest
 
-from cosmos_reason_ros.core.config import WindowConfig
-from cosmos_reason_ros.core.depth.matching import LEAD_FLOOR, DepthMatcher, DepthOffer
 from cosmos_reason_ros.core.camera.frames import FrameWindow, Offer, StampBounds
+from cosmos_reason_ros.core.config import WindowConfig
+from cosmos_reason_ros.core.depth.matching import DepthMatcher, DepthOffer, LEAD_FLOOR
 
 TOLERANCE = 0.02
 

@@ -1,16 +1,17 @@
 """/diagnostics from the node: it flows with use_sim_time and no /clock, and it warns when far
-fewer camera frames arrive than their stamps say were sent."""
+fewer camera frames arrive than their stamps say were sent.
+"""
 
 import threading
 import time
 
 import numpy as np
 from rclpy.qos import qos_profile_sensor_data
+from ros_graph import Graph
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from cosmos_reason_ros.ros.conversions import to_time
-from ros_graph import Graph
 
 PERIOD = 1.0 / 30.0
 

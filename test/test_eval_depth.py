@@ -11,22 +11,35 @@ import math
 
 import numpy as np
 import pytest
+from scripted_backend import ScriptedBackend
 import yaml
 
 from cosmos_reason_ros import cli
+from cosmos_reason_ros.core.answers.modes import ModelFamily
 from cosmos_reason_ros.core.config import WindowConfig
+from cosmos_reason_ros.core.depth.geometry import DepthImage, LiftSettings
 from cosmos_reason_ros.core.evaluation.depth_track import DepthSettings, DepthTrack
 from cosmos_reason_ros.core.evaluation.questions import load_questions
 from cosmos_reason_ros.core.evaluation.replay import Replay, ReplaySettings
 from cosmos_reason_ros.core.evaluation.report import load_report, write_report
 from cosmos_reason_ros.demo.sample_data import (
-    CAMERA_INFO_TOPIC, COMPRESSED_DEPTH_TOPIC, DEPTH_DELAY, DEPTH_TOPIC, HEIGHT, START, WIDTH,
-    write_sample, write_sample_bag)
-from cosmos_reason_ros.core.depth.geometry import DepthImage, LiftSettings
-from cosmos_reason_ros.core.answers.modes import ModelFamily
+    CAMERA_INFO_TOPIC,
+    COMPRESSED_DEPTH_TOPIC,
+    DEPTH_DELAY,
+    DEPTH_TOPIC,
+    HEIGHT,
+    START,
+    WIDTH,
+    write_sample,
+    write_sample_bag,
+)
 from cosmos_reason_ros.demo.sample_scene import (
-    BASKET_DEPTH, FLOOR_DEPTH, MARKER_DEPTH, basket_box, marker_position)
-from scripted_backend import ScriptedBackend
+    basket_box,
+    BASKET_DEPTH,
+    FLOOR_DEPTH,
+    MARKER_DEPTH,
+    marker_position,
+)
 
 SETTINGS = ReplaySettings(window=WindowConfig(max_pixels=WIDTH * HEIGHT))
 TRAJECTORIES = ('marker-path-1s', 'marker-path-2.5s', 'marker-into-basket')

@@ -8,33 +8,39 @@ answers whenever the node received every frame (best-effort DDS may drop one on 
 import threading
 import time
 
+from bag_player import BagPlayer
 import pytest
 import rclpy
 from rclpy.node import Node
+from recordings import write_bag
+from ros_graph import Graph, TIMEOUT
+from scripted_backend import ScriptedBackend
 
-from bag_player import BagPlayer
+from cosmos_reason_ros.core.answers.modes import ModelFamily
 from cosmos_reason_ros.core.backends.transformers_backend import TransformersBackend
 from cosmos_reason_ros.core.config import ModelConfig, WindowConfig
 from cosmos_reason_ros.core.evaluation.questions import parse_question_set
 from cosmos_reason_ros.core.evaluation.replay import Replay, ReplaySettings
 from cosmos_reason_ros.core.evaluation.report import load_report, write_report
-from cosmos_reason_ros.demo.sample_data import (
-    CAMERA_INFO_TOPIC, DEPTH_TOPIC, RAW_TOPIC, START, marker_path, write_sample_bag)
 from cosmos_reason_ros.core.evaluation.sources import BagSource
-from cosmos_reason_ros.core.answers.modes import ModelFamily
+from cosmos_reason_ros.demo.sample_data import (
+    CAMERA_INFO_TOPIC,
+    DEPTH_TOPIC,
+    marker_path,
+    RAW_TOPIC,
+    START,
+    write_sample_bag,
+)
 from cosmos_reason_ros.demo.sample_scene import basket_box, marker_position, scene_point
 from cosmos_reason_ros.ros import node as node_module
 from cosmos_reason_ros.ros.live_eval import LiveEvaluation, LiveSettings
-from recordings import write_bag
-from ros_graph import Graph, TIMEOUT
-from scripted_backend import ScriptedBackend
 
 W, H, SECONDS = 160, 120, 3.0
 SETTINGS = ReplaySettings(window=WindowConfig(max_pixels=W * H))
 
 
 def near(value: float, tolerance: float = 1e-5):
-    """approx with an absolute tolerance: a relative one is ~1700 s at these stamps."""
+    """Approx with an absolute tolerance: a relative one is ~1700 s at these stamps."""
     return pytest.approx(value, abs=tolerance, rel=0)
 
 
@@ -167,7 +173,8 @@ def test_a_bag_whose_stamps_do_not_advance_is_refused_live_with_the_fix(tmp_path
 
 def test_live_3d_answers_of_the_node_agree_with_the_offline_lifting(bag, tmp_path, monkeypatch):
     """The node lifts with the depth and CameraInfo it receives from the playing bag; the
-    offline run lifts from the bag itself: both must land on the scene's geometry."""
+    offline run lifts from the bag itself: both must land on the scene's geometry.
+    """
     x1, y1, x2, y2 = basket_box(W, H)
     path = [marker_position(1.5, W, H), ((x1 + x2) / 2, (y1 + y2) / 2)]
     answer = '```json\n[' + ', '.join(

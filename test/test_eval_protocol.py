@@ -1,18 +1,23 @@
 """The Cosmos-Reason1 benchmark procedure, end to end through `cosmos-reason eval`, on a small
-generated benchmark answered by a scripted test double, so every figure is known exactly."""
+generated benchmark answered by a scripted test double, so every figure is known exactly.
+"""
 
 import json
 import math
 import pathlib
 
 import pytest
+from scripted_backend import ScriptedBackend, write_clip
 
 from cosmos_reason_ros import cli
 from cosmos_reason_ros.core.evaluation.compare import compare_files
 from cosmos_reason_ros.core.evaluation.protocols import (
-    LETTER, REASONING_INSTRUCTION, SYSTEM_PROMPT, Reason1Benchmark)
-from cosmos_reason_ros.core.evaluation.questions import QuestionItem, load_benchmark_folder
-from scripted_backend import ScriptedBackend, write_clip
+    LETTER,
+    Reason1Benchmark,
+    REASONING_INSTRUCTION,
+    SYSTEM_PROMPT,
+)
+from cosmos_reason_ros.core.evaluation.questions import load_benchmark_folder, QuestionItem
 
 LETTER_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 
@@ -26,7 +31,8 @@ def _entry(video: str, question: str, answer: str, options=('yes', 'no', 'maybe'
 @pytest.fixture(scope='module')
 def benchmark(tmp_path_factory) -> pathlib.Path:
     """DATA/av (two clips, one of them with two entries) and DATA/robovqa (two clips, and one
-    entry whose clip was never downloaded)."""
+    entry whose clip was never downloaded).
+    """
     data = tmp_path_factory.mktemp('bench') / 'DATA'
     for dataset, clip, seconds in (('av', 'a', 3.0), ('av', 'b', 2.0), ('robovqa', 'c', 2.0),
                                    ('robovqa', 'd', 2.0)):

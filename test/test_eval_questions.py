@@ -7,11 +7,16 @@ import pathlib
 import pytest
 import yaml
 
-from cosmos_reason_ros.core.evaluation.questions import (
-    AskTime, QuestionSetError, expected_to_dict, load_benchmark, load_questions,
-    parse_question_set)
-from cosmos_reason_ros.demo.sample_data import question_set_yaml
 from cosmos_reason_ros.core.answers.modes import Mode
+from cosmos_reason_ros.core.evaluation.questions import (
+    AskTime,
+    expected_to_dict,
+    load_benchmark,
+    load_questions,
+    parse_question_set,
+    QuestionSetError,
+)
+from cosmos_reason_ros.demo.sample_data import question_set_yaml
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / 'examples' / 'questions_sample.yaml'
 
@@ -252,7 +257,7 @@ def test_a_grounding_may_expect_its_box_centres_in_3d(tmp_path):
     ({'mode': 'trajectory', 'task': 'go',
       'expected': {'trajectory': [[0, 0]], 'boxes': [[0, 0, 1, 1]],
                    'trajectory_3d': [[0, 0, 1]]}},
-     {'depth_topic': '/d', 'camera_info_topic': '/i'}, "must hold exactly one of"),
+     {'depth_topic': '/d', 'camera_info_topic': '/i'}, 'must hold exactly one of'),
 ])
 def test_3d_expectations_that_cannot_be_scored_are_refused(tmp_path, item, fields, message):
     with pytest.raises(QuestionSetError, match=message):

@@ -10,6 +10,7 @@ import pathlib
 import cv2
 import numpy as np
 import pytest
+from recordings import H, steady, W, write_bag
 import yaml
 
 from cosmos_reason_ros import cli
@@ -19,12 +20,15 @@ from cosmos_reason_ros.core.evaluation.compare import compare_files
 from cosmos_reason_ros.core.evaluation.questions import load_questions, parse_question_set
 from cosmos_reason_ros.core.evaluation.replay import Replay, ReplaySettings
 from cosmos_reason_ros.core.evaluation.report import (
-    SCHEMA_VERSION, build_report, load_report, report_content, write_report)
-from cosmos_reason_ros.demo.sample_data import (
-    START, basket_box, marker_radius, write_sample)
-from cosmos_reason_ros.core.evaluation.sources import BagSource, SourceError, open_source
+    build_report,
+    load_report,
+    report_content,
+    SCHEMA_VERSION,
+    write_report,
+)
+from cosmos_reason_ros.core.evaluation.sources import BagSource, open_source, SourceError
+from cosmos_reason_ros.demo.sample_data import basket_box, marker_radius, START, write_sample
 from cosmos_reason_ros.demo.sample_scene import marker_position, render_scene
-from recordings import H, W, steady, write_bag
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data'
 CLIP = DATA / 'av_turn_right.mp4'
@@ -35,7 +39,7 @@ SETTINGS = ReplaySettings(window=WindowConfig(max_pixels=W * H),
 
 
 def near(value: float, tolerance: float = 1e-5):
-    """approx with an absolute tolerance: a relative one is ~1700 s at these stamps."""
+    """Approx with an absolute tolerance: a relative one is ~1700 s at these stamps."""
     return pytest.approx(value, abs=tolerance, rel=0)
 
 

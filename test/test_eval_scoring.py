@@ -6,16 +6,33 @@ import dataclasses
 import numpy as np
 import pytest
 
+from cosmos_reason_ros.core.answers.modes import Mode
+from cosmos_reason_ros.core.answers.parsing import (
+    Box,
+    Event,
+    ParsedAnswer,
+    ParseStatus,
+    Trajectory,
+)
+from cosmos_reason_ros.core.depth.geometry import Box3D, Lifted, LiftStatus, Trajectory3D
 from cosmos_reason_ros.core.evaluation.compare import compare_reports, render_comparison
 from cosmos_reason_ros.core.evaluation.questions import AskTime, Expected, QuestionItem
 from cosmos_reason_ros.core.evaluation.report import report_content
 from cosmos_reason_ros.core.evaluation.scoring import (
-    box_iou, interval_iou, keyword_recall, mean_best_box_iou, mean_best_event_iou, percentiles,
-    rate, resample_path, score_answer, summarize, trajectory_error, trajectory_error_3d,
-    wilson_interval)
-from cosmos_reason_ros.core.depth.geometry import Box3D, Lifted, LiftStatus, Trajectory3D
-from cosmos_reason_ros.core.answers.modes import Mode
-from cosmos_reason_ros.core.answers.parsing import Box, Event, ParsedAnswer, ParseStatus, Trajectory
+    box_iou,
+    interval_iou,
+    keyword_recall,
+    mean_best_box_iou,
+    mean_best_event_iou,
+    percentiles,
+    rate,
+    resample_path,
+    score_answer,
+    summarize,
+    trajectory_error,
+    trajectory_error_3d,
+    wilson_interval,
+)
 
 
 def _item(mode: Mode, **expected) -> QuestionItem:

@@ -11,28 +11,34 @@ import math
 import cv2
 import numpy as np
 import pytest
+from recordings import H, steady, W, write_bag
+from scripted_backend import ScriptedBackend, write_clip
 import yaml
 
 from cosmos_reason_ros import cli
+from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.answers.parsing import parse_answer
 from cosmos_reason_ros.core.config import GoalDefaults, WindowConfig
 from cosmos_reason_ros.core.evaluation.compare import compare_reports, render_comparison
 from cosmos_reason_ros.core.evaluation.questions import (
-    AskTime, Expected, QuestionItem, load_benchmark, load_questions, parse_question_set)
+    AskTime,
+    Expected,
+    load_benchmark,
+    load_questions,
+    parse_question_set,
+    QuestionItem,
+)
 from cosmos_reason_ros.core.evaluation.replay import Replay, ReplaySettings, window_facts
-from cosmos_reason_ros.core.evaluation.report import ReportError, build_report, write_report
-from cosmos_reason_ros.demo.sample_data import START
+from cosmos_reason_ros.core.evaluation.report import build_report, ReportError, write_report
 from cosmos_reason_ros.core.evaluation.scoring import score_answer
 from cosmos_reason_ros.core.evaluation.sources import Timeline
-from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
-from cosmos_reason_ros.core.answers.parsing import parse_answer
-from recordings import H, W, steady, write_bag
-from scripted_backend import ScriptedBackend, write_clip
+from cosmos_reason_ros.demo.sample_data import START
 
 CLIP_SIZE = (32, 24)
 
 
 def near(value: float, tolerance: float = 1e-5):
-    """approx with an absolute tolerance: a relative one is ~1700 s at bag stamps."""
+    """Approx with an absolute tolerance: a relative one is ~1700 s at bag stamps."""
     return pytest.approx(value, abs=tolerance, rel=0)
 
 
@@ -79,7 +85,8 @@ def test_a_history_beyond_the_memory_bound_is_marked_truncated_per_item(long_cli
     run = Replay(ScriptedBackend({}, default='A road.'), settings).run(questions)
     whole, short = run.results
     assert whole.window['truncated'] and whole.window['frames_held'] == 100
-    assert 'held 100 of the 160 frames this item asks for (bound 100 frames' in whole.window['note']
+    assert ('held 100 of the 160 frames this item asks for (bound 100 frames'
+            in whole.window['note'])
     # 29.97 fps: the first frame of the 15 s slot is the one at 15.015 s.
     assert 'saw from 15.015 s, not from 0.000 s' in whole.window['note']
     assert not short.window['truncated']
@@ -142,7 +149,7 @@ def test_a_bag_whose_stamps_are_all_zero_falls_back_to_log_time_and_says_so(tmp_
     assert two.window_offset == near(1.75, 0.04), 'the window ends at the asking time'
     (source,) = run.sources
     assert source.stamps == 'log'
-    assert 'header stamps on \'/camera/image\' do not advance (90 messages, 1 distinct' in \
+    assert "header stamps on '/camera/image' do not advance (90 messages, 1 distinct" in \
         source.note
     write_report(run, tmp_path / 'report', pictures=False)
     assert 'do not advance' in (tmp_path / 'report' / 'report.md').read_text()
@@ -256,7 +263,7 @@ def test_compare_refuses_reports_whose_ids_repeat(tmp_path):
     report = _report([True, False], tmp_path, 'a')
     old = copy.deepcopy(report)
     old['items'][1]['id'] = old['items'][0]['id']  # as older versions wrote benchmark ids
-    with pytest.raises(ReportError, match="report A repeats item id\\(s\\) clip.mp4:q0"):
+    with pytest.raises(ReportError, match='report A repeats item id\\(s\\) clip.mp4:q0'):
         compare_reports(old, report)
 
 
@@ -319,4 +326,4 @@ def test_the_live_client_knows_what_the_nodes_window_held_for_an_item():
     facts = window_facts(before_loop, before_loop[-1], math.inf, window=window, max_frames=16,
                          seen=5, offset_of=lambda stamp: stamp, hint='raise window.capacity')
     assert (facts['frames_in_range'], facts['frames_held']) == (8, 5) and facts['truncated']
-    assert "(bound 5 frames, 30 s; raise window.capacity)" in facts['note']
+    assert '(bound 5 frames, 30 s; raise window.capacity)' in facts['note']

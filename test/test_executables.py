@@ -1,6 +1,8 @@
 """The package's executables as a user runs them after `source scripts/env.sh`: by name, from any
-directory, without `ros2 run` (the wheels have no ros2 command)."""
+directory, without `ros2 run` (the wheels have no ros2 command).
+"""
 
+from collections.abc import Iterator
 import json
 import os
 import pathlib
@@ -8,33 +10,31 @@ import shutil
 import signal
 import subprocess
 import time
-from typing import Dict, Iterator, List
 
+from ament_index_python.packages import get_package_share_directory
 import pytest
 import rclpy
-from ament_index_python.packages import get_package_share_directory
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
+from ros_graph import next_domain, TIMEOUT
 from sensor_msgs.msg import Image
-
-from ros_graph import TIMEOUT, next_domain
 
 EXECUTABLES = ('reason_node', 'ask', 'sample_stream', 'live_eval', 'cosmos-reason')
 SHARE = pathlib.Path(get_package_share_directory('cosmos_reason_ros'))
 
 
 @pytest.fixture
-def ros_env() -> Dict[str, str]:
+def ros_env() -> dict[str, str]:
     """The shell's environment (env.sh sourced) on a DDS domain of this test's own."""
     return {**os.environ, 'ROS_DOMAIN_ID': str(next_domain()),
             'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST', 'PYTHONUNBUFFERED': '1'}
 
 
 @pytest.fixture
-def started(tmp_path: pathlib.Path) -> Iterator[List[subprocess.Popen]]:
+def started(tmp_path: pathlib.Path) -> Iterator[list[subprocess.Popen]]:
     """Processes a test starts (in tmp_path, not the checkout); interrupted at the end."""
-    processes: List[subprocess.Popen] = []
+    processes: list[subprocess.Popen] = []
     yield processes
     for process in processes:
         if process.poll() is None:
@@ -66,7 +66,8 @@ def test_ask_with_a_missing_image_says_so_without_a_traceback(tmp_path, ros_env)
 
 def test_the_demo_stream_arrives_whole_with_the_scripts_environment(ros_env, started, tmp_path):
     """640x480 bgr8 frames (900 KiB) exceed Fast DDS's default 512 KiB shared-memory segments;
-    without the profile env.sh sets, most are lost (measured: 3-19 of 40-60)."""
+    without the profile env.sh sets, most are lost (measured: 3-19 of 40-60).
+    """
     # Fast DDS 3 (Kilted) reads the first, Fast DDS 2 (Jazzy) the second.
     assert any(ros_env.get(variable, '').endswith('fastdds_large_frames.xml') for variable in
                ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE'))
@@ -78,7 +79,7 @@ def test_the_demo_stream_arrives_whole_with_the_scripts_environment(ros_env, sta
     node = Node('frame_counter', context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
-    stamps: List[float] = []
+    stamps: list[float] = []
     node.create_subscription(
         Image, 'image', lambda msg: stamps.append(msg.header.stamp.sec
                                                   + msg.header.stamp.nanosec * 1e-9),

@@ -112,8 +112,9 @@ def test_a_coroutine_awaiting_a_future_still_finishes():
 
 
 def test_a_middleware_error_in_a_callback_does_not_stop_spinning():
-    """rclpy's action server publishes status arrays in its own callbacks; an RCLError there
-    once ended spin() and with it the node."""
+    """Rclpy's action server publishes status arrays in its own callbacks; an RCLError there
+    once ended spin() and with it the node.
+    """
     from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 
     context = rclpy.Context()

@@ -8,18 +8,18 @@ import yaml
 
 from cosmos_reason_ros.core.answers.families import (
     Coordinates,
-    FAMILY_SPECS,
     family_for_model_type,
     family_for_served_name,
     family_spec,
+    FAMILY_SPECS,
     model_input_size,
     ReasoningPrompt,
     video_timing,
     visual_tokens,
 )
-from cosmos_reason_ros.core.camera.images import downscale
 from cosmos_reason_ros.core.answers.modes import ModelFamily
 from cosmos_reason_ros.core.backends.remote_config import FAMILIES
+from cosmos_reason_ros.core.camera.images import downscale
 
 EDGE = ModelFamily.COSMOS3_EDGE
 OMNI = ModelFamily.COSMOS3_OMNI
@@ -76,7 +76,7 @@ def test_only_pair_families_with_text_timestamps_want_an_even_frame_count():
 
 @pytest.mark.parametrize('names, family', [
     (('nvidia/Cosmos3-Edge',), EDGE),
-    (('cosmos3',), EDGE),                            # NVIDIA NIM's cosmos3 serves the Edge reasoner
+    (('cosmos3',), EDGE),                            # NIM's cosmos3 serves the Edge reasoner
     (('nvidia/Cosmos3-Nano',), OMNI),
     (('my-robot-model', '/models/Cosmos3-Super'), OMNI),
     (('nvidia/Cosmos-Reason1-7B',), REASON1),

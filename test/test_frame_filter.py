@@ -2,21 +2,23 @@
 
 import threading
 import time
-from typing import Dict
 
+from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import qos_profile_sensor_data
+from ros_graph import Graph, TIMEOUT
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from cosmos_reason_ros.core.camera.frames import StampBounds
-from cosmos_reason_ros.ros.conversions import to_time
 from cosmos_reason_ros.ros import stamp_filter as stamp_filter_module
+from cosmos_reason_ros.ros.conversions import to_time
 from cosmos_reason_ros.ros.stamp_filter import (
-    HAS_CONTENT_FILTER_API, StampFilter, expression_parameters)
-from ros_graph import Graph, TIMEOUT
+    expression_parameters,
+    HAS_CONTENT_FILTER_API,
+    StampFilter,
+)
 
 PIXELS = np.full((120, 160, 3), 90, np.uint8).tobytes()
 
@@ -25,7 +27,7 @@ class Diagnostics:
     """The latest /diagnostics values of the node, as the peer receives them."""
 
     def __init__(self, graph: Graph):
-        self._latest: Dict[str, str] = {}
+        self._latest: dict[str, str] = {}
         self._arrived = threading.Condition()
         graph.peer.create_subscription(DiagnosticArray, '/diagnostics', self._on_message, 10)
 
@@ -34,7 +36,7 @@ class Diagnostics:
             self._latest = {kv.key: kv.value for status in array.status for kv in status.values}
             self._arrived.notify_all()
 
-    def after(self, settle: float) -> Dict[str, str]:
+    def after(self, settle: float) -> dict[str, str]:
         """The first message that arrives `settle` seconds from now."""
         time.sleep(settle)
         with self._arrived:

@@ -8,11 +8,17 @@ import threading
 import numpy as np
 import pytest
 
+from cosmos_reason_ros.core.camera.frames import (
+    Frame,
+    FrameWindow,
+    Offer,
+    Resize,
+    Rewind,
+    STAMP_MARGIN,
+)
+from cosmos_reason_ros.core.camera.images import DecodedImage, ImageDecodeError
 from cosmos_reason_ros.core.config import WindowConfig
 from cosmos_reason_ros.core.errors import InvalidRequestError, NoFramesError, StaleFramesError
-from cosmos_reason_ros.core.camera.frames import (
-    STAMP_MARGIN, Frame, FrameWindow, Offer, Resize, Rewind)
-from cosmos_reason_ros.core.camera.images import DecodedImage, ImageDecodeError
 
 
 def tiny_image() -> np.ndarray:

@@ -6,10 +6,17 @@ import cv2
 import numpy as np
 import pytest
 
-from cosmos_reason_ros.core.depth.geometry import (
-    CameraInfoData, CameraModel, DepthData, LiftError, LiftSettings, LiftStatus, lift_answer)
-from cosmos_reason_ros.core.answers.overlay import NO_DEPTH, draw_overlay
+from cosmos_reason_ros.core.answers.overlay import draw_overlay, NO_DEPTH
 from cosmos_reason_ros.core.answers.parsing import Box, Trajectory
+from cosmos_reason_ros.core.depth.geometry import (
+    CameraInfoData,
+    CameraModel,
+    DepthData,
+    lift_answer,
+    LiftError,
+    LiftSettings,
+    LiftStatus,
+)
 
 K_VGA = (500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0)
 SIZE = (640, 480)

@@ -4,13 +4,13 @@ shutdown, and a middleware that refuses a publish. On a real graph with the prod
 
 import threading
 
-import pytest
 from action_msgs.msg import GoalStatus
+import pytest
 from rclpy.action.server import ServerGoalHandle
+from ros_graph import Graph, TIMEOUT, wait_for
 
 from cosmos_reason_ros.action import Reason
 from cosmos_reason_ros.ros.client import make_goal
-from ros_graph import Graph, TIMEOUT, wait_for
 
 Result = Reason.Result
 
@@ -27,7 +27,8 @@ def graph(tiny_qwen3_checkpoint):
 
 def _cancel_at(graph: Graph, monkeypatch, owner, name: str):
     """Make `owner.name` (a step of the goal path) first cancel the goal and wait for the cancel
-    response; returns a dict that receives the goal handle ('handle') and the response."""
+    response; returns a dict that receives the goal handle ('handle') and the response.
+    """
     seen = {'ready': threading.Event()}
     real = getattr(owner, name)
 
@@ -69,7 +70,8 @@ def test_a_cancel_once_the_goal_has_its_result_is_refused_and_the_goal_succeeds(
 
 def test_a_cancel_mid_generation_never_reads_preempted(graph):
     """The goal reacts to its stop event before rclpy marks it CANCELING; it must still end
-    CANCELED (it once read PREEMPTED when the executor thread won that race)."""
+    CANCELED (it once read PREEMPTED when the executor thread won that race).
+    """
     for _ in range(3):
         handle = graph.send_generating()
         wait_for(handle.cancel_goal_async())

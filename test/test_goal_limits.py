@@ -1,5 +1,6 @@
 """Goal limits and freshness in the Reasoner: no single goal can hold the model, overflow the
-prompt or be answered from old frames. A scripted backend stands in for the model."""
+prompt or be answered from old frames. A scripted backend stands in for the model.
+"""
 
 import math
 import threading
@@ -8,12 +9,16 @@ import time
 import numpy as np
 import pytest
 
+from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
 from cosmos_reason_ros.core.backends.base import GenerationRequest, GenerationResult
+from cosmos_reason_ros.core.camera.frames import Frame, FrameWindow
 from cosmos_reason_ros.core.config import GoalDefaults, GoalLimits, WindowConfig
 from cosmos_reason_ros.core.errors import (
-    GenerationCancelled, InvalidRequestError, StaleFramesError, TimeLimitError)
-from cosmos_reason_ros.core.camera.frames import Frame, FrameWindow
-from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
+    GenerationCancelled,
+    InvalidRequestError,
+    StaleFramesError,
+    TimeLimitError,
+)
 from cosmos_reason_ros.core.reasoner import Reasoner, ReasonRequest
 
 

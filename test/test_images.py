@@ -11,8 +11,16 @@ from rosbags.typesys import get_typestore, Stores
 from sensor_msgs.msg import CompressedImage, Image
 
 from cosmos_reason_ros.core.camera.images import (
-    compressed_to_rgb, declared_size, decode_image, downscale, image_to_rgb, ImageDecodeError,
-    ImageTooLargeError, stamp_seconds, to_rgb)
+    compressed_to_rgb,
+    declared_size,
+    decode_image,
+    downscale,
+    image_to_rgb,
+    ImageDecodeError,
+    ImageTooLargeError,
+    stamp_seconds,
+    to_rgb,
+)
 
 HEIGHT, WIDTH = 4, 6
 RED = (255, 0, 0)
@@ -270,7 +278,8 @@ def test_downscale_needs_a_positive_budget():
 
 def with_declared_size(jpeg: bytes, width: int, height: int) -> bytes:
     """A JPEG whose frame header (SOF0) claims another size: a few hundred bytes that would
-    decode to width x height pixels."""
+    decode to width x height pixels.
+    """
     start = jpeg.index(b'\xff\xc0')
     return (jpeg[:start + 5] + height.to_bytes(2, 'big') + width.to_bytes(2, 'big')
             + jpeg[start + 9:])

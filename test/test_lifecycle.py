@@ -6,14 +6,14 @@ manager call it; goals are sent in every state.
 
 import threading
 
-import pytest
 from action_msgs.msg import GoalStatus
+import pytest
 from rclpy.parameter import Parameter
+from ros_graph import Graph, TIMEOUT, wait_for
 
 from cosmos_reason_ros.action import Reason
 from cosmos_reason_ros.core.backends import transformers_backend
 from cosmos_reason_ros.ros.client import make_goal
-from ros_graph import Graph, TIMEOUT, wait_for
 
 Result = Reason.Result
 

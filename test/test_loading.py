@@ -5,10 +5,10 @@ import threading
 import pytest
 
 from cosmos_reason_ros.core.backends import transformers_backend
+from cosmos_reason_ros.core.backends.loading import BackgroundLoad
 from cosmos_reason_ros.core.backends.transformers_backend import TransformersBackend
 from cosmos_reason_ros.core.config import ModelConfig
 from cosmos_reason_ros.core.errors import LoadStopped, ModelLoadError
-from cosmos_reason_ros.core.backends.loading import BackgroundLoad
 
 TIMEOUT = 30.0
 

@@ -4,13 +4,14 @@ import socket
 import threading
 import time
 
+from action_msgs.msg import GoalStatus, GoalStatusArray
+from builtin_interfaces.msg import Time
 import cv2
 import numpy as np
 import pytest
-from action_msgs.msg import GoalStatus, GoalStatusArray
-from builtin_interfaces.msg import Time
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
+from ros_graph import Graph, TIMEOUT, wait_for
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
@@ -19,7 +20,6 @@ from cosmos_reason_ros.msg import ReasoningResult
 from cosmos_reason_ros.ros import conversions
 from cosmos_reason_ros.ros.client import GoalFailedError, make_goal, ReasonClient, result_of
 from cosmos_reason_ros.ros.conversions import to_time
-from ros_graph import Graph, TIMEOUT, wait_for
 
 Result = Reason.Result
 
@@ -89,7 +89,8 @@ def test_trajectory_goal_succeeds_with_feedback_and_typed_result(graph):
 
 def test_a_client_on_a_node_nobody_spins_gets_every_result(graph):
     """ask() spins such a node itself, goal after goal (rclpy keeps node.executor set after a
-    spin, which once made the second wait hang)."""
+    spin, which once made the second wait hang).
+    """
     node = Node('script_client', context=graph.context)
     client = ReasonClient(node, '/cosmos_reason/reason')
     try:
@@ -289,7 +290,8 @@ def _jpeg_frames(graph: Graph, data: bytes):
 
 def expect_dropped_then_served(graph: Graph, data: bytes, dropped: int) -> None:
     """Frames of `data` are dropped and counted, the window stays empty, and once good frames
-    come a goal is answered on them."""
+    come a goal is answered on them.
+    """
     graph.wait_for_diagnostics('frames_invalid', dropped, _jpeg_frames(graph, data))
     assert graph.node._window.stats.fill == 0
     graph.wait_for_diagnostics('window_fill', 2, _jpeg_frames(graph, _jpeg(64, 48)))

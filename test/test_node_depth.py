@@ -12,19 +12,19 @@ import numpy as np
 import pytest
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
+from ros_graph import Graph, TIMEOUT
+from scripted_backend import ScriptedBackend
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from cosmos_reason_ros.action import Reason
-from cosmos_reason_ros.core.depth.compressed import encode_compressed_depth
 from cosmos_reason_ros.core.answers.modes import ModelFamily
+from cosmos_reason_ros.core.depth.compressed import encode_compressed_depth
 from cosmos_reason_ros.msg import ReasoningResult
 from cosmos_reason_ros.ros import node as node_module
 from cosmos_reason_ros.ros.client import make_goal
 from cosmos_reason_ros.ros.conversions import to_time
-from ros_graph import Graph, TIMEOUT
-from scripted_backend import ScriptedBackend
 
 WIDTH, HEIGHT = 160, 120
 # The calibration is for 320x240; the stream is 160x120, so the node must scale K.
@@ -285,9 +285,10 @@ def test_depth_off_leaves_the_3d_fields_empty(monkeypatch):
 def test_the_sample_stream_with_depth_places_the_basket_and_floor_where_the_scene_says(
         monkeypatch):
     """The demo's RGB-D stand-in: its depth and CameraInfo agree with the scene's geometry."""
+    from rclpy.parameter import Parameter
+
     from cosmos_reason_ros.demo.sample_scene import basket_box, scene_point
     from cosmos_reason_ros.ros.sample_stream import SampleStream
-    from rclpy.parameter import Parameter
 
     width, height = 160, 120
     x1, y1, x2, y2 = basket_box(width, height)

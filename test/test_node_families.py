@@ -1,14 +1,15 @@
 """The reasoning node with the other families' tiny reasoners (Cosmos3-Edge, Cosmos3-Nano/Super,
 Reason1) on a real rclpy graph: a goal streams feedback and succeeds, a cancel stops it, the
-frame count follows the family's temporal patch (test_node.py covers Reason2 in depth)."""
+frame count follows the family's temporal patch (test_node.py covers Reason2 in depth).
+"""
 
-import pytest
 from action_msgs.msg import GoalStatus
+import pytest
+from ros_graph import Graph, TIMEOUT, wait_for
 
 from cosmos_reason_ros.action import Reason
 from cosmos_reason_ros.msg import ReasoningResult
 from cosmos_reason_ros.ros.client import make_goal
-from ros_graph import Graph, TIMEOUT, wait_for
 
 Result = Reason.Result
 

@@ -1,8 +1,10 @@
 """Constrained answers through the node on a real rclpy graph: with the tiny random model a
 trajectory goal comes back parsed (random points, in form), the result says it was constrained,
-and a goal can ask to stay free text."""
+and a goal can ask to stay free text.
+"""
 
 import pytest
+from ros_graph import Graph, TIMEOUT
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
@@ -11,7 +13,6 @@ from cosmos_reason_ros.demo.sample_scene import render_scene
 from cosmos_reason_ros.msg import ReasoningResult
 from cosmos_reason_ros.ros.client import make_goal
 from cosmos_reason_ros.ros.conversions import to_time
-from ros_graph import Graph, TIMEOUT
 
 Result = Reason.Result
 
@@ -28,7 +29,8 @@ def graph(tiny_qwen3_checkpoint):
 def scene_images() -> list:
     """Two fixed frames of the sample scene: with greedy decoding the random model's answer is
     the same on every run (the camera's frames move, and a random model may close its
-    reasoning by chance on some of them)."""
+    reasoning by chance on some of them).
+    """
     return [Image(header=Header(stamp=to_time(10.0 + 0.25 * index)), height=120, width=160,
                   encoding='rgb8', step=160 * 3,
                   data=render_scene(0.25 * index, 160, 120).tobytes()) for index in range(2)]

@@ -1,25 +1,31 @@
 """Inputs that are valid by size or type but not by shape or definition: images the processor
 refuses, stamps ROS does not define, tasks with nothing visible, numbers that are not numbers.
-No ROS graph: the node's own tests send the same inputs through a running node."""
+No ROS graph: the node's own tests send the same inputs through a running node.
+"""
 
 import math
 
+from builtin_interfaces.msg import Time
 import cv2
 import numpy as np
 import pytest
-from builtin_interfaces.msg import Time
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from cosmos_reason_ros.action import Reason
-from cosmos_reason_ros.core.config import WindowConfig
-from cosmos_reason_ros.core.errors import InvalidRequestError
 from cosmos_reason_ros.core.answers.families import FAMILY_SPECS, image_shape
-from cosmos_reason_ros.core.camera.images import (
-    check_image_shape, decode_image, downscale, downscaled_size, ImageShapeError)
 from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
 from cosmos_reason_ros.core.answers.prompts import build_prompt
+from cosmos_reason_ros.core.camera.images import (
+    check_image_shape,
+    decode_image,
+    downscale,
+    downscaled_size,
+    ImageShapeError,
+)
+from cosmos_reason_ros.core.config import WindowConfig
+from cosmos_reason_ros.core.errors import InvalidRequestError
 from cosmos_reason_ros.ros.client import make_goal
 from cosmos_reason_ros.ros.conversions import GOAL_NUMBERS, goal_to_request, header_from_cdr
 

@@ -8,6 +8,7 @@ tests talk to a scripted HTTP server on 127.0.0.1; test_vllm_server.py covers th
 """
 
 import base64
+from collections.abc import Callable
 import dataclasses
 import http.server
 import json
@@ -16,41 +17,57 @@ import pathlib
 import socket
 import threading
 import time
-from typing import Callable, List, Optional
 
 import cv2
 import numpy as np
 import pytest
 
 from cosmos_reason_ros.core.answers.formats import answer_format, framing_tokens, StructuredAnswer
-from cosmos_reason_ros.core.backends.base import GenerationRequest, Prompt, Sampling
-from cosmos_reason_ros.core.backends.factory import (
-    BackendSettings, create_backend, OPENAI, TRANSFORMERS)
-from cosmos_reason_ros.core.backends.openai_backend import (
-    AnswerAccumulator, BudgetReached, build_messages, frame_timing, iter_sse_data,
-    model_input_size, OpenAIBackend, prepare_request, sampling_fields)
-from cosmos_reason_ros.core.errors import (
-    GenerationCancelled, GenerationError, InvalidRequestError, ModelLoadError, ReasonError)
-from cosmos_reason_ros.core.config import GoalDefaults
-from cosmos_reason_ros.core.camera.frames import Frame
 from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
 from cosmos_reason_ros.core.answers.parsing import parse_answer, ParseStatus
 from cosmos_reason_ros.core.answers.prompts import build_prompt
-from cosmos_reason_ros.core.reasoner import Reasoner, ReasonRequest
+from cosmos_reason_ros.core.backends.base import GenerationRequest, Prompt, Sampling
+from cosmos_reason_ros.core.backends.factory import (
+    BackendSettings,
+    create_backend,
+    OPENAI,
+    TRANSFORMERS,
+)
+from cosmos_reason_ros.core.backends.openai_backend import (
+    AnswerAccumulator,
+    BudgetReached,
+    build_messages,
+    frame_timing,
+    iter_sse_data,
+    model_input_size,
+    OpenAIBackend,
+    prepare_request,
+    sampling_fields,
+)
 from cosmos_reason_ros.core.backends.remote_config import RemoteConfig
+from cosmos_reason_ros.core.camera.frames import Frame
+from cosmos_reason_ros.core.config import GoalDefaults
+from cosmos_reason_ros.core.errors import (
+    GenerationCancelled,
+    GenerationError,
+    InvalidRequestError,
+    ModelLoadError,
+    ReasonError,
+)
+from cosmos_reason_ros.core.reasoner import Reasoner, ReasonRequest
 
 FIXTURES = pathlib.Path(__file__).parent / 'fixtures'
 STAMPS = (0.0, 0.25, 1.0, 1.5)
 SECRET = 'sk-test-5ecret-do-not-log'
 
 
-def _frames(count: int, height: int = 120, width: int = 160) -> List[np.ndarray]:
+def _frames(count: int, height: int = 120, width: int = 160) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
     return [rng.integers(0, 255, (height, width, 3), dtype=np.uint8) for _ in range(count)]
 
 
 def _request(count: int = 4, *, reasoning: bool = False, stamps=STAMPS, height: int = 120,
-             width: int = 160, sampling: Optional[Sampling] = None,
+             width: int = 160, sampling: Sampling | None = None,
              family: ModelFamily = ModelFamily.QWEN3_VL) -> GenerationRequest:
     prompt = build_prompt(Mode.CAPTION, family=family, reasoning=reasoning)
     return GenerationRequest(prompt=prompt, frames=_frames(count, height, width),
@@ -302,12 +319,12 @@ class ScriptedServer:
     GET /v1/models lists the model. Records each request's arrival time and headers.
     """
 
-    def __init__(self, replies: List[Reply], model: str = 'cosmos', port: int = 0,
-                 max_model_len: Optional[int] = None) -> None:
+    def __init__(self, replies: list[Reply], model: str = 'cosmos', port: int = 0,
+                 max_model_len: int | None = None) -> None:
         self.replies = list(replies)
-        self.arrivals: List[float] = []
-        self.headers: List[dict] = []
-        self.bodies: List[dict] = []
+        self.arrivals: list[float] = []
+        self.headers: list[dict] = []
+        self.bodies: list[dict] = []
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -567,7 +584,7 @@ def test_an_explicit_family_wins_over_the_name(scripted):
 
 # -- servers that hang, trickle, flood, or answer something else -------------------------------
 
-def _sse(handler, events: List[bytes], pause: float = 0.0, finish: bool = True) -> None:
+def _sse(handler, events: list[bytes], pause: float = 0.0, finish: bool = True) -> None:
     """Stream raw SSE data lines, each as one event, optionally pausing between them."""
     _start_stream(handler)
     try:
@@ -591,7 +608,7 @@ def _start_stream(handler) -> None:
     handler.close_connection = True
 
 
-def _delta(text: str, finish: Optional[str] = None) -> bytes:
+def _delta(text: str, finish: str | None = None) -> bytes:
     return json.dumps({'choices': [{'index': 0, 'delta': {'content': text},
                                     'finish_reason': finish}]}).encode()
 
@@ -913,9 +930,10 @@ def test_a_stream_that_ends_at_max_tokens_is_not_cut():
     assert answer.cut_by is None and answer.completion_tokens == 4
 
 
-def _endless(chunks: int, written: List[int], gone: threading.Event) -> Reply:
+def _endless(chunks: int, written: list[int], gone: threading.Event) -> Reply:
     """Stream one-token chunks, ignoring max_tokens; count those written until the client went
-    away (set `gone` then)."""
+    away (set `gone` then).
+    """
     event = b'data: ' + _delta('x') + b'\n\n'
 
     def reply(handler):

@@ -1,11 +1,11 @@
 """package.xml declares every ROS package and rosdep key that the ROS layer and launch files
-import, so that rosdep installs them on a robot."""
+import, so that rosdep installs them on a robot.
+"""
 
 import ast
 import pathlib
 import sys
 import xml.etree.ElementTree as ElementTree
-from typing import Set
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ROSDEP_KEYS = {'cv2': 'python3-opencv', 'numpy': 'python3-numpy', 'yaml': 'python3-yaml'}
@@ -13,14 +13,14 @@ ROSDEP_KEYS = {'cv2': 'python3-opencv', 'numpy': 'python3-numpy', 'yaml': 'pytho
 EXECUTABLES = ('reason_node', 'ask', 'sample_stream', 'live_eval', 'cosmos-reason')
 
 
-def declared() -> Set[str]:
+def declared() -> set[str]:
     """Run-time dependencies of package.xml."""
     tags = ('depend', 'exec_depend')
     return {element.text.strip() for element in ElementTree.parse(ROOT / 'package.xml').iter()
             if element.tag in tags}
 
 
-def imported_modules() -> Set[str]:
+def imported_modules() -> set[str]:
     """Top-level modules the ROS layer, the launch files and the executables import."""
     files = sorted((ROOT / 'cosmos_reason_ros' / 'ros').glob('*.py'))
     files += sorted((ROOT / 'launch').glob('*.py'))
@@ -45,7 +45,7 @@ def test_the_launch_file_dependencies_are_declared():
     assert {'launch', 'launch_ros', 'ament_index_python'} <= declared()
 
 
-def _wheels(distro: str) -> Set[str]:
+def _wheels(distro: str) -> set[str]:
     lines = (ROOT / 'requirements' / f'ros-{distro}-wheels.txt').read_text().splitlines()
     return {line.split('[')[0].replace(f'ros-{distro}-', 'ros-DISTRO-') for line in lines
             if line and not line.startswith('#')}

@@ -10,8 +10,18 @@ import pytest
 
 from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
 from cosmos_reason_ros.core.answers.parsing import (
-    Box, Event, ParseStatus, Trajectory, find_json, parse_answer, parse_choice, parse_timestamp,
-    parse_verdict, split_reasoning, to_source_pixels)
+    Box,
+    Event,
+    find_json,
+    parse_answer,
+    parse_choice,
+    parse_timestamp,
+    parse_verdict,
+    ParseStatus,
+    split_reasoning,
+    to_source_pixels,
+    Trajectory,
+)
 
 FIXTURES = pathlib.Path(__file__).parent / 'fixtures'
 QWEN3 = ModelFamily.QWEN3_VL

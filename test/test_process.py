@@ -8,29 +8,28 @@ receives (SHUTTING_DOWN), one line is logged, no traceback, exit status 0, well 
 import fcntl
 import glob
 import os
+from pathlib import Path
 import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
-from typing import List, Set
 
+from action_msgs.msg import GoalStatus
 import cv2
 import numpy as np
 import pytest
 import rclpy
-from action_msgs.msg import GoalStatus
 from rclpy.node import Node
+from ros_graph import next_domain, TIMEOUT, wait_for
 from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import Header
 
 from cosmos_reason_ros.action import Reason
-from cosmos_reason_ros.ros.client import ReasonClient, make_goal
+from cosmos_reason_ros.ros.client import make_goal, ReasonClient
 from cosmos_reason_ros.ros.conversions import to_time
 from cosmos_reason_ros.ros.executor import ReasonExecutor
-from ros_graph import TIMEOUT, next_domain, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_GRACE = 5.0
@@ -40,10 +39,10 @@ LAUNCH_GRACE = 5.0
 class _Process:
     """The node in its own process, its output collected line by line."""
 
-    def __init__(self, command: List[str], domain: int):
+    def __init__(self, command: list[str], domain: int):
         env = dict(os.environ, ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED='1',
                    PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]))
-        self.lines: List[str] = []
+        self.lines: list[str] = []
         self._changed = threading.Condition()
         self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True)
@@ -89,7 +88,7 @@ class _Process:
             self.process.wait(TIMEOUT)
 
 
-def _node_command(checkpoint, *extra: str) -> List[str]:
+def _node_command(checkpoint, *extra: str) -> list[str]:
     return [sys.executable, *extra, '--ros-args', '-p', f'model:={checkpoint}',
             '-p', 'device:=cpu', '-p', 'dtype:=fp32', '-p', 'feedback_period:=0.0',
             '-p', 'window.max_pixels:=19200']
@@ -103,7 +102,7 @@ def _jpeg_goal() -> Reason.Goal:
                      greedy=True)
 
 
-def _abandoned_shared_memory() -> Set[str]:
+def _abandoned_shared_memory() -> set[str]:
     """Fast DDS shared-memory segments in /dev/shm that no process holds any more.
 
     A segment's '_el' file is locked while its participant lives; `fastdds shm clean` removes

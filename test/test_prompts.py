@@ -6,8 +6,6 @@ import sys
 
 import pytest
 
-from cosmos_reason_ros.core.backends.base import Prompt, Sampling
-from cosmos_reason_ros.core.errors import InvalidRequestError
 from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
 from cosmos_reason_ros.core.answers.prompts import (
     build_prompt,
@@ -15,6 +13,8 @@ from cosmos_reason_ros.core.answers.prompts import (
     sampling_preset,
     SYSTEM_PROMPT,
 )
+from cosmos_reason_ros.core.backends.base import Prompt, Sampling
+from cosmos_reason_ros.core.errors import InvalidRequestError
 
 REASON2 = ModelFamily.QWEN3_VL
 REASON1 = ModelFamily.QWEN2_5_VL

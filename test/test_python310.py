@@ -6,8 +6,8 @@ looks for standard-library names added in 3.11 and later.
 """
 
 import ast
+from collections.abc import Iterator
 import pathlib
-from typing import Iterator, List
 
 import pytest
 
@@ -37,7 +37,7 @@ NEWER_MODULES = {'tomllib', 'wsgiref.types'}
 NEWER_BUILTINS = {'ExceptionGroup', 'BaseExceptionGroup'}
 
 
-def python_sources() -> List[pathlib.Path]:
+def python_sources() -> list[pathlib.Path]:
     """Every module that ships: the package, the launch files, the executables."""
     files = sorted((ROOT / 'cosmos_reason_ros').rglob('*.py'))
     files += sorted((ROOT / 'launch').glob('*.py'))
@@ -45,7 +45,7 @@ def python_sources() -> List[pathlib.Path]:
     return files
 
 
-def newer_than_310(source: str, filename: str = '<source>') -> List[str]:
+def newer_than_310(source: str, filename: str = '<source>') -> list[str]:
     """What in `source` Python 3.10 cannot run: a syntax error or a 3.11+ name, one per line."""
     try:
         tree = ast.parse(source, filename, feature_version=(3, 10))

@@ -8,7 +8,14 @@ import threading
 import pytest
 
 from cosmos_reason_ros.core.scheduling import (
-    BusyError, GoalScheduler, GoalStop, Policy, StopReason, Ticket, TicketState)
+    BusyError,
+    GoalScheduler,
+    GoalStop,
+    Policy,
+    StopReason,
+    Ticket,
+    TicketState,
+)
 
 
 class _Goals:

@@ -1,6 +1,7 @@
 """The set-up's environment is consistent: every installed package's requirements are met, so
 `scripts/setup.sh` printed no pip dependency ERROR on the way (pip prints one for each conflict
-it leaves behind)."""
+it leaves behind).
+"""
 
 import subprocess
 import sys

@@ -1,20 +1,21 @@
 """Constrained decoding on the local backend: even the random tiny models answer structured modes
 in a form that parses, the reasoning before the answer stays free (up to its cap), and every way
-the constraint can be unavailable ends in an unconstrained answer with a warning."""
+the constraint can be unavailable ends in an unconstrained answer with a warning.
+"""
 
 import numpy as np
 import pytest
 
-from cosmos_reason_ros.core.answers.formats import StructuredAnswer
-from cosmos_reason_ros.core.backends import grammar
-from cosmos_reason_ros.core.backends.base import GenerationRequest, Sampling
-from cosmos_reason_ros.core.backends.transformers_backend import TransformersBackend
-from cosmos_reason_ros.core.config import GoalDefaults, ModelConfig
 from cosmos_reason_ros.core.answers.families import family_spec
-from cosmos_reason_ros.core.camera.frames import Frame
+from cosmos_reason_ros.core.answers.formats import StructuredAnswer
 from cosmos_reason_ros.core.answers.modes import Mode
 from cosmos_reason_ros.core.answers.parsing import parse_answer, ParseStatus
 from cosmos_reason_ros.core.answers.prompts import build_prompt
+from cosmos_reason_ros.core.backends import grammar
+from cosmos_reason_ros.core.backends.base import GenerationRequest, Sampling
+from cosmos_reason_ros.core.backends.transformers_backend import TransformersBackend
+from cosmos_reason_ros.core.camera.frames import Frame
+from cosmos_reason_ros.core.config import GoalDefaults, ModelConfig
 from cosmos_reason_ros.core.reasoner import Reasoner, ReasonRequest
 
 FAMILIES = ['qwen3', 'qwen25', 'edge', 'omni']

@@ -12,6 +12,9 @@ import time
 import numpy as np
 import pytest
 
+from cosmos_reason_ros.core.answers.families import model_input_size, visual_tokens
+from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.answers.prompts import build_prompt
 from cosmos_reason_ros.core.backends.base import GenerationRequest, Prompt, Sampling
 from cosmos_reason_ros.core.backends.transformers_backend import (
     _Decoder,
@@ -26,9 +29,6 @@ from cosmos_reason_ros.core.errors import (
     InvalidRequestError,
     ModelLoadError,
 )
-from cosmos_reason_ros.core.answers.families import model_input_size, visual_tokens
-from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
-from cosmos_reason_ros.core.answers.prompts import build_prompt
 from cosmos_reason_ros.demo.tiny_model import (
     build_tiny_checkpoint,
     build_tokenizer,

@@ -7,21 +7,20 @@ The server and its helpers are those of test_vllm_server.py (skipped likewise wi
 
 import re
 import threading
-from typing import List
 
 import numpy as np
 import pytest
+from test_vllm_server import _prompt_text, _serve, TIMEOUT, VllmServer
 
-from cosmos_reason_ros.core.backends.base import GenerationRequest, Sampling
-from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
-from cosmos_reason_ros.core.backends.transformers_backend import TransformersBackend
-from cosmos_reason_ros.core.config import ModelConfig
-from cosmos_reason_ros.core.errors import GenerationCancelled
 from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
 from cosmos_reason_ros.core.answers.parsing import parse_answer, ParseStatus
 from cosmos_reason_ros.core.answers.prompts import build_prompt
+from cosmos_reason_ros.core.backends.base import GenerationRequest, Sampling
+from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
 from cosmos_reason_ros.core.backends.remote_config import RemoteConfig
-from test_vllm_server import _prompt_text, _serve, TIMEOUT, VllmServer
+from cosmos_reason_ros.core.backends.transformers_backend import TransformersBackend
+from cosmos_reason_ros.core.config import ModelConfig
+from cosmos_reason_ros.core.errors import GenerationCancelled
 
 EDGE = ModelFamily.COSMOS3_EDGE
 SERVED = 'nvidia/Cosmos3-Edge'
@@ -79,7 +78,7 @@ def test_the_server_builds_the_local_backends_prompt_with_one_true_time_per_fram
 
 
 def test_answers_stream_and_a_cut_off_reasoning_is_truncated(backend):
-    streamed: List[str] = []
+    streamed: list[str] = []
     result = backend.generate(_request(max_new_tokens=24), on_text=lambda t, n: streamed.append(t))
     assert len(streamed) > 1 and ''.join(streamed) == result.text
     assert result.completion_tokens == 24 and result.finish_reason == 'length'

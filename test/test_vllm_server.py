@@ -2,8 +2,8 @@
 Cosmos3-Edge).
 
 The module starts `scripts/serve_vllm.sh` on 127.0.0.1 (once per checkpoint), waits for /health
-and stops the server by its PID at the end. It needs scripts/setup_vllm.sh; without .venv-vllm the module is
-skipped, except under CI (CI set), where that is a failure.
+and stops the server by its PID at the end. It needs scripts/setup_vllm.sh; without .venv-vllm
+the module is skipped, except under CI (CI set), where that is a failure.
 """
 
 import dataclasses
@@ -16,22 +16,20 @@ import subprocess
 import threading
 import time
 import urllib.request
-from typing import Dict, List, Optional
 
 import numpy as np
 import pytest
 
 from bench.common import own_process_group
 from cosmos_reason_ros.core.answers.formats import StructuredAnswer
-from cosmos_reason_ros.core.backends.base import GenerationRequest, Sampling
-from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
-from cosmos_reason_ros.core.config import GoalDefaults, WindowConfig
-from cosmos_reason_ros.core.errors import (
-    GenerationCancelled, InvalidRequestError, ModelLoadError)
 from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
 from cosmos_reason_ros.core.answers.parsing import parse_answer, ParseStatus
 from cosmos_reason_ros.core.answers.prompts import build_prompt
+from cosmos_reason_ros.core.backends.base import GenerationRequest, Sampling
+from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
 from cosmos_reason_ros.core.backends.remote_config import RemoteConfig
+from cosmos_reason_ros.core.config import GoalDefaults, WindowConfig
+from cosmos_reason_ros.core.errors import GenerationCancelled, InvalidRequestError, ModelLoadError
 from cosmos_reason_ros.demo.tiny_model import build_tiny_checkpoint
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -151,7 +149,7 @@ def backend(server) -> OpenAIBackend:
     return backend
 
 
-def _frames(count: int, height: int = 120, width: int = 160) -> List[np.ndarray]:
+def _frames(count: int, height: int = 120, width: int = 160) -> list[np.ndarray]:
     rng = np.random.default_rng(1)
     return [rng.integers(0, 255, (height, width, 3), dtype=np.uint8) for _ in range(count)]
 
@@ -164,7 +162,7 @@ def _request(stamps, *, reasoning: bool = False, max_new_tokens: int = 12,
         sampling=Sampling(max_new_tokens=max_new_tokens, greedy=True))
 
 
-def _prompt_text(server: VllmServer, token_ids: Optional[List[int]]) -> str:
+def _prompt_text(server: VllmServer, token_ids: list[int] | None) -> str:
     from transformers import AutoTokenizer
 
     assert token_ids, 'the server returned no prompt token ids'
@@ -214,8 +212,8 @@ def test_images_transport_sends_each_frame_as_an_image(server):
 
 
 def test_streamed_text_adds_up_to_the_answer_with_usage_and_timings(backend):
-    streamed: List[str] = []
-    counts: List[int] = []
+    streamed: list[str] = []
+    counts: list[int] = []
 
     def on_text(text: str, tokens: int) -> None:
         streamed.append(text)
@@ -300,7 +298,7 @@ def test_cancel_closes_the_stream_and_the_server_stops_generating(server):
     def on_text(text: str, tokens: int) -> None:
         first_text.set()
 
-    outcome: Dict[str, object] = {}
+    outcome: dict[str, object] = {}
 
     def run() -> None:
         try:
@@ -423,7 +421,7 @@ def test_node_diagnostics_say_the_server_serves_the_model(graph, server):
     from diagnostic_msgs.msg import DiagnosticArray
 
     seen = threading.Event()
-    values: Dict[str, str] = {}
+    values: dict[str, str] = {}
 
     def on_diagnostics(array: DiagnosticArray) -> None:
         for status in array.status:
@@ -441,9 +439,10 @@ def test_node_diagnostics_say_the_server_serves_the_model(graph, server):
 
 
 def test_node_cancel_stops_the_goal_and_the_server_request(graph, server):
+    from ros_graph import wait_for
+
     from cosmos_reason_ros.action import Reason
     from cosmos_reason_ros.ros.client import make_goal
-    from ros_graph import wait_for
 
     generating = threading.Event()
 
@@ -462,9 +461,10 @@ def test_node_cancel_stops_the_goal_and_the_server_request(graph, server):
 
 
 def test_node_runs_two_goals_at_once_and_rejects_a_third(graph, server):
+    from ros_graph import wait_for
+
     from cosmos_reason_ros.action import Reason
     from cosmos_reason_ros.ros.client import make_goal
-    from ros_graph import wait_for
 
     # Without an end of turn (ignore_eos) each goal runs for seconds, so the second reaches the
     # server while the first still generates, however slowly a loaded CPU starts it.
@@ -505,17 +505,17 @@ def test_node_reports_the_servers_error_message(graph):
 
 def test_node_with_no_server_says_so_in_diagnostics_and_goals():
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+    from ros_graph import Graph
 
     from cosmos_reason_ros.action import Reason
     from cosmos_reason_ros.ros.client import make_goal
-    from ros_graph import Graph
 
     url = f'http://127.0.0.1:{_free_port()}/v1'
     graph = Graph(SERVED, camera=False, **{
         'backend': 'openai', 'remote.base_url': url, 'remote.served_model': SERVED})
     try:
         assert not graph.node.wait_until_loaded(TIMEOUT)
-        errors: List[DiagnosticStatus] = []
+        errors: list[DiagnosticStatus] = []
         seen = threading.Event()
 
         def on_diagnostics(array: DiagnosticArray) -> None:

@@ -4,15 +4,26 @@ import pytest
 
 from cosmos_reason_ros.action import Reason
 from cosmos_reason_ros.core import reasoner
-from cosmos_reason_ros.core.errors import (
-    RESULT_CODES, SUCCESS_CODE, Failure, GenerationCancelled, GenerationError,
-    InvalidRequestError, ModelLoadError, ModelNotReadyError, NoFramesError, ReasonError,
-    StaleFramesError, failure_of, result_code_of)
-from cosmos_reason_ros.core.evaluation.questions import QuestionSetError
-from cosmos_reason_ros.core.depth.geometry import LiftStatus
-from cosmos_reason_ros.core.evaluation.sources import SourceError
 from cosmos_reason_ros.core.answers.modes import Mode
 from cosmos_reason_ros.core.answers.parsing import ParseStatus
+from cosmos_reason_ros.core.depth.geometry import LiftStatus
+from cosmos_reason_ros.core.errors import (
+    Failure,
+    failure_of,
+    GenerationCancelled,
+    GenerationError,
+    InvalidRequestError,
+    ModelLoadError,
+    ModelNotReadyError,
+    NoFramesError,
+    ReasonError,
+    result_code_of,
+    RESULT_CODES,
+    StaleFramesError,
+    SUCCESS_CODE,
+)
+from cosmos_reason_ros.core.evaluation.questions import QuestionSetError
+from cosmos_reason_ros.core.evaluation.sources import SourceError
 from cosmos_reason_ros.core.scheduling import BusyError
 from cosmos_reason_ros.msg import ReasoningResult
 from cosmos_reason_ros.ros.ask import status_name

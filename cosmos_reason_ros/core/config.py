@@ -62,7 +62,8 @@ STRUCTURED_OUTPUT = ('auto', 'on', 'off')
 @dataclasses.dataclass(frozen=True)
 class GoalLimits:
     """Bounds every goal must stay within, whatever it asks for: a goal above one is refused
-    (INVALID_GOAL) or stopped, so that no single goal can hold the model or the memory."""
+    (INVALID_GOAL) or stopped, so that no single goal can hold the model or the memory.
+    """
 
     max_task_chars: int = 8192
     """Most characters of task, object name and choices together (a prompt the model's context

@@ -6,7 +6,6 @@ request's) stops work exactly as a cancel does, without a timer thread.
 
 import threading
 import time
-from typing import Optional
 
 
 class DeadlineEvent(threading.Event):
@@ -15,7 +14,7 @@ class DeadlineEvent(threading.Event):
     set() sets the wrapped event, so whoever holds it sees the cancel too.
     """
 
-    def __init__(self, cancel: Optional[threading.Event], limit: float):
+    def __init__(self, cancel: threading.Event | None, limit: float):
         """Start the clock.
 
         Args:
@@ -38,7 +37,7 @@ class DeadlineEvent(threading.Event):
     def set(self) -> None:
         self.cancel.set()
 
-    def wait(self, timeout: Optional[float] = None) -> bool:
+    def wait(self, timeout: float | None = None) -> bool:
         if self._deadline is not None:
             remaining = max(0.0, self._deadline - time.monotonic())
             timeout = remaining if timeout is None else min(timeout, remaining)

@@ -8,7 +8,6 @@ the `ask` command.
 import enum
 from typing import Optional
 
-
 SUCCEEDED = 'succeeded'
 """The status word of a goal that was answered (the failures' words are Failure's values)."""
 
@@ -45,7 +44,7 @@ class Failure(str, enum.Enum):
     """The run was stopped (Ctrl-C) before the item finished."""
 
     @property
-    def result_code(self) -> Optional[int]:
+    def result_code(self) -> int | None:
         """Reason.Result's error_code for a goal failure; None for evaluation-only kinds."""
         return RESULT_CODES.get(self)
 
@@ -92,7 +91,7 @@ class ReasonError(Exception):
 
     kind: Failure = Failure.GENERATION_FAILED
 
-    def __init__(self, *args, kind: Optional[Failure] = None):
+    def __init__(self, *args, kind: Failure | None = None):
         super().__init__(*args)
         if kind is not None:
             self.kind = kind
@@ -142,7 +141,8 @@ class ModelLoadError(ReasonError):
 
 class ServerUnreachableError(ModelLoadError):
     """The model server could not be reached: it may still be starting, so trying again later
-    can succeed (unlike a wrong setting)."""
+    can succeed (unlike a wrong setting).
+    """
 
 
 class GenerationError(ReasonError):

@@ -4,24 +4,34 @@ The node, the `cosmos-reason` command line and the evaluator all run goals throu
 offline and live answers come from the same code.
 """
 
+from collections.abc import Callable, Sequence
 import dataclasses
 import threading
 import time
-from typing import Callable, Optional, Sequence, Tuple
 
 from cosmos_reason_ros.core.answers.check import check_constrained
+from cosmos_reason_ros.core.answers.families import family_spec
 from cosmos_reason_ros.core.answers.formats import STRUCTURED_MODES, StructuredAnswer
+from cosmos_reason_ros.core.answers.modes import Mode
+from cosmos_reason_ros.core.answers.parsing import parse_answer, ParsedAnswer
+from cosmos_reason_ros.core.answers.prompts import build_prompt, resolve_sampling, sampling_preset
 from cosmos_reason_ros.core.backends.base import (
-    Backend, GenerationRequest, GenerationResult, Prompt, Sampling, StreamCallback)
+    Backend,
+    GenerationRequest,
+    GenerationResult,
+    Prompt,
+    Sampling,
+    StreamCallback,
+)
+from cosmos_reason_ros.core.camera.frames import Frame, FrameWindow, spread
 from cosmos_reason_ros.core.config import GoalDefaults, GoalLimits
 from cosmos_reason_ros.core.deadline import DeadlineEvent
 from cosmos_reason_ros.core.errors import (
-    GenerationCancelled, InvalidRequestError, StaleFramesError, TimeLimitError)
-from cosmos_reason_ros.core.answers.families import family_spec
-from cosmos_reason_ros.core.camera.frames import Frame, FrameWindow, spread
-from cosmos_reason_ros.core.answers.modes import Mode
-from cosmos_reason_ros.core.answers.parsing import ParsedAnswer, parse_answer
-from cosmos_reason_ros.core.answers.prompts import build_prompt, resolve_sampling, sampling_preset
+    GenerationCancelled,
+    InvalidRequestError,
+    StaleFramesError,
+    TimeLimitError,
+)
 
 Stage = str
 STAGE_WAITING_FOR_FRAMES: Stage = 'waiting_for_frames'
@@ -39,24 +49,24 @@ class ReasonRequest:
 
     mode: Mode
     task: str = ''
-    choices: Tuple[str, ...] = ()
+    choices: tuple[str, ...] = ()
     object_name: str = ''
     reasoning: bool = False
     window_duration: float = 0.0
     max_frames: int = 0
-    window_end: Optional[float] = None
+    window_end: float | None = None
     """Header stamp (seconds) the window ends at; None means the newest frame."""
     max_new_tokens: int = 0
-    temperature: Optional[float] = None
-    top_p: Optional[float] = None
-    top_k: Optional[int] = None
-    seed: Optional[int] = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    seed: int | None = None
     greedy: bool = False
-    frames: Tuple[Frame, ...] = ()
+    frames: tuple[Frame, ...] = ()
     """Frames to ask about instead of the window (images supplied with a goal)."""
-    prompt: Optional[Prompt] = None
+    prompt: Prompt | None = None
     """A prompt to send instead of the mode's template (an evaluation protocol's own)."""
-    sampling: Optional[Sampling] = None
+    sampling: Sampling | None = None
     """Decoding to use instead of the preset and the overrides above (a protocol's own)."""
     unconstrained: bool = False
     """Leave the answer free text even where structured output is on."""
@@ -67,7 +77,7 @@ class ReasonOutcome:
     """A finished goal: what the model saw and said, parsed, with measured timings."""
 
     request: ReasonRequest
-    frames: Tuple[Frame, ...]
+    frames: tuple[Frame, ...]
     generation: GenerationResult
     parsed: ParsedAnswer
     model_id: str
@@ -75,7 +85,7 @@ class ReasonOutcome:
     """Seconds from the start of run() to the parsed answer (waiting for frames included)."""
 
     @property
-    def source_size(self) -> Tuple[int, int]:
+    def source_size(self) -> tuple[int, int]:
         """(width, height) of the camera image the coordinates refer to."""
         return self.frames[-1].source_size
 
@@ -83,7 +93,7 @@ class ReasonOutcome:
 class Reasoner:
     """Runs goals against one backend and, for camera goals, one frame window."""
 
-    def __init__(self, backend: Backend, window: Optional[FrameWindow], defaults: GoalDefaults,
+    def __init__(self, backend: Backend, window: FrameWindow | None, defaults: GoalDefaults,
                  *, frame_wait_timeout: float = 0.0, limits: GoalLimits = GoalLimits()):
         """Create a reasoner.
 
@@ -100,10 +110,10 @@ class Reasoner:
         self._frame_wait_timeout = frame_wait_timeout
         self._limits = limits
 
-    def run(self, request: ReasonRequest, *, now: Optional[float] = None,
-            on_stage: Optional[Callable[[Stage], None]] = None,
-            on_text: Optional[StreamCallback] = None,
-            cancel: Optional[threading.Event] = None) -> ReasonOutcome:
+    def run(self, request: ReasonRequest, *, now: float | None = None,
+            on_stage: Callable[[Stage], None] | None = None,
+            on_text: StreamCallback | None = None,
+            cancel: threading.Event | None = None) -> ReasonOutcome:
         """Answer one request.
 
         Args:
@@ -131,8 +141,8 @@ class Reasoner:
                     'goal.time_limit') from None
             raise
 
-    def _run(self, request: ReasonRequest, now: Optional[float],
-             on_stage: Optional[Callable[[Stage], None]], on_text: Optional[StreamCallback],
+    def _run(self, request: ReasonRequest, now: float | None,
+             on_stage: Callable[[Stage], None] | None, on_text: StreamCallback | None,
              cancel: threading.Event) -> ReasonOutcome:
         started = time.perf_counter()
         notify = on_stage or (lambda stage: None)
@@ -170,7 +180,7 @@ class Reasoner:
                              total_time=time.perf_counter() - started)
 
     def _structured(self, request: ReasonRequest,
-                    sampling: Sampling) -> Optional[StructuredAnswer]:
+                    sampling: Sampling) -> StructuredAnswer | None:
         """The constraint to ask the backend for, per structured_output and the goal."""
         policy = self._defaults.structured_output
         if (request.unconstrained or request.mode not in STRUCTURED_MODES or policy == 'off'
@@ -181,7 +191,7 @@ class Reasoner:
         return StructuredAnswer(request.mode, num_choices=len(request.choices),
                                 max_reasoning_tokens=cap)
 
-    def _frames_for(self, request: ReasonRequest, now: Optional[float],
+    def _frames_for(self, request: ReasonRequest, now: float | None,
                     notify: Callable[[Stage], None], cancel: threading.Event) -> Sequence[Frame]:
         even = family_spec(self._backend.family).even_frames
         max_frames = request.max_frames or self._defaults.max_frames
@@ -216,7 +226,7 @@ class Reasoner:
                 'still publishing? If it is slow, raise max_frame_age; if the clocks differ, '
                 'check use_sim_time')
 
-    def _wait_for_frames(self, end: Optional[float], notify: Callable[[Stage], None],
+    def _wait_for_frames(self, end: float | None, notify: Callable[[Stage], None],
                          cancel: threading.Event) -> None:
         """Wait (up to frame_wait_timeout) until the window has a frame at or after `end`."""
         assert self._window is not None
@@ -239,7 +249,8 @@ class Reasoner:
 
 def outcome_message(outcome: ReasonOutcome, total_time: float) -> str:
     """The one-line summary of an answered goal, as the action result's message says it (and
-    `cosmos-reason run` prints it): tokens, time, parse status, and what did not go as asked."""
+    `cosmos-reason run` prints it): tokens, time, parse status, and what did not go as asked.
+    """
     generation = outcome.generation
     notes = [*(['constrained'] if generation.constrained else []),
              *(['answer cut at max_new_tokens'] if generation.finish_reason == 'length'
@@ -295,7 +306,7 @@ def check_limits(request: ReasonRequest, limits: GoalLimits) -> None:
 class _StageOnFirstText:
     """Streams text on and reports STAGE_GENERATING when the first token arrives."""
 
-    def __init__(self, notify: Callable[[Stage], None], on_text: Optional[StreamCallback]):
+    def __init__(self, notify: Callable[[Stage], None], on_text: StreamCallback | None):
         self._notify = notify
         self._on_text = on_text
         self._started = False

@@ -6,9 +6,9 @@ comes (the node then hands the goal to its executor), as ros2/examples' queue se
 """
 
 import collections
+from collections.abc import Callable
 import enum
 import threading
-from typing import Callable, Deque, List, Optional
 
 from cosmos_reason_ros.core.errors import Failure, ReasonError
 
@@ -79,8 +79,8 @@ class GoalScheduler:
         self.slots = slots
         self.max_queued = max_queued
         self._lock = threading.Lock()
-        self._running: List[Ticket] = []
-        self._waiting: Deque[Ticket] = collections.deque()
+        self._running: list[Ticket] = []
+        self._waiting: collections.deque[Ticket] = collections.deque()
 
     @property
     def busy(self) -> int:
@@ -108,8 +108,8 @@ class GoalScheduler:
             BusyError: all slots are busy and the policy (or a full queue) turns the goal away.
         """
         ticket = Ticket(self, start, preempt)
-        to_start: List[Ticket] = []
-        to_preempt: List[Ticket] = []
+        to_start: list[Ticket] = []
+        to_preempt: list[Ticket] = []
         with self._lock:
             if len(self._running) < self.slots and not self._waiting:
                 self._grant(ticket)
@@ -154,7 +154,7 @@ class GoalScheduler:
             return True
 
     def _release(self, ticket: Ticket) -> None:
-        started: List[Ticket] = []
+        started: list[Ticket] = []
         with self._lock:
             if ticket.state is TicketState.WAITING:
                 self._waiting.remove(ticket)
@@ -193,11 +193,11 @@ class GoalStop:
     def __init__(self) -> None:
         self.event = threading.Event()
         self._lock = threading.Lock()
-        self._reason: Optional[StopReason] = None
+        self._reason: StopReason | None = None
         self._finished = False
 
     @property
-    def reason(self) -> Optional[StopReason]:
+    def reason(self) -> StopReason | None:
         """Why the goal was stopped; None while nobody stopped it."""
         return self._reason
 
@@ -211,7 +211,7 @@ class GoalStop:
             self.event.set()
             return True
 
-    def finish(self) -> Optional[StopReason]:
+    def finish(self) -> StopReason | None:
         """Mark the goal finished; returns the reason it was stopped before that, if any."""
         with self._lock:
             self._finished = True

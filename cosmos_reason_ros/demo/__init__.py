@@ -1,3 +1,4 @@
-"""The bundled demo and test scaffolding: tiny random checkpoints, the synthetic scene, the sample bag.
+"""The demo and test scaffolding: tiny random checkpoints, the synthetic scene, the sample bag.
 
-No product path imports this room; set-up, the demo camera, benchmarks and tests do."""
+No product path imports this room; set-up, the demo camera, benchmarks and tests do.
+"""

@@ -6,17 +6,24 @@ OUT_DIR/questions.yaml (the example question set, with expected answers in pixel
 """
 
 import argparse
+from collections.abc import Sequence
 import pathlib
 import sys
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
 from cosmos_reason_ros.core.depth.compressed import encode_compressed_depth
 from cosmos_reason_ros.demo.sample_scene import (
-    basket_box, camera_info, marker_position, marker_radius, render_depth, render_scene,
-    scene_point)
+    basket_box,
+    camera_info,
+    marker_position,
+    marker_radius,
+    render_depth,
+    render_scene,
+    scene_point,
+)
 
 WIDTH, HEIGHT = 320, 240
 FPS = 30.0
@@ -67,7 +74,7 @@ def write_sample_bag(path: str | pathlib.Path, *, width: int = WIDTH, height: in
         The bag folder.
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
-    from rosbags.typesys import Stores, get_typestore
+    from rosbags.typesys import get_typestore, Stores
 
     store = get_typestore(Stores.ROS2_KILTED)
     image_type = store.types['sensor_msgs/msg/Image']

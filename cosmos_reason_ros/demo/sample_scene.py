@@ -7,7 +7,7 @@ calibration (`camera_info`) place every pixel in metres (`scene_point`), for ans
 """
 
 import math
-from typing import Any, Dict, Tuple
+from typing import Any
 
 import cv2
 import numpy as np
@@ -16,7 +16,7 @@ PERIOD = 8.0
 """Seconds for the marker to go once around its path."""
 
 
-def marker_position(t: float, width: int, height: int) -> Tuple[float, float]:
+def marker_position(t: float, width: int, height: int) -> tuple[float, float]:
     """Where the marker's centre is at time t (seconds), in pixels of a width x height image.
 
     The path is an ellipse around the image centre, clockwise on screen, starting at the right.
@@ -26,9 +26,10 @@ def marker_position(t: float, width: int, height: int) -> Tuple[float, float]:
             height / 2 + 0.3 * height * math.sin(angle))
 
 
-def basket_box(width: int, height: int) -> Tuple[int, int, int, int]:
+def basket_box(width: int, height: int) -> tuple[int, int, int, int]:
     """The grey basket's corners (x_min, y_min, x_max, y_max) in pixels of a width x height
-    image: a fixed target for grounding questions."""
+    image: a fixed target for grounding questions.
+    """
     return (int(width * 0.42), int(height * 0.4), int(width * 0.58), int(height * 0.6))
 
 
@@ -74,7 +75,7 @@ DISTORTION = (-0.12, 0.05, 0.0008, -0.0006, 0.0)
 """plumb_bob coefficients (k1, k2, p1, p2, k3): a mild barrel lens, as on RGB-D cameras."""
 
 
-def camera_info(width: int, height: int) -> Dict[str, Any]:
+def camera_info(width: int, height: int) -> dict[str, Any]:
     """The colour camera's calibration for a width x height stream, as CameraInfo fields.
 
     K is CALIBRATION_K scaled per axis (image_proc's resize convention); the distortion
@@ -92,7 +93,8 @@ def camera_info(width: int, height: int) -> Dict[str, Any]:
 
 def depth_at(u: float, v: float, t: float, width: int, height: int) -> float:
     """The depth (metres) the camera measures at pixel (u, v) at time t: the marker, the basket
-    or the floor, whichever covers the pixel (the same shapes render_scene draws)."""
+    or the floor, whichever covers the pixel (the same shapes render_scene draws).
+    """
     column, row = round(u), round(v)
     x, y = marker_position(t, width, height)
     if math.hypot(column - round(x), row - round(y)) <= marker_radius(width):
@@ -118,7 +120,7 @@ def render_depth(t: float, width: int = 640, height: int = 480) -> np.ndarray:
 
 
 def scene_point(u: float, v: float, t: float, width: int,
-                height: int) -> Tuple[float, float, float]:
+                height: int) -> tuple[float, float, float]:
     """Where pixel (u, v) of a width x height frame at time t lies in the colour camera's
     optical frame (metres): the pixel's ray through the distorted lens, at depth_at().
 

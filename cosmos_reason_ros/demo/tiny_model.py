@@ -6,15 +6,16 @@ checkpoints and answer gibberish.
 """
 
 import argparse
+from collections.abc import Sequence
 import json
 import math
 import os
+from pathlib import Path
 import re
 import shutil
 import sys
 import tempfile
-from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any
 
 from cosmos_reason_ros.core.answers.modes import ModelFamily
 
@@ -150,7 +151,7 @@ _QWEN2_5_VL_CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_checkpoint(path: Union[str, os.PathLike],
+def build_tiny_checkpoint(path: str | os.PathLike,
                           family: ModelFamily = ModelFamily.QWEN3_VL, *, seed: int = 0,
                           head_dim: int = 16, overwrite: bool = False) -> Path:
     """Write a small, real checkpoint (config, random weights, tokenizer, processor) to `path`.
@@ -214,7 +215,7 @@ def build_tiny_checkpoint(path: Union[str, os.PathLike],
     return path
 
 
-def _read_marker(path: Path) -> Optional[Dict[str, Any]]:
+def _read_marker(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads((path / MARKER_FILE).read_text())
     except (OSError, ValueError):
@@ -283,8 +284,9 @@ def _add_vllm_edge_layout(path: Path) -> None:
 
 def _train_bpe(special_tokens: Sequence[str] = ()) -> Any:
     """A byte-level BPE `tokenizers.Tokenizer` trained on the built-in corpus; special_tokens
-    take the first ids, in order."""
-    from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers
+    take the first ids, in order.
+    """
+    from tokenizers import decoders, normalizers, pre_tokenizers, Regex, Tokenizer
     from tokenizers.models import BPE
     from tokenizers.trainers import BpeTrainer
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
@@ -348,9 +350,9 @@ def _build_processor(family: ModelFamily, tokenizer: Any) -> Any:
         Cosmos3EdgeImageProcessor,
         Cosmos3EdgeProcessor,
         Cosmos3EdgeVideoProcessor,
+        Qwen2_5_VLProcessor,
         Qwen2VLImageProcessor,
         Qwen2VLVideoProcessor,
-        Qwen2_5_VLProcessor,
         Qwen3VLProcessor,
         Qwen3VLVideoProcessor,
     )
@@ -386,7 +388,7 @@ def _build_processor(family: ModelFamily, tokenizer: Any) -> Any:
                                chat_template=_QWEN2_5_VL_CHAT_TEMPLATE)
 
 
-def _mrope_section(head_dim: int, family: ModelFamily) -> List[int]:
+def _mrope_section(head_dim: int, family: ModelFamily) -> list[int]:
     """Split head_dim / 2 rotary frequencies over (t, h, w) in the real models' proportions."""
     half = head_dim // 2
     if family is not ModelFamily.QWEN2_5_VL:
@@ -445,7 +447,8 @@ def _build_config(family: ModelFamily, tokenizer: Any, head_dim: int) -> Any:
 def _build_edge_config(tokenizer: Any, head_dim: int) -> Any:
     """A few small layers of the real Cosmos3-Edge architecture (relu2 MLP, SigLIP2 vision
     tower with 16 px patches, 2x2 merge); the token ids are the real config's defaults, which
-    the tokenizer matches."""
+    the tokenizer matches.
+    """
     from transformers import Cosmos3EdgeConfig
 
     hidden = 4 * head_dim
@@ -493,7 +496,7 @@ def _silence_control_tokens(model: Any, tokenizer: Any, control_tokens: Sequence
 
 
 def _unprintable_ids(tokenizer: Any, control_tokens: Sequence[str],
-                     end_ids: Sequence[int]) -> List[int]:
+                     end_ids: Sequence[int]) -> list[int]:
     """Ids of tokens that would put control characters or broken UTF-8 into the answer."""
     ids = []
     for token_id in range(len(tokenizer)):
@@ -526,7 +529,7 @@ def _generation_config(tokenizer: Any, family: ModelFamily,
         suppress_tokens=_unprintable_ids(tokenizer, control_tokens, eos))
 
 
-def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog='python -m cosmos_reason_ros.demo.tiny_model',
         description='Write a tiny random reasoner checkpoint of one family for tests and demos.')
@@ -544,7 +547,7 @@ def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry: build a checkpoint and print its directory."""
     args = _parse_args(argv)
     try:
@@ -557,7 +560,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def checkpoint_summary(path: Union[str, os.PathLike]) -> Tuple[str, int]:
+def checkpoint_summary(path: str | os.PathLike) -> tuple[str, int]:
     """Return (model_type, parameter count) of a checkpoint directory, for logs and tests."""
     from safetensors import safe_open
 

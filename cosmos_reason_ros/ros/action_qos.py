@@ -4,7 +4,6 @@ rclpy's default service QoS keeps 10 requests: a burst of goals (one planner ret
 several planners at once) loses the rest without any answer. Both sides keep SERVICE_DEPTH.
 """
 
-from typing import Dict
 
 from rclpy.qos import qos_profile_services_default, QoSProfile
 
@@ -12,9 +11,10 @@ SERVICE_DEPTH = 256
 """Goal, cancel and result requests kept per side before the oldest would be dropped."""
 
 
-def action_service_qos() -> Dict[str, QoSProfile]:
+def action_service_qos() -> dict[str, QoSProfile]:
     """The goal, result and cancel service profiles, as keyword arguments of rclpy's
-    ActionServer and ActionClient."""
+    ActionServer and ActionClient.
+    """
     profile = QoSProfile(depth=SERVICE_DEPTH,
                          history=qos_profile_services_default.history,
                          reliability=qos_profile_services_default.reliability,

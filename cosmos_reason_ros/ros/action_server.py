@@ -14,7 +14,7 @@ get_result finds it. A collected result is forgotten once rcl expires its goal.
 import collections
 import threading
 import time
-from typing import Any, Dict, Set, Tuple
+from typing import Any
 
 from rclpy.action import ActionServer
 
@@ -33,18 +33,19 @@ class ReasonActionServer(ActionServer):
     def __init__(self, *args: Any, result_timeout: float, **kwargs: Any):
         self._keep_for = float(result_timeout)
         self._store_lock = threading.Lock()
-        self._requested: Set[bytes] = set()
+        self._requested: set[bytes] = set()
         """Goals still in rcl whose result a client asked for."""
-        self._uncollected: 'collections.OrderedDict[bytes, Tuple[float, Any]]' = \
+        self._uncollected: collections.OrderedDict[bytes, tuple[float, Any]] = \
             collections.OrderedDict()
         """Results of goals rcl expired before anyone asked: goal id -> (when, response)."""
         super().__init__(*args, result_timeout=int(max(1, min(RCL_KEEP, self._keep_for))),
                          **kwargs)
 
     @property
-    def held(self) -> Dict[str, int]:
+    def held(self) -> dict[str, int]:
         """What the server holds now: goals in rcl and results in the store (for tests and
-        benchmarks)."""
+        benchmarks).
+        """
         with self._store_lock:
             return {'goals': len(self._goal_handles), 'uncollected': len(self._uncollected),
                     'requested': len(self._requested)}

@@ -8,7 +8,6 @@ import argparse
 import json
 import sys
 import time
-from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -18,15 +17,14 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage
 
 from cosmos_reason_ros.action import Reason
-from cosmos_reason_ros.core.errors import Failure, SUCCEEDED
 from cosmos_reason_ros.core.answers.modes import Mode
 from cosmos_reason_ros.core.answers.parsing import ParseStatus
-from cosmos_reason_ros.ros.client import (
-    DEFAULT_ACTION, GoalFailedError, make_goal, ReasonClient)
+from cosmos_reason_ros.core.errors import Failure, SUCCEEDED
+from cosmos_reason_ros.ros.client import DEFAULT_ACTION, GoalFailedError, make_goal, ReasonClient
 from cosmos_reason_ros.ros.messages import message_to_dict
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options of `ask`."""
     parser = argparse.ArgumentParser(prog='ask', description=__doc__.split('\n')[0])
     parser.add_argument('task', nargs='?', default='', help='question or task instruction')
@@ -83,14 +81,15 @@ def status_name(error_code: int) -> str:
 
 def result_to_dict(result: Reason.Result) -> dict:
     """The result as JSON-ready data, the parse status in the evaluation report's words ('ok',
-    'failed', 'truncated', 'not_run'), as `cosmos-reason run` prints it."""
+    'failed', 'truncated', 'not_run'), as `cosmos-reason run` prints it.
+    """
     data = message_to_dict(result)
     data['output']['parse_status'] = ParseStatus(result.output.parse_status).name.lower()
     return data
 
 
 def _ask(client: ReasonClient, goal: Reason.Goal, on_feedback,
-         timeout: float) -> Tuple[bool, Reason.Result]:
+         timeout: float) -> tuple[bool, Reason.Result]:
     """(whether the goal succeeded, its result); a failed goal's result says why."""
     try:
         return True, client.ask(goal, on_feedback, timeout=timeout)
@@ -100,7 +99,7 @@ def _ask(client: ReasonClient, goal: Reason.Goal, on_feedback,
         return False, error.result
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Send the goal, stream feedback to stderr, print the result to stdout."""
     args = parse_args(rclpy.utilities.remove_ros_args(argv or sys.argv)[1:])
     goal = build_goal(args)
@@ -118,7 +117,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 print(json.dumps({'feedback': message_to_dict(feedback)}), file=sys.stderr,
                       flush=True)
 
-        def send() -> Tuple[bool, Reason.Result]:
+        def send() -> tuple[bool, Reason.Result]:
             if args.window_end_in > 0:
                 end = node.get_clock().now() + Duration(seconds=args.window_end_in)
                 goal.window_end = end.to_msg()

@@ -6,11 +6,11 @@ rclpy we build for, including Jazzy's, whose action client can drop a response (
 OrderedActionClient).
 """
 
+from collections.abc import Callable
 import threading
-from typing import Callable, Optional
 
-import rclpy
 from action_msgs.msg import GoalStatus
+import rclpy
 from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -50,7 +50,7 @@ class GoalFailedError(RuntimeError):
             text = f'the goal ended {name} (error_code {result.error_code}): {result.message}'
         else:
             text = (f'the goal ended with status {name}: the node no longer knows its result '
-                    '(it expired: raise the node\'s result_timeout, or collect results sooner) '
+                    "(it expired: raise the node's result_timeout, or collect results sooner) "
                     'or the node went away')
         super().__init__(text)
 
@@ -144,18 +144,19 @@ class ReasonClient:
         self._node = node
         self._client = OrderedActionClient(node, Reason, action_name, **action_service_qos())
 
-    def wait_for_server(self, timeout: Optional[float] = None) -> bool:
+    def wait_for_server(self, timeout: float | None = None) -> bool:
         """True once the action server is discovered (False after `timeout` seconds)."""
         return self._client.wait_for_server(timeout_sec=timeout)
 
     def send(self, goal: Reason.Goal,
-             feedback_callback: Optional[FeedbackCallback] = None) -> Future:
+             feedback_callback: FeedbackCallback | None = None) -> Future:
         """Send a goal without waiting. The future yields a ClientGoalHandle, whose
-        cancel_goal_async() and get_result_async() a planner uses to cancel or collect it."""
+        cancel_goal_async() and get_result_async() a planner uses to cancel or collect it.
+        """
         return self._client.send_goal_async(goal, feedback_callback=_unwrap(feedback_callback))
 
     async def ask_async(self, goal: Reason.Goal,
-                        feedback_callback: Optional[FeedbackCallback] = None) -> Reason.Result:
+                        feedback_callback: FeedbackCallback | None = None) -> Reason.Result:
         """Send a goal and await its result (inside a coroutine run by an rclpy executor).
 
         Raises:
@@ -167,8 +168,8 @@ class ReasonClient:
             raise GoalRejectedError('the reasoning node rejected the goal')
         return result_of(await handle.get_result_async())
 
-    def ask(self, goal: Reason.Goal, feedback_callback: Optional[FeedbackCallback] = None,
-            timeout: Optional[float] = None) -> Reason.Result:
+    def ask(self, goal: Reason.Goal, feedback_callback: FeedbackCallback | None = None,
+            timeout: float | None = None) -> Reason.Result:
         """Send a goal and block until its result.
 
         Spins the node when no executor manages it; when it belongs to an executor (which must
@@ -196,7 +197,7 @@ class ReasonClient:
         """Release the action client."""
         self._client.destroy()
 
-    def _wait(self, future: Future, timeout: Optional[float]):
+    def _wait(self, future: Future, timeout: float | None):
         executor = self._node.executor
         # rclpy leaves node.executor set after spin_until_future_complete removed the node, so
         # ask the executor whether it still manages the node.
@@ -228,7 +229,7 @@ _FLUSH_SPINS = 8
 a spin with nothing queued returns at once)."""
 
 
-def _unwrap(callback: Optional[FeedbackCallback]):
+def _unwrap(callback: FeedbackCallback | None):
     if callback is None:
         return None
     return lambda message: callback(message.feedback)

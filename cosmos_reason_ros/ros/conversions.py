@@ -1,32 +1,46 @@
 """Between ROS messages and the core's types: goals in, typed results out."""
 
+from collections.abc import Sequence
 import math
 import struct
-from typing import Optional, Sequence, Tuple
 
-import numpy as np
 from builtin_interfaces.msg import Time
+import numpy as np
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from cosmos_reason_ros.action import Reason
-from cosmos_reason_ros.core.config import GoalLimits, WindowConfig
-from cosmos_reason_ros.core.errors import InvalidRequestError
 from cosmos_reason_ros.core.answers.families import ImageShape
-from cosmos_reason_ros.core.camera.frames import Frame
-from cosmos_reason_ros.core.camera.images import (
-    check_image_shape, check_pixel_cap, declared_size, decode_image, downscale,
-    ImageDecodeError, NANOSEC_PER_SEC, stamp_seconds, valid_stamp)
 from cosmos_reason_ros.core.answers.modes import Mode
 from cosmos_reason_ros.core.answers.parsing import ParseStatus
+from cosmos_reason_ros.core.camera.frames import Frame
+from cosmos_reason_ros.core.camera.images import (
+    check_image_shape,
+    check_pixel_cap,
+    declared_size,
+    decode_image,
+    downscale,
+    ImageDecodeError,
+    NANOSEC_PER_SEC,
+    stamp_seconds,
+    valid_stamp,
+)
+from cosmos_reason_ros.core.config import GoalLimits, WindowConfig
+from cosmos_reason_ros.core.errors import InvalidRequestError
 from cosmos_reason_ros.core.reasoner import ReasonOutcome, ReasonRequest
 from cosmos_reason_ros.msg import (
-    BoundingBox2D, NextAction, Point2D, ReasoningResult, TemporalEvent, Trajectory2D)
+    BoundingBox2D,
+    NextAction,
+    Point2D,
+    ReasoningResult,
+    TemporalEvent,
+    Trajectory2D,
+)
 
 _CDR_HEADER = {b'\x00\x00': ('>iI', '>I'), b'\x00\x01': ('<iI', '<I')}
 
 
-def header_from_cdr(raw: bytes) -> Optional[Tuple[float, str]]:
+def header_from_cdr(raw: bytes) -> tuple[float, str] | None:
     """Read header.stamp and header.frame_id from a serialized Image or CompressedImage.
 
     Both messages start with std_msgs/Header (int32 sec, uint32 nanosec, string frame_id) right
@@ -70,7 +84,7 @@ given, and a value out of range (top_p above 1, max_new_tokens above its ceiling
 def goal_to_request(goal: Reason.Goal, window: WindowConfig,
                     limits: GoalLimits = GoalLimits(), *,
                     decode_images: bool = True,
-                    shape: Optional[ImageShape] = None) -> ReasonRequest:
+                    shape: ImageShape | None = None) -> ReasonRequest:
     """Turn an action goal into a core request, checking what can be checked up front.
 
     Goal images are counted, and each one's declared size is checked against
@@ -135,7 +149,7 @@ def _goal_stamp(stamp: Time, name: str) -> float:
 
 
 def decode_goal_frames(goal: Reason.Goal, window: WindowConfig, limits: GoalLimits,
-                       shape: Optional[ImageShape] = None) -> Tuple[Frame, ...]:
+                       shape: ImageShape | None = None) -> tuple[Frame, ...]:
     """The goal's images as frames, decoded for the window's pixel budget.
 
     Raises:
@@ -158,9 +172,10 @@ def decode_goal_frames(goal: Reason.Goal, window: WindowConfig, limits: GoalLimi
 
 
 def _checked_images(goal: Reason.Goal, limits: GoalLimits, window: WindowConfig,
-                    shape: Optional[ImageShape]) -> Sequence:
+                    shape: ImageShape | None) -> Sequence:
     """The goal's image messages, counted, their stamps and declared sizes and shapes checked
-    (nothing decoded)."""
+    (nothing decoded).
+    """
     messages = [*goal.images, *goal.compressed_images]
     if len(messages) > limits.max_images:
         raise InvalidRequestError(
@@ -232,7 +247,7 @@ def outcome_to_msg(outcome: ReasonOutcome) -> ReasoningResult:
     return msg
 
 
-def empty_result_msg(request: Optional[ReasonRequest], *, model_id: str = '',
+def empty_result_msg(request: ReasonRequest | None, *, model_id: str = '',
                      raw_text: str = '') -> ReasoningResult:
     """A ReasoningResult for a goal that did not finish: what was asked and any partial text."""
     msg = ReasoningResult(model_id=model_id, raw_text=raw_text,

@@ -8,7 +8,6 @@ delivered at all. Depth comes raw on `depth`, or as image_transport's compressed
 `depth/compressedDepth` (the remapped `depth` plus that suffix, as image_transport names it).
 """
 
-from typing import Dict, List, Optional, Tuple
 
 from rclpy.callback_groups import CallbackGroup
 from rclpy.node import Node
@@ -17,14 +16,21 @@ from rclpy.serialization import deserialize_message
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from cosmos_reason_ros.core.depth.compressed import decode_compressed_depth
-from cosmos_reason_ros.core.depth.matching import DepthMatcher
 from cosmos_reason_ros.core.camera.frames import FrameWindow
+from cosmos_reason_ros.core.depth.compressed import decode_compressed_depth
 from cosmos_reason_ros.core.depth.geometry import (
-    DepthData, LiftError, LiftSettings, Lifted, LiftStatus, camera_info_data, lift_answer)
+    camera_info_data,
+    DepthData,
+    lift_answer,
+    Lifted,
+    LiftError,
+    LiftSettings,
+    LiftStatus,
+)
+from cosmos_reason_ros.core.depth.matching import DepthMatcher
 from cosmos_reason_ros.core.reasoner import ReasonOutcome
 from cosmos_reason_ros.ros.conversions import header_from_cdr
-from cosmos_reason_ros.ros.stamp_filter import StampFilter, content_filter_options
+from cosmos_reason_ros.ros.stamp_filter import content_filter_options, StampFilter
 
 _PENDING = 8
 DEPTH_WAIT = 0.2
@@ -56,14 +62,14 @@ class DepthInput:
         self._settings = settings
         self._group = callback_group
         self._compressed = transport == 'compressedDepth'
-        self._filters: List[StampFilter] = []
+        self._filters: list[StampFilter] = []
         self._capacity = min(capacity, window.config.capacity)
         self._matcher = DepthMatcher(tolerance, self._capacity,
                                      rewind_threshold=window.config.rewind_threshold,
                                      max_pending=_PENDING)
-        self._depth_sub: Optional[Subscription] = None
-        self._info_sub: Optional[Subscription] = None
-        self._camera_info: Optional[bytes] = None
+        self._depth_sub: Subscription | None = None
+        self._info_sub: Subscription | None = None
+        self._camera_info: bytes | None = None
         self.depth_frames = 0
         """Depth frames received."""
         self.camera_infos = 0
@@ -126,7 +132,7 @@ class DepthInput:
         for stamp_filter in self._filters:
             stamp_filter.update(bounds)
 
-    def lift(self, outcome: ReasonOutcome) -> Tuple[Lifted, Optional[float]]:
+    def lift(self, outcome: ReasonOutcome) -> tuple[Lifted, float | None]:
         """The answer's trajectories and boxes in 3D, and the stamp of the depth frame used."""
         parsed = outcome.parsed
         if not parsed.trajectories and not parsed.boxes:
@@ -151,7 +157,7 @@ class DepthInput:
                              camera_info=camera, depth=depth, settings=self._settings)
         return lifted, depth_stamp
 
-    def _depth_data(self, payload: bytes, size: Tuple[int, int]) -> DepthData:
+    def _depth_data(self, payload: bytes, size: tuple[int, int]) -> DepthData:
         """The matched depth frame, deserialized (and decoded, for compressedDepth).
 
         Raises:
@@ -179,7 +185,7 @@ class DepthInput:
         self._camera_info = raw
         self.camera_infos += 1
 
-    def diagnostics(self) -> Dict[str, str]:
+    def diagnostics(self) -> dict[str, str]:
         """Counters for /diagnostics."""
         return {'depth_frames_received': str(self.depth_frames),
                 'depth_frames_skipped': str(self.depth_skipped),

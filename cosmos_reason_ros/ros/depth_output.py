@@ -1,14 +1,13 @@
 """An answer in 3D as ROS messages: the result's 3D fields and RViz markers."""
 
-from typing import Optional, Tuple
 
 from geometry_msgs.msg import Point, Vector3
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
+from cosmos_reason_ros.core.camera.images import stamp_seconds
 from cosmos_reason_ros.core.depth import geometry
 from cosmos_reason_ros.core.depth.geometry import Lifted, LiftStatus
-from cosmos_reason_ros.core.camera.images import stamp_seconds
 from cosmos_reason_ros.msg import BoundingBox3D, ReasoningResult, Trajectory3D
 from cosmos_reason_ros.ros.conversions import to_time
 
@@ -18,7 +17,7 @@ _LINE_WIDTH = 0.01
 _WAYPOINT_SIZE = 0.03
 
 
-def fill_lifted(msg: ReasoningResult, lifted: Lifted, depth_stamp: Optional[float]) -> None:
+def fill_lifted(msg: ReasoningResult, lifted: Lifted, depth_stamp: float | None) -> None:
     """Set the result's 3D fields; their header is the result's (answer frame stamp)."""
     msg.lift_status = int(lifted.status)
     msg.lift_message = lifted.message
@@ -37,9 +36,10 @@ def fill_lifted(msg: ReasoningResult, lifted: Lifted, depth_stamp: Optional[floa
         for box in lifted.boxes]
 
 
-def lifted_from_msg(msg: ReasoningResult) -> Tuple[Lifted, Optional[float]]:
+def lifted_from_msg(msg: ReasoningResult) -> tuple[Lifted, float | None]:
     """A result's 3D answer back into the core's Lifted, with the depth frame's stamp (None
-    when none was used); the inverse of fill_lifted."""
+    when none was used); the inverse of fill_lifted.
+    """
     trajectories = tuple(
         geometry.Trajectory3D(trajectory.label, tuple((p.x, p.y, p.z) for p in trajectory.points),
                      tuple(bool(ok) for ok in trajectory.valid))
@@ -56,7 +56,8 @@ def lifted_from_msg(msg: ReasoningResult) -> Tuple[Lifted, Optional[float]]:
 
 def markers_of(msg: ReasoningResult) -> MarkerArray:
     """RViz markers of a result's 3D answer: each path as a line through its valid waypoints,
-    the waypoints as spheres, each valid box as a cube; the previous answer's are deleted."""
+    the waypoints as spheres, each valid box as a cube; the previous answer's are deleted.
+    """
     markers = [Marker(header=msg.header, action=Marker.DELETEALL)]
     for index, trajectory in enumerate(msg.trajectories_3d):
         points = [point for point, ok in zip(trajectory.points, trajectory.valid) if ok]

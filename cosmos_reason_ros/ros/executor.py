@@ -11,8 +11,9 @@ end spin() and with it the node; here it is handed to `on_middleware_error` and 
 on.
 """
 
+from collections.abc import Callable
 import time
-from typing import Any, Callable, Optional, Tuple
+from typing import Any
 
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.task import Task
@@ -29,16 +30,18 @@ class ReasonExecutor(MultiThreadedExecutor):
     """A MultiThreadedExecutor whose spin loop waits for each callback to start running."""
 
     def __init__(self, *args: Any,
-                 on_middleware_error: Optional[Callable[[Exception], None]] = None,
+                 on_middleware_error: Callable[[Exception], None] | None = None,
                  **kwargs: Any) -> None:
-        """Create the executor; arguments as MultiThreadedExecutor's.
+        """Create the executor.
 
         Args:
+            *args: As MultiThreadedExecutor's.
             on_middleware_error: called with each RCLError a callback raised (e.g. the node's
                 count_publish_error); None: they are only logged.
+            **kwargs: As MultiThreadedExecutor's.
         """
         super().__init__(*args, **kwargs)
-        self._last_handed_out: Optional[Task] = None
+        self._last_handed_out: Task | None = None
         self._on_middleware_error = on_middleware_error or _log_middleware_error
 
     def _spin_once_impl(self, *args: Any, **kwargs: Any) -> None:
@@ -47,7 +50,7 @@ class ReasonExecutor(MultiThreadedExecutor):
         except MIDDLEWARE_ERRORS as error:
             self._on_middleware_error(error)
 
-    def wait_for_ready_callbacks(self, *args: Any, **kwargs: Any) -> Tuple[Task, Any, Any]:
+    def wait_for_ready_callbacks(self, *args: Any, **kwargs: Any) -> tuple[Task, Any, Any]:
         """Return the next callback, once the previous one has started (or START_TIMEOUT)."""
         last = self._last_handed_out
         if last is not None:

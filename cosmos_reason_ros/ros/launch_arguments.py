@@ -1,9 +1,8 @@
 """The launch file's arguments and the node options they turn into (testable without launch)."""
 
-from typing import Dict, List, Tuple
 
 # name -> (default, description); launch/reason.launch.py declares exactly these.
-ARGUMENTS: Dict[str, Tuple[str, str]] = {
+ARGUMENTS: dict[str, tuple[str, str]] = {
     'params_file': ('', 'YAML parameter file; empty: config/desktop_gpu.yaml of this package'),
     'model': ('', 'Hub id or local checkpoint; empty: the params file decides'),
     'image_topic': ('image', 'Camera topic to reason about (raw sensor_msgs/Image)'),
@@ -28,9 +27,9 @@ def _is_true(text: str) -> bool:
     return text.strip().lower() in ('true', '1', 'yes', 'on')
 
 
-def parameter_overrides(values: Dict[str, str]) -> Dict[str, object]:
+def parameter_overrides(values: dict[str, str]) -> dict[str, object]:
     """Parameters the launch arguments set on top of the params file."""
-    overrides: Dict[str, object] = {
+    overrides: dict[str, object] = {
         'use_sim_time': _is_true(values['use_sim_time']),
         'compressed_input': _is_true(values['compressed']),
         # A managed node is walked by launch (or a manager), never by itself.
@@ -43,24 +42,26 @@ def parameter_overrides(values: Dict[str, str]) -> Dict[str, object]:
     return overrides
 
 
-def is_managed(values: Dict[str, str]) -> bool:
+def is_managed(values: dict[str, str]) -> bool:
     """Whether launch starts the node as a lifecycle node whose transitions it drives."""
     return _is_true(values['managed'])
 
 
-def launch_transitions(values: Dict[str, str]) -> List[str]:
+def launch_transitions(values: dict[str, str]) -> list[str]:
     """The transitions launch requests itself, in order: configure at start, activate once
     configure succeeded (launch_ros lifecycle events); none for a plain node or when a
-    lifecycle manager drives it."""
+    lifecycle manager drives it.
+    """
     if is_managed(values) and _is_true(values['autostart']):
         return [CONFIGURE, ACTIVATE]
     return []
 
 
-def remappings(values: Dict[str, str]) -> List[Tuple[str, str]]:
+def remappings(values: dict[str, str]) -> list[tuple[str, str]]:
     """Topic remappings: the node's relative `image` (and `image/compressed`) to the camera;
     with a depth topic, `depth` to it and `camera_info` to the colour camera's (by default the
-    camera_info beside the image topic, as image_transport publishes it)."""
+    camera_info beside the image topic, as image_transport publishes it).
+    """
     topic = values['image_topic'].rstrip('/')
     pairs = [('image', topic), ('image/compressed', topic + '/compressed')]
     depth = values['depth_topic'].strip().rstrip('/')

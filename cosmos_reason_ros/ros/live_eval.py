@@ -5,14 +5,15 @@ goal whose window ends at the frame the offline replay would use, and writes the
 """
 
 import argparse
+from collections.abc import Callable, Sequence
 import dataclasses
 import sys
 import threading
 import time
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any
 
-import rclpy
 from builtin_interfaces.msg import Time
+import rclpy
 from rclpy.action.client import ClientGoalHandle
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
@@ -21,21 +22,46 @@ from rclpy.task import Future
 from rosgraph_msgs.msg import Clock
 
 from cosmos_reason_ros.action import Reason
+from cosmos_reason_ros.core.answers.parsing import (
+    Box,
+    Event,
+    ParsedAnswer,
+    ParseStatus,
+    Trajectory,
+)
+from cosmos_reason_ros.core.camera.images import stamp_seconds
 from cosmos_reason_ros.core.config import WindowConfig
+from cosmos_reason_ros.core.depth.geometry import LiftStatus
 from cosmos_reason_ros.core.errors import Failure, ReasonError
-from cosmos_reason_ros.core.evaluation.questions import QuestionItem, QuestionSet, load_questions
+from cosmos_reason_ros.core.evaluation.questions import load_questions, QuestionItem, QuestionSet
 from cosmos_reason_ros.core.evaluation.replay import (
-    ANSWERED, ERROR, NOT_RUN, ItemResult, ProgressBar, ProgressCallback, ReplaySettings,
-    RunResult, SourceSummary, check_ask_time, stale_frame_message, window_facts)
+    ANSWERED,
+    check_ask_time,
+    ERROR,
+    ItemResult,
+    NOT_RUN,
+    ProgressBar,
+    ProgressCallback,
+    ReplaySettings,
+    RunResult,
+    SourceSummary,
+    stale_frame_message,
+    window_facts,
+)
 from cosmos_reason_ros.core.evaluation.report import write_report
 from cosmos_reason_ros.core.evaluation.scoring import score_answer
 from cosmos_reason_ros.core.evaluation.sources import (
-    BagSource, SourceError, Timeline, check_stamps, load_frames, ns_to_seconds, open_source)
-from cosmos_reason_ros.core.depth.geometry import LiftStatus
-from cosmos_reason_ros.core.camera.images import stamp_seconds
-from cosmos_reason_ros.core.answers.parsing import Box, Event, ParsedAnswer, ParseStatus, Trajectory
-from cosmos_reason_ros.ros.client import DEFAULT_ACTION, ReasonClient, make_goal
+    BagSource,
+    check_stamps,
+    load_frames,
+    ns_to_seconds,
+    open_source,
+    SourceError,
+    Timeline,
+)
+from cosmos_reason_ros.ros.client import DEFAULT_ACTION, make_goal, ReasonClient
 from cosmos_reason_ros.ros.depth_output import lifted_from_msg
+
 
 class ClockStalledError(ReasonError):
     """/clock did not reach an item's time: the bag is not playing (or stopped)."""
@@ -49,7 +75,7 @@ class BagClock:
     def __init__(self, node: Node):
         self._node = node
         self._condition = threading.Condition()
-        self._now: Optional[float] = None
+        self._now: float | None = None
         self._updated = time.monotonic()
         # ros2 bag play publishes /clock best effort, keep last 1 (rclcpp::ClockQoS).
         self._sub = node.create_subscription(
@@ -61,7 +87,7 @@ class BagClock:
         self._node.destroy_subscription(self._sub)
 
     @property
-    def now(self) -> Optional[float]:
+    def now(self) -> float | None:
         """The last /clock time in seconds, None before the first message."""
         with self._condition:
             return self._now
@@ -129,7 +155,7 @@ class LiveEvaluation:
 
     def __init__(self, node: Node, questions: QuestionSet, *, action: str = DEFAULT_ACTION,
                  settings: LiveSettings = LiveSettings(),
-                 on_result: Optional[ProgressCallback] = None):
+                 on_result: ProgressCallback | None = None):
         """Subscribe to /clock and create the action client on `node`.
 
         The node must be spinning in an executor (another thread) while run() waits.
@@ -150,7 +176,7 @@ class LiveEvaluation:
         self._action = action
         self._cancel = threading.Event()
         self._results: dict[int, ItemResult] = {}
-        self._in_flight: Optional[ClientGoalHandle] = None
+        self._in_flight: ClientGoalHandle | None = None
 
     def wait_for_server(self, timeout: float) -> bool:
         """True once the node's action server is discovered."""
@@ -169,7 +195,7 @@ class LiveEvaluation:
         """Ask every item in bag-time order; Ctrl-C (or cancel()) keeps what was done."""
         started = time.perf_counter()
         indexed = list(enumerate(self._questions.items, start=1))
-        sources: List[SourceSummary] = []
+        sources: list[SourceSummary] = []
         interrupted = False
         try:
             for path, topic in self._questions.sources():
@@ -197,7 +223,7 @@ class LiveEvaluation:
             wall_time=time.perf_counter() - started)
 
     def _run_source(self, path: str, topic: str,
-                    group: List[tuple[int, QuestionItem]]) -> SourceSummary:
+                    group: list[tuple[int, QuestionItem]]) -> SourceSummary:
         try:
             source = open_source(path, topic)
             if not isinstance(source, BagSource):
@@ -222,7 +248,7 @@ class LiveEvaluation:
         last = timeline.bag_times[-1] if timeline.bag_times else timeline.start
         planned = sorted((item.time.resolve(timeline.start, last), index, item)
                          for index, item in group)
-        answered: List[ItemResult] = []
+        answered: list[ItemResult] = []
         kept = timeline.kept_stamps(self._settings.replay.window)
         for bag_time, index, item in planned:
             if self._cancel.is_set():
@@ -235,7 +261,7 @@ class LiveEvaluation:
         return summary
 
     def _ask(self, index: int, item: QuestionItem, bag_time: float, timeline: Timeline,
-             kept: Sequence[Optional[int]], source: BagSource) -> ItemResult:
+             kept: Sequence[int | None], source: BagSource) -> ItemResult:
         settings = self._settings
         newest = timeline.newest_at(bag_time)
         base = ItemResult(index=index, item=item, status=ERROR, bag_time=bag_time,
@@ -290,7 +316,7 @@ class LiveEvaluation:
     def _send_and_wait(self, goal: Reason.Goal) -> Any:
         """The Reason.Result, or a string saying why there is none."""
         timeout = self._settings.result_timeout
-        handle: Optional[ClientGoalHandle] = _wait(
+        handle: ClientGoalHandle | None = _wait(
             self._client.send(goal), timeout, self._cancel, self._server_alive)
         if handle is None:
             return self._no_answer(f'no answer to the goal request within {timeout:g} s')
@@ -314,7 +340,7 @@ class LiveEvaluation:
     def _server_alive(self) -> bool:
         return self._client.wait_for_server(0.0)
 
-    def _attach_pictures(self, source: BagSource, answered: List[ItemResult]) -> None:
+    def _attach_pictures(self, source: BagSource, answered: list[ItemResult]) -> None:
         """Decode the last frame of each answer from the bag, as the window stored it."""
         last_stamps = [result.frame_stamps[-1] for result in answered if result.frame_stamps]
         if not last_stamps:
@@ -392,7 +418,8 @@ def parsed_from_msg(output: Any) -> ParsedAnswer:
 def _wait(future: Future, timeout: float, cancel: threading.Event,
           alive: Callable[[], bool]) -> Any:
     """The future's result once done (completed by the executor thread); None on timeout,
-    cancel, or when alive() says the server is gone."""
+    cancel, or when alive() says the server is gone.
+    """
     done = threading.Event()
     future.add_done_callback(lambda _: done.set())
     deadline = time.monotonic() + timeout
@@ -403,7 +430,7 @@ def _wait(future: Future, timeout: float, cancel: threading.Event,
     return future.result()
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options of `live_eval`."""
     parser = argparse.ArgumentParser(prog='live_eval', description=__doc__.split('\n')[0])
     parser.add_argument('bag', nargs='?',
@@ -438,7 +465,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """`ros2 run cosmos_reason_ros live_eval`: 0 when complete, 130 after Ctrl-C, 2 on errors."""
     argv = list(sys.argv if argv is None else argv)
     args = parse_args(rclpy.utilities.remove_ros_args(argv)[1:])

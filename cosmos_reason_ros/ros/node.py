@@ -15,9 +15,7 @@ import math
 import os
 import threading
 import time
-from typing import Dict, Optional
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.action import CancelResponse, GoalResponse
@@ -35,34 +33,51 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 from cosmos_reason_ros.action import Reason
+from cosmos_reason_ros.core.answers.families import image_shape, ImageShape
+from cosmos_reason_ros.core.answers.overlay import draw_overlay
 from cosmos_reason_ros.core.backends.base import Backend, GenerationResult
 from cosmos_reason_ros.core.backends.factory import create_backend
-from cosmos_reason_ros.core.errors import (
-    Failure, GenerationCancelled, LoadStopped, ModelLoadError, ModelNotReadyError,
-    NotActiveError, ReasonError, ServerUnreachableError, ShuttingDownError, result_code_of)
-from cosmos_reason_ros.core.answers.families import image_shape, ImageShape
-from cosmos_reason_ros.core.camera.frames import FrameWindow, Offer
-from cosmos_reason_ros.core.depth.geometry import Lifted, points_without_depth
-from cosmos_reason_ros.core.camera.images import decode_image
 from cosmos_reason_ros.core.backends.loading import BackgroundLoad
-from cosmos_reason_ros.core.answers.overlay import draw_overlay
+from cosmos_reason_ros.core.camera.frames import FrameWindow, Offer
+from cosmos_reason_ros.core.camera.images import decode_image
 from cosmos_reason_ros.core.camera.rates import StreamRateMeter
-from cosmos_reason_ros.core.reasoner import (
-    outcome_message, Reasoner, ReasonOutcome, ReasonRequest)
+from cosmos_reason_ros.core.depth.geometry import Lifted, points_without_depth
+from cosmos_reason_ros.core.errors import (
+    Failure,
+    GenerationCancelled,
+    LoadStopped,
+    ModelLoadError,
+    ModelNotReadyError,
+    NotActiveError,
+    ReasonError,
+    result_code_of,
+    ServerUnreachableError,
+    ShuttingDownError,
+)
+from cosmos_reason_ros.core.reasoner import outcome_message, Reasoner, ReasonOutcome, ReasonRequest
 from cosmos_reason_ros.core.scheduling import GoalScheduler, GoalStop, StopReason, Ticket
 from cosmos_reason_ros.msg import ReasoningResult
 from cosmos_reason_ros.ros.action_qos import action_service_qos
 from cosmos_reason_ros.ros.action_server import ReasonActionServer
 from cosmos_reason_ros.ros.conversions import (
-    decode_goal_frames, empty_result_msg, goal_to_request, header_from_cdr, outcome_to_msg,
-    rgb_to_image_msg)
+    decode_goal_frames,
+    empty_result_msg,
+    goal_to_request,
+    header_from_cdr,
+    outcome_to_msg,
+    rgb_to_image_msg,
+)
 from cosmos_reason_ros.ros.depth_input import DepthInput
 from cosmos_reason_ros.ros.depth_output import fill_lifted, markers_of
 from cosmos_reason_ros.ros.large_buffers import give_back_free_memory
 from cosmos_reason_ros.ros.parameters import (
-    NodeConfig, declare_node_parameters, read_node_config, refuse_change)
+    declare_node_parameters,
+    NodeConfig,
+    read_node_config,
+    refuse_change,
+)
 from cosmos_reason_ros.ros.publishing import PublishGuard
-from cosmos_reason_ros.ros.stamp_filter import StampFilter, content_filter_options
+from cosmos_reason_ros.ros.stamp_filter import content_filter_options, StampFilter
 
 Result = Reason.Result
 NODE_NAME = 'cosmos_reason'
@@ -87,9 +102,9 @@ class _Goal:
     def __init__(self, handle: ServerGoalHandle):
         self.handle = handle
         self.stop = GoalStop()
-        self.request: Optional[ReasonRequest] = None
-        self.refusal: Optional[Exception] = None
-        self.ticket: Optional[Ticket] = None
+        self.request: ReasonRequest | None = None
+        self.refusal: Exception | None = None
+        self.ticket: Ticket | None = None
         self.accepted = time.monotonic()
 
 
@@ -111,18 +126,18 @@ class ReasonNode(LifecycleNodeMixin, Node):
         self._frames_group = MutuallyExclusiveCallbackGroup()
         self._lock = threading.Lock()
         self._goals_done = threading.Condition(self._lock)
-        self._goals: Dict[bytes, _Goal] = {}
-        self._config: Optional[NodeConfig] = None
-        self._backend: Optional[Backend] = None
-        self._reasoner: Optional[Reasoner] = None
-        self._scheduler: Optional[GoalScheduler] = None
-        self._window: Optional[FrameWindow] = None
-        self._image_sub: Optional[Subscription] = None
-        self._stamp_filter: Optional[StampFilter] = None
+        self._goals: dict[bytes, _Goal] = {}
+        self._config: NodeConfig | None = None
+        self._backend: Backend | None = None
+        self._reasoner: Reasoner | None = None
+        self._scheduler: GoalScheduler | None = None
+        self._window: FrameWindow | None = None
+        self._image_sub: Subscription | None = None
+        self._stamp_filter: StampFilter | None = None
         self._image_type = Image
-        self._depth: Optional[DepthInput] = None
-        self._load: Optional[BackgroundLoad] = None
-        self._server_backend: Optional[Backend] = None
+        self._depth: DepthInput | None = None
+        self._load: BackgroundLoad | None = None
+        self._server_backend: Backend | None = None
         self._model_name = self.get_parameter('model').value
         self._model_state = 'unloaded'
         self._model_error = ''
@@ -162,7 +177,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
                 clock=steady)
         # A model server that was down at configure is tried again (autostart only: under a
         # lifecycle manager the manager decides); while active, its state is re-checked.
-        self._retry_at: Optional[float] = None
+        self._retry_at: float | None = None
         self._retry_delay = RETRY_FIRST
         self._next_server_check = 0.0
         self._clientless_checks = 0
@@ -175,7 +190,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
     def executor_threads(self) -> int:
         """Threads the executor needs: frames, diagnostics, the server watch, two for lifecycle
         transitions, two for the action's own bookkeeping, and one per goal that may run at
-        once. Queued goals hold no thread."""
+        once. Queued goals hold no thread.
+        """
         return 7 + self._slots_at_start
 
     def _slots(self) -> int:
@@ -203,7 +219,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
 
     def wait_until_loaded(self, timeout: float) -> bool:
         """Block until a configure finished (or failed) and, with autostart, the node is
-        active; True when the model is ready."""
+        active; True when the model is ready.
+        """
         deadline = time.monotonic() + timeout
         self._loaded.wait(timeout)
         self._started.wait(max(0.0, deadline - time.monotonic()))
@@ -294,7 +311,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
 
     def _watch(self) -> None:
         """Once a second: stop goals nobody waits for; retry a configure that found the model
-        server down; follow the server's state."""
+        server down; follow the server's state.
+        """
         self._stop_goals_without_clients()
         now = time.monotonic()
         if (self._retry_at is not None and now >= self._retry_at and not self._shutting_down
@@ -425,7 +443,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
 
     def finish_shutdown(self) -> None:
         """The shutdown transition from whichever primary state the node is in (the executor
-        has stopped): frees the model. Safe to call twice."""
+        has stopped): frees the model. Safe to call twice.
+        """
         if self.lifecycle_state in ('unconfigured', 'inactive', 'active'):
             self.trigger_shutdown()
 
@@ -594,7 +613,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
 
     def _retry_in(self) -> int:
         """Whole seconds until the next configure of a node whose model server was down (the
-        watch that retries runs once a second)."""
+        watch that retries runs once a second).
+        """
         retry_at = self._retry_at
         wait = 0.0 if retry_at is None else retry_at - time.monotonic()
         return max(1, math.ceil(wait))
@@ -695,9 +715,10 @@ class ReasonNode(LifecycleNodeMixin, Node):
                             progress, output=msg)
 
     def _finish(self, goal: _Goal, code: int, message: str, progress: '_Progress', *,
-                output: Optional[ReasoningResult] = None, canceled: bool = False) -> Result:
+                output: ReasoningResult | None = None, canceled: bool = False) -> Result:
         """End the goal: SUCCEEDED for SUCCESS, CANCELED when its client's cancel stopped it,
-        ABORTED otherwise; returns the result its client receives."""
+        ABORTED otherwise; returns the result its client receives.
+        """
         handle = goal.handle
         if code != Result.SUCCESS:
             self.get_logger().warning(
@@ -716,7 +737,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
     def _note_unheld_format(self, generation: GenerationResult) -> None:
         """Record once (log, /diagnostics) that an answer asked for under its format does not
         match it: a server that ignores the structured-output fields. An answer cut by
-        max_new_tokens says nothing about the server."""
+        max_new_tokens says nothing about the server.
+        """
         if (not generation.unmatched_format or generation.finish_reason == 'length'
                 or self._unheld_format):
             return
@@ -729,9 +751,10 @@ class ReasonNode(LifecycleNodeMixin, Node):
             'that the server supports remote.structured_output_fields, or set '
             'structured_output off')
 
-    def _lift(self, outcome: ReasonOutcome, msg: ReasoningResult) -> Optional[Lifted]:
+    def _lift(self, outcome: ReasonOutcome, msg: ReasoningResult) -> Lifted | None:
         """With depth on, the answer in 3D, set into msg (its status says when it could not
-        be lifted); None with depth off."""
+        be lifted); None with depth off.
+        """
         depth = self._depth
         if depth is None:
             return None
@@ -740,7 +763,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
         return lifted
 
     def _publish_overlay(self, outcome: ReasonOutcome, header: Header,
-                         lifted: Optional[Lifted] = None) -> None:
+                         lifted: Lifted | None = None) -> None:
         config = self._config
         if config is None or not config.publish_debug_image or \
                 self._debug_pub.get_subscription_count() == 0:
@@ -828,7 +851,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
         self._guard.publish(self._diagnostics_pub, DiagnosticArray(
             header=Header(stamp=self.get_clock().now().to_msg()), status=[status]))
 
-    def _status(self, state: str, window: Optional[FrameWindow]):
+    def _status(self, state: str, window: FrameWindow | None):
         if self._shutting_down:
             return DiagnosticStatus.WARN, 'shutting down'
         if self._model_state == 'failed':
@@ -897,8 +920,9 @@ class _Progress:
 
 
 def _wait_for_cancel_state(handle: ServerGoalHandle) -> bool:
-    """rclpy marks a goal CANCELING only after the cancel callback returned, which set the stop
-    event this goal already reacted to: wait (briefly) for that state, which canceled() needs."""
+    """Rclpy marks a goal CANCELING only after the cancel callback returned, which set the stop
+    event this goal already reacted to: wait (briefly) for that state, which canceled() needs.
+    """
     deadline = time.monotonic() + _CANCEL_STATE_WAIT
     while not handle.is_cancel_requested and time.monotonic() < deadline:
         time.sleep(0.001)

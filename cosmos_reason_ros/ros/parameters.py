@@ -6,21 +6,30 @@ change is refused with the reason (see refuse_change). `autostart` and `diagnost
 read once at start-up and are read-only.
 """
 
+from collections.abc import Sequence
 import dataclasses
 import pathlib
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any
 
-from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-from rcl_interfaces.msg import (
-    FloatingPointRange, IntegerRange, ParameterDescriptor)
+from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 
 from cosmos_reason_ros.core.backends.factory import BACKENDS, BackendSettings
-from cosmos_reason_ros.core.config import (
-    GoalDefaults, GoalLimits, ModelConfig, STRUCTURED_OUTPUT, WindowConfig)
-from cosmos_reason_ros.core.depth.geometry import LiftSettings
 from cosmos_reason_ros.core.backends.remote_config import (
-    FAMILIES, RemoteConfig, STRUCTURED_OUTPUT_FIELDS, VIDEO_TRANSPORTS)
+    FAMILIES,
+    RemoteConfig,
+    STRUCTURED_OUTPUT_FIELDS,
+    VIDEO_TRANSPORTS,
+)
+from cosmos_reason_ros.core.config import (
+    GoalDefaults,
+    GoalLimits,
+    ModelConfig,
+    STRUCTURED_OUTPUT,
+    WindowConfig,
+)
+from cosmos_reason_ros.core.depth.geometry import LiftSettings
 from cosmos_reason_ros.core.scheduling import Policy
 
 _REMOTE = RemoteConfig()
@@ -36,14 +45,14 @@ class ParameterSpec:
     name: str
     default: Any
     description: str
-    range: Optional[Tuple[float, float]] = None
-    choices: Tuple[str, ...] = ()
+    range: tuple[float, float] | None = None
+    choices: tuple[str, ...] = ()
 
 
 DEPTH_TRANSPORTS = ('raw', 'compressedDepth')
 """How the node takes depth: the image itself, or image_transport's compressedDepth (PNG)."""
 
-SPECS: Tuple[ParameterSpec, ...] = (
+SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec('backend', 'transformers',
                   'Where the model runs: transformers (in this process) or openai (an '
                   'OpenAI-compatible server such as vLLM or NVIDIA NIM; see remote.*).',
@@ -51,7 +60,7 @@ SPECS: Tuple[ParameterSpec, ...] = (
     ParameterSpec('model', 'nvidia/Cosmos-Reason2-2B',
                   'Hub id or local checkpoint directory (Qwen3-VL or Qwen2.5-VL based). A '
                   'relative directory is looked up in the working directory, then in the '
-                  'package\'s share directory (where set-up builds models/tiny-qwen3-vl).'),
+                  "package's share directory (where set-up builds models/tiny-qwen3-vl)."),
     ParameterSpec('revision', '', 'Hub revision to pin (commit, tag or branch); empty: default.'),
     ParameterSpec('dtype', 'auto', 'Weight dtype.', choices=('auto', 'bf16', 'fp16', 'fp32')),
     ParameterSpec('device', 'auto', 'auto, cpu, cuda or cuda:N.'),
@@ -135,10 +144,10 @@ SPECS: Tuple[ParameterSpec, ...] = (
     ParameterSpec('window.dds_filter', False,
                   'Have the middleware deliver only the frames the window keeps (a content '
                   'filter on header.stamp, moved on with each kept frame), so a skipped frame '
-                  'costs the node nothing. Off by default: Fast DDS filters on the writer\'s '
-                  'side, and the camera\'s publishing process crashed within 1-2 minutes in '
+                  "costs the node nothing. Off by default: Fast DDS filters on the writer's "
+                  "side, and the camera's publishing process crashed within 1-2 minutes in "
                   'every run here with it on (Fast DDS 3.2.3; eProsima/Fast-DDS issue 4878). '
-                  'Needs Fast DDS or Connext and rclpy from Kilted on (Jazzy\'s has no '
+                  "Needs Fast DDS or Connext and rclpy from Kilted on (Jazzy's has no "
                   'content-filter API); otherwise every frame arrives and the node drops the '
                   'surplus itself without deserializing it (/diagnostics: frame_filter_reason).'),
     ParameterSpec('depth.enabled', False,
@@ -153,7 +162,7 @@ SPECS: Tuple[ParameterSpec, ...] = (
                   'answer about an older frame gets LIFT_NO_DEPTH. Each costs its image size '
                   '(600 KiB at 640x480 16UC1, 1.8 MiB at 1280x720).', range=(1, 4096)),
     ParameterSpec('depth.tolerance', 0.02,
-                  'Largest stamp difference (s) between the answer\'s frame and its depth '
+                  "Largest stamp difference (s) between the answer's frame and its depth "
                   'frame.', range=(0.0, 1.0)),
     ParameterSpec('depth.min_range', _LIFT.min_depth,
                   'Depths nearer than this (m) are invalid.', range=(0.0, 1000.0)),
@@ -280,7 +289,7 @@ def declare_node_config(node: Node, image_topic: str) -> NodeConfig:
     return read_node_config(node, image_topic)
 
 
-def refuse_change(names: Sequence[str], state: str) -> Optional[str]:
+def refuse_change(names: Sequence[str], state: str) -> str | None:
     """Why a change of these parameters is refused in lifecycle state `state` (None: allowed).
 
     Args:
@@ -360,7 +369,7 @@ def read_node_config(node: Node, image_topic: str) -> NodeConfig:
     )
 
 
-def resolve_model(model: str, share: Optional[pathlib.Path] = None) -> str:
+def resolve_model(model: str, share: pathlib.Path | None = None) -> str:
     """The checkpoint `model` names, wherever the node was started.
 
     A relative directory is taken from the working directory when it is there, else from the
@@ -400,7 +409,7 @@ def _read(node: Node, spec: ParameterSpec) -> Any:
     return value
 
 
-def _range_of(spec: ParameterSpec) -> Dict[str, Any]:
+def _range_of(spec: ParameterSpec) -> dict[str, Any]:
     if spec.range is None:
         return {}
     low, high = spec.range

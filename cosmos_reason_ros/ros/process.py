@@ -9,12 +9,13 @@ abandoned, the executor stops, the lifecycle shutdown transition frees
 the model, and the node and context are destroyed. Nothing publishes after its entity is gone.
 """
 
+from collections.abc import Callable
 import os
 import signal
 import sys
 import threading
 import time
-from typing import Callable, List, NoReturn, Optional
+from typing import NoReturn
 
 import rclpy
 from rclpy.signals import SignalHandlerOptions
@@ -53,7 +54,7 @@ class _Signals:
 
 
 def run_until_signal(make_node: Callable[[], 'rclpy.node.Node'],
-                     args: Optional[List[str]] = None) -> NoReturn:
+                     args: list[str] | None = None) -> NoReturn:
     """Create the node, spin it until SIGINT/SIGTERM, shut it down cleanly, exit 0.
 
     Args:

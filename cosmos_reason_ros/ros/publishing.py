@@ -5,8 +5,9 @@ middleware could not send one message, e.g. while a participant joins or leaves 
 an entity is being destroyed. Losing that message is better than losing the node.
 """
 
+from collections.abc import Callable
 import threading
-from typing import Any, Callable
+from typing import Any
 
 from rclpy.exceptions import InvalidHandle
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy

@@ -8,7 +8,7 @@ arrives and the window drops the surplus itself, as it always does.
 """
 
 import math
-from typing import List, Optional, Tuple
+from typing import Optional
 
 from rclpy.impl.rcutils_logger import RcutilsLogger
 from rclpy.subscription import Subscription
@@ -45,7 +45,7 @@ def content_filter_options() -> Optional['ContentFilterOptions']:
                                 expression_parameters=list(_EVERY_STAMP))
 
 
-def expression_parameters(bounds: Optional[StampBounds]) -> List[str]:
+def expression_parameters(bounds: StampBounds | None) -> list[str]:
     """The filter's four parameters for the window's bounds (None: every stamp passes)."""
     if bounds is None:
         return list(_EVERY_STAMP)
@@ -86,7 +86,7 @@ class StampFilter:
         """Why the middleware does not filter (for /diagnostics); empty while it does."""
         return self._reason
 
-    def update(self, bounds: Optional[StampBounds]) -> None:
+    def update(self, bounds: StampBounds | None) -> None:
         """Let through only stamps inside `bounds`; a no-op when inactive or unchanged.
 
         A failed update switches filtering off (every frame passes again) rather than risk a
@@ -110,7 +110,7 @@ class StampFilter:
                                    'set window.dds_filter to false')
 
 
-def _sec_nanosec(nanoseconds: int) -> Tuple[int, int]:
+def _sec_nanosec(nanoseconds: int) -> tuple[int, int]:
     """Nanoseconds to (sec, nanosec) as builtin_interfaces/Time splits them, clamped to int32."""
     sec, nanosec = divmod(nanoseconds, 1_000_000_000)
     if sec < _INT32_MIN:

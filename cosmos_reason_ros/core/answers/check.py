@@ -5,15 +5,15 @@ The grammar engine that constrains local answers (xgrammar) matches the text in 
 answers are also checked for events that end before they start, which no schema can express.
 """
 
+from collections import OrderedDict
 import dataclasses
 import json
 import threading
-from collections import OrderedDict
 from typing import Any
 
 from cosmos_reason_ros.core.answers.formats import AnswerFormat
-from cosmos_reason_ros.core.backends.base import GenerationResult
 from cosmos_reason_ros.core.answers.modes import Mode
+from cosmos_reason_ros.core.backends.base import GenerationResult
 
 _COMPILE_LOCK = threading.Lock()
 

@@ -7,9 +7,9 @@ reaches the model, the coordinate convention, the visual token size) is a field 
 FamilySpec, so that adding a family is one entry here plus its tests.
 """
 
+from collections.abc import Sequence
 import dataclasses
 import enum
-from typing import Dict, List, Optional, Sequence, Tuple
 
 from cosmos_reason_ros.core.answers.modes import ModelFamily
 
@@ -46,7 +46,8 @@ class FrameTiming(enum.Enum):
 class ImageShape:
     """The image shapes a family's processor accepts (its `smart_resize`), checked on every
     image before it is kept or decoded: a processor that refuses a frame fails the goal, and a
-    camera frame it refuses would fail every later goal that selects it."""
+    camera frame it refuses would fail every later goal that selects it.
+    """
 
     max_aspect_ratio: float
     """Longest side over shortest side: above it the processor raises ('absolute aspect ratio
@@ -66,7 +67,7 @@ class FamilySpec:
     family: ModelFamily
     title: str
     """How the README and error messages name it."""
-    model_types: Tuple[str, ...]
+    model_types: tuple[str, ...]
     """transformers `config.model_type` values of its checkpoints."""
     model_class: str
     """The transformers class that loads it (through AutoModelForImageTextToText)."""
@@ -85,14 +86,15 @@ class FamilySpec:
     frame sizes to multiples of it."""
     pixel_budget_is_total: bool
     """The video processor's pixel bounds count all frames together (else each frame)."""
-    served_name_hints: Tuple[str, ...]
+    served_name_hints: tuple[str, ...]
     """Lower-case fragments of served model names that mean this family (remote 'auto')."""
     image_shape: ImageShape
 
     @property
     def even_frames(self) -> bool:
         """Send an even number of frames: a lone last frame would be repeated to fill a patch
-        whose timestamp then lies between two instants."""
+        whose timestamp then lies between two instants.
+        """
         return self.frame_timing is FrameTiming.TEXT_TIMESTAMPS and self.temporal_patch_size > 1
 
 
@@ -136,7 +138,7 @@ _SPECS = (
         served_name_hints=('cosmos3-nano', 'cosmos3-super', 'cosmos-3-nano', 'cosmos-3-super'),
         image_shape=ImageShape(200.0, 1, 'the Qwen3-VL video processor')),
 )
-FAMILY_SPECS: Dict[ModelFamily, FamilySpec] = {spec.family: spec for spec in _SPECS}
+FAMILY_SPECS: dict[ModelFamily, FamilySpec] = {spec.family: spec for spec in _SPECS}
 
 
 def family_spec(family: ModelFamily) -> FamilySpec:
@@ -144,9 +146,10 @@ def family_spec(family: ModelFamily) -> FamilySpec:
     return FAMILY_SPECS[ModelFamily(family)]
 
 
-def image_shape(family: Optional[ModelFamily]) -> ImageShape:
+def image_shape(family: ModelFamily | None) -> ImageShape:
     """The shapes `family`'s processor accepts; with the family not known yet (a remote server
-    that has not answered), the strictest over every family."""
+    that has not answered), the strictest over every family.
+    """
     if family is not None:
         return family_spec(family).image_shape
     shapes = [spec.image_shape for spec in _SPECS]
@@ -175,7 +178,7 @@ def family_for_model_type(model_type: str) -> ModelFamily:
                      f'reasoner: supported are {supported_families()}')
 
 
-def family_for_served_name(*names: str) -> Optional[ModelFamily]:
+def family_for_served_name(*names: str) -> ModelFamily | None:
     """The family a served model's names point to, or None when they say nothing.
 
     The most specific hint wins, so that 'nvidia/Cosmos3-Nano' is not taken for the plain
@@ -192,7 +195,7 @@ class VideoTiming:
     """Frame timing as processors and vLLM's video loader take it (VideoMetadata fields)."""
 
     fps: float
-    frames_indices: List[int]
+    frames_indices: list[int]
     total_num_frames: int
 
     @property
@@ -222,9 +225,10 @@ def video_timing(timestamps: Sequence[float], family: ModelFamily) -> VideoTimin
     return VideoTiming(fps, list(range(count)), count)
 
 
-def model_input_size(width: int, height: int, family: ModelFamily) -> Tuple[int, int]:
+def model_input_size(width: int, height: int, family: ModelFamily) -> tuple[int, int]:
     """(width, height) a processor resizes a frame to when its pixel budget allows: the nearest
-    multiples of the family's token size (at least one token)."""
+    multiples of the family's token size (at least one token).
+    """
     factor = family_spec(family).token_pixels
     return (max(factor, round(width / factor) * factor),
             max(factor, round(height / factor) * factor))
@@ -232,7 +236,8 @@ def model_input_size(width: int, height: int, family: ModelFamily) -> Tuple[int,
 
 def visual_tokens(width: int, height: int, frames: int, family: ModelFamily) -> int:
     """Visual tokens the language model reads for `frames` frames of width x height (after the
-    processor's rounding): one token per token_pixels square, per temporal patch."""
+    processor's rounding): one token per token_pixels square, per temporal patch.
+    """
     spec = family_spec(family)
     input_width, input_height = model_input_size(width, height, family)
     patches = -(-frames // spec.temporal_patch_size)

@@ -1,17 +1,18 @@
 """The form each structured mode's answer must take, as a JSON schema or a regular expression.
 
-Declared here once, beside the parser that reads the answers (core.answers.parsing): the constrained
+Declared here once, beside the parser that reads the answers (answers.parsing): the constrained
 decoding of both backends takes these formats, and a test draws answers from the compiled
 grammars and parses them, so the two cannot drift apart. Free-text modes have no format.
 """
 
+from collections.abc import Iterator
 import dataclasses
 import json
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any
 
-from cosmos_reason_ros.core.errors import InvalidRequestError
 from cosmos_reason_ros.core.answers.families import Coordinates, family_spec
 from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.errors import InvalidRequestError
 
 # Bounds keep a constrained answer short enough to finish within a modest max_new_tokens even
 # when the model wanders (each string is as long as the model likes up to its bound). When a
@@ -54,7 +55,8 @@ class AnswerBudgetError(InvalidRequestError):
     """max_new_tokens cannot hold a complete constrained answer; the message gives the minimum.
 
     Apart from the other InvalidRequestErrors of this module (a format that cannot be built,
-    after which the answer goes unconstrained), this one refuses the goal."""
+    after which the answer goes unconstrained), this one refuses the goal.
+    """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,8 +79,8 @@ class AnswerFormat:
     """What a structured answer must look like: exactly one of json_schema and regex."""
 
     mode: Mode
-    json_schema: Optional[Dict[str, Any]] = None
-    regex: Optional[str] = None
+    json_schema: dict[str, Any] | None = None
+    regex: str | None = None
     longest: str = ''
     """The longest answer the format accepts (the budget reserves room for it)."""
 
@@ -93,7 +95,8 @@ class AnswerFormat:
     def max_tokens(self) -> int:
         """Tokens the longest answer can take: its UTF-8 bytes, since every token a grammar
         lets through carries at least one byte (exact for byte-level BPE tokenizers, which can
-        spell any text a byte at a time)."""
+        spell any text a byte at a time).
+        """
         return len(self.longest.encode('utf-8'))
 
 
@@ -115,9 +118,9 @@ class AnswerPlan:
 
 
 def answer_format(mode: Mode, *, family: ModelFamily, num_choices: int = 0,
-                  model_input_size: Optional[Tuple[int, int]] = None,
-                  max_items: Optional[int] = None,
-                  max_text_chars: Optional[int] = None) -> Optional[AnswerFormat]:
+                  model_input_size: tuple[int, int] | None = None,
+                  max_items: int | None = None,
+                  max_text_chars: int | None = None) -> AnswerFormat | None:
     """The answer format of a goal, or None for a free-text mode (question, caption, next action).
 
     Coordinates are bounded to the family's range: 0-1000 for Qwen3-VL and Cosmos 3, the pixels
@@ -163,8 +166,8 @@ def answer_format(mode: Mode, *, family: ModelFamily, num_choices: int = 0,
 
 
 def fit_answer_format(mode: Mode, max_tokens: int, *, family: ModelFamily, num_choices: int = 0,
-                      model_input_size: Optional[Tuple[int, int]] = None
-                      ) -> Optional[AnswerFormat]:
+                      model_input_size: tuple[int, int] | None = None
+                      ) -> AnswerFormat | None:
     """The largest format of a mode whose longest answer takes at most max_tokens.
 
     Shrinks the text bound first (down to its floor), then the number of items (down to the
@@ -181,8 +184,8 @@ def fit_answer_format(mode: Mode, max_tokens: int, *, family: ModelFamily, num_c
 
 
 def smallest_answer_format(mode: Mode, *, family: ModelFamily, num_choices: int = 0,
-                           model_input_size: Optional[Tuple[int, int]] = None
-                           ) -> Optional[AnswerFormat]:
+                           model_input_size: tuple[int, int] | None = None
+                           ) -> AnswerFormat | None:
     """The smallest format fit_answer_format() can choose (None for a free-text mode)."""
     formats = list(_candidates(mode, family, num_choices, model_input_size))
     return formats[-1] if formats else None
@@ -191,7 +194,8 @@ def smallest_answer_format(mode: Mode, *, family: ModelFamily, num_choices: int 
 def framing_tokens(*, reasoning: bool, opens_reasoning: bool, answer_tags: bool) -> int:
     """Tokens at most that a constrained generation writes besides the free reasoning and the
     answer: the opening <think> the model must write, the </think> that closes a capped
-    reasoning, Reason1's <answer> tags, the whitespace around them, and the stop token."""
+    reasoning, Reason1's <answer> tags, the whitespace around them, and the stop token.
+    """
     text = ''
     if reasoning:
         text += (THINK_OPEN if opens_reasoning else '') + THINK_CLOSE
@@ -204,7 +208,7 @@ def framing_tokens(*, reasoning: bool, opens_reasoning: bool, answer_tags: bool)
 
 def plan_answer(structured: StructuredAnswer, *, max_new_tokens: int, reasoning: bool,
                 framing: int, family: ModelFamily,
-                model_input_size: Optional[Tuple[int, int]] = None) -> Optional[AnswerPlan]:
+                model_input_size: tuple[int, int] | None = None) -> AnswerPlan | None:
     """Share max_new_tokens so that a constrained answer is never cut by it.
 
     The reasoning gets its cap (structured.max_reasoning_tokens, 0: half of max_new_tokens) but
@@ -217,7 +221,8 @@ def plan_answer(structured: StructuredAnswer, *, max_new_tokens: int, reasoning:
         max_new_tokens: The generation's whole budget.
         reasoning: The prompt asks for reasoning first.
         framing: framing_tokens() of the backend's grammar.
-        family, model_input_size: As answer_format().
+        family: As answer_format().
+        model_input_size: As answer_format().
 
     Returns:
         The plan, or None for a mode without a format.
@@ -260,7 +265,7 @@ _TEXT_FLOOR = {Mode.TRAJECTORY: MIN_LABEL_CHARS, Mode.GROUNDING: MIN_LABEL_CHARS
 
 
 def _candidates(mode: Mode, family: ModelFamily, num_choices: int,
-                model_input_size: Optional[Tuple[int, int]]) -> Iterator[AnswerFormat]:
+                model_input_size: tuple[int, int] | None) -> Iterator[AnswerFormat]:
     """The formats of a mode from the largest to the smallest, in the order they shrink."""
     mode = Mode(mode)
     if mode not in _BOUNDS:
@@ -276,10 +281,11 @@ def _candidates(mode: Mode, family: ModelFamily, num_choices: int,
                                 max_items=items, max_text_chars=chars)
 
 
-def _coordinates(family: ModelFamily, model_input_size: Optional[Tuple[int, int]], *,
-                 corners: int) -> Tuple[Dict[str, Any], list]:
+def _coordinates(family: ModelFamily, model_input_size: tuple[int, int] | None, *,
+                 corners: int) -> tuple[dict[str, Any], list]:
     """[x, y] (corners=1) or [x1, y1, x2, y2] (corners=2) integers in the family's range, and
-    the longest value."""
+    the longest value.
+    """
     if family_spec(family).coordinates is Coordinates.NORMALIZED_1000:
         max_x = max_y = NORMALIZED_MAX
     elif model_input_size is None:
@@ -295,7 +301,7 @@ def _coordinates(family: ModelFamily, model_input_size: Optional[Tuple[int, int]
     return schema, [max_x, max_y] * corners
 
 
-def _text(max_chars: int) -> Tuple[Dict[str, Any], str]:
+def _text(max_chars: int) -> tuple[dict[str, Any], str]:
     # Printable ASCII, one byte a character, so that the longest answer's bytes bound its
     # tokens. No angle brackets: a label holding '</think>' would end the reasoning for the
     # parser. No quotes or backslashes: no escapes, plain text the planner can print.
@@ -303,8 +309,8 @@ def _text(max_chars: int) -> Tuple[Dict[str, Any], str]:
     return schema, 'x' * max_chars
 
 
-def _list_of(properties: Dict[str, Tuple[Dict[str, Any], Any]], min_items: int,
-             max_items: int) -> Tuple[Dict[str, Any], list]:
+def _list_of(properties: dict[str, tuple[dict[str, Any], Any]], min_items: int,
+             max_items: int) -> tuple[dict[str, Any], list]:
     item = {'type': 'object', 'properties': {key: schema for key, (schema, _) in
                                              properties.items()},
             'required': list(properties), 'additionalProperties': False}

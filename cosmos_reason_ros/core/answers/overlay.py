@@ -3,25 +3,25 @@
 Used for the node's ~/debug_image and for the evaluation report (expected next to predicted).
 """
 
+from collections.abc import Sequence
 import textwrap
-from typing import Sequence, Tuple
 
 import cv2
 import numpy as np
 
 from cosmos_reason_ros.core.answers.parsing import Box, Trajectory
 
-RGB = Tuple[int, int, int]
+RGB = tuple[int, int, int]
 PREDICTED: RGB = (40, 220, 60)
 EXPECTED: RGB = (60, 140, 255)
 NO_DEPTH: RGB = (235, 40, 40)
 
 
-def draw_overlay(image: np.ndarray, source_size: Tuple[int, int], *,
+def draw_overlay(image: np.ndarray, source_size: tuple[int, int], *,
                  trajectories: Sequence[Trajectory] = (), boxes: Sequence[Box] = (),
                  text: str = '', expected_trajectories: Sequence[Trajectory] = (),
                  expected_boxes: Sequence[Box] = (),
-                 no_depth: Sequence[Tuple[float, float]] = ()) -> np.ndarray:
+                 no_depth: Sequence[tuple[float, float]] = ()) -> np.ndarray:
     """Draw an answer on a copy of `image`.
 
     Args:
@@ -58,11 +58,11 @@ def draw_overlay(image: np.ndarray, source_size: Tuple[int, int], *,
     return canvas
 
 
-def _to_canvas(point: Tuple[float, float], scale: Tuple[float, float]) -> Tuple[int, int]:
+def _to_canvas(point: tuple[float, float], scale: tuple[float, float]) -> tuple[int, int]:
     return round(point[0] * scale[0]), round(point[1] * scale[1])
 
 
-def _draw_trajectory(canvas: np.ndarray, trajectory: Trajectory, scale: Tuple[float, float],
+def _draw_trajectory(canvas: np.ndarray, trajectory: Trajectory, scale: tuple[float, float],
                      colour: RGB, thickness: int) -> None:
     points = [_to_canvas(point, scale) for point in trajectory.points]
     if not points:
@@ -76,7 +76,7 @@ def _draw_trajectory(canvas: np.ndarray, trajectory: Trajectory, scale: Tuple[fl
                         tipLength=0.3)
 
 
-def _draw_box(canvas: np.ndarray, box: Box, scale: Tuple[float, float], colour: RGB,
+def _draw_box(canvas: np.ndarray, box: Box, scale: tuple[float, float], colour: RGB,
               thickness: int) -> None:
     top_left = _to_canvas((box.x_min, box.y_min), scale)
     bottom_right = _to_canvas((box.x_max, box.y_max), scale)

@@ -3,11 +3,11 @@
 Coordinates come back in pixels of the source camera image, times in seconds from the first frame.
 """
 
+from collections.abc import Iterator
 import dataclasses
 import enum
 import json
 import re
-from collections.abc import Iterator
 from typing import TypeGuard
 
 from cosmos_reason_ros.core.answers.families import Coordinates, family_spec

@@ -3,15 +3,15 @@
 Pure functions from a goal's mode and text to a Prompt (system + user text) and a Sampling.
 """
 
+from collections.abc import Sequence
 import dataclasses
 import math
 import unicodedata
-from typing import Optional, Sequence
 
-from cosmos_reason_ros.core.backends.base import Prompt, Sampling
-from cosmos_reason_ros.core.errors import InvalidRequestError
 from cosmos_reason_ros.core.answers.families import family_spec, ReasoningPrompt
 from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
+from cosmos_reason_ros.core.backends.base import Prompt, Sampling
+from cosmos_reason_ros.core.errors import InvalidRequestError
 
 SYSTEM_PROMPT = 'You are a helpful assistant.'
 
@@ -83,21 +83,21 @@ def build_prompt(mode: Mode, *, family: ModelFamily, task: str = '', reasoning: 
 
 def _user_text(mode: Mode, task: str, choices: Sequence[str], object_name: str) -> str:
     if mode is Mode.QUESTION:
-        _require(task, 'question mode needs the question: fill the goal\'s task field')
+        _require(task, "question mode needs the question: fill the goal's task field")
         return task
     if mode is Mode.TRAJECTORY:
         _require(task, 'trajectory mode needs the task instruction (e.g. "pick up the cup"): '
-                       'fill the goal\'s task field')
+                       "fill the goal's task field")
         return TRAJECTORY_PROMPT.format(task_instruction=task)
     if mode is Mode.MULTIPLE_CHOICE:
-        _require(task, 'multiple_choice mode needs the question: fill the goal\'s task field')
+        _require(task, "multiple_choice mode needs the question: fill the goal's task field")
         return _multiple_choice(task, choices)
     if mode is Mode.NEXT_ACTION:
         if not task:
             return NEXT_ACTION_PROMPT
         return f'{_sentence(NEXT_ACTION_CONTEXT.format(task=task))} {NEXT_ACTION_PROMPT}'
     if mode is Mode.GROUNDING:
-        _require(object_name, 'grounding mode needs the object to locate: fill the goal\'s '
+        _require(object_name, "grounding mode needs the object to locate: fill the goal's "
                               'object_name field (e.g. "the red cup")')
         question = GROUNDING_PROMPT.format(object_name=object_name)
     elif mode is Mode.CAPTION:
@@ -123,8 +123,9 @@ def _multiple_choice(question: str, choices: Sequence[str]) -> str:
 
 
 def _visible(text: str) -> str:
-    """text without surrounding white space, or '' when it holds no visible character (only
-    spaces, zero-width or other format and control characters, such as '\u3000\u200b')."""
+    """Text without surrounding white space, or '' when it holds no visible character (only
+    spaces, zero-width or other format and control characters, such as '\u3000\u200b').
+    """
     text = text.strip()
     return text if any(unicodedata.category(char)[0] not in 'ZC' for char in text) else ''
 
@@ -157,9 +158,9 @@ def sampling_preset(*, reasoning: bool, max_new_tokens: int) -> Sampling:
 
 
 def resolve_sampling(preset: Sampling, *, greedy: bool = False,
-                     temperature: Optional[float] = None, top_p: Optional[float] = None,
-                     top_k: Optional[int] = None, seed: Optional[int] = None,
-                     max_new_tokens: Optional[int] = None) -> Sampling:
+                     temperature: float | None = None, top_p: float | None = None,
+                     top_k: int | None = None, seed: int | None = None,
+                     max_new_tokens: int | None = None) -> Sampling:
     """Apply a goal's overrides to a preset; None keeps the preset's value.
 
     A temperature of 0 means greedy decoding (as in the OpenAI API); greedy=True forces it.

@@ -1,14 +1,15 @@
 """What every backend takes and returns, so the pipeline does not care where the model runs."""
 
+from collections.abc import Callable, Sequence
 import dataclasses
 import threading
-from typing import Callable, Optional, Protocol, Sequence, Tuple
+from typing import Protocol
 
 import numpy as np
 
 from cosmos_reason_ros.core.answers.formats import AnswerFormat, StructuredAnswer
-from cosmos_reason_ros.core.errors import InvalidRequestError
 from cosmos_reason_ros.core.answers.modes import ModelFamily
+from cosmos_reason_ros.core.errors import InvalidRequestError
 
 StreamCallback = Callable[[str, int], None]
 """Called while generating with (new text since the last call, tokens generated so far)."""
@@ -34,8 +35,8 @@ class Sampling:
     temperature: float = 0.7
     top_p: float = 0.8
     top_k: int = 20
-    seed: Optional[int] = None
-    presence_penalty: Optional[float] = None
+    seed: int | None = None
+    presence_penalty: float | None = None
     """Honoured by servers only; transformers' generate has no presence penalty."""
 
 
@@ -52,7 +53,7 @@ class GenerationRequest:
     frames: Sequence[np.ndarray]
     timestamps: Sequence[float]
     sampling: Sampling
-    structured: Optional[StructuredAnswer] = None
+    structured: StructuredAnswer | None = None
     """Constrain the answer (after any reasoning) to its mode's format; None: free text."""
 
 
@@ -63,7 +64,7 @@ class GenerationResult:
     text: str
     """Everything the model generated (with <think> tags when it reasoned), special tokens
     removed. Servers that split reasoning off return only the content here."""
-    reasoning: Optional[str]
+    reasoning: str | None
     """Reasoning a server returned separately (vLLM's reasoning parser); None for local models."""
     prompt_tokens: int
     completion_tokens: int
@@ -73,7 +74,7 @@ class GenerationResult:
     """Seconds from the start of generation (after preprocessing) to the first new token."""
     generation_time: float
     """Seconds from the start of generation to the last token."""
-    model_input_size: Tuple[int, int]
+    model_input_size: tuple[int, int]
     """(width, height) of the frames as the model saw them, after the processor's resize."""
     finish_reason: str
     """'stop' (end of sequence), 'length' (max_new_tokens reached) or 'cancelled'."""
@@ -81,14 +82,14 @@ class GenerationResult:
     """The answer was decoded under its format's grammar (the backend asked for it; the
     Reasoner then checks the answer against answer_format and clears it if it does not
     match)."""
-    answer_format: Optional[AnswerFormat] = None
+    answer_format: AnswerFormat | None = None
     """The format the answer was constrained to (None: free text)."""
     unmatched_format: str = ''
     """Why the answer does not match answer_format ('' when it does, or when unconstrained);
     answer_check.check_constrained() sets it."""
     reasoning_cut: bool = False
     """The reasoning reached its token cap and was closed so that the answer could start."""
-    warnings: Tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
     """What did not go as asked without failing the goal (e.g. the constraint was not
     applied, and why)."""
 
@@ -108,14 +109,15 @@ class ServerStatus:
     reachable: bool
     serves_model: bool
     message: str
-    models: Tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
     url: str = ''
     """The server's address, as configured (for logs and /diagnostics)."""
 
 
 class Backend(Protocol):
     """A loaded model that answers GenerationRequests. Implementations are thread-compatible:
-    the caller serializes generate() calls unless the backend says it can run several."""
+    the caller serializes generate() calls unless the backend says it can run several.
+    """
 
     model_id: str
     family: ModelFamily
@@ -131,9 +133,10 @@ class Backend(Protocol):
     def can_constrain(self) -> bool:
         """Whether a request's `structured` answer format can be applied here (the grammar
         library is installed, the server accepts the fields). A backend that cannot still
-        answers such a request, unconstrained, and says so in GenerationResult.warnings."""
+        answers such a request, unconstrained, and says so in GenerationResult.warnings.
+        """
 
-    def load(self, stop: Optional[threading.Event] = None) -> None:
+    def load(self, stop: threading.Event | None = None) -> None:
         """Load weights and processor (or reach the server).
 
         Args:
@@ -145,8 +148,8 @@ class Backend(Protocol):
         """
 
     def generate(self, request: GenerationRequest, *,
-                 on_text: Optional[StreamCallback] = None,
-                 cancel: Optional[threading.Event] = None) -> GenerationResult:
+                 on_text: StreamCallback | None = None,
+                 cancel: threading.Event | None = None) -> GenerationResult:
         """Generate an answer, streaming text to on_text.
 
         Raises:
@@ -157,12 +160,13 @@ class Backend(Protocol):
     def close(self) -> None:
         """Free the model (and the GPU cache); load() may be called again."""
 
-    def server_status(self) -> Optional[ServerStatus]:
+    def server_status(self) -> ServerStatus | None:
         """The model server's state as last checked; None for a model in this process."""
 
-    def check_server(self) -> Optional[ServerStatus]:
+    def check_server(self) -> ServerStatus | None:
         """Check the model server now (never raises; a server that came back makes the backend
-        loaded); None for a model in this process."""
+        loaded); None for a model in this process.
+        """
 
 
 def check_request(request: GenerationRequest) -> None:

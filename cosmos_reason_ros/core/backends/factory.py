@@ -3,13 +3,13 @@
 The local backend (and so torch) is imported only when it is chosen.
 """
 
+from collections.abc import Mapping
 import dataclasses
-from typing import Mapping, Optional
 
 from cosmos_reason_ros.core.backends.base import Backend
+from cosmos_reason_ros.core.backends.remote_config import RemoteConfig
 from cosmos_reason_ros.core.config import ModelConfig
 from cosmos_reason_ros.core.errors import ModelLoadError
-from cosmos_reason_ros.core.backends.remote_config import RemoteConfig
 
 TRANSFORMERS = 'transformers'
 OPENAI = 'openai'
@@ -40,7 +40,7 @@ class BackendSettings:
 
 
 def create_backend(settings: BackendSettings, *,
-                   environ: Optional[Mapping[str, str]] = None) -> Backend:
+                   environ: Mapping[str, str] | None = None) -> Backend:
     """Build the configured backend (not loaded yet: call load()).
 
     Args:

@@ -8,17 +8,25 @@ is the same boundary vLLM draws with a reasoning parser. A temporal answer's eve
 earlier than they start: a step a schema cannot express, taken here once each start is written.
 """
 
+from collections.abc import Sequence
 import json
 import re
 import threading
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from transformers import LogitsProcessor
 
 from cosmos_reason_ros.core.answers.formats import (
-    ANSWER_CLOSE, ANSWER_OPEN, AnswerFormat, AnswerPlan, MAX_SEPARATION, THINK_CLOSE, THINK_OPEN)
+    ANSWER_CLOSE,
+    ANSWER_OPEN,
+    AnswerFormat,
+    AnswerPlan,
+    MAX_SEPARATION,
+    THINK_CLOSE,
+    THINK_OPEN,
+)
 from cosmos_reason_ros.core.answers.modes import Mode
 
 _TAIL_TOKENS = 8
@@ -53,7 +61,7 @@ class GrammarCompiler:
         self._vocab_size = vocab_size
         self._stop_token_ids = list(stop_token_ids)
         self._compiler: Any = None
-        self._cache: Dict[str, Any] = {}
+        self._cache: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     def constraint(self, plan: AnswerPlan, *, reasoning: bool, opens_reasoning: bool,
@@ -90,7 +98,8 @@ class GrammarCompiler:
 
     def check_available(self) -> None:
         """Raise ConstraintError now if no constraint can be built here (no grammar library,
-        a tokenizer it cannot read); reads the tokenizer on the first call."""
+        a tokenizer it cannot read); reads the tokenizer on the first call.
+        """
         with self._lock:
             self._ensure_compiler()
 
@@ -166,8 +175,8 @@ class AnswerConstraint(LogitsProcessor):
     _OPENING, _FREE, _ANSWER = 'opening', 'free', 'answer'
 
     def __init__(self, xgr: Any, tokenizer: Any, answer_format: AnswerFormat,
-                 answer_grammar: Any, closing_grammar: Optional[Any],
-                 opening_grammar: Optional[Any], *, max_reasoning_tokens: int) -> None:
+                 answer_grammar: Any, closing_grammar: Any | None,
+                 opening_grammar: Any | None, *, max_reasoning_tokens: int) -> None:
         self.answer_format = answer_format
         self._xgr = xgr
         self._tokenizer = tokenizer
@@ -175,7 +184,7 @@ class AnswerConstraint(LogitsProcessor):
         self._closing_grammar = closing_grammar
         self._max_free = max_reasoning_tokens
         self._clocks = _ClockOrder(tokenizer) if answer_format.mode is Mode.TEMPORAL else None
-        self._prompt_length: Optional[int] = None
+        self._prompt_length: int | None = None
         self._free_start = 0
         self._matcher: Any = None
         self._bitmask: Any = None
@@ -197,7 +206,7 @@ class AnswerConstraint(LogitsProcessor):
             raise ValueError('constrained decoding takes one sequence at a time')
         if self._prompt_length is None:
             self._prompt_length = int(input_ids.shape[-1])
-        generated: List[int] = input_ids[0, self._prompt_length:].tolist()
+        generated: list[int] = input_ids[0, self._prompt_length:].tolist()
         if self._phase != self._FREE and self._accepted < len(generated):
             if not self._matcher.accept_token(generated[-1]):
                 raise RuntimeError(f'token {generated[-1]} broke the answer grammar')
@@ -224,7 +233,7 @@ class AnswerConstraint(LogitsProcessor):
             self._clocks.mask(self._bitmask, scores)
         return scores
 
-    def _reasoning_ended(self, reasoning: List[int]) -> bool:
+    def _reasoning_ended(self, reasoning: list[int]) -> bool:
         """Start the grammar when </think> was written, or close the reasoning at its cap."""
         tail = self._tokenizer.decode(reasoning[-_TAIL_TOKENS:], skip_special_tokens=False)
         if THINK_CLOSE in tail:
@@ -255,8 +264,8 @@ class _ClockOrder:
 
     def __init__(self, tokenizer: Any) -> None:
         self._tokenizer = tokenizer
-        self._text: List[str] = []
-        self._pieces: Dict[int, str] = {}
+        self._text: list[str] = []
+        self._pieces: dict[int, str] = {}
 
     def append(self, token: int) -> None:
         """Record a token of the answer (the grammar accepted it)."""

@@ -7,7 +7,6 @@ the load. A model that finishes loading after stop() is thrown away by the backe
 """
 
 import threading
-from typing import Optional
 
 from cosmos_reason_ros.core.backends.base import Backend
 from cosmos_reason_ros.core.errors import LoadStopped, ModelLoadError
@@ -28,7 +27,7 @@ class BackgroundLoad:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._finished = threading.Event()
-        self._error: Optional[ModelLoadError] = None
+        self._error: ModelLoadError | None = None
         self._thread = threading.Thread(target=self._run, name='model-load', daemon=True)
         self._thread.start()
 
@@ -53,7 +52,7 @@ class BackgroundLoad:
         self._stop.set()
         self._wake.set()
 
-    def wait(self, timeout: Optional[float] = None) -> None:
+    def wait(self, timeout: float | None = None) -> None:
         """Wait until the load finished or stop() was called.
 
         Raises:

@@ -9,6 +9,7 @@ cancel between). httpx would add a dependency for no more than that, the openai 
 """
 
 import base64
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 import dataclasses
 import email.utils
 import http.client
@@ -17,13 +18,26 @@ import socket
 import ssl
 import threading
 import time
-import urllib.parse
 from typing import (
-    Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple)
+    Any,
+)
+import urllib.parse
 
 import cv2
 import numpy as np
 
+from cosmos_reason_ros.core.answers.families import (
+    family_for_served_name,
+    model_input_size,
+    video_timing,
+)
+from cosmos_reason_ros.core.answers.formats import (
+    AnswerBudgetError,
+    AnswerFormat,
+    framing_tokens,
+    plan_answer,
+)
+from cosmos_reason_ros.core.answers.modes import ModelFamily
 from cosmos_reason_ros.core.backends.base import (
     check_request,
     GenerationRequest,
@@ -32,6 +46,13 @@ from cosmos_reason_ros.core.backends.base import (
     ServerStatus,
     StreamCallback,
 )
+from cosmos_reason_ros.core.backends.remote_config import (
+    FAMILIES,
+    RemoteConfig,
+    STRUCTURED_OUTPUT_FIELDS,
+    VIDEO_TRANSPORTS,
+)
+from cosmos_reason_ros.core.camera.images import downscale
 from cosmos_reason_ros.core.deadline import DeadlineEvent
 from cosmos_reason_ros.core.errors import (
     GenerationCancelled,
@@ -42,14 +63,6 @@ from cosmos_reason_ros.core.errors import (
     ReasonError,
     ServerUnreachableError,
 )
-from cosmos_reason_ros.core.answers.formats import (
-    AnswerBudgetError, AnswerFormat, framing_tokens, plan_answer)
-from cosmos_reason_ros.core.answers.families import (
-    family_for_served_name, model_input_size, video_timing)
-from cosmos_reason_ros.core.camera.images import downscale
-from cosmos_reason_ros.core.answers.modes import ModelFamily
-from cosmos_reason_ros.core.backends.remote_config import (
-    FAMILIES, RemoteConfig, STRUCTURED_OUTPUT_FIELDS, VIDEO_TRANSPORTS)
 
 RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
 """HTTP statuses worth another try: overload and transient server errors."""
@@ -74,7 +87,7 @@ def encode_jpeg(frame: np.ndarray, quality: int) -> str:
     return base64.b64encode(data.tobytes()).decode('ascii')
 
 
-def frame_timing(timestamps: Sequence[float], family: ModelFamily) -> Dict[str, Any]:
+def frame_timing(timestamps: Sequence[float], family: ModelFamily) -> dict[str, Any]:
     """The frame metadata that carries real timing through vLLM's `video/jpeg` loader.
 
     The same timing as the local backend (families.video_timing): text-timestamp families get
@@ -95,7 +108,7 @@ def frame_timing(timestamps: Sequence[float], family: ModelFamily) -> Dict[str, 
 
 
 def build_messages(request: GenerationRequest, *, frames_b64: Sequence[str],
-                   transport: str) -> List[Dict[str, Any]]:
+                   transport: str) -> list[dict[str, Any]]:
     """The conversation in the Cosmos convention: system, then a user turn with media first.
 
     Args:
@@ -109,7 +122,7 @@ def build_messages(request: GenerationRequest, *, frames_b64: Sequence[str],
     else:
         media = [{'type': 'image_url', 'image_url': {'url': 'data:image/jpeg;base64,' + frame}}
                  for frame in frames_b64]
-    messages: List[Dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
     if request.prompt.system:
         messages.append({'role': 'system', 'content': request.prompt.system})
     messages.append({'role': 'user',
@@ -117,9 +130,9 @@ def build_messages(request: GenerationRequest, *, frames_b64: Sequence[str],
     return messages
 
 
-def sampling_fields(sampling: Sampling) -> Dict[str, Any]:
+def sampling_fields(sampling: Sampling) -> dict[str, Any]:
     """Map Sampling onto chat completion fields (top_k is a vLLM extension NIM accepts too)."""
-    fields: Dict[str, Any] = {'max_tokens': sampling.max_new_tokens}
+    fields: dict[str, Any] = {'max_tokens': sampling.max_new_tokens}
     if sampling.greedy:
         fields['temperature'] = 0.0
     else:
@@ -133,7 +146,7 @@ def sampling_fields(sampling: Sampling) -> Dict[str, Any]:
     return fields
 
 
-def parse_extra_body(text: str) -> Dict[str, Any]:
+def parse_extra_body(text: str) -> dict[str, Any]:
     """The request fields of RemoteConfig.extra_body ('' holds none).
 
     Raises:
@@ -156,14 +169,14 @@ def parse_extra_body(text: str) -> Dict[str, Any]:
 class PreparedRequest:
     """A request turned into the JSON body of a chat completion, and what it says about frames."""
 
-    body: Dict[str, Any]
-    model_input_size: Tuple[int, int]
+    body: dict[str, Any]
+    model_input_size: tuple[int, int]
     """(width, height) of the frames as the model sees them (see model_input_size())."""
-    frame_size: Tuple[int, int]
+    frame_size: tuple[int, int]
     """(width, height) of the JPEG frames sent."""
-    answer_format: Optional[AnswerFormat] = None
+    answer_format: AnswerFormat | None = None
     """The format the body asks the server to constrain the answer to (None: free text)."""
-    warnings: Tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
     """Why an answer format asked for is not in the body."""
 
 
@@ -184,7 +197,7 @@ def prepare_request(request: GenerationRequest, config: RemoteConfig,
     frames = [downscale(np.asarray(frame), config.max_pixels) for frame in request.frames]
     height, width = frames[0].shape[:2]
     frames_b64 = [encode_jpeg(frame, config.jpeg_quality) for frame in frames]
-    body: Dict[str, Any] = {
+    body: dict[str, Any] = {
         **parse_extra_body(config.extra_body),
         'model': config.served_model,
         'messages': build_messages(request, frames_b64=frames_b64,
@@ -201,7 +214,7 @@ def prepare_request(request: GenerationRequest, config: RemoteConfig,
     if len(frames) > 1 and config.video_transport == 'video' and config.send_frame_timing:
         body['media_io_kwargs'] = {'video': frame_timing(request.timestamps, family)}
     input_size = model_input_size(width, height, family)
-    warnings: Tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
     answer = None
     if request.structured is not None:
         reasoning = request.prompt.reasoning
@@ -228,7 +241,7 @@ def prepare_request(request: GenerationRequest, config: RemoteConfig,
                            answer_format=answer, warnings=warnings)
 
 
-def structured_output_fields(answer: AnswerFormat, style: str) -> Dict[str, Any]:
+def structured_output_fields(answer: AnswerFormat, style: str) -> dict[str, Any]:
     """The request fields that constrain the answer to its format on a vLLM-style server.
 
     With a reasoning parser (vllm serve --reasoning-parser) the server applies them after the
@@ -248,7 +261,7 @@ def structured_output_fields(answer: AnswerFormat, style: str) -> Dict[str, Any]
 
 
 def check_server_context(prepared: PreparedRequest, frames: int, max_new_tokens: int,
-                         max_model_len: Optional[int]) -> None:
+                         max_model_len: int | None) -> None:
     """Refuse a request that cannot fit the server's context, before it is sent.
 
     The server alone knows the prompt's exact length; the frames give a lower bound (at most two
@@ -292,7 +305,7 @@ def iter_sse_data(lines: Iterable[bytes]) -> Iterator[str]:
     Multi-line data fields are joined with newlines; comments and other fields are skipped.
     The `[DONE]` sentinel of OpenAI-style streams ends the iteration.
     """
-    data: List[str] = []
+    data: list[str] = []
     for raw in lines:
         line = _utf8(raw).rstrip('\r\n')
         if not line:
@@ -329,27 +342,27 @@ class AnswerAccumulator:
     the real one and the cut comes late, never early. No tokenizer is at hand on this side.
     """
 
-    def __init__(self, on_text: Optional[StreamCallback] = None,
+    def __init__(self, on_text: StreamCallback | None = None,
                  clock: Callable[[], float] = time.perf_counter, *,
-                 max_chars: Optional[int] = None, max_tokens: Optional[int] = None) -> None:
+                 max_chars: int | None = None, max_tokens: int | None = None) -> None:
         self._on_text = on_text
         self._clock = clock
         self._max_chars = max_chars
         self._max_tokens = max_tokens
         self._chars = 0
-        self.cut_by: Optional[str] = None
+        self.cut_by: str | None = None
         """How the tokens were counted when the stream was cut at max_tokens (None: not cut)."""
         self.responded = False
         """Whether the server's answer (status and headers) arrived."""
-        self.content: List[str] = []
-        self.reasoning: List[str] = []
+        self.content: list[str] = []
+        self.reasoning: list[str] = []
         self.tokens = 0
-        self.prompt_tokens: Optional[int] = None
-        self.completion_tokens: Optional[int] = None
-        self.finish_reason: Optional[str] = None
-        self.prompt_token_ids: Optional[List[int]] = None
-        self.first_token_time: Optional[float] = None
-        self.last_token_time: Optional[float] = None
+        self.prompt_tokens: int | None = None
+        self.completion_tokens: int | None = None
+        self.finish_reason: str | None = None
+        self.prompt_token_ids: list[int] | None = None
+        self.first_token_time: float | None = None
+        self.last_token_time: float | None = None
         self._in_reasoning = False
 
     @property
@@ -392,7 +405,7 @@ class AnswerAccumulator:
                 self.finish_reason = choice['finish_reason']
         self._take_usage(usage)
 
-    def _check_budget(self, usage: Optional[Mapping[str, Any]], brought: int,
+    def _check_budget(self, usage: Mapping[str, Any] | None, brought: int,
                       counted_by: str) -> None:
         """Raise BudgetReached when a chunk bringing `brought` tokens passes max_tokens."""
         if self._max_tokens is None or not brought:
@@ -432,7 +445,7 @@ class AnswerAccumulator:
         self._take_text(_reasoning_of(message), message.get('content') or '')
         self.finish_reason = choice.get('finish_reason') or 'stop'
 
-    def _take_usage(self, usage: Optional[Mapping[str, Any]]) -> None:
+    def _take_usage(self, usage: Mapping[str, Any] | None) -> None:
         if usage:
             self.prompt_tokens = usage.get('prompt_tokens', self.prompt_tokens)
             self.completion_tokens = usage.get('completion_tokens', self.completion_tokens)
@@ -513,7 +526,7 @@ class _StreamCut(http.client.HTTPException):
 class _HttpStatusError(Exception):
     """The server answered with a non-2xx status."""
 
-    def __init__(self, status: int, reason: str, message: str, retry_after: Optional[float]):
+    def __init__(self, status: int, reason: str, message: str, retry_after: float | None):
         super().__init__(f'HTTP {status} {reason}: {message}')
         self.status = status
         self.reason = reason
@@ -533,9 +546,9 @@ class _Exchange:
             self._conn = http.client.HTTPConnection(url.hostname, port, timeout=timeout)
         self._lock = threading.Lock()
         self._closed = False
-        self._sock: Optional[socket.socket] = None
+        self._sock: socket.socket | None = None
 
-    def send(self, method: str, path: str, body: Optional[bytes],
+    def send(self, method: str, path: str, body: bytes | None,
              headers: Mapping[str, str]) -> http.client.HTTPResponse:
         """Send the request and return the response once its headers arrived.
 
@@ -579,11 +592,11 @@ class _Exchange:
 class _CancelWatch:
     """While active, shuts an exchange's connection as soon as the cancel event is set."""
 
-    def __init__(self, exchange: _Exchange, cancel: Optional[threading.Event]) -> None:
+    def __init__(self, exchange: _Exchange, cancel: threading.Event | None) -> None:
         self._exchange = exchange
         self._cancel = cancel
         self._done = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
 
     def __enter__(self) -> '_CancelWatch':
         if self._cancel is not None:
@@ -623,7 +636,7 @@ def _server_message(text: str) -> str:
     return text.strip()
 
 
-def _retry_after(value: Optional[str]) -> Optional[float]:
+def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
     try:
@@ -649,7 +662,7 @@ class RemoteCompletion:
     """A generation result with what only a server tells: the prompt it built, its model."""
 
     result: GenerationResult
-    prompt_token_ids: Optional[List[int]]
+    prompt_token_ids: list[int] | None
     """The prompt token ids, when the request asked for them (vLLM: return_token_ids)."""
 
 
@@ -668,7 +681,7 @@ class OpenAIBackend:
         max_concurrent: Requests this backend may have in flight at once (the node's slots).
     """
 
-    def __init__(self, config: RemoteConfig, *, api_key: Optional[str] = None) -> None:
+    def __init__(self, config: RemoteConfig, *, api_key: str | None = None) -> None:
         """Remember the settings; nothing is checked or sent yet.
 
         Settings are checked by load(), so that a node reports a bad one like a failed load.
@@ -680,17 +693,17 @@ class OpenAIBackend:
         """
         self.config = config
         self.model_id = config.served_model
-        self.family: Optional[ModelFamily] = None
+        self.family: ModelFamily | None = None
         self.device = 'remote'
         self.dtype = 'server'
         self.max_concurrent = config.max_concurrent
         self.status = ServerStatus(False, False, 'not checked yet')
-        self.max_model_len: Optional[int] = None
+        self.max_model_len: int | None = None
         """The server's context in tokens, when its model list says (vLLM's max_model_len)."""
         self.structured_output_refusal = ''
         """Why the server refused the structured-output fields ('' while it has not)."""
         self._api_key = api_key or None
-        self._url: Optional[urllib.parse.SplitResult] = None
+        self._url: urllib.parse.SplitResult | None = None
 
     def __repr__(self) -> str:
         return f'OpenAIBackend({self.describe()})'
@@ -709,10 +722,11 @@ class OpenAIBackend:
     @property
     def can_constrain(self) -> bool:
         """Whether answers are asked for in their format: until the server refused the fields
-        once (structured_output_refusal says why)."""
+        once (structured_output_refusal says why).
+        """
         return not self.structured_output_refusal
 
-    def load(self, stop: Optional[threading.Event] = None) -> None:
+    def load(self, stop: threading.Event | None = None) -> None:
         """Check that the server answers and serves the configured model.
 
         Polls for up to config.startup_timeout seconds while the server cannot be reached
@@ -805,8 +819,8 @@ class OpenAIBackend:
         """Nothing to free: every request opens and closes its own connection."""
 
     def generate(self, request: GenerationRequest, *,
-                 on_text: Optional[StreamCallback] = None,
-                 cancel: Optional[threading.Event] = None) -> GenerationResult:
+                 on_text: StreamCallback | None = None,
+                 cancel: threading.Event | None = None) -> GenerationResult:
         """Generate an answer on the server, streaming text to on_text.
 
         Raises:
@@ -818,9 +832,9 @@ class OpenAIBackend:
         return self.complete(request, on_text=on_text, cancel=cancel).result
 
     def complete(self, request: GenerationRequest, *,
-                 on_text: Optional[StreamCallback] = None,
-                 cancel: Optional[threading.Event] = None,
-                 extra_body: Optional[Mapping[str, Any]] = None) -> RemoteCompletion:
+                 on_text: StreamCallback | None = None,
+                 cancel: threading.Event | None = None,
+                 extra_body: Mapping[str, Any] | None = None) -> RemoteCompletion:
         """generate(), also returning what the server reported about the prompt.
 
         Args:
@@ -863,14 +877,14 @@ class OpenAIBackend:
             # The one place every message leaving the backend passes: servers echo keys.
             raise type(error)(self._redact(str(error)), kind=error.kind) from None
 
-    def _complete(self, request: GenerationRequest, on_text: Optional[StreamCallback],
+    def _complete(self, request: GenerationRequest, on_text: StreamCallback | None,
                   cancel: DeadlineEvent,
-                  extra_body: Optional[Mapping[str, Any]]) -> RemoteCompletion:
+                  extra_body: Mapping[str, Any] | None) -> RemoteCompletion:
         assert self.family is not None
         started = time.perf_counter()
         if request.structured is not None and not self.can_constrain:
             request = dataclasses.replace(request, structured=None)
-            refused: Tuple[str, ...] = (self.structured_output_refusal,)
+            refused: tuple[str, ...] = (self.structured_output_refusal,)
         else:
             refused = ()
         prepared = prepare_request(request, self.config, self.family)
@@ -915,7 +929,7 @@ class OpenAIBackend:
                     raise GenerationCancelled('cancelled while waiting to retry') from None
         finished = answer.last_token_time or time.perf_counter()
         result = self._result(answer, request, prepared, preprocess_time, sent, finished)
-        cut: Tuple[str, ...] = ()
+        cut: tuple[str, ...] = ()
         if answer.cut_by is not None:
             cut = (f'{self.config.base_url} kept sending past max_new_tokens '
                    f'({request.sampling.max_new_tokens} tokens, counted by '
@@ -928,7 +942,7 @@ class OpenAIBackend:
 
     # Requests -----------------------------------------------------------------------------
 
-    def _headers(self, *, streaming: bool = False) -> Dict[str, str]:
+    def _headers(self, *, streaming: bool = False) -> dict[str, str]:
         headers = {'Content-Type': 'application/json',
                    'Accept': 'text/event-stream' if streaming else 'application/json'}
         if self._api_key:
@@ -945,7 +959,7 @@ class OpenAIBackend:
                                   'first')
         return _Exchange(self._url, self.config.timeout)
 
-    def _list_models(self) -> List[Mapping[str, Any]]:
+    def _list_models(self) -> list[Mapping[str, Any]]:
         exchange = self._exchange()
         try:
             response = exchange.send('GET', self._path('/models'), None, self._headers())
@@ -960,7 +974,7 @@ class OpenAIBackend:
         return [model for model in models if isinstance(model, Mapping)]
 
     def _post_completion(self, payload: bytes, answer: AnswerAccumulator,
-                         cancel: Optional[threading.Event]) -> None:
+                         cancel: threading.Event | None) -> None:
         exchange = self._exchange()
         try:
             with _CancelWatch(exchange, cancel):
@@ -1000,7 +1014,7 @@ class OpenAIBackend:
                 prepared: PreparedRequest, preprocess_time: float, sent: float,
                 finished: float) -> GenerationResult:
         text = ''.join(answer.content)
-        reasoning: Optional[str] = ''.join(answer.reasoning) or None
+        reasoning: str | None = ''.join(answer.reasoning) or None
         if not text.strip() and reasoning and not request.prompt.reasoning:
             # A reasoning parser that found no </think> files the whole answer as reasoning
             # (vLLM's qwen3 parser on servers that ignore enable_thinking): it is the answer.
@@ -1021,7 +1035,7 @@ class OpenAIBackend:
         )
 
     def _retry_delay(self, error: Exception, attempt: int,
-                     answer: AnswerAccumulator) -> Optional[float]:
+                     answer: AnswerAccumulator) -> float | None:
         """Seconds to wait before the next try, or None when this error is final."""
         if attempt >= self.config.max_retries or answer.started:
             return None
@@ -1148,7 +1162,7 @@ def _is_event_stream(response: http.client.HTTPResponse) -> bool:
     return 'text/event-stream' in (response.getheader('Content-Type') or '')
 
 
-def _lines(response: http.client.HTTPResponse, cancel: Optional[threading.Event],
+def _lines(response: http.client.HTTPResponse, cancel: threading.Event | None,
            limit: int) -> Iterator[bytes]:
     while True:
         if cancel is not None and cancel.is_set():
@@ -1165,7 +1179,8 @@ def _lines(response: http.client.HTTPResponse, cancel: Optional[threading.Event]
 
 def _byte_limit(max_chars: int) -> int:
     """Bytes a body (or one stream line) may hold for an answer of max_chars characters:
-    4 bytes per character of UTF-8, plus room for the JSON around it."""
+    4 bytes per character of UTF-8, plus room for the JSON around it.
+    """
     return 4 * max_chars + 65536
 
 

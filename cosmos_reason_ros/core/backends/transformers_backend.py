@@ -1,15 +1,16 @@
-"""Local backend: a Cosmos reasoner checkpoint (any family of core.answers.families) run in-process.
+"""Local backend: a Cosmos reasoner checkpoint (any family of answers.families) run in-process.
 
 Sends the window's frames with their real timing, streams tokens and stops on cancellation.
 """
 
+from collections.abc import Sequence
 import dataclasses
 import gc
 import importlib.util
 import os
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,6 +24,15 @@ from transformers import (
 )
 from transformers.generation.streamers import BaseStreamer
 
+from cosmos_reason_ros.core.answers.families import (
+    family_for_model_type,
+    family_spec,
+    ReasoningPrompt,
+    supported_families,
+    video_timing,
+)
+from cosmos_reason_ros.core.answers.formats import AnswerBudgetError, framing_tokens, plan_answer
+from cosmos_reason_ros.core.answers.modes import ModelFamily
 from cosmos_reason_ros.core.backends.base import (
     check_request,
     GenerationRequest,
@@ -30,9 +40,11 @@ from cosmos_reason_ros.core.backends.base import (
     Sampling,
     StreamCallback,
 )
-from cosmos_reason_ros.core.answers.formats import AnswerBudgetError, framing_tokens, plan_answer
 from cosmos_reason_ros.core.backends.grammar import (
-    AnswerConstraint, ConstraintError, GrammarCompiler)
+    AnswerConstraint,
+    ConstraintError,
+    GrammarCompiler,
+)
 from cosmos_reason_ros.core.config import ModelConfig
 from cosmos_reason_ros.core.errors import (
     GenerationCancelled,
@@ -41,9 +53,6 @@ from cosmos_reason_ros.core.errors import (
     LoadStopped,
     ModelLoadError,
 )
-from cosmos_reason_ros.core.answers.families import (
-    family_for_model_type, family_spec, ReasoningPrompt, supported_families, video_timing)
-from cosmos_reason_ros.core.answers.modes import ModelFamily
 
 DEFAULT_MAX_FRAME_PIXELS = 1920 * 1088
 """Safety bound on the pixels of one frame as the model sees it. The frame window already
@@ -63,11 +72,11 @@ _DTYPES = {
 class PreparedInputs:
     """A request turned into model inputs: what the preprocess step hands to generation."""
 
-    inputs: Dict[str, Any]
+    inputs: dict[str, Any]
     """Processor output on the model's device (input_ids, pixel values, grids, ...)."""
     prompt_text: str
     """The chat-templated prompt before the processor expanded the media placeholders."""
-    model_input_size: Tuple[int, int]
+    model_input_size: tuple[int, int]
     """(width, height) of the frames after the processor's resize."""
 
     @property
@@ -102,15 +111,15 @@ class TransformersBackend:
         """
         self.config = config
         self.model_id = config.model
-        self.family: Optional[ModelFamily] = None
+        self.family: ModelFamily | None = None
         self.device = config.device
         self.dtype = config.dtype if config.quantization in ('', 'none') else config.quantization
         self._max_frame_pixels = max_frame_pixels
         self._model: Any = None
         self._processor: Any = None
-        self._eos_ids: Tuple[int, ...] = ()
-        self._grammars: Optional[GrammarCompiler] = None
-        self._decoder: Optional[_Decoder] = None
+        self._eos_ids: tuple[int, ...] = ()
+        self._grammars: GrammarCompiler | None = None
+        self._decoder: _Decoder | None = None
         self._lock = threading.Lock()
 
     @property
@@ -127,7 +136,7 @@ class TransformersBackend:
     # ---------------------------------------------------------------------------------------
     # Loading
 
-    def load(self, stop: Optional[threading.Event] = None) -> None:
+    def load(self, stop: threading.Event | None = None) -> None:
         """Load the processor and the weights; a second call does nothing.
 
         The checkpoint is read without holding the generation lock (close() and generate()
@@ -269,13 +278,13 @@ class TransformersBackend:
                                       bnb_4bit_compute_dtype=dtype, llm_int8_skip_modules=skip)
         return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
 
-    def _hub_kwargs(self) -> Dict[str, Any]:
-        kwargs: Dict[str, Any] = {'local_files_only': self.config.local_files_only}
+    def _hub_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {'local_files_only': self.config.local_files_only}
         if self.config.revision:
             kwargs['revision'] = self.config.revision
         return kwargs
 
-    def _load_checkpoint_config(self, source: str, hub: Dict[str, Any]) -> Any:
+    def _load_checkpoint_config(self, source: str, hub: dict[str, Any]) -> Any:
         try:
             return AutoConfig.from_pretrained(source, **hub)
         except ValueError as exc:
@@ -305,7 +314,7 @@ class TransformersBackend:
                    'or set model to a local checkpoint directory')
         return f"could not load '{self.model_id}'{revision}: {_one_line(exc)}. Fix: {fix}"
 
-    def _load_processor(self, source: str, hub: Dict[str, Any]) -> Any:
+    def _load_processor(self, source: str, hub: dict[str, Any]) -> Any:
         fix = ('Fix: the checkpoint needs its tokenizer and preprocessor files (tokenizer.json, '
                'preprocessor_config.json or processor_config.json) next to config.json')
         try:
@@ -321,9 +330,9 @@ class TransformersBackend:
                 f'every goal would fail. {fix}') from None
         return processor
 
-    def _load_model(self, source: str, hub: Dict[str, Any], checkpoint_config: Any, device: str,
+    def _load_model(self, source: str, hub: dict[str, Any], checkpoint_config: Any, device: str,
                     dtype: torch.dtype, quantization: Any) -> Any:
-        kwargs: Dict[str, Any] = dict(hub, config=checkpoint_config, dtype=dtype)
+        kwargs: dict[str, Any] = dict(hub, config=checkpoint_config, dtype=dtype)
         if self.config.attn_implementation:
             kwargs['attn_implementation'] = self.config.attn_implementation
         if quantization is not None:
@@ -378,8 +387,8 @@ class TransformersBackend:
     # ---------------------------------------------------------------------------------------
     # Generation: check -> preprocess -> forward -> postprocess
 
-    def generate(self, request: GenerationRequest, *, on_text: Optional[StreamCallback] = None,
-                 cancel: Optional[threading.Event] = None) -> GenerationResult:
+    def generate(self, request: GenerationRequest, *, on_text: StreamCallback | None = None,
+                 cancel: threading.Event | None = None) -> GenerationResult:
         """Answer one request, streaming text to on_text while generating.
 
         Args:
@@ -419,7 +428,7 @@ class TransformersBackend:
                 torch.cuda.empty_cache()
                 raise GenerationError(
                     f'out of GPU memory for {len(request.frames)} frame(s) of '
-                    f'{_frame_size(request)} px: lower the window\'s max_pixels or the goal\'s '
+                    f"{_frame_size(request)} px: lower the window's max_pixels or the goal's "
                     'max_frames (or max_new_tokens)') from exc
             except Exception as exc:
                 raise GenerationError(f'generation failed: {type(exc).__name__}: {exc}') from exc
@@ -504,7 +513,7 @@ class TransformersBackend:
         return inputs
 
     def _pixel_bounds(self, frame_shape: Sequence[int], num_frames: int, patch_size: int,
-                      merge_size: int, temporal_patch_size: int, *, total: bool) -> Dict[str, int]:
+                      merge_size: int, temporal_patch_size: int, *, total: bool) -> dict[str, int]:
         """Processor size bounds that allow no resize beyond rounding to whole tokens.
 
         The frames come already downscaled to the window's budget; the processor's own
@@ -523,7 +532,7 @@ class TransformersBackend:
         return {'shortest_edge': factor * factor, 'longest_edge': frames * per_frame}
 
     def _constraint(self, request: GenerationRequest, prepared: PreparedInputs
-                    ) -> Tuple[Optional[AnswerConstraint], Tuple[str, ...]]:
+                    ) -> tuple[AnswerConstraint | None, tuple[str, ...]]:
         """The grammar for the request's answer, or None and why not.
 
         Raises:
@@ -550,8 +559,8 @@ class TransformersBackend:
             return None, (f'the answer was not constrained to its format: {error}',)
 
     def _forward(self, prepared: PreparedInputs, sampling: Sampling,
-                 on_text: Optional[StreamCallback], cancel: Optional[threading.Event],
-                 constraint: Optional[AnswerConstraint] = None) -> '_Output':
+                 on_text: StreamCallback | None, cancel: threading.Event | None,
+                 constraint: AnswerConstraint | None = None) -> '_Output':
         streamer = _TextStreamer(self._decoder, on_text)
         stopping = StoppingCriteriaList([_CancelCriteria(cancel)] if cancel is not None else [])
         generate_kwargs = generation_kwargs(sampling)
@@ -600,7 +609,7 @@ class TransformersBackend:
 
 @dataclasses.dataclass
 class _Output:
-    token_ids: List[int]
+    token_ids: list[int]
     time_to_first_token: float
     generation_time: float
 
@@ -628,22 +637,23 @@ def check_processor(processor: Any) -> None:
         raise ValueError('the processor put no image tokens into a prompt with an image')
 
 
-def context_length(model_config: Any) -> Optional[int]:
+def context_length(model_config: Any) -> int | None:
     """Tokens the checkpoint's text model can attend to (max_position_embeddings), if known."""
     text_config = getattr(model_config, 'text_config', None) or model_config
     value = getattr(text_config, 'max_position_embeddings', None)
     return int(value) if isinstance(value, int) and value > 0 else None
 
 
-def constraint_shape(family: ModelFamily, *, reasoning: bool) -> Dict[str, bool]:
+def constraint_shape(family: ModelFamily, *, reasoning: bool) -> dict[str, bool]:
     """What the local grammar writes around a family's answer: GrammarCompiler.constraint()'s
-    and answer_formats.framing_tokens()' keyword arguments."""
+    and answer_formats.framing_tokens()' keyword arguments.
+    """
     spec = family_spec(family)
     return {'reasoning': reasoning, 'opens_reasoning': not spec.thinking_opens_answer,
             'answer_tags': reasoning and spec.reasoning_prompt is ReasoningPrompt.SYSTEM_SUFFIX}
 
 
-def check_context(prompt_tokens: int, max_new_tokens: int, context: Optional[int]) -> None:
+def check_context(prompt_tokens: int, max_new_tokens: int, context: int | None) -> None:
     """Refuse a prompt that, with the tokens asked for, does not fit the model's context.
 
     Prefill of an oversized prompt would hold the model for minutes and cannot be cancelled;
@@ -661,16 +671,16 @@ def check_context(prompt_tokens: int, max_new_tokens: int, context: Optional[int
         fix = 'lower max_new_tokens, or send fewer frames (max_frames)'
     raise InvalidRequestError(
         f'the prompt takes {prompt_tokens} tokens (text and frames) and {max_new_tokens} new '
-        f'tokens were asked for, more than the model\'s context of {context} tokens: {fix}')
+        f"tokens were asked for, more than the model's context of {context} tokens: {fix}")
 
 
-def build_messages(request: GenerationRequest, *, is_video: bool) -> List[Dict[str, Any]]:
+def build_messages(request: GenerationRequest, *, is_video: bool) -> list[dict[str, Any]]:
     """The conversation in the Cosmos convention: system, then a user turn with media first.
 
     The media items carry no data: the chat template only places their placeholders, the
     frames go to the processor directly.
     """
-    messages: List[Dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
     if request.prompt.system:
         messages.append({'role': 'system',
                          'content': [{'type': 'text', 'text': request.prompt.system}]})
@@ -681,7 +691,7 @@ def build_messages(request: GenerationRequest, *, is_video: bool) -> List[Dict[s
 
 
 def video_metadata(timestamps: Sequence[float], family: ModelFamily, *, width: int,
-                   height: int) -> Dict[str, Any]:
+                   height: int) -> dict[str, Any]:
     """The VideoMetadata (as a dict) that carries the frames' real timing to the processor.
 
     See families.video_timing: text-timestamp families (Reason2, Cosmos 3) get the frames as
@@ -701,9 +711,9 @@ def video_metadata(timestamps: Sequence[float], family: ModelFamily, *, width: i
             'width': width, 'height': height}
 
 
-def generation_kwargs(sampling: Sampling) -> Dict[str, Any]:
+def generation_kwargs(sampling: Sampling) -> dict[str, Any]:
     """Map Sampling onto model.generate() arguments (presence_penalty has no equivalent)."""
-    kwargs: Dict[str, Any] = {'max_new_tokens': sampling.max_new_tokens}
+    kwargs: dict[str, Any] = {'max_new_tokens': sampling.max_new_tokens}
     if sampling.greedy:
         # Clear the checkpoint's sampling defaults, or generate warns that they are unused.
         kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
@@ -760,14 +770,14 @@ class _TextStreamer(BaseStreamer):
 
     _SEGMENT_TOKENS = 32
 
-    def __init__(self, decoder: _Decoder, on_text: Optional[StreamCallback]) -> None:
+    def __init__(self, decoder: _Decoder, on_text: StreamCallback | None) -> None:
         self._decoder = decoder
         self._on_text = on_text
         self._prompt_seen = False
-        self._token_ids: List[int] = []
+        self._token_ids: list[int] = []
         self._segment_start = 0
         self._segment_emitted = 0
-        self.first_token_time: Optional[float] = None
+        self.first_token_time: float | None = None
 
     def put(self, value: torch.Tensor) -> None:
         if not self._prompt_seen:
@@ -820,7 +830,7 @@ def _one_line(exc: Exception) -> str:
     return ' '.join(str(exc).split()).rstrip('.')
 
 
-def _as_tuple(value: Any) -> Tuple[int, ...]:
+def _as_tuple(value: Any) -> tuple[int, ...]:
     if value is None:
         return ()
     if isinstance(value, (list, tuple)):

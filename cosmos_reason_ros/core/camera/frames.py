@@ -6,17 +6,17 @@ then selects the frames that end at a stamp.
 
 import bisect
 import collections
+from collections.abc import Callable, Sequence
 import dataclasses
 import enum
 import math
 import threading
-from typing import Callable, Sequence
 
 import numpy as np
 
+from cosmos_reason_ros.core.camera.images import DecodedImage, downscale
 from cosmos_reason_ros.core.config import WindowConfig
 from cosmos_reason_ros.core.errors import InvalidRequestError, NoFramesError, StaleFramesError
-from cosmos_reason_ros.core.camera.images import DecodedImage, downscale
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -430,7 +430,8 @@ class FrameWindow:
 
 def spread(frames: Sequence[Frame], max_frames: int) -> list[Frame]:
     """At most max_frames of the frames (oldest first), at an even stride counted back from
-    the newest, which is always kept."""
+    the newest, which is always kept.
+    """
     if len(frames) <= max_frames:
         return list(frames)
     stride = len(frames) / max_frames

@@ -7,7 +7,7 @@ import dataclasses
 import math
 import struct
 import types
-from typing import Any, Optional, Tuple
+from typing import Any
 
 import cv2
 import numpy as np
@@ -77,7 +77,7 @@ class DecodedImage:
 
     image: np.ndarray
     """HxWx3 uint8 RGB; smaller than source_size when the decoder scaled it down."""
-    source_size: Tuple[int, int]
+    source_size: tuple[int, int]
     """(width, height) of the image as sent, which coordinates refer to."""
 
 
@@ -172,8 +172,8 @@ def compressed_to_rgb(msg: Any, *,
 
 
 def decode_compressed(msg: Any, *, max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS,
-                      target_pixels: Optional[int] = None,
-                      shape: Optional[ImageShape] = None) -> DecodedImage:
+                      target_pixels: int | None = None,
+                      shape: ImageShape | None = None) -> DecodedImage:
     """Decode a CompressedImage after checking the size its header declares.
 
     The size is read from the header (JPEG SOF, PNG IHDR, BMP and WebP headers) and an image
@@ -239,7 +239,7 @@ def decode_compressed(msg: Any, *, max_source_pixels: int = DEFAULT_MAX_SOURCE_P
     return DecodedImage(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (width, height))
 
 
-def declared_size(data: bytes) -> Tuple[Optional[str], Optional[Tuple[int, int]]]:
+def declared_size(data: bytes) -> tuple[str | None, tuple[int, int] | None]:
     """The format and (width, height) a compressed image's header declares, without decoding.
 
     Returns:
@@ -273,7 +273,7 @@ def check_pixel_cap(width: int, height: int, max_source_pixels: int, described: 
 
 
 def _reduction(kind: str, width: int, height: int,
-               target_pixels: Optional[int]) -> Tuple[int, int]:
+               target_pixels: int | None) -> tuple[int, int]:
     if kind == 'JPEG' and target_pixels is not None:
         for factor, flag in _JPEG_REDUCTIONS:
             if -(-width // factor) * -(-height // factor) >= target_pixels:
@@ -281,7 +281,7 @@ def _reduction(kind: str, width: int, height: int,
     return 1, cv2.IMREAD_COLOR
 
 
-def _positive(width: int, height: int) -> Optional[Tuple[int, int]]:
+def _positive(width: int, height: int) -> tuple[int, int] | None:
     return (int(width), int(height)) if width > 0 and height > 0 else None
 
 
@@ -289,7 +289,7 @@ _JPEG_SOF = frozenset((0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xC
                        0xCF))
 
 
-def _jpeg_size(data: bytes) -> Optional[Tuple[int, int]]:
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     index = 2
     while index + 4 <= len(data):
         if data[index] != 0xFF:
@@ -313,7 +313,7 @@ def _jpeg_size(data: bytes) -> Optional[Tuple[int, int]]:
     return None
 
 
-def _bmp_size(data: bytes) -> Optional[Tuple[int, int]]:
+def _bmp_size(data: bytes) -> tuple[int, int] | None:
     if len(data) < 26:
         return None
     (header_size,) = struct.unpack_from('<I', data, 14)
@@ -323,7 +323,7 @@ def _bmp_size(data: bytes) -> Optional[Tuple[int, int]]:
     return _positive(width, abs(height))
 
 
-def _webp_size(data: bytes) -> Optional[Tuple[int, int]]:
+def _webp_size(data: bytes) -> tuple[int, int] | None:
     chunk = data[12:16]
     if chunk == b'VP8 ' and len(data) >= 30 and data[23:26] == b'\x9d\x01\x2a':
         width, height = struct.unpack_from('<HH', data, 26)
@@ -339,8 +339,8 @@ def _webp_size(data: bytes) -> Optional[Tuple[int, int]]:
 
 
 def decode_image(msg: Any, *, max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS,
-                 target_pixels: Optional[int] = None,
-                 shape: Optional[ImageShape] = None) -> DecodedImage:
+                 target_pixels: int | None = None,
+                 shape: ImageShape | None = None) -> DecodedImage:
     """Convert an Image or CompressedImage for a pixel budget, refusing oversized ones first.
 
     Args:
@@ -413,7 +413,7 @@ def downscale(image: np.ndarray, max_pixels: int) -> np.ndarray:
     return cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_AREA)
 
 
-def downscaled_size(width: int, height: int, max_pixels: int) -> Tuple[int, int]:
+def downscaled_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:
     """(width, height) downscale() gives an image of width x height: itself when it fits the
     budget, else the largest size within it that keeps the aspect ratio (rounded).
 
@@ -438,11 +438,12 @@ def downscaled_size(width: int, height: int, max_pixels: int) -> Tuple[int, int]
 
 
 def check_image_shape(width: int, height: int, shape: ImageShape, described: str, *,
-                      target_pixels: Optional[int] = None) -> None:
+                      target_pixels: int | None = None) -> None:
     """Refuse an image the model's processor would refuse, from its declared size alone.
 
     Args:
-        width, height: the size the image declares.
+        width: the width the image declares.
+        height: the height the image declares.
         shape: the limits of the model family's processor.
         described: how the message names the image ('goal image 0').
         target_pixels: the pixel budget it will be downscaled to before the processor sees

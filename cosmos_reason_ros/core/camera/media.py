@@ -3,8 +3,8 @@
 The command line and the evaluator feed these into the same FrameWindow the node uses.
 """
 
+from collections.abc import Callable, Iterator
 import pathlib
-from typing import Callable, Iterator, Tuple, Union
 
 import cv2
 import numpy as np
@@ -13,12 +13,12 @@ from cosmos_reason_ros.core.errors import InvalidRequestError
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.webp', '.tif', '.tiff')
 VIDEO_SUFFIXES = ('.mp4', '.mkv', '.avi', '.mov', '.webm')
-StampedLoader = Tuple[float, Callable[[], np.ndarray]]
+StampedLoader = tuple[float, Callable[[], np.ndarray]]
 """A frame's time in seconds and a callable that returns it as RGB: the window calls it only
 for frames it keeps, so skipped frames are never converted."""
 
 
-def read_image(path: Union[str, pathlib.Path]) -> np.ndarray:
+def read_image(path: str | pathlib.Path) -> np.ndarray:
     """Read an image file as RGB uint8 (alpha dropped, 16-bit scaled to 8).
 
     Raises:
@@ -36,7 +36,7 @@ def read_image(path: Union[str, pathlib.Path]) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def iter_video(path: Union[str, pathlib.Path]) -> Iterator[StampedLoader]:
+def iter_video(path: str | pathlib.Path) -> Iterator[StampedLoader]:
     """Decode a clip frame by frame: (presentation time in seconds from the start, loader).
 
     Raises:
@@ -59,7 +59,7 @@ def iter_video(path: Union[str, pathlib.Path]) -> Iterator[StampedLoader]:
             yield seconds - first, (lambda frame=frame: frame.to_ndarray(format='rgb24'))
 
 
-def iter_media(path: Union[str, pathlib.Path], *, folder_fps: float = 4.0
+def iter_media(path: str | pathlib.Path, *, folder_fps: float = 4.0
                ) -> Iterator[StampedLoader]:
     """The frames of a clip, one image, or a folder of images (sorted by name, spaced at
     folder_fps), in time order.

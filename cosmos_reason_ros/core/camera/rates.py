@@ -10,7 +10,6 @@ stamps from a jittery publisher.
 import collections
 import dataclasses
 import threading
-from typing import Deque, Optional, Tuple
 
 import numpy as np
 
@@ -26,7 +25,7 @@ class StreamRate:
     """Frames per second received (wall clock) and shown by the stamps, over the horizon."""
 
     received_hz: float
-    stamps_hz: Optional[float]
+    stamps_hz: float | None
     """None while too few frames arrived to tell."""
 
     @property
@@ -44,8 +43,8 @@ class StreamRateMeter:
     def __init__(self, horizon: float = 10.0):
         self._horizon = horizon
         self._lock = threading.Lock()
-        self._frames: Deque[Tuple[float, float]] = collections.deque()
-        self._since: Optional[float] = None
+        self._frames: collections.deque[tuple[float, float]] = collections.deque()
+        self._since: float | None = None
 
     def add(self, wall_time: float, stamp: float) -> None:
         """Record one received frame: when it arrived and its header stamp (seconds)."""

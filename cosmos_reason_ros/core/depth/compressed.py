@@ -8,13 +8,12 @@ checked before anything is decoded.
 """
 
 import struct
-from typing import Optional, Tuple
 
 import cv2
 import numpy as np
 
+from cosmos_reason_ros.core.camera.images import declared_size, DEFAULT_MAX_SOURCE_PIXELS
 from cosmos_reason_ros.core.depth.geometry import DepthData, LiftError, LiftStatus
-from cosmos_reason_ros.core.camera.images import DEFAULT_MAX_SOURCE_PIXELS, declared_size
 
 HEADER = struct.Struct('<iff')
 """compressed_depth_image_transport's ConfigHeader: format, depthParam[0], depthParam[1]."""
@@ -22,7 +21,7 @@ _SIXTEEN_BIT = ('16UC1', 'mono16')
 
 
 def decode_compressed_depth(format_: str, data: bytes, *,
-                            expected_size: Optional[Tuple[int, int]] = None,
+                            expected_size: tuple[int, int] | None = None,
                             max_pixels: int = DEFAULT_MAX_SOURCE_PIXELS) -> DepthData:
     """Decode a compressedDepth message's data into a depth image.
 
@@ -43,7 +42,7 @@ def decode_compressed_depth(format_: str, data: bytes, *,
                      "topic's compressedDepth transport, or to the raw depth image")
     if 'rvl' in compression:
         raise _error(f"compressedDepth '{compression}' is not supported: set the publisher's "
-                     'format parameter to png (the plugin\'s default), or send raw depth')
+                     "format parameter to png (the plugin's default), or send raw depth")
     if encoding not in (*_SIXTEEN_BIT, '32FC1'):
         raise _error(f"compressedDepth of '{encoding}' is not depth: publish 16UC1 (mm) or "
                      '32FC1 (m)')
@@ -84,7 +83,7 @@ def _error(message: str) -> LiftError:
 
 
 def encode_compressed_depth(values: np.ndarray, *, depth_max: float = 10.0,
-                            depth_quantization: float = 100.0) -> Tuple[str, bytes]:
+                            depth_quantization: float = 100.0) -> tuple[str, bytes]:
     """(format, data) of a depth image as compressed_depth_image_transport publishes it (for
     sample bags and tests; its quantization defaults are the plugin's).
 

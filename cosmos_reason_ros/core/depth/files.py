@@ -5,8 +5,8 @@ array (uint16: millimetres, float: metres). A calibration is the YAML that ROS's
 camera_calibration writes (camera_calibration_parsers' format), or plain pinhole intrinsics.
 """
 
+from collections.abc import Sequence
 import pathlib
-from typing import Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -73,10 +73,10 @@ def load_camera_info(path: str | pathlib.Path) -> CameraInfoData:
         raise DepthFileError(
             f"the calibration '{path}' lacks or mangles {error}: it needs image_width, "
             'image_height, camera_matrix.data (9 numbers), distortion_model and '
-            'distortion_coefficients.data (camera_calibration\'s YAML)') from None
+            "distortion_coefficients.data (camera_calibration's YAML)") from None
 
 
-def pinhole(intrinsics: Sequence[float], size: Tuple[int, int]) -> CameraInfoData:
+def pinhole(intrinsics: Sequence[float], size: tuple[int, int]) -> CameraInfoData:
     """A distortion-free camera of `size` with (fx, fy, cx, cy).
 
     Raises:

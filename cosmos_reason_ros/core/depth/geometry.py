@@ -5,17 +5,18 @@ to the colour camera; a pixel becomes a ray (OpenCV's undistortPoints) times the
 around it. A pixel without a valid depth stays invalid: no depth is ever invented.
 """
 
+from collections.abc import Sequence
 import dataclasses
 import enum
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any
 
 import cv2
 import numpy as np
 
 from cosmos_reason_ros.core.answers.parsing import Box, Trajectory
 
-Size = Tuple[int, int]
-Vector = Tuple[float, float, float]
+Size = tuple[int, int]
+Vector = tuple[float, float, float]
 
 PLUMB_BOB = 'plumb_bob'
 RATIONAL_POLYNOMIAL = 'rational_polynomial'
@@ -74,14 +75,15 @@ class CameraInfoData:
     height: int
     binning_x: int = 0
     binning_y: int = 0
-    roi: Tuple[int, int, int, int] = (0, 0, 0, 0)
+    roi: tuple[int, int, int, int] = (0, 0, 0, 0)
     """(x_offset, y_offset, width, height); zeros mean the full image."""
     frame_id: str = ''
 
 
 def camera_info_data(message: Any) -> CameraInfoData:
     """The lifting fields of a sensor_msgs/CameraInfo, from an rclpy message or a rosbags one
-    (both carry the same field names)."""
+    (both carry the same field names).
+    """
     roi = message.roi
     return CameraInfoData(
         k=tuple(float(v) for v in message.k), d=tuple(float(v) for v in message.d),
@@ -119,7 +121,7 @@ class LiftSettings:
     """A box with fewer valid depths than this is invalid."""
     box_max_samples: int = 4096
     """Pixels of a box sampled (on a regular grid) at most."""
-    box_percentiles: Tuple[float, float] = (5.0, 95.0)
+    box_percentiles: tuple[float, float] = (5.0, 95.0)
     """The box's extent spans these percentiles of its surface points on each axis."""
     box_edge_gap: float = 0.02
     """A jump of more than this (metres) between sorted depths separates two surfaces. Dense
@@ -191,7 +193,8 @@ class CameraModel:
 
     def rays(self, pixels: np.ndarray) -> np.ndarray:
         """Normalized rays (x/z, y/z) of pixels (N x 2, image_geometry's convention: the
-        centre of the top-left pixel is (0, 0)); the point at depth z is (x*z, y*z, z)."""
+        centre of the top-left pixel is (0, 0)); the point at depth z is (x*z, y*z, z).
+        """
         points = np.asarray(pixels, dtype=np.float64).reshape(-1, 1, 2)
         if not len(points):
             return np.zeros((0, 2))
@@ -209,7 +212,8 @@ class CameraModel:
 
 def _undistort(points: np.ndarray, k: np.ndarray, d: np.ndarray) -> np.ndarray:
     """cv2.undistortPoints with our iteration criteria (OpenCV 4 names that overload
-    undistortPointsIter; OpenCV 5 takes criteria in undistortPoints itself)."""
+    undistortPointsIter; OpenCV 5 takes criteria in undistortPoints itself).
+    """
     if hasattr(cv2, 'undistortPointsIter'):
         return cv2.undistortPointsIter(points, k, d, None, None, _CRITERIA)
     return cv2.undistortPoints(points, k, d, criteria=_CRITERIA)
@@ -225,7 +229,7 @@ def _checked_k(values: Sequence[float]) -> np.ndarray:
         raise LiftError(LiftStatus.INVALID_CAMERA_INFO,
                         f'CameraInfo.k is not a calibration (fx {k[0, 0]:g}, fy {k[1, 1]:g}, '
                         f'k[8] {k[2, 2]:g}; all zeros means an uncalibrated camera): calibrate '
-                        'it (camera_calibration) or set the driver\'s camera_info_url')
+                        "it (camera_calibration) or set the driver's camera_info_url")
     return k
 
 
@@ -275,7 +279,7 @@ class DepthImage:
             raise LiftError(LiftStatus.DEPTH_ENCODING,
                             f"depth encoding '{depth.encoding}' is not supported: publish "
                             f"{' or '.join(DEPTH_SCALES)} (REP 118), e.g. the camera "
-                            'driver\'s aligned_depth_to_color image')
+                            "driver's aligned_depth_to_color image")
         dtype = np.dtype(_DEPTH_DTYPES[depth.encoding]).newbyteorder(
             '>' if depth.is_bigendian else '<')
         width, height, step = int(depth.width), int(depth.height), int(depth.step)
@@ -301,8 +305,8 @@ class Trajectory3D:
     """A trajectory in metres in the colour optical frame; invalid points are NaN."""
 
     label: str
-    points: Tuple[Vector, ...]
-    valid: Tuple[bool, ...]
+    points: tuple[Vector, ...]
+    valid: tuple[bool, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -323,12 +327,12 @@ class Lifted:
 
     status: LiftStatus
     message: str = ''
-    trajectories: Tuple[Trajectory3D, ...] = ()
-    boxes: Tuple[Box3D, ...] = ()
+    trajectories: tuple[Trajectory3D, ...] = ()
+    boxes: tuple[Box3D, ...] = ()
 
 
 def points_without_depth(trajectories: Sequence[Trajectory],
-                         lifted: Optional[Lifted]) -> list:
+                         lifted: Lifted | None) -> list:
     """The 2D points whose 3D point had no valid depth (none when nothing was lifted)."""
     if lifted is None:
         return []
@@ -355,8 +359,8 @@ def sample_depth(depth: DepthImage, u: float, v: float, settings: LiftSettings) 
     return float(np.partition(valid, (valid.size - 1) // 2)[(valid.size - 1) // 2])
 
 
-def lift_points(points: Sequence[Tuple[float, float]], camera: CameraModel, depth: DepthImage,
-                settings: LiftSettings) -> Tuple[Tuple[Vector, ...], Tuple[bool, ...]]:
+def lift_points(points: Sequence[tuple[float, float]], camera: CameraModel, depth: DepthImage,
+                settings: LiftSettings) -> tuple[tuple[Vector, ...], tuple[bool, ...]]:
     """3D points (metres, optical frame) of pixels, with whether each had valid depth."""
     rays = camera.rays(np.asarray(points, dtype=np.float64).reshape(-1, 2))
     lifted, valid = [], []
@@ -421,7 +425,7 @@ def _nearest_surface(z: np.ndarray, settings: LiftSettings) -> np.ndarray:
 
 
 def lift_answer(trajectories: Sequence[Trajectory], boxes: Sequence[Box], image_size: Size, *,
-                camera_info: Optional[CameraInfoData], depth: Optional[DepthData],
+                camera_info: CameraInfoData | None, depth: DepthData | None,
                 settings: LiftSettings = LiftSettings()) -> Lifted:
     """Lift an answer's trajectories and boxes (pixels of an image of `image_size`) into 3D.
 
@@ -443,7 +447,7 @@ def lift_answer(trajectories: Sequence[Trajectory], boxes: Sequence[Box], image_
                       'check the remapping')
     if depth is None:
         return Lifted(LiftStatus.NO_DEPTH,
-                      'no depth frame within depth.tolerance of the answer\'s frame: is the '
+                      "no depth frame within depth.tolerance of the answer's frame: is the "
                       "depth camera publishing on 'depth', on the same clock? raise "
                       'depth.tolerance for a slower depth stream')
     try:
@@ -473,7 +477,9 @@ def lift_answer(trajectories: Sequence[Trajectory], boxes: Sequence[Box], image_
     return Lifted(LiftStatus.OK, '; '.join(notes), tuple(lifted), boxes_3d)
 
 
-__all__ = ['Box3D', 'CameraInfoData', 'CameraModel', 'camera_info_data', 'DEPTH_SCALES', 'DepthData', 'DepthImage',
-           'LiftError', 'LiftSettings', 'LiftStatus', 'Lifted', 'SUPPORTED_DISTORTION',
-           'Trajectory3D', 'lift_answer', 'lift_box', 'lift_points', 'points_without_depth',
-           'sample_depth']
+__all__ = [
+    'Box3D', 'CameraInfoData', 'CameraModel', 'camera_info_data', 'DEPTH_SCALES', 'DepthData',
+    'DepthImage', 'LiftError', 'LiftSettings', 'LiftStatus', 'Lifted', 'SUPPORTED_DISTORTION',
+    'Trajectory3D', 'lift_answer', 'lift_box', 'lift_points', 'points_without_depth',
+    'sample_depth',
+]

@@ -12,7 +12,7 @@ import dataclasses
 import enum
 import math
 import threading
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 from cosmos_reason_ros.core.camera.frames import StampBounds
 
@@ -79,10 +79,10 @@ class DepthMatcher:
         self._max_pending = max_pending
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._colour: List[float] = []  # kept colour stamps, ascending
-        self._matches: Dict[float, DepthMatch] = {}
-        self._pending: List[Tuple[float, Any]] = []
-        self._newest_depth: Optional[float] = None
+        self._colour: list[float] = []  # kept colour stamps, ascending
+        self._matches: dict[float, DepthMatch] = {}
+        self._pending: list[tuple[float, Any]] = []
+        self._newest_depth: float | None = None
         self.skipped = 0
         """Depth frames not stored (counted for diagnostics)."""
 
@@ -105,7 +105,7 @@ class DepthMatcher:
             self._pending = [entry for entry in self._pending
                              if entry[0] >= stamp - self._tolerance]
 
-    def wanted_stamps(self, colour_wanted: Optional[StampBounds]) -> Optional[StampBounds]:
+    def wanted_stamps(self, colour_wanted: StampBounds | None) -> StampBounds | None:
         """The depth stamps that can still match a kept colour frame: bounds for a stamp filter.
 
         The next colour frame to be kept has a stamp at or after colour_wanted.at_least, unknown
@@ -144,7 +144,7 @@ class DepthMatcher:
         return min(self._tolerance, max(0.0, -earliest) + max(LEAD_FLOOR, spread))
 
     def offer_depth(self, stamp: float, payload: Any, *,
-                    colour_wanted: Optional[StampBounds]) -> DepthOffer:
+                    colour_wanted: StampBounds | None) -> DepthOffer:
         """Offer a depth frame; it is stored only if it can match a kept colour frame.
 
         Args:
@@ -183,11 +183,12 @@ class DepthMatcher:
 
     def forgot(self, stamp: float) -> bool:
         """Whether a colour frame of this stamp is older than the `capacity` newest kept ones,
-        whose depth this matcher holds (its depth, if any, was let go)."""
+        whose depth this matcher holds (its depth, if any, was let go).
+        """
         with self._lock:
             return len(self._colour) >= self._capacity and stamp < self._colour[0]
 
-    def match(self, stamp: float, timeout: float = 0.0) -> Optional[DepthMatch]:
+    def match(self, stamp: float, timeout: float = 0.0) -> DepthMatch | None:
         """The depth frame matched to the colour frame of this stamp, None when none is.
 
         Args:
@@ -203,7 +204,7 @@ class DepthMatcher:
                 found = self._find(stamp)
             return found
 
-    def _find(self, stamp: float) -> Optional[DepthMatch]:
+    def _find(self, stamp: float) -> DepthMatch | None:
         found = self._matches.get(stamp)
         if found is not None:
             return found
@@ -219,7 +220,7 @@ class DepthMatcher:
             self._pending.clear()
             self._newest_depth = None
 
-    def _nearest(self, stamp: float, stamps) -> Optional[int]:
+    def _nearest(self, stamp: float, stamps) -> int | None:
         best, best_gap = None, self._tolerance
         for index, candidate in enumerate(stamps):
             gap = abs(candidate - stamp)

@@ -5,10 +5,11 @@ wrong in the other.
 """
 
 import collections
+from collections.abc import Iterable
 import pathlib
-from typing import Any, Iterable
+from typing import Any
 
-from cosmos_reason_ros.core.evaluation.report import ReportError, load_report
+from cosmos_reason_ros.core.evaluation.report import load_report, ReportError
 from cosmos_reason_ros.core.evaluation.scoring import wilson_interval
 
 _RATES = {

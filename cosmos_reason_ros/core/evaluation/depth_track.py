@@ -11,13 +11,19 @@ import dataclasses
 import pathlib
 from typing import Any
 
-from cosmos_reason_ros.core.depth.compressed import decode_compressed_depth
-from cosmos_reason_ros.core.evaluation.sources import (
-    FrameSource, SourceError, cdr_header_stamp)
-from cosmos_reason_ros.core.depth.geometry import (
-    CameraInfoData, DepthData, LiftError, LiftSettings, Lifted, LiftStatus, camera_info_data,
-    lift_answer)
 from cosmos_reason_ros.core.answers.parsing import ParsedAnswer
+from cosmos_reason_ros.core.depth.compressed import decode_compressed_depth
+from cosmos_reason_ros.core.depth.geometry import (
+    camera_info_data,
+    CameraInfoData,
+    DepthData,
+    lift_answer,
+    Lifted,
+    LiftError,
+    LiftSettings,
+    LiftStatus,
+)
+from cosmos_reason_ros.core.evaluation.sources import cdr_header_stamp, FrameSource, SourceError
 
 DEPTH_TYPE = 'sensor_msgs/msg/Image'
 COMPRESSED_DEPTH_TYPE = 'sensor_msgs/msg/CompressedImage'
@@ -61,7 +67,7 @@ class DepthTrack:
                 message lists the bag's topics of the right type.
         """
         from rosbags.highlevel import AnyReader, AnyReaderError
-        from rosbags.typesys import Stores, get_typestore
+        from rosbags.typesys import get_typestore, Stores
 
         self.path = str(path)
         self.depth_topic = depth_topic
@@ -106,7 +112,8 @@ class DepthTrack:
         logged by bag_time + DEPTH_WAIT, and its stamp; (None, None) when there is none.
 
         A compressedDepth frame is decoded here: one that cannot be (or that declares another
-        size than `size`, the colour image's) gives the LiftError that says why."""
+        size than `size`, the colour image's) gives the LiftError that says why.
+        """
         logged = bisect.bisect_right(self._log_ns, round((bag_time + DEPTH_WAIT) * 1e9))
         best, best_gap = None, tolerance
         for index in range(logged):
@@ -129,7 +136,8 @@ class DepthTrack:
     def lift(self, parsed: ParsedAnswer, image_size: tuple[int, int], frame_stamp: float,
              bag_time: float, settings: DepthSettings) -> tuple[Lifted, float | None]:
         """An answer about the frame of `frame_stamp`, asked at bag_time, lifted into 3D, and
-        the stamp of the depth frame used (None when none matched)."""
+        the stamp of the depth frame used (None when none matched).
+        """
         if not parsed.trajectories and not parsed.boxes:
             return Lifted(LiftStatus.NONE, 'the answer holds no points or boxes to lift'), None
         depth, depth_stamp = self.depth_for(frame_stamp, bag_time, settings.tolerance,

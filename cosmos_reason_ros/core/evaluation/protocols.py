@@ -14,10 +14,10 @@ import dataclasses
 import re
 from typing import Any
 
+from cosmos_reason_ros.core.answers.prompts import MULTIPLE_CHOICE_INSTRUCTION
 from cosmos_reason_ros.core.backends.base import Prompt, Sampling
 from cosmos_reason_ros.core.errors import InvalidRequestError
 from cosmos_reason_ros.core.evaluation.questions import QuestionItem
-from cosmos_reason_ros.core.answers.prompts import MULTIPLE_CHOICE_INSTRUCTION
 
 REASON1_BENCHMARK = 'reason1-benchmark'
 PROTOCOLS = (REASON1_BENCHMARK,)
@@ -111,7 +111,8 @@ class Reason1Benchmark:
 
 def full_output(text: str, reasoning: str | None) -> str:
     """The whole generated text for answer extraction: a server's separate reasoning goes back
-    in front of the content inside <think> tags, as the model wrote it."""
+    in front of the content inside <think> tags, as the model wrote it.
+    """
     return f'<think>{reasoning}</think>{text}' if reasoning else text
 
 

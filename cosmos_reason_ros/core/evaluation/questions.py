@@ -4,18 +4,19 @@ Reads the YAML format documented in examples/questions_sample.yaml and the Cosmo
 benchmark layout; every problem is reported at once, naming the file and the item.
 """
 
+from collections.abc import Iterable, Mapping, Sequence
 import dataclasses
 import json
 import math
 import pathlib
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import yaml
 
-from cosmos_reason_ros.core.errors import InvalidRequestError
 from cosmos_reason_ros.core.answers.modes import Mode
 from cosmos_reason_ros.core.answers.parsing import Box, Event, parse_timestamp
 from cosmos_reason_ros.core.answers.prompts import MAX_CHOICES
+from cosmos_reason_ros.core.errors import InvalidRequestError
 
 BENCHMARK_SUFFIX = '_benchmark_qa_pairs'
 """Reason1 benchmark files are named `<dataset>_benchmark_qa_pairs.json`."""
@@ -113,7 +114,8 @@ class Expected:
     @property
     def kind(self) -> str:
         """Which answer in the image is set: one of choice, verdict, trajectory, boxes, events,
-        keywords; '' when none is (an item may be scored in 3D only)."""
+        keywords; '' when none is (an item may be scored in 3D only).
+        """
         return next((kind for kind in _EXPECTED_KINDS if getattr(self, kind)), '')
 
     @property
@@ -604,7 +606,8 @@ def benchmark_dataset(path: str | pathlib.Path) -> str:
 
 def find_benchmark_files(folder: str | pathlib.Path) -> list[pathlib.Path]:
     """The `<dataset>/<dataset>_benchmark_qa_pairs.json` files of a Reason1 benchmark folder
-    (sorted by dataset; the folder itself may be one dataset's folder)."""
+    (sorted by dataset; the folder itself may be one dataset's folder).
+    """
     folder = pathlib.Path(folder)
     found = [folder / f'{folder.name}{BENCHMARK_SUFFIX}.json']
     found += [child / f'{child.name}{BENCHMARK_SUFFIX}.json'
@@ -625,7 +628,7 @@ def load_benchmark_folder(folder: str | pathlib.Path) -> QuestionSet:
         raise QuestionSetError(
             f"'{folder}' holds no Reason1 benchmark: expected "
             f'<dataset>/<dataset>{BENCHMARK_SUFFIX}.json files (e.g. av/av{BENCHMARK_SUFFIX}'
-            '.json) with their clips/ folders, as NVIDIA\'s download unpacks them')
+            ".json) with their clips/ folders, as NVIDIA's download unpacks them")
     items: list[QuestionItem] = []
     for path in files:
         items += load_benchmark(path).items
@@ -745,7 +748,8 @@ def _problem_list(path: pathlib.Path, problems: Iterable[str]) -> str:
 
 def expected_to_dict(expected: Expected) -> dict[str, Any]:
     """The expected answer as JSON-ready data: {'kind': ..., kind: value}, with
-    'trajectory_3d' or 'centres_3d' beside it when set ({} when unscored)."""
+    'trajectory_3d' or 'centres_3d' beside it when set ({} when unscored).
+    """
     kind = expected.kind
     lifted = {name: [list(point) for point in getattr(expected, name)]
               for name in _EXPECTED_3D if getattr(expected, name)}

@@ -5,30 +5,37 @@ Each item is asked with the window ending at the newest frame it kept among thos
 item's bag time, as the node would see it then; decoding is greedy, so reruns answer the same.
 """
 
+from collections.abc import Callable, Iterator, Sequence
 import dataclasses
 import math
 import sys
 import threading
 import time
-from typing import Any, Callable, Iterator, Sequence, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
+from cosmos_reason_ros.core.answers.parsing import ParsedAnswer
+from cosmos_reason_ros.core.answers.prompts import build_prompt
 from cosmos_reason_ros.core.backends.base import Backend, Prompt
+from cosmos_reason_ros.core.camera.frames import FrameWindow, Offer
 from cosmos_reason_ros.core.config import GoalDefaults, WindowConfig
-from cosmos_reason_ros.core.errors import (
-    Failure, InvalidRequestError, ReasonError, failure_of)
+from cosmos_reason_ros.core.depth.geometry import Lifted
+from cosmos_reason_ros.core.errors import Failure, failure_of, InvalidRequestError, ReasonError
 from cosmos_reason_ros.core.evaluation.depth_track import (
-    DepthSettings, DepthTrack, check_depth_topics)
-from cosmos_reason_ros.core.evaluation.protocols import Reason1Benchmark, full_output
+    check_depth_topics,
+    DepthSettings,
+    DepthTrack,
+)
+from cosmos_reason_ros.core.evaluation.protocols import full_output, Reason1Benchmark
 from cosmos_reason_ros.core.evaluation.questions import QuestionItem, QuestionSet
 from cosmos_reason_ros.core.evaluation.scoring import Score, score_answer
 from cosmos_reason_ros.core.evaluation.sources import (
-    FrameSource, SourceFrame, check_stamps, open_source)
-from cosmos_reason_ros.core.camera.frames import FrameWindow, Offer
-from cosmos_reason_ros.core.depth.geometry import Lifted
-from cosmos_reason_ros.core.answers.parsing import ParsedAnswer
-from cosmos_reason_ros.core.answers.prompts import build_prompt
+    check_stamps,
+    FrameSource,
+    open_source,
+    SourceFrame,
+)
 from cosmos_reason_ros.core.reasoner import Reasoner, ReasonOutcome, ReasonRequest
 
 TIME_EPSILON = 1e-6
@@ -73,7 +80,8 @@ class ReplaySettings:
 
     def sized_window(self, items: Sequence[QuestionItem]) -> WindowConfig:
         """The node's window, stretched to hold the longest history the items ask for, up to
-        frame_bound frames; never smaller than the node's own."""
+        frame_bound frames; never smaller than the node's own.
+        """
         window = self.window
         longest = max((item.window_duration or self.goals.window_duration for item in items),
                       default=0.0)
@@ -607,7 +615,8 @@ class _SourceRun:
 
     def _depth_track(self, item: QuestionItem) -> DepthTrack | ReasonError | None:
         """The depth of the item's bag (opened once per pair of topics), the error that
-        prevents reading it, or None when the item is not lifted."""
+        prevents reading it, or None when the item is not lifted.
+        """
         if not item.depth_topic:
             return None
         key = (item.depth_topic, item.camera_info_topic)

@@ -5,6 +5,7 @@ saw with the expected (blue) and predicted (green) trajectory or boxes drawn on 
 without depth crossed out), and the answer in metres when it was lifted into 3D.
 """
 
+from collections.abc import Iterable, Sequence
 import dataclasses
 import datetime
 import hashlib
@@ -12,18 +13,21 @@ import json
 import math
 import pathlib
 import re
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
-from cosmos_reason_ros.core.evaluation.questions import (
-    EXPECTED_3D, expected_to_dict, item_settings)
-from cosmos_reason_ros.core.evaluation.replay import ANSWERED, ItemResult, RunResult
-from cosmos_reason_ros.core.evaluation.scoring import summarize, wilson_interval
-from cosmos_reason_ros.core.depth.geometry import Lifted, points_without_depth
 from cosmos_reason_ros.core.answers.overlay import draw_overlay
 from cosmos_reason_ros.core.answers.parsing import Trajectory
+from cosmos_reason_ros.core.depth.geometry import Lifted, points_without_depth
+from cosmos_reason_ros.core.evaluation.questions import (
+    EXPECTED_3D,
+    expected_to_dict,
+    item_settings,
+)
+from cosmos_reason_ros.core.evaluation.replay import ANSWERED, ItemResult, RunResult
+from cosmos_reason_ros.core.evaluation.scoring import summarize, wilson_interval
 
 SCHEMA = 'cosmos_reason_ros.eval_report'
 SCHEMA_VERSION = 3

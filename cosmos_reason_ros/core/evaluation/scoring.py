@@ -4,16 +4,17 @@ Pure functions: geometry in source pixels (or metres, for answers lifted into 3D
 seconds, no model and no files.
 """
 
+from collections.abc import Callable, Iterable, Sequence
 import dataclasses
 import math
 import re
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
-from cosmos_reason_ros.core.evaluation.questions import EXPECTED_3D, Expected, QuestionItem
-from cosmos_reason_ros.core.depth.geometry import Lifted, LiftStatus
 from cosmos_reason_ros.core.answers.parsing import Box, Event, ParsedAnswer, Trajectory
+from cosmos_reason_ros.core.depth.geometry import Lifted, LiftStatus
+from cosmos_reason_ros.core.evaluation.questions import Expected, EXPECTED_3D, QuestionItem
 
 Point = tuple[float, float]
 Z_95 = 1.959963984540054
@@ -296,7 +297,8 @@ def _wrong_3d(kind: str, detail: str) -> Score:
 
 def _score_trajectory_3d(item: QuestionItem, parsed: ParsedAnswer, lifted: Lifted) -> Score:
     """The first path, as in 2D, with its points that had valid depth (a point without depth
-    is never invented, so it cannot be scored)."""
+    is never invented, so it cannot be scored).
+    """
     def wrong(detail: str) -> Score:
         return _wrong_3d('trajectory_3d', detail)
 
@@ -506,7 +508,7 @@ def _ratio(numerator: int, denominator: int) -> float | None:
 
 __all__ = [
     'CentreError3D', 'PARSE_COUNT_NAMES', 'Score', 'TRAJECTORY_SAMPLES', 'TrajectoryError',
-    'TrajectoryError3D', 'box_iou', 'image_diagonal', 'interval_iou', 'keyword_recall', 'mean_best_box_iou',
-    'mean_best_event_iou', 'percentiles', 'rate', 'resample_path', 'score_answer', 'summarize',
-    'trajectory_error', 'trajectory_error_3d', 'wilson_interval',
+    'TrajectoryError3D', 'box_iou', 'image_diagonal', 'interval_iou', 'keyword_recall',
+    'mean_best_box_iou', 'mean_best_event_iou', 'percentiles', 'rate', 'resample_path',
+    'score_answer', 'summarize', 'trajectory_error', 'trajectory_error_3d', 'wilson_interval',
 ]

@@ -5,20 +5,21 @@ SourceFrame: bag time, header stamp, frame_id, and a loader called only for fram
 """
 
 import bisect
+from collections.abc import Callable, Iterable, Iterator, Sequence
 import dataclasses
 import functools
 import hashlib
 import pathlib
 import struct
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Protocol, Sequence
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from cosmos_reason_ros.core.config import WindowConfig
-from cosmos_reason_ros.core.errors import Failure, InvalidRequestError
 from cosmos_reason_ros.core.camera.frames import FrameWindow, Offer
 from cosmos_reason_ros.core.camera.images import downscale, stamp_seconds, to_rgb
-from cosmos_reason_ros.core.camera.media import VIDEO_SUFFIXES, iter_media
+from cosmos_reason_ros.core.camera.media import iter_media, VIDEO_SUFFIXES
+from cosmos_reason_ros.core.config import WindowConfig
+from cosmos_reason_ros.core.errors import Failure, InvalidRequestError
 
 IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
 BAG_SUFFIXES = ('.mcap', '.db3')
@@ -87,7 +88,7 @@ class BagSource:
                 chosen, or `topic` is not one of them; the message lists the image topics.
         """
         from rosbags.highlevel import AnyReader, AnyReaderError
-        from rosbags.typesys import Stores, get_typestore
+        from rosbags.typesys import get_typestore, Stores
 
         self.path = str(path)
         self._reader_type = AnyReader
@@ -129,7 +130,8 @@ class BagSource:
 
     def header_stamps(self) -> Iterator[tuple[int, int]]:
         """(log time, header stamp) of every message on the topic, in nanoseconds, read from
-        the serialized header without deserializing the image."""
+        the serialized header without deserializing the image.
+        """
         with self._reader_type([pathlib.Path(self.path)],
                                default_typestore=self._typestore) as reader:
             connections = [c for c in reader.connections if c.topic == self.topic]
@@ -256,7 +258,8 @@ class Timeline:
 
 def cdr_header_stamp(raw: bytes) -> int:
     """The header stamp (ns) of a serialized message that starts with std_msgs/Header: after
-    the 4-byte CDR encapsulation come int32 sec and uint32 nanosec."""
+    the 4-byte CDR encapsulation come int32 sec and uint32 nanosec.
+    """
     order = '<' if raw[1] & 1 else '>'
     sec, nanosec = struct.unpack_from(order + 'iI', raw, 4)
     return sec * 10**9 + nanosec
@@ -265,7 +268,8 @@ def cdr_header_stamp(raw: bytes) -> int:
 def stamps_advance(stamps: Iterable[int]) -> bool:
     """Whether header stamps move forward: at least half of the steps between consecutive
     messages go forward (a bag loop or a reordered frame does not count against a source;
-    all-zero or constant stamps do)."""
+    all-zero or constant stamps do).
+    """
     forward = steps = 0
     previous: int | None = None
     for stamp in stamps:
@@ -302,7 +306,8 @@ def _size_of(path: str | pathlib.Path) -> int:
 
 def _ends_digest(path: pathlib.Path, size: int = 1 << 16) -> str:
     """SHA-256 of the first and last `size` bytes of a file (of the sorted file names of a
-    folder): cheap, and enough to tell two recordings apart."""
+    folder): cheap, and enough to tell two recordings apart.
+    """
     digest = hashlib.sha256()
     if path.is_dir():
         digest.update('\n'.join(sorted(child.name for child in path.iterdir())).encode())
@@ -316,7 +321,8 @@ def _ends_digest(path: pathlib.Path, size: int = 1 << 16) -> str:
 
 def ns_to_seconds(stamp_ns: int) -> float:
     """Nanoseconds to seconds with the node's arithmetic (sec + nanosec * 1e-9), so a stamp
-    computed here equals, to the last bit, the one the node computes from the same header."""
+    computed here equals, to the last bit, the one the node computes from the same header.
+    """
     return stamp_seconds(Time(stamp_ns // 10**9, stamp_ns % 10**9))
 
 
