@@ -32,8 +32,8 @@ DROP_ALL_FPS = 0.1
 DEPLOYED_FPS = 4.0
 WINDOW_SECONDS = 30.0
 """window.max_duration of the node."""
-DEPTH_AS_BEFORE = ('from cosmos_reason_ros.core import depth_matching; '
-                   'depth_matching.DepthMatcher._lead = lambda self: self._tolerance')
+DEPTH_AS_BEFORE = ('from cosmos_reason_ros.core.depth import matching; '
+                   'matching.DepthMatcher._lead = lambda self: self._tolerance')
 """Node prelude: the depth filter's rule before the lead was learned from the matches."""
 
 
