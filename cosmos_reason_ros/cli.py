@@ -33,6 +33,7 @@ from cosmos_reason_ros.core.config import (
     WindowConfig,
 )
 from cosmos_reason_ros.core.errors import InvalidRequestError, ReasonError, SUCCEEDED
+from cosmos_reason_ros.core.evaluation.asking import ReplaySettings
 from cosmos_reason_ros.core.evaluation.depth_track import DepthSettings
 from cosmos_reason_ros.core.evaluation.protocols import (
     LETTER,
@@ -40,7 +41,6 @@ from cosmos_reason_ros.core.evaluation.protocols import (
     Reason1Benchmark,
     REASONING,
 )
-from cosmos_reason_ros.core.evaluation.replay import ReplaySettings
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -382,7 +382,8 @@ def eval_settings(args: argparse.Namespace) -> ReplaySettings:
 def command_eval(args: argparse.Namespace) -> int:
     """Replay the recording, ask every question, write the report; 130 after Ctrl-C."""
     from cosmos_reason_ros.core.evaluation.depth_track import check_depth_topics
-    from cosmos_reason_ros.core.evaluation.replay import ProgressBar, Replay
+    from cosmos_reason_ros.core.evaluation.progress import ProgressBar
+    from cosmos_reason_ros.core.evaluation.replay import Replay
     from cosmos_reason_ros.core.evaluation.report import write_report
     from cosmos_reason_ros.core.evaluation.sources import open_source
 

@@ -19,6 +19,7 @@ from cosmos_reason_ros import cli
 from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
 from cosmos_reason_ros.core.answers.parsing import parse_answer
 from cosmos_reason_ros.core.config import GoalDefaults, WindowConfig
+from cosmos_reason_ros.core.evaluation.asking import ReplaySettings, window_facts
 from cosmos_reason_ros.core.evaluation.compare import compare_reports, render_comparison
 from cosmos_reason_ros.core.evaluation.questions import (
     AskTime,
@@ -28,7 +29,7 @@ from cosmos_reason_ros.core.evaluation.questions import (
     parse_question_set,
     QuestionItem,
 )
-from cosmos_reason_ros.core.evaluation.replay import Replay, ReplaySettings, window_facts
+from cosmos_reason_ros.core.evaluation.replay import Replay
 from cosmos_reason_ros.core.evaluation.report import build_report, ReportError, write_report
 from cosmos_reason_ros.core.evaluation.scoring import score_answer
 from cosmos_reason_ros.core.evaluation.sources import Timeline

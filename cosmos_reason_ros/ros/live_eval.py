@@ -33,22 +33,23 @@ from cosmos_reason_ros.core.camera.images import stamp_seconds
 from cosmos_reason_ros.core.config import WindowConfig
 from cosmos_reason_ros.core.depth.geometry import LiftStatus
 from cosmos_reason_ros.core.errors import Failure, ReasonError
-from cosmos_reason_ros.core.evaluation.questions import load_questions, QuestionItem, QuestionSet
-from cosmos_reason_ros.core.evaluation.replay import (
-    ANSWERED,
+from cosmos_reason_ros.core.evaluation.asking import (
     check_ask_time,
-    ERROR,
-    ItemResult,
-    NOT_RUN,
-    ProgressBar,
-    ProgressCallback,
     ReplaySettings,
-    RunResult,
-    SourceSummary,
     stale_frame_message,
     window_facts,
 )
+from cosmos_reason_ros.core.evaluation.progress import ProgressBar, ProgressCallback
+from cosmos_reason_ros.core.evaluation.questions import load_questions, QuestionItem, QuestionSet
 from cosmos_reason_ros.core.evaluation.report import write_report
+from cosmos_reason_ros.core.evaluation.results import (
+    ANSWERED,
+    ERROR,
+    ItemResult,
+    NOT_RUN,
+    RunResult,
+    SourceSummary,
+)
 from cosmos_reason_ros.core.evaluation.scoring import score_answer
 from cosmos_reason_ros.core.evaluation.sources import (
     BagSource,
