@@ -339,7 +339,11 @@ def eval_questions(args: argparse.Namespace):
     Raises:
         InvalidRequestError: neither is given, or --protocol meets items it cannot score.
     """
-    from cosmos_reason_ros.core.evaluation.questions import load_benchmark_folder, load_questions
+    from cosmos_reason_ros.core.evaluation.question_file import load_questions
+    from cosmos_reason_ros.core.evaluation.reason1_benchmark import (
+        BENCHMARK_FORMAT,
+        load_benchmark_folder,
+    )
 
     if args.questions:
         questions = load_questions(args.questions, source=args.source, topic=args.topic,
@@ -351,7 +355,7 @@ def eval_questions(args: argparse.Namespace):
         raise InvalidRequestError(
             'give --questions (a question set or a benchmark file), or a Reason1 benchmark '
             'folder as the source')
-    if args.protocol and questions.format != 'cosmos_reason1_benchmark':
+    if args.protocol and questions.format != BENCHMARK_FORMAT:
         raise InvalidRequestError(
             f"--protocol {args.protocol} scores Cosmos-Reason1 benchmark files; "
             f"'{questions.path}' is a {questions.format} question set: leave --protocol out")

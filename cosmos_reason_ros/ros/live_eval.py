@@ -40,7 +40,8 @@ from cosmos_reason_ros.core.evaluation.asking import (
     window_facts,
 )
 from cosmos_reason_ros.core.evaluation.progress import ProgressBar, ProgressCallback
-from cosmos_reason_ros.core.evaluation.questions import load_questions, QuestionItem, QuestionSet
+from cosmos_reason_ros.core.evaluation.question_file import load_questions
+from cosmos_reason_ros.core.evaluation.questions import QuestionItem, QuestionSet
 from cosmos_reason_ros.core.evaluation.report import write_report
 from cosmos_reason_ros.core.evaluation.results import (
     ANSWERED,
