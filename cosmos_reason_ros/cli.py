@@ -33,6 +33,7 @@ from cosmos_reason_ros.core.config import (
     WindowConfig,
 )
 from cosmos_reason_ros.core.errors import InvalidRequestError, ReasonError, SUCCEEDED
+from cosmos_reason_ros.core.evaluation.asking import ReplaySettings
 from cosmos_reason_ros.core.evaluation.depth_track import DepthSettings
 from cosmos_reason_ros.core.evaluation.protocols import (
     LETTER,
@@ -40,7 +41,15 @@ from cosmos_reason_ros.core.evaluation.protocols import (
     Reason1Benchmark,
     REASONING,
 )
-from cosmos_reason_ros.core.evaluation.replay import ReplaySettings
+from cosmos_reason_ros.eval_options import (
+    add_decoding_options,
+    add_frame_options,
+    add_progress_option,
+    add_question_set_options,
+    add_report_option,
+    add_topic_options,
+    topic_overrides,
+)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -161,16 +170,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser(
         'eval', help='score a model on a recorded bag or clip with labelled questions')
-    evaluate.add_argument('source', nargs='?',
-                          help="rosbag2 bag (folder, .mcap or .db3) or video clip; default: the "
-                               "question set's source (for a benchmark file: its video folder); "
-                               'without --questions, a Reason1 benchmark folder (DATA with '
-                               '<dataset>/<dataset>_benchmark_qa_pairs.json). Relative to the '
-                               'current directory')
-    evaluate.add_argument('--questions',
-                          help='question set (YAML, see examples/questions_sample.yaml) or a '
-                               'Cosmos-Reason1 benchmark file (JSON); paths inside it are '
-                               "relative to the file's folder")
+    add_question_set_options(
+        evaluate, source_name='source',
+        source_help="rosbag2 bag (folder, .mcap or .db3) or video clip; default: the question "
+                    "set's source (for a benchmark file: its video folder); without "
+                    '--questions, a Reason1 benchmark folder (DATA with '
+                    '<dataset>/<dataset>_benchmark_qa_pairs.json). Relative to the current '
+                    'directory',
+        questions_help='question set (YAML, see examples/questions_sample.yaml) or a '
+                       'Cosmos-Reason1 benchmark file (JSON); paths inside it are relative to '
+                       "the file's folder",
+        questions_required=False)
     evaluate.add_argument('--protocol', choices=PROTOCOLS,
                           help="reason1-benchmark: NVIDIA's Cosmos-Reason1 benchmark procedure "
                                '(its prompt, sampling, answer extraction, retries of empty '
@@ -180,25 +190,23 @@ def build_parser() -> argparse.ArgumentParser:
                                "sampled; NVIDIA's default) or the letter variant (greedy)")
     evaluate.add_argument('--max-retries', type=int, default=Reason1Benchmark.max_retries,
                           help='with --protocol: extra attempts for an empty answer')
-    evaluate.add_argument('--topic', help="image topic of the bag (default: the question set's, "
-                                          'or the only image topic)')
-    evaluate.add_argument('--depth-topic',
-                          help="aligned depth topic of the bag (16UC1 mm or 32FC1 m), with "
-                               '--camera-info-topic: answers are lifted into 3D and '
-                               "trajectory_3d is scored (default: the question set's)")
-    evaluate.add_argument('--camera-info-topic',
-                          help="the colour camera's CameraInfo topic of the bag (default: the "
+    add_topic_options(
+        evaluate,
+        topic_help="image topic of the bag (default: the question set's, or the only image "
+                   'topic)',
+        depth_topic_help='aligned depth topic of the bag (16UC1 mm or 32FC1 m), with '
+                         '--camera-info-topic: answers are lifted into 3D and trajectory_3d is '
+                         "scored (default: the question set's)",
+        camera_info_topic_help="the colour camera's CameraInfo topic of the bag (default: the "
                                "question set's)")
     evaluate.add_argument('--depth-tolerance', type=float, default=DepthSettings.tolerance,
                           help="largest stamp difference (s) between an answer's frame and its "
                                "depth frame (as the node's depth.tolerance)")
-    evaluate.add_argument('--out', default='eval_report',
-                          help='folder for report.json, report.md and pictures')
+    add_report_option(evaluate, default='eval_report',
+                      help_text='folder for report.json, report.md and pictures')
     _add_backend_options(evaluate)
-    evaluate.add_argument('--fps', type=float, default=WindowConfig.target_fps,
-                          help='frames per second the window keeps (as the node)')
-    evaluate.add_argument('--max-pixels', type=int, default=WindowConfig.max_pixels,
-                          help='pixel budget per frame (as the node)')
+    add_frame_options(evaluate, fps_help='frames per second the window keeps (as the node)',
+                      max_pixels_help='pixel budget per frame (as the node)')
     evaluate.add_argument('--window', type=float, default=GoalDefaults.window_duration,
                           help='seconds of history for items that set none')
     evaluate.add_argument('--max-frames', type=int, default=GoalDefaults.max_frames,
@@ -216,12 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help='memory the window may use to hold the history items ask for '
                                "(whole clips for 'all'); longer histories are truncated, and "
                                'the report says so per item')
-    evaluate.add_argument('--sample', action='store_true',
-                          help='sample with the mode presets instead of greedy decoding')
-    evaluate.add_argument('--seed', type=int, help='sampler seed (with --sample)')
+    add_decoding_options(evaluate, seed_help='sampler seed (with --sample)')
     evaluate.add_argument('--no-pictures', action='store_true',
                           help='skip the per-item pictures')
-    evaluate.add_argument('--quiet', action='store_true', help='no progress bar')
+    add_progress_option(evaluate)
 
     compare = commands.add_parser('compare', help='what changed between two report.json files')
     compare.add_argument('a', help='the earlier report.json')
@@ -339,19 +345,21 @@ def eval_questions(args: argparse.Namespace):
     Raises:
         InvalidRequestError: neither is given, or --protocol meets items it cannot score.
     """
-    from cosmos_reason_ros.core.evaluation.questions import load_benchmark_folder, load_questions
+    from cosmos_reason_ros.core.evaluation.question_file import load_questions
+    from cosmos_reason_ros.core.evaluation.reason1_benchmark import (
+        BENCHMARK_FORMAT,
+        load_benchmark_folder,
+    )
 
     if args.questions:
-        questions = load_questions(args.questions, source=args.source, topic=args.topic,
-                                   depth_topic=args.depth_topic,
-                                   camera_info_topic=args.camera_info_topic)
+        questions = load_questions(args.questions, source=args.source, **topic_overrides(args))
     elif args.source:
         questions = load_benchmark_folder(args.source)
     else:
         raise InvalidRequestError(
             'give --questions (a question set or a benchmark file), or a Reason1 benchmark '
             'folder as the source')
-    if args.protocol and questions.format != 'cosmos_reason1_benchmark':
+    if args.protocol and questions.format != BENCHMARK_FORMAT:
         raise InvalidRequestError(
             f"--protocol {args.protocol} scores Cosmos-Reason1 benchmark files; "
             f"'{questions.path}' is a {questions.format} question set: leave --protocol out")
@@ -382,7 +390,8 @@ def eval_settings(args: argparse.Namespace) -> ReplaySettings:
 def command_eval(args: argparse.Namespace) -> int:
     """Replay the recording, ask every question, write the report; 130 after Ctrl-C."""
     from cosmos_reason_ros.core.evaluation.depth_track import check_depth_topics
-    from cosmos_reason_ros.core.evaluation.replay import ProgressBar, Replay
+    from cosmos_reason_ros.core.evaluation.progress import ProgressBar
+    from cosmos_reason_ros.core.evaluation.replay import Replay
     from cosmos_reason_ros.core.evaluation.report import write_report
     from cosmos_reason_ros.core.evaluation.sources import open_source
 

@@ -18,9 +18,10 @@ from cosmos_reason_ros import cli
 from cosmos_reason_ros.core.answers.modes import ModelFamily
 from cosmos_reason_ros.core.config import WindowConfig
 from cosmos_reason_ros.core.depth.geometry import DepthImage, LiftSettings
+from cosmos_reason_ros.core.evaluation.asking import ReplaySettings
 from cosmos_reason_ros.core.evaluation.depth_track import DepthSettings, DepthTrack
-from cosmos_reason_ros.core.evaluation.questions import load_questions
-from cosmos_reason_ros.core.evaluation.replay import Replay, ReplaySettings
+from cosmos_reason_ros.core.evaluation.question_file import load_questions
+from cosmos_reason_ros.core.evaluation.replay import Replay
 from cosmos_reason_ros.core.evaluation.report import load_report, write_report
 from cosmos_reason_ros.demo.sample_data import (
     CAMERA_INFO_TOPIC,

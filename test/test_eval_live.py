@@ -19,8 +19,9 @@ from scripted_backend import ScriptedBackend
 from cosmos_reason_ros.core.answers.modes import ModelFamily
 from cosmos_reason_ros.core.backends.transformers_backend import TransformersBackend
 from cosmos_reason_ros.core.config import ModelConfig, WindowConfig
-from cosmos_reason_ros.core.evaluation.questions import parse_question_set
-from cosmos_reason_ros.core.evaluation.replay import Replay, ReplaySettings
+from cosmos_reason_ros.core.evaluation.asking import ReplaySettings
+from cosmos_reason_ros.core.evaluation.question_file import parse_question_set
+from cosmos_reason_ros.core.evaluation.replay import Replay
 from cosmos_reason_ros.core.evaluation.report import load_report, write_report
 from cosmos_reason_ros.core.evaluation.sources import BagSource
 from cosmos_reason_ros.demo.sample_data import (

@@ -17,7 +17,8 @@ from cosmos_reason_ros.core.evaluation.protocols import (
     REASONING_INSTRUCTION,
     SYSTEM_PROMPT,
 )
-from cosmos_reason_ros.core.evaluation.questions import load_benchmark_folder, QuestionItem
+from cosmos_reason_ros.core.evaluation.questions import QuestionItem
+from cosmos_reason_ros.core.evaluation.reason1_benchmark import load_benchmark_folder
 
 LETTER_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 

@@ -8,14 +8,9 @@ import pytest
 import yaml
 
 from cosmos_reason_ros.core.answers.modes import Mode
-from cosmos_reason_ros.core.evaluation.questions import (
-    AskTime,
-    expected_to_dict,
-    load_benchmark,
-    load_questions,
-    parse_question_set,
-    QuestionSetError,
-)
+from cosmos_reason_ros.core.evaluation.question_file import load_questions, parse_question_set
+from cosmos_reason_ros.core.evaluation.questions import AskTime, expected_to_dict, QuestionSetError
+from cosmos_reason_ros.core.evaluation.reason1_benchmark import load_benchmark
 from cosmos_reason_ros.demo.sample_data import question_set_yaml
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / 'examples' / 'questions_sample.yaml'

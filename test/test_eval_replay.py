@@ -16,9 +16,10 @@ import yaml
 from cosmos_reason_ros import cli
 from cosmos_reason_ros.core.backends.transformers_backend import TransformersBackend
 from cosmos_reason_ros.core.config import GoalDefaults, ModelConfig, WindowConfig
+from cosmos_reason_ros.core.evaluation.asking import ReplaySettings
 from cosmos_reason_ros.core.evaluation.compare import compare_files
-from cosmos_reason_ros.core.evaluation.questions import load_questions, parse_question_set
-from cosmos_reason_ros.core.evaluation.replay import Replay, ReplaySettings
+from cosmos_reason_ros.core.evaluation.question_file import load_questions, parse_question_set
+from cosmos_reason_ros.core.evaluation.replay import Replay
 from cosmos_reason_ros.core.evaluation.report import (
     build_report,
     load_report,

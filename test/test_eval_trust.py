@@ -19,16 +19,12 @@ from cosmos_reason_ros import cli
 from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
 from cosmos_reason_ros.core.answers.parsing import parse_answer
 from cosmos_reason_ros.core.config import GoalDefaults, WindowConfig
+from cosmos_reason_ros.core.evaluation.asking import ReplaySettings, window_facts
 from cosmos_reason_ros.core.evaluation.compare import compare_reports, render_comparison
-from cosmos_reason_ros.core.evaluation.questions import (
-    AskTime,
-    Expected,
-    load_benchmark,
-    load_questions,
-    parse_question_set,
-    QuestionItem,
-)
-from cosmos_reason_ros.core.evaluation.replay import Replay, ReplaySettings, window_facts
+from cosmos_reason_ros.core.evaluation.question_file import load_questions, parse_question_set
+from cosmos_reason_ros.core.evaluation.questions import AskTime, Expected, QuestionItem
+from cosmos_reason_ros.core.evaluation.reason1_benchmark import load_benchmark
+from cosmos_reason_ros.core.evaluation.replay import Replay
 from cosmos_reason_ros.core.evaluation.report import build_report, ReportError, write_report
 from cosmos_reason_ros.core.evaluation.scoring import score_answer
 from cosmos_reason_ros.core.evaluation.sources import Timeline

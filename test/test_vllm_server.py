@@ -361,8 +361,9 @@ def test_a_wrong_model_name_fails_the_start_up_check(server):
 # --- evaluation through the server ---------------------------------------------------------------
 
 def test_a_small_evaluation_runs_through_the_server(backend, tmp_path):
-    from cosmos_reason_ros.core.evaluation.questions import load_questions
-    from cosmos_reason_ros.core.evaluation.replay import Replay, ReplaySettings
+    from cosmos_reason_ros.core.evaluation.asking import ReplaySettings
+    from cosmos_reason_ros.core.evaluation.question_file import load_questions
+    from cosmos_reason_ros.core.evaluation.replay import Replay
     from cosmos_reason_ros.core.evaluation.report import build_report, load_report, write_report
     from cosmos_reason_ros.demo.sample_data import write_sample
 

@@ -33,22 +33,24 @@ from cosmos_reason_ros.core.camera.images import stamp_seconds
 from cosmos_reason_ros.core.config import WindowConfig
 from cosmos_reason_ros.core.depth.geometry import LiftStatus
 from cosmos_reason_ros.core.errors import Failure, ReasonError
-from cosmos_reason_ros.core.evaluation.questions import load_questions, QuestionItem, QuestionSet
-from cosmos_reason_ros.core.evaluation.replay import (
-    ANSWERED,
+from cosmos_reason_ros.core.evaluation.asking import (
     check_ask_time,
-    ERROR,
-    ItemResult,
-    NOT_RUN,
-    ProgressBar,
-    ProgressCallback,
     ReplaySettings,
-    RunResult,
-    SourceSummary,
     stale_frame_message,
     window_facts,
 )
+from cosmos_reason_ros.core.evaluation.progress import ProgressBar, ProgressCallback
+from cosmos_reason_ros.core.evaluation.question_file import load_questions
+from cosmos_reason_ros.core.evaluation.questions import QuestionItem, QuestionSet
 from cosmos_reason_ros.core.evaluation.report import write_report
+from cosmos_reason_ros.core.evaluation.results import (
+    ANSWERED,
+    ERROR,
+    ItemResult,
+    NOT_RUN,
+    RunResult,
+    SourceSummary,
+)
 from cosmos_reason_ros.core.evaluation.scoring import score_answer
 from cosmos_reason_ros.core.evaluation.sources import (
     BagSource,
@@ -58,6 +60,15 @@ from cosmos_reason_ros.core.evaluation.sources import (
     open_source,
     SourceError,
     Timeline,
+)
+from cosmos_reason_ros.eval_options import (
+    add_decoding_options,
+    add_frame_options,
+    add_progress_option,
+    add_question_set_options,
+    add_report_option,
+    add_topic_options,
+    topic_overrides,
 )
 from cosmos_reason_ros.ros.client import DEFAULT_ACTION, make_goal, ReasonClient
 from cosmos_reason_ros.ros.depth_output import lifted_from_msg
@@ -433,25 +444,22 @@ def _wait(future: Future, timeout: float, cancel: threading.Event,
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options of `live_eval`."""
     parser = argparse.ArgumentParser(prog='live_eval', description=__doc__.split('\n')[0])
-    parser.add_argument('bag', nargs='?',
-                        help="the bag being played (default: the question set's source)")
-    parser.add_argument('--questions', required=True, help='question set (YAML)')
-    parser.add_argument('--topic', help='image topic in the bag')
-    parser.add_argument('--depth-topic',
-                        help="depth topic in the bag (the node's `depth`, with depth.enabled); "
-                             'with --camera-info-topic, trajectory_3d expectations are scored '
-                             "on the node's 3D answers (default: the question set's)")
-    parser.add_argument('--camera-info-topic',
-                        help="CameraInfo topic in the bag (the node's `camera_info`)")
+    add_question_set_options(
+        parser, source_name='bag',
+        source_help="the bag being played (default: the question set's source)",
+        questions_help='question set (YAML)', questions_required=True)
+    add_topic_options(
+        parser, topic_help='image topic in the bag',
+        depth_topic_help="depth topic in the bag (the node's `depth`, with depth.enabled); "
+                         'with --camera-info-topic, trajectory_3d expectations are scored on '
+                         "the node's 3D answers (default: the question set's)",
+        camera_info_topic_help="CameraInfo topic in the bag (the node's `camera_info`)")
     parser.add_argument('--action', default=DEFAULT_ACTION, help='Reason action of the node')
-    parser.add_argument('--out', default='live_eval_report', help='report folder')
-    parser.add_argument('--sample', action='store_true',
-                        help='sample with the mode presets instead of greedy decoding')
-    parser.add_argument('--seed', type=int)
-    parser.add_argument('--fps', type=float, default=WindowConfig.target_fps,
-                        help="the node's window.target_fps (to know which frames it keeps)")
-    parser.add_argument('--max-pixels', type=int, default=WindowConfig.max_pixels,
-                        help="pixel budget of the pictures (the node's window.max_pixels)")
+    add_report_option(parser, default='live_eval_report', help_text='report folder')
+    add_decoding_options(parser, seed_help=None)
+    add_frame_options(
+        parser, fps_help="the node's window.target_fps (to know which frames it keeps)",
+        max_pixels_help="pixel budget of the pictures (the node's window.max_pixels)")
     parser.add_argument('--capacity', type=int, default=WindowConfig.capacity,
                         help="the node's window.capacity (to tell truncated histories)")
     parser.add_argument('--max-duration', type=float, default=WindowConfig.max_duration,
@@ -461,7 +469,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--stall-timeout', type=float, default=LiveSettings.stall_timeout,
                         help='seconds /clock may stand still before the rest is given up')
     parser.add_argument('--result-timeout', type=float, default=LiveSettings.result_timeout)
-    parser.add_argument('--quiet', action='store_true', help='no progress bar')
+    add_progress_option(parser)
     return parser.parse_args(argv)
 
 
@@ -470,9 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
     args = parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
     try:
-        questions = load_questions(args.questions, source=args.bag, topic=args.topic,
-                                   depth_topic=args.depth_topic,
-                                   camera_info_topic=args.camera_info_topic)
+        questions = load_questions(args.questions, source=args.bag, **topic_overrides(args))
     except ReasonError as error:
         print(f'live_eval: {error}', file=sys.stderr)
         return 2

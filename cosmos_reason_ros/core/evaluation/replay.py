@@ -8,27 +8,35 @@ item's bag time, as the node would see it then; decoding is greedy, so reruns an
 from collections.abc import Callable, Iterator, Sequence
 import dataclasses
 import math
-import sys
 import threading
 import time
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
-from cosmos_reason_ros.core.answers.parsing import ParsedAnswer
 from cosmos_reason_ros.core.answers.prompts import build_prompt
 from cosmos_reason_ros.core.backends.base import Backend, Prompt
 from cosmos_reason_ros.core.camera.frames import FrameWindow, Offer
-from cosmos_reason_ros.core.config import GoalDefaults, WindowConfig
-from cosmos_reason_ros.core.depth.geometry import Lifted
 from cosmos_reason_ros.core.errors import Failure, failure_of, InvalidRequestError, ReasonError
-from cosmos_reason_ros.core.evaluation.depth_track import (
-    check_depth_topics,
-    DepthSettings,
-    DepthTrack,
+from cosmos_reason_ros.core.evaluation.asking import (
+    check_ask_time,
+    ReplaySettings,
+    stale_frame_message,
+    TIME_EPSILON,
+    window_facts,
 )
+from cosmos_reason_ros.core.evaluation.depth_track import check_depth_topics, DepthTrack
+from cosmos_reason_ros.core.evaluation.progress import ProgressCallback
 from cosmos_reason_ros.core.evaluation.protocols import full_output, Reason1Benchmark
 from cosmos_reason_ros.core.evaluation.questions import QuestionItem, QuestionSet
+from cosmos_reason_ros.core.evaluation.results import (
+    ANSWERED,
+    ERROR,
+    ItemResult,
+    NOT_RUN,
+    RunResult,
+    SourceSummary,
+)
 from cosmos_reason_ros.core.evaluation.scoring import Score, score_answer
 from cosmos_reason_ros.core.evaluation.sources import (
     check_stamps,
@@ -37,275 +45,6 @@ from cosmos_reason_ros.core.evaluation.sources import (
     SourceFrame,
 )
 from cosmos_reason_ros.core.reasoner import Reasoner, ReasonOutcome, ReasonRequest
-
-TIME_EPSILON = 1e-6
-"""Seconds within which two bag times count as equal: stamps near 1.7e9 s carry float error."""
-ANSWERED = 'answered'
-ERROR = 'error'
-NOT_RUN = 'not_run'
-BYTES_PER_PIXEL = 3
-
-
-@dataclasses.dataclass(frozen=True)
-class ReplaySettings:
-    """How a run feeds and asks: the node's window and goal defaults, and the decoding."""
-
-    window: WindowConfig = WindowConfig()
-    goals: GoalDefaults = GoalDefaults()
-    greedy: bool = True
-    """Greedy decoding: the same recording and questions give the same answers."""
-    seed: int | None = None
-    """Sampler seed when greedy is off."""
-    window_memory_mib: float = 1024.0
-    """Offline, the window grows to hold what the items ask for (a whole clip for `all`), up to
-    this much memory for its stored frames; an item asking for more is marked truncated."""
-    frame_age_warning: float = 0.5
-    """Answered items whose newest frame is older than this (seconds before the asking time)
-    are flagged in the report; beyond max_frame_age they are not asked at all."""
-    protocol: Reason1Benchmark | None = None
-    """A published procedure to follow instead of the node's prompts (benchmark items)."""
-    depth: DepthSettings = DepthSettings()
-    """How items with a depth topic are lifted into 3D (the node's depth.* parameters)."""
-
-    @property
-    def end_tolerance(self) -> float:
-        """An item this many seconds after the last frame still counts as asked at the end."""
-        return 1.0 / self.window.target_fps
-
-    @property
-    def frame_bound(self) -> int:
-        """Most frames the offline window may hold: window_memory_mib of stored frames."""
-        frame_bytes = self.window.max_pixels * BYTES_PER_PIXEL
-        return max(1, int(self.window_memory_mib * 2**20 // frame_bytes))
-
-    def sized_window(self, items: Sequence[QuestionItem]) -> WindowConfig:
-        """The node's window, stretched to hold the longest history the items ask for, up to
-        frame_bound frames; never smaller than the node's own.
-        """
-        window = self.window
-        longest = max((item.window_duration or self.goals.window_duration for item in items),
-                      default=0.0)
-        wanted = (self.frame_bound if math.isinf(longest)
-                  else math.ceil(longest * window.target_fps) + 1)
-        return dataclasses.replace(
-            window, capacity=max(window.capacity, min(wanted, self.frame_bound)),
-            max_duration=max(window.max_duration, longest))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready settings for the report."""
-        window = dataclasses.asdict(self.window)
-        window.pop('source')
-        return {'window': window, 'goals': dataclasses.asdict(self.goals),
-                'greedy': self.greedy, 'seed': self.seed,
-                'window_bound': {'memory_mib': self.window_memory_mib,
-                                 'frames': self.frame_bound},
-                'frame_age_warning': self.frame_age_warning,
-                'protocol': self.protocol.to_dict() if self.protocol else None,
-                'depth': self.depth.to_dict()}
-
-
-@dataclasses.dataclass(frozen=True)
-class ItemResult:
-    """What happened to one item: where it was asked, the answer, its score, its timings."""
-
-    index: int
-    """1-based position in the question set."""
-    item: QuestionItem
-    status: str
-    """ANSWERED, ERROR (could not be asked or failed) or NOT_RUN (run interrupted first)."""
-    error: str = ''
-    error_code: str = ''
-    """A Failure value (the same names offline and live, and as the action's codes); '' when
-    answered."""
-    bag_time: float | None = None
-    """Bag time (seconds) the item was asked at."""
-    offset: float | None = None
-    """bag_time minus the start of the source."""
-    window_end: float | None = None
-    """Header stamp the window ended at: the newest frame the window kept among those logged
-    at or before bag_time."""
-    parsed: ParsedAnswer | None = None
-    raw_text: str = ''
-    constrained: bool = False
-    """The answer was decoded under its format and matched it (as the action result says)."""
-    reasoning_cut: bool = False
-    """The reasoning reached its cap and was closed for the answer."""
-    model_id: str = ''
-    frame_stamps: tuple[float, ...] = ()
-    window_offset: float | None = None
-    """Seconds from the start of the source to the first frame the model saw (bag time)."""
-    source_size: tuple[int, int] | None = None
-    model_input_size: tuple[int, int] | None = None
-    prompt: Prompt | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    finish_reason: str = ''
-    preprocess_time: float | None = None
-    time_to_first_token: float | None = None
-    generation_time: float | None = None
-    total_time: float | None = None
-    feed_time: float | None = None
-    """Offline: seconds spent reading, decoding and offering frames since the previous item."""
-    round_trip: float | None = None
-    """Live: seconds from sending the goal to its result, as the client saw it."""
-    send_delay: float | None = None
-    """Live: bag seconds between the item's time and sending its goal (late when the goal
-    before it was still running)."""
-    decode_tokens_per_second: float | None = None
-    frame_age: float | None = None
-    """Seconds from the log time of the newest frame the model saw to the asking time."""
-    window: dict[str, Any] | None = None
-    """What history the item asked for and got: duration, frames in that range, frames the
-    window held, frames the model saw, and whether the window's bound truncated it."""
-    attempts: int = 1
-    """Generations run for the item (a protocol retries empty answers)."""
-    protocol_answer: str | None = None
-    """The answer letter the protocol extracted (None without a protocol)."""
-    score: Score | None = None
-    lifted: Lifted | None = None
-    """The answer in 3D (items with a depth topic), or why it could not be lifted."""
-    depth_stamp: float | None = None
-    """Header stamp of the depth frame the answer was lifted with."""
-    image: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
-    """The last frame the model saw (as stored by the window), for the report's picture."""
-
-
-@dataclasses.dataclass
-class SourceSummary:
-    """What a run read from one recording."""
-
-    description: dict[str, Any]
-    frames: int = 0
-    first_offset: float | None = None
-    last_offset: float | None = None
-    image_sizes: set[tuple[int, int]] = dataclasses.field(default_factory=set)
-    window: dict[str, int] = dataclasses.field(default_factory=dict)
-    decode_errors: int = 0
-    first_decode_error: str = ''
-    error: str = ''
-    stamps: str = 'header'
-    """Which time the window sorted frames by: 'header' stamps, or 'log' time when the header
-    stamps did not advance."""
-    note: str = ''
-    """Said once per source: why the stamps were replaced."""
-    depth: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    """The depth and CameraInfo topics read for lifting answers, with their message counts."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form for the report."""
-        return {**self.description, 'frames': self.frames, 'first_offset': self.first_offset,
-                'last_offset': self.last_offset,
-                'image_sizes': [list(size) for size in sorted(self.image_sizes)],
-                'window': self.window, 'decode_errors': self.decode_errors,
-                'first_decode_error': self.first_decode_error, 'error': self.error,
-                'stamps': self.stamps, 'note': self.note,
-                **({'depth': self.depth} if self.depth else {})}
-
-
-@dataclasses.dataclass
-class RunResult:
-    """Everything a report needs from a run."""
-
-    question_set: QuestionSet
-    results: list[ItemResult]
-    """One per item, in question-set order."""
-    sources: list[SourceSummary]
-    model: dict[str, Any]
-    settings: dict[str, Any]
-    interrupted: bool = False
-    live: bool = False
-    wall_time: float = 0.0
-
-
-ProgressCallback = Callable[[ItemResult, int, int], None]
-"""Called after each item with (result, items done, items in total)."""
-
-
-def check_ask_time(bag_time: float, *, first: float | None, newest: float | None, ended: bool,
-                   settings: ReplaySettings, topic: str, start: float
-                   ) -> tuple[Failure | None, str]:
-    """Whether an item can be asked at bag_time; shared by the offline and live runs.
-
-    Args:
-        bag_time: when the item asks (bag clock, seconds).
-        first: bag time of the first frame of the source (None: no frame at all).
-        newest: bag time of the newest frame at or before bag_time (None: none yet).
-        ended: no frame follows `newest` (the item is at or past the end of the source).
-        settings: the end tolerance and the largest gap (the node's max_frame_age).
-        topic: name of the frame source, for the message.
-        start: start of the source, for offsets in the message.
-
-    Returns:
-        (None, '') when the item can be asked, else (the failure, its message).
-    """
-    name = f"'{topic}'" if topic else 'the clip'
-    if first is None:
-        return Failure.NO_FRAMES, f'{name} holds no frames'
-    if newest is None or bag_time < first - TIME_EPSILON:
-        return Failure.BEFORE_START, (
-            f'asks at {bag_time - start:.3f} s, before the first frame on {name} at '
-            f'{first - start:.3f} s: move it later')
-    if ended and bag_time - newest > settings.end_tolerance:
-        return Failure.AFTER_END, (
-            f'asks at {bag_time - start:.3f} s, after the end of the recording: the last frame '
-            f'on {name} is at {newest - start:.3f} s')
-    if bag_time - newest > settings.goals.max_frame_age:
-        return Failure.STALE_FRAMES, (
-            f'asks at {bag_time - start:.3f} s, but the newest frame on {name} is from '
-            f'{newest - start:.3f} s, more than max_frame_age ({settings.goals.max_frame_age:g} '
-            's) earlier: the recording has a gap there')
-    return None, ''
-
-
-def stale_frame_message(bag_time: float, frame_age: float, stamp: float, *, start: float,
-                        max_age: float) -> str:
-    """Why an item was not asked: the newest frame the model would get is too old; quotes it."""
-    return (f'asks at {bag_time - start:.3f} s, but the newest frame the model would get is '
-            f'from {bag_time - frame_age - start:.3f} s (stamp {stamp:.3f}), {frame_age:.2f} s '
-            f'earlier: more than max_frame_age ({max_age:g} s); the frames after it were '
-            'skipped or undecodable')
-
-
-def window_facts(kept: Sequence[float], window_end: float, duration: float, *,
-                 window: WindowConfig, max_frames: int, seen: int,
-                 offset_of: Callable[[float], float], hint: str) -> dict[str, Any]:
-    """What history an item asked for and what a window with these bounds could give it.
-
-    Args:
-        kept: stamps a window at this rate kept since it was last cleared, oldest first, up to
-            and including window_end (as if it had no bounds).
-        window_end: the stamp the item's window ends at (the newest kept frame).
-        duration: the seconds of history the item asks for (inf: all of it).
-        window: the bounds (capacity, max_duration) of the window that served it.
-        max_frames: the most frames the item sends; more are subsampled evenly.
-        seen: the frames the model got.
-        offset_of: a stamp's time in seconds from the start of the source, for the note.
-        hint: what to raise to hold more, for the note.
-
-    Returns:
-        duration, max_frames, frames_in_range (what an unbounded window would hold),
-        frames_held, frames_seen, the bound, and `truncated` with a note saying what was seen.
-    """
-    upto = [stamp for stamp in kept if stamp <= window_end + TIME_EPSILON]
-    in_range = [stamp for stamp in upto if stamp > window_end - duration]
-    # The window drops frames beyond its capacity and older than max_duration before its newest.
-    held = [stamp for stamp in upto[-window.capacity:]
-            if stamp >= window_end - window.max_duration and stamp > window_end - duration]
-    facts: dict[str, Any] = {
-        'duration': 'all' if math.isinf(duration) else duration, 'max_frames': max_frames,
-        'frames_in_range': len(in_range), 'frames_held': len(held), 'frames_seen': seen,
-        'bound': {'frames': window.capacity,
-                  'seconds': None if math.isinf(window.max_duration) else window.max_duration},
-        'truncated': len(held) < len(in_range), 'note': ''}
-    if facts['truncated'] and held:
-        facts['note'] = (
-            f'truncated: the window held {len(held)} of the {len(in_range)} frames this item '
-            f'asks for (bound {window.capacity} frames'
-            f"{'' if math.isinf(window.max_duration) else f', {window.max_duration:g} s'}; "
-            f'{hint}), so '
-            f'the model saw from {offset_of(held[0]):.3f} s, not from '
-            f'{offset_of(in_range[0]):.3f} s')
-    return facts
 
 
 def item_request(item: QuestionItem, settings: ReplaySettings,
@@ -674,46 +413,6 @@ class _SourceRun:
         return summary
 
 
-class ProgressBar:
-    """A one-line progress bar with an ETA on a terminal (one line per item otherwise)."""
-
-    def __init__(self, stream: TextIO | None = None, *, width: int = 24):
-        """Write to `stream` (default: sys.stderr)."""
-        self._stream = stream or sys.stderr
-        self._width = width
-        self._started = time.monotonic()
-        self._tty = bool(getattr(self._stream, 'isatty', lambda: False)())
-
-    def __call__(self, result: ItemResult, done: int, total: int) -> None:
-        """Report one finished item; usable as a ProgressCallback."""
-        elapsed = time.monotonic() - self._started
-        eta = elapsed / done * (total - done) if done else 0.0
-        filled = round(self._width * done / total) if total else self._width
-        bar = '#' * filled + '.' * (self._width - filled)
-        line = (f'[{bar}] {done}/{total} items, {_clock(elapsed)} elapsed, eta {_clock(eta)}: '
-                f'{result.item.id} {_outcome(result)}')
-        if self._tty:
-            end = '\n' if done >= total else ''
-            self._stream.write('\r' + line[:200].ljust(100) + end)
-        else:
-            self._stream.write(line + '\n')
-        self._stream.flush()
-
-
-def _clock(seconds: float) -> str:
-    minutes, seconds = divmod(int(seconds + 0.5), 60)
-    return f'{minutes}:{seconds:02d}'
-
-
-def _outcome(result: ItemResult) -> str:
-    if result.status != ANSWERED:
-        return result.error_code or result.status
-    correct = result.score.correct if result.score else None
-    verdict = {True: 'right', False: 'wrong', None: 'answered'}[correct]
-    status = result.parsed.status.name.lower() if result.parsed else ''
-    return f'{verdict} (parse {status})'
-
-
 def run_replay(questions: QuestionSet, backend: Backend,
                settings: ReplaySettings = ReplaySettings(), *,
                on_result: ProgressCallback | None = None) -> RunResult:
@@ -721,9 +420,5 @@ def run_replay(questions: QuestionSet, backend: Backend,
     return Replay(backend, settings, on_result=on_result).run(questions)
 
 
-__all__ = [
-    'ANSWERED', 'ERROR', 'ItemResult', 'NOT_RUN', 'ProgressBar', 'ProgressCallback', 'Replay',
-    'ReplaySettings', 'RunResult', 'SourceSummary', 'TIME_EPSILON', 'check_ask_time',
-    'describe_backend', 'item_prompt', 'item_request', 'protocol_request', 'run_replay',
-    'stale_frame_message', 'window_facts',
-]
+__all__ = ['Replay', 'describe_backend', 'item_prompt', 'item_request', 'protocol_request',
+           'run_replay']

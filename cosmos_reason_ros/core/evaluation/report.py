@@ -26,7 +26,7 @@ from cosmos_reason_ros.core.evaluation.questions import (
     expected_to_dict,
     item_settings,
 )
-from cosmos_reason_ros.core.evaluation.replay import ANSWERED, ItemResult, RunResult
+from cosmos_reason_ros.core.evaluation.results import ANSWERED, ItemResult, RunResult
 from cosmos_reason_ros.core.evaluation.scoring import summarize, wilson_interval
 
 SCHEMA = 'cosmos_reason_ros.eval_report'
