@@ -106,11 +106,8 @@ class DirectModel:
         import torch
 
         from cosmos_reason_ros.core.answers.modes import Mode
-        from cosmos_reason_ros.core.answers.prompts import (
-            build_prompt,
-            resolve_sampling,
-            sampling_preset,
-        )
+        from cosmos_reason_ros.core.answers.prompts import build_prompt
+        from cosmos_reason_ros.core.answers.sampling import resolve_sampling, sampling_preset
         from cosmos_reason_ros.core.backends.base import GenerationRequest
         from cosmos_reason_ros.core.backends.transformers_backend import (
             generation_kwargs,

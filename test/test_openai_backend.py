@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import pytest
 
+from cosmos_reason_ros.core.answers.families import model_input_size
 from cosmos_reason_ros.core.answers.formats import answer_format, framing_tokens, StructuredAnswer
 from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
 from cosmos_reason_ros.core.answers.parsing import parse_answer, ParseStatus
@@ -33,16 +34,17 @@ from cosmos_reason_ros.core.backends.factory import (
     OPENAI,
     TRANSFORMERS,
 )
-from cosmos_reason_ros.core.backends.openai_backend import (
-    AnswerAccumulator,
-    BudgetReached,
+from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
+from cosmos_reason_ros.core.backends.openai_request import (
     build_messages,
     frame_timing,
-    iter_sse_data,
-    model_input_size,
-    OpenAIBackend,
     prepare_request,
     sampling_fields,
+)
+from cosmos_reason_ros.core.backends.openai_stream import (
+    AnswerAccumulator,
+    BudgetReached,
+    iter_sse_data,
 )
 from cosmos_reason_ros.core.backends.remote_config import RemoteConfig
 from cosmos_reason_ros.core.camera.frames import Frame

@@ -7,12 +7,8 @@ import sys
 import pytest
 
 from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
-from cosmos_reason_ros.core.answers.prompts import (
-    build_prompt,
-    resolve_sampling,
-    sampling_preset,
-    SYSTEM_PROMPT,
-)
+from cosmos_reason_ros.core.answers.prompts import build_prompt, SYSTEM_PROMPT
+from cosmos_reason_ros.core.answers.sampling import resolve_sampling, sampling_preset
 from cosmos_reason_ros.core.backends.base import Prompt, Sampling
 from cosmos_reason_ros.core.errors import InvalidRequestError
 

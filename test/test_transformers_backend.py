@@ -17,11 +17,10 @@ from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
 from cosmos_reason_ros.core.answers.prompts import build_prompt
 from cosmos_reason_ros.core.backends.base import GenerationRequest, Prompt, Sampling
 from cosmos_reason_ros.core.backends.transformers_backend import (
-    _Decoder,
-    _TextStreamer,
     TransformersBackend,
     video_metadata,
 )
+from cosmos_reason_ros.core.backends.transformers_streaming import Decoder, TextStreamer
 from cosmos_reason_ros.core.config import ModelConfig
 from cosmos_reason_ros.core.errors import (
     GenerationCancelled,
@@ -518,7 +517,7 @@ def test_think_tags_are_kept_even_when_a_tokenizer_marks_them_special():
     tokenizer.add_special_tokens({'additional_special_tokens': ['<think>', '</think>']})
     ids = tokenizer('<think>\nok</think>\n\nyes<|im_end|>', add_special_tokens=False)['input_ids']
     assert '<think>' not in tokenizer.decode(ids, skip_special_tokens=True)
-    assert _Decoder(tokenizer).decode(ids) == '<think>\nok</think>\n\nyes'
+    assert Decoder(tokenizer).decode(ids) == '<think>\nok</think>\n\nyes'
 
 
 def test_streamer_holds_back_split_characters():
@@ -528,7 +527,7 @@ def test_streamer_holds_back_split_characters():
     ids = tokenizer('a€b ünd', add_special_tokens=False)['input_ids']
     assert len(ids) > len('a€b ünd') - 2, 'the euro sign should take several byte tokens'
     pieces = []
-    streamer = _TextStreamer(_Decoder(tokenizer), lambda text, tokens: pieces.append(text))
+    streamer = TextStreamer(Decoder(tokenizer), lambda text, tokens: pieces.append(text))
     streamer.put(torch.tensor([[1, 2, 3]]))  # the prompt: skipped
     for token in ids:
         streamer.put(torch.tensor([token]))

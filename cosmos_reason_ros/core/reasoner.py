@@ -14,7 +14,8 @@ from cosmos_reason_ros.core.answers.families import family_spec
 from cosmos_reason_ros.core.answers.formats import STRUCTURED_MODES, StructuredAnswer
 from cosmos_reason_ros.core.answers.modes import Mode
 from cosmos_reason_ros.core.answers.parsing import parse_answer, ParsedAnswer
-from cosmos_reason_ros.core.answers.prompts import build_prompt, resolve_sampling, sampling_preset
+from cosmos_reason_ros.core.answers.prompts import build_prompt
+from cosmos_reason_ros.core.answers.sampling import resolve_sampling, sampling_preset
 from cosmos_reason_ros.core.backends.base import (
     Backend,
     GenerationRequest,

@@ -19,10 +19,8 @@ from transformers import (
     AutoModelForImageTextToText,
     AutoProcessor,
     LogitsProcessorList,
-    StoppingCriteria,
     StoppingCriteriaList,
 )
-from transformers.generation.streamers import BaseStreamer
 
 from cosmos_reason_ros.core.answers.families import (
     family_for_model_type,
@@ -44,6 +42,11 @@ from cosmos_reason_ros.core.backends.grammar import (
     AnswerConstraint,
     ConstraintError,
     GrammarCompiler,
+)
+from cosmos_reason_ros.core.backends.transformers_streaming import (
+    CancelCriteria,
+    Decoder,
+    TextStreamer,
 )
 from cosmos_reason_ros.core.config import ModelConfig
 from cosmos_reason_ros.core.errors import (
@@ -119,7 +122,7 @@ class TransformersBackend:
         self._processor: Any = None
         self._eos_ids: tuple[int, ...] = ()
         self._grammars: GrammarCompiler | None = None
-        self._decoder: _Decoder | None = None
+        self._decoder: Decoder | None = None
         self._lock = threading.Lock()
 
     @property
@@ -183,7 +186,7 @@ class TransformersBackend:
             self._model = model
             self._processor = processor
             self._eos_ids = _as_tuple(model.generation_config.eos_token_id)
-            self._decoder = _Decoder(processor.tokenizer)
+            self._decoder = Decoder(processor.tokenizer)
             self._grammars = GrammarCompiler(
                 processor.tokenizer, vocab_size=model.get_output_embeddings().weight.shape[0],
                 stop_token_ids=self._eos_ids)
@@ -561,8 +564,8 @@ class TransformersBackend:
     def _forward(self, prepared: PreparedInputs, sampling: Sampling,
                  on_text: StreamCallback | None, cancel: threading.Event | None,
                  constraint: AnswerConstraint | None = None) -> '_Output':
-        streamer = _TextStreamer(self._decoder, on_text)
-        stopping = StoppingCriteriaList([_CancelCriteria(cancel)] if cancel is not None else [])
+        streamer = TextStreamer(self._decoder, on_text)
+        stopping = StoppingCriteriaList([CancelCriteria(cancel)] if cancel is not None else [])
         generate_kwargs = generation_kwargs(sampling)
         if constraint is not None:
             generate_kwargs['logits_processor'] = LogitsProcessorList([constraint])
@@ -721,90 +724,6 @@ def generation_kwargs(sampling: Sampling) -> dict[str, Any]:
         kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p,
                       top_k=sampling.top_k if sampling.top_k > 0 else None)
     return kwargs
-
-
-class _CancelCriteria(StoppingCriteria):
-    """Stops generation at the next decoding step once the cancel event is set."""
-
-    def __init__(self, cancel: threading.Event) -> None:
-        self._cancel = cancel
-
-    def __call__(self, input_ids: torch.LongTensor, scores: Any,
-                 **kwargs: Any) -> torch.BoolTensor:
-        return torch.full((input_ids.shape[0],), self._cancel.is_set(), dtype=torch.bool,
-                          device=input_ids.device)
-
-
-class _Decoder:
-    """Token ids to answer text: control tokens removed, <think> and </think> kept.
-
-    The Qwen3 tokenizers mark the think tags as ordinary added tokens, but a checkpoint that
-    marks them special would lose them to skip_special_tokens; the parser needs them.
-    """
-
-    KEEP = ('<think>', '</think>')
-
-    def __init__(self, tokenizer: Any) -> None:
-        self._tokenizer = tokenizer
-        hidden = set(tokenizer.all_special_ids)
-        hidden.update(token_id for token_id, token in tokenizer.added_tokens_decoder.items()
-                      if token.special)
-        hidden.difference_update(token_id for token_id, token
-                                 in tokenizer.added_tokens_decoder.items()
-                                 if token.content in self.KEEP)
-        self._hidden = frozenset(hidden)
-
-    def decode(self, token_ids: Sequence[int]) -> str:
-        return self._tokenizer.decode([t for t in token_ids if t not in self._hidden],
-                                      skip_special_tokens=False,
-                                      clean_up_tokenization_spaces=False)
-
-
-class _TextStreamer(BaseStreamer):
-    """Decodes new tokens as they come and hands the new text to a callback.
-
-    The first put() is the prompt and is skipped. Text is decoded per segment of tokens and a
-    segment only ends on a complete character, so the pieces add up to decoding all tokens at
-    once; a trailing replacement character (an incomplete UTF-8 sequence) is held back.
-    """
-
-    _SEGMENT_TOKENS = 32
-
-    def __init__(self, decoder: _Decoder, on_text: StreamCallback | None) -> None:
-        self._decoder = decoder
-        self._on_text = on_text
-        self._prompt_seen = False
-        self._token_ids: list[int] = []
-        self._segment_start = 0
-        self._segment_emitted = 0
-        self.first_token_time: float | None = None
-
-    def put(self, value: torch.Tensor) -> None:
-        if not self._prompt_seen:
-            self._prompt_seen = True
-            return
-        if self.first_token_time is None:
-            self.first_token_time = time.perf_counter()
-        self._token_ids.extend(int(token) for token in value.reshape(-1).tolist())
-        self._emit(final=False)
-
-    def end(self) -> None:
-        self._emit(final=True)
-
-    def _emit(self, final: bool) -> None:
-        if self._on_text is None:
-            return
-        segment = self._decoder.decode(self._token_ids[self._segment_start:])
-        if segment.endswith('\ufffd') and not final:
-            return
-        delta = segment[self._segment_emitted:]
-        if len(self._token_ids) - self._segment_start >= self._SEGMENT_TOKENS:
-            self._segment_start = len(self._token_ids)
-            self._segment_emitted = 0
-        else:
-            self._segment_emitted = len(segment)
-        if delta:
-            self._on_text(delta, len(self._token_ids))
 
 
 def _check_stop(stop: threading.Event, model_id: str) -> None:
