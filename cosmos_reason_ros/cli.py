@@ -112,10 +112,11 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
                              '(0: half of max-new-tokens)')
 
 
-def _load_backend(args: argparse.Namespace, *, concurrency: int = 1) -> Backend:
+def _load_backend(args: argparse.Namespace) -> Backend:
     """Build and load the backend the options describe; a server is asked for up to
-    `concurrency` answers at once (at least its default).
+    `--concurrency` answers at once (at least its default).
     """
+    concurrency = getattr(args, 'concurrency', 1)
     remote = RemoteConfig(base_url=args.base_url, served_model=args.served_model,
                           api_key_env=args.api_key_env, family=args.remote_family)
     remote = dataclasses.replace(remote, max_concurrent=max(remote.max_concurrent, concurrency))
@@ -440,7 +441,7 @@ def command_eval(args: argparse.Namespace) -> int:
             check_depth_topics(source, depth_topic, camera_info_topic)
     settings = eval_settings(args)
     try:
-        backend = _load_backend(args, concurrency=args.concurrency)
+        backend = _load_backend(args)
     except KeyboardInterrupt:
         print('cosmos-reason: interrupted while loading the model; nothing was evaluated',
               file=sys.stderr)
