@@ -4,6 +4,8 @@ cosmos-reason parse --mode trajectory --image-size 1910x1190 < answer.txt
 cosmos-reason run clip.mp4 --model nvidia/Cosmos-Reason2-2B --task 'Is it safe to turn right?'
 cosmos-reason run frame.png --mode trajectory --task '...' --depth d.png --camera-info c.yaml
 cosmos-reason eval bag/ --questions questions.yaml --topic /camera/image_raw --out report/
+cosmos-reason eval bag/ --questions questions.yaml --backend openai --concurrency 8 --shard 1/4
+cosmos-reason merge report/ shard1/report.json shard2/report.json shard3/report.json ...
 cosmos-reason compare before/report.json after/report.json
 """
 
@@ -23,6 +25,7 @@ from cosmos_reason_ros.core.backends.factory import (
     BACKENDS,
     BackendSettings,
     create_backend,
+    OPENAI,
     TRANSFORMERS,
 )
 from cosmos_reason_ros.core.backends.remote_config import FAMILIES, RemoteConfig
@@ -110,14 +113,18 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_backend(args: argparse.Namespace) -> Backend:
-    """Build and load the backend the options describe."""
+    """Build and load the backend the options describe; a server is asked for up to
+    `--concurrency` answers at once (at least its default).
+    """
+    concurrency = getattr(args, 'concurrency', 1)
+    remote = RemoteConfig(base_url=args.base_url, served_model=args.served_model,
+                          api_key_env=args.api_key_env, family=args.remote_family)
+    remote = dataclasses.replace(remote, max_concurrent=max(remote.max_concurrent, concurrency))
     backend = create_backend(BackendSettings(
         backend=args.backend,
         model=ModelConfig(model=args.model, revision=args.revision, dtype=args.dtype,
                           device=args.device, local_files_only=args.local_files_only),
-        remote=RemoteConfig(base_url=args.base_url, served_model=args.served_model,
-                            api_key_env=args.api_key_env, family=args.remote_family)),
-        environ=os.environ)
+        remote=remote), environ=os.environ)
     backend.load()
     return backend
 
@@ -227,7 +234,25 @@ def build_parser() -> argparse.ArgumentParser:
     add_decoding_options(evaluate, seed_help='sampler seed (with --sample)')
     evaluate.add_argument('--no-pictures', action='store_true',
                           help='skip the per-item pictures')
+    evaluate.add_argument('--concurrency', type=int, default=1, metavar='N',
+                          help='items in flight at once against a server (--backend openai); '
+                               'frames are still read in order, and the report is the same as '
+                               'with 1 apart from timings. The transformers backend answers '
+                               'one at a time')
+    evaluate.add_argument('--item-timeout', type=float, default=ReplaySettings.item_timeout,
+                          metavar='SECONDS',
+                          help='stop an item whose generation takes longer and record it as '
+                               'failed; the run goes on (0: no limit)')
+    evaluate.add_argument('--shard', metavar='I/N',
+                          help='ask only shard I of N (1-based): the items at positions I, '
+                               'I+N, I+2N, ...; join the shards with `cosmos-reason merge`')
     add_progress_option(evaluate)
+
+    merge = commands.add_parser(
+        'merge', help="join the shards' reports of `eval --shard` into the whole run's")
+    merge.add_argument('out', help='folder for the merged report.json, report.md and pictures')
+    merge.add_argument('reports', nargs='+', metavar='REPORT',
+                       help="each shard's report.json (or the folder holding it)")
 
     compare = commands.add_parser('compare', help='what changed between two report.json files')
     compare.add_argument('a', help='the earlier report.json')
@@ -384,7 +409,7 @@ def eval_settings(args: argparse.Namespace) -> ReplaySettings:
                            max_reasoning_tokens=args.max_reasoning_tokens),
         greedy=not args.sample, seed=args.seed, window_memory_mib=args.window_memory,
         frame_age_warning=args.frame_age_warning, protocol=protocol,
-        depth=DepthSettings(tolerance=args.depth_tolerance))
+        depth=DepthSettings(tolerance=args.depth_tolerance), item_timeout=args.item_timeout)
 
 
 def command_eval(args: argparse.Namespace) -> int:
@@ -393,8 +418,19 @@ def command_eval(args: argparse.Namespace) -> int:
     from cosmos_reason_ros.core.evaluation.progress import ProgressBar
     from cosmos_reason_ros.core.evaluation.replay import Replay
     from cosmos_reason_ros.core.evaluation.report import write_report
+    from cosmos_reason_ros.core.evaluation.shards import parse_shard
     from cosmos_reason_ros.core.evaluation.sources import open_source
 
+    # Options are checked before anything is read or loaded.
+    shard = parse_shard(args.shard) if args.shard else None
+    if args.concurrency < 1:
+        raise InvalidRequestError(f'--concurrency must be at least 1, got {args.concurrency}')
+    if args.concurrency > 1 and args.backend != OPENAI:
+        # Refused, not clamped: a run asked to go N wide would silently take N times longer.
+        raise InvalidRequestError(
+            f'--concurrency {args.concurrency} needs a server that answers several requests at '
+            f'once (--backend openai); the {args.backend} backend answers one at a time: '
+            'leave --concurrency out')
     questions = eval_questions(args)
     if len(questions.sources()) == 1:
         # One recording: a wrong path or topic is worth an error before loading the model.
@@ -411,7 +447,8 @@ def command_eval(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
     progress = None if args.quiet else ProgressBar(sys.stderr)
-    run = Replay(backend, settings, on_result=progress).run(questions)
+    run = Replay(backend, settings, on_result=progress,
+                 concurrency=args.concurrency).run(questions, shard=shard)
     path = write_report(run, args.out, pictures=not args.no_pictures)
     for source in run.sources:
         if source.note:
@@ -433,6 +470,30 @@ def command_eval(args: argparse.Namespace) -> int:
         print('cosmos-reason: interrupted; the report holds the items done so far',
               file=sys.stderr)
         return 130
+    return 0
+
+
+def command_merge(args: argparse.Namespace) -> int:
+    """Join the shards' reports into one and print its summary; 2 when they do not fit."""
+    import pathlib
+
+    from cosmos_reason_ros.core.evaluation.merge import write_merged
+    from cosmos_reason_ros.core.evaluation.report import ReportError
+
+    paths = [pathlib.Path(path) / 'report.json' if pathlib.Path(path).is_dir() else path
+             for path in args.reports]
+    try:
+        path = write_merged(args.out, paths)
+    except ReportError as error:
+        print(f'cosmos-reason: {error}', file=sys.stderr)
+        return 2
+    report = json.loads(path.read_text(encoding='utf-8'))
+    summary = report['summary']
+    print(json.dumps({'report': str(path), 'markdown': str(path.with_name('report.md')),
+                      'complete': report['complete'], 'shards': len(paths),
+                      'items': summary['items'], 'answered': summary['answered'],
+                      'errors': summary['errors'], 'correct': summary['correct'],
+                      'scored': summary['scored'], 'accuracy': summary['accuracy']}, indent=2))
     return 0
 
 
@@ -502,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {'parse': command_parse, 'run': command_run, 'eval': command_eval,
-                'compare': command_compare}[args.command](args)
+                'merge': command_merge, 'compare': command_compare}[args.command](args)
     except ReasonError as error:
         if args.command == 'run':
             # The goal's status in the words of `ask`, for scripts that read either.

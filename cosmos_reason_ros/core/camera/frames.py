@@ -365,6 +365,17 @@ class FrameWindow:
             chosen = chosen[1:]
         return chosen
 
+    def snapshot(self) -> 'FrameWindow':
+        """A window with these settings holding the frames held now (not the counters).
+
+        The evaluation answers an item from a snapshot while the replay goes on offering later
+        frames to this window; frames are shared (they are read-only), not copied.
+        """
+        copy = FrameWindow(self._config)
+        with self._lock:
+            copy._frames = collections.deque(self._frames)
+        return copy
+
     def check_fresh(self, now: float, max_age: float) -> None:
         """Fail if the newest frame is older than max_age at time `now`.
 

@@ -7,7 +7,7 @@ import dataclasses
 import math
 from typing import Any
 
-from cosmos_reason_ros.core.config import GoalDefaults, WindowConfig
+from cosmos_reason_ros.core.config import GoalDefaults, GoalLimits, WindowConfig
 from cosmos_reason_ros.core.errors import Failure
 from cosmos_reason_ros.core.evaluation.depth_track import DepthSettings
 from cosmos_reason_ros.core.evaluation.protocols import Reason1Benchmark
@@ -38,6 +38,9 @@ class ReplaySettings:
     """A published procedure to follow instead of the node's prompts (benchmark items)."""
     depth: DepthSettings = DepthSettings()
     """How items with a depth topic are lifted into 3D (the node's depth.* parameters)."""
+    item_timeout: float = GoalLimits.time_limit
+    """Seconds an item's generation may take before it is stopped and recorded as failed (the
+    run goes on); 0 or less: no deadline."""
 
     @property
     def end_tolerance(self) -> float:
@@ -73,7 +76,7 @@ class ReplaySettings:
                                  'frames': self.frame_bound},
                 'frame_age_warning': self.frame_age_warning,
                 'protocol': self.protocol.to_dict() if self.protocol else None,
-                'depth': self.depth.to_dict()}
+                'depth': self.depth.to_dict(), 'item_timeout': self.item_timeout}
 
 
 def check_ask_time(bag_time: float, *, first: float | None, newest: float | None, ended: bool,

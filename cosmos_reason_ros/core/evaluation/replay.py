@@ -3,9 +3,13 @@ time through the node's Reasoner, and score the answer.
 
 Each item is asked with the window ending at the newest frame it kept among those logged up to the
 item's bag time, as the node would see it then; decoding is greedy, so reruns answer the same.
+With a concurrency above one, frames are still read in order on the calling thread; each item is
+asked from a snapshot of the window on one of that many worker threads, and its answer is scored
+on the calling thread when it comes back.
 """
 
 from collections.abc import Callable, Iterator, Sequence
+import concurrent.futures
 import dataclasses
 import math
 import threading
@@ -17,7 +21,14 @@ import numpy as np
 from cosmos_reason_ros.core.answers.prompts import build_prompt
 from cosmos_reason_ros.core.backends.base import Backend, Prompt
 from cosmos_reason_ros.core.camera.frames import FrameWindow, Offer
-from cosmos_reason_ros.core.errors import Failure, failure_of, InvalidRequestError, ReasonError
+from cosmos_reason_ros.core.config import GoalLimits
+from cosmos_reason_ros.core.errors import (
+    Failure,
+    failure_of,
+    InvalidRequestError,
+    ReasonError,
+    TimeLimitError,
+)
 from cosmos_reason_ros.core.evaluation.asking import (
     check_ask_time,
     ReplaySettings,
@@ -38,6 +49,7 @@ from cosmos_reason_ros.core.evaluation.results import (
     SourceSummary,
 )
 from cosmos_reason_ros.core.evaluation.scoring import Score, score_answer
+from cosmos_reason_ros.core.evaluation.shards import Shard
 from cosmos_reason_ros.core.evaluation.sources import (
     check_stamps,
     FrameSource,
@@ -89,53 +101,84 @@ class Replay:
     """Runs a question set offline against a loaded backend."""
 
     def __init__(self, backend: Backend, settings: ReplaySettings = ReplaySettings(), *,
-                 on_result: ProgressCallback | None = None):
+                 on_result: ProgressCallback | None = None, concurrency: int = 1):
         """Prepare a run.
 
         Args:
             backend: a loaded backend (the same one the node would use).
-            settings: window, goal defaults and decoding.
-            on_result: progress callback, called after every item.
+            settings: window, goal defaults, decoding and the per-item deadline.
+            on_result: progress callback, called after every item (on the calling thread).
+            concurrency: items in flight at once; above 1 the backend must serve that many
+                requests at once (its `max_concurrent`, as a remote server's).
+
+        Raises:
+            InvalidRequestError: concurrency below 1, or above what the backend serves.
         """
+        serves = getattr(backend, 'max_concurrent', 1)
+        if concurrency < 1:
+            raise InvalidRequestError(f'--concurrency must be at least 1, got {concurrency}')
+        if concurrency > serves:
+            raise InvalidRequestError(
+                f'--concurrency {concurrency} needs a backend that answers {concurrency} '
+                f'requests at once; {backend.describe()} answers {serves} at a time: use '
+                '--backend openai with a server (vLLM, NIM), or --concurrency 1')
         self._backend = backend
         self._settings = settings
         self._on_result = on_result or (lambda result, done, total: None)
+        self._concurrency = concurrency
         self._cancel = threading.Event()
         self._done = 0
         self._total = 0
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._in_flight: dict[concurrent.futures.Future, _Asked] = {}
         self._asking: int | None = None
 
-    def run(self, questions: QuestionSet) -> RunResult:
-        """Ask every item; errors are recorded per item and the run goes on.
+    def run(self, questions: QuestionSet, *, shard: Shard | None = None) -> RunResult:
+        """Ask every item (of the shard); errors are recorded per item and the run goes on.
 
-        Ctrl-C (KeyboardInterrupt) stops the run: the items done so far are kept, the rest are
-        NOT_RUN, and the result says it was interrupted.
+        Ctrl-C (KeyboardInterrupt) stops the run: the items done so far are kept, those in
+        flight are cancelled, the rest are NOT_RUN, and the result says it was interrupted.
+
+        Args:
+            questions: the question set.
+            shard: ask only this slice of it (the report keeps the items' positions).
         """
         started = time.perf_counter()
-        self._done, self._total = 0, len(questions.items)
+        indexed = [(index, item) for index, item in enumerate(questions.items, start=1)
+                   if shard is None or shard.holds(index)]
+        self._done, self._total = 0, len(indexed)
         results: dict[int, ItemResult] = {}
         sources: list[SourceSummary] = []
         interrupted = False
-        indexed = list(enumerate(questions.items, start=1))
+        if self._concurrency > 1:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                self._concurrency, thread_name_prefix='eval-item')
         try:
             for path, topic in questions.sources():
                 group = [(i, item) for i, item in indexed
                          if (item.source, item.topic) == (path, topic)]
-                sources.append(self._run_source(path, topic, group, results))
+                if group:
+                    sources.append(self._run_source(path, topic, group, results))
+            self._collect(results, until=0)
         except KeyboardInterrupt:
             self._cancel.set()
             interrupted = True
+        finally:
+            self._stop_workers(results)
         for index, item in indexed:
             if index not in results:
                 when = ('while this item was being answered; its partial answer was discarded'
-                        if index == self._asking else 'before this item was asked')
+                        if index == self._asking or any(
+                            asked.index == index for asked in self._in_flight.values())
+                        else 'before this item was asked')
                 results[index] = ItemResult(
                     index=index, item=item, status=NOT_RUN, error_code=Failure.INTERRUPTED,
                     error=f'the run was interrupted (Ctrl-C) {when}')
         return RunResult(
             question_set=questions, results=[results[i] for i, _ in indexed], sources=sources,
             model=describe_backend(self._backend), settings=self._settings.to_dict(),
-            interrupted=interrupted, live=False, wall_time=time.perf_counter() - started)
+            interrupted=interrupted, live=False, wall_time=time.perf_counter() - started,
+            shard=shard)
 
     # One recording --------------------------------------------------------------------------
 
@@ -174,10 +217,48 @@ class Replay:
 
     def _ask(self, results: dict[int, ItemResult], run: '_SourceRun', index: int,
              item: QuestionItem, bag_time: float, *, upcoming: SourceFrame | None) -> None:
-        self._asking = index
-        result = run.ask(index, item, bag_time, upcoming=upcoming)
-        self._asking = None
-        self._record(results, result)
+        asked = run.prepare(index, item, bag_time, upcoming=upcoming)
+        if isinstance(asked, ItemResult):
+            self._record(results, asked)
+            return
+        if self._pool is None:
+            self._asking = index
+            answer = asked.answer()
+            self._asking = None
+            self._record(results, asked.finish(answer))
+            return
+        # At most `concurrency` items (and their window snapshots) are held at once: wait for
+        # a free worker before handing over the next one.
+        self._collect(results, until=self._concurrency - 1)
+        self._in_flight[self._pool.submit(asked.answer)] = asked
+
+    def _collect(self, results: dict[int, ItemResult], *, until: int) -> None:
+        """Record finished items, waiting until at most `until` are still in flight."""
+        while self._in_flight:
+            done, _ = concurrent.futures.wait(
+                self._in_flight, return_when=concurrent.futures.FIRST_COMPLETED,
+                timeout=None if len(self._in_flight) > until else 0)
+            for future in sorted(done, key=lambda f: self._in_flight[f].index):
+                # A KeyboardInterrupt raised in a worker (as by a test double) stops the run.
+                answer = future.result()
+                asked = self._in_flight.pop(future)
+                self._record(results, asked.finish(answer))
+            if len(self._in_flight) <= until:
+                return
+
+    def _stop_workers(self, results: dict[int, ItemResult]) -> None:
+        """After the run or Ctrl-C: wait for the workers (a cancel stops each within one step of
+        generation), and keep the answers that had come back complete.
+        """
+        if self._pool is None:
+            return
+        self._pool.shutdown(wait=True)
+        self._pool = None
+        for future, asked in list(self._in_flight.items()):
+            # Answers that came back whole are kept; what the cancel cut short is not run.
+            if future.exception() is None and not isinstance(future.result(), ItemResult):
+                self._record(results, asked.finish(future.result()))
+                del self._in_flight[future]
 
     def _unreadable(self, run: '_SourceRun', timed: list, at_end: list, error: Exception,
                     results: dict[int, ItemResult]) -> SourceSummary:
@@ -259,15 +340,19 @@ class _SourceRun:
         elif offer is Offer.KEPT:
             self._kept.append(frame.stamp)
 
-    def ask(self, index: int, item: QuestionItem, bag_time: float, *,
-            upcoming: SourceFrame | None) -> ItemResult:
-        """Ask one item with the window ending at the newest frame so far.
+    def prepare(self, index: int, item: QuestionItem, bag_time: float, *,
+                upcoming: SourceFrame | None) -> 'ItemResult | _Asked':
+        """Check one item against the frames so far and freeze what asking it needs.
 
         Args:
             index: the item's position in the question set.
             item: the item.
             bag_time: when it asks.
             upcoming: the frame that follows (None: the recording has ended).
+
+        Returns:
+            The item's error result when it cannot be asked (too early, too late, stale frames,
+            no depth), else the item ready to be answered from a snapshot of the window.
         """
         feed_time = time.perf_counter() - self._feed_mark
         start = self.source.start
@@ -301,56 +386,14 @@ class _SourceRun:
         if isinstance(depth, ReasonError):
             return self._finish(dataclasses.replace(
                 base, error_code=failure_of(depth), error=str(depth)))
-        try:
-            outcome, letter, attempts = self._run(item, window_end)
-        except ReasonError as error:
-            return self._finish(dataclasses.replace(
-                base, error_code=failure_of(error), error=str(error)))
-        except Exception as error:  # noqa: BLE001 - as in the node: one item fails, not the run
-            return self._finish(dataclasses.replace(
-                base, error_code=failure_of(error), error=f'internal error: {error!r}'))
-        answered = self._answered(base, item, outcome, depth)
-        answered = dataclasses.replace(
-            answered, window=self._window_facts(item, window_end, len(outcome.frames)),
-            attempts=attempts)
-        if protocol is not None:
-            answered = dataclasses.replace(
-                answered, protocol_answer=letter, score=Score(
-                    'choice', protocol.is_correct(letter, item),
-                    detail='' if letter else (
-                        f'no answer letter after {attempts} attempt(s) '
-                        f'({protocol.answer_type} procedure)')))
-        return self._finish(answered)
-
-    def _run(self, item: QuestionItem,
-             window_end: float) -> tuple[ReasonOutcome, str | None, int]:
-        """Ask the item; under a protocol, again while its extracted answer is empty."""
-        protocol = self.settings.protocol
-        if protocol is None:
-            request = item_request(item, self.settings, window_end)
-            return self.reasoner.run(request, cancel=self.cancel), None, 1
-        attempt = 0
-        while True:
-            request = protocol_request(item, protocol, window_end,
-                                       self.window.config.capacity, attempt)
-            outcome = self.reasoner.run(request, cancel=self.cancel)
-            generation = outcome.generation
-            letter = protocol.extract(full_output(generation.text, generation.reasoning))
-            if letter or attempt >= protocol.max_retries:
-                return outcome, letter, attempt + 1
-            attempt += 1
-
-    def _window_facts(self, item: QuestionItem, window_end: float, seen: int) -> dict[str, Any]:
-        """What history the item asked for and what the window could give it."""
-        config = self.window.config
-        start = self.source.start
-        return window_facts(
-            self._kept, window_end, item.window_duration or self.settings.goals.window_duration,
-            window=config, seen=seen,
-            max_frames=(config.capacity if self.settings.protocol
-                        else item.max_frames or self.settings.goals.max_frames),
-            offset_of=lambda stamp: self._bag_time_of.get(stamp, stamp) - start,
-            hint='raise --window-memory')
+        window = self.window.snapshot()
+        limits = dataclasses.replace(GoalLimits(), time_limit=self.settings.item_timeout)
+        kept = tuple(self._kept)
+        return _Asked(run=self, base=base, window_end=window_end, depth=depth, window=window,
+                      reasoner=Reasoner(self.backend, window, self.settings.goals,
+                                        limits=limits),
+                      kept=kept, bag_time_of={stamp: self._bag_time_of.get(stamp, stamp)
+                                              for stamp in kept})
 
     def _depth_track(self, item: QuestionItem) -> DepthTrack | ReasonError | None:
         """The depth of the item's bag (opened once per pair of topics), the error that
@@ -368,15 +411,126 @@ class _SourceRun:
                 self._depth[key] = error
         return self._depth[key]
 
-    def _answered(self, base: ItemResult, item: QuestionItem, outcome: ReasonOutcome,
-                  depth: DepthTrack | None) -> ItemResult:
+    def _finish(self, result: ItemResult) -> ItemResult:
+        self._feed_mark = time.perf_counter()
+        return result
+
+    def summary(self) -> SourceSummary:
+        """What was read, with the window's counters."""
+        summary = self.summary_data
+        if self.first is not None and self.newest is not None:
+            summary.first_offset = self.first.bag_time - self.source.start
+            summary.last_offset = self.newest.bag_time - self.source.start
+        stats = self.window.stats
+        summary.window = {'offered': stats.offered, 'kept': stats.kept, 'skipped': stats.skipped,
+                          'invalid': stats.invalid, 'rewinds': stats.rewinds}
+        summary.depth = [track.describe() for track in self._depth.values()
+                         if isinstance(track, DepthTrack)]
+        return summary
+
+
+_Answer = tuple[ReasonOutcome, str | None, int]
+"""What a generation gave: the outcome, the protocol's letter, the attempts it took."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Asked:
+    """An item ready to be answered: the window as it was at its time, and what scoring it
+    needs from then, so that the replay may read on while a worker thread answers it.
+    """
+
+    run: '_SourceRun'
+    base: ItemResult
+    window_end: float
+    depth: DepthTrack | None
+    window: FrameWindow
+    """A snapshot of the window at the item's time."""
+    reasoner: Reasoner
+    kept: tuple[float, ...]
+    bag_time_of: dict[float, float]
+    """Bag time of each stamp in `kept`."""
+
+    @property
+    def index(self) -> int:
+        """The item's position in the question set."""
+        return self.base.index
+
+    def answer(self) -> '_Answer | ItemResult':
+        """Generate (on any thread): the answer, or the item's error result."""
+        base, run = self.base, self.run
+        try:
+            return self._generate()
+        except TimeLimitError:
+            return run._finish(dataclasses.replace(
+                base, error_code=Failure.GENERATION_FAILED,
+                error=f'the item ran longer than the item timeout '
+                      f'({run.settings.item_timeout:g} s, --item-timeout) and was stopped; '
+                      'the run went on'))
+        except ReasonError as error:
+            return run._finish(dataclasses.replace(
+                base, error_code=failure_of(error), error=str(error)))
+        except Exception as error:  # noqa: BLE001 - as in the node: one item fails, not the run
+            return run._finish(dataclasses.replace(
+                base, error_code=failure_of(error), error=f'internal error: {error!r}'))
+
+    def finish(self, answer: '_Answer | ItemResult') -> ItemResult:
+        """Score an answer (on the replay's thread: lifting reads the bag)."""
+        if isinstance(answer, ItemResult):
+            return answer
+        outcome, letter, attempts = answer
+        item, protocol = self.base.item, self.run.settings.protocol
+        answered = self._answered(outcome)
+        answered = dataclasses.replace(
+            answered, window=self._window_facts(len(outcome.frames)), attempts=attempts)
+        if protocol is not None:
+            answered = dataclasses.replace(
+                answered, protocol_answer=letter, score=Score(
+                    'choice', protocol.is_correct(letter, item),
+                    detail='' if letter else (
+                        f'no answer letter after {attempts} attempt(s) '
+                        f'({protocol.answer_type} procedure)')))
+        return self.run._finish(answered)
+
+    def _generate(self) -> _Answer:
+        """Ask the item; under a protocol, again while its extracted answer is empty."""
+        item, run = self.base.item, self.run
+        protocol = run.settings.protocol
+        if protocol is None:
+            request = item_request(item, run.settings, self.window_end)
+            return self.reasoner.run(request, cancel=run.cancel), None, 1
+        attempt = 0
+        while True:
+            request = protocol_request(item, protocol, self.window_end,
+                                       self.window.config.capacity, attempt)
+            outcome = self.reasoner.run(request, cancel=run.cancel)
+            generation = outcome.generation
+            letter = protocol.extract(full_output(generation.text, generation.reasoning))
+            if letter or attempt >= protocol.max_retries:
+                return outcome, letter, attempt + 1
+            attempt += 1
+
+    def _window_facts(self, seen: int) -> dict[str, Any]:
+        """What history the item asked for and what the window could give it."""
+        item, settings = self.base.item, self.run.settings
+        config = self.window.config
+        start = self.run.source.start
+        return window_facts(
+            self.kept, self.window_end,
+            item.window_duration or settings.goals.window_duration, window=config, seen=seen,
+            max_frames=(config.capacity if settings.protocol
+                        else item.max_frames or settings.goals.max_frames),
+            offset_of=lambda stamp: self.bag_time_of.get(stamp, stamp) - start,
+            hint='raise --window-memory')
+
+    def _answered(self, outcome: ReasonOutcome) -> ItemResult:
+        base, item, run = self.base, self.base.item, self.run
         generation = outcome.generation
-        first_bag_time = self._bag_time_of.get(outcome.frames[0].stamp, outcome.frames[0].stamp)
-        window_offset = first_bag_time - self.source.start
-        lifted, depth_stamp = (None, None) if depth is None else depth.lift(
+        first_bag_time = self.bag_time_of.get(outcome.frames[0].stamp, outcome.frames[0].stamp)
+        window_offset = first_bag_time - run.source.start
+        lifted, depth_stamp = (None, None) if self.depth is None else self.depth.lift(
             outcome.parsed, outcome.source_size, outcome.frames[-1].stamp,
             base.bag_time if base.bag_time is not None else first_bag_time,
-            self.settings.depth)
+            run.settings.depth)
         return dataclasses.replace(
             base, status=ANSWERED, parsed=outcome.parsed, raw_text=generation.text,
             constrained=generation.constrained, reasoning_cut=generation.reasoning_cut,
@@ -394,23 +548,6 @@ class _SourceRun:
             score=score_answer(item, outcome.parsed, outcome.source_size,
                                window_offset=window_offset, lifted=lifted),
             lifted=lifted, depth_stamp=depth_stamp, image=outcome.frames[-1].image)
-
-    def _finish(self, result: ItemResult) -> ItemResult:
-        self._feed_mark = time.perf_counter()
-        return result
-
-    def summary(self) -> SourceSummary:
-        """What was read, with the window's counters."""
-        summary = self.summary_data
-        if self.first is not None and self.newest is not None:
-            summary.first_offset = self.first.bag_time - self.source.start
-            summary.last_offset = self.newest.bag_time - self.source.start
-        stats = self.window.stats
-        summary.window = {'offered': stats.offered, 'kept': stats.kept, 'skipped': stats.skipped,
-                          'invalid': stats.invalid, 'rewinds': stats.rewinds}
-        summary.depth = [track.describe() for track in self._depth.values()
-                         if isinstance(track, DepthTrack)]
-        return summary
 
 
 def run_replay(questions: QuestionSet, backend: Backend,

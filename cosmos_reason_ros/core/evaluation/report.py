@@ -28,6 +28,7 @@ from cosmos_reason_ros.core.evaluation.questions import (
 )
 from cosmos_reason_ros.core.evaluation.results import ANSWERED, ItemResult, RunResult
 from cosmos_reason_ros.core.evaluation.scoring import summarize, wilson_interval
+from cosmos_reason_ros.core.evaluation.shards import question_set_digest
 
 SCHEMA = 'cosmos_reason_ros.eval_report'
 SCHEMA_VERSION = 3
@@ -56,9 +57,6 @@ def build_report(run: RunResult, *, images: dict[int, str] | None = None) -> dic
     warning = run.settings.get('frame_age_warning')
     items = [item_record(result, image=images.get(result.index), frame_age_warning=warning)
              for result in run.results]
-    prompts = [result.prompt for result in run.results if result.prompt is not None]
-    digest = hashlib.sha256(json.dumps(
-        [[prompt.system, prompt.user] for prompt in prompts]).encode()).hexdigest()[:16]
     return {
         'schema': SCHEMA,
         'schema_version': SCHEMA_VERSION,
@@ -68,16 +66,25 @@ def build_report(run: RunResult, *, images: dict[int, str] | None = None) -> dic
             'kind': 'live' if run.live else 'offline',
             'question_set': {'name': run.question_set.name, 'path': run.question_set.path,
                              'format': run.question_set.format,
-                             'items': len(run.question_set.items)},
+                             'items': len(run.question_set.items),
+                             'digest': question_set_digest(run.question_set)},
+            'shard': run.shard.to_dict() if run.shard else None,
             'sources': [source.to_dict() for source in run.sources],
             'model': run.model,
-            'prompt_digest': digest,
+            'prompt_digest': prompt_digest(items),
             'settings': run.settings,
             'wall_time': run.wall_time,
         },
         'summary': summarize(items),
         'items': items,
     }
+
+
+def prompt_digest(items: Sequence[dict[str, Any]]) -> str:
+    """A hash of the prompts the report's items sent (their 'prompt' records, in order)."""
+    prompts = [[item['prompt']['system'], item['prompt']['user']] for item in items
+               if item['prompt'] is not None]
+    return hashlib.sha256(json.dumps(prompts).encode()).hexdigest()[:16]
 
 
 def item_record(result: ItemResult, *, image: str | None = None,
@@ -237,7 +244,13 @@ def write_report(run: RunResult, out_dir: str | pathlib.Path, *,
             name = f'items/{result.index:03d}-{_safe_name(result.item.id)}.png'
             cv2.imwrite(str(out / name), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
             images[result.index] = name
-    report = build_report(run, images=images)
+    return write_report_files(build_report(run, images=images), out)
+
+
+def write_report_files(report: dict[str, Any], out: pathlib.Path) -> pathlib.Path:
+    """Write report.json, latency.svg and report.md of a built report into out; report.json's
+    path.
+    """
     path = out / 'report.json'
     path.write_text(json.dumps(_finite(report), indent=2, allow_nan=False) + '\n',
                     encoding='utf-8')
@@ -349,6 +362,14 @@ def _run_rows(report: dict[str, Any]) -> list[list[str]]:
     rows.append(['model', f"{model.get('id', '')} ({model.get('family', '')}, "
                           f"{model.get('device', '')}, {model.get('dtype', '')})"])
     rows.append(['run', f"{run['kind']}, {report['created']}"])
+    shard = run.get('shard')
+    if shard:
+        rows.append(['shard', f"{shard['index']} of {shard['count']}: the items at positions "
+                              f"{shard['index']}, {shard['index'] + shard['count']}, ..."])
+    if run.get('merged_from'):
+        rows.append(['merged from', ', '.join(
+            f"shard {part['shard']['index']}/{part['shard']['count']}: {part['report']}"
+            for part in run['merged_from'])])
     window = settings.get('window', {})
     goals = settings.get('goals', {})
     decoding = 'greedy' if settings.get('greedy') else f"sampling, seed {settings.get('seed')}"
@@ -656,6 +677,6 @@ def latency_histogram_svg(latencies: Sequence[float], *, bins: int = 12, width: 
 
 __all__ = [
     'ReportError', 'SCHEMA', 'SCHEMA_VERSION', 'TIMING_KEYS', 'build_report', 'item_picture',
-    'item_record', 'latency_histogram_svg', 'load_report', 'render_markdown', 'report_content',
-    'write_report',
+    'item_record', 'latency_histogram_svg', 'load_report', 'prompt_digest', 'render_markdown',
+    'report_content', 'write_report', 'write_report_files',
 ]

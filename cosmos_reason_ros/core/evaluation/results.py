@@ -130,6 +130,8 @@ class RunResult:
     interrupted: bool = False
     live: bool = False
     wall_time: float = 0.0
+    shard: Any = None
+    """The Shard (evaluation/shards.py) the run asked, None for the whole question set."""
 
 
 __all__ = ['ANSWERED', 'ERROR', 'ItemResult', 'NOT_RUN', 'RunResult', 'SourceSummary']
