@@ -12,9 +12,10 @@ imports, so that no test file repeats them:
   the reason: the core's tests still run.
 - vllm: starts a real vLLM server (.venv-vllm, scripts/setup_vllm.sh): test_vllm_server.py and
   every file that imports its server.
-- slow: over 20 s a test on the 2-core test machine, by file: the vLLM files (30-100 s to start
-  the server) and test_bench_scripts.py (each runs a bench script end to end; the soak runs 300
-  goals). ROS tests that start a node take a few seconds each and are not marked.
+- slow: runs a separate program end to end, by file: the vLLM files (the server takes 30-100 s
+  to start) and test_bench_scripts.py (a bench script each: 0.3-180 s, about 6 min together on
+  the 2-core test machine, --durations). Files that take long over many quick tests are not
+  (test_node: 51 tests in 70 s, the slowest 14 s as it starts the shared node).
 
 No ROS imports here: the core's tests must run without a ROS installation.
 """
@@ -27,12 +28,12 @@ from ros_modules import ROS_MISSING, ros_missing_reason, scan_imports
 MARKERS = (
     'ros: needs ROS 2 (rclpy and the interfaces scripts/setup.sh builds); skipped without it',
     'vllm: starts a real vLLM server (needs .venv-vllm from scripts/setup_vllm.sh)',
-    'slow: takes over 20 s on the 2-core test machine (vLLM servers, bench scripts)',
+    'slow: runs a separate program end to end (a vLLM server, a bench script)',
 )
 VLLM_MODULE = 'test_vllm_server'
 """The module that starts the vLLM server; files that import it start one too."""
 SLOW_FILES = ('test_bench_scripts.py',)
-"""Slow besides the vLLM files (measured with --durations: each bench script takes 10-300 s)."""
+"""Slow besides the vLLM files."""
 _ROS_MISSING = pytest.StashKey[str | None]()
 """Why the ROS tests cannot run here (ros_missing_reason), or None."""
 
