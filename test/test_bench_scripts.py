@@ -1,4 +1,9 @@
-"""The benchmark scripts still run end to end (at toy sizes), each printing its figures."""
+"""The benchmark scripts still run end to end (at toy sizes), each printing its figures, and
+at least one figure of each is sane (a number in a plausible range).
+
+Most run the node in a child process, which the tests' imports cannot show: those are marked ros
+here (test/conftest.py marks the rest of what a test needs).
+"""
 
 import json
 import os
@@ -21,6 +26,13 @@ def run_bench(*args: str, timeout: float = 300.0) -> str:
     return done.stdout
 
 
+def figure(pattern: str, output: str) -> float:
+    """The number that `pattern`'s group captures in the bench's output."""
+    found = re.search(pattern, output, re.MULTILINE)
+    assert found, (pattern, output)
+    return float(found.group(1))
+
+
 def test_gpu_bench_dry_run_measures_every_configuration(tmp_path):
     out = tmp_path / 'gpu_bench.json'
     run_bench('bench.gpu_bench', '--dry-run', '--json', str(out))
@@ -28,31 +40,49 @@ def test_gpu_bench_dry_run_measures_every_configuration(tmp_path):
     labels = json.dumps(figures)
     for configuration in ('(a)', '(b)', '(c)'):
         assert configuration in labels
+    rows = [row for size in figures['sizes'].values() for row in size['rows']]
+    assert rows, figures
+    for row in rows:
+        assert row['prompt_tokens'] > 0 and 0 < row['ttft_ms'] < 60_000, row
+        assert 0 < row['decode_tokens_per_s'] < 100_000, row
 
 
+@pytest.mark.ros
 @pytest.mark.parametrize('where', [[], ['--in-process']], ids=['own process', 'in process'])
 def test_overhead_bench_reports_the_overhead(where):
     output = run_bench('bench.overhead_bench', '--model', 'tiny', '--repeats', '1', '--frames',
                        '4', '--size', '320x180', '--max-new-tokens', '4', *where)
     assert 'overhead vs processor + generate()' in output
     assert 'generated: [4]' in output  # both sides generated the same tokens
+    round_trip = figure(r'through the action \(client -> result\): +([\d.]+) ms', output)
+    assert 0 < round_trip < 10_000, output  # 4 tokens of the tiny model
 
 
 def test_lift_bench_reports_the_cost_per_answer():
     output = run_bench('bench.lift_bench', '--repeats', '2')
     assert '1280x720 trajectory + box:' in output and 'of the 2 ms target' in output
+    lift = figure(r'^1280x720 trajectory \+ box: ([\d.]+) ms median per answer', output)
+    assert 0 < lift < 100, output  # the target is 2 ms; a busy machine may miss it, not by 50x
 
 
+@pytest.mark.ros
 def test_ingest_bench_compares_depth_off_on_and_as_before():
     output = run_bench('bench.ingest_bench', '--depth', '--sizes', '160x120', '--seconds', '1',
                        '--depth-as-before')
     assert 'RGB-D 160x120 at 30 fps' in output
     assert 'depth on: adds' in output and 'depth before: adds' in output
+    # The depth-off row: the camera sends about 30 frames/s, the window keeps 4 of them.
+    sent = figure(r'^ +off +([\d.]+) ', output)
+    kept = figure(r'^ +off +[\d.]+ +[\d.]+ +([\d.]+) ', output)
+    assert 0 < kept <= 5 and kept < sent <= 45, output
 
 
+@pytest.mark.ros
 def test_lifecycle_bench_walks_configure_and_cleanup():
     output = run_bench('bench.lifecycle_bench', '--model', 'tiny', '--cycles', '1')
     assert 'cleaned up 1' in output and 'cleanup gave back' in output
+    configured = figure(r'^ +configured 1 +(\d+) ', output)
+    assert 100 < configured < 20_000, output  # MiB: the node with the tiny model loaded
 
 
 def test_structured_bench_counts_checked_answers_and_times_the_check():
@@ -68,6 +98,7 @@ def test_structured_bench_counts_checked_answers_and_times_the_check():
     assert check and 0 < float(check.group(1)) < 50, output
 
 
+@pytest.mark.ros
 def test_demo_bench_sends_the_demos_goals():
     output = run_bench('bench.demo_bench', '--goals', '2')
     assert re.search(r'parsed\s+2/2', output) and re.search(r'constrained\s+2/2', output), output
@@ -75,8 +106,11 @@ def test_demo_bench_sends_the_demos_goals():
     assert seconds and 0 < float(seconds.group(1)) < 120, output
 
 
+@pytest.mark.ros
 def test_a_short_soak_leaves_nothing_behind():
     # 300 goals: the node exits 0, no Fast DDS segment stays in /dev/shm, and neither the
     # action client's records nor either process's threads and files grow after the warm-up.
     output = run_bench('bench.soak', '--check', timeout=600.0)
     assert 'nothing left behind' in output, output
+    seconds = figure(r'^soak: 300 goals in (\d+) s, failures 0$', output)
+    assert 0 < seconds < 600, output

@@ -628,10 +628,38 @@ def test_never_raises_on_random_text(mode, family):
                 assert result.error
 
 
-@pytest.mark.parametrize('text', [
-    None, '[' * 100000, '{"point_2d": ' * 3000, '[' * 950 + ']' * 950, '<think>' * 1000,
-    '```' * 1001, '[a' * 20000 + '[{"point_2d": [1, 2]}]'])
-def test_never_raises_on_pathological_text(text):
+FREE_TEXT_MODES = (Mode.QUESTION, Mode.CAPTION, Mode.NEXT_ACTION)
+
+
+@pytest.mark.parametrize('text, json_error', [
+    ('[' * 100000, 'is cut off'),
+    ('{"point_2d": ' * 3000, 'is cut off'),
+    ('[' * 950 + ']' * 950, 'the JSON in the answer holds no'),
+    ('```' * 1001, 'does not parse'),
+    # The scan gives up after 32 stray brackets (bounding its work): the list at the end is unread.
+    ('[a' * 20000 + '[{"point_2d": [1, 2]}]', 'the answer holds no JSON'),
+], ids=['open brackets', 'open objects', 'nested empty lists', 'fences', 'junk then a list'])
+def test_never_raises_on_pathological_text(text, json_error):
+    # Free text takes it as the answer; the structured modes fail, each saying why.
     for mode in Mode:
         result = parse(text, mode)
-        assert isinstance(result.status, ParseStatus)
+        assert result.answer == text.strip() and result.reasoning == '', mode
+        assert not (result.trajectories or result.boxes or result.events or result.choice)
+        if mode in FREE_TEXT_MODES:
+            assert result.status is ParseStatus.OK and result.error == '', mode
+        elif mode is Mode.MULTIPLE_CHOICE:
+            assert result.status is ParseStatus.FAILED, mode
+            assert result.error.startswith('no option letter in the answer'), result.error
+        else:
+            assert result.status is ParseStatus.FAILED, mode
+            assert json_error in result.error, (mode, result.error)
+
+
+def test_never_raises_on_no_text_or_an_endless_think():
+    for mode in Mode:
+        missing = parse(None, mode)
+        assert missing.status is ParseStatus.FAILED, mode
+        assert missing.error == 'the model returned no answer text' and missing.answer == ''
+        endless = parse('<think>' * 1000, mode)
+        assert endless.status is ParseStatus.TRUNCATED and endless.answer == '', mode
+        assert endless.error.startswith('generation stopped inside <think> before </think>')
