@@ -78,11 +78,9 @@ class Graph:
             self.executor.add_node(node)
         self._nodes = nodes
         self._change_state = self._get_state = None
-        # Torn down in the order Fast DDS needs: executor, client, nodes, context.
         self._teardown = contextlib.ExitStack()
-        self._teardown.enter_context(spinning(
-            self.executor, timeout=10.0, destroy=(self.client.destroy, self._destroy_nodes),
-            context=self.context))
+        self._teardown.enter_context(spinning(self.executor, timeout=10.0,
+                                              destroy=(self._destroy,), context=self.context))
         assert self.client.wait_for_server(timeout=TIMEOUT), 'action server not discovered'
 
     def transition(self, label: str, timeout: float = TIMEOUT) -> bool:
@@ -202,6 +200,8 @@ class Graph:
         """Stop the executor, then destroy the client, the nodes and the context."""
         self._teardown.close()
 
-    def _destroy_nodes(self) -> None:
+    def _destroy(self) -> None:
+        # The client and nodes of now: a test may have replaced the client or added nodes.
+        self.client.destroy()
         for node in self._nodes:
             node.destroy_node()
