@@ -71,7 +71,7 @@ class Planner:
         executor.add_node(self.node)
         self._teardown = contextlib.ExitStack()
         self._teardown.enter_context(spinning(
-            executor, destroy=(self.client.destroy, self.node.destroy_node),
+            executor, destroy=(self._destroy_client, self.node.destroy_node),
             context=self.context))
         self.frame = jpeg(160, 120)
         self.camera_on = threading.Event()
@@ -114,6 +114,9 @@ class Planner:
                         if handle is not None and handle.accepted else None)
             results.append(None if response is None else response.result)
         return results
+
+    def _destroy_client(self) -> None:
+        self.client.destroy()  # the client of now: a scenario replaces it
 
     def close(self) -> None:
         self._closing.set()
