@@ -10,6 +10,7 @@ the message) and the time to it. The soak prints the node's RSS, threads and ope
 
 import argparse
 from collections.abc import Callable, Sequence
+import contextlib
 import http.server
 import json
 import math
@@ -57,8 +58,8 @@ class Planner:
         from sensor_msgs.msg import CompressedImage
 
         from cosmos_reason_ros.ros.client import ReasonClient
+        from cosmos_reason_ros.ros.spinning import spinning
 
-        self._rclpy = rclpy
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain)
         self.node = rclpy.create_node('attack_planner', context=self.context)
@@ -66,10 +67,12 @@ class Planner:
         self._camera = self.node.create_publisher(CompressedImage, 'image/compressed',
                                                   qos_profile_sensor_data)
         self._message = CompressedImage
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._spinner = threading.Thread(target=self.executor.spin, daemon=True)
-        self._spinner.start()
+        executor = SingleThreadedExecutor(context=self.context)
+        executor.add_node(self.node)
+        self._teardown = contextlib.ExitStack()
+        self._teardown.enter_context(spinning(
+            executor, destroy=(self._destroy_client, self.node.destroy_node),
+            context=self.context))
         self.frame = jpeg(160, 120)
         self.camera_on = threading.Event()
         self._closing = threading.Event()
@@ -112,14 +115,13 @@ class Planner:
             results.append(None if response is None else response.result)
         return results
 
+    def _destroy_client(self) -> None:
+        self.client.destroy()  # the client of now: a scenario replaces it
+
     def close(self) -> None:
         self._closing.set()
         self._camera_thread.join(timeout=2.0)
-        self.executor.shutdown(timeout_sec=5.0)
-        self._spinner.join(timeout=5.0)
-        self.client.destroy()
-        self.node.destroy_node()
-        self._rclpy.shutdown(context=self.context)
+        self._teardown.close()
 
 
 def _wait(future: Any, deadline: float) -> Any:

@@ -203,17 +203,19 @@ class Diagnostics:
         from diagnostic_msgs.msg import DiagnosticArray
         import rclpy
 
-        self._rclpy = rclpy
-        self._context = rclpy.Context()
-        rclpy.init(context=self._context, domain_id=domain)
-        self._node = rclpy.create_node('bench_diagnostics', context=self._context)
+        from cosmos_reason_ros.ros.spinning import spinning
+
+        context = rclpy.Context()
+        rclpy.init(context=context, domain_id=domain)
+        self._node = rclpy.create_node('bench_diagnostics', context=context)
         self._lock = threading.Lock()
         self._history: list[tuple[float, dict[str, str]]] = []
         self._node.create_subscription(DiagnosticArray, '/diagnostics', self._on_message, 10)
-        self._executor = rclpy.executors.SingleThreadedExecutor(context=self._context)
-        self._executor.add_node(self._node)
-        self._spinner = threading.Thread(target=self._executor.spin, daemon=True)
-        self._spinner.start()
+        executor = rclpy.executors.SingleThreadedExecutor(context=context)
+        executor.add_node(self._node)
+        self._teardown = contextlib.ExitStack()
+        self._teardown.enter_context(spinning(executor, destroy=(self._node.destroy_node,),
+                                              context=context))
 
     def _on_message(self, array: Any) -> None:
         values = {kv.key: kv.value for status in array.status for kv in status.values}
@@ -243,10 +245,7 @@ class Diagnostics:
         raise TimeoutError(f'/diagnostics never reported {key}={value} (last: {self.latest})')
 
     def close(self) -> None:
-        self._executor.shutdown(timeout_sec=5.0)
-        self._spinner.join(timeout=5.0)
-        self._node.destroy_node()
-        self._rclpy.shutdown(context=self._context)
+        self._teardown.close()
 
 
 def camera_command(encoding: str, width: int, height: int, rate: float,

@@ -19,7 +19,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 from bench import common
@@ -86,6 +85,7 @@ def _send_goals(domain: int, args: argparse.Namespace, camera: _Camera) -> int:
     from cosmos_reason_ros.action import Reason
     from cosmos_reason_ros.msg import ReasoningResult
     from cosmos_reason_ros.ros.client import GoalFailedError, make_goal, ReasonClient
+    from cosmos_reason_ros.ros.spinning import spinning
 
     common.use_benchmark_transport()
     context = rclpy.Context()
@@ -94,8 +94,6 @@ def _send_goals(domain: int, args: argparse.Namespace, camera: _Camera) -> int:
     client = ReasonClient(client_node)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(client_node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
 
     def ask() -> Reason.Result:
         end = client_node.get_clock().now() + Duration(seconds=args.window_end_in)
@@ -106,7 +104,8 @@ def _send_goals(domain: int, args: argparse.Namespace, camera: _Camera) -> int:
         except GoalFailedError as error:
             return error.result
 
-    try:
+    with spinning(executor, destroy=(client.destroy, client_node.destroy_node),
+                  context=context):
         if not client.wait_for_server(timeout=60.0):
             print('no action server came up')
             return 1
@@ -155,12 +154,6 @@ def _send_goals(domain: int, args: argparse.Namespace, camera: _Camera) -> int:
             print(f'    {restart}')
         common.print_machine()
         return 0 if outcomes['parsed'] == goals else 1
-    finally:
-        executor.shutdown(timeout_sec=5.0)
-        spinner.join(timeout=5.0)
-        client.destroy()
-        client_node.destroy_node()
-        rclpy.shutdown(context=context)
 
 
 if __name__ == '__main__':

@@ -10,7 +10,6 @@ import argparse
 from collections.abc import Sequence
 import json
 import os
-import threading
 
 from bench import common
 
@@ -39,6 +38,7 @@ def run(checkpoint: str, device: str, dtype: str, cycles: int) -> list[dict[str,
     from cosmos_reason_ros.ros.executor import ReasonExecutor
     from cosmos_reason_ros.ros.large_buffers import reuse_large_buffers
     from cosmos_reason_ros.ros.node import ReasonNode
+    from cosmos_reason_ros.ros.spinning import spinning
 
     reuse_large_buffers()
     context = rclpy.Context()
@@ -52,8 +52,6 @@ def run(checkpoint: str, device: str, dtype: str, cycles: int) -> list[dict[str,
     executor = ReasonExecutor(num_threads=node.executor_threads + 1, context=context)
     executor.add_node(node)
     executor.add_node(peer)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
     jpeg = cv2.imencode('.jpg', np.zeros((360, 640, 3), np.uint8))[1].tobytes()
     images = [CompressedImage(header=Header(stamp=to_time(1.0 + 0.25 * i)), format='jpeg',
                               data=jpeg) for i in range(4)]
@@ -64,7 +62,9 @@ def run(checkpoint: str, device: str, dtype: str, cycles: int) -> list[dict[str,
         rows.append(row)
         print(json.dumps(row), flush=True)
 
-    try:
+    with spinning(executor, timeout=10.0,
+                  destroy=(client.destroy, peer.destroy_node, node.destroy_node),
+                  context=context):
         assert client.wait_for_server(timeout=60.0)
         record('unconfigured')
         for cycle in range(cycles):
@@ -78,14 +78,6 @@ def run(checkpoint: str, device: str, dtype: str, cycles: int) -> list[dict[str,
             node.trigger_deactivate()
             node.trigger_cleanup()
             record(f'cleaned up {cycle + 1}')
-    finally:
-        executor.shutdown(timeout_sec=10.0)
-        # As the node's process does: nothing is destroyed while the executor still spins.
-        spinner.join(timeout=10.0)
-        client.destroy()
-        peer.destroy_node()
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
     return rows
 
 

@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 import statistics
 import sys
-import threading
 import time
 from typing import Any
 
@@ -52,18 +51,20 @@ class Planner:
         from rclpy.executors import SingleThreadedExecutor
 
         from cosmos_reason_ros.ros.client import ReasonClient
+        from cosmos_reason_ros.ros.spinning import spinning
 
-        self._rclpy = rclpy
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain)
         self.node = rclpy.create_node('bench_planner', context=self.context)
         self.client = ReasonClient(self.node)
         # Single-threaded: rclpy's MultiThreadedExecutor can spin (ros2/rclpy#1452) and would
         # take CPU from the node while it generates on the same cores.
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._spinner = threading.Thread(target=self.executor.spin, daemon=True)
-        self._spinner.start()
+        executor = SingleThreadedExecutor(context=self.context)
+        executor.add_node(self.node)
+        self._teardown = contextlib.ExitStack()
+        self._teardown.enter_context(spinning(
+            executor, destroy=(self.client.destroy, self.node.destroy_node),
+            context=self.context))
 
     def publish_frames(self, messages: Sequence[Any], diagnostics: common.Diagnostics) -> None:
         """Publish the frames on the camera topic until the node's window holds all of them."""
@@ -92,11 +93,7 @@ class Planner:
         return time.perf_counter() - started, result
 
     def close(self) -> None:
-        self.executor.shutdown(timeout_sec=5.0)
-        self._spinner.join(timeout=5.0)
-        self.client.destroy()
-        self.node.destroy_node()
-        self._rclpy.shutdown(context=self.context)
+        self._teardown.close()
 
 
 class DirectModel:
@@ -158,17 +155,17 @@ class InProcessNode:
 
         from cosmos_reason_ros.ros.executor import ReasonExecutor
         from cosmos_reason_ros.ros.node import ReasonNode
+        from cosmos_reason_ros.ros.spinning import spinning
 
-        self._rclpy = rclpy
-        self._context = rclpy.Context()
-        rclpy.init(context=self._context, domain_id=domain)
-        self.node = ReasonNode(context=self._context, parameter_overrides=[
+        context = rclpy.Context()
+        rclpy.init(context=context, domain_id=domain)
+        self.node = ReasonNode(context=context, parameter_overrides=[
             Parameter(name, value=value) for name, value in parameters.items()])
-        self._executor = ReasonExecutor(num_threads=self.node.executor_threads,
-                                        context=self._context)
-        self._executor.add_node(self.node)
-        self._spinner = threading.Thread(target=self._executor.spin, daemon=True)
-        self._spinner.start()
+        executor = ReasonExecutor(num_threads=self.node.executor_threads, context=context)
+        executor.add_node(self.node)
+        self._teardown = contextlib.ExitStack()
+        self._teardown.enter_context(spinning(executor, destroy=(self.node.destroy_node,),
+                                              context=context))
 
     def cpu_seconds(self) -> float:
         return math.nan  # shares this process: not separable
@@ -177,10 +174,7 @@ class InProcessNode:
         pass
 
     def close(self) -> None:
-        self._executor.shutdown(timeout_sec=5.0)
-        self._spinner.join(timeout=5.0)
-        self.node.destroy_node()
-        self._rclpy.shutdown(context=self._context)
+        self._teardown.close()
 
 
 @contextlib.contextmanager

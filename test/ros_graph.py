@@ -5,6 +5,7 @@ two test runs on one machine) never see each other's topics.
 """
 
 from collections.abc import Callable
+import contextlib
 import itertools
 import os
 import random
@@ -26,6 +27,7 @@ from cosmos_reason_ros.ros.client import GoalFailedError, make_goal, ReasonClien
 from cosmos_reason_ros.ros.executor import ReasonExecutor
 from cosmos_reason_ros.ros.node import ReasonNode
 from cosmos_reason_ros.ros.sample_stream import SampleStream
+from cosmos_reason_ros.ros.spinning import spinning
 
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 TIMEOUT = 60.0
@@ -76,8 +78,9 @@ class Graph:
             self.executor.add_node(node)
         self._nodes = nodes
         self._change_state = self._get_state = None
-        self._spinner = threading.Thread(target=self.executor.spin, daemon=True)
-        self._spinner.start()
+        self._teardown = contextlib.ExitStack()
+        self._teardown.enter_context(spinning(self.executor, timeout=10.0,
+                                              destroy=(self._destroy,), context=self.context))
         assert self.client.wait_for_server(timeout=TIMEOUT), 'action server not discovered'
 
     def transition(self, label: str, timeout: float = TIMEOUT) -> bool:
@@ -194,10 +197,11 @@ class Graph:
         return found[0]
 
     def close(self) -> None:
-        """Tear down in the order Fast DDS needs: executor, nodes, context."""
-        self.executor.shutdown(timeout_sec=10.0)
-        self._spinner.join(timeout=10.0)
+        """Stop the executor, then destroy the client, the nodes and the context."""
+        self._teardown.close()
+
+    def _destroy(self) -> None:
+        # The client and nodes of now: a test may have replaced the client or added nodes.
         self.client.destroy()
         for node in self._nodes:
             node.destroy_node()
-        rclpy.shutdown(context=self.context)

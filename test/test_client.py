@@ -19,6 +19,7 @@ from ros_graph import next_domain, TIMEOUT
 
 from cosmos_reason_ros.action import Reason
 from cosmos_reason_ros.ros.client import make_goal, ReasonClient
+from cosmos_reason_ros.ros.spinning import spinning
 
 HELD = 2.0
 """Longest a send is held open waiting for its response to be processed (with the workaround the
@@ -73,19 +74,16 @@ def echo_graph(spin_planner: bool = True) -> Iterator[tuple[Node, list[ReasonCli
     executor.add_node(server)
     if spin_planner:
         executor.add_node(planner)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
     clients: list[ReasonClient] = []
-    try:
-        yield planner, clients
-    finally:
-        executor.shutdown(timeout_sec=10.0)
-        spinner.join(timeout=10.0)
+
+    def destroy_clients() -> None:
         for client in clients:
             client.destroy()
-        server.destroy_node()
-        planner.destroy_node()
-        rclpy.shutdown(context=context)
+
+    with spinning(executor, timeout=10.0,
+                  destroy=(destroy_clients, server.destroy_node, planner.destroy_node),
+                  context=context):
+        yield planner, clients
 
 
 @pytest.fixture

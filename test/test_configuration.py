@@ -7,6 +7,10 @@ import rclpy
 from rclpy.node import Node
 import yaml
 
+from cosmos_reason_ros.core.backends.factory import BackendSettings
+from cosmos_reason_ros.core.backends.remote_config import RemoteConfig
+from cosmos_reason_ros.core.config import GoalDefaults, GoalLimits, ModelConfig, WindowConfig
+from cosmos_reason_ros.core.depth.geometry import LiftSettings
 from cosmos_reason_ros.core.scheduling import Policy
 from cosmos_reason_ros.ros.launch_arguments import (
     ARGUMENTS,
@@ -14,7 +18,12 @@ from cosmos_reason_ros.ros.launch_arguments import (
     parameter_overrides,
     remappings,
 )
-from cosmos_reason_ros.ros.parameters import declare_node_config, resolve_model, SPECS
+from cosmos_reason_ros.ros.parameters import (
+    declare_node_config,
+    NodeConfig,
+    resolve_model,
+    SPECS,
+)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PRESETS = sorted((ROOT / 'config').glob('*.yaml'))
@@ -55,6 +64,25 @@ def test_a_preset_loads_into_the_node_configuration(path):
         assert config.goals.max_new_tokens == expected['goal.max_new_tokens']
         assert config.concurrency_policy is Policy(expected['concurrency_policy'])
         assert config.window.source == '/camera/image_raw'
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def test_the_parameter_defaults_are_the_config_defaults():
+    """Each default is declared once, in the config dataclasses: a node with no parameter set
+    reads exactly NodeConfig(), whose parts are the core's own defaults.
+    """
+    context = rclpy.Context()
+    rclpy.init(context=context, args=[])
+    node = Node('cosmos_reason', context=context)
+    try:
+        config = declare_node_config(node, image_topic='image')
+        assert config == NodeConfig()
+        assert (config.model, config.window, config.goals, config.limits, config.remote,
+                config.lift) == (ModelConfig(), WindowConfig(), GoalDefaults(), GoalLimits(),
+                                 RemoteConfig(), LiftSettings())
+        assert config.backend_settings == BackendSettings()
     finally:
         node.destroy_node()
         rclpy.shutdown(context=context)

@@ -20,6 +20,8 @@ from rclpy.qos import qos_profile_sensor_data
 from ros_graph import next_domain, TIMEOUT
 from sensor_msgs.msg import Image
 
+from cosmos_reason_ros.ros.spinning import spinning
+
 EXECUTABLES = ('reason_node', 'ask', 'sample_stream', 'live_eval', 'cosmos-reason')
 SHARE = pathlib.Path(get_package_share_directory('cosmos_reason_ros'))
 
@@ -84,18 +86,14 @@ def test_the_demo_stream_arrives_whole_with_the_scripts_environment(ros_env, sta
         Image, 'image', lambda msg: stamps.append(msg.header.stamp.sec
                                                   + msg.header.stamp.nanosec * 1e-9),
         qos_profile_sensor_data)
-    try:
+    with spinning(executor, destroy=(node.destroy_node,), context=context):
         deadline = time.monotonic() + TIMEOUT
         while not stamps and time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.1)
+            time.sleep(0.1)
         assert stamps, 'no frame from sample_stream'
         first = len(stamps)
         while stamps[-1] - stamps[first - 1] < 4.0 and time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.1)
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.shutdown(context=context)
+            time.sleep(0.1)
 
     received = len(stamps) - first
     span = stamps[-1] - stamps[first - 1]

@@ -17,6 +17,7 @@ from rclpy.task import Future
 from std_msgs.msg import String
 
 from cosmos_reason_ros.ros.executor import ReasonExecutor
+from cosmos_reason_ros.ros.spinning import spinning
 
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 
@@ -42,13 +43,11 @@ class _CountingExecutor(ReasonExecutor):
         return max(collections.Counter(map(id, self.tasks)).values())
 
 
-def _spinning(context, *nodes, threads=4):
+def _counting(context, *nodes, threads=4):
     executor = _CountingExecutor(num_threads=threads, context=context)
     for node in nodes:
         executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    return executor, spinner
+    return executor
 
 
 def test_each_message_is_handled_and_handed_out_once():
@@ -67,8 +66,8 @@ def test_each_message_is_handled_and_handed_out_once():
     node.create_subscription(String, 'chatter', on_message, 200,
                              callback_group=MutuallyExclusiveCallbackGroup())
     publisher = node.create_publisher(String, 'chatter', 200)
-    executor, spinner = _spinning(context, node)
-    try:
+    with spinning(_counting(context, node), destroy=(node.destroy_node,),
+                  context=context) as executor:
         deadline = time.monotonic() + 10.0
         while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -78,11 +77,6 @@ def test_each_message_is_handled_and_handed_out_once():
         assert done.wait(20.0), f'{len(received)} of 100 messages handled'
         assert received == [str(index) for index in range(100)]
         assert executor.most_handed_out() <= 2
-    finally:
-        executor.shutdown(timeout_sec=5.0)
-        spinner.join(timeout=5.0)
-        node.destroy_node()
-        rclpy.shutdown(context=context)
 
 
 def test_a_coroutine_awaiting_a_future_still_finishes():
@@ -100,15 +94,11 @@ def test_a_coroutine_awaiting_a_future_still_finishes():
     waiting = node.create_timer(0.01, waiter)
     node.create_timer(0.2, lambda: future.done() or future.set_result(True),
                       callback_group=MutuallyExclusiveCallbackGroup())
-    executor, spinner = _spinning(context, node)
-    try:
-        assert finished.wait(10.0)
-    finally:
-        waiting.cancel()
-        executor.shutdown(timeout_sec=5.0)
-        spinner.join(timeout=5.0)
-        node.destroy_node()
-        rclpy.shutdown(context=context)
+    with spinning(_counting(context, node), destroy=(node.destroy_node,), context=context):
+        try:
+            assert finished.wait(10.0)
+        finally:
+            waiting.cancel()
 
 
 def test_a_middleware_error_in_a_callback_does_not_stop_spinning():
@@ -133,6 +123,7 @@ def test_a_middleware_error_in_a_callback_does_not_stop_spinning():
     node.create_timer(0.01, failing_tick)
     executor = ReasonExecutor(num_threads=2, context=context, on_middleware_error=errors.append)
     executor.add_node(node)
+    # Not spinning(): the test asserts that the spin thread itself is still alive.
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     try:

@@ -46,7 +46,7 @@ def test_each_transition_and_a_goal_in_each_state(managed):
 
     assert managed.transition('deactivate')
     assert managed.state() == 'inactive'
-    assert managed.node._image_sub is None, 'an inactive node takes no frames'
+    assert managed.node._images.subscription is None, 'an inactive node takes no frames'
     result, _ = managed.ask(make_goal('Is the marker red?'))
     assert result.error_code == Result.NOT_ACTIVE and 'inactive' in result.message
 

@@ -340,7 +340,7 @@ def test_camera_stamps_with_nanosec_out_of_range_are_dropped_and_never_clear_the
     _publish_fresh_frames(quiet_graph)
     after = quiet_graph.node._window.stats
     assert after.rewinds == before.rewinds == 0 and after.fill >= before.fill
-    assert quiet_graph.node._frames_unreadable >= 3
+    assert quiet_graph.node._images.unreadable >= 3
     result, _ = quiet_graph.ask(make_goal('Is it safe?'))
     assert result.error_code == Result.SUCCESS, result.message
     now = quiet_graph.peer.get_clock().now().nanoseconds * 1e-9

@@ -30,6 +30,7 @@ from cosmos_reason_ros.action import Reason
 from cosmos_reason_ros.ros.client import make_goal, ReasonClient
 from cosmos_reason_ros.ros.conversions import to_time
 from cosmos_reason_ros.ros.executor import ReasonExecutor
+from cosmos_reason_ros.ros.spinning import spinning
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_GRACE = 5.0
@@ -81,6 +82,12 @@ class _Process:
         self.process.wait(TIMEOUT)
         self._reader.join(TIMEOUT)
         return ''.join(self.lines)
+
+    def __enter__(self) -> '_Process':
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.kill()
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -139,9 +146,8 @@ def test_a_signal_during_a_goal_ends_it_with_a_result_and_exits_zero(tiny_qwen3_
     client = ReasonClient(peer, '/cosmos_reason/reason')
     executor = ReasonExecutor(num_threads=3, context=context)
     executor.add_node(peer)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    try:
+    # Exited in reverse: the node process is killed (if still alive), then the executor stops.
+    with spinning(executor, destroy=(client.destroy, peer.destroy_node), context=context), node:
         node.wait_for_line('active: serving goals')
         assert client.wait_for_server(timeout=TIMEOUT)
         generating = threading.Event()
@@ -166,13 +172,6 @@ def test_a_signal_during_a_goal_ends_it_with_a_result_and_exits_zero(tiny_qwen3_
         # two segments, one of 64 MB, per run while rclpy kept its node alive).
         assert _abandoned_shared_memory() - abandoned == set()
         print(f'{signal.Signals(signal_number).name} during a goal: exit 0 after {seconds:.2f} s')
-    finally:
-        node.kill()
-        executor.shutdown(timeout_sec=5.0)
-        spinner.join(5.0)
-        client.destroy()
-        peer.destroy_node()
-        rclpy.shutdown(context=context)
 
 
 @pytest.mark.parametrize('signal_number', [signal.SIGINT, signal.SIGTERM])

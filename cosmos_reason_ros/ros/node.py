@@ -7,7 +7,8 @@ goals; deactivate stops both (running goals end NOT_ACTIVE); cleanup frees the m
 accelerator memory; shutdown works from every state. With `autostart` (the default) the node
 walks itself to active, as a plain node would.
 
-It only orchestrates: the window, the model, the prompts and the parser live in the core.
+It only orchestrates: the window, the model, the prompts and the parser live in the core; the
+camera input, /diagnostics and goal feedback in image_input, diagnostics and goal_progress.
 """
 
 import dataclasses
@@ -16,7 +17,6 @@ import os
 import threading
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.action import CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
@@ -25,10 +25,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle.node import LifecycleNodeMixin
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
-from rclpy.serialization import deserialize_message
-from rclpy.subscription import Subscription
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
@@ -38,9 +35,7 @@ from cosmos_reason_ros.core.answers.overlay import draw_overlay
 from cosmos_reason_ros.core.backends.base import Backend, GenerationResult
 from cosmos_reason_ros.core.backends.factory import create_backend
 from cosmos_reason_ros.core.backends.loading import BackgroundLoad
-from cosmos_reason_ros.core.camera.frames import FrameWindow, Offer
-from cosmos_reason_ros.core.camera.images import decode_image
-from cosmos_reason_ros.core.camera.rates import StreamRateMeter
+from cosmos_reason_ros.core.camera.frames import FrameWindow
 from cosmos_reason_ros.core.depth.geometry import Lifted, points_without_depth
 from cosmos_reason_ros.core.errors import (
     Failure,
@@ -63,12 +58,14 @@ from cosmos_reason_ros.ros.conversions import (
     decode_goal_frames,
     empty_result_msg,
     goal_to_request,
-    header_from_cdr,
     outcome_to_msg,
     rgb_to_image_msg,
 )
 from cosmos_reason_ros.ros.depth_input import DepthInput
 from cosmos_reason_ros.ros.depth_output import fill_lifted, markers_of
+from cosmos_reason_ros.ros.diagnostics import DiagnosticsPublisher, NodeSnapshot
+from cosmos_reason_ros.ros.goal_progress import GoalProgress
+from cosmos_reason_ros.ros.image_input import ImageInput
 from cosmos_reason_ros.ros.large_buffers import give_back_free_memory
 from cosmos_reason_ros.ros.parameters import (
     declare_node_parameters,
@@ -77,7 +74,6 @@ from cosmos_reason_ros.ros.parameters import (
     refuse_change,
 )
 from cosmos_reason_ros.ros.publishing import PublishGuard
-from cosmos_reason_ros.ros.stamp_filter import content_filter_options, StampFilter
 
 Result = Reason.Result
 NODE_NAME = 'cosmos_reason'
@@ -132,9 +128,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
         self._reasoner: Reasoner | None = None
         self._scheduler: GoalScheduler | None = None
         self._window: FrameWindow | None = None
-        self._image_sub: Subscription | None = None
-        self._stamp_filter: StampFilter | None = None
-        self._image_type = Image
+        self._images = ImageInput(self, callback_group=self._frames_group,
+                                  image_shape=lambda: self._image_shape)
         self._depth: DepthInput | None = None
         self._load: BackgroundLoad | None = None
         self._server_backend: Backend | None = None
@@ -146,18 +141,14 @@ class ReasonNode(LifecycleNodeMixin, Node):
         self._shutting_down = False
         self._loaded = threading.Event()
         self._started = threading.Event()  # autostart walked to active (or gave up)
-        self._stream_rate = StreamRateMeter()
         self._last_latency = 0.0
         self._goals_served = 0
-        self._frames_seen = 0
-        self._frames_unreadable = 0
-        self._frames_seen_at_last_status = (0, time.monotonic())
 
         self._guard = PublishGuard(self.get_logger())
         self._result_pub = self.create_publisher(ReasoningResult, '~/result', 10)
         self._debug_pub = self.create_publisher(Image, '~/debug_image', 1)
         self._markers_pub = self.create_publisher(MarkerArray, '~/markers', 1)
-        self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._diagnostics = DiagnosticsPublisher(self, self._guard)
         self._server = ReasonActionServer(
             self, Reason, '~/reason', execute_callback=self._execute,
             goal_callback=lambda goal: GoalResponse.ACCEPT,
@@ -333,17 +324,15 @@ class ReasonNode(LifecycleNodeMixin, Node):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe to the camera and serve goals."""
-        assert self._config is not None
-        compressed = self._config.compressed_input
-        self._image_type = CompressedImage if compressed else Image
-        topic = 'image/compressed' if compressed else 'image'
-        self._image_sub = self._subscribe_frames(self._image_type, topic)
-        self._stamp_filter = StampFilter(self._image_sub, self.get_logger(),
-                                         requested=self._config.dds_frame_filter)
+        config = self._config
+        assert config is not None and self._window is not None
+        self._images.subscribe(self._window, self._depth, compressed=config.compressed_input,
+                               dds_filter=config.dds_frame_filter,
+                               max_source_pixels=config.limits.max_source_pixels)
         if self._depth is not None:
-            self._depth.subscribe(self._config.dds_frame_filter)
+            self._depth.subscribe(config.dds_frame_filter)
         self._active = True
-        self.get_logger().info(f"active: serving goals about '{self._image_sub.topic_name}'")
+        self.get_logger().info(f"active: serving goals about '{self._images.topic}'")
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -488,87 +477,12 @@ class ReasonNode(LifecycleNodeMixin, Node):
 
     # Frames --------------------------------------------------------------------------------
 
-    def _subscribe_frames(self, message_type, topic: str) -> Subscription:
-        """Subscribe to the camera, with the stamp filter where the middleware has one.
-
-        raw=True hands over the serialized message: the stamp decides whether a frame is needed
-        before anything is deserialized or converted. The content filter goes further: frames
-        the window will skip (7 of 8 at 30 fps) are not delivered at all.
-        """
-        assert self._config is not None
-        options = content_filter_options() if self._config.dds_frame_filter else None
-        if options is not None:
-            try:
-                return self.create_subscription(
-                    message_type, topic, self._on_image, qos_profile_sensor_data,
-                    callback_group=self._frames_group, raw=True, content_filter_options=options)
-            except Exception as error:  # noqa: BLE001 - fall back to filtering in the node
-                self.get_logger().warning(
-                    f'no content filter on {topic} ({error}): every frame is delivered and '
-                    'the node drops those it does not keep')
-        return self.create_subscription(message_type, topic, self._on_image,
-                                        qos_profile_sensor_data,
-                                        callback_group=self._frames_group, raw=True)
-
     def _unsubscribe_frames(self) -> None:
-        subscription, self._image_sub = self._image_sub, None
-        self._stamp_filter = None
-        if subscription is not None:
-            self.destroy_subscription(subscription)
+        self._images.unsubscribe()
         if self._depth is not None:
             self._depth.unsubscribe()
         if self._window is not None:
             self._window.clear()
-        self._stream_rate.clear()
-
-    def _on_image(self, raw: bytes) -> None:
-        window, stamp_filter, subscription = self._window, self._stamp_filter, self._image_sub
-        if window is None or stamp_filter is None or subscription is None:
-            return  # a frame that was already in flight when the node deactivated
-        self._frames_seen += 1
-        header = header_from_cdr(raw)
-        if header is None or not math.isfinite(header[0]):
-            self._frames_unreadable += 1
-            what = ('an unreadable header' if header is None else
-                    'header.stamp.nanosec >= 1e9 (ROS stamps hold nanosec below 1e9)')
-            self.get_logger().warning(
-                f"dropping an image on '{subscription.topic_name}' with {what} "
-                f'({self._frames_unreadable} so far)', throttle_duration_sec=5.0)
-            return
-        stamp, frame_id = header
-        self._stream_rate.add(time.monotonic(), stamp)
-        try:
-            offer = window.offer(stamp, lambda: self._decode(raw), frame_id)
-        # Anything raised here would stop the executor: a bad frame is dropped, never fatal.
-        except Exception as error:  # noqa: BLE001
-            self.get_logger().warning(
-                f"dropping an image on '{subscription.topic_name}': {error} "
-                f'({window.stats.invalid} dropped so far)', throttle_duration_sec=5.0)
-            return
-        if offer in (Offer.KEPT, Offer.REWOUND, Offer.RESIZED):
-            stamp_filter.update(window.wanted_stamps())
-            if self._depth is not None:
-                self._depth.colour_kept(stamp)
-        if offer is Offer.REWOUND:
-            self.get_logger().warning(
-                f"stamps on '{subscription.topic_name}' jumped back to {stamp:.3f} s "
-                '(bag loop or simulation reset): the frame window was cleared')
-        elif offer is Offer.RESIZED:
-            resize = window.last_resize
-            self.get_logger().warning(
-                f"the images on '{subscription.topic_name}' changed size from "
-                f'{resize.previous[0]}x{resize.previous[1]} to {resize.size[0]}x{resize.size[1]}: '
-                'the frame window starts anew (a goal sees frames of one size)',
-                throttle_duration_sec=5.0)
-
-    def _decode(self, raw: bytes):
-        config = self._config
-        assert config is not None
-        # The declared size and shape are checked before decoding; a JPEG decodes reduced for
-        # the window.
-        return decode_image(deserialize_message(raw, self._image_type),
-                            max_source_pixels=config.limits.max_source_pixels,
-                            target_pixels=config.window.max_pixels, shape=self._image_shape)
 
     @property
     def _image_shape(self) -> ImageShape:
@@ -654,8 +568,9 @@ class ReasonNode(LifecycleNodeMixin, Node):
     def _execute(self, handle: ServerGoalHandle) -> Result:
         goal = self._goals[bytes(handle.goal_id.uuid)]
         config = self._config
-        progress = _Progress(handle, config.feedback_period if config else 0.0, self._guard,
-                             config.feedback_text_chars if config else 0, started=goal.accepted)
+        progress = GoalProgress(handle, config.feedback_period if config else 0.0, self._guard,
+                                config.feedback_text_chars if config else 0,
+                                started=goal.accepted)
         try:
             return self._run(goal, progress)
         finally:
@@ -665,7 +580,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
                 self._goals.pop(bytes(handle.goal_id.uuid), None)
                 self._goals_done.notify_all()
 
-    def _run(self, goal: _Goal, progress: '_Progress') -> Result:
+    def _run(self, goal: _Goal, progress: GoalProgress) -> Result:
         try:
             if goal.refusal is not None:
                 raise goal.refusal
@@ -714,7 +629,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
         return self._finish(goal, Result.SUCCESS, outcome_message(outcome, msg.total_time),
                             progress, output=msg)
 
-    def _finish(self, goal: _Goal, code: int, message: str, progress: '_Progress', *,
+    def _finish(self, goal: _Goal, code: int, message: str, progress: GoalProgress, *,
                 output: ReasoningResult | None = None, canceled: bool = False) -> Result:
         """End the goal: SUCCEEDED for SUCCESS, CANCELED when its client's cancel stopped it,
         ABORTED otherwise; returns the result its client receives.
@@ -786,137 +701,36 @@ class ReasonNode(LifecycleNodeMixin, Node):
             self.get_clock().now().nanoseconds == 0
 
     def _publish_diagnostics(self) -> None:
-        seen, since = self._frames_seen_at_last_status
-        now = time.monotonic()
-        input_rate = (self._frames_seen - seen) / max(now - since, 1e-6)
-        self._frames_seen_at_last_status = (self._frames_seen, now)
-        window, scheduler = self._window, self._scheduler
-        state = self.lifecycle_state
-        level, message = self._status(state, window)
-        values = {
-            'lifecycle_state': state,
-            'model': self._model_name, 'model_state': self._model_state,
-            # With the middleware's stamp filter only the frames the window keeps arrive.
-            'frame_filter': ('dds' if self._stamp_filter is not None and
-                             self._stamp_filter.active else 'node'),
-            'frame_filter_reason': (self._stamp_filter.reason if self._stamp_filter is not None
-                                    else 'not subscribed'),
-            'input_rate_hz': f'{input_rate:.1f}', 'frames_received': str(self._frames_seen),
-            'frames_invalid': str(self._frames_unreadable),
-            'goals_running': str(scheduler.busy if scheduler else 0),
-            'goals_queued': str(scheduler.queued if scheduler else 0),
-            'goals_served': str(self._goals_served),
-            'last_latency_s': f'{self._last_latency:.3f}',
-            'publish_errors': str(self._guard.errors),
-            'backend': self.get_parameter('backend').value,
-        }
-        if window is not None:
-            stats = window.stats
-            values.update({
-                'frames_kept': str(stats.kept),
-                'frames_invalid': str(stats.invalid + self._frames_unreadable),
-                'window_fill': str(stats.fill), 'window_span_s': f'{stats.span:.2f}'})
-        if not self.get_parameter('use_sim_time').value:
-            rate = self._stream_rate.rate(now)
-            if rate.stamps_hz is not None:
-                values['stamps_rate_hz'] = f'{rate.stamps_hz:.1f}'
-                if rate.losing_frames and level == DiagnosticStatus.OK:
-                    level, message = DiagnosticStatus.WARN, (
-                        f'receiving {rate.received_hz:.1f} frames/s of the {rate.stamps_hz:.1f} '
-                        'the stamps show: frames are lost in transport (raw frames over 512 KiB '
-                        'need config/fastdds_large_frames.xml on both sides, or use JPEG)')
-        if self._sim_time_waiting():
-            values['sim_time'] = 'waiting for /clock'
-            level = max(level, DiagnosticStatus.WARN)
-            message = ('use_sim_time is true but no /clock has arrived: the staleness check '
-                       'cannot work; ' + message)
-        if self._depth is not None:
-            values.update(self._depth.diagnostics())
-        backend = self._backend
-        if backend is not None and self._model_state == 'ready':
-            policy = self.get_parameter('structured_output').value
-            values['structured_output'] = (
-                f'{policy}, not held: {self._unheld_format}' if self._unheld_format
-                else policy if policy == 'off' or backend.can_constrain
-                else f'{policy}, not available (see goal messages)')
-        server = (self._server_backend.server_status()
-                  if self._server_backend is not None else None)
-        if server is not None:
-            values['server'] = server.url
-            values['server_status'] = server.message
-        status = DiagnosticStatus(
-            level=level, name=f'{self.get_name()}: reasoning', message=message,
-            hardware_id=self._model_name,
-            values=[KeyValue(key=key, value=value) for key, value in values.items()])
-        self._guard.publish(self._diagnostics_pub, DiagnosticArray(
-            header=Header(stamp=self.get_clock().now().to_msg()), status=[status]))
+        self._diagnostics.publish(self._snapshot())
 
-    def _status(self, state: str, window: FrameWindow | None):
-        if self._shutting_down:
-            return DiagnosticStatus.WARN, 'shutting down'
-        if self._model_state == 'failed':
-            retry = f' - retrying in {self._retry_in()} s' if self._retry_at is not None else ''
-            return DiagnosticStatus.ERROR, self._model_error + retry
-        if self._model_state == 'loading':
-            return DiagnosticStatus.WARN, 'model loading'
-        if state != 'active':
-            return DiagnosticStatus.WARN, f'{state}: not serving goals'
-        server = self._backend.server_status() if self._backend is not None else None
-        if server is not None and not server.serves_model:
-            return DiagnosticStatus.ERROR, server.message
-        if window is None or window.stats.fill == 0:
-            topic = self._image_sub.topic_name if self._image_sub else 'image'
-            return DiagnosticStatus.WARN, f"no frames on '{topic}'"
-        return DiagnosticStatus.OK, 'ready'
-
-
-class _Progress:
-    """Feedback of one goal: every stage change, and partial text at most once per period.
-
-    The feedback carries only the last tail_chars characters: a message that repeats the whole
-    growing answer costs quadratic traffic and memory (the result keeps all of it).
-    """
-
-    def __init__(self, goal_handle: ServerGoalHandle, period: float, guard: PublishGuard,
-                 tail_chars: int, *, started: float):
-        self._goal_handle = goal_handle
-        self._period = period
-        self._guard = guard
-        self._tail_chars = tail_chars
-        self._started = started
-        self._last_sent = 0.0
-        self._stage = ''
-        self._chunks = []
-        self._tail = ''
-        self._tokens = 0
-
-    @property
-    def elapsed(self) -> float:
-        """Seconds since the goal was accepted."""
-        return time.monotonic() - self._started
-
-    @property
-    def text_so_far(self) -> str:
-        return ''.join(self._chunks)
-
-    def stage(self, stage: str) -> None:
-        self._stage = stage
-        self._send()
-
-    def text(self, delta: str, tokens: int) -> None:
-        self._chunks.append(delta)
-        tail = self._tail + delta
-        self._tail = tail[max(0, len(tail) - self._tail_chars):]
-        self._tokens = tokens
-        if time.monotonic() - self._last_sent >= self._period:
-            self._send()
-
-    def _send(self) -> None:
-        self._last_sent = time.monotonic()
-        feedback = Reason.Feedback(stage=self._stage, tokens=self._tokens,
-                                   partial_text=self._tail,
-                                   elapsed=self._last_sent - self._started)
-        self._guard.call('feedback', self._goal_handle.publish_feedback, feedback)
+    def _snapshot(self) -> NodeSnapshot:
+        """The node's state, as /diagnostics reports it."""
+        window, scheduler, backend = self._window, self._scheduler, self._backend
+        images = self._images
+        ready = backend is not None and self._model_state == 'ready'
+        server_backend = self._server_backend
+        return NodeSnapshot(
+            lifecycle_state=self.lifecycle_state, shutting_down=self._shutting_down,
+            model=self._model_name, model_state=self._model_state,
+            model_error=self._model_error,
+            retry_in=self._retry_in() if self._retry_at is not None else None,
+            backend=self.get_parameter('backend').value,
+            serving_server=backend.server_status() if backend is not None else None,
+            server=server_backend.server_status() if server_backend is not None else None,
+            window=window.stats if window is not None else None, topic=images.topic,
+            frame_filter=images.frame_filter, frame_filter_reason=images.frame_filter_reason,
+            frames_received=images.frames_seen, frames_unreadable=images.unreadable,
+            goals_running=scheduler.busy if scheduler else 0,
+            goals_queued=scheduler.queued if scheduler else 0,
+            goals_served=self._goals_served, last_latency=self._last_latency,
+            publish_errors=self._guard.errors,
+            stream_rate=(None if self.get_parameter('use_sim_time').value
+                         else images.rate(time.monotonic())),
+            sim_time_waiting=self._sim_time_waiting(),
+            depth=self._depth.diagnostics() if self._depth is not None else None,
+            structured_output=self.get_parameter('structured_output').value,
+            can_constrain=backend.can_constrain if ready else None,
+            unheld_format=self._unheld_format)
 
 
 def _wait_for_cancel_state(handle: ServerGoalHandle) -> bool:

@@ -32,11 +32,6 @@ from cosmos_reason_ros.core.config import (
 from cosmos_reason_ros.core.depth.geometry import LiftSettings
 from cosmos_reason_ros.core.scheduling import Policy
 
-_REMOTE = RemoteConfig()
-_LIMITS = GoalLimits()
-_LIFT = LiftSettings()
-_DEFAULTS = GoalDefaults()
-
 
 @dataclasses.dataclass(frozen=True)
 class ParameterSpec:
@@ -52,24 +47,71 @@ class ParameterSpec:
 DEPTH_TRANSPORTS = ('raw', 'compressedDepth')
 """How the node takes depth: the image itself, or image_transport's compressedDepth (PNG)."""
 
+
+@dataclasses.dataclass(frozen=True)
+class NodeConfig:
+    """Everything the node reads from its parameters; its defaults are the parameters'."""
+
+    model: ModelConfig = ModelConfig()
+    window: WindowConfig = WindowConfig()
+    goals: GoalDefaults = GoalDefaults()
+    frame_wait_timeout: float = 2.0
+    compressed_input: bool = False
+    dds_frame_filter: bool = False
+    concurrency_policy: Policy = Policy.REJECT
+    max_queued_goals: int = 8
+    feedback_period: float = 0.25
+    publish_debug_image: bool = True
+    diagnostics_period: float = 1.0
+    backend: str = BackendSettings.backend
+    remote: RemoteConfig = RemoteConfig()
+    limits: GoalLimits = GoalLimits()
+    autostart: bool = True
+    result_timeout: int = 900
+    feedback_text_chars: int = 2048
+    depth_enabled: bool = False
+    depth_tolerance: float = 0.02
+    depth_transport: str = 'raw'
+    depth_capacity: int = 32
+    lift: LiftSettings = LiftSettings()
+
+    @property
+    def backend_settings(self) -> BackendSettings:
+        """The backend choice with the settings of each kind, for create_backend()."""
+        return BackendSettings(backend=self.backend, model=self.model, remote=self.remote)
+
+
+# Each parameter's default is declared once: in the config dataclass its value is read into.
+_NODE = NodeConfig()
+_MODEL = _NODE.model
+_WINDOW = _NODE.window
+_DEFAULTS = _NODE.goals
+_LIMITS = _NODE.limits
+_REMOTE = _NODE.remote
+_LIFT = _NODE.lift
+
 SPECS: tuple[ParameterSpec, ...] = (
-    ParameterSpec('backend', 'transformers',
+    ParameterSpec('backend', _NODE.backend,
                   'Where the model runs: transformers (in this process) or openai (an '
                   'OpenAI-compatible server such as vLLM or NVIDIA NIM; see remote.*).',
                   choices=BACKENDS),
-    ParameterSpec('model', 'nvidia/Cosmos-Reason2-2B',
+    ParameterSpec('model', _MODEL.model,
                   'Hub id or local checkpoint directory (Qwen3-VL or Qwen2.5-VL based). A '
                   'relative directory is looked up in the working directory, then in the '
                   "package's share directory (where set-up builds models/tiny-qwen3-vl)."),
-    ParameterSpec('revision', '', 'Hub revision to pin (commit, tag or branch); empty: default.'),
-    ParameterSpec('dtype', 'auto', 'Weight dtype.', choices=('auto', 'bf16', 'fp16', 'fp32')),
-    ParameterSpec('device', 'auto', 'auto, cpu, cuda or cuda:N.'),
-    ParameterSpec('attn_implementation', 'sdpa', 'Attention kernel.',
+    ParameterSpec('revision', _MODEL.revision,
+                  'Hub revision to pin (commit, tag or branch); empty: default.'),
+    ParameterSpec('dtype', _MODEL.dtype,
+                  'Weight dtype.', choices=('auto', 'bf16', 'fp16', 'fp32')),
+    ParameterSpec('device', _MODEL.device, 'auto, cpu, cuda or cuda:N.'),
+    ParameterSpec('attn_implementation', _MODEL.attn_implementation, 'Attention kernel.',
                   choices=('sdpa', 'eager', 'flash_attention_2')),
-    ParameterSpec('quantization', 'none', 'bitsandbytes weight quantization (CUDA only).',
+    ParameterSpec('quantization', _MODEL.quantization,
+                  'bitsandbytes weight quantization (CUDA only).',
                   choices=('none', '4bit', '8bit')),
-    ParameterSpec('local_files_only', False, 'Never contact the model hub (offline robots).'),
-    ParameterSpec('cache_implementation', 'dynamic',
+    ParameterSpec('local_files_only', _MODEL.local_files_only,
+                  'Never contact the model hub (offline robots).'),
+    ParameterSpec('cache_implementation', _MODEL.cache_implementation,
                   'KV cache of generation; static preallocates it, so that transformers compiles '
                   'decoding on CUDA (faster decoding after a slow first goal; slower on a CPU).',
                   choices=('dynamic', 'static')),
@@ -126,22 +168,24 @@ SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec('remote.extra_body', _REMOTE.extra_body,
                   'JSON object of further request fields the server understands, e.g. '
                   '{"repetition_penalty": 1.05} for vLLM; the fields a goal sets win.'),
-    ParameterSpec('compressed_input', False,
+    ParameterSpec('compressed_input', _NODE.compressed_input,
                   'Subscribe to image/compressed (sensor_msgs/CompressedImage) instead of image.'),
-    ParameterSpec('window.target_fps', 4.0, 'Frames kept per second of header-stamp time.',
+    ParameterSpec('window.target_fps', _WINDOW.target_fps,
+                  'Frames kept per second of header-stamp time.',
                   range=(0.1, 60.0)),
-    ParameterSpec('window.capacity', 128, 'Most frames held in the window.', range=(2, 4096)),
-    ParameterSpec('window.max_duration', 30.0,
+    ParameterSpec('window.capacity', _WINDOW.capacity,
+                  'Most frames held in the window.', range=(2, 4096)),
+    ParameterSpec('window.max_duration', _WINDOW.max_duration,
                   'Seconds of history kept before the newest frame.', range=(0.5, 3600.0)),
-    ParameterSpec('window.max_pixels', 640 * 360,
+    ParameterSpec('window.max_pixels', _WINDOW.max_pixels,
                   'Pixel budget per stored frame; larger camera images are downscaled.',
                   range=(1024, 16777216)),
-    ParameterSpec('window.jump_threshold', WindowConfig.jump_threshold,
+    ParameterSpec('window.jump_threshold', _WINDOW.jump_threshold,
                   'A stamp this many seconds ahead of the newest frame is a jump, kept only when '
                   'the next frame follows it (one stray stamp cannot take the window over); '
                   'also the most a rewound timeline may advance between its first two frames.',
                   range=(0.01, 3600.0)),
-    ParameterSpec('window.dds_filter', False,
+    ParameterSpec('window.dds_filter', _NODE.dds_frame_filter,
                   'Have the middleware deliver only the frames the window keeps (a content '
                   'filter on header.stamp, moved on with each kept frame), so a skipped frame '
                   "costs the node nothing. Off by default: Fast DDS filters on the writer's "
@@ -150,18 +194,18 @@ SPECS: tuple[ParameterSpec, ...] = (
                   "Needs Fast DDS or Connext and rclpy from Kilted on (Jazzy's has no "
                   'content-filter API); otherwise every frame arrives and the node drops the '
                   'surplus itself without deserializing it (/diagnostics: frame_filter_reason).'),
-    ParameterSpec('depth.enabled', False,
+    ParameterSpec('depth.enabled', _NODE.depth_enabled,
                   'Lift trajectories and boxes into 3D with an aligned depth image on depth '
                   '(16UC1 mm or 32FC1 m) and the colour CameraInfo on camera_info.'),
-    ParameterSpec('depth.transport', 'raw',
+    ParameterSpec('depth.transport', _NODE.depth_transport,
                   "How depth arrives: raw (sensor_msgs/Image on depth) or compressedDepth "
                   "(image_transport's PNG CompressedImage on depth/compressedDepth).",
                   choices=DEPTH_TRANSPORTS),
-    ParameterSpec('depth.capacity', 32,
+    ParameterSpec('depth.capacity', _NODE.depth_capacity,
                   'Depth frames held: those of the newest kept colour frames (8 s at 4 fps); an '
                   'answer about an older frame gets LIFT_NO_DEPTH. Each costs its image size '
                   '(600 KiB at 640x480 16UC1, 1.8 MiB at 1280x720).', range=(1, 4096)),
-    ParameterSpec('depth.tolerance', 0.02,
+    ParameterSpec('depth.tolerance', _NODE.depth_tolerance,
                   "Largest stamp difference (s) between the answer's frame and its depth "
                   'frame.', range=(0.0, 1.0)),
     ParameterSpec('depth.min_range', _LIFT.min_depth,
@@ -177,15 +221,17 @@ SPECS: tuple[ParameterSpec, ...] = (
                   range=(0.001, 10.0)),
     ParameterSpec('depth.box_min_pixels', _LIFT.box_min_pixels,
                   'A box with fewer valid depths is invalid in 3D.', range=(1, 1000000)),
-    ParameterSpec('goal.window_duration', 4.0,
+    ParameterSpec('goal.window_duration', _DEFAULTS.window_duration,
                   'Seconds of history a goal sees when it leaves window_duration at 0.',
                   range=(0.0, 3600.0)),
-    ParameterSpec('goal.max_frames', 16, 'Most frames per goal when the goal sets 0.',
+    ParameterSpec('goal.max_frames', _DEFAULTS.max_frames,
+                  'Most frames per goal when the goal sets 0.',
                   range=(1, 256)),
-    ParameterSpec('goal.max_frame_age', 2.0,
+    ParameterSpec('goal.max_frame_age', _DEFAULTS.max_frame_age,
                   'A goal fails with STALE_FRAMES when the newest frame is older (seconds).',
                   range=(0.0, 1e9)),
-    ParameterSpec('goal.max_new_tokens', 1024, 'Generation budget when the goal sets 0.',
+    ParameterSpec('goal.max_new_tokens', _DEFAULTS.max_new_tokens,
+                  'Generation budget when the goal sets 0.',
                   range=(1, 32768)),
     ParameterSpec('goal.max_new_tokens_limit', _LIMITS.max_new_tokens,
                   'Ceiling on the max_new_tokens a goal may ask for (INVALID_GOAL above).',
@@ -213,68 +259,37 @@ SPECS: tuple[ParameterSpec, ...] = (
                   "forced to start; 0: half of the goal's max_new_tokens. Lowered where the "
                   'longest answer the format allows would not fit in what is left.',
                   range=(0, 1048576)),
-    ParameterSpec('goal.frame_wait_timeout', 2.0,
+    ParameterSpec('goal.frame_wait_timeout', _NODE.frame_wait_timeout,
                   'Seconds a goal waits for a first frame (or its window_end) to arrive.',
                   range=(0.0, 600.0)),
-    ParameterSpec('concurrency_policy', 'reject', 'What a goal meets while another runs.',
+    ParameterSpec('concurrency_policy', _NODE.concurrency_policy.value,
+                  'What a goal meets while another runs.',
                   choices=tuple(policy.value for policy in Policy)),
-    ParameterSpec('max_queued_goals', 8, 'Queue length for the queue policy.', range=(1, 1024)),
-    ParameterSpec('result_timeout', 900,
+    ParameterSpec('max_queued_goals', _NODE.max_queued_goals,
+                  'Queue length for the queue policy.', range=(1, 1024)),
+    ParameterSpec('result_timeout', _NODE.result_timeout,
                   'Seconds the result of a finished goal stays collectable; after that the '
                   'client reads status UNKNOWN (rclpy keeps it only 10 s by default). A result '
                   'once collected is forgotten 10 s after its goal ended.',
                   range=(1, 86400)),
-    ParameterSpec('feedback_period', 0.25,
+    ParameterSpec('feedback_period', _NODE.feedback_period,
                   'Least seconds between feedback messages carrying partial text.',
                   range=(0.0, 60.0)),
-    ParameterSpec('feedback_text_chars', 2048,
+    ParameterSpec('feedback_text_chars', _NODE.feedback_text_chars,
                   'Feedback carries the last this many characters of the text generated so far '
                   '(the result carries all of it).', range=(0, 1048576)),
-    ParameterSpec('publish_debug_image', True,
+    ParameterSpec('publish_debug_image', _NODE.publish_debug_image,
                   'Publish the answer drawn on the last frame on ~/debug_image.'),
-    ParameterSpec('diagnostics_period', 1.0,
+    ParameterSpec('diagnostics_period', _NODE.diagnostics_period,
                   'Seconds between /diagnostics messages (wall clock, also with use_sim_time).',
                   range=(0.1, 60.0)),
-    ParameterSpec('autostart', True,
+    ParameterSpec('autostart', _NODE.autostart,
                   'Configure (load the model) and activate on start-up, with no lifecycle '
                   'manager; false: stay unconfigured until told (ros2 lifecycle set, '
                   'nav2_lifecycle_manager, launch_ros lifecycle events).'),
 )
 STARTUP_ONLY = ('autostart', 'diagnostics_period', 'result_timeout')
 """Read once when the node starts; every other parameter is read at configure."""
-
-
-@dataclasses.dataclass(frozen=True)
-class NodeConfig:
-    """Everything the node reads from its parameters."""
-
-    model: ModelConfig
-    window: WindowConfig
-    goals: GoalDefaults
-    frame_wait_timeout: float
-    compressed_input: bool
-    dds_frame_filter: bool
-    concurrency_policy: Policy
-    max_queued_goals: int
-    feedback_period: float
-    publish_debug_image: bool
-    diagnostics_period: float
-    backend: str = 'transformers'
-    remote: RemoteConfig = RemoteConfig()
-    limits: GoalLimits = GoalLimits()
-    autostart: bool = True
-    result_timeout: int = 900
-    feedback_text_chars: int = 2048
-    depth_enabled: bool = False
-    depth_tolerance: float = 0.02
-    depth_transport: str = 'raw'
-    depth_capacity: int = 32
-    lift: LiftSettings = LiftSettings()
-
-    @property
-    def backend_settings(self) -> BackendSettings:
-        """The backend choice with the settings of each kind, for create_backend()."""
-        return BackendSettings(backend=self.backend, model=self.model, remote=self.remote)
 
 
 def declare_node_parameters(node: Node) -> None:

@@ -22,6 +22,7 @@ from rclpy.signals import SignalHandlerOptions
 
 from cosmos_reason_ros.ros.executor import ReasonExecutor
 from cosmos_reason_ros.ros.large_buffers import reuse_large_buffers
+from cosmos_reason_ros.ros.spinning import spinning
 
 GOALS_TIMEOUT = 3.0
 """Seconds the goals get to end (a goal stops within one decoding step) before the executor
@@ -68,16 +69,14 @@ def run_until_signal(make_node: Callable[[], 'rclpy.node.Node'],
     executor = ReasonExecutor(num_threads=node.executor_threads,
                               on_middleware_error=node.count_publish_error)
     executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, name='executor', daemon=True)
-    spinner.start()
-    name = signals.wait()
-
-    started = time.monotonic()
-    stopped = node.begin_shutdown(timeout=GOALS_TIMEOUT)
-    if stopped:
-        time.sleep(LINGER)
-    executor.shutdown(timeout_sec=EXECUTOR_TIMEOUT)
-    spinner.join(EXECUTOR_TIMEOUT)
+    # The node is not among spinning()'s destroy steps: its shutdown transition and the log
+    # come between the executor's end and the node's destruction.
+    with spinning(executor, timeout=EXECUTOR_TIMEOUT):
+        name = signals.wait()
+        started = time.monotonic()
+        stopped = node.begin_shutdown(timeout=GOALS_TIMEOUT)
+        if stopped:
+            time.sleep(LINGER)
     node.finish_shutdown()
     node.get_logger().info(
         f'{name}: shut down in {time.monotonic() - started:.2f} s '
