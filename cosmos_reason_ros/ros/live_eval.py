@@ -15,7 +15,7 @@ from typing import Any
 from builtin_interfaces.msg import Time
 import rclpy
 from rclpy.action.client import ClientGoalHandle
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.task import Future
@@ -72,6 +72,7 @@ from cosmos_reason_ros.eval_options import (
 )
 from cosmos_reason_ros.ros.client import DEFAULT_ACTION, make_goal, ReasonClient
 from cosmos_reason_ros.ros.depth_output import lifted_from_msg
+from cosmos_reason_ros.ros.spinning import spinning
 
 
 class ClockStalledError(ReasonError):
@@ -492,13 +493,12 @@ def main(argv: list[str] | None = None) -> int:
         result_timeout=args.result_timeout)
     rclpy.init(args=argv)
     node = Node('cosmos_reason_live_eval')
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    spinner = threading.Thread(target=_spin, args=(executor,), daemon=True)
-    spinner.start()
     evaluation = LiveEvaluation(node, questions, action=args.action, settings=settings,
                                 on_result=None if args.quiet else ProgressBar(sys.stderr))
-    try:
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    with spinning(executor, timeout=10.0, destroy=(evaluation.destroy, node.destroy_node),
+                  context=node.context):
         if not evaluation.wait_for_server(timeout=args.start_timeout):
             print(f"live_eval: no action server '{args.action}' within {args.start_timeout:g} "
                   's: is the reasoning node running?', file=sys.stderr)
@@ -506,23 +506,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f'live_eval: waiting for /clock (ros2 bag play --clock); '
               f'{len(questions.items)} items', file=sys.stderr)
         run = evaluation.run()
-    finally:
-        # Fast DDS aborts the process unless the graph is torn down in this order.
-        executor.shutdown(timeout_sec=10.0)
-        spinner.join(timeout=10.0)
-        evaluation.destroy()
-        node.destroy_node()
-        rclpy.try_shutdown()
     path = write_report(run, args.out)
     print(f'live_eval: wrote {path} and {path.with_name("report.md")}', file=sys.stderr)
     return 130 if run.interrupted else 0
-
-
-def _spin(executor: SingleThreadedExecutor) -> None:
-    try:
-        executor.spin()
-    except ExternalShutdownException:
-        pass
 
 
 __all__ = ['BagClock', 'ClockStalledError', 'LiveEvaluation', 'LiveSettings', 'main',

@@ -11,7 +11,7 @@ import threading
 
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import Executor
+from rclpy.executors import Executor, ExternalShutdownException
 
 TIMEOUT = 5.0
 """Default seconds for the executor to stop, and again for its thread to end."""
@@ -34,7 +34,7 @@ def spinning(executor: Executor, *, timeout: float = TIMEOUT,
     Yields:
         The executor.
     """
-    thread = threading.Thread(target=executor.spin, name=name, daemon=True)
+    thread = threading.Thread(target=_spin, args=(executor,), name=name, daemon=True)
     thread.start()
     try:
         yield executor
@@ -45,6 +45,14 @@ def spinning(executor: Executor, *, timeout: float = TIMEOUT,
             step()
         if context is not None:
             rclpy.try_shutdown(context=context)
+
+
+
+def _spin(executor: Executor) -> None:
+    try:
+        executor.spin()
+    except ExternalShutdownException:
+        pass  # the context was shut down under it (Ctrl-C): the with block tears down
 
 
 __all__ = ['spinning', 'TIMEOUT']
