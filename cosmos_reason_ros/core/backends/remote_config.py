@@ -27,6 +27,10 @@ class RemoteConfig:
 
     base_url: str = 'http://127.0.0.1:8000/v1'
     """Server URL up to and including the API version, as OpenAI clients take it."""
+    base_urls: tuple[str, ...] = ()
+    """Several servers (replicas, routers) in order of preference, each like base_url; a
+    request that fails on one before any text arrived moves on to the next (see
+    backends.endpoints). Empty: base_url alone."""
     served_model: str = 'nvidia/Cosmos-Reason2-2B'
     """Model name the server serves (vLLM: --served-model-name, else the model path or id)."""
     api_key_env: str = ''
