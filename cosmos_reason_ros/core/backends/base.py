@@ -55,6 +55,11 @@ class GenerationRequest:
     sampling: Sampling
     structured: StructuredAnswer | None = None
     """Constrain the answer (after any reasoning) to its mode's format; None: free text."""
+    priority: int = 0
+    """How urgent the request is: higher is more urgent, 0 is a goal's default (monitors, once
+    they exist, would default below it). Remote backends send it when told to
+    (RemoteConfig.send_priority); the local backend runs requests in arrival order and
+    ignores it."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,9 +37,11 @@ from cosmos_reason_ros.core.backends.openai_request import (
     parse_extra_body,
     prepare_request,
     PreparedRequest,
+    routing_headers,
 )
 from cosmos_reason_ros.core.backends.openai_stream import AnswerAccumulator, excerpt, read_answer
 from cosmos_reason_ros.core.backends.remote_config import (
+    check_routing,
     FAMILIES,
     RemoteConfig,
     STRUCTURED_OUTPUT_FIELDS,
@@ -481,6 +483,7 @@ class OpenAIBackend:
                    'Accept': 'text/event-stream' if streaming else 'application/json'}
         if self._api_key:
             headers['Authorization'] = f'Bearer {self._api_key}'
+        headers.update(routing_headers(self.config))
         return headers
 
     def _list_models(self, endpoint: Endpoint) -> list[Mapping[str, Any]]:
@@ -669,6 +672,7 @@ def _check_config(config: RemoteConfig) -> None:
                              f"{config.structured_output_fields}': use "
                              + ' or '.join(STRUCTURED_OUTPUT_FIELDS))
     parse_extra_body(config.extra_body)
+    check_routing(config)
 
 
 def _refuses_structured_output(error: Exception) -> bool:
