@@ -8,7 +8,9 @@
 # Environment: MODEL (hub id or checkpoint directory; default: the tiny checkpoint, built into
 # .cache/vllm-tiny-qwen3-vl if missing), SERVED_MODEL_NAME (default: tiny-cosmos-reason, or MODEL),
 # HOST (default 127.0.0.1), PORT (default 8000), MAX_MODEL_LEN (default 16384),
-# VLLM_CPU_KVCACHE_SPACE (GiB of KV cache on a CPU, default 1). Extra arguments go to vLLM.
+# VLLM_CPU_KVCACHE_SPACE (GiB of KV cache on a CPU, default 1), SCHEDULING_POLICY (fcfs, vLLM's
+# default, or priority: waiting requests are served by their `priority` field, lowest first, which
+# the remote backend sends with remote.send_priority). Extra arguments go to vLLM.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 vllm_python=$root/.venv-vllm/bin/python
@@ -50,4 +52,5 @@ exec "$vllm_python" -m vllm.entrypoints.openai.api_server \
   --reasoning-parser qwen3 \
   --media-io-kwargs '{"video": {"num_frames": -1}}' \
   --trust-request-mm-kwargs \
+  --scheduling-policy "${SCHEDULING_POLICY:-fcfs}" \
   "$@"

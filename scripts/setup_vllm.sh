@@ -15,6 +15,11 @@
 #   which make `import torchvision` fail. So: torchvision 0.28.0 (the release for torch 2.13),
 #   and those two registrations given the same guard (patch_torchvision below).
 #
+# It also sets up .venv-router: vllm-router (PyPI; a Rust router with a Python launcher, which
+# brings fastapi, uvicorn and aiohttp), the router test/test_routing.py puts in front of two
+# workers. Its own environment, so that its dependencies never move vLLM's (today they would
+# only add orjson to .venv-vllm, but nothing keeps it so).
+#
 # Options (environment): PYTHON=python3.12 picks the interpreter (3.11-3.14);
 # TORCH_CPU_INDEX overrides the index used when pip cannot find torch 2.13.0+cpu.
 set -euo pipefail
@@ -26,6 +31,24 @@ vllm_version=0.32.0
 torchvision_version=0.28.0
 torch_cpu_index=${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}
 log() { printf '[setup_vllm] %s\n' "$*" >&2; }
+
+router_venv=$root/.venv-router
+router_version=0.1.17
+
+installed_router=$("$router_venv/bin/python" -c \
+  'import importlib.metadata as m; print(m.version("vllm-router"))' 2>/dev/null || true)
+if [ -x "$router_venv/bin/vllm-router" ] && [ "$installed_router" = "$router_version" ]; then
+  log "vllm-router $router_version in $router_venv: up to date"
+else
+  [ -x "$router_venv/bin/python" ] || "${PYTHON:-python3}" -m venv "$router_venv"
+  echo '*' > "$router_venv/.gitignore"
+  touch "$router_venv/COLCON_IGNORE"
+  log "installing vllm-router $router_version into $router_venv"
+  "$router_venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "vllm-router==$router_version"
+  "$router_venv/bin/vllm-router" --help > /dev/null \
+    || { log 'vllm-router does not start; see the error above'; exit 1; }
+fi
 
 digest=$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)
 if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$digest" ] \

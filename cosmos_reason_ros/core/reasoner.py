@@ -71,6 +71,8 @@ class ReasonRequest:
     """Decoding to use instead of the preset and the overrides above (a protocol's own)."""
     unconstrained: bool = False
     """Leave the answer free text even where structured output is on."""
+    priority: int = 0
+    """Higher is more urgent; passed to the backend (see GenerationRequest.priority)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,7 +163,7 @@ class Reasoner:
         generation_request = GenerationRequest(
             prompt=prompt, frames=[frame.image for frame in frames],
             timestamps=[frame.stamp - frames[0].stamp for frame in frames], sampling=sampling,
-            structured=self._structured(request, sampling))
+            structured=self._structured(request, sampling), priority=request.priority)
 
         notify(STAGE_PREPROCESSING)
         streaming = _StageOnFirstText(notify, on_text)

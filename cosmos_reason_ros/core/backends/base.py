@@ -55,6 +55,11 @@ class GenerationRequest:
     sampling: Sampling
     structured: StructuredAnswer | None = None
     """Constrain the answer (after any reasoning) to its mode's format; None: free text."""
+    priority: int = 0
+    """How urgent the request is: higher is more urgent, 0 is a goal's default (monitors, once
+    they exist, would default below it). Remote backends send it when told to
+    (RemoteConfig.send_priority); the local backend runs requests in arrival order and
+    ignores it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +97,9 @@ class GenerationResult:
     warnings: tuple[str, ...] = ()
     """What did not go as asked without failing the goal (e.g. the constraint was not
     applied, and why)."""
+    served_by: str = ''
+    """Who answered: the endpoint URL of a remote server (credentials shown as ***), or
+    'local' for a model in this process."""
 
     @property
     def decode_tokens_per_second(self) -> float:
@@ -103,6 +111,21 @@ class GenerationResult:
 
 
 @dataclasses.dataclass(frozen=True)
+class EndpointStatus:
+    """One endpoint of a remote backend's list, as its circuit breaker sees it."""
+
+    url: str
+    """The endpoint's URL (credentials shown as ***)."""
+    state: str
+    """closed (in use), open (failed; left alone until retry_in ends) or half-open (one trial
+    request on its way); see backends.endpoints."""
+    last_error: str = ''
+    """Why it last failed ('' once it answered again)."""
+    retry_in: float = 0.0
+    """Seconds until an open endpoint may be tried again (0 when closed)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class ServerStatus:
     """What the last check of a model server found (remote backends only)."""
 
@@ -111,7 +134,10 @@ class ServerStatus:
     message: str
     models: tuple[str, ...] = ()
     url: str = ''
-    """The server's address, as configured (for logs and /diagnostics)."""
+    """The server's address, as configured (for logs and /diagnostics); with several
+    endpoints, their URLs joined by ', '."""
+    endpoints: tuple[EndpointStatus, ...] = ()
+    """Every endpoint's breaker state, in configured order (remote backends only)."""
 
 
 class Backend(Protocol):

@@ -26,7 +26,11 @@ from cosmos_reason_ros.core.answers.formats import (
 from cosmos_reason_ros.core.answers.modes import ModelFamily
 from cosmos_reason_ros.core.backends.base import check_request, GenerationRequest, Sampling
 from cosmos_reason_ros.core.backends.openai_stream import excerpt
-from cosmos_reason_ros.core.backends.remote_config import FAMILIES, RemoteConfig
+from cosmos_reason_ros.core.backends.remote_config import (
+    FAMILIES,
+    RemoteConfig,
+    vllm_priority,
+)
 from cosmos_reason_ros.core.camera.images import downscale
 from cosmos_reason_ros.core.errors import InvalidRequestError, ModelLoadError
 
@@ -168,6 +172,11 @@ def prepare_request(request: GenerationRequest, config: RemoteConfig,
     }
     if config.stream:
         body['stream_options'] = {'include_usage': True}
+    if config.session_key:
+        # The OpenAI field for "who is asking"; routers that hash the body read it too.
+        body['user'] = config.session_key
+    if config.send_priority:
+        body['priority'] = vllm_priority(request.priority)
     if len(frames) > 1 and config.video_transport == 'video' and config.send_frame_timing:
         body['media_io_kwargs'] = {'video': frame_timing(request.timestamps, family)}
     input_size = model_input_size(width, height, family)
@@ -217,6 +226,13 @@ def structured_output_fields(answer: AnswerFormat, style: str) -> dict[str, Any]
     return {'structured_outputs': {'json': answer.json_schema, 'disable_any_whitespace': True}}
 
 
+def routing_headers(config: RemoteConfig) -> dict[str, str]:
+    """The header that carries the session key to a router (none without a key or header)."""
+    if config.session_key and config.session_header:
+        return {config.session_header: config.session_key}
+    return {}
+
+
 def check_server_context(prepared: PreparedRequest, frames: int, max_new_tokens: int,
                          max_model_len: int | None) -> None:
     """Refuse a request that cannot fit the server's context, before it is sent.
@@ -256,5 +272,6 @@ def guess_family(config: RemoteConfig, *names: str) -> ModelFamily:
 __all__ = [
     'PreparedRequest',
     'build_messages', 'check_server_context', 'encode_jpeg', 'frame_timing', 'guess_family',
-    'parse_extra_body', 'prepare_request', 'sampling_fields', 'structured_output_fields',
+    'parse_extra_body', 'prepare_request', 'routing_headers', 'sampling_fields',
+    'structured_output_fields',
 ]

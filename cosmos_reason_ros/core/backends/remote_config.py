@@ -3,8 +3,10 @@ to it. The ROS layer builds RemoteConfig from its parameters, the CLI from its o
 """
 
 import dataclasses
+import re
 
 from cosmos_reason_ros.core.answers.modes import ModelFamily
+from cosmos_reason_ros.core.errors import ModelLoadError
 
 STRUCTURED_OUTPUT_FIELDS = ('structured_outputs', 'guided')
 """How a constrained answer is asked for: vLLM >= 0.11's `structured_outputs` object (NIM
@@ -15,6 +17,11 @@ VIDEO_TRANSPORTS = ('video', 'images')
 
 FAMILIES = ('auto', *(family.value for family in ModelFamily))
 """Model families a remote server may serve; 'auto' guesses from the served model's name."""
+
+MAX_SESSION_HEADER_CHARS = 64
+MAX_SESSION_KEY_CHARS = 256
+_HTTP_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+"""A header name as HTTP defines it (RFC 9110 token): no space, no colon, ASCII only."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +34,10 @@ class RemoteConfig:
 
     base_url: str = 'http://127.0.0.1:8000/v1'
     """Server URL up to and including the API version, as OpenAI clients take it."""
+    base_urls: tuple[str, ...] = ()
+    """Several servers (replicas, routers) in order of preference, each like base_url; a
+    request that fails on one before any text arrived moves on to the next (see
+    backends.endpoints). Empty: base_url alone."""
     served_model: str = 'nvidia/Cosmos-Reason2-2B'
     """Model name the server serves (vLLM: --served-model-name, else the model path or id)."""
     api_key_env: str = ''
@@ -75,3 +86,52 @@ class RemoteConfig:
     """A JSON object of further request fields, for what a server offers beyond the OpenAI API
     (vLLM: repetition_penalty, as NVIDIA's Cosmos-Reason1 examples use, min_p, ignore_eos).
     The fields the backend writes for a goal (sampling, max_tokens, ...) win; '' adds none."""
+    session_key: str = ''
+    """A stable key for this client, sent as the OpenAI `user` field and in session_header, so
+    that a consistent-hash router (vllm-router --policy consistent_hash) keeps one robot's
+    requests on one replica, whose prefix and multimodal caches stay warm. The ROS node fills
+    in its fully qualified name (e.g. /robot7/cosmos_reason); '' sends none."""
+    session_header: str = 'x-session-id'
+    """The HTTP header that carries session_key on every request (vllm-router's consistent_hash
+    reads X-Session-ID first); '' sends the key only as `user`."""
+    send_priority: bool = False
+    """Send each request's priority as vLLM's `priority` field (see vllm_priority()); the
+    server must run with --scheduling-policy priority for it to change the order."""
+
+
+def check_routing(config: RemoteConfig) -> None:
+    """Refuse a session key or header that cannot travel in an HTTP request.
+
+    Raises:
+        ModelLoadError: the header name is not an HTTP token of at most 64 characters, or the
+            key is not printable ASCII of at most 256 characters; the message names the
+            parameter.
+    """
+    header = config.session_header
+    if header and (len(header) > MAX_SESSION_HEADER_CHARS or not _HTTP_TOKEN.fullmatch(header)):
+        raise ModelLoadError(
+            f'session_header {header!r} is not an HTTP header name: use at most '
+            f'{MAX_SESSION_HEADER_CHARS} letters, digits or -_. and no space or colon (e.g. '
+            "'x-session-id'), or '' to send the key only as the request's user field")
+    key = config.session_key
+    if len(key) > MAX_SESSION_KEY_CHARS:
+        raise ModelLoadError(f'session_key is {len(key)} characters long: use at most '
+                             f'{MAX_SESSION_KEY_CHARS} (a robot or node name)')
+    # Header values travel as ASCII; surrounding spaces would be stripped on the way.
+    if key and (not (key.isascii() and key.isprintable()) or key != key.strip()):
+        raise ModelLoadError(f'session_key {key!r} must be printable ASCII without leading or '
+                             'trailing spaces (e.g. /robot7/cosmos_reason)')
+
+
+def vllm_priority(priority: int) -> int:
+    """The `priority` field vLLM takes for a request of this priority.
+
+    Goals count higher as more urgent; vLLM's priority scheduler serves the lowest value first
+    (ties by arrival), so the value is negated: a goal of priority 5 goes as -5, ahead of
+    background work at 0.
+    """
+    return -priority
+
+
+__all__ = ['FAMILIES', 'RemoteConfig', 'STRUCTURED_OUTPUT_FIELDS', 'VIDEO_TRANSPORTS',
+           'check_routing', 'vllm_priority']

@@ -607,6 +607,7 @@ class TransformersBackend:
             generation_time=output.generation_time,
             model_input_size=prepared.model_input_size,
             finish_reason=finish_reason,
+            served_by='local',
         )
 
 
