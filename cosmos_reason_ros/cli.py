@@ -96,6 +96,13 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
                         help='never contact the model hub')
     parser.add_argument('--base-url', default=RemoteConfig.base_url,
                         help='server URL up to /v1 (openai)')
+    parser.add_argument('--base-urls', nargs='+', default=[], metavar='URL',
+                        help='several servers in order of preference, each like --base-url; '
+                             'a request that fails on one before any text moves to the next '
+                             '(openai; replaces --base-url)')
+    parser.add_argument('--session-key', default='',
+                        help='key sent as the user field and x-session-id header, for '
+                             'consistent-hash routers (openai; empty: none)')
     parser.add_argument('--served-model', default=RemoteConfig.served_model,
                         help='model name the server serves (openai)')
     parser.add_argument('--api-key-env', default='',
@@ -117,7 +124,8 @@ def _load_backend(args: argparse.Namespace) -> Backend:
     `--concurrency` answers at once (at least its default).
     """
     concurrency = getattr(args, 'concurrency', 1)
-    remote = RemoteConfig(base_url=args.base_url, served_model=args.served_model,
+    remote = RemoteConfig(base_url=args.base_url, base_urls=tuple(args.base_urls),
+                          session_key=args.session_key, served_model=args.served_model,
                           api_key_env=args.api_key_env, family=args.remote_family)
     remote = dataclasses.replace(remote, max_concurrent=max(remote.max_concurrent, concurrency))
     backend = create_backend(BackendSettings(

@@ -1,5 +1,6 @@
 """The parameter files and launch arguments: every key is a declared parameter, in range."""
 
+import dataclasses
 import pathlib
 
 import pytest
@@ -78,11 +79,13 @@ def test_the_parameter_defaults_are_the_config_defaults():
     node = Node('cosmos_reason', context=context)
     try:
         config = declare_node_config(node, image_topic='image')
-        assert config == NodeConfig()
-        assert (config.model, config.window, config.goals, config.limits, config.remote,
+        # The one default the node fills in: its name as the session key for routers.
+        remote = dataclasses.replace(RemoteConfig(), session_key='/cosmos_reason')
+        assert config == dataclasses.replace(NodeConfig(), remote=remote)
+        assert (config.model, config.window, config.goals, config.limits,
                 config.lift) == (ModelConfig(), WindowConfig(), GoalDefaults(), GoalLimits(),
-                                 RemoteConfig(), LiftSettings())
-        assert config.backend_settings == BackendSettings()
+                                 LiftSettings())
+        assert config.backend_settings == dataclasses.replace(BackendSettings(), remote=remote)
     finally:
         node.destroy_node()
         rclpy.shutdown(context=context)

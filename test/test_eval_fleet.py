@@ -6,6 +6,7 @@ concurrent run that put an answer on the wrong item, or lost its order, shows in
 
 import json
 import re
+import socket
 import time
 
 from prompted_server import PromptedServer
@@ -237,3 +238,17 @@ def test_merge_refuses_shards_that_are_not_one_run(shard_reports, question_file,
     assert _eval(question_file, server, whole, '--no-pictures') == 0
     with pytest.raises(MergeError, match='ran without --shard'):
         merge_reports([whole / 'report.json', second])
+
+
+def test_eval_over_several_endpoints_moves_past_a_dead_one(question_file, server, tmp_path):
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        dead = f'http://127.0.0.1:{sock.getsockname()[1]}/v1'  # nothing listens once closed
+    code = cli.main(['eval', '--questions', str(question_file), '--backend', 'openai',
+                     '--base-urls', dead, server.url, '--session-key', 'bench-7',
+                     '--served-model', 'cosmos', '--quiet', '--out', str(tmp_path / 'out')])
+
+    assert code == 0
+    report = json.loads((tmp_path / 'out' / 'report.json').read_text())
+    assert len(report['items']) == ITEMS
+    assert {item['status'] for item in report['items']} == {'answered'}

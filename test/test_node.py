@@ -527,6 +527,35 @@ def test_a_remote_answer_past_max_new_tokens_is_cut_and_the_goal_says_so(tiny_qw
         server.close()
 
 
+def test_a_fleet_node_fails_over_says_who_answered_and_keys_its_requests(tiny_qwen3_checkpoint):
+    from test_openai_backend import ScriptedServer
+
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        dead = f'http://127.0.0.1:{sock.getsockname()[1]}/v1'  # nothing listens once closed
+    server = ScriptedServer([], model='cosmos')
+    graph = Graph('cosmos', backend='openai', **{
+        'remote.base_urls': [dead, server.url], 'remote.served_model': 'cosmos',
+        'remote.send_priority': True})
+    try:
+        assert graph.node.wait_until_loaded(TIMEOUT)
+        result, _ = graph.ask(make_goal('Is it safe?', priority=5))
+
+        assert result.error_code == Result.SUCCESS, result.message
+        assert result.output.served_by == server.url
+        headers = {name.lower(): value for name, value in server.headers[-1].items()}
+        assert headers['x-session-id'] == '/cosmos_reason'  # the node's name: the robot's key
+        assert server.bodies[-1]['user'] == '/cosmos_reason'
+        assert server.bodies[-1]['priority'] == -5  # vLLM serves its lowest value first
+        status = graph.diagnostics_where(lambda values: 'endpoint[1]' in values)
+        assert status['endpoint[0]'].startswith(f'{dead} open')
+        assert status['endpoint[1]'] == f'{server.url} closed'
+        assert status['message'] == f'ready; 1 of 2 server endpoints failing: {dead}'
+    finally:
+        graph.close()
+        server.close()
+
+
 def test_a_result_nobody_collected_outlives_rcls_hold_until_result_timeout(
         tiny_qwen3_checkpoint, monkeypatch):
     monkeypatch.setattr('cosmos_reason_ros.ros.action_server.RCL_KEEP', 1.0)

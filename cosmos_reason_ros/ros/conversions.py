@@ -128,7 +128,7 @@ def goal_to_request(goal: Reason.Goal, window: WindowConfig,
         top_p=None if top_p <= 0 else top_p,
         top_k=goal.top_k if goal.top_k > 0 else None,
         seed=goal.seed if goal.seed >= 0 else None,
-        greedy=goal.greedy, unconstrained=goal.unconstrained,
+        greedy=goal.greedy, unconstrained=goal.unconstrained, priority=goal.priority,
         frames=frames)
 
 
@@ -209,6 +209,7 @@ def outcome_to_msg(outcome: ReasonOutcome) -> ReasoningResult:
     parsed, generation = outcome.parsed, outcome.generation
     msg.header = header
     msg.model_id = outcome.model_id
+    msg.served_by = generation.served_by
     msg.raw_text = generation.text
     msg.reasoning = parsed.reasoning
     msg.answer = parsed.answer

@@ -5,6 +5,7 @@ state, so the status follows from the snapshot alone.
 """
 
 import dataclasses
+import math
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -81,6 +82,11 @@ def status_of(snapshot: NodeSnapshot) -> tuple[int, str]:
         return DiagnosticStatus.ERROR, server.message
     if snapshot.window is None or snapshot.window.fill == 0:
         return DiagnosticStatus.WARN, f"no frames on '{snapshot.topic}'"
+    failing = [each.url for each in server.endpoints
+               if each.state != 'closed'] if server is not None else []
+    if failing:
+        return DiagnosticStatus.WARN, (f'ready; {len(failing)} of {len(server.endpoints)} '
+                                       f"server endpoints failing: {', '.join(failing)}")
     return DiagnosticStatus.OK, 'ready'
 
 
@@ -140,6 +146,13 @@ def diagnostic_status(snapshot: NodeSnapshot, *, name: str,
     if server is not None:
         values['server'] = server.url
         values['server_status'] = server.message
+        for index, endpoint in enumerate(server.endpoints):
+            state = endpoint.state
+            if endpoint.retry_in > 0:
+                state += f', retry in {math.ceil(endpoint.retry_in)} s'
+            if endpoint.last_error:
+                state += f': {endpoint.last_error}'
+            values[f'endpoint[{index}]'] = f'{endpoint.url} {state}'
     return DiagnosticStatus(
         level=level, name=name, message=message, hardware_id=snapshot.model,
         values=[KeyValue(key=key, value=value) for key, value in values.items()])

@@ -13,7 +13,9 @@ from typing import Any
 
 from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 
 from cosmos_reason_ros.core.backends.factory import BACKENDS, BackendSettings
 from cosmos_reason_ros.core.backends.remote_config import (
@@ -117,6 +119,21 @@ SPECS: tuple[ParameterSpec, ...] = (
                   choices=('dynamic', 'static')),
     ParameterSpec('remote.base_url', _REMOTE.base_url,
                   'Server URL including the API version, e.g. http://127.0.0.1:8000/v1.'),
+    ParameterSpec('remote.base_urls', _REMOTE.base_urls,
+                  'Several servers (replicas, routers) in order of preference, each like '
+                  'remote.base_url; a request that fails on one before any text arrived moves '
+                  'to the next, and one that failed is left alone for a cooldown (a circuit '
+                  'breaker per server, shown on /diagnostics). Empty: remote.base_url alone.'),
+    ParameterSpec('remote.session_key', _REMOTE.session_key,
+                  'Key sent as the OpenAI user field and in remote.session_header, so that a '
+                  "consistent-hash router keeps this robot's requests on one replica; empty: "
+                  "the node's fully qualified name (e.g. /robot7/cosmos_reason)."),
+    ParameterSpec('remote.session_header', _REMOTE.session_header,
+                  'HTTP header that carries remote.session_key (vllm-router hashes '
+                  'X-Session-ID first); empty: the key goes only as the user field.'),
+    ParameterSpec('remote.send_priority', _REMOTE.send_priority,
+                  "Send each goal's priority as vLLM's priority field (the server must run "
+                  'with --scheduling-policy priority).'),
     ParameterSpec('remote.served_model', _REMOTE.served_model,
                   'Model name the server serves (vLLM: --served-model-name).'),
     ParameterSpec('remote.api_key_env', _REMOTE.api_key_env,
@@ -379,9 +396,17 @@ def read_node_config(node: Node, image_topic: str) -> NodeConfig:
             box_min_pixels=values['depth.box_min_pixels'],
             box_edge_gap=values['depth.box_edge_gap']),
         backend=values['backend'],
-        remote=RemoteConfig(**{field.name: values[f'remote.{field.name}']
-                               for field in dataclasses.fields(RemoteConfig)}),
+        remote=_remote_config(node, values),
     )
+
+
+def _remote_config(node: Node, values: dict[str, Any]) -> RemoteConfig:
+    remote = RemoteConfig(**{field.name: values[f'remote.{field.name}']
+                             for field in dataclasses.fields(RemoteConfig)})
+    if not remote.session_key:
+        # One stable key per robot: namespaces tell robots apart (/robot7/cosmos_reason).
+        remote = dataclasses.replace(remote, session_key=node.get_fully_qualified_name())
+    return remote
 
 
 def resolve_model(model: str, share: pathlib.Path | None = None) -> str:
@@ -413,10 +438,19 @@ def _declare(node: Node, spec: ParameterSpec) -> None:
         description += ' One of: ' + ', '.join(spec.choices) + '.'
     descriptor = ParameterDescriptor(description=description,
                                      read_only=spec.name in STARTUP_ONLY, **_range_of(spec))
-    node.declare_parameter(spec.name, spec.default, descriptor)
+    default = spec.default
+    if isinstance(default, tuple):
+        # rclpy takes an empty list for a byte array: declare the type instead.
+        default = list(default) if default else Parameter.Type.STRING_ARRAY
+    node.declare_parameter(spec.name, default, descriptor)
 
 
 def _read(node: Node, spec: ParameterSpec) -> Any:
+    if isinstance(spec.default, tuple):
+        try:
+            return tuple(node.get_parameter(spec.name).value)
+        except ParameterUninitializedException:
+            return spec.default
     value = node.get_parameter(spec.name).value
     if spec.choices and value not in spec.choices:
         raise ValueError(f"parameter '{spec.name}' is {value!r}; use one of: "
