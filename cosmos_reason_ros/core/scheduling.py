@@ -12,6 +12,9 @@ import threading
 
 from cosmos_reason_ros.core.errors import Failure, ReasonError
 
+MAX_QUEUED = 8
+"""Goals that may wait under the queue policy, unless configured (max_queued_goals)."""
+
 
 class Policy(str, enum.Enum):
     """What happens to a goal that arrives while every slot is busy."""
@@ -72,7 +75,7 @@ class GoalScheduler:
     admitted or released a goal; they must not block.
     """
 
-    def __init__(self, policy: Policy, *, slots: int = 1, max_queued: int = 8):
+    def __init__(self, policy: Policy, *, slots: int = 1, max_queued: int = MAX_QUEUED):
         if slots < 1:
             raise ValueError(f'slots must be at least 1, got {slots}')
         self.policy = policy
@@ -218,5 +221,5 @@ class GoalStop:
             return self._reason
 
 
-__all__ = ['BusyError', 'GoalScheduler', 'GoalStop', 'Policy', 'StopReason', 'Ticket',
-           'TicketState']
+__all__ = ['BusyError', 'GoalScheduler', 'GoalStop', 'MAX_QUEUED', 'Policy', 'StopReason',
+           'Ticket', 'TicketState']

@@ -32,7 +32,7 @@ from cosmos_reason_ros.core.config import (
     WindowConfig,
 )
 from cosmos_reason_ros.core.depth.geometry import LiftSettings
-from cosmos_reason_ros.core.scheduling import Policy
+from cosmos_reason_ros.core.scheduling import MAX_QUEUED, Policy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +61,7 @@ class NodeConfig:
     compressed_input: bool = False
     dds_frame_filter: bool = False
     concurrency_policy: Policy = Policy.REJECT
-    max_queued_goals: int = 8
+    max_queued_goals: int = MAX_QUEUED
     feedback_period: float = 0.25
     publish_debug_image: bool = True
     diagnostics_period: float = 1.0
@@ -98,7 +98,8 @@ SPECS: tuple[ParameterSpec, ...] = (
                   'OpenAI-compatible server such as vLLM or NVIDIA NIM; see remote.*).',
                   choices=BACKENDS),
     ParameterSpec('model', _MODEL.model,
-                  'Hub id or local checkpoint directory (Qwen3-VL or Qwen2.5-VL based). A '
+                  'Hub id or local checkpoint directory of a supported family (Reason1, Reason2, '
+                  'Cosmos 3 Edge, Nano, Super; see docs/models.md). A '
                   'relative directory is looked up in the working directory, then in the '
                   "package's share directory (where set-up builds models/tiny-qwen3-vl)."),
     ParameterSpec('revision', _MODEL.revision,
@@ -206,11 +207,11 @@ SPECS: tuple[ParameterSpec, ...] = (
                   'Have the middleware deliver only the frames the window keeps (a content '
                   'filter on header.stamp, moved on with each kept frame), so a skipped frame '
                   "costs the node nothing. Off by default: Fast DDS filters on the writer's "
-                  "side, and the camera's publishing process crashed within 1-2 minutes in "
-                  'every run here with it on (Fast DDS 3.2.3; eProsima/Fast-DDS issue 4878). '
-                  "Needs Fast DDS or Connext and rclpy from Kilted on (Jazzy's has no "
-                  'content-filter API); otherwise every frame arrives and the node drops the '
-                  'surplus itself without deserializing it (/diagnostics: frame_filter_reason).'),
+                  "side, where it can crash the camera's process (eProsima/Fast-DDS issue "
+                  "4878; see docs/transport.md). Needs Fast DDS or Connext and Kilted's rclpy "
+                  "(Jazzy's has no content-filter API); otherwise every frame arrives and the "
+                  'node drops the surplus itself without deserializing it (/diagnostics: '
+                  'frame_filter_reason).'),
     ParameterSpec('depth.enabled', _NODE.depth_enabled,
                   'Lift trajectories and boxes into 3D with an aligned depth image on depth '
                   '(16UC1 mm or 32FC1 m) and the colour CameraInfo on camera_info.'),
