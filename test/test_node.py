@@ -556,6 +556,45 @@ def test_a_fleet_node_fails_over_says_who_answered_and_keys_its_requests(tiny_qw
         server.close()
 
 
+def test_a_fleet_node_with_its_server_down_answers_locally_until_the_server_is_back(
+        tiny_qwen3_checkpoint):
+    from test_openai_backend import ScriptedServer
+
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    url = f'http://127.0.0.1:{port}/v1'    # nothing listens yet: the network is down
+    graph = Graph(tiny_qwen3_checkpoint, backend='openai', **{
+        'remote.base_urls': [url], 'remote.served_model': 'cosmos', 'remote.max_retries': 0,
+        'remote.fallback_local': True})
+    server = None
+    try:
+        assert graph.node.wait_until_loaded(TIMEOUT), 'the node did not come up on its local model'
+        status = graph.diagnostics_where(lambda values: 'fallback' in values)
+        assert status['message'].startswith('serving with the local model: cannot reach')
+        assert status['level'] == '1'
+        assert status['fallback'].startswith(f'local model ready: {tiny_qwen3_checkpoint}')
+        result, _ = graph.ask(make_goal('Is it safe?'))
+
+        assert result.error_code == Result.SUCCESS, result.message
+        assert result.output.served_by == 'local'
+        assert result.output.model_id == str(tiny_qwen3_checkpoint)
+        assert 'answered by the local model: every server endpoint failed (' in result.message
+        assert graph.diagnostics_where(
+            lambda values: values.get('answered_locally') == '1')['fallback']
+
+        server = ScriptedServer([], model='cosmos', port=port)    # the network is back
+        graph.diagnostics_where(lambda values: values['message'] == 'ready')
+        result, _ = graph.ask(make_goal('Is it safe?'))
+        assert result.error_code == Result.SUCCESS, result.message
+        assert (result.output.served_by, result.output.model_id) == (url, 'cosmos')
+        assert 'local model' not in result.message
+    finally:
+        graph.close()
+        if server is not None:
+            server.close()
+
+
 def test_a_result_nobody_collected_outlives_rcls_hold_until_result_timeout(
         tiny_qwen3_checkpoint, monkeypatch):
     monkeypatch.setattr('cosmos_reason_ros.ros.action_server.RCL_KEEP', 1.0)

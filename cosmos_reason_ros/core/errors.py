@@ -151,6 +151,14 @@ class GenerationError(ReasonError):
     kind = Failure.GENERATION_FAILED
 
 
+class EndpointsDownError(GenerationError):
+    """Every endpoint of a remote backend failed before any answer text arrived (no connection,
+    a 5xx or 429, no answer within the timeout): nothing was streamed, so another backend may
+    answer the same request (remote.fallback_local). A failure after text arrived is a plain
+    GenerationError: that answer was streamed already and is never answered twice.
+    """
+
+
 class GenerationCancelled(ReasonError):
     """Generation stopped because its cancel event was set (kind PREEMPTED for a preemption)."""
 

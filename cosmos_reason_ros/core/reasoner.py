@@ -179,7 +179,8 @@ class Reasoner:
             starts_in_reasoning=prompt.reasoning and spec.thinking_opens_answer)
         generation = check_constrained(generation, parsed.answer)
         return ReasonOutcome(request=request, frames=tuple(frames), generation=generation,
-                             parsed=parsed, model_id=self._backend.model_id,
+                             parsed=parsed,
+                             model_id=generation.model_id or self._backend.model_id,
                              total_time=time.perf_counter() - started)
 
     def _structured(self, request: ReasonRequest,

@@ -79,6 +79,9 @@ def status_of(snapshot: NodeSnapshot) -> tuple[int, str]:
         return DiagnosticStatus.WARN, f'{state}: not serving goals'
     server = snapshot.serving_server
     if server is not None and not server.serves_model:
+        if server.fallback is not None and server.fallback.ready:
+            # remote.fallback_local: goals are still answered, by the local model.
+            return DiagnosticStatus.WARN, f'serving with the local model: {server.message}'
         return DiagnosticStatus.ERROR, server.message
     if snapshot.window is None or snapshot.window.fill == 0:
         return DiagnosticStatus.WARN, f"no frames on '{snapshot.topic}'"
@@ -153,6 +156,11 @@ def diagnostic_status(snapshot: NodeSnapshot, *, name: str,
             if endpoint.last_error:
                 state += f': {endpoint.last_error}'
             values[f'endpoint[{index}]'] = f'{endpoint.url} {state}'
+        fallback = server.fallback
+        if fallback is not None:
+            values['fallback'] = (f'local model ready: {fallback.model}' if fallback.ready
+                                  else f'local model not loaded: {fallback.model}')
+            values['answered_locally'] = str(fallback.answered)
     return DiagnosticStatus(
         level=level, name=name, message=message, hardware_id=snapshot.model,
         values=[KeyValue(key=key, value=value) for key, value in values.items()])

@@ -135,6 +135,10 @@ SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec('remote.send_priority', _REMOTE.send_priority,
                   "Send each goal's priority as vLLM's priority field (the server must run "
                   'with --scheduling-policy priority).'),
+    ParameterSpec('remote.fallback_local', _REMOTE.fallback_local,
+                  'Also load the local model (model, device, dtype...; of the served '
+                  "model's family) and answer with it when every server endpoint fails before "
+                  "any answer text arrived; such a result says served_by 'local'."),
     ParameterSpec('remote.served_model', _REMOTE.served_model,
                   'Model name the server serves (vLLM: --served-model-name).'),
     ParameterSpec('remote.api_key_env', _REMOTE.api_key_env,

@@ -100,6 +100,9 @@ class GenerationResult:
     served_by: str = ''
     """Who answered: the endpoint URL of a remote server (credentials shown as ***), or
     'local' for a model in this process."""
+    model_id: str = ''
+    """The model that answered, where it is not the backend's own model_id (a remote
+    backend's local fallback: the local checkpoint); '' otherwise."""
 
     @property
     def decode_tokens_per_second(self) -> float:
@@ -126,6 +129,18 @@ class EndpointStatus:
 
 
 @dataclasses.dataclass(frozen=True)
+class FallbackStatus:
+    """The local model that answers when every endpoint of a remote backend is down."""
+
+    model: str
+    """The local model, as its backend describes it."""
+    ready: bool
+    """It is loaded and standing by."""
+    answered: int = 0
+    """Requests it answered since it was loaded."""
+
+
+@dataclasses.dataclass(frozen=True)
 class ServerStatus:
     """What the last check of a model server found (remote backends only)."""
 
@@ -138,6 +153,8 @@ class ServerStatus:
     endpoints, their URLs joined by ', '."""
     endpoints: tuple[EndpointStatus, ...] = ()
     """Every endpoint's breaker state, in configured order (remote backends only)."""
+    fallback: FallbackStatus | None = None
+    """The local model standing by for an outage (remote.fallback_local); None: none."""
 
 
 class Backend(Protocol):

@@ -1,4 +1,5 @@
-"""Pick and build the backend a configuration asks for: local transformers or a remote server.
+"""Pick and build the backend a configuration asks for: local transformers, a remote server,
+or a remote server with a local model standing by (remote.fallback_local).
 
 The local backend (and so torch) is imported only when it is chosen.
 """
@@ -49,24 +50,48 @@ def create_backend(settings: BackendSettings, *,
             (pass os.environ); the core reads no environment on its own.
 
     Raises:
-        ModelLoadError: an unknown backend name or an unusable remote setting.
+        ModelLoadError: an unknown backend name, an unusable remote setting, or
+            remote.fallback_local without backend openai or without a local model.
     """
     if settings.backend == TRANSFORMERS:
-        try:
-            from cosmos_reason_ros.core.backends.transformers_backend import TransformersBackend
-        except ImportError as error:
+        if settings.remote.fallback_local:
             raise ModelLoadError(
-                f'the transformers backend needs torch, torchvision and transformers ({error}): '
-                "pip install 'cosmos_reason_ros[model]', or use backend openai") from None
-        return TransformersBackend(settings.model)
+                'remote.fallback_local is a last resort of backend openai (a local model '
+                'answering when every server endpoint is down); with backend transformers the '
+                'model runs here already: set remote.fallback_local false')
+        return _local_backend(settings.model)
     if settings.backend == OPENAI:
         from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
 
         name = settings.remote.api_key_env
         api_key = (environ or {}).get(name) if name else None
-        return OpenAIBackend(settings.remote, api_key=api_key)
+        remote = OpenAIBackend(settings.remote, api_key=api_key)
+        if not settings.remote.fallback_local:
+            return remote
+        if not settings.model.model.strip():
+            raise ModelLoadError(
+                'remote.fallback_local needs a local model: set model to a checkpoint (hub id '
+                "or directory) of the served model's family, with device and dtype for it")
+        from cosmos_reason_ros.core.backends.local_fallback import LocalFallbackBackend
+
+        return LocalFallbackBackend(remote, _local_backend(settings.model))
     raise ModelLoadError(f"unknown backend '{settings.backend}': use one of "
                          + ', '.join(BACKENDS))
+
+
+def _local_backend(model: ModelConfig) -> Backend:
+    """The transformers backend for `model`, torch imported only now.
+
+    Raises:
+        ModelLoadError: torch, torchvision or transformers is not installed.
+    """
+    try:
+        from cosmos_reason_ros.core.backends.transformers_backend import TransformersBackend
+    except ImportError as error:
+        raise ModelLoadError(
+            f'the transformers backend needs torch, torchvision and transformers ({error}): '
+            "pip install 'cosmos_reason_ros[model]', or use backend openai") from None
+    return TransformersBackend(model)
 
 
 __all__ = ['BACKENDS', 'BackendSettings', 'OPENAI', 'TRANSFORMERS', 'create_backend']

@@ -49,6 +49,7 @@ from cosmos_reason_ros.core.backends.remote_config import (
 )
 from cosmos_reason_ros.core.deadline import DeadlineEvent
 from cosmos_reason_ros.core.errors import (
+    EndpointsDownError,
     GenerationCancelled,
     GenerationError,
     InvalidRequestError,
@@ -466,14 +467,19 @@ class OpenAIBackend:
 
     def _final_error(self, failures: list[tuple[Endpoint, Exception, AnswerAccumulator]],
                      attempt: int) -> ReasonError:
-        """The error of a request whose last round failed everywhere it was sent."""
+        """The error of a request whose last round failed everywhere it was sent.
+
+        Only failures before any text arrived are collected (a later one is raised at once),
+        so this is always an EndpointsDownError: nothing was streamed.
+        """
         if len(failures) == 1 or len(self._endpoints or ()) == 1:
             endpoint, error, answer = failures[-1]
-            return self._generation_error(error, attempt, answer, endpoint.shown)
+            return EndpointsDownError(
+                str(self._generation_error(error, attempt, answer, endpoint.shown)))
         tries = f' (after {attempt + 1} rounds)' if attempt else ''
         reasons = ' | '.join(str(self._generation_error(error, 0, answer, endpoint.shown))
                              for endpoint, error, answer in failures)
-        return GenerationError(self._redact(
+        return EndpointsDownError(self._redact(
             f'no endpoint answered{tries}: {reasons}'))
 
     # Requests -----------------------------------------------------------------------------

@@ -97,6 +97,11 @@ class RemoteConfig:
     send_priority: bool = False
     """Send each request's priority as vLLM's `priority` field (see vllm_priority()); the
     server must run with --scheduling-policy priority for it to change the order."""
+    fallback_local: bool = False
+    """Also load the local model (ModelConfig: model, device, dtype...) and answer with it when
+    every endpoint fails before any answer text arrived, so that a robot keeps working when
+    the network drops (see backends.local_fallback). The local model must be of the server's
+    model family."""
 
 
 def check_routing(config: RemoteConfig) -> None:
