@@ -303,14 +303,15 @@ class MonitorSchedule:
             return self._monitors.get(state.spec.name) is state
 
     def start(self, now: float) -> None:
-        """Start ticking (activate): the monitors' first ticks spread over their periods, the
-        n-th of N monitors due n/N of its period from now, so that they do not all fall due
-        together.
+        """Start ticking (activate): the first ticks are spread over the shortest period, the
+        n-th of N monitors due n/N of it from now, so that they do not all fall due together.
         """
         with self._lock:
             count = len(self._monitors)
+            shortest = min((state.spec.period for state in self._monitors.values()),
+                           default=0.0)
             for index, state in enumerate(self._monitors.values()):
-                state.next_due = now + state.spec.period * index / count
+                state.next_due = now + shortest * index / count
             self._running = True
 
     def stop(self) -> None:
@@ -325,7 +326,9 @@ class MonitorSchedule:
                                          for state in self._monitors.values())
 
     def begin(self, now: float, model_free: bool) -> MonitorState | None:
-        """Settle every due monitor at `now`: one ticks (returned), the rest are skipped.
+        """Settle the due monitors at `now`: one ticks (returned); the others are skipped, except
+        that with the model free those still within late_tolerance stay due for the next check
+        (after the chosen tick, if it is short enough).
 
         Args:
             now: the schedule's clock (monotonic seconds).
@@ -343,6 +346,8 @@ class MonitorSchedule:
             chosen = min(on_time, key=lambda state: (state.last_started, state.next_due),
                          default=None) if model_free else None
             for state in due:
+                if model_free and state is not chosen and state in on_time:
+                    continue
                 passed = math.floor((now - state.next_due) / state.spec.period) + 1
                 state.next_due += passed * state.spec.period
                 if state is chosen:
