@@ -210,7 +210,7 @@ def test_an_unreadable_monitor_file_is_one_error_for_the_file(tmp_path, text, wo
 
 
 def test_the_example_monitor_file_is_valid():
-    path = pathlib.Path(__file__).resolve().parents[1] / 'config' / 'monitors_example.yaml'
+    path = pathlib.Path(__file__).resolve().parents[1] / 'config' / 'monitors' / 'example.yaml'
     specs, errors = read_monitor_file(path)
     assert specs and not errors
 

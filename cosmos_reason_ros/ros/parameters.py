@@ -457,7 +457,7 @@ def resolve_model(model: str, share: pathlib.Path | None = None) -> str:
 
 def resolve_share_file(name: str, share: pathlib.Path | None = None) -> str:
     """The file `name` names: as given when absolute or found from the working directory, else
-    in the package's share directory (config/monitors_example.yaml), else unchanged (its reader
+    in the package's share directory (config/monitors/example.yaml), else unchanged (its reader
     then says it cannot be read).
     """
     path = pathlib.Path(name)
