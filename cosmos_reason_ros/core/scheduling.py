@@ -3,6 +3,10 @@
 A local model serves one goal at a time (one slot); a remote server batches, so it may have more.
 A waiting goal holds no thread: the scheduler calls the goal's `start` function when its turn
 comes (the node then hands the goal to its executor), as ros2/examples' queue server does.
+
+Monitor ticks (core/monitors.py) take slots from the same scheduler, below goals: a tick gets a
+slot only when one is free and no goal waits, never waits itself, and a goal never meets BUSY
+because of a tick: it waits for the tick's slot, stopping the tick first under TickYield.PREEMPT.
 """
 
 import collections
@@ -24,6 +28,13 @@ class Policy(str, enum.Enum):
     PREEMPT = 'preempt'  # the goals running (and waiting) are stopped in its favour
 
 
+class TickYield(str, enum.Enum):
+    """What a goal does to a monitor tick that holds the slot it needs."""
+
+    PREEMPT = 'preempt'  # the tick is stopped (its result is not published); the goal runs next
+    WAIT = 'wait'        # the goal waits until the tick ends (bounded by goal.time_limit)
+
+
 class BusyError(ReasonError):
     """Every slot is busy and the policy does not let the goal wait."""
 
@@ -43,16 +54,19 @@ class Ticket:
     """One goal's place in the scheduler.
 
     Attributes:
-        preempted: a newer goal stopped this one (policy preempt).
+        preempted: a newer goal stopped this one (policy preempt, or a tick under
+            TickYield.PREEMPT).
+        tick: the ticket is a monitor tick's, not a goal's.
     """
 
     def __init__(self, scheduler: 'GoalScheduler', start: Callable[['Ticket'], None],
-                 preempt: Callable[['Ticket'], None]):
+                 preempt: Callable[['Ticket'], None], *, tick: bool = False):
         self._scheduler = scheduler
         self._start = start
         self._preempt = preempt
         self.state = TicketState.WAITING
         self.preempted = False
+        self.tick = tick
 
     @property
     def running(self) -> bool:
@@ -75,21 +89,47 @@ class GoalScheduler:
     admitted or released a goal; they must not block.
     """
 
-    def __init__(self, policy: Policy, *, slots: int = 1, max_queued: int = MAX_QUEUED):
+    def __init__(self, policy: Policy, *, slots: int = 1, max_queued: int = MAX_QUEUED,
+                 tick_yield: TickYield = TickYield.PREEMPT):
         if slots < 1:
             raise ValueError(f'slots must be at least 1, got {slots}')
         self.policy = policy
         self.slots = slots
         self.max_queued = max_queued
+        self.tick_yield = tick_yield
         self._lock = threading.Lock()
         self._running: list[Ticket] = []
         self._waiting: collections.deque[Ticket] = collections.deque()
 
     @property
     def busy(self) -> int:
-        """Goals running now."""
+        """Slots held now (by goals and monitor ticks)."""
         with self._lock:
             return len(self._running)
+
+    @property
+    def ticking(self) -> int:
+        """Slots held now by monitor ticks."""
+        with self._lock:
+            return sum(ticket.tick for ticket in self._running)
+
+    def admit_tick(self, stop: Callable[[Ticket], None]) -> Ticket | None:
+        """A slot for a monitor tick, only if one is free and no goal waits; never queued.
+
+        Args:
+            stop: called (outside the lock) when a goal takes the tick's slot under
+                TickYield.PREEMPT, or a goal preempts everything under Policy.PREEMPT: stop
+                the tick; its slot is taken back by release().
+
+        Returns:
+            The running ticket (release it when the tick ends), or None: the tick is skipped.
+        """
+        with self._lock:
+            if len(self._running) >= self.slots or self._waiting:
+                return None
+            ticket = Ticket(self, lambda ticket: None, stop, tick=True)
+            self._grant(ticket)
+            return ticket
 
     @property
     def queued(self) -> int:
@@ -114,9 +154,19 @@ class GoalScheduler:
         to_start: list[Ticket] = []
         to_preempt: list[Ticket] = []
         with self._lock:
+            ticks = [other for other in self._running if other.tick]
             if len(self._running) < self.slots and not self._waiting:
                 self._grant(ticket)
                 to_start.append(ticket)
+            elif len(self._waiting) < len(ticks):
+                # A tick holds the slot this goal would otherwise have had: the goal waits for
+                # it under every policy (a tick never makes a goal BUSY).
+                self._waiting.append(ticket)
+                if self.tick_yield is TickYield.PREEMPT:
+                    tick = next((other for other in ticks if not other.preempted), None)
+                    if tick is not None:
+                        tick.preempted = True
+                        to_preempt.append(tick)
             elif self.policy is Policy.REJECT:
                 raise BusyError(
                     f'{len(self._running)} goal(s) already running and concurrency_policy is '
@@ -124,6 +174,8 @@ class GoalScheduler:
                     "concurrency_policy to 'queue' or 'preempt'")
             elif self.policy is Policy.PREEMPT:
                 for other in self._running:
+                    if other.tick and (other.preempted or self.tick_yield is TickYield.WAIT):
+                        continue
                     other.preempted = True
                     to_preempt.append(other)
                 while self._waiting:
@@ -173,8 +225,6 @@ class GoalScheduler:
             waiting._start(waiting)
 
 
-
-
 class StopReason(enum.Enum):
     """Why a goal was stopped before it finished."""
 
@@ -222,4 +272,4 @@ class GoalStop:
 
 
 __all__ = ['BusyError', 'GoalScheduler', 'GoalStop', 'MAX_QUEUED', 'Policy', 'StopReason',
-           'Ticket', 'TicketState']
+           'Ticket', 'TicketState', 'TickYield']

@@ -15,6 +15,7 @@ from std_msgs.msg import Header
 from cosmos_reason_ros.core.backends.base import ServerStatus
 from cosmos_reason_ros.core.camera.frames import WindowStats
 from cosmos_reason_ros.core.camera.rates import StreamRate
+from cosmos_reason_ros.core.monitors import MonitorStats
 from cosmos_reason_ros.ros.publishing import PublishGuard
 
 
@@ -62,6 +63,8 @@ class NodeSnapshot:
     """Whether the backend can constrain answers; None while no model is ready."""
     unheld_format: str
     """Why constrained answers did not match their format, once seen; empty: not seen."""
+    monitors: tuple[MonitorStats, ...] = ()
+    """Each monitor's counters (docs/monitors.md)."""
 
 
 def status_of(snapshot: NodeSnapshot) -> tuple[int, str]:
@@ -145,6 +148,8 @@ def diagnostic_status(snapshot: NodeSnapshot, *, name: str,
             f'{policy}, not held: {snapshot.unheld_format}' if snapshot.unheld_format
             else policy if policy == 'off' or snapshot.can_constrain
             else f'{policy}, not available (see goal messages)')
+    for monitor in snapshot.monitors:
+        values.update(monitor_values(monitor))
     server = snapshot.server
     if server is not None:
         values['server'] = server.url
@@ -164,6 +169,21 @@ def diagnostic_status(snapshot: NodeSnapshot, *, name: str,
     return DiagnosticStatus(
         level=level, name=name, message=message, hardware_id=snapshot.model,
         values=[KeyValue(key=key, value=value) for key, value in values.items()])
+
+
+def monitor_values(monitor: MonitorStats) -> dict[str, str]:
+    """A monitor's key/values: ticks run, due ticks skipped (model busy), ticks stopped before
+    their result, the last tick's latency and the age of its last answer ('never' before one).
+    """
+    key = f'monitor.{monitor.name}'
+    return {
+        f'{key}.ticks': str(monitor.ticks), f'{key}.skipped': str(monitor.skipped),
+        f'{key}.stopped': str(monitor.stopped),
+        f'{key}.last_latency_s': ('never' if monitor.last_latency is None
+                                  else f'{monitor.last_latency:.3f}'),
+        f'{key}.last_answer_age_s': ('never' if monitor.last_answer_age is None
+                                     else f'{monitor.last_answer_age:.1f}'),
+    }
 
 
 class DiagnosticsPublisher:
@@ -193,4 +213,5 @@ class DiagnosticsPublisher:
             header=Header(stamp=self._node.get_clock().now().to_msg()), status=[status]))
 
 
-__all__ = ['diagnostic_status', 'DiagnosticsPublisher', 'NodeSnapshot', 'status_of']
+__all__ = ['diagnostic_status', 'DiagnosticsPublisher', 'monitor_values', 'NodeSnapshot',
+           'status_of']

@@ -49,8 +49,15 @@ from cosmos_reason_ros.core.errors import (
     ServerUnreachableError,
     ShuttingDownError,
 )
+from cosmos_reason_ros.core.monitors import InvalidMonitorError
 from cosmos_reason_ros.core.reasoner import outcome_message, Reasoner, ReasonOutcome, ReasonRequest
-from cosmos_reason_ros.core.scheduling import GoalScheduler, GoalStop, StopReason, Ticket
+from cosmos_reason_ros.core.scheduling import (
+    GoalScheduler,
+    GoalStop,
+    StopReason,
+    Ticket,
+    TickYield,
+)
 from cosmos_reason_ros.msg import ReasoningResult
 from cosmos_reason_ros.ros.action_qos import action_service_qos
 from cosmos_reason_ros.ros.action_server import ReasonActionServer
@@ -67,6 +74,7 @@ from cosmos_reason_ros.ros.diagnostics import DiagnosticsPublisher, NodeSnapshot
 from cosmos_reason_ros.ros.goal_progress import GoalProgress
 from cosmos_reason_ros.ros.image_input import ImageInput
 from cosmos_reason_ros.ros.large_buffers import give_back_free_memory
+from cosmos_reason_ros.ros.monitors import NodeMonitors
 from cosmos_reason_ros.ros.parameters import (
     declare_node_parameters,
     NodeConfig,
@@ -149,6 +157,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
         self._debug_pub = self.create_publisher(Image, '~/debug_image', 1)
         self._markers_pub = self.create_publisher(MarkerArray, '~/markers', 1)
         self._diagnostics = DiagnosticsPublisher(self, self._guard)
+        self._monitors = NodeMonitors(self, self._guard, camera_now=self._now)
         self._server = ReasonActionServer(
             self, Reason, '~/reason', execute_callback=self._execute,
             goal_callback=lambda goal: GoalResponse.ACCEPT,
@@ -180,10 +189,11 @@ class ReasonNode(LifecycleNodeMixin, Node):
     @property
     def executor_threads(self) -> int:
         """Threads the executor needs: frames, diagnostics, the server watch, two for lifecycle
-        transitions, two for the action's own bookkeeping, and one per goal that may run at
-        once. Queued goals hold no thread.
+        transitions, two for the action's own bookkeeping, the monitors' timer (one tick at a
+        time, whatever the number of monitors), and one per goal that may run at once. Queued
+        goals hold no thread.
         """
-        return 7 + self._slots_at_start
+        return 8 + self._slots_at_start
 
     def _slots(self) -> int:
         backend = self.get_parameter('backend').value
@@ -238,6 +248,12 @@ class ReasonNode(LifecycleNodeMixin, Node):
             return self._configure_failed(str(error))
         topic = 'image/compressed' if config.compressed_input else 'image'
         self._config = config
+        try:
+            refused = self._monitors.configure(config.monitors, config.monitors_file)
+        except InvalidMonitorError as error:
+            return self._configure_failed(str(error))
+        for message in refused:  # the other monitors are kept
+            self.get_logger().error(f'monitor refused: {message}')
         self._model_name = config.backend_settings.model_name
         self._window = FrameWindow(dataclasses.replace(
             config.window, source=self.resolve_topic_name(topic)))
@@ -276,7 +292,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
         self._scheduler = GoalScheduler(
             config.concurrency_policy,
             slots=min(config.backend_settings.max_concurrent, self._slots_at_start),
-            max_queued=config.max_queued_goals)
+            max_queued=config.max_queued_goals,
+            tick_yield=TickYield(config.monitors.goal_policy))
         self._model_state = 'ready'
         self._loaded.set()
         family = backend.family.value if backend.family else 'family unknown'
@@ -332,12 +349,16 @@ class ReasonNode(LifecycleNodeMixin, Node):
         if self._depth is not None:
             self._depth.subscribe(config.dds_frame_filter)
         self._active = True
+        self._monitors.start(self._reasoner, self._scheduler, self._model_name)
         self.get_logger().info(f"active: serving goals about '{self._images.topic}'")
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Stop taking frames; running goals end NOT_ACTIVE, new ones are refused."""
+        """Stop taking frames; running goals end NOT_ACTIVE, new ones are refused; monitors
+        stop (a tick running is not published).
+        """
         self._active = False
+        self._monitors.stop()
         self._stop_goals(StopReason.DEACTIVATED)
         self._unsubscribe_frames()
         self.get_logger().info('inactive: no frames taken, goals refused')
@@ -352,6 +373,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop everything, from whichever state the node is in."""
         self._active = False
+        self._monitors.stop(StopReason.SHUTDOWN)
         self._stop_goals(StopReason.SHUTDOWN)
         self._unsubscribe_frames()
         self._free_model()
@@ -362,12 +384,14 @@ class ReasonNode(LifecycleNodeMixin, Node):
         self.get_logger().error(f'a lifecycle transition from {state.label} raised; freeing '
                                 'the model, the node is unconfigured')
         self._active = False
+        self._monitors.stop()
         self._stop_goals(StopReason.DEACTIVATED)
         self._unsubscribe_frames()
         self._free_model()
         return TransitionCallbackReturn.SUCCESS
 
     def _free_model(self) -> None:
+        self._monitors.clear()
         backend, self._backend = self._backend, None
         self._server_backend = None
         self._reasoner = None
@@ -422,6 +446,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
         """
         self._shutting_down = True
         self._active = False
+        self._monitors.stop(StopReason.SHUTDOWN, timeout)
         load = self._load
         if load is not None:
             load.stop()
@@ -720,7 +745,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
             window=window.stats if window is not None else None, topic=images.topic,
             frame_filter=images.frame_filter, frame_filter_reason=images.frame_filter_reason,
             frames_received=images.frames_seen, frames_unreadable=images.unreadable,
-            goals_running=scheduler.busy if scheduler else 0,
+            goals_running=scheduler.busy - scheduler.ticking if scheduler else 0,
             goals_queued=scheduler.queued if scheduler else 0,
             goals_served=self._goals_served, last_latency=self._last_latency,
             publish_errors=self._guard.errors,
@@ -730,7 +755,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
             depth=self._depth.diagnostics() if self._depth is not None else None,
             structured_output=self.get_parameter('structured_output').value,
             can_constrain=backend.can_constrain if ready else None,
-            unheld_format=self._unheld_format)
+            unheld_format=self._unheld_format,
+            monitors=tuple(self._monitors.stats()))
 
 
 def _wait_for_cancel_state(handle: ServerGoalHandle) -> bool:

@@ -32,7 +32,8 @@ from cosmos_reason_ros.core.config import (
     WindowConfig,
 )
 from cosmos_reason_ros.core.depth.geometry import LiftSettings
-from cosmos_reason_ros.core.scheduling import MAX_QUEUED, Policy
+from cosmos_reason_ros.core.monitors import MonitorBounds
+from cosmos_reason_ros.core.scheduling import MAX_QUEUED, Policy, TickYield
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +77,8 @@ class NodeConfig:
     depth_transport: str = 'raw'
     depth_capacity: int = 32
     lift: LiftSettings = LiftSettings()
+    monitors_file: str = ''
+    monitors: MonitorBounds = MonitorBounds()
 
     @property
     def backend_settings(self) -> BackendSettings:
@@ -91,6 +94,7 @@ _DEFAULTS = _NODE.goals
 _LIMITS = _NODE.limits
 _REMOTE = _NODE.remote
 _LIFT = _NODE.lift
+_MONITORS = _NODE.monitors
 
 SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec('backend', _NODE.backend,
@@ -300,6 +304,21 @@ SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec('feedback_text_chars', _NODE.feedback_text_chars,
                   'Feedback carries the last this many characters of the text generated so far '
                   '(the result carries all of it).', range=(0, 1048576)),
+    ParameterSpec('monitors_file', _NODE.monitors_file,
+                  "YAML list of monitors (standing queries asked on the node's own schedule, "
+                  'see docs/monitors.md), read at configure; a relative path is looked up in the '
+                  "working directory, then in the package's share directory. Empty: none (add "
+                  'them with ~/add_monitor).'),
+    ParameterSpec('monitors.max_count', _MONITORS.max_count,
+                  'Most monitors the node runs; one more is refused.', range=(1, 1024)),
+    ParameterSpec('monitors.min_period', _MONITORS.min_period,
+                  'Shortest period (s) a monitor may tick at; a shorter one is refused.',
+                  range=(0.05, 86400.0)),
+    ParameterSpec('monitors.goal_policy', _MONITORS.goal_policy,
+                  'What a goal does to a monitor tick holding the model: preempt (the tick is '
+                  'stopped and not published) or wait (for the tick to end). Either way the '
+                  'goal never meets BUSY because of a tick.',
+                  choices=tuple(policy.value for policy in TickYield)),
     ParameterSpec('publish_debug_image', _NODE.publish_debug_image,
                   'Publish the answer drawn on the last frame on ~/debug_image.'),
     ParameterSpec('diagnostics_period', _NODE.diagnostics_period,
@@ -402,6 +421,10 @@ def read_node_config(node: Node, image_topic: str) -> NodeConfig:
             box_edge_gap=values['depth.box_edge_gap']),
         backend=values['backend'],
         remote=_remote_config(node, values),
+        monitors_file=resolve_share_file(values['monitors_file']),
+        monitors=MonitorBounds(max_count=values['monitors.max_count'],
+                               min_period=values['monitors.min_period'],
+                               goal_policy=values['monitors.goal_policy']),
     )
 
 
@@ -435,6 +458,22 @@ def resolve_model(model: str, share: pathlib.Path | None = None) -> str:
         except (PackageNotFoundError, ValueError):
             return model
     return str(share / path) if (share / path).is_dir() else model
+
+
+def resolve_share_file(name: str, share: pathlib.Path | None = None) -> str:
+    """The file `name` names: as given when absolute or found from the working directory, else
+    in the package's share directory (config/monitors/example.yaml), else unchanged (its reader
+    then says it cannot be read).
+    """
+    path = pathlib.Path(name)
+    if not name or path.is_absolute() or path.exists():
+        return name
+    if share is None:
+        try:
+            share = pathlib.Path(get_package_share_directory('cosmos_reason_ros'))
+        except (PackageNotFoundError, ValueError):
+            return name
+    return str(share / path) if (share / path).is_file() else name
 
 
 def _declare(node: Node, spec: ParameterSpec) -> None:
