@@ -166,17 +166,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('--text-layers', type=int, default=2)
     parser.add_argument('--max-new-tokens', type=int, default=8)
     parser.add_argument('--cache-mb', type=int, default=256)
+    parser.add_argument('--threads', type=int, default=0,
+                        help="torch's CPU threads (0: its default); on a loaded machine 1 avoids "
+                             'paying an OpenMP barrier on every small operation')
     parser.add_argument('--checkpoint', type=Path,
                         default=Path(tempfile.gettempdir()) / 'vision_cache_bench_model')
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.split('x'))
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     common.print_machine()
     checkpoint = build_checkpoint(args.checkpoint, args.text_layers)
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
               for _ in range(args.window + args.step * args.ticks)]
+    import torch
+
     print(f'2B vision tower, {args.text_layers} text layers of the 2B width; {args.window} '
-          f'frames of {width}x{height} per tick, {args.step} new per tick', flush=True)
+          f'frames of {width}x{height} per tick, {args.step} new per tick; '
+          f'{torch.get_num_threads()} torch threads', flush=True)
     runs: dict[str, dict[str, Any]] = {}
     for label, cache_mb in (('without', 0), ('with', args.cache_mb)):
         runs[label] = run_ticks(checkpoint, frames, window=args.window, step=args.step,
@@ -191,8 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{common.spread(with_cache['encoder'])} s; ratio {encoder_ratio:.3f} (target <= 0.25)")
     print(f"whole tick: without {common.spread(without['whole'])} s, with "
           f"{common.spread(with_cache['whole'])} s; ratio {whole_ratio:.3f}")
-    print(f'cache: {stats.entries} patches, {stats.bytes / 2**20:.1f} MB held of '
-          f'{stats.max_bytes / 2**20:.0f} MB, {stats.hits} hits, {stats.misses} misses, '
+    print(f'cache: {stats.entries} patches, {stats.bytes / 2**20:.1f} MiB held of '
+          f'{stats.max_bytes / 2**20:.0f} MiB, {stats.hits} hits, {stats.misses} misses, '
           f'{stats.evictions} evictions')
     same = without['answers'] == with_cache['answers']
     print(f'greedy answers identical with and without: {same}')

@@ -8,19 +8,19 @@ transformers/; the shared helpers are in vision_utils.py):
 
 - Attention segments: `get_vision_cu_seqlens` (vision_utils.py:42-65) with merge_temporal=False,
   the default every family below uses, makes one segment of h*w rows per temporal patch, and the
-  non-flash attention runs each segment on its own (qwen3_vl/modeling_qwen3_vl.py:295-314,
-  cosmos3_edge/modeling_cosmos3_edge.py:483-500); flash attention takes the same cu_seqlens.
+  non-flash attention runs each segment on its own (qwen3_vl/modeling_qwen3_vl.py:295-316,
+  cosmos3_edge/modeling_cosmos3_edge.py:484-505); flash attention takes the same cu_seqlens.
 - Rotary positions: `get_vision_position_ids` (vision_utils.py:81-127) with include_temporal=False
   gives (h, w) indices repeated for each patch: the temporal index never enters them.
 - Qwen3-VL (Cosmos-Reason2) and Cosmos3-Omni (Nano/Super, whose tower is a Qwen3VLVisionModel,
   cosmos3_omni/modeling_cosmos3_omni.py:104): qwen3_vl/modeling_qwen3_vl.py:665-719. The learned
   position embedding is interpolated from the position within one frame
-  (`within = ... % (heights * widths)`, vision_utils.py:290-292), so it is the same for every
+  (`within = ... % (heights * widths)`, vision_utils.py:280), so it is the same for every
   patch; the Conv3d patch embedding (:85-102), the MLPs, the merger and the deepstack mergers
   (:166-179, :706-710) act on rows one by one. Deepstack features are cached with the patch.
 - Qwen2.5-VL (Cosmos-Reason1): qwen2_5_vl/modeling_qwen2_5_vl.py:426-485. Window attention
   windows are built per temporal patch (`get_vision_window_index` loops over grid_t and pads
-  each frame's grid separately, vision_utils.py:130-184); the full-attention blocks use the
+  each frame's grid separately, vision_utils.py:130-188); the full-attention blocks use the
   per-patch cu_seqlens above; the merger acts on groups of 4 rows of one window.
 - Cosmos3-Edge: cosmos3_edge/modeling_cosmos3_edge.py:333-423 (SigLIP2 embeddings: a Linear per
   row, position embeddings resized per frame and repeated over t), :575-590 (encoder over the
