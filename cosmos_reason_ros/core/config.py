@@ -103,3 +103,7 @@ class ModelConfig:
     """dynamic | static. 'static' preallocates the KV cache (prompt + max_new_tokens), which lets
     transformers compile the decoding step on CUDA: faster decoding once the first goal has
     compiled it (slowly, and again when a longer prompt needs a larger cache). Slower on a CPU."""
+    vision_cache_mb: int = 0
+    """Megabytes of encoded video frames kept for reuse (per temporal patch, keyed by the frames'
+    pixels): windows that share frames with an earlier goal or monitor tick encode only their
+    new frames. 0 turns the cache off. Exact on every supported family (docs/models.md)."""

@@ -118,6 +118,9 @@ SPECS: tuple[ParameterSpec, ...] = (
                   choices=('none', '4bit', '8bit')),
     ParameterSpec('local_files_only', _MODEL.local_files_only,
                   'Never contact the model hub (offline robots).'),
+    ParameterSpec('vision_cache_mb', _MODEL.vision_cache_mb,
+                  'Megabytes of encoded video frames kept for reuse by windows that share '
+                  'frames (monitors; local model only); 0: off.', range=(0, 65536)),
     ParameterSpec('cache_implementation', _MODEL.cache_implementation,
                   'KV cache of generation; static preallocates it, so that transformers compiles '
                   'decoding on CUDA (faster decoding after a slow first goal; slower on a CPU).',
@@ -381,7 +384,8 @@ def read_node_config(node: Node, image_topic: str) -> NodeConfig:
             dtype=values['dtype'],
             device=values['device'], attn_implementation=values['attn_implementation'],
             quantization=values['quantization'], local_files_only=values['local_files_only'],
-            cache_implementation=values['cache_implementation']),
+            cache_implementation=values['cache_implementation'],
+            vision_cache_mb=values['vision_cache_mb']),
         window=WindowConfig(
             target_fps=values['window.target_fps'], capacity=values['window.capacity'],
             max_duration=values['window.max_duration'], max_pixels=values['window.max_pixels'],

@@ -48,6 +48,12 @@ from cosmos_reason_ros.core.backends.transformers_streaming import (
     Decoder,
     TextStreamer,
 )
+from cosmos_reason_ros.core.backends.vision_cache import (
+    CacheStats,
+    install,
+    unsupported_reason,
+    VisionFeatureCache,
+)
 from cosmos_reason_ros.core.config import ModelConfig
 from cosmos_reason_ros.core.errors import (
     GenerationCancelled,
@@ -123,6 +129,10 @@ class TransformersBackend:
         self._eos_ids: tuple[int, ...] = ()
         self._grammars: GrammarCompiler | None = None
         self._decoder: Decoder | None = None
+        self._vision_cache: VisionFeatureCache | None = None
+        self._uninstall_vision_cache: Any = None
+        self.vision_cache_note = ''
+        """Why the vision cache is off although vision_cache_mb asked for it; empty otherwise."""
         self._lock = threading.Lock()
 
     @property
@@ -133,8 +143,17 @@ class TransformersBackend:
     def describe(self) -> str:
         """One line for logs and diagnostics: model, family, device, dtype, attention."""
         family = self.family.value if self.family else 'not loaded'
-        return (f'{self.model_id} ({family}) on {self.device}, {self.dtype}, '
+        text = (f'{self.model_id} ({family}) on {self.device}, {self.dtype}, '
                 f'attention {self.config.attn_implementation or "default"}')
+        if self._vision_cache is not None:
+            text += f', vision cache {self.config.vision_cache_mb} MB'
+        return text
+
+    @property
+    def vision_cache_stats(self) -> CacheStats | None:
+        """Counters of the encoded-frame cache, or None while it is off."""
+        cache = self._vision_cache
+        return cache.stats() if cache is not None else None
 
     # ---------------------------------------------------------------------------------------
     # Loading
@@ -162,6 +181,9 @@ class TransformersBackend:
             raise ModelLoadError(
                 f"unknown cache_implementation '{self.config.cache_implementation}': use "
                 + ' or '.join(CACHE_IMPLEMENTATIONS))
+        if self.config.vision_cache_mb < 0:
+            raise ModelLoadError(f'vision_cache_mb is {self.config.vision_cache_mb}: set it to 0 '
+                                 '(off) or a size in megabytes')
         device = self._resolve_device()
         dtype = self._resolve_dtype(device)
         quantization = self._quantization_config(device, dtype)
@@ -191,9 +213,25 @@ class TransformersBackend:
                 processor.tokenizer, vocab_size=model.get_output_embeddings().weight.shape[0],
                 stop_token_ids=self._eos_ids)
             self.family = family
+            self._start_vision_cache(model)
             self.device = str(model.device)
             self.dtype = (self.config.quantization if quantization is not None
                           else str(model.dtype).replace('torch.', ''))
+
+    def _start_vision_cache(self, model: Any) -> None:
+        """Route video encoding through a VisionFeatureCache when vision_cache_mb asks for one
+        and the model's vision tower is one whose per-patch features are exact to reuse.
+        """
+        megabytes = self.config.vision_cache_mb
+        if megabytes <= 0:
+            return
+        reason = unsupported_reason(model)
+        if reason is not None:
+            self.vision_cache_note = f'vision cache off: {reason}'
+            return
+        cache = VisionFeatureCache(megabytes * 1024 * 1024)
+        self._uninstall_vision_cache = install(model, cache, namespace=self.model_id)
+        self._vision_cache = cache
 
     def _checkpoint_source(self) -> str:
         model = self.config.model.strip()
@@ -375,6 +413,11 @@ class TransformersBackend:
         """
         with self._lock:
             device = self.device
+            if self._vision_cache is not None:
+                self._uninstall_vision_cache()
+                self._vision_cache.clear()
+            self._vision_cache = None
+            self._uninstall_vision_cache = None
             self._model = None
             self._processor = None
             self._decoder = None
