@@ -5,6 +5,7 @@ The server is scripts/serve_vllm.sh on the tiny random Qwen3-VL checkpoint (buil
 without racing to build it.
 """
 
+import json
 import os
 from pathlib import Path
 import subprocess
@@ -51,7 +52,10 @@ def start_vllm(port: int, log: Path, *options: str,
 
 def wait_healthy(process: subprocess.Popen, port: int, log: Path,
                  timeout: float = 400.0) -> None:
-    """Wait for GET /health to answer.
+    """Wait for GET /health to answer and /v1/models to list the tiny model.
+
+    The model list too: on a fixed port, another program answering /health (a test's scripted
+    server) must not pass for this server.
 
     Raises:
         SystemExit: The server exited or was not healthy within `timeout` (it is stopped then);
@@ -63,8 +67,16 @@ def wait_healthy(process: subprocess.Popen, port: int, log: Path,
             raise SystemExit(f'vLLM on port {port} exited with {process.returncode}; see {log}')
         try:
             with urllib.request.urlopen(f'http://127.0.0.1:{port}/health', timeout=2):
-                return
-        except OSError:
+                pass
+            with urllib.request.urlopen(f'http://127.0.0.1:{port}/v1/models',
+                                        timeout=10) as response:
+                served = [entry['id'] for entry in json.load(response)['data']]
+            if served != [SERVED]:
+                stop_process(process)
+                raise SystemExit(f'port {port} serves {served}, not {SERVED!r}: is another '
+                                 'program on it?')
+            return
+        except (OSError, ValueError, KeyError):
             if time.monotonic() > deadline:
                 stop_process(process)
                 raise SystemExit(f'vLLM on port {port} not healthy after {timeout:.0f} s; '
