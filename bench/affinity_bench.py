@@ -138,12 +138,19 @@ def run_policy(policy: str, args: argparse.Namespace, folder: Path) -> list[dict
         _stop_router(router)
 
 
-def report(policy: str, records: list[dict]) -> None:
+def report(policy: str, records: list[dict]) -> bool:
+    """Print where each robot landed and the prefix-cache hits.
+
+    Returns:
+        Whether each robot stayed on one worker of its own (the target under consistent_hash).
+    """
     print(f'{policy}:')
+    homes = []
     for robot, key in enumerate(ROBOTS):
         mine = [record for record in records if record['robot'] == robot]
         workers = [record['worker'] for record in mine]
         home = max(set(workers), key=workers.count)
+        homes.append(home if workers.count(home) == len(workers) else None)
         print(f'  {key}: {workers.count(home)} of {len(mine)} requests on worker {home} '
               f'(port {WORKER_PORTS[home]}, {100 * workers.count(home) / len(mine):.0f}%); '
               f'order {"".join(str(w) for w in workers)}')
@@ -162,6 +169,7 @@ def report(policy: str, records: list[dict]) -> None:
         rate = f'{h / q:.1%}' if q else '-'
         print(f'    worker {worker} (port {port}): {len(mine)} requests, {h:.0f} of {q:.0f} '
               f'tokens hit ({rate})')
+    return None not in homes and len(set(homes)) == len(homes)
 
 
 def main() -> None:
@@ -205,8 +213,10 @@ def main() -> None:
     print(f'{args.rounds} rounds of A B B A ({4 * args.rounds} goals per policy), prompt '
           f'tokens per goal {prompt_tokens} ({args.frames} frames of {args.frame_size}x'
           f'{args.frame_size}), {cache} per worker')
-    for policy, records in results.items():
-        report(policy, records)
+    kept = {policy: report(policy, records) for policy, records in results.items()}
+    if not kept.get('consistent_hash', True):
+        raise SystemExit('target missed: under consistent_hash a robot left its worker, or the '
+                         'two robots shared one')
 
 
 if __name__ == '__main__':
