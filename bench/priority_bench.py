@@ -5,28 +5,29 @@ small --max-num-seqs, so that requests queue; background threads keep the queue 
 low-priority requests (goal priority -1, as a monitor would send); a probe goal is then sent
 alternately at priority 10 and at the background's -1, through the remote backend with
 remote.send_priority on. Prints the probe's median time to first token both ways and the ratio.
+Then the control: the same load against a server started with --scheduling-policy fcfs, where
+vLLM ignores the field, so the urgent probe should show no advantage there.
 
     python -m bench.priority_bench [--load 6] [--probes 6] [--max-num-seqs 2]
+                                   [--policies priority fcfs]
 """
 
 import argparse
-import os
+from pathlib import Path
 import socket
-import subprocess
 import tempfile
 import threading
 import time
-import urllib.request
 
 import numpy as np
 
-from bench.common import median, own_process_group, ROOT, spread, stop_process
+from bench.common import median, spread, stop_process
+from bench.vllm_worker import SERVED, start_vllm, wait_healthy
 from cosmos_reason_ros.core.backends.base import GenerationRequest, Prompt, Sampling
 from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
 from cosmos_reason_ros.core.backends.remote_config import RemoteConfig
 from cosmos_reason_ros.core.errors import ReasonError
 
-SERVED = 'tiny-cosmos-reason'
 BACKGROUND_PRIORITY = -1
 URGENT_PRIORITY = 10
 
@@ -45,46 +46,23 @@ def _request(priority: int, max_tokens: int) -> GenerationRequest:
                              priority=priority)
 
 
-def _serve(port: int, max_num_seqs: int, log: str) -> subprocess.Popen:
-    env = {**os.environ, 'HOST': '127.0.0.1', 'PORT': str(port),
-           'SCHEDULING_POLICY': 'priority'}
-    with open(log, 'wb') as out:
-        process = subprocess.Popen(
-            ['bash', str(ROOT / 'scripts' / 'serve_vllm.sh'), '--enforce-eager',
-             '--max-num-seqs', str(max_num_seqs)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            **own_process_group())
-    deadline = time.monotonic() + 400.0
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f'vLLM exited with {process.returncode}; see {log}')
-        try:
-            with urllib.request.urlopen(f'http://127.0.0.1:{port}/health', timeout=2):
-                return process
-        except OSError:
-            if time.monotonic() > deadline:
-                stop_process(process)
-                raise SystemExit(f'vLLM not healthy after 400 s; see {log}') from None
-            time.sleep(0.5)
+def measure(policy: str, args: argparse.Namespace, folder: Path) -> dict[int, list[float]]:
+    """Start vLLM with one scheduling policy, load it, and time the probes at both priorities.
 
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--load', type=int, default=6,
-                        help='background clients, each always with one request in flight')
-    parser.add_argument('--background-tokens', type=int, default=96)
-    parser.add_argument('--probes', type=int, default=6, help='probe goals per priority')
-    parser.add_argument('--max-num-seqs', type=int, default=2,
-                        help="vLLM's running batch; the rest of the load waits in its queue")
-    args = parser.parse_args()
-
+    Returns:
+        The probe's times to first token (s) by its goal priority.
+    """
     port = _free_port()
-    log = os.path.join(tempfile.mkdtemp(prefix='priority_bench_'), 'vllm.log')
+    log = folder / f'vllm-{policy}.log'
     started = time.monotonic()
-    server = _serve(port, args.max_num_seqs, log)
-    print(f'vLLM ready after {time.monotonic() - started:.0f} s (log {log})')
+    server = start_vllm(port, log, '--max-num-seqs', str(args.max_num_seqs),
+                        env={'SCHEDULING_POLICY': policy,
+                             'MAX_MODEL_LEN': str(args.max_model_len)})
     stop = threading.Event()
     try:
+        wait_healthy(server, port, log)
+        print(f'{policy}: vLLM ready after {time.monotonic() - started:.0f} s (log {log})',
+              flush=True)
         # extra_body ignore_eos: the tiny model's random weights would otherwise stop anywhere.
         config = RemoteConfig(base_url=f'http://127.0.0.1:{port}/v1', served_model=SERVED,
                               send_priority=True, max_concurrent=args.load + 1,
@@ -116,14 +94,36 @@ def main() -> None:
     finally:
         stop.set()
         stop_process(server)
-    urgent, equal = median(ttft[URGENT_PRIORITY]), median(ttft[BACKGROUND_PRIORITY])
+    return ttft
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--load', type=int, default=6,
+                        help='background clients, each always with one request in flight')
+    parser.add_argument('--background-tokens', type=int, default=96)
+    parser.add_argument('--probes', type=int, default=6, help='probe goals per priority')
+    parser.add_argument('--max-num-seqs', type=int, default=2,
+                        help="vLLM's running batch; the rest of the load waits in its queue")
+    parser.add_argument('--max-model-len', type=int, default=4096)
+    parser.add_argument('--policies', nargs='+', default=['priority', 'fcfs'],
+                        choices=['priority', 'fcfs'],
+                        help="vLLM's --scheduling-policy, one server after the other; fcfs is "
+                             'the control (the priority field is ignored there)')
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix='priority_bench_'))
+    results = {policy: measure(policy, args, folder) for policy in args.policies}
     print(f'load: {args.load} clients of {args.background_tokens} tokens, max-num-seqs '
           f'{args.max_num_seqs}, {args.probes} probes each')
-    print(f'probe TTFT at priority {URGENT_PRIORITY} (vLLM {-URGENT_PRIORITY}): '
-          f'{spread(ttft[URGENT_PRIORITY])} s')
-    print(f'probe TTFT at equal priority {BACKGROUND_PRIORITY}: '
-          f'{spread(ttft[BACKGROUND_PRIORITY])} s')
-    print(f'ratio equal / urgent: {equal / urgent:.2f}x')
+    for policy, ttft in results.items():
+        urgent, equal = median(ttft[URGENT_PRIORITY]), median(ttft[BACKGROUND_PRIORITY])
+        print(f'--scheduling-policy {policy}:')
+        print(f'  probe TTFT at priority {URGENT_PRIORITY} (vLLM {-URGENT_PRIORITY}): '
+              f'{spread(ttft[URGENT_PRIORITY])} s')
+        print(f'  probe TTFT at equal priority {BACKGROUND_PRIORITY}: '
+              f'{spread(ttft[BACKGROUND_PRIORITY])} s')
+        print(f'  ratio equal / urgent: {equal / urgent:.2f}x')
 
 
 if __name__ == '__main__':
