@@ -17,6 +17,7 @@ from cosmos_reason_ros.core.monitors import (
     parse_monitor,
     read_monitor_file,
 )
+from cosmos_reason_ros.core.reasoner import ReasonRequest
 from cosmos_reason_ros.core.scheduling import (
     BusyError,
     GoalScheduler,
@@ -173,6 +174,7 @@ def test_a_valid_monitor_reads_every_field_and_asks_greedily():
     assert request.greedy and request.window_end is None
     assert (request.mode, request.choices, request.max_frames) == (
         Mode.MULTIPLE_CHOICE, ('full', 'empty'), 8)
+    assert request.priority == -1 < ReasonRequest(mode=Mode.QUESTION, task='?').priority
 
 
 def test_a_monitor_file_keeps_the_valid_monitors_and_names_each_refused_one(tmp_path):

@@ -25,6 +25,10 @@ LATE_TOLERANCE = 0.25
 """Seconds a tick may start after it fell due; later, that tick is skipped and counted. It
 covers the timer's check interval and executor jitter, not a wait for the model."""
 
+TICK_PRIORITY = -1
+"""The priority a tick's request carries: below a goal's default 0, so that a server with priority
+scheduling (remote.send_priority) serves planners' goals first."""
+
 _NAME = re.compile(r'[A-Za-z][A-Za-z0-9_]*')
 MAX_NAME_CHARS = 64
 _FIELDS = ('name', 'task', 'mode', 'period', 'window_duration', 'max_frames', 'reasoning',
@@ -68,7 +72,7 @@ class MonitorSpec:
             mode=self.mode, task=self.task, choices=self.choices,
             object_name=self.object_name, reasoning=self.reasoning,
             window_duration=self.window_duration, max_frames=self.max_frames,
-            max_new_tokens=self.max_new_tokens, greedy=True)
+            max_new_tokens=self.max_new_tokens, greedy=True, priority=TICK_PRIORITY)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -414,5 +418,5 @@ def _flag(entry: Mapping[str, Any], field: str, default: bool) -> bool:
 __all__ = [
     'InvalidMonitorError', 'LATE_TOLERANCE', 'MonitorBounds', 'MonitorSchedule', 'MonitorSpec',
     'MonitorState', 'MonitorStats', 'check_addable', 'normalized_answer', 'parse_monitor',
-    'read_monitor_file',
+    'read_monitor_file', 'TICK_PRIORITY',
 ]
