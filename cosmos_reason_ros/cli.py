@@ -14,6 +14,7 @@ import dataclasses
 import enum
 import json
 import os
+import pathlib
 import sys
 from typing import Any
 
@@ -440,6 +441,9 @@ def command_eval(args: argparse.Namespace) -> int:
             f'once (--backend openai); the {args.backend} backend answers one at a time: '
             'leave --concurrency out')
     questions = eval_questions(args)
+    for monitor_source in dict.fromkeys((monitor.source, monitor.topic)
+                                        for monitor in questions.monitors):
+        open_source(*monitor_source)  # a wrong path or topic fails before the model loads
     if len(questions.sources()) == 1:
         # One recording: a wrong path or topic is worth an error before loading the model.
         source = open_source(*questions.sources()[0])
@@ -457,6 +461,8 @@ def command_eval(args: argparse.Namespace) -> int:
     progress = None if args.quiet else ProgressBar(sys.stderr)
     run = Replay(backend, settings, on_result=progress,
                  concurrency=args.concurrency).run(questions, shard=shard)
+    if questions.monitors:
+        run = _eval_monitors(run, questions, backend, settings, shard=shard, quiet=args.quiet)
     path = write_report(run, args.out, pictures=not args.no_pictures)
     for source in run.sources:
         if source.note:
@@ -473,12 +479,44 @@ def command_eval(args: argparse.Namespace) -> int:
                                   'accuracy': entry['accuracy']}
                           for group, entry in summary['accuracy_by_group'].items()},
                       'parse_success': summary['parse']['success'],
-                      'flags': summary['flags']}, indent=2))
+                      'flags': summary['flags'],
+                      **_monitors_summary(path)}, indent=2))
     if run.interrupted:
         print('cosmos-reason: interrupted; the report holds the items done so far',
               file=sys.stderr)
         return 130
     return 0
+
+
+def _eval_monitors(run, questions, backend: Backend, settings: ReplaySettings, *, shard,
+                   quiet: bool):
+    """The run with the set's monitors replayed on the node's tick schedule (not in a shard:
+    a monitor's ticks are one sequence over its stream, which shards do not split).
+    """
+    from cosmos_reason_ros.core.evaluation.monitor_replay import replay_monitors
+
+    if shard is not None:
+        return dataclasses.replace(run, monitors_skipped=(
+            f'Not replayed in shard {shard}: monitors are replayed by a run without --shard '
+            "(each monitor's ticks are one sequence over its stream)."))
+    if run.interrupted:
+        return dataclasses.replace(run, monitors_skipped=(
+            'Not replayed: the run was interrupted before the monitors.'))
+    if not quiet:
+        print(f'cosmos-reason: replaying {len(questions.monitors)} monitor(s) on the tick '
+              'schedule', file=sys.stderr)
+    runs, interrupted = replay_monitors(questions.monitors, backend, settings)
+    return dataclasses.replace(run, monitors=runs, interrupted=interrupted)
+
+
+def _monitors_summary(path: pathlib.Path) -> dict:
+    """The monitors' pooled rates for the printed summary ({} for a set without monitors)."""
+    block = json.loads(path.read_text(encoding='utf-8')).get('monitors')
+    if not block:
+        return {}
+    summary = block['summary']
+    return {'monitors': {'replayed': block['replayed'], **{key: summary[key] for key in (
+        'monitors', 'events', 'detected', 'missed', 'false_events', 'latency')}}}
 
 
 def command_merge(args: argparse.Namespace) -> int:

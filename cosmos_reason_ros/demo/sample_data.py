@@ -49,7 +49,8 @@ DEPTH_LOG_DELAY_NS = 5_000_000
 
 def write_sample_bag(path: str | pathlib.Path, *, width: int = WIDTH, height: int = HEIGHT,
                      fps: float = FPS, seconds: float = SECONDS, storage: str = 'mcap',
-                     compressed: bool = True, depth: bool = True) -> pathlib.Path:
+                     compressed: bool = True, depth: bool = True,
+                     lamp_on_at: float | None = None) -> pathlib.Path:
     """Write the synthetic scene as a rosbag2 bag.
 
     Topics: RAW_TOPIC (sensor_msgs/Image, bgr8), COMPRESSED_TOPIC (CompressedImage, JPEG) when
@@ -69,6 +70,9 @@ def write_sample_bag(path: str | pathlib.Path, *, width: int = WIDTH, height: in
         storage: 'mcap' or 'sqlite3'.
         compressed: also write the JPEG topic.
         depth: also write the depth and CameraInfo topics.
+        lamp_on_at: draw the scene's lamp, lit from this many seconds on (a change for
+            monitors to detect); None: no lamp, the scene every item of the sample set is
+            labelled on.
 
     Returns:
         The bag folder.
@@ -113,7 +117,8 @@ def write_sample_bag(path: str | pathlib.Path, *, width: int = WIDTH, height: in
             stamp_ns = start_ns + round(t * 1e9)
             log_ns = stamp_ns + round(LATENCY * 1e9)
             header = header_at(stamp_ns)
-            bgr = cv2.cvtColor(render_scene(t, width, height), cv2.COLOR_RGB2BGR)
+            bgr = cv2.cvtColor(render_scene(t, width, height, lamp_on_at=lamp_on_at),
+                               cv2.COLOR_RGB2BGR)
             message = image_type(header=header, height=height, width=width, encoding='bgr8',
                                  is_bigendian=0, step=width * 3, data=bgr.reshape(-1))
             writer.write(raw, log_ns, store.serialize_cdr(message, image_type.__msgtype__))
@@ -348,17 +353,87 @@ def write_sample(out_dir: str | pathlib.Path, *, storage: str = 'mcap') -> pathl
     return questions
 
 
+MONITOR_SECONDS = 8.0
+"""Length of the monitor sample bag."""
+LAMP_ON_AT = 5.0
+"""When the lamp of the monitor sample bag lights up (seconds after its first frame)."""
+
+
+def monitor_set_yaml(source: str = 'monitor_bag', lamp_on_at: float = LAMP_ON_AT) -> str:
+    """The sample set of monitors: the lamp's change labelled at the time it is drawn."""
+    return _MONITOR_TEMPLATE.format(source=source, lamp_on_at=lamp_on_at,
+                                    seconds=MONITOR_SECONDS)
+
+
+_MONITOR_TEMPLATE = """\
+# A set of labelled monitors: standing queries with the times their answer should change.
+# This one belongs to the monitor sample bag; regenerate both with
+#   python -m cosmos_reason_ros.demo.sample_data OUT_DIR --monitors
+# and evaluate with
+#   cosmos-reason eval OUT_DIR/monitor_bag --questions OUT_DIR/monitors.yaml --out OUT_DIR/report
+# The scene is the sample scene ({seconds:g} s at 30 fps) with a lamp in its top left corner,
+# dark until {lamp_on_at:g} s and bright green from then on.
+
+version: 1
+name: sample-monitors
+source: {source:<21} # as in a question set: a bag or clip, relative to this file
+topic: /camera/image_raw
+
+# Each monitor is what a monitors_file declares (docs/monitors.md: name, task, mode, period,
+# window_duration, max_frames, ...) with its labels: `events`, each the normalized answer
+# expected from a time on (`from`: seconds after the bag starts, like an item's `at`), and
+# `initial`, the answer before the first event. The normalized answer is the verdict of a
+# yes/no question, the letter of a multiple choice, else the answer text (docs/monitors.md).
+# `max_latency` (default 3 periods): an event not answered within it is missed.
+monitors:
+  - name: lamp_lit
+    task: Is the lamp in the top left corner lit green? Answer yes or no.
+    period: 1.0
+    window_duration: 1.0
+    max_frames: 2
+    max_new_tokens: 64
+    initial: 'no'
+    events:
+      - {{answer: 'yes', from: {lamp_on_at:g}}}
+    max_latency: 2.0
+"""
+
+
+def write_monitor_sample(out_dir: str | pathlib.Path, *,
+                         storage: str = 'mcap') -> pathlib.Path:
+    """Write OUT_DIR/monitor_bag (the sample scene with the lamp lighting up at LAMP_ON_AT)
+    and OUT_DIR/monitors.yaml; returns the monitor set's path.
+    """
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    bag = out / 'monitor_bag'
+    if bag.exists():
+        raise FileExistsError(f"'{bag}' exists: remove it or choose another folder")
+    write_sample_bag(bag, seconds=MONITOR_SECONDS, storage=storage, compressed=False,
+                     depth=False, lamp_on_at=LAMP_ON_AT)
+    monitors = out / 'monitors.yaml'
+    monitors.write_text(monitor_set_yaml(), encoding='utf-8')
+    return monitors
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m cosmos_reason_ros.demo.sample_data`."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('out_dir', help='folder to write sample_bag/ and questions.yaml into')
     parser.add_argument('--storage', default='mcap', choices=['mcap', 'sqlite3'])
+    parser.add_argument('--monitors', action='store_true',
+                        help='also write monitor_bag/ (a lamp lights up at 5 s) and '
+                             'monitors.yaml, its labelled monitors')
     args = parser.parse_args(argv)
     try:
         questions = write_sample(args.out_dir, storage=args.storage)
+        monitors = (write_monitor_sample(args.out_dir, storage=args.storage)
+                    if args.monitors else None)
     except FileExistsError as error:
         print(f'sample_data: {error}', file=sys.stderr)
         return 2
+    if monitors is not None:
+        print(f"wrote {monitors.parent / 'monitor_bag'} and {monitors}")
     print(f"wrote {questions.parent / 'sample_bag'} and {questions}")
     print(f'evaluate: cosmos-reason eval {questions.parent / "sample_bag"} --questions '
           f'{questions} --out {questions.parent / "report"}')
@@ -366,9 +441,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 __all__ = [
-    'CAMERA_INFO_TOPIC', 'COMPRESSED_DEPTH_TOPIC', 'COMPRESSED_TOPIC', 'DEPTH_TOPIC', 'RAW_TOPIC',
-    'basket_box', 'below_basket_interval', 'marker_path',
-    'marker_radius', 'question_set_yaml', 'write_sample', 'write_sample_bag',
+    'CAMERA_INFO_TOPIC', 'COMPRESSED_DEPTH_TOPIC', 'COMPRESSED_TOPIC', 'DEPTH_TOPIC',
+    'LAMP_ON_AT', 'MONITOR_SECONDS', 'RAW_TOPIC', 'basket_box', 'below_basket_interval',
+    'marker_path', 'marker_radius', 'monitor_set_yaml', 'question_set_yaml',
+    'write_monitor_sample', 'write_sample', 'write_sample_bag',
 ]
 
 

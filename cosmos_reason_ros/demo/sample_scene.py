@@ -38,8 +38,28 @@ def marker_radius(width: int) -> int:
     return max(4, width // 32)
 
 
-def render_scene(t: float, width: int = 640, height: int = 480) -> np.ndarray:
+def lamp_box(width: int, height: int) -> tuple[int, int, int, int]:
+    """The lamp's corners (x_min, y_min, x_max, y_max) in pixels: top left, clear of the
+    marker's path, which keeps to the middle 70 x 60 % of the image.
+    """
+    return (int(width * 0.03), int(height * 0.04), int(width * 0.12), int(height * 0.16))
+
+
+def lamp_lit(t: float, lamp_on_at: float | None) -> bool:
+    """Whether the scene's lamp is lit at time t (a scene change for monitors to detect)."""
+    return lamp_on_at is not None and t >= lamp_on_at
+
+
+def render_scene(t: float, width: int = 640, height: int = 480, *,
+                 lamp_on_at: float | None = None) -> np.ndarray:
     """Render the scene at time t: a tiled floor, a grey basket, and the red marker.
+
+    Args:
+        t: seconds since the start.
+        width: image width in pixels.
+        height: image height in pixels.
+        lamp_on_at: with a time, a lamp in the top left corner, dark before it and bright green
+            from it on (lamp_box, lamp_lit); None (the default): no lamp.
 
     Returns:
         An RGB uint8 array of shape (height, width, 3).
@@ -51,6 +71,10 @@ def render_scene(t: float, width: int = 640, height: int = 480) -> np.ndarray:
     image[:] = np.where(((rows + columns) % 2 == 0)[..., None], (205, 200, 190), (180, 175, 165))
     basket = basket_box(width, height)
     cv2.rectangle(image, basket[:2], basket[2:], (110, 110, 115), -1)
+    if lamp_on_at is not None:
+        lamp = lamp_box(width, height)
+        colour = (40, 230, 60) if lamp_lit(t, lamp_on_at) else (45, 50, 45)
+        cv2.rectangle(image, lamp[:2], lamp[2:], colour, -1)
     x, y = marker_position(t, width, height)
     radius = marker_radius(width)
     cv2.circle(image, (round(x), round(y)), radius, (220, 30, 30), -1, cv2.LINE_AA)

@@ -15,6 +15,7 @@ import yaml
 from cosmos_reason_ros.core.answers.modes import Mode
 from cosmos_reason_ros.core.answers.parsing import Box, Event, parse_timestamp
 from cosmos_reason_ros.core.answers.prompts import MAX_CHOICES
+from cosmos_reason_ros.core.evaluation.monitor_labels import parse_monitor_items
 from cosmos_reason_ros.core.evaluation.questions import (
     AskTime,
     DEFAULT_IOU_THRESHOLD,
@@ -37,7 +38,8 @@ _ITEM_FIELDS = frozenset({
     'tolerance_3d', 'source', 'topic', 'depth_topic', 'camera_info_topic', 'expected'})
 _TOPIC_FIELDS = ('topic', 'depth_topic', 'camera_info_topic')
 _DEFAULT_FIELDS = _ITEM_FIELDS - {'id', 'at', 'stamp', 'expected', 'source', *_TOPIC_FIELDS}
-_SET_FIELDS = frozenset({'version', 'name', 'source', *_TOPIC_FIELDS, 'defaults', 'items'})
+_SET_FIELDS = frozenset({'version', 'name', 'source', *_TOPIC_FIELDS, 'defaults', 'items',
+                        'monitors'})
 _KINDS_BY_MODE = {
     Mode.MULTIPLE_CHOICE: ('choice',),
     Mode.QUESTION: ('verdict', 'keywords'),
@@ -131,9 +133,16 @@ def parse_question_set(data: Any, path: str | pathlib.Path, *,
                  'camera_info_topic': camera_info_topic}
     set_topics = {name: str(data.get(name) or '') if overrides[name] is None
                   else overrides[name] for name in _TOPIC_FIELDS}
+    monitors = parse_monitor_items(data.get('monitors'), path.parent, set_source=set_source,
+                                   set_topic=set_topics['topic'], problems=problems,
+                                   replace_source=source is not None,
+                                   replace_topic=topic is not None)
     raw_items = data.get('items')
-    if not isinstance(raw_items, list) or not raw_items:
-        problems.append("'items' must be a non-empty list")
+    if raw_items is None and data.get('monitors'):
+        raw_items = []  # a set of monitors only
+    elif not isinstance(raw_items, list) or not raw_items:
+        problems.append("'items' must be a non-empty list (or leave it out and give "
+                        "'monitors')")
         raw_items = []
     items: list[QuestionItem] = []
     seen: dict[str, int] = {}
@@ -157,7 +166,8 @@ def parse_question_set(data: Any, path: str | pathlib.Path, *,
     if problems:
         raise QuestionSetError.listing(path, problems)
     name = str(data.get('name') or path.stem)
-    return QuestionSet(name=name, path=str(path), items=tuple(items), format='yaml')
+    return QuestionSet(name=name, path=str(path), items=tuple(items), format='yaml',
+                       monitors=monitors)
 
 
 # --- items ---------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 from cosmos_reason_ros.core.answers.modes import Mode
 from cosmos_reason_ros.core.answers.parsing import Box, Event
 from cosmos_reason_ros.core.errors import InvalidRequestError
+from cosmos_reason_ros.core.evaluation.monitor_labels import MonitorItem
 
 DEFAULT_TOLERANCE = 0.1
 """A trajectory is correct when its mean point error is at most this fraction of the diagonal."""
@@ -163,6 +164,9 @@ class QuestionSet:
     items: tuple[QuestionItem, ...]
     format: str = 'yaml'
     """'yaml' (this package's format) or 'cosmos_reason1_benchmark'."""
+    monitors: tuple[MonitorItem, ...] = ()
+    """Standing queries with labelled answer changes, replayed on the node's tick schedule
+    (evaluation/monitor_replay.py)."""
 
     def sources(self) -> list[tuple[str, str]]:
         """The distinct (source, topic) pairs, in order of first appearance."""

@@ -21,6 +21,10 @@ import numpy as np
 from cosmos_reason_ros.core.answers.overlay import draw_overlay
 from cosmos_reason_ros.core.answers.parsing import Trajectory
 from cosmos_reason_ros.core.depth.geometry import Lifted, points_without_depth
+from cosmos_reason_ros.core.evaluation.monitor_scoring import (
+    monitors_markdown,
+    monitors_report,
+)
 from cosmos_reason_ros.core.evaluation.questions import (
     EXPECTED_3D,
     expected_to_dict,
@@ -57,7 +61,7 @@ def build_report(run: RunResult, *, images: dict[int, str] | None = None) -> dic
     warning = run.settings.get('frame_age_warning')
     items = [item_record(result, image=images.get(result.index), frame_age_warning=warning)
              for result in run.results]
-    return {
+    report = {
         'schema': SCHEMA,
         'schema_version': SCHEMA_VERSION,
         'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
@@ -78,6 +82,11 @@ def build_report(run: RunResult, *, images: dict[int, str] | None = None) -> dic
         'summary': summarize(items),
         'items': items,
     }
+    if run.question_set.monitors:
+        # Only sets with monitors have the block: the reports of other sets stay as they were.
+        report['monitors'] = monitors_report(run.monitors, replayed=not run.monitors_skipped,
+                                             note=run.monitors_skipped)
+    return report
 
 
 def prompt_digest(items: Sequence[dict[str, Any]]) -> str:
@@ -333,6 +342,8 @@ def render_markdown(report: dict[str, Any], *, histogram: str | None = None) -> 
     lines += _table(['metric', 'value'], _summary_rows(summary, run))
     if histogram:
         lines += ['', f'![latency histogram]({histogram})']
+    if report.get('monitors'):
+        lines += monitors_markdown(report['monitors'])
     lines += ['', '## Items', '']
     for item in report['items']:
         lines += _item_section(item)

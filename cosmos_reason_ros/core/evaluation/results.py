@@ -132,6 +132,10 @@ class RunResult:
     wall_time: float = 0.0
     shard: Any = None
     """The Shard (evaluation/shards.py) the run asked, None for the whole question set."""
+    monitors: list[Any] = dataclasses.field(default_factory=list)
+    """The replayed monitors of the set (MonitorRun, evaluation/monitor_replay.py)."""
+    monitors_skipped: str = ''
+    """Why the set's monitors were not replayed ('' when they were, or there are none)."""
 
 
 __all__ = ['ANSWERED', 'ERROR', 'ItemResult', 'NOT_RUN', 'RunResult', 'SourceSummary']
