@@ -22,7 +22,7 @@ from cosmos_reason_ros.core.errors import ReasonError
 from cosmos_reason_ros.core.evaluation.asking import ReplaySettings, TIME_EPSILON
 from cosmos_reason_ros.core.evaluation.monitor_labels import MonitorItem
 from cosmos_reason_ros.core.evaluation.questions import AskTime, QuestionItem
-from cosmos_reason_ros.core.evaluation.replay import _SourceRun
+from cosmos_reason_ros.core.evaluation.replay import SourceRun
 from cosmos_reason_ros.core.evaluation.results import ANSWERED, ItemResult
 from cosmos_reason_ros.core.evaluation.sources import open_source, SourceFrame
 from cosmos_reason_ros.core.monitors import (
@@ -124,7 +124,7 @@ def _replay_source(path: str, topic: str, group: Sequence[MonitorRun], backend: 
             run.error = str(error)
         return
     # The node's own window: no items here to stretch it for.
-    feed = _SourceRun(source, settings, backend, cancel, [])
+    feed = SourceRun(source, settings, backend, cancel, [])
     by_name = {run.monitor.spec.name: run for run in group}
     schedule = MonitorSchedule(MonitorBounds(max_count=max(len(group), 1), min_period=0.0))
     states: list[MonitorState] = []
@@ -154,7 +154,7 @@ def _replay_source(path: str, topic: str, group: Sequence[MonitorRun], backend: 
             run.end_offset = feed.newest.bag_time - source.start
 
 
-def _tick(feed: _SourceRun, run: MonitorRun, when: float, *,
+def _tick(feed: SourceRun, run: MonitorRun, when: float, *,
           upcoming: SourceFrame | None) -> None:
     spec = run.monitor.spec
     item = QuestionItem(

@@ -191,7 +191,7 @@ class Replay:
                 self._record(results, ItemResult(index=index, item=item, status=ERROR,
                                                  error_code=Failure.SOURCE, error=str(error)))
             return SourceSummary(description={'path': path, 'topic': topic}, error=str(error))
-        run = _SourceRun(source, self._settings, self._backend, self._cancel,
+        run = SourceRun(source, self._settings, self._backend, self._cancel,
                          [item for _, item in group])
         timed = sorted((item.time.resolve(source.start, math.inf), index, item)
                        for index, item in group if not item.time.at_end)
@@ -215,7 +215,7 @@ class Replay:
             self._ask(results, run, index, item, bag_time, upcoming=None)
         return run.summary()
 
-    def _ask(self, results: dict[int, ItemResult], run: '_SourceRun', index: int,
+    def _ask(self, results: dict[int, ItemResult], run: 'SourceRun', index: int,
              item: QuestionItem, bag_time: float, *, upcoming: SourceFrame | None) -> None:
         asked = run.prepare(index, item, bag_time, upcoming=upcoming)
         if isinstance(asked, ItemResult):
@@ -260,7 +260,7 @@ class Replay:
                 self._record(results, asked.finish(future.result()))
                 del self._in_flight[future]
 
-    def _unreadable(self, run: '_SourceRun', timed: list, at_end: list, error: Exception,
+    def _unreadable(self, run: 'SourceRun', timed: list, at_end: list, error: Exception,
                     results: dict[int, ItemResult]) -> SourceSummary:
         """Fail the items not asked yet when a recording breaks off while being read."""
         newest = run.newest.bag_time - run.source.start if run.newest else 0.0
@@ -280,7 +280,7 @@ class Replay:
         self._on_result(result, self._done, self._total)
 
 
-class _SourceRun:
+class SourceRun:
     """The state of one recording's replay: its window, reasoner and what was seen so far."""
 
     def __init__(self, source: FrameSource, settings: ReplaySettings, backend: Backend,
@@ -439,7 +439,7 @@ class _Asked:
     needs from then, so that the replay may read on while a worker thread answers it.
     """
 
-    run: '_SourceRun'
+    run: SourceRun
     base: ItemResult
     window_end: float
     depth: DepthTrack | None
@@ -557,5 +557,5 @@ def run_replay(questions: QuestionSet, backend: Backend,
     return Replay(backend, settings, on_result=on_result).run(questions)
 
 
-__all__ = ['Replay', 'describe_backend', 'item_prompt', 'item_request', 'protocol_request',
-           'run_replay']
+__all__ = ['Replay', 'SourceRun', 'describe_backend', 'item_prompt', 'item_request',
+           'protocol_request', 'run_replay']
