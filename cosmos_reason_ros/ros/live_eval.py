@@ -483,6 +483,12 @@ def main(argv: list[str] | None = None) -> int:
     except ReasonError as error:
         print(f'live_eval: {error}', file=sys.stderr)
         return 2
+    if questions.monitors:
+        print(f"live_eval: the set's {len(questions.monitors)} monitor(s) are not evaluated "
+              'live yet; cosmos-reason eval replays them offline', file=sys.stderr)
+    if not questions.items:
+        print('live_eval: the set has no items to ask', file=sys.stderr)
+        return 2
     settings = LiveSettings(
         replay=ReplaySettings(window=WindowConfig(target_fps=args.fps,
                                                   max_pixels=args.max_pixels,
