@@ -10,6 +10,7 @@ tests talk to a scripted HTTP server on 127.0.0.1; test_vllm_server.py covers th
 import base64
 from collections.abc import Callable
 import dataclasses
+import hashlib
 import http.server
 import json
 import logging
@@ -38,6 +39,7 @@ from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
 from cosmos_reason_ros.core.backends.openai_request import (
     build_messages,
     frame_timing,
+    media_uuid,
     prepare_request,
     sampling_fields,
 )
@@ -136,6 +138,63 @@ def test_images_transport_sends_one_image_item_per_frame_and_no_timing():
         assert url.startswith('data:image/jpeg;base64,')
         assert _decode_jpeg(url.split(',', 1)[1]).shape == (120, 160, 3)
     assert 'media_io_kwargs' not in body
+
+
+def _media(request: GenerationRequest, **settings) -> list[dict]:
+    body = prepare_request(request, RemoteConfig(**settings), ModelFamily.QWEN3_VL).body
+    return body['messages'][-1]['content'][:-1]
+
+
+def _window(first: int, count: int = 4) -> GenerationRequest:
+    """Frames first..first+count-1 of one stream: consecutive windows share count-1 frames."""
+    rng = np.random.default_rng(7)
+    stream = [rng.integers(0, 255, (120, 160, 3), dtype=np.uint8) for _ in range(first + count)]
+    return dataclasses.replace(_request(count), frames=stream[first:],
+                               timestamps=[0.25 * index for index in range(first, first + count)])
+
+
+@pytest.mark.parametrize('transport', ['video', 'images'])
+def test_media_carry_no_uuid_unless_asked(transport):
+    assert all('uuid' not in item for item in _media(_window(0), video_transport=transport))
+
+
+def test_image_uuids_name_each_frames_bytes_and_survive_a_sliding_window():
+    earlier = _media(_window(0), video_transport='images', send_media_uuids=True)
+    later = _media(_window(1), video_transport='images', send_media_uuids=True)
+    for item in earlier + later:
+        url = item['image_url']['url']
+        # The hash of the data URL the server decodes: the JPEG bytes, nothing else.
+        assert item['uuid'] == 'sha256:' + hashlib.sha256(url.encode()).hexdigest()
+        assert item['uuid'] == media_uuid(url)
+    names = [item['uuid'] for item in earlier]
+    assert len(set(names)) == 4
+    # The three frames both windows hold keep their names; only the new frame is new.
+    assert [item['uuid'] for item in later][:3] == names[1:]
+    assert later[3]['uuid'] not in names
+
+
+def test_the_jpeg_settings_change_the_uuid():
+    plain = _media(_window(0), video_transport='images', send_media_uuids=True)
+    coarser = _media(_window(0), video_transport='images', send_media_uuids=True,
+                     jpeg_quality=50)
+    smaller = _media(_window(0), video_transport='images', send_media_uuids=True,
+                     max_pixels=80 * 60)
+    assert not {item['uuid'] for item in plain} & {item['uuid'] for item in coarser}
+    assert not {item['uuid'] for item in plain} & {item['uuid'] for item in smaller}
+
+
+def test_a_video_item_gets_one_uuid_that_changes_with_any_frame():
+    settings = dict(video_transport='video', send_media_uuids=True)
+    (earlier,), (later,), (again,) = (_media(_window(0), **settings),
+                                      _media(_window(1), **settings),
+                                      _media(_window(0), **settings))
+    assert earlier['uuid'] == media_uuid(earlier['video_url']['url']) == again['uuid']
+    assert later['uuid'] != earlier['uuid']
+
+
+def test_one_frame_gets_its_uuid_under_the_video_transport_too():
+    (item,) = _media(_request(1), send_media_uuids=True)
+    assert item['type'] == 'image_url' and item['uuid'] == media_uuid(item['image_url']['url'])
 
 
 def test_one_frame_goes_as_an_image():

@@ -178,6 +178,10 @@ SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec('remote.video_transport', _REMOTE.video_transport,
                   "video: one video item with the frames' real timing; images: one image "
                   'item per frame, for servers without video input.', choices=VIDEO_TRANSPORTS),
+    ParameterSpec('remote.send_media_uuids', _REMOTE.send_media_uuids,
+                  "Name each frame or video item by a hash of its bytes (vLLM's uuid field), "
+                  'so the server keys its multimodal caches by it; with video_transport '
+                  'images, frames shared by consecutive requests keep their name.'),
     ParameterSpec('remote.send_frame_timing', _REMOTE.send_frame_timing,
                   'Send frame timing as media_io_kwargs (vLLM with --trust-request-mm-kwargs).'),
     ParameterSpec('remote.jpeg_quality', _REMOTE.jpeg_quality,

@@ -6,6 +6,7 @@ Pure functions: frames as JPEG with their real timing, sampling and structured-o
 import base64
 from collections.abc import Sequence
 import dataclasses
+import hashlib
 import json
 from typing import Any
 
@@ -68,14 +69,25 @@ def frame_timing(timestamps: Sequence[float], family: ModelFamily) -> dict[str, 
             'total_num_frames': timing.total_num_frames}
 
 
+def media_uuid(url: str) -> str:
+    """The `uuid` vLLM takes for a media item: a SHA-256 of its data URL (the JPEG bytes).
+
+    The name changes exactly when what the server decodes changes (frame, size, JPEG quality),
+    so the server may key its multimodal caches by it instead of hashing the item itself.
+    """
+    return 'sha256:' + hashlib.sha256(url.encode('ascii')).hexdigest()
+
+
 def build_messages(request: GenerationRequest, *, frames_b64: Sequence[str],
-                   transport: str) -> list[dict[str, Any]]:
+                   transport: str, send_uuids: bool = False) -> list[dict[str, Any]]:
     """The conversation in the Cosmos convention: system, then a user turn with media first.
 
     Args:
         request: The prompt (frames are taken from frames_b64).
         frames_b64: The request's frames, JPEG in base64, oldest first.
         transport: 'video' sends several frames as one video item, 'images' as image items.
+        send_uuids: Name each media item by its content (vLLM's `uuid` on a content part,
+            see media_uuid()).
     """
     if len(frames_b64) > 1 and transport == 'video':
         media = [{'type': 'video_url',
@@ -83,6 +95,9 @@ def build_messages(request: GenerationRequest, *, frames_b64: Sequence[str],
     else:
         media = [{'type': 'image_url', 'image_url': {'url': 'data:image/jpeg;base64,' + frame}}
                  for frame in frames_b64]
+    if send_uuids:
+        for item in media:
+            item['uuid'] = media_uuid(item[item['type']]['url'])
     messages: list[dict[str, Any]] = []
     if request.prompt.system:
         messages.append({'role': 'system', 'content': request.prompt.system})
@@ -147,7 +162,8 @@ def prepare_request(request: GenerationRequest, config: RemoteConfig,
 
     One frame goes as an image; several as one video item with their real timing
     (config.video_transport 'video') or as several images ('images', no timing). The fields of
-    config.extra_body come first, so that the request's own fields win.
+    config.extra_body come first, so that the request's own fields win. With
+    config.send_media_uuids each media item also carries its content's name (media_uuid()).
 
     Raises:
         InvalidRequestError: no frames, frames that are not RGB uint8 of one size, or timestamps
@@ -162,7 +178,8 @@ def prepare_request(request: GenerationRequest, config: RemoteConfig,
         **parse_extra_body(config.extra_body),
         'model': config.served_model,
         'messages': build_messages(request, frames_b64=frames_b64,
-                                   transport=config.video_transport),
+                                   transport=config.video_transport,
+                                   send_uuids=config.send_media_uuids),
         **sampling_fields(request.sampling),
         'stream': config.stream,
         # Explicit both ways: Cosmos3-Edge's template thinks unless told not to, and without
@@ -272,6 +289,6 @@ def guess_family(config: RemoteConfig, *names: str) -> ModelFamily:
 __all__ = [
     'PreparedRequest',
     'build_messages', 'check_server_context', 'encode_jpeg', 'frame_timing', 'guess_family',
-    'parse_extra_body', 'prepare_request', 'routing_headers', 'sampling_fields',
+    'media_uuid', 'parse_extra_body', 'prepare_request', 'routing_headers', 'sampling_fields',
     'structured_output_fields',
 ]

@@ -66,6 +66,12 @@ class RemoteConfig:
     video_transport: str = 'video'
     """video: one `data:video/jpeg;base64,...` item with the frames' real timing (vLLM);
     images: one image_url item per frame, for servers without video input (no timing)."""
+    send_media_uuids: bool = False
+    """Name each media item by a hash of its bytes (vLLM's documented `uuid` on a content part),
+    so that the server keys its processor, encoder and prefix caches by the name instead of
+    hashing the item. Across monitor ticks only `video_transport: images` shares items: a
+    video item changes with every new frame. vLLM only; other servers may refuse the field.
+    The frames are still sent: a name the server no longer holds would fail the request."""
     send_frame_timing: bool = True
     """Send the frames' timing as per-request media_io_kwargs (vLLM >= 0.11 started with
     --trust-request-mm-kwargs). Without it vLLM assumes one frame per second."""
