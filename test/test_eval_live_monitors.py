@@ -18,16 +18,17 @@ from scripted_backend import ScriptedBackend
 from std_msgs.msg import Header
 
 from cosmos_reason_ros.core.answers.parsing import ParseStatus
+from cosmos_reason_ros.core.camera.images import stamp_seconds
 from cosmos_reason_ros.core.config import WindowConfig
 from cosmos_reason_ros.core.evaluation.asking import ReplaySettings
 from cosmos_reason_ros.core.evaluation.monitor_labels import MonitorItem
 from cosmos_reason_ros.core.evaluation.question_file import parse_question_set
 from cosmos_reason_ros.core.evaluation.report import load_report, write_report
-from cosmos_reason_ros.core.evaluation.sources import Timeline
+from cosmos_reason_ros.core.evaluation.sources import BagSource, Timeline
 from cosmos_reason_ros.core.monitors import MonitorSpec
 from cosmos_reason_ros.demo.sample_data import LAMP_ON_AT, RAW_TOPIC, write_sample_bag
 from cosmos_reason_ros.demo.sample_scene import lamp_box
-from cosmos_reason_ros.msg import ReasoningResult
+from cosmos_reason_ros.msg import MonitorEvent, ReasoningResult
 from cosmos_reason_ros.ros import node as node_module
 from cosmos_reason_ros.ros.live_eval import LiveEvaluation, LiveSettings
 from cosmos_reason_ros.ros.live_monitors import _tick_of, monitor_message
@@ -76,6 +77,10 @@ def test_live_monitors_are_added_scored_on_what_the_node_publishes_and_removed(
     graph = Graph('scripted', camera=False, use_sim_time=True, **{
         'window.max_pixels': W * H, 'goal.frame_wait_timeout': 5.0, 'monitors.max_count': 1})
     player = BagPlayer(graph.context, bag, {RAW_TOPIC: '/image'})
+    # What the node itself publishes as events, to check the scored changes against.
+    events: list[MonitorEvent] = []
+    graph.peer.create_subscription(MonitorEvent, '/cosmos_reason/monitor_events',
+                                   events.append, 50)
     try:
         assert graph.node.wait_until_loaded(TIMEOUT), graph.node.model_state
         evaluation = LiveEvaluation(
@@ -123,6 +128,17 @@ def test_live_monitors_are_added_scored_on_what_the_node_publishes_and_removed(
     assert record['agreement']['k'] == record['agreement']['n'] == len(answered)
     assert refused_record['error'].startswith('not run: the node refused it')
     assert '## Monitors' in (tmp_path / 'live' / 'report.md').read_text()
+
+    # The changes scored are the node's own events (its first one, from no answer, is not a
+    # change); none came from the refused monitor.
+    timeline = Timeline.read(BagSource(bag, RAW_TOPIC))
+    published = [(timeline.bag_time_of(stamp_seconds(event.header.stamp)) - timeline.start,
+                  event.previous_answer, event.answer)
+                 for event in events if event.previous_answer]
+    assert {event.monitor for event in events} == {'lamp_lit'}
+    assert published == [(pytest.approx(change['at'], abs=1e-6), change['previous'],
+                          change['answer']) for change in record['changes']]
+    assert published and published[0][1:] == ('no', 'yes')
 
 
 def _result(stamp: float, answer: str = '', *, failed: str = '') -> ReasoningResult:
