@@ -1,7 +1,8 @@
 """Live evaluation: a question set against a running reasoning node while its bag plays.
 
 Waits on /clock for each item's bag time (`ros2 bag play --clock BAG`), sends the item as a Reason
-goal whose window ends at the frame the offline replay would use, and writes the same report.
+goal whose window ends at the frame the offline replay would use, and writes the same report. The
+set's monitors are added to the node for the run (live_monitors.py) and scored on its results.
 """
 
 import argparse
@@ -22,13 +23,6 @@ from rclpy.task import Future
 from rosgraph_msgs.msg import Clock
 
 from cosmos_reason_ros.action import Reason
-from cosmos_reason_ros.core.answers.parsing import (
-    Box,
-    Event,
-    ParsedAnswer,
-    ParseStatus,
-    Trajectory,
-)
 from cosmos_reason_ros.core.camera.images import stamp_seconds
 from cosmos_reason_ros.core.config import WindowConfig
 from cosmos_reason_ros.core.depth.geometry import LiftStatus
@@ -72,6 +66,7 @@ from cosmos_reason_ros.eval_options import (
 )
 from cosmos_reason_ros.ros.client import DEFAULT_ACTION, make_goal, ReasonClient
 from cosmos_reason_ros.ros.depth_output import lifted_from_msg
+from cosmos_reason_ros.ros.live_monitors import LiveMonitors, parsed_from_msg
 from cosmos_reason_ros.ros.spinning import spinning
 
 
@@ -146,6 +141,10 @@ class BagClock:
             self._condition.notify_all()
 
 
+MONITOR_GRACE = 0.5
+"""Seconds beyond a monitor's period to wait for its last result once the recording ended."""
+
+
 @dataclasses.dataclass(frozen=True)
 class LiveSettings:
     """How the live client waits and what it asks for."""
@@ -166,7 +165,7 @@ class LiveEvaluation:
     """Sends each item of a question set as a goal at its bag time and collects the results."""
 
     def __init__(self, node: Node, questions: QuestionSet, *, action: str = DEFAULT_ACTION,
-                 settings: LiveSettings = LiveSettings(),
+                 settings: LiveSettings = LiveSettings(), target: str = '',
                  on_result: ProgressCallback | None = None):
         """Subscribe to /clock and create the action client on `node`.
 
@@ -177,6 +176,8 @@ class LiveEvaluation:
             questions: the items to ask; their sources must be bags (to know their timelines).
             action: the node's Reason action.
             settings: timeouts, decoding and the picture size.
+            target: the reasoning node's name (its monitor services and topics); '' takes the
+                action's namespace (/cosmos_reason for /cosmos_reason/reason).
             on_result: progress callback, called after every item.
         """
         self._node = node
@@ -189,13 +190,18 @@ class LiveEvaluation:
         self._cancel = threading.Event()
         self._results: dict[int, ItemResult] = {}
         self._in_flight: ClientGoalHandle | None = None
+        self._monitors = LiveMonitors(
+            node, questions.monitors, target=target or action.rsplit('/', 1)[0],
+            clock_now=lambda: self._clock.now) if questions.monitors else None
 
     def wait_for_server(self, timeout: float) -> bool:
         """True once the node's action server is discovered."""
         return self._client.wait_for_server(timeout)
 
     def destroy(self) -> None:
-        """Release the action client and the /clock subscription."""
+        """Release the action client, the monitors' clients and the /clock subscription."""
+        if self._monitors is not None:
+            self._monitors.destroy()
         self._client.destroy()
         self._clock.destroy()
 
@@ -204,21 +210,29 @@ class LiveEvaluation:
         self._cancel.set()
 
     def run(self) -> RunResult:
-        """Ask every item in bag-time order; Ctrl-C (or cancel()) keeps what was done."""
+        """Ask every item in bag-time order while the set's monitors run on the node until the
+        end of their recordings; Ctrl-C (or cancel()) keeps what was done.
+        """
         started = time.perf_counter()
         indexed = list(enumerate(self._questions.items, start=1))
         sources: list[SourceSummary] = []
         interrupted = False
         try:
+            if self._monitors is not None:
+                self._monitors.start()
             for path, topic in self._questions.sources():
                 group = [(i, item) for i, item in indexed
                          if (item.source, item.topic) == (path, topic)]
                 sources.append(self._run_source(path, topic, group))
+            if self._monitors is not None:
+                self._watch_monitors_to_the_end()
         except KeyboardInterrupt:
             self._cancel.set()
             interrupted = True
             if self._in_flight is not None:
                 self._in_flight.cancel_goal_async()
+        # Removed from the node also after Ctrl-C: the ticks so far are kept and scored.
+        monitor_runs = self._monitors.stop() if self._monitors is not None else []
         interrupted = interrupted or self._cancel.is_set()
         for index, item in indexed:
             self._results.setdefault(index, ItemResult(
@@ -231,8 +245,24 @@ class LiveEvaluation:
             question_set=self._questions,
             results=[self._results[index] for index, _ in indexed], sources=sources,
             model={'id': model_id, 'family': '', 'device': '', 'dtype': ''},
-            settings=settings, interrupted=interrupted, live=True,
+            settings=settings, interrupted=interrupted, live=True, monitors=monitor_runs,
             wall_time=time.perf_counter() - started)
+
+    def _watch_monitors_to_the_end(self) -> None:
+        """Wait until /clock reaches the end of every monitor's recording (or stops), then one
+        longest period more, so that the node's tick on the last frames arrives.
+        """
+        settings = self._settings
+        for last in self._monitors.last_bag_times:
+            try:
+                self._clock.wait_until(last, start_timeout=settings.start_timeout,
+                                       stall_timeout=settings.stall_timeout,
+                                       cancel=self._cancel)
+            except ClockStalledError:
+                break
+        deadline = time.monotonic() + self._monitors.longest_period + MONITOR_GRACE
+        while not self._cancel.is_set() and time.monotonic() < deadline:
+            self._cancel.wait(0.1)
 
     def _run_source(self, path: str, topic: str,
                     group: list[tuple[int, QuestionItem]]) -> SourceSummary:
@@ -414,19 +444,6 @@ def _result_to_item(base: ItemResult, item: QuestionItem, result: Reason.Result,
         lifted=lifted, depth_stamp=depth_stamp)
 
 
-def parsed_from_msg(output: Any) -> ParsedAnswer:
-    """A ReasoningResult message back into the core's ParsedAnswer."""
-    return ParsedAnswer(
-        reasoning=output.reasoning, answer=output.answer,
-        status=ParseStatus(output.parse_status), error=output.parse_error,
-        trajectories=tuple(Trajectory(t.label, tuple((p.x, p.y) for p in t.points))
-                           for t in output.trajectories),
-        boxes=tuple(Box(b.label, b.x_min, b.y_min, b.x_max, b.y_max) for b in output.boxes),
-        events=tuple(Event(e.start_offset, e.end_offset, e.caption) for e in output.events),
-        choice=output.choice, verdict=output.verdict,
-        next_action=output.next_action[0].description if output.next_action else '')
-
-
 def _wait(future: Future, timeout: float, cancel: threading.Event,
           alive: Callable[[], bool]) -> Any:
     """The future's result once done (completed by the executor thread); None on timeout,
@@ -456,6 +473,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "the node's 3D answers (default: the question set's)",
         camera_info_topic_help="CameraInfo topic in the bag (the node's `camera_info`)")
     parser.add_argument('--action', default=DEFAULT_ACTION, help='Reason action of the node')
+    parser.add_argument('--node', default='',
+                        help="the node's name, for the set's monitors (its ~/add_monitor, "
+                             "~/monitors/<name>; default: the action's namespace)")
     add_report_option(parser, default='live_eval_report', help_text='report folder')
     add_decoding_options(parser, seed_help=None)
     add_frame_options(
@@ -483,12 +503,6 @@ def main(argv: list[str] | None = None) -> int:
     except ReasonError as error:
         print(f'live_eval: {error}', file=sys.stderr)
         return 2
-    if questions.monitors:
-        print(f"live_eval: the set's {len(questions.monitors)} monitor(s) are not evaluated "
-              'live yet; cosmos-reason eval replays them offline', file=sys.stderr)
-    if not questions.items:
-        print('live_eval: the set has no items to ask', file=sys.stderr)
-        return 2
     settings = LiveSettings(
         replay=ReplaySettings(window=WindowConfig(target_fps=args.fps,
                                                   max_pixels=args.max_pixels,
@@ -500,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=argv)
     node = Node('cosmos_reason_live_eval')
     evaluation = LiveEvaluation(node, questions, action=args.action, settings=settings,
+                                target=args.node,
                                 on_result=None if args.quiet else ProgressBar(sys.stderr))
     executor = SingleThreadedExecutor()
     executor.add_node(node)
@@ -510,7 +525,8 @@ def main(argv: list[str] | None = None) -> int:
                   's: is the reasoning node running?', file=sys.stderr)
             return 2
         print(f'live_eval: waiting for /clock (ros2 bag play --clock); '
-              f'{len(questions.items)} items', file=sys.stderr)
+              f'{len(questions.items)} items, {len(questions.monitors)} monitors',
+              file=sys.stderr)
         run = evaluation.run()
     path = write_report(run, args.out)
     print(f'live_eval: wrote {path} and {path.with_name("report.md")}', file=sys.stderr)

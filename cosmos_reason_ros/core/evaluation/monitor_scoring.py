@@ -24,6 +24,12 @@ OFFLINE_NOTE = (
     "Replayed offline through the node's tick schedule (ticks from the first frame, every "
     'period). Not modelled: ticks the node skips because a goal or a long tick holds the model; '
     'offline there are no goals and a tick takes no stream time.')
+LIVE_NOTE = (
+    'Evaluated live: the monitors were added to the running node and each result it published '
+    'on ~/monitors/<name> is a tick at the bag time of the frame its header stamp names (the '
+    'newest frame the answer saw). The node ticks on its own clock while the bag plays, so ticks '
+    'it skipped because a goal or a long tick held the model show up as extra detection latency '
+    'or as misses; failed ticks are placed at the /clock time they arrived.')
 
 
 def score_monitor(run: MonitorRun) -> dict[str, Any]:
@@ -189,4 +195,4 @@ def _cell(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit - 3] + '...'
 
 
-__all__ = ['OFFLINE_NOTE', 'monitors_markdown', 'monitors_report', 'score_monitor']
+__all__ = ['LIVE_NOTE', 'OFFLINE_NOTE', 'monitors_markdown', 'monitors_report', 'score_monitor']

@@ -22,6 +22,7 @@ from cosmos_reason_ros.core.answers.overlay import draw_overlay
 from cosmos_reason_ros.core.answers.parsing import Trajectory
 from cosmos_reason_ros.core.depth.geometry import Lifted, points_without_depth
 from cosmos_reason_ros.core.evaluation.monitor_scoring import (
+    LIVE_NOTE,
     monitors_markdown,
     monitors_report,
 )
@@ -84,8 +85,9 @@ def build_report(run: RunResult, *, images: dict[int, str] | None = None) -> dic
     }
     if run.question_set.monitors:
         # Only sets with monitors have the block: the reports of other sets stay as they were.
-        report['monitors'] = monitors_report(run.monitors, replayed=not run.monitors_skipped,
-                                             note=run.monitors_skipped)
+        report['monitors'] = monitors_report(
+            run.monitors, replayed=not run.monitors_skipped,
+            note=run.monitors_skipped or (LIVE_NOTE if run.live else ''))
     return report
 
 
