@@ -17,7 +17,12 @@ from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.timer import Timer
 
-from cosmos_reason_ros.core.errors import failure_of, GenerationCancelled, ReasonError
+from cosmos_reason_ros.core.errors import (
+    failure_of,
+    GenerationCancelled,
+    ReasonError,
+    result_code_of,
+)
 from cosmos_reason_ros.core.monitors import (
     InvalidMonitorError,
     MonitorBounds,
@@ -238,8 +243,9 @@ class NodeMonitors:
         if outcome is not None:
             msg = outcome_to_msg(outcome)
         else:
-            msg = empty_result_msg(request, model_id=self._model_id)
-            # ReasoningResult has no error code: the failure's name leads parse_error.
+            msg = empty_result_msg(request, model_id=self._model_id,
+                                   error_code=result_code_of(error))
+            # The failure's name also leads parse_error, as before error_code existed.
             msg.parse_error = f'{failure_of(error).value.upper()}: {error}'
         msg.total_time = ended - started
         publisher = self._publishers.get(spec.name)
