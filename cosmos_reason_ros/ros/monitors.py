@@ -188,7 +188,7 @@ class NodeMonitors:
     def _on_list(self, request: ListMonitors.Request,
                  response: ListMonitors.Response) -> ListMonitors.Response:
         schedule = self._schedule
-        response.monitors = [_message_of(spec) for spec in
+        response.monitors = [monitor_message(spec) for spec in
                              (schedule.specs if schedule is not None else [])]
         return response
 
@@ -275,7 +275,8 @@ def _fields_of(monitor: Monitor) -> dict:
             'max_new_tokens': monitor.max_new_tokens, 'on_change_only': monitor.on_change_only}
 
 
-def _message_of(spec: MonitorSpec) -> Monitor:
+def monitor_message(spec: MonitorSpec) -> Monitor:
+    """A monitor as the Monitor message (~/list_monitors; `ask --add-file` sends it)."""
     return Monitor(name=spec.name, task=spec.task, mode=spec.mode.value, period=spec.period,
                    window_duration=spec.window_duration, max_frames=spec.max_frames,
                    reasoning=spec.reasoning, choices=list(spec.choices),
@@ -283,4 +284,4 @@ def _message_of(spec: MonitorSpec) -> Monitor:
                    on_change_only=spec.on_change_only)
 
 
-__all__ = ['CHECK_PERIOD', 'LATCHED', 'NodeMonitors']
+__all__ = ['CHECK_PERIOD', 'LATCHED', 'monitor_message', 'NodeMonitors']
