@@ -12,10 +12,10 @@ its own process); the planner is this process (one rclpy node, an executor threa
   Prints p50, p90 and max of each and the rise against one tick's duration (the median
   total_time of the ticks' results).
 - Soak (--soak SECONDS): three monitors from a monitors_file at monitors.min_period, no goals.
-  RSS, threads and open files of the node sampled at start and end (and every --sample-every
-  s); at the end the node is deactivated and the results received per monitor are compared with
-  its /diagnostics counters: received = ticks - stopped (every tick that ended published once),
-  and ticks + skipped against the due instants the period allows.
+  RSS, threads and open files of the node sampled after a warm-up and at the end (and every
+  --sample-every s; growth is reported); at the end the node is deactivated and the results
+  received per monitor are compared with its /diagnostics counters: received = ticks - stopped
+  (every tick that ended published once), and ticks + skipped against the due instants.
 
     python -m bench.monitor_bench [--goals 50] [--json out]
     python -m bench.monitor_bench --soak 300
@@ -319,9 +319,12 @@ def report_soak(figures: dict[str, Any]) -> list[str]:
         elif lost != 0:
             problems.append(f'{name}: {lost} results lost (received {got} of {published})')
     print(f'results lost other than counted skips and stops: {lost_total}')
-    for what in ('threads', 'fds'):
-        if last[what] > first[what]:
-            problems.append(f'{what} {first[what]:.0f} -> {last[what]:.0f}')
+    grown = [f'{what} {first[what]:.0f} -> {last[what]:.0f}' for what in ('threads', 'fds')
+             if last[what] > first[what]]
+    # Reported, not failed on: the executor's pool and Fast DDS's receive threads grow on
+    # demand (see bench/README.md), so a short --check would fail by chance.
+    print('grown after the warm-up: ' + '; '.join(grown) if grown
+          else 'threads and fds flat after the warm-up')
     return problems
 
 
@@ -333,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help='run the soak instead of the latency bench')
     parser.add_argument('--sample-every', type=float, default=60.0)
     parser.add_argument('--check', action='store_true',
-                        help='CI: 5 goals each way, then a 20 s soak; exit 1 on a lost result or growth')
+                        help='CI: 5 goals each way, then a 20 s soak; exit 1 on a lost result')
     parser.add_argument('--json', type=Path, help='write the figures here')
     args = parser.parse_args(argv)
     common.print_machine()
