@@ -114,3 +114,19 @@ def test_a_short_soak_leaves_nothing_behind():
     assert 'nothing left behind' in output, output
     seconds = figure(r'^soak: 300 goals in (\d+) s, failures 0$', output)
     assert 0 < seconds < 600, output
+
+
+@pytest.mark.ros
+def test_monitor_bench_check_measures_goal_latency_and_loses_no_tick():
+    # 5 goals on an idle node and 5 beside three monitors, then a 20 s soak of the monitors:
+    # every tick that ended reached the subscriber (threads and files are reported).
+    output = run_bench('bench.monitor_bench', '--check', timeout=600.0)
+    assert 'after the warm-up' in output, output
+    idle = figure(r'^goal time to first token, idle node: p50 (\d+) ms', output)
+    beside = figure(r'^goal time to first token, 3 monitors every 0.5 s: p50 (\d+) ms', output)
+    assert 0 < idle < 30_000 and 0 < beside < 30_000, output
+    tick = figure(r'^one tick \(8 tokens\): (\d+) ms', output)
+    assert 0 < tick < 30_000, output
+    assert figure(r'^results lost other than counted skips and stops: (\d+)$', output) == 0
+    received = [int(count) for count in re.findall(r'results received (\d+),', output)]
+    assert len(received) == 3 and all(count > 0 for count in received), output

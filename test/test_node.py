@@ -262,6 +262,7 @@ def test_stale_frames_abort_with_the_age_and_parameter(quiet_graph):
     result, _ = quiet_graph.ask(make_goal('Is it safe?'))
 
     assert result.error_code == Result.STALE_FRAMES
+    assert result.output.error_code == Result.STALE_FRAMES, 'the output says how it ended'
     assert 'max_frame_age' in result.message and "'/image'" in result.message
 
 

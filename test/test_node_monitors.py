@@ -93,6 +93,7 @@ def test_a_monitor_file_ticks_at_its_rates_latches_and_fires_events_on_change(
         scene_events = [event for event in events.messages if event.monitor == 'scene']
         assert len(scene_events) >= 3, 'on_change_only false: an event per answer'
         event = events.messages[-1]
+        assert event.result.error_code == ReasoningResult.SUCCESS
         assert event.result.answer and event.header.stamp == event.result.header.stamp
         assert event.result.frame_stamps, 'the event carries the full result'
 
@@ -166,6 +167,7 @@ def test_a_tick_without_frames_publishes_its_error_code_not_an_answer(monkeypatc
         door = _Topic(graph, ReasoningResult, '/cosmos_reason/monitors/door', LATCHED)
         result = door.wait(1)[0]
         assert result.parse_status == ReasoningResult.PARSE_NOT_RUN and not result.answer
+        assert result.error_code == ReasoningResult.NO_FRAMES == Reason.Result.NO_FRAMES
         assert result.parse_error.startswith('NO_FRAMES: '), result.parse_error
         assert not backend.requests
     finally:

@@ -64,6 +64,16 @@ def test_failure_codes_match_the_result_constants():
     assert all(kind.value == kind.name.lower() for kind in RESULT_CODES)
 
 
+def test_the_result_message_error_codes_are_the_action_result_codes():
+    # ReasoningResult.error_code carries the action's codes, so a monitor's result (no action
+    # around it) says how its tick ended in the same words.
+    message = {name: value for name, value in constants(ReasoningResult).items()
+               if not name.startswith(('PARSE_', 'LIFT_'))}
+    assert message == constants(Reason.Result)
+    assert message.pop('SUCCESS') == SUCCESS_CODE
+    assert {kind.name: code for kind, code in RESULT_CODES.items()} == message
+
+
 def test_every_result_code_names_one_failure_and_back():
     for kind, code in RESULT_CODES.items():
         assert Failure.from_result_code(code) is kind

@@ -2,6 +2,7 @@
 
 Feedback goes to stderr as one JSON object a line; the result goes to stdout, so
 `ask ... > result.json` keeps the answer. The exit status is 0 only when the goal succeeded.
+`ask --watch NAME` asks nothing and follows a monitor instead (ros/watch.py).
 """
 
 import argparse
@@ -22,6 +23,7 @@ from cosmos_reason_ros.core.answers.parsing import ParseStatus
 from cosmos_reason_ros.core.errors import Failure, SUCCEEDED
 from cosmos_reason_ros.ros.client import DEFAULT_ACTION, GoalFailedError, make_goal, ReasonClient
 from cosmos_reason_ros.ros.messages import message_to_dict
+from cosmos_reason_ros.ros.watch import watch
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,7 +52,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         '(up to goal.frame_wait_timeout) for those frames, e.g. to let a camera '
                         'started just now fill the window')
     parser.add_argument('--quiet', action='store_true', help='no feedback lines')
-    return parser.parse_args(argv)
+    watching = parser.add_argument_group(
+        'watching a monitor', "instead of a goal: print the monitor's current state and its "
+        'change events as JSON lines until Ctrl-C (see docs/monitors.md)')
+    watching.add_argument('--watch', metavar='NAME', default='',
+                          help='the monitor to watch (~/monitors/NAME, ~/monitor_events)')
+    watching.add_argument('--results', action='store_true',
+                          help="also print every tick's result, not only the events")
+    watching.add_argument('--add-file', metavar='MONITORS_YAML', default='',
+                          help='add the monitors of this file (~/add_monitor) before watching')
+    watching.add_argument('--count', type=int, default=0, metavar='N',
+                          help='stop after N events (0: at Ctrl-C)')
+    args = parser.parse_args(argv)
+    if args.watch and args.task:
+        parser.error('--watch asks nothing: leave out the task')
+    if (args.results or args.add_file or args.count) and not args.watch:
+        parser.error('--results, --add-file and --count go with --watch NAME')
+    return args
 
 
 def build_goal(args: argparse.Namespace) -> Reason.Goal:
@@ -102,6 +120,8 @@ def _ask(client: ReasonClient, goal: Reason.Goal, on_feedback,
 def main(argv: list[str] | None = None) -> int:
     """Send the goal, stream feedback to stderr, print the result to stdout."""
     args = parse_args(rclpy.utilities.remove_ros_args(argv or sys.argv)[1:])
+    if args.watch:
+        return watch(args, argv)
     goal = build_goal(args)
     rclpy.init(args=argv)
     node = Node('cosmos_reason_ask')

@@ -26,7 +26,7 @@ from cosmos_reason_ros.core.camera.images import (
     valid_stamp,
 )
 from cosmos_reason_ros.core.config import GoalLimits, WindowConfig
-from cosmos_reason_ros.core.errors import InvalidRequestError
+from cosmos_reason_ros.core.errors import InvalidRequestError, SUCCESS_CODE
 from cosmos_reason_ros.core.reasoner import ReasonOutcome, ReasonRequest
 from cosmos_reason_ros.msg import (
     BoundingBox2D,
@@ -202,7 +202,7 @@ def _checked_images(goal: Reason.Goal, limits: GoalLimits, window: WindowConfig,
 
 def outcome_to_msg(outcome: ReasonOutcome) -> ReasoningResult:
     """Fill a ReasoningResult from a finished goal; coordinates are source-image pixels."""
-    msg = empty_result_msg(outcome.request)
+    msg = empty_result_msg(outcome.request)  # error_code SUCCESS: the goal finished
     last = outcome.frames[-1]
     header = Header(stamp=to_time(last.stamp), frame_id=last.frame_id)
     width, height = outcome.source_size
@@ -249,10 +249,12 @@ def outcome_to_msg(outcome: ReasonOutcome) -> ReasoningResult:
 
 
 def empty_result_msg(request: ReasonRequest | None, *, model_id: str = '',
-                     raw_text: str = '') -> ReasoningResult:
-    """A ReasoningResult for a goal that did not finish: what was asked and any partial text."""
+                     raw_text: str = '', error_code: int = SUCCESS_CODE) -> ReasoningResult:
+    """A ReasoningResult for a goal that did not finish: what was asked, any partial text and
+    the failure's code (Reason.Result's value; the caller that knows the failure passes it).
+    """
     msg = ReasoningResult(model_id=model_id, raw_text=raw_text,
-                          parse_status=int(ParseStatus.NOT_RUN))
+                          parse_status=int(ParseStatus.NOT_RUN), error_code=error_code)
     if request is not None:
         msg.mode = request.mode.value
         msg.task = request.task

@@ -17,7 +17,12 @@ from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.timer import Timer
 
-from cosmos_reason_ros.core.errors import failure_of, GenerationCancelled, ReasonError
+from cosmos_reason_ros.core.errors import (
+    failure_of,
+    GenerationCancelled,
+    ReasonError,
+    result_code_of,
+)
 from cosmos_reason_ros.core.monitors import (
     InvalidMonitorError,
     MonitorBounds,
@@ -183,7 +188,7 @@ class NodeMonitors:
     def _on_list(self, request: ListMonitors.Request,
                  response: ListMonitors.Response) -> ListMonitors.Response:
         schedule = self._schedule
-        response.monitors = [_message_of(spec) for spec in
+        response.monitors = [monitor_message(spec) for spec in
                              (schedule.specs if schedule is not None else [])]
         return response
 
@@ -238,8 +243,9 @@ class NodeMonitors:
         if outcome is not None:
             msg = outcome_to_msg(outcome)
         else:
-            msg = empty_result_msg(request, model_id=self._model_id)
-            # ReasoningResult has no error code: the failure's name leads parse_error.
+            msg = empty_result_msg(request, model_id=self._model_id,
+                                   error_code=result_code_of(error))
+            # The failure's name also leads parse_error, as before error_code existed.
             msg.parse_error = f'{failure_of(error).value.upper()}: {error}'
         msg.total_time = ended - started
         publisher = self._publishers.get(spec.name)
@@ -269,7 +275,8 @@ def _fields_of(monitor: Monitor) -> dict:
             'max_new_tokens': monitor.max_new_tokens, 'on_change_only': monitor.on_change_only}
 
 
-def _message_of(spec: MonitorSpec) -> Monitor:
+def monitor_message(spec: MonitorSpec) -> Monitor:
+    """A monitor as the Monitor message (~/list_monitors; `ask --add-file` sends it)."""
     return Monitor(name=spec.name, task=spec.task, mode=spec.mode.value, period=spec.period,
                    window_duration=spec.window_duration, max_frames=spec.max_frames,
                    reasoning=spec.reasoning, choices=list(spec.choices),
@@ -277,4 +284,4 @@ def _message_of(spec: MonitorSpec) -> Monitor:
                    on_change_only=spec.on_change_only)
 
 
-__all__ = ['CHECK_PERIOD', 'LATCHED', 'NodeMonitors']
+__all__ = ['CHECK_PERIOD', 'LATCHED', 'monitor_message', 'NodeMonitors']

@@ -666,6 +666,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
         if output is None:
             output = empty_result_msg(goal.request, model_id=self._model_name,
                                       raw_text=progress.text_so_far)
+        output.error_code = code  # also on an answer kept after a late stop
         if code == Result.SUCCESS:
             self._guard.call('goal status', handle.succeed)
         elif canceled and _wait_for_cancel_state(handle):
