@@ -145,7 +145,8 @@ DEFAULT = 'default'
 # field -> [(goal value, what the request holds: a value, DEFAULT or REFUSED)]. Every numeric
 # field of the goal, each with NaN, the infinities, a negative value and zero where its type can
 # hold them: NaN and infinities are refused, zero and negative values take the default
-# (temperature 0 is greedy decoding), anything else is used as given.
+# (temperature 0 is greedy decoding), anything else is used as given. priority is the exception:
+# any integer is used as given (below 0 is background work, as monitor ticks).
 NUMBER_TABLE = {
     'window_duration': [(math.nan, REFUSED), (math.inf, REFUSED), (-math.inf, REFUSED),
                         (-5.0, DEFAULT), (0.0, DEFAULT), (1.5, 1.5)],
@@ -160,9 +161,10 @@ NUMBER_TABLE = {
               (0.0, DEFAULT), (0.5, 0.5)],
     'top_k': [(-5, DEFAULT), (0, DEFAULT), (20, 20)],
     'seed': [(-5, DEFAULT), (0, 0), (7, 7)],
+    'priority': [(-2 ** 31, -2 ** 31), (-5, -5), (0, 0), (2 ** 31 - 1, 2 ** 31 - 1)],
 }
 _DEFAULTS = {'window_duration': 0.0, 'max_frames': 0, 'window_end': None, 'max_new_tokens': 0,
-             'temperature': None, 'top_p': None, 'top_k': None, 'seed': None}
+             'temperature': None, 'top_p': None, 'top_k': None, 'seed': None, 'priority': 0}
 
 
 def test_the_table_covers_every_numeric_field_of_the_goal():

@@ -74,11 +74,12 @@ def to_time(seconds: float) -> Time:
 
 
 GOAL_NUMBERS = ('window_duration', 'max_frames', 'window_end', 'max_new_tokens', 'temperature',
-                'top_p', 'top_k', 'seed')
+                'top_p', 'top_k', 'seed', 'priority')
 """The goal's numeric fields. One rule for all: NaN and infinities are refused (INVALID_GOAL
 naming the field); zero or a negative value takes the default (the node's parameter or the
 mode's preset), except temperature 0, which means greedy decoding; other values are used as
-given, and a value out of range (top_p above 1, max_new_tokens above its ceiling) is refused."""
+given, and a value out of range (top_p above 1, max_new_tokens above its ceiling) is refused.
+priority is an integer used as given, negative values included (background work)."""
 
 
 def goal_to_request(goal: Reason.Goal, window: WindowConfig,
