@@ -48,11 +48,8 @@ from cosmos_reason_ros.core.evaluation.results import (
 from cosmos_reason_ros.core.evaluation.scoring import score_answer
 from cosmos_reason_ros.core.evaluation.sources import (
     BagSource,
-    check_stamps,
     load_frames,
     ns_to_seconds,
-    open_source,
-    SourceError,
     Timeline,
 )
 from cosmos_reason_ros.eval_options import (
@@ -66,7 +63,7 @@ from cosmos_reason_ros.eval_options import (
 )
 from cosmos_reason_ros.ros.client import DEFAULT_ACTION, make_goal, ReasonClient
 from cosmos_reason_ros.ros.depth_output import lifted_from_msg
-from cosmos_reason_ros.ros.live_monitors import LiveMonitors, parsed_from_msg
+from cosmos_reason_ros.ros.live_monitors import LiveMonitors, open_played_bag, parsed_from_msg
 from cosmos_reason_ros.ros.spinning import spinning
 
 
@@ -267,17 +264,7 @@ class LiveEvaluation:
     def _run_source(self, path: str, topic: str,
                     group: list[tuple[int, QuestionItem]]) -> SourceSummary:
         try:
-            source = open_source(path, topic)
-            if not isinstance(source, BagSource):
-                raise SourceError(f"'{path}' is not a bag: live evaluation plays bags only "
-                                  '(use `cosmos-reason eval` for clips)')
-            note = check_stamps(source)
-            if note:
-                raise SourceError(
-                    f'{note}. A live run cannot work around it, since the node orders frames '
-                    'by header stamp: evaluate offline (cosmos-reason eval), which falls back '
-                    'to log time')
-            timeline = Timeline.read(source)
+            source, timeline = open_played_bag(path, topic)
         except ReasonError as error:
             for index, item in group:
                 self._record(ItemResult(index=index, item=item, status=ERROR,

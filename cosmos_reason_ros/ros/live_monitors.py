@@ -214,19 +214,32 @@ def _tick_of(spec: MonitorSpec, timeline: Timeline, msg: ReasoningResult,
                        raw_text=msg.raw_text, total_time=msg.total_time, frame_age=frame_age)
 
 
+def open_played_bag(path: str, topic: str) -> tuple[BagSource, Timeline]:
+    """The bag a live run plays, and its timeline.
+
+    Raises:
+        ReasonError: the recording cannot be read, is not a bag, or its header stamps do not
+            advance (which a live run cannot work around: the node orders frames by stamp).
+    """
+    source = open_source(path, topic)
+    if not isinstance(source, BagSource):
+        raise SourceError(f"'{path}' is not a bag: live evaluation plays bags only (use "
+                          '`cosmos-reason eval` for clips)')
+    note = check_stamps(source)
+    if note:
+        raise SourceError(
+            f'{note}. A live run cannot work around it, since the node orders frames by header '
+            'stamp: evaluate offline (cosmos-reason eval), which falls back to log time')
+    return source, Timeline.read(source)
+
+
 def _timeline(path: str, topic: str) -> Timeline | str:
     """The recording's timeline, or why it cannot be evaluated live."""
     try:
-        source = open_source(path, topic)
-        if not isinstance(source, BagSource):
-            raise SourceError(f"'{path}' is not a bag: live evaluation plays bags only (use "
-                              '`cosmos-reason eval` for clips)')
-        note = check_stamps(source)
-        if note:
-            raise SourceError(f'{note}: evaluate the monitor offline (cosmos-reason eval)')
-        return Timeline.read(source)
+        return open_played_bag(path, topic)[1]
     except ReasonError as error:
         return f'not run: {error}'
 
 
-__all__ = ['LiveMonitors', 'monitor_message', 'parsed_from_msg', 'RESULTS_QOS']
+__all__ = ['LiveMonitors', 'monitor_message', 'open_played_bag', 'parsed_from_msg',
+           'RESULTS_QOS']
