@@ -117,3 +117,24 @@ def tiny_edge_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_omni_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Directory of a tiny random Cosmos3-Omni (Nano/Super layout) reasoner checkpoint."""
     return _tiny_checkpoint(tmp_path_factory, 'cosmos3_omni')
+
+
+@pytest.fixture
+def servers():
+    """Scripted OpenAI-compatible servers on loopback, closed after the test.
+
+    The fixture is a function: called with one script per server (keyword arguments go to each
+    ScriptedServer), it returns the servers it started.
+    """
+    from test_openai_backend import ScriptedServer
+
+    started = []
+
+    def start(*scripts, **kwargs):
+        for script in scripts:
+            started.append(ScriptedServer(script, **kwargs))
+        return started[-len(scripts):]
+
+    yield start
+    for server in started:
+        server.close()

@@ -14,7 +14,6 @@ from test_openai_backend import (
     _request,
     _sse,
     _status,
-    ScriptedServer,
 )
 
 from cosmos_reason_ros.core.backends.endpoints import (
@@ -174,19 +173,6 @@ def test_credentials_in_a_url_are_never_shown():
 
 
 # --- failover between scripted servers -----------------------------------------------------------
-
-@pytest.fixture
-def servers():
-    started = []
-
-    def start(*scripts, **kwargs):
-        for script in scripts:
-            started.append(ScriptedServer(script, **kwargs))
-        return started[-len(scripts):]
-
-    yield start
-    for server in started:
-        server.close()
 
 
 def _closed_port_url() -> str:

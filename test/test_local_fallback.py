@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from test_openai_backend import _delta, _request, _sse, _status, ScriptedServer
+from test_openai_backend import _delta, _request, _sse, _status
 
 from cosmos_reason_ros.core.answers.modes import ModelFamily
 from cosmos_reason_ros.core.backends.factory import BackendSettings, create_backend
@@ -53,19 +53,6 @@ def _fallback(local_model, urls, **remote) -> LocalFallbackBackend:
     backend.load()
     return backend
 
-
-@pytest.fixture
-def servers():
-    started = []
-
-    def start(*scripts, **kwargs):
-        for script in scripts:
-            started.append(ScriptedServer(script, **kwargs))
-        return started[-len(scripts):]
-
-    yield start
-    for server in started:
-        server.close()
 
 
 def test_every_endpoint_down_is_answered_locally_and_says_so(local_model, servers):
