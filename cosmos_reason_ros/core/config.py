@@ -73,6 +73,8 @@ class GoalLimits:
     max_images: int = 64
     """Most images a goal may carry; more are refused before any is decoded. The goal's
     max_frames then picks evenly among those sent."""
+    max_cameras: int = 4
+    """Most camera views one goal may ask about (each view is a video in the prompt)."""
     max_source_pixels: int = 4096 * 4096
     """Largest image (width x height as its header declares it) decoded, from the camera or a
     goal; larger ones are refused before decoding (decompression bombs)."""

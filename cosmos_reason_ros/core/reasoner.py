@@ -13,7 +13,7 @@ from cosmos_reason_ros.core.answers.check import check_constrained
 from cosmos_reason_ros.core.answers.families import family_spec
 from cosmos_reason_ros.core.answers.formats import STRUCTURED_MODES, StructuredAnswer
 from cosmos_reason_ros.core.answers.modes import Mode
-from cosmos_reason_ros.core.answers.parsing import parse_answer, ParsedAnswer
+from cosmos_reason_ros.core.answers.parsing import parse_answer, ParsedAnswer, ViewGeometry
 from cosmos_reason_ros.core.answers.prompts import build_prompt
 from cosmos_reason_ros.core.answers.sampling import resolve_sampling, sampling_preset
 from cosmos_reason_ros.core.backends.base import (
@@ -21,10 +21,12 @@ from cosmos_reason_ros.core.backends.base import (
     GenerationRequest,
     GenerationResult,
     Prompt,
+    RequestView,
     Sampling,
     StreamCallback,
 )
 from cosmos_reason_ros.core.camera.frames import Frame, FrameWindow, spread
+from cosmos_reason_ros.core.camera.views import CameraWindows, DEFAULT_CAMERA, View
 from cosmos_reason_ros.core.config import GoalDefaults, GoalLimits
 from cosmos_reason_ros.core.deadline import DeadlineEvent
 from cosmos_reason_ros.core.errors import (
@@ -73,6 +75,9 @@ class ReasonRequest:
     """Leave the answer free text even where structured output is on."""
     priority: int = 0
     """Higher is more urgent; passed to the backend (see GenerationRequest.priority)."""
+    cameras: tuple[str, ...] = ()
+    """The cameras to ask about, in prompt order; empty: every camera of the window, in
+    configuration order."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,34 +86,49 @@ class ReasonOutcome:
 
     request: ReasonRequest
     frames: tuple[Frame, ...]
+    """The first view's frames (the only view's, with one camera)."""
     generation: GenerationResult
     parsed: ParsedAnswer
     model_id: str
     total_time: float
     """Seconds from the start of run() to the parsed answer (waiting for frames included)."""
+    views: tuple[View, ...] = ()
+    """Every view the model saw, in prompt order (one unnamed view for one camera)."""
 
     @property
     def source_size(self) -> tuple[int, int]:
-        """(width, height) of the camera image the coordinates refer to."""
+        """(width, height) of the camera image the coordinates refer to (the first view's)."""
         return self.frames[-1].source_size
+
+    def view(self, camera: str) -> View:
+        """The view of one camera ('' with one view: that view); KeyError if none."""
+        if len(self.views) == 1 and not camera:
+            return self.views[0]
+        for view in self.views:
+            if view.name == camera:
+                return view
+        raise KeyError(camera)
 
 
 class Reasoner:
     """Runs goals against one backend and, for camera goals, one frame window."""
 
-    def __init__(self, backend: Backend, window: FrameWindow | None, defaults: GoalDefaults,
-                 *, frame_wait_timeout: float = 0.0, limits: GoalLimits = GoalLimits()):
+    def __init__(self, backend: Backend, window: FrameWindow | CameraWindows | None,
+                 defaults: GoalDefaults, *, frame_wait_timeout: float = 0.0,
+                 limits: GoalLimits = GoalLimits()):
         """Create a reasoner.
 
         Args:
             backend: a loaded (or loading) backend; run() needs it loaded.
-            window: the camera window, or None when every request brings its own frames.
+            window: the camera window (one unnamed camera) or the windows of several cameras,
+                or None when every request brings its own frames.
             defaults: values for fields a request leaves at zero.
             frame_wait_timeout: seconds a goal may wait for its first (or its end) frame.
             limits: bounds on task length, max_new_tokens, images and run time.
         """
         self._backend = backend
-        self._window = window
+        self._windows = (CameraWindows.single(window) if isinstance(window, FrameWindow)
+                         else window)
         self._defaults = defaults
         self._frame_wait_timeout = frame_wait_timeout
         self._limits = limits
@@ -149,21 +169,29 @@ class Reasoner:
              cancel: threading.Event) -> ReasonOutcome:
         started = time.perf_counter()
         notify = on_stage or (lambda stage: None)
+        cameras = self._cameras_for(request)
+        named = cameras if len(cameras) > 1 else ()
         prompt = request.prompt or build_prompt(
             request.mode, family=self._backend.family, task=request.task,
             reasoning=request.reasoning, choices=request.choices,
-            object_name=request.object_name)
-        frames = self._frames_for(request, now, notify, cancel)
+            object_name=request.object_name, cameras=named)
+        views = self._views_for(request, cameras, now, notify, cancel)
+        frames = views[0].frames
+        origin = min(view.frames[0].stamp for view in views)
         sampling = request.sampling or resolve_sampling(
             sampling_preset(reasoning=request.reasoning,
                             max_new_tokens=self._defaults.max_new_tokens),
             greedy=request.greedy, temperature=request.temperature, top_p=request.top_p,
             top_k=request.top_k, seed=request.seed,
             max_new_tokens=request.max_new_tokens or None)
+        request_views = tuple(
+            RequestView(view.name, [frame.image for frame in view.frames],
+                        [frame.stamp - origin for frame in view.frames]) for view in views)
         generation_request = GenerationRequest(
-            prompt=prompt, frames=[frame.image for frame in frames],
-            timestamps=[frame.stamp - frames[0].stamp for frame in frames], sampling=sampling,
-            structured=self._structured(request, sampling), priority=request.priority)
+            prompt=prompt, frames=request_views[0].frames,
+            timestamps=request_views[0].timestamps, sampling=sampling,
+            structured=self._structured(request, sampling, named), priority=request.priority,
+            views=request_views if named else ())
 
         notify(STAGE_PREPROCESSING)
         streaming = _StageOnFirstText(notify, on_text)
@@ -176,15 +204,31 @@ class Reasoner:
             source_size=frames[-1].source_size, model_input_size=generation.model_input_size,
             reasoning=generation.reasoning, num_choices=len(request.choices),
             object_name=request.object_name,
-            starts_in_reasoning=prompt.reasoning and spec.thinking_opens_answer)
+            starts_in_reasoning=prompt.reasoning and spec.thinking_opens_answer,
+            views=_geometry(views, generation) if named else ())
         generation = check_constrained(generation, parsed.answer)
         return ReasonOutcome(request=request, frames=tuple(frames), generation=generation,
                              parsed=parsed,
                              model_id=generation.model_id or self._backend.model_id,
-                             total_time=time.perf_counter() - started)
+                             total_time=time.perf_counter() - started, views=views)
 
-    def _structured(self, request: ReasonRequest,
-                    sampling: Sampling) -> StructuredAnswer | None:
+    def _cameras_for(self, request: ReasonRequest) -> tuple[str, ...]:
+        """The goal's cameras in prompt order (the one unnamed camera for supplied frames).
+
+        Raises:
+            InvalidRequestError: cameras named with supplied images or without a window, an
+                unknown or repeated camera, or more than max_cameras.
+        """
+        if request.frames or self._windows is None:
+            if request.cameras:
+                raise InvalidRequestError(
+                    'cameras name views of the camera window, but this goal brings its own '
+                    'images (one view): leave cameras empty, or send no images')
+            return (DEFAULT_CAMERA,)
+        return self._windows.resolve(request.cameras, self._limits.max_cameras)
+
+    def _structured(self, request: ReasonRequest, sampling: Sampling,
+                    cameras: tuple[str, ...] = ()) -> StructuredAnswer | None:
         """The constraint to ask the backend for, per structured_output and the goal."""
         policy = self._defaults.structured_output
         if (request.unconstrained or request.mode not in STRUCTURED_MODES or policy == 'off'
@@ -193,51 +237,55 @@ class Reasoner:
         # The backend lowers the cap where the answer would not fit (plan_answer).
         cap = self._defaults.max_reasoning_tokens or sampling.max_new_tokens // 2
         return StructuredAnswer(request.mode, num_choices=len(request.choices),
-                                max_reasoning_tokens=cap)
+                                max_reasoning_tokens=cap, cameras=cameras)
 
-    def _frames_for(self, request: ReasonRequest, now: float | None,
-                    notify: Callable[[Stage], None], cancel: threading.Event) -> Sequence[Frame]:
+    def _views_for(self, request: ReasonRequest, cameras: tuple[str, ...], now: float | None,
+                   notify: Callable[[Stage], None],
+                   cancel: threading.Event) -> tuple[View, ...]:
         even = family_spec(self._backend.family).even_frames
         max_frames = request.max_frames or self._defaults.max_frames
         if request.frames:
             if max_frames <= 0:
                 raise InvalidRequestError(f'max_frames ({max_frames}) must be positive')
-            return spread(supplied_frames(request.frames), max_frames)
-        if self._window is None:
+            frames = spread(supplied_frames(request.frames), max_frames)
+            return (View(DEFAULT_CAMERA, tuple(frames)),)
+        if self._windows is None:
             raise InvalidRequestError('this reasoner has no camera window: supply images')
         duration = request.window_duration or self._defaults.window_duration
         if duration <= 0 or max_frames <= 0:
             raise InvalidRequestError(
                 f'window_duration ({duration}) and max_frames ({max_frames}) must be positive')
-        self._wait_for_frames(request.window_end, notify, cancel)
+        self._wait_for_frames(cameras, request.window_end, notify, cancel)
         if now is not None and request.window_end is None:
-            self._window.check_fresh(now, self._defaults.max_frame_age)
-        frames = self._window.select(end=request.window_end, duration=duration,
+            self._windows.check_fresh(cameras, now, self._defaults.max_frame_age)
+        views = self._windows.select(cameras, end=request.window_end, duration=duration,
                                      max_frames=max_frames, even=even)
         if now is not None and request.window_end is not None:
-            self._check_end_fresh(frames[-1].stamp, min(request.window_end, now))
-        return frames
+            for view in views:
+                self._check_end_fresh(view, min(request.window_end, now))
+        return views
 
-    def _check_end_fresh(self, last: float, reference: float) -> None:
+    def _check_end_fresh(self, view: View, reference: float) -> None:
         """A goal ending at a stamp needs a frame near it (or near now, if it lies ahead)."""
-        age = reference - last
+        age = reference - view.frames[-1].stamp
         max_age = self._defaults.max_frame_age
         if age > max_age:
-            source = self._window.config.source if self._window is not None else 'the camera'
+            assert self._windows is not None
+            source = self._windows.window(view.name).config.source
+            prefix = f'{view.label}: ' if view.name else ''
             raise StaleFramesError(
-                f"the newest frame on '{source}' before the goal's end (t={reference:.3f}) is "
-                f'{age:.2f} s older, more than max_frame_age ({max_age:g} s): is the camera '
-                'still publishing? If it is slow, raise max_frame_age; if the clocks differ, '
-                'check use_sim_time')
+                f"{prefix}the newest frame on '{source}' before the goal's end "
+                f'(t={reference:.3f}) is {age:.2f} s older, more than max_frame_age '
+                f'({max_age:g} s): is the camera still publishing? If it is slow, raise '
+                'max_frame_age; if the clocks differ, check use_sim_time')
 
-    def _wait_for_frames(self, end: float | None, notify: Callable[[Stage], None],
-                         cancel: threading.Event) -> None:
-        """Wait (up to frame_wait_timeout) until the window has a frame at or after `end`."""
-        assert self._window is not None
+    def _wait_for_frames(self, cameras: tuple[str, ...], end: float | None,
+                         notify: Callable[[Stage], None], cancel: threading.Event) -> None:
+        """Wait (up to frame_wait_timeout) until every camera has a frame at or after `end`."""
+        assert self._windows is not None
 
         def ready() -> bool:
-            newest = self._window.newest_stamp
-            return newest is not None and (end is None or newest >= end)
+            return self._windows.ready(cameras, end)
 
         if ready() or self._frame_wait_timeout <= 0:
             return
@@ -305,6 +353,17 @@ def check_limits(request: ReasonRequest, limits: GoalLimits) -> None:
         raise InvalidRequestError(
             f'the goal carries {len(request.frames)} images, more than max_images '
             f'({limits.max_images}): send fewer')
+    if len(request.cameras) > limits.max_cameras:
+        raise InvalidRequestError(
+            f'the goal asks about {len(request.cameras)} cameras, more than goal.max_cameras '
+            f'({limits.max_cameras}): name fewer')
+
+
+def _geometry(views: Sequence[View], generation: GenerationResult) -> tuple[ViewGeometry, ...]:
+    """Each view's sizes for the parser: its source size and the size the model saw it at."""
+    seen = generation.view_input_sizes or (generation.model_input_size,) * len(views)
+    return tuple(ViewGeometry(view.name, view.source_size, size)
+                 for view, size in zip(views, seen))
 
 
 class _StageOnFirstText:

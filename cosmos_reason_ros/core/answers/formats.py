@@ -72,6 +72,9 @@ class StructuredAnswer:
     max_reasoning_tokens: int = 0
     """Free reasoning tokens asked for at most before the answer is forced to start (0: half
     of max_new_tokens); plan_answer() lowers it where the answer would not fit."""
+    cameras: tuple[str, ...] = ()
+    """The views' names, in prompt order, when a goal has several: each point or box must
+    name one of them in a `camera` field. Empty (one view): no camera field."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -80,6 +80,17 @@ class ParsedAnswer:
 Size = tuple[int, int]
 Number = int | float
 
+
+@dataclasses.dataclass(frozen=True)
+class ViewGeometry:
+    """One camera view of a multi-view answer: the sizes its coordinates map between."""
+
+    name: str
+    source_size: Size
+    """(width, height) of this camera's image."""
+    model_input_size: Size | None = None
+    """(width, height) the model saw this view at; needed for Qwen2.5-VL coordinates."""
+
 _THINK_OPEN = re.compile(r'<think>', re.IGNORECASE)
 _THINK_CLOSE = re.compile(r'</think>', re.IGNORECASE)
 _LEADING_THINK_OPEN = re.compile(r'^\s*<think>', re.IGNORECASE)
@@ -735,7 +746,8 @@ def parse_answer(text: str, mode: Mode, *, family: ModelFamily,
                  model_input_size: Size | None = None,
                  reasoning: str | None = None,
                  num_choices: int = 0, object_name: str = '',
-                 starts_in_reasoning: bool = False) -> ParsedAnswer:
+                 starts_in_reasoning: bool = False,
+                 views: tuple[ViewGeometry, ...] = ()) -> ParsedAnswer:
     """Parse one model output for the goal's mode. Never raises.
 
     Reasoning: see split_reasoning. With a server's separate `reasoning`, `text` is the content.
@@ -764,6 +776,9 @@ def parse_answer(text: str, mode: Mode, *, family: ModelFamily,
         object_name: label for boxes the model did not label.
         starts_in_reasoning: the prompt opened `<think>` itself (Cosmos3-Edge with thinking
             on), so an output without `</think>` is reasoning cut off, not an answer.
+        views: several camera views, in prompt order: each point or box is mapped with the
+            geometry of the view its `camera` field names (source_size and model_input_size
+            are then the first view's); empty: one view.
 
     Returns:
         The reasoning and answer (always, whatever the status) and the typed fields of the mode.

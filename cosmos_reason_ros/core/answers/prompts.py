@@ -44,7 +44,8 @@ MAX_CHOICES = 26
 
 
 def build_prompt(mode: Mode, *, family: ModelFamily, task: str = '', reasoning: bool = False,
-                 choices: Sequence[str] = (), object_name: str = '') -> Prompt:
+                 choices: Sequence[str] = (), object_name: str = '',
+                 cameras: Sequence[str] = ()) -> Prompt:
     """Build the Cosmos prompt for one goal.
 
     The modes with a fixed Cosmos question (caption, temporal localization, grounding, next
@@ -61,6 +62,8 @@ def build_prompt(mode: Mode, *, family: ModelFamily, task: str = '', reasoning: 
         reasoning: Ask the model to think in <think> tags before answering.
         choices: Options of a MULTIPLE_CHOICE goal, lettered (A), (B), ... in this order.
         object_name: What to locate in GROUNDING mode.
+        cameras: The views' camera names in prompt order, when the goal has several; the
+            prompt then names them and asks for each point or box's camera.
 
     Returns:
         The system prompt and the user text (the backend places the media before the text).

@@ -41,12 +41,31 @@ class Sampling:
 
 
 @dataclasses.dataclass(frozen=True)
+class RequestView:
+    """One camera's frames in a request: its own video (or image, with one frame).
+
+    frames are RGB uint8 arrays of one size, oldest first; timestamps are their header stamps in
+    seconds on the request's clock (relative to the first frame of the first view's window, so
+    every view of one request shares a clock and a view missing its first slot starts later).
+    Views of one request may differ in size.
+    """
+
+    name: str
+    """The camera's name as the prompt labels it ('' for the one unnamed camera)."""
+    frames: Sequence[np.ndarray]
+    timestamps: Sequence[float]
+
+
+@dataclasses.dataclass(frozen=True)
 class GenerationRequest:
     """One model call: a prompt and the frames it is about.
 
     frames are RGB uint8 arrays of one size, oldest first; timestamps are their header stamps in
     seconds relative to the first frame (so timestamps[0] == 0.0). One frame is sent as an image,
     several as a video whose timing the model sees.
+
+    With several cameras, `views` holds each camera's frames in prompt order, each labelled with
+    its name before its media; frames and timestamps are then the first view's.
     """
 
     prompt: Prompt
@@ -60,6 +79,13 @@ class GenerationRequest:
     they exist, would default below it). Remote backends send it when told to
     (RemoteConfig.send_priority); the local backend runs requests in arrival order and
     ignores it."""
+    views: tuple[RequestView, ...] = ()
+    """Several named cameras, in prompt order; empty: one unnamed view (frames, timestamps)."""
+
+    @property
+    def all_views(self) -> tuple[RequestView, ...]:
+        """The views in prompt order: `views`, or the one unnamed view of frames/timestamps."""
+        return self.views or (RequestView('', self.frames, self.timestamps),)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +106,8 @@ class GenerationResult:
     generation_time: float
     """Seconds from the start of generation to the last token."""
     model_input_size: tuple[int, int]
-    """(width, height) of the frames as the model saw them, after the processor's resize."""
+    """(width, height) of the frames as the model saw them, after the processor's resize (the
+    first view's, with several)."""
     finish_reason: str
     """'stop' (end of sequence), 'length' (max_new_tokens reached) or 'cancelled'."""
     constrained: bool = False
@@ -103,6 +130,9 @@ class GenerationResult:
     model_id: str = ''
     """The model that answered, where it is not the backend's own model_id (a remote
     backend's local fallback: the local checkpoint); '' otherwise."""
+    view_input_sizes: tuple[tuple[int, int], ...] = ()
+    """(width, height) each view was seen at, in request order (several views only; Qwen2.5-VL
+    coordinates are pixels of these)."""
 
     @property
     def decode_tokens_per_second(self) -> float:
@@ -213,31 +243,41 @@ class Backend(Protocol):
 
 
 def check_request(request: GenerationRequest) -> None:
-    """Validate frames and timestamps before any work is done.
+    """Validate frames and timestamps (of every view) before any work is done.
 
     Raises:
-        InvalidRequestError: no frames, frames that are not RGB uint8 of one size, or
-            timestamps that are not one increasing stamp per frame.
+        InvalidRequestError: no frames, frames that are not RGB uint8 of one size per view,
+            timestamps that are not one increasing stamp per frame, or views with repeated
+            names.
     """
-    frames = request.frames
+    views = request.all_views
+    names = [view.name for view in views]
+    if len(set(names)) != len(names):
+        raise InvalidRequestError(f'the request names a camera twice ({names}): name each once')
+    for view in views:
+        where = f" of camera '{view.name}'" if view.name else ''
+        _check_view(view.frames, view.timestamps, where)
+
+
+def _check_view(frames: Sequence[np.ndarray], timestamps: Sequence[float], where: str) -> None:
     if len(frames) == 0:
-        raise InvalidRequestError('the request holds no frames: send at least one image')
+        raise InvalidRequestError(f'the request holds no frames{where}: send at least one image')
     first = np.asarray(frames[0])
     for index, frame in enumerate(frames):
         frame = np.asarray(frame)
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise InvalidRequestError(
-                f'frame {index} is {frame.dtype} of shape {frame.shape}: frames must be RGB '
-                'uint8 arrays of shape (height, width, 3)')
+                f'frame {index}{where} is {frame.dtype} of shape {frame.shape}: frames must be '
+                'RGB uint8 arrays of shape (height, width, 3)')
         if frame.shape != first.shape:
             raise InvalidRequestError(
-                f'frames have mixed sizes ({first.shape[1]}x{first.shape[0]} and '
+                f'frames{where} have mixed sizes ({first.shape[1]}x{first.shape[0]} and '
                 f'{frame.shape[1]}x{frame.shape[0]}): resize them to one size first')
-    if len(request.timestamps) != len(frames):
+    if len(timestamps) != len(frames):
         raise InvalidRequestError(
-            f'{len(request.timestamps)} timestamps for {len(frames)} frames: send one '
+            f'{len(timestamps)} timestamps for {len(frames)} frames{where}: send one '
             'timestamp per frame')
-    stamps = list(request.timestamps)
+    stamps = list(timestamps)
     if any(later <= earlier for earlier, later in zip(stamps, stamps[1:])):
         raise InvalidRequestError(
-            f'timestamps must increase strictly (oldest frame first), got {stamps}')
+            f'timestamps{where} must increase strictly (oldest frame first), got {stamps}')

@@ -365,6 +365,11 @@ class FrameWindow:
             chosen = chosen[1:]
         return chosen
 
+    def frames(self) -> list[Frame]:
+        """The frames held now, oldest first (a copy of the list; frames are shared)."""
+        with self._lock:
+            return list(self._frames)
+
     def snapshot(self) -> 'FrameWindow':
         """A window with these settings holding the frames held now (not the counters).
 
