@@ -42,6 +42,14 @@ REASONING_SUFFIX_REASON1 = (
 
 MAX_CHOICES = 26
 
+VIEW_LABEL = 'Camera "{name}":'
+"""The text placed before each view's video (or image) when a goal has several cameras."""
+
+
+def view_label(name: str) -> str:
+    """The label of one camera's view in a multi-view prompt."""
+    return VIEW_LABEL.format(name=name)
+
 
 def build_prompt(mode: Mode, *, family: ModelFamily, task: str = '', reasoning: bool = False,
                  choices: Sequence[str] = (), object_name: str = '',
