@@ -428,7 +428,7 @@ def command_eval(args: argparse.Namespace) -> int:
     from cosmos_reason_ros.core.evaluation.replay import Replay
     from cosmos_reason_ros.core.evaluation.report import write_report
     from cosmos_reason_ros.core.evaluation.shards import parse_shard
-    from cosmos_reason_ros.core.evaluation.sources import open_source
+    from cosmos_reason_ros.core.evaluation.sources import open_source, SourceError
 
     # Options are checked before anything is read or loaded.
     shard = parse_shard(args.shard) if args.shard else None
@@ -446,11 +446,19 @@ def command_eval(args: argparse.Namespace) -> int:
         open_source(*monitor_source)  # a wrong path or topic fails before the model loads
     if len(questions.sources()) == 1:
         # One recording: a wrong path or topic is worth an error before loading the model.
-        source = open_source(*questions.sources()[0])
+        cameras = questions.items[0].camera_topics if questions.items else ()
+        source = open_source(*questions.sources()[0],
+                             cameras=[(camera.name, camera.image) for camera in cameras])
         for depth_topic, camera_info_topic in dict.fromkeys(
                 (item.depth_topic, item.camera_info_topic) for item in questions.items
                 if item.depth_topic):
             check_depth_topics(source, depth_topic, camera_info_topic)
+        for camera in cameras:
+            if camera.depth:
+                try:
+                    check_depth_topics(source, camera.depth, camera.camera_info)
+                except SourceError as error:
+                    raise SourceError(f"camera '{camera.name}': {error}") from None
     settings = eval_settings(args)
     try:
         backend = _load_backend(args)

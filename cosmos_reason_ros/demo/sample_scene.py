@@ -461,7 +461,8 @@ def side_scene_point(u: float, v: float, t: float, width: int,
 
 def side_surface_kind(t: float, width: int, height: int) -> np.ndarray:
     """What each side pixel sees at time t: 0 floor, 1 basket, 2 marker, 3 cube (height,
-    width)."""
+    width).
+    """
     _, kind = _side_surface(t, width, height)
     return kind.reshape(height, width)
 

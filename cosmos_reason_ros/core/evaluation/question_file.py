@@ -253,7 +253,8 @@ def _parse_item(raw: dict, index: int, base: pathlib.Path, set_source: Any,
 
 def _set_cameras(raw: Any, problems: list[str]) -> tuple[CameraTopics, ...]:
     """The set's 'cameras' mapping: name -> image topic, or name -> {image, depth,
-    camera_info}."""
+    camera_info}.
+    """
     if raw is None:
         return ()
     if not isinstance(raw, dict) or not raw:
@@ -312,7 +313,8 @@ def _item_cameras(raw: dict, cameras: tuple[CameraTopics, ...],
 def _check_truth_camera(expected: Expected, asked: tuple[str, ...],
                         cameras: tuple[CameraTopics, ...], problems: list[str]) -> None:
     """The camera the expected answer is in must be one the item asks about (with depth for
-    an answer in metres)."""
+    an answer in metres).
+    """
     if expected.camera and asked and expected.camera not in asked:
         problems.append(f"expected camera '{expected.camera}' is not one the item asks about "
                         f"({', '.join(asked)})")
@@ -356,7 +358,7 @@ def _expected(raw: Any, mode: Mode, choices: Sequence[str], problems: list[str])
         raw = dict(raw)
         camera = raw.pop('camera')
         if not isinstance(camera, str) or not camera.strip():
-            problems.append(f"expected camera must be a camera name, got {_short(camera)}")
+            problems.append(f'expected camera must be a camera name, got {_short(camera)}')
             camera = ''
         answer = _expected(raw, mode, choices, problems) if raw else Expected()
         if camera and not (answer.trajectory or answer.boxes or answer.in_3d):

@@ -254,7 +254,8 @@ def item_settings(item: QuestionItem) -> Mapping[str, Any]:
 
 
 __all__ = [
-    'AskTime', 'CameraTopics', 'DEFAULT_IOU_THRESHOLD', 'DEFAULT_TOLERANCE', 'DEFAULT_TOLERANCE_3D', 'EXPECTED_3D',
+    'AskTime', 'CameraTopics', 'DEFAULT_IOU_THRESHOLD', 'DEFAULT_TOLERANCE',
+    'DEFAULT_TOLERANCE_3D', 'EXPECTED_3D',
     'EXPECTED_3D_MODES', 'EXPECTED_KINDS', 'Expected', 'QuestionItem', 'QuestionSet',
     'QuestionSetError', 'expected_to_dict', 'item_settings',
 ]
