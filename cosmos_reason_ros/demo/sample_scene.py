@@ -374,6 +374,7 @@ def _side_static(width: int, height: int) -> tuple[np.ndarray, ...]:
     return rays, distance, kind, axis
 
 
+@functools.lru_cache(maxsize=2)
 def _side_surface(t: float, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     """Distance along each side ray (flat, row-major) to the scene at time t, and the kind of
     surface hit (0 floor, 1 basket, 2 marker, 3 cube): the still scene with the marker added
@@ -381,16 +382,46 @@ def _side_surface(t: float, width: int, height: int) -> tuple[np.ndarray, np.nda
     """
     rays, distance, kind, _ = _side_static(width, height)
     distance, kind = distance.copy(), kind.copy()
-    # Only rays through the marker's bounding sphere can meet its column.
+    # Only rays through the marker's bounding sphere can meet its column: those of the pixels
+    # inside the square around the sphere's image.
     centre = (marker_centre(t, top=True) + marker_centre(t, top=False)) / 2
     radius = 1.6 * marker_radius(CALIBRATION_SIZE[0]) / CALIBRATION_K[0] * FLOOR_DEPTH + 0.03
-    near = _rays_near(rays, centre, radius)
+    u, v, z = project_to_side(centre, width, height)
+    k = side_camera_info(width, height)['k']
+    reach = max(k[0], k[4]) * radius / max(z - radius, 1e-3) + 2
+    columns = np.arange(max(int(u - reach), 0), min(int(u + reach) + 1, width))
+    rows = np.arange(max(int(v - reach), 0), min(int(v + reach) + 1, height))
+    near = (rows[:, None] * width + columns[None, :]).reshape(-1)
     if near.size:
         hit, hit_kind = _march(rays[near], MARKER_DEPTH - 1e-6, t)
         nearer = (hit_kind == 2) & (hit < distance[near])
         distance[near[nearer]] = hit[nearer]
         kind[near[nearer]] = 2
+    distance.flags.writeable = kind.flags.writeable = False
     return distance, kind
+
+
+@functools.lru_cache(maxsize=4)
+def _side_still_colours(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """The side view's colours without the marker (flat RGB uint8), and where the lamp is."""
+    rays, distance, kind, axis = _side_static(width, height)
+    points = np.array(SIDE_EYE) + rays * distance[:, None]
+    head = project_to_head(points)
+    tile = max(8, CALIBRATION_SIZE[0] // 16)
+    checker = ((np.floor(head[:, 0] + 0.5) // tile + np.floor(head[:, 1] + 0.5) // tile)
+               % 2 == 0)
+    colour = np.where(checker[:, None], FLOOR_COLOUR[0], FLOOR_COLOUR[1]).astype(np.uint8)
+    x_min, y_min, x_max, y_max = lamp_box(*CALIBRATION_SIZE)
+    lamp = ((kind == 0) & (head[:, 0] >= x_min - 0.5) & (head[:, 0] <= x_max + 0.5)
+            & (head[:, 1] >= y_min - 0.5) & (head[:, 1] <= y_max + 0.5))
+    basket = kind == 1
+    top = basket & (points[:, 2] <= BASKET_DEPTH + 1e-4)
+    colour[top] = BASKET_COLOURS[0]
+    colour[basket & ~top] = BASKET_COLOURS[1]
+    cube = kind == 3
+    colour[cube] = np.array(CUBE_COLOURS)[np.array([1, 2, 0])[axis[cube]]]
+    colour.flags.writeable = lamp.flags.writeable = False
+    return colour, lamp
 
 
 def render_side_scene(t: float, width: int = SIDE_CALIBRATION_SIZE[0],
@@ -404,28 +435,17 @@ def render_side_scene(t: float, width: int = SIDE_CALIBRATION_SIZE[0],
     Returns:
         An RGB uint8 array of shape (height, width, 3).
     """
-    rays, _, _, axis = _side_static(width, height)
-    distance, kind = _side_surface(t, width, height)
-    points = np.array(SIDE_EYE) + rays * distance[:, None]
-    head = project_to_head(points)
-    tile = max(8, CALIBRATION_SIZE[0] // 16)
-    checker = ((np.floor(head[:, 0] + 0.5) // tile + np.floor(head[:, 1] + 0.5) // tile)
-               % 2 == 0)
-    colour = np.where(checker[:, None], FLOOR_COLOUR[0], FLOOR_COLOUR[1])
+    rays, still, _, _ = _side_static(width, height)
+    colour, lamp = _side_still_colours(width, height)
+    colour = colour.copy()
     if lamp_on_at is not None:
-        x_min, y_min, x_max, y_max = lamp_box(*CALIBRATION_SIZE)
-        lamp = ((kind == 0) & (head[:, 0] >= x_min - 0.5) & (head[:, 0] <= x_max + 0.5)
-                & (head[:, 1] >= y_min - 0.5) & (head[:, 1] <= y_max + 0.5))
-        lit = (40, 230, 60) if lamp_lit(t, lamp_on_at) else (45, 50, 45)
-        colour[lamp] = lit
-    on_top = {1: BASKET_DEPTH, 2: MARKER_DEPTH}
-    for value, colours in ((1, BASKET_COLOURS), (2, MARKER_COLOURS)):
-        top = (kind == value) & (points[:, 2] <= on_top[value] + 1e-4)
-        colour[top] = colours[0]
-        colour[(kind == value) & ~top] = colours[1]
-    cube = kind == 3
-    colour[cube] = np.array(CUBE_COLOURS)[np.array([1, 2, 0])[axis[cube]]]
-    image = np.ascontiguousarray(colour.reshape(height, width, 3).astype(np.uint8))
+        colour[lamp] = (40, 230, 60) if lamp_lit(t, lamp_on_at) else (45, 50, 45)
+    distance, kind = _side_surface(t, width, height)
+    marker = np.flatnonzero(kind == 2)
+    points = np.array(SIDE_EYE) + rays[marker] * distance[marker, None]
+    top = points[:, 2] <= MARKER_DEPTH + 1e-4
+    colour[marker] = np.where(top[:, None], MARKER_COLOURS[0], MARKER_COLOURS[1])
+    image = np.ascontiguousarray(colour.reshape(height, width, 3))
     cv2.putText(image, f'side t={t:6.2f}s', (8, height - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
                 (20, 20, 20), 1, cv2.LINE_AA)
     return image
