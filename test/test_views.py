@@ -2,6 +2,7 @@
 no ROS), then goals over two cameras through the Reasoner (scripted backend).
 """
 
+import dataclasses
 import random
 
 import numpy as np
@@ -298,3 +299,29 @@ def test_a_goal_naming_an_unknown_camera_is_refused_before_any_work():
     with pytest.raises(InvalidRequestError, match="unknown camera 'tail'"):
         run.run(ReasonRequest(Mode.QUESTION, task='?', cameras=('tail',)))
     assert backend.requests == []
+
+
+class SizedViewsBackend(ScriptedBackend):
+    """The scripted double, reporting the size it "resized" each view to, as Reason1 does."""
+
+    def __init__(self, answers, sizes):
+        super().__init__(answers, family=ModelFamily.QWEN2_5_VL)
+        self._sizes = sizes
+
+    def generate(self, request, **kwargs):
+        result = super().generate(request, **kwargs)
+        return dataclasses.replace(result, model_input_size=(32, 28),
+                                   view_input_sizes=self._sizes)
+
+
+def test_reason1_points_map_with_the_input_size_of_the_view_they_name():
+    answer = ('[{"point_2d": [10, 7], "camera": "head"}, {"point_2d": [16, 14], '
+              '"camera": "head"}, {"point_2d": [20, 15], "camera": "wrist"}]')
+    backend = SizedViewsBackend({'pick up the cup': answer}, sizes=((32, 18), (40, 30)))
+    run = Reasoner(backend, two_cameras(), GoalDefaults(), limits=GoalLimits())
+    outcome = run.run(ReasonRequest(Mode.TRAJECTORY, task='pick up the cup'))
+    assert outcome.parsed.error == ''
+    head, wrist = outcome.parsed.trajectories
+    # head: seen at 32x18, source 64x36 (x2); wrist: seen at 40x30, source 40x30 (x1).
+    assert (head.camera, head.points) == ('head', ((20.0, 14.0), (32.0, 28.0)))
+    assert (wrist.camera, wrist.points) == ('wrist', ((20.0, 15.0),))

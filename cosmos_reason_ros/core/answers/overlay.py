@@ -121,7 +121,7 @@ def draw_views(views: Sequence[View], parsed: ParsedAnswer, *, tile_height: int 
     for tile in tiles[1:]:
         pieces += [gap, tile]
     mosaic = np.ascontiguousarray(np.concatenate(pieces, axis=1))
-    band = parsed.answer or parsed.error if text is None else text
+    band = (parsed.answer or parsed.error) if text is None else text
     if band:
         _draw_text(mosaic, band)
     return mosaic
