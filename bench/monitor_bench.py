@@ -19,7 +19,7 @@ its own process); the planner is this process (one rclpy node, an executor threa
 
     python -m bench.monitor_bench [--goals 50] [--json out]
     python -m bench.monitor_bench --soak 300
-    python -m bench.monitor_bench --check    # CI: 5 goals each way and a 20 s soak
+    python -m bench.monitor_bench --check    # CI: 3 goals each way and a 10 s soak
 """
 
 import argparse
@@ -336,14 +336,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help='run the soak instead of the latency bench')
     parser.add_argument('--sample-every', type=float, default=60.0)
     parser.add_argument('--check', action='store_true',
-                        help='CI: 5 goals each way, then a 20 s soak; exit 1 on a lost result')
+                        help='CI: 3 goals each way, then a 10 s soak; exit 1 on a lost result')
     parser.add_argument('--json', type=Path, help='write the figures here')
     args = parser.parse_args(argv)
     common.print_machine()
     figures: dict[str, Any] = {}
     problems: list[str] = []
     if args.check:
-        args.goals, args.warmup, args.sample_every = 5, 2, 10.0
+        args.goals, args.warmup, args.sample_every = 3, 1, 4.0
     if args.check or not args.soak:
         figures['latency'] = run_latency(args)
         # The target is the issue's; a toy run of 5 goals only shows that it is measured.
@@ -351,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.check:
             problems += target
     if args.check or args.soak:
-        args.soak = args.soak or 20.0
+        args.soak = args.soak or 10.0
         figures['soak'] = run_soak(args)
         problems += report_soak(figures['soak'])
     if args.json:

@@ -118,7 +118,7 @@ def test_a_short_soak_leaves_nothing_behind():
 
 @pytest.mark.ros
 def test_monitor_bench_check_measures_goal_latency_and_loses_no_tick():
-    # 5 goals on an idle node and 5 beside three monitors, then a 20 s soak of the monitors:
+    # 3 goals on an idle node and 3 beside three monitors, then a 10 s soak of the monitors:
     # every tick that ended reached the subscriber (threads and files are reported).
     output = run_bench('bench.monitor_bench', '--check', timeout=600.0)
     assert 'after the warm-up' in output, output

@@ -205,7 +205,8 @@ class Reasoner:
             reasoning=generation.reasoning, num_choices=len(request.choices),
             object_name=request.object_name,
             starts_in_reasoning=prompt.reasoning and spec.thinking_opens_answer,
-            views=_geometry(views, generation) if named else ())
+            # One named view: its items carry its name (the prompt asked for no camera field).
+            views=_geometry(views, generation) if named or views[0].name else ())
         generation = check_constrained(generation, parsed.answer)
         return ReasonOutcome(request=request, frames=tuple(frames), generation=generation,
                              parsed=parsed,
@@ -308,9 +309,19 @@ def outcome_message(outcome: ReasonOutcome, total_time: float) -> str:
              *(['answer cut at max_new_tokens'] if generation.finish_reason == 'length'
                else []),
              *(['reasoning cut at its token cap'] if generation.reasoning_cut else []),
+             *missing_slots(outcome.views),
              *generation.warnings]
     return (f'{generation.completion_tokens} tokens in {total_time:.2f} s, '
             f'parse {outcome.parsed.status.name.lower()}' + ''.join(f'; {n}' for n in notes))
+
+
+def missing_slots(views: Sequence[View]) -> list[str]:
+    """A note per view that had no frame near some of the goal's slot times: "camera 'wrist'
+    had no frame near 8 of 16 slots" (those slots were left out of that view, not shifted).
+    """
+    slots = max((len(view.frames) + len(view.missing) for view in views), default=0)
+    return [f'{view.label} had no frame near {len(view.missing)} of {slots} slots'
+            for view in views if view.missing]
 
 
 def supplied_frames(frames: Sequence[Frame]) -> Sequence[Frame]:
@@ -385,5 +396,5 @@ class _StageOnFirstText:
 __all__ = [
     'ReasonOutcome', 'ReasonRequest', 'Reasoner', 'STAGE_GENERATING',
     'STAGE_PARSING', 'STAGE_PREPROCESSING', 'STAGE_WAITING_FOR_FRAMES', 'check_limits',
-    'outcome_message', 'supplied_frames',
+    'missing_slots', 'outcome_message', 'supplied_frames',
 ]

@@ -45,8 +45,8 @@ class RequestView:
     """One camera's frames in a request: its own video (or image, with one frame).
 
     frames are RGB uint8 arrays of one size, oldest first; timestamps are their header stamps in
-    seconds on the request's clock (relative to the first frame of the first view's window, so
-    every view of one request shares a clock and a view missing its first slot starts later).
+    seconds on the request's clock (relative to the earliest frame of any view, so every view of
+    one request shares a clock and a view missing its first slot starts later).
     Views of one request may differ in size.
     """
 

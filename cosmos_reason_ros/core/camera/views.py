@@ -7,8 +7,8 @@ tolerance. A view without a frame near a slot is not shifted to another frame: t
 reported missing for that camera.
 """
 
-from collections.abc import Mapping, Sequence
 import bisect
+from collections.abc import Mapping, Sequence
 import dataclasses
 import re
 
@@ -134,11 +134,13 @@ class CameraWindows:
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise InvalidRequestError(
-                f"the goal names camera '{repeated[0]}' more than once: name each once")
+                f"the goal names camera '{repeated[0]}' more than once: name each once (this "
+                f'node has {known})')
         if len(names) > max_cameras:
             raise InvalidRequestError(
                 f'the goal asks about {len(names)} cameras, more than goal.max_cameras '
-                f'({max_cameras}): name fewer in the goal, or raise goal.max_cameras')
+                f'({max_cameras}): name fewer of {known} in the goal, or raise '
+                'goal.max_cameras')
         return names
 
     def ready(self, names: Sequence[str], end: float | None) -> bool:
@@ -190,8 +192,11 @@ class CameraWindows:
         held = {name: self._windows[name].frames() for name in names}
         for name, frames in held.items():
             if not frames:
-                self._windows[name].select(end=end, duration=duration, max_frames=max_frames,
-                                           even=even)  # raises the window's own NoFramesError
+                try:  # the window's own checks and message, which name its topic
+                    self._windows[name].select(end=end, duration=duration,
+                                               max_frames=max_frames, even=even)
+                except NoFramesError as error:
+                    raise NoFramesError(self._about(name, str(error))) from None
         if end is None:
             end = min(frames[-1].stamp for frames in held.values()) + self._sync_tolerance
 
@@ -242,7 +247,10 @@ class CameraWindows:
         floor = -1  # index of the frame used last: later slots take later frames
         for slot in slots:
             at = bisect.bisect_left(stamps, slot.stamp)
-            candidates = [i for i in (at - 1, at) if floor < i < len(frames)]
+            # The unused frames on either side of the slot time (the one just after the last
+            # used frame, when that frame already lies at or after it).
+            candidates = sorted({i for i in (max(at - 1, floor + 1), max(at, floor + 1))
+                                 if i < len(frames)})
             best = min(candidates, key=lambda i: abs(stamps[i] - slot.stamp), default=None)
             if best is None or abs(stamps[best] - slot.stamp) > self._sync_tolerance:
                 missing.append(slot.stamp)
