@@ -310,8 +310,7 @@ def test_report_records_each_view_and_draws_the_truths_view(replayed, tmp_path):
 def test_an_answer_in_another_cameras_view_scores_as_a_miss_with_a_note(replayed):
     run, _ = replayed
     result = next(r for r in run.results if r.item.id == 'cube-box-side')
-    # Until the parser routes elements by their camera field (branch mc-answers), a box
-    # without one is in the first view, 'head', while the truth is in 'side'.
+    # The scripted box names no camera: it is in the first view, 'head'; the truth is 'side'.
     assert result.score.correct is False
     assert "answer has points or boxes in camera 'head'; the truth is in camera 'side'" in \
         result.score.detail
@@ -319,17 +318,10 @@ def test_an_answer_in_another_cameras_view_scores_as_a_miss_with_a_note(replayed
     assert basket.score.correct is True and basket.score.correct_3d is True
 
 
-@dataclasses.dataclass(frozen=True)
-class NamedBox(Box):
-    """A box that names its camera, as core/answers' Box.camera will (branch mc-answers)."""
-
-    camera: str = ''
-
-
 def test_scoring_takes_the_boxes_in_the_truths_view(sample):
     item = next(i for i in load_questions(sample).items if i.id == 'cube-box-side')
     truth = item.expected.boxes[0]
-    right = NamedBox('cube', truth.x_min, truth.y_min, truth.x_max, truth.y_max, camera='side')
+    right = Box('cube', truth.x_min, truth.y_min, truth.x_max, truth.y_max, camera='side')
     wrong = dataclasses.replace(right, camera='head')
     parsed = ParsedAnswer('', '', ParseStatus.OK, boxes=(wrong, right))
     kept, note = in_truth_view(item, parsed)

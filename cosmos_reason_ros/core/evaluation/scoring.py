@@ -256,9 +256,7 @@ def in_truth_view(item: QuestionItem, parsed: ParsedAnswer) -> tuple[ParsedAnswe
     truth, first = item.truth_camera, item.cameras[0]
 
     def camera_of(element: Trajectory | Box) -> str:
-        # Trajectory.camera and Box.camera come with the parser's multi-view support
-        # (core/answers, branch mc-answers); before it, every element is in the first view.
-        return getattr(element, 'camera', '') or first
+        return element.camera or first
 
     trajectories = tuple(t for t in parsed.trajectories if camera_of(t) == truth)
     boxes = tuple(b for b in parsed.boxes if camera_of(b) == truth)
