@@ -158,7 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help='frame size the model saw (needed for qwen2_5_vl coordinates)')
 
     run = commands.add_parser('run', help='run a model on a video, an image or an image folder')
-    run.add_argument('media', help='video file, image file, or folder of images')
+    run.add_argument('media', nargs='?',
+                     help='video file, image file, or folder of images (one unnamed view)')
+    run.add_argument('--view', action='append', default=[], metavar='NAME=MEDIA',
+                     help='a named camera view: a video, image or image folder (repeat for '
+                          'several cameras, in prompt order; instead of MEDIA)')
     run.add_argument('--task', default='', help='question or task instruction')
     _add_question_options(run)
     run.add_argument('--reasoning', action='store_true', help='think step by step first')
@@ -286,37 +290,40 @@ def command_run(args: argparse.Namespace) -> int:
     """Run the model on the media and print the outcome as JSON."""
     from cosmos_reason_ros.core.camera.frames import FrameWindow
     from cosmos_reason_ros.core.camera.media import iter_media
+    from cosmos_reason_ros.core.camera.views import CameraWindows, DEFAULT_CAMERA
     from cosmos_reason_ros.core.reasoner import Reasoner, ReasonRequest
 
-    window = FrameWindow(WindowConfig(target_fps=args.fps, capacity=100_000,
-                                      max_duration=float('inf'), max_pixels=args.max_pixels,
-                                      source=args.media))
-    for stamp, load in iter_media(args.media, folder_fps=args.fps):
-        window.offer(stamp, load)
-    span = window.stats.span
+    views = _run_views(args)
+    windows = {}
+    for name, media in views.items():
+        window = FrameWindow(WindowConfig(target_fps=args.fps, capacity=100_000,
+                                          max_duration=float('inf'),
+                                          max_pixels=args.max_pixels, source=media))
+        for stamp, load in iter_media(media, folder_fps=args.fps):
+            window.offer(stamp, load)
+        _check_one_size(window, media)
+        windows[name] = window
+    span = max(window.stats.span for window in windows.values())
     defaults = GoalDefaults(window_duration=args.window or span + 1.0,
                             max_frames=args.max_frames, max_new_tokens=args.max_new_tokens,
                             structured_output=args.structured_output,
                             max_reasoning_tokens=args.max_reasoning_tokens)
-    # A model call takes frames of one size, and the window keeps only the last size it saw:
-    # say so before loading a model rather than answer about part of the input.
-    resize = window.last_resize
-    if resize is not None:
-        sizes = ' and '.join(f'{width}x{height}' for width, height in sorted(
-            {resize.previous, resize.size}))
-        raise InvalidRequestError(
-            f"the images in '{args.media}' have different sizes ({sizes}): a model call takes "
-            'frames of one size; resize them to one size or pass one image')
+    if len(windows) > 1 and args.depth is not None:
+        raise InvalidRequestError('--depth lifts the answer of one view: leave it out with '
+                                  'several --view')
+    window = next(iter(windows.values()))
     depth_inputs = _depth_inputs(args, window)
     backend = _load_backend(args)
     request = ReasonRequest(mode=Mode(args.mode), task=args.task, choices=tuple(args.choices),
                             object_name=args.object_name, reasoning=args.reasoning,
-                            greedy=args.greedy, seed=args.seed)
+                            greedy=args.greedy, seed=args.seed,
+                            cameras=tuple(name for name in views if name))
     def print_text(text: str, _tokens: int) -> None:
         print(text, end='', file=sys.stderr, flush=True)
 
     on_text = print_text if args.stream else None
-    outcome = Reasoner(backend, window, defaults).run(request, on_text=on_text)
+    source = window if DEFAULT_CAMERA in windows else CameraWindows(windows)
+    outcome = Reasoner(backend, source, defaults).run(request, on_text=on_text)
     if args.stream:
         print(file=sys.stderr)
     summary = outcome_summary(outcome)
@@ -324,6 +331,49 @@ def command_run(args: argparse.Namespace) -> int:
         summary['lift'] = _lifted_summary(outcome, *depth_inputs)
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _run_views(args: argparse.Namespace) -> dict[str, str]:
+    """The media of `run`: camera name -> path ('' -> MEDIA for one unnamed view).
+
+    Raises:
+        InvalidRequestError: neither or both of MEDIA and --view, a --view without NAME=, a bad
+            or repeated name.
+    """
+    from cosmos_reason_ros.core.camera.views import check_camera_names, DEFAULT_CAMERA
+
+    if bool(args.media) == bool(args.view):
+        raise InvalidRequestError('give the media (one view) or --view NAME=MEDIA (named views, '
+                                  'repeatable), not both and not neither')
+    if args.media:
+        return {DEFAULT_CAMERA: args.media}
+    views: dict[str, str] = {}
+    for text in args.view:
+        name, _, media = text.partition('=')
+        if not name or not media:
+            raise InvalidRequestError(f'--view {text!r}: write NAME=MEDIA, e.g. '
+                                      '--view head=clip.mp4')
+        if name in views:
+            raise InvalidRequestError(f"--view names camera '{name}' twice: name each once")
+        views[name] = media
+    try:
+        check_camera_names(list(views))
+    except ValueError as error:
+        raise InvalidRequestError(f'--view: {error}') from None
+    return views
+
+
+def _check_one_size(window, media: str) -> None:
+    """A view's frames must have one size: the window keeps only the last size it saw, so say
+    so before loading a model rather than answer about part of the input.
+    """
+    resize = window.last_resize
+    if resize is not None:
+        sizes = ' and '.join(f'{width}x{height}' for width, height in sorted(
+            {resize.previous, resize.size}))
+        raise InvalidRequestError(
+            f"the images in '{media}' have different sizes ({sizes}): a model call takes "
+            'frames of one size per view; resize them to one size or pass one image')
 
 
 def _depth_inputs(args: argparse.Namespace, window):
@@ -428,7 +478,7 @@ def command_eval(args: argparse.Namespace) -> int:
     from cosmos_reason_ros.core.evaluation.replay import Replay
     from cosmos_reason_ros.core.evaluation.report import write_report
     from cosmos_reason_ros.core.evaluation.shards import parse_shard
-    from cosmos_reason_ros.core.evaluation.sources import open_source
+    from cosmos_reason_ros.core.evaluation.sources import open_source, SourceError
 
     # Options are checked before anything is read or loaded.
     shard = parse_shard(args.shard) if args.shard else None
@@ -446,11 +496,19 @@ def command_eval(args: argparse.Namespace) -> int:
         open_source(*monitor_source)  # a wrong path or topic fails before the model loads
     if len(questions.sources()) == 1:
         # One recording: a wrong path or topic is worth an error before loading the model.
-        source = open_source(*questions.sources()[0])
+        cameras = questions.items[0].camera_topics if questions.items else ()
+        source = open_source(*questions.sources()[0],
+                             cameras=[(camera.name, camera.image) for camera in cameras])
         for depth_topic, camera_info_topic in dict.fromkeys(
                 (item.depth_topic, item.camera_info_topic) for item in questions.items
                 if item.depth_topic):
             check_depth_topics(source, depth_topic, camera_info_topic)
+        for camera in cameras:
+            if camera.depth:
+                try:
+                    check_depth_topics(source, camera.depth, camera.camera_info)
+                except SourceError as error:
+                    raise SourceError(f"camera '{camera.name}': {error}") from None
     settings = eval_settings(args)
     try:
         backend = _load_backend(args)
@@ -599,6 +657,12 @@ def outcome_summary(outcome) -> dict:
             'time_to_first_token': generation.time_to_first_token,
             'generation_time': generation.generation_time,
             'total_time': outcome.total_time,
+            **({'views': [{'name': view.name,
+                           'frame_stamps': [frame.stamp for frame in view.frames],
+                           'image_width': view.source_size[0],
+                           'image_height': view.source_size[1],
+                           'missing_stamps': list(view.missing)} for view in outcome.views]}
+               if len(outcome.views) > 1 or any(view.name for view in outcome.views) else {}),
             'decode_tokens_per_second': generation.decode_tokens_per_second,
         },
     }

@@ -218,3 +218,66 @@ def test_bad_depth_inputs_are_refused_before_the_model_loads(depth_files, capsys
         part.replace('DIR', str(folder)) for part in extra]
     code, _, err = _run(argv, capsys)
     assert code == 2 and words in err and not loads
+
+
+@pytest.fixture
+def two_views(tmp_path, monkeypatch):
+    """The sample scene from the head (a folder) and from the side (a folder of another size),
+    and a scripted backend that records what it was sent.
+    """
+    from cosmos_reason_ros.demo.sample_scene import render_side_scene
+
+    head, side = tmp_path / 'head', tmp_path / 'side'
+    head.mkdir(), side.mkdir()
+    for index in range(4):
+        cv2.imwrite(str(head / f'{index:03d}.png'),
+                    cv2.cvtColor(render_scene(index * 0.25, 160, 120), cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(side / f'{index:03d}.png'),
+                    cv2.cvtColor(render_side_scene(index * 0.25, 120, 90), cv2.COLOR_RGB2BGR))
+    backend = ScriptedBackend({}, default='yes', family=ModelFamily.QWEN3_VL)
+    monkeypatch.setattr(cli, '_load_backend', lambda args: backend)
+    return head, side, backend
+
+
+def test_run_with_named_views_sends_each_in_order_and_prints_them(two_views, capsys):
+    head, side, backend = two_views
+    code, out, err = _run(['run', '--view', f'side={side}', '--view', f'head={head}',
+                           '--mode', 'question', '--task', 'Is there a blue cube?'], capsys)
+    assert code == 0, err
+    printed = json.loads(out)['output']
+    assert [view['name'] for view in printed['views']] == ['side', 'head']
+    assert [(v['image_width'], v['image_height']) for v in printed['views']] == [(120, 90),
+                                                                                (160, 120)]
+    assert printed['views'][1]['frame_stamps'] == pytest.approx([0.0, 0.25, 0.5, 0.75])
+    assert printed['views'][0]['missing_stamps'] == []
+    assert printed['frame_stamps'] == printed['views'][0]['frame_stamps'], 'the first view'
+    assert printed['verdict'] == 'yes'
+    (request,) = backend.requests
+    assert [view.name for view in request.views] == ['side', 'head']
+    assert [view.frames[0].shape[:2] for view in request.views] == [(90, 120), (120, 160)]
+
+
+def test_run_with_one_positional_media_stays_one_unnamed_view(two_views, capsys):
+    head, _, backend = two_views
+    code, out, err = _run(['run', str(head), '--task', 'What happens?'], capsys)
+    assert code == 0, err
+    assert 'views' not in json.loads(out)['output']
+    assert backend.requests[0].views == ()
+
+
+@pytest.mark.parametrize('argv, words', [
+    (['--view', 'head'], "--view 'head': write NAME=MEDIA"),
+    (['--view', 'head=a', '--view', 'head=b'], "--view names camera 'head' twice"),
+    (['--view', '2nd=a'], "--view: cameras[0] '2nd' is not a camera name"),
+    (['MEDIA', '--view', 'head=a'], 'give the media (one view) or --view NAME=MEDIA'),
+    ([], 'give the media (one view) or --view NAME=MEDIA'),
+    (['--view', 'head=HEAD', '--view', 'side=/nonexistent'], "'/nonexistent' does not exist"),
+    (['--view', 'head=HEAD', '--view', 'side=HEAD', '--depth', 'd.png'],
+     '--depth lifts the answer of one view'),
+])
+def test_bad_views_are_refused_before_the_model_loads(two_views, capsys, argv, words):
+    head, _, backend = two_views
+    argv = [part.replace('MEDIA', str(head)).replace('HEAD', str(head)) for part in argv]
+    code, out, err = _run(['run', *argv], capsys)
+    assert code == 2 and words in err
+    assert json.loads(out)['status'] == 'invalid_goal' and not backend.requests

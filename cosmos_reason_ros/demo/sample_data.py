@@ -18,11 +18,19 @@ from cosmos_reason_ros.core.depth.compressed import encode_compressed_depth
 from cosmos_reason_ros.demo.sample_scene import (
     basket_box,
     camera_info,
+    CAMERAS,
+    cube_box_side,
+    marker_centre,
     marker_position,
     marker_radius,
+    project_to_side,
     render_depth,
     render_scene,
+    render_side_depth,
+    render_side_scene,
     scene_point,
+    side_camera_info,
+    side_scene_point,
 )
 
 WIDTH, HEIGHT = 320, 240
@@ -45,12 +53,21 @@ milliseconds apart, so depth is matched to colour by nearest stamp, not by equal
 FRAME_ID = 'camera_color_optical_frame'
 DEPTH_LOG_DELAY_NS = 5_000_000
 """Depth is logged 5 ms after its colour frame (aligning depth to colour takes time)."""
+SIDE_WIDTH, SIDE_HEIGHT = 240, 180
+"""The side camera's stream size in the sample bag (its own size, not the head's)."""
+SIDE_RAW_TOPIC = '/side_camera/image_raw'
+SIDE_DEPTH_TOPIC = '/side_camera/depth/image_raw'
+SIDE_CAMERA_INFO_TOPIC = '/side_camera/camera_info'
+SIDE_FRAME_ID = 'side_camera_color_optical_frame'
+SIDE_OFFSET = 0.007
+"""Side header stamp minus head header stamp: two cameras on one robot are rarely triggered
+together, so views are matched by nearest stamp within a tolerance."""
 
 
 def write_sample_bag(path: str | pathlib.Path, *, width: int = WIDTH, height: int = HEIGHT,
                      fps: float = FPS, seconds: float = SECONDS, storage: str = 'mcap',
                      compressed: bool = True, depth: bool = True,
-                     lamp_on_at: float | None = None) -> pathlib.Path:
+                     lamp_on_at: float | None = None, side: bool = False) -> pathlib.Path:
     """Write the synthetic scene as a rosbag2 bag.
 
     Topics: RAW_TOPIC (sensor_msgs/Image, bgr8), COMPRESSED_TOPIC (CompressedImage, JPEG) when
@@ -60,6 +77,9 @@ def write_sample_bag(path: str | pathlib.Path, *, width: int = WIDTH, height: in
     (std_msgs/String, 1 Hz) so the bag is not only images.
     Frame i has the header stamp START + i / fps and is logged LATENCY later; its depth frame
     is stamped DEPTH_DELAY later and rendered at that time.
+    With `side`, the second camera too (SIDE_WIDTH x SIDE_HEIGHT, stamped SIDE_OFFSET after the
+    head): SIDE_RAW_TOPIC (Image, bgr8) and, with `depth`, SIDE_DEPTH_TOPIC (16UC1, registered:
+    stamped as its colour frame) and SIDE_CAMERA_INFO_TOPIC; the head's topics are unchanged.
 
     Args:
         path: the bag folder to create (must not exist).
@@ -73,6 +93,7 @@ def write_sample_bag(path: str | pathlib.Path, *, width: int = WIDTH, height: in
         lamp_on_at: draw the scene's lamp, lit from this many seconds on (a change for
             monitors to detect); None: no lamp, the scene every item of the sample set is
             labelled on.
+        side: also write the side camera's topics.
 
     Returns:
         The bag folder.
@@ -107,10 +128,26 @@ def write_sample_bag(path: str | pathlib.Path, *, width: int = WIDTH, height: in
             info_connection = writer.add_connection(CAMERA_INFO_TOPIC, info_type.__msgtype__,
                                                     typestore=store)
         calibration = camera_info(width, height)
+        side_connections = None
+        if side:
+            side_connections = (
+                writer.add_connection(SIDE_RAW_TOPIC, image_type.__msgtype__, typestore=store),
+                writer.add_connection(SIDE_DEPTH_TOPIC, image_type.__msgtype__,
+                                      typestore=store) if depth else None,
+                writer.add_connection(SIDE_CAMERA_INFO_TOPIC, info_type.__msgtype__,
+                                      typestore=store) if depth else None)
 
-        def header_at(stamp_ns: int) -> Any:
+        def header_at(stamp_ns: int, frame_id: str = FRAME_ID) -> Any:
             return header_type(stamp=time_type(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9),
-                               frame_id=FRAME_ID)
+                               frame_id=frame_id)
+
+        def info_message(header: Any, fields: dict[str, Any]) -> Any:
+            return info_type(
+                header=header, height=fields['height'], width=fields['width'],
+                distortion_model=fields['distortion_model'], d=np.array(fields['d']),
+                k=np.array(fields['k']), r=np.array(fields['r']), p=np.array(fields['p']),
+                binning_x=0, binning_y=0,
+                roi=roi_type(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
 
         for index in range(count):
             t = index / fps
@@ -142,20 +179,47 @@ def write_sample_bag(path: str | pathlib.Path, *, width: int = WIDTH, height: in
                                               data=np.frombuffer(data, np.uint8))
                     writer.write(png_connection, log_ns + DEPTH_LOG_DELAY_NS + 1000,
                                  store.serialize_cdr(message, compressed_type.__msgtype__))
-                message = info_type(
-                    header=header, height=height, width=width,
-                    distortion_model=calibration['distortion_model'],
-                    d=np.array(calibration['d']), k=np.array(calibration['k']),
-                    r=np.array(calibration['r']), p=np.array(calibration['p']),
-                    binning_x=0, binning_y=0,
-                    roi=roi_type(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+                message = info_message(header, calibration)
                 writer.write(info_connection, log_ns + 3000,
                              store.serialize_cdr(message, info_type.__msgtype__))
+            if side_connections is not None:
+                _write_side_frame(writer, store, side_connections, t, stamp_ns,
+                                  header_at, info_message, lamp_on_at)
             if index % int(round(fps)) == 0:
                 message = string_type(data=f'running t={t:.1f}')
                 writer.write(status, log_ns + 2000,
                              store.serialize_cdr(message, string_type.__msgtype__))
     return path
+
+
+def _write_side_frame(writer: Any, store: Any, connections: tuple[Any, Any, Any], t: float,
+                      head_stamp_ns: int, header_at: Any, info_message: Any,
+                      lamp_on_at: float | None) -> None:
+    """The side camera's messages for the head frame at time t (stamped SIDE_OFFSET later)."""
+    image_type = store.types['sensor_msgs/msg/Image']
+    info_type = store.types['sensor_msgs/msg/CameraInfo']
+    raw, depth, info = connections
+    width, height = SIDE_WIDTH, SIDE_HEIGHT
+    stamp_ns = head_stamp_ns + round(SIDE_OFFSET * 1e9)
+    log_ns = stamp_ns + round(LATENCY * 1e9)
+    header = header_at(stamp_ns, SIDE_FRAME_ID)
+    seen_at = t + SIDE_OFFSET
+    bgr = cv2.cvtColor(render_side_scene(seen_at, width, height, lamp_on_at=lamp_on_at),
+                       cv2.COLOR_RGB2BGR)
+    message = image_type(header=header, height=height, width=width, encoding='bgr8',
+                         is_bigendian=0, step=width * 3, data=bgr.reshape(-1))
+    writer.write(raw, log_ns, store.serialize_cdr(message, image_type.__msgtype__))
+    if depth is None or info is None:
+        return
+    millimetres = render_side_depth(seen_at, width, height)
+    message = image_type(header=header, height=height, width=width, encoding='16UC1',
+                         is_bigendian=0, step=width * 2,
+                         data=millimetres.view(np.uint8).reshape(-1))
+    writer.write(depth, log_ns + DEPTH_LOG_DELAY_NS,
+                 store.serialize_cdr(message, image_type.__msgtype__))
+    writer.write(info, log_ns + 3000,
+                 store.serialize_cdr(info_message(header, side_camera_info(width, height)),
+                                     info_type.__msgtype__))
 
 
 def marker_path(start: float, end: float, width: int = WIDTH, height: int = HEIGHT,
@@ -353,6 +417,139 @@ def write_sample(out_dir: str | pathlib.Path, *, storage: str = 'mcap') -> pathl
     return questions
 
 
+def two_camera_set_yaml(seconds: float = SECONDS, source: str = 'two_camera_bag') -> str:
+    """The sample set over two cameras, head and side, with expected answers in the view that
+    holds them (the side camera's pixels and optical frame for its items).
+    """
+    width, height = SIDE_WIDTH, SIDE_HEIGHT
+
+    def listed(points: Any, digits: int) -> str:
+        return '[' + ', '.join('[' + ', '.join(f'{value:.{digits}f}' for value in point) + ']'
+                               for point in points) + ']'
+
+    def side_path(start: float) -> list[tuple[float, float]]:
+        times = [start + i * 0.25 for i in range(5)]
+        return [tuple(project_to_side(marker_centre(t), width, height)[:2]) for t in times]
+
+    path = side_path(1.1)
+    # Lifted with the side depth of the view's last frame: stamped SIDE_OFFSET after 1.0 s.
+    path_3d = [side_scene_point(u, v, 1.0 + SIDE_OFFSET, width, height) for u, v in path]
+    basket = basket_box(WIDTH, HEIGHT)
+    basket_centre = ((basket[0] + basket[2]) / 2, (basket[1] + basket[3]) / 2)
+    return _TWO_CAMERA_TEMPLATE.format(
+        source=source, seconds=seconds, head=CAMERAS[0], side=CAMERAS[1],
+        raw_topic=RAW_TOPIC, depth_topic=DEPTH_TOPIC, camera_info_topic=CAMERA_INFO_TOPIC,
+        side_raw_topic=SIDE_RAW_TOPIC, side_depth_topic=SIDE_DEPTH_TOPIC,
+        side_camera_info_topic=SIDE_CAMERA_INFO_TOPIC, width=WIDTH, height=HEIGHT,
+        side_width=width, side_height=height, offset_ms=SIDE_OFFSET * 1000,
+        cube_box=listed([cube_box_side(width, height)], 1),
+        side_path=listed(path, 1), side_path_3d=listed(path_3d, 3),
+        basket=listed([basket], 0),
+        basket_centre_3d=listed([scene_point(*basket_centre, 1.5, WIDTH, HEIGHT)], 3))
+
+
+_TWO_CAMERA_TEMPLATE = """\
+# A question set over two cameras of one recording: items name the cameras they ask about,
+# and an expected point or box names the camera whose view it is in.
+# This one belongs to the two-camera sample bag; regenerate both with
+#   python -m cosmos_reason_ros.demo.sample_data OUT_DIR --two-cameras
+# and evaluate with
+#   cosmos-reason eval OUT_DIR/two_camera_bag --questions OUT_DIR/two_cameras.yaml \\
+#       --out OUT_DIR/report2
+# The scene is the sample scene ({seconds:g} s at 30 fps) seen by two cameras: `{head}` looks
+# straight down ({width}x{height}), as in questions.yaml; `{side}` ({side_width}x{side_height},
+# stamped {offset_ms:g} ms after the head) looks at it obliquely from 1.2 m above the floor and
+# also sees a blue cube that stands outside the head's view (demo/sample_scene.py).
+
+version: 1
+name: sample-two-cameras
+source: {source:<21} # a rosbag2 bag, relative to this file
+cameras:                      # name -> topics in the bag, in the order items ask them
+  {head}:                       # the short form `{head}: /topic` gives the image only
+    image: {raw_topic}
+    depth: {depth_topic}
+    camera_info: {camera_info_topic}
+  {side}:
+    image: {side_raw_topic}
+    depth: {side_depth_topic}
+    camera_info: {side_camera_info_topic}
+
+defaults:
+  window_duration: 2.0
+  max_frames: 8
+  max_new_tokens: 400
+  reasoning: false
+
+# Each item as in questions.yaml, with `cameras: [...]` (the views it sends, in prompt order;
+# default: all of the set's) and, beside expected points or boxes, `camera: NAME`: the view
+# they are in (pixels of that camera, metres in its optical frame; default: the item's first
+# camera). An answer in another camera's view scores as a miss. Items ask at X.1 s so that
+# the side frame stamped 7 ms after the head's is already logged.
+items:
+  - id: cube-box-side
+    at: 2.1
+    mode: grounding
+    object_name: the blue cube
+    expected:
+      camera: {side}
+      # around the cube's eight corners in side pixels (no centres_3d: seen obliquely, the
+      # floor around the cube lies at its depths, and a box's lifted centre takes it in)
+      boxes: {cube_box}
+
+  - id: cube-seen
+    at: 2.1
+    mode: question
+    task: Is there a blue cube on the floor? Answer yes or no.
+    expected:
+      verdict: yes
+
+  - id: cube-seen-head-only
+    at: 2.1
+    mode: question
+    cameras: [{head}]
+    task: Is there a blue cube on the floor? Answer yes or no.
+    expected:
+      verdict: no
+
+  - id: marker-path-side
+    at: 1.1
+    mode: trajectory
+    cameras: [{side}, {head}]
+    task: Move the red marker along its path for the next second
+    expected:
+      camera: {side}
+      # the top of the marker at 1.1, 1.35, ..., 2.1 s in side pixels
+      trajectory: {side_path}
+      # those pixels in metres, with the side depth of 1.007 s
+      trajectory_3d: {side_path_3d}
+
+  - id: basket-box-head
+    at: 1.6
+    mode: grounding
+    object_name: the grey basket
+    expected:
+      camera: {head}
+      boxes: {basket}
+      centres_3d: {basket_centre_3d}
+"""
+
+
+def write_two_camera_sample(out_dir: str | pathlib.Path, *,
+                            storage: str = 'mcap') -> pathlib.Path:
+    """Write OUT_DIR/two_camera_bag (the sample bag with the side camera) and
+    OUT_DIR/two_cameras.yaml; returns the question set's path.
+    """
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    bag = out / 'two_camera_bag'
+    if bag.exists():
+        raise FileExistsError(f"'{bag}' exists: remove it or choose another folder")
+    write_sample_bag(bag, storage=storage, compressed=False, side=True)
+    questions = out / 'two_cameras.yaml'
+    questions.write_text(two_camera_set_yaml(), encoding='utf-8')
+    return questions
+
+
 MONITOR_SECONDS = 8.0
 """Length of the monitor sample bag."""
 LAMP_ON_AT = 5.0
@@ -424,14 +621,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('--monitors', action='store_true',
                         help='also write monitor_bag/ (a lamp lights up at 5 s) and '
                              'monitors.yaml, its labelled monitors')
+    parser.add_argument('--two-cameras', action='store_true',
+                        help='also write two_camera_bag/ (the head and side cameras) and '
+                             'two_cameras.yaml, items over both views')
     args = parser.parse_args(argv)
     try:
         questions = write_sample(args.out_dir, storage=args.storage)
         monitors = (write_monitor_sample(args.out_dir, storage=args.storage)
                     if args.monitors else None)
+        two = (write_two_camera_sample(args.out_dir, storage=args.storage)
+               if args.two_cameras else None)
     except FileExistsError as error:
         print(f'sample_data: {error}', file=sys.stderr)
         return 2
+    if two is not None:
+        print(f"wrote {two.parent / 'two_camera_bag'} and {two}")
     if monitors is not None:
         print(f"wrote {monitors.parent / 'monitor_bag'} and {monitors}")
     print(f"wrote {questions.parent / 'sample_bag'} and {questions}")
@@ -442,9 +646,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 __all__ = [
     'CAMERA_INFO_TOPIC', 'COMPRESSED_DEPTH_TOPIC', 'COMPRESSED_TOPIC', 'DEPTH_TOPIC',
-    'LAMP_ON_AT', 'MONITOR_SECONDS', 'RAW_TOPIC', 'basket_box', 'below_basket_interval',
-    'marker_path', 'marker_radius', 'monitor_set_yaml', 'question_set_yaml',
-    'write_monitor_sample', 'write_sample', 'write_sample_bag',
+    'LAMP_ON_AT', 'MONITOR_SECONDS', 'RAW_TOPIC', 'SIDE_CAMERA_INFO_TOPIC', 'SIDE_DEPTH_TOPIC',
+    'SIDE_FRAME_ID', 'SIDE_HEIGHT', 'SIDE_OFFSET', 'SIDE_RAW_TOPIC', 'SIDE_WIDTH', 'basket_box',
+    'below_basket_interval', 'marker_path', 'marker_radius', 'monitor_set_yaml',
+    'question_set_yaml', 'two_camera_set_yaml', 'write_monitor_sample', 'write_sample',
+    'write_sample_bag', 'write_two_camera_sample',
 ]
 
 

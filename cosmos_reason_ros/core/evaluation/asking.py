@@ -7,6 +7,7 @@ import dataclasses
 import math
 from typing import Any
 
+from cosmos_reason_ros.core.camera.views import DEFAULT_SYNC_TOLERANCE
 from cosmos_reason_ros.core.config import GoalDefaults, GoalLimits, WindowConfig
 from cosmos_reason_ros.core.errors import Failure
 from cosmos_reason_ros.core.evaluation.depth_track import DepthSettings
@@ -41,6 +42,9 @@ class ReplaySettings:
     item_timeout: float = GoalLimits.time_limit
     """Seconds an item's generation may take before it is stopped and recorded as failed (the
     run goes on); 0 or less: no deadline."""
+    sync_tolerance: float = DEFAULT_SYNC_TOLERANCE
+    """Items over several cameras: seconds a view's frame may lie from a slot time (the node's
+    cameras.sync_tolerance)."""
 
     @property
     def end_tolerance(self) -> float:
@@ -76,7 +80,8 @@ class ReplaySettings:
                                  'frames': self.frame_bound},
                 'frame_age_warning': self.frame_age_warning,
                 'protocol': self.protocol.to_dict() if self.protocol else None,
-                'depth': self.depth.to_dict(), 'item_timeout': self.item_timeout}
+                'depth': self.depth.to_dict(), 'item_timeout': self.item_timeout,
+                'sync_tolerance': self.sync_tolerance}
 
 
 def check_ask_time(bag_time: float, *, first: float | None, newest: float | None, ended: bool,

@@ -15,9 +15,11 @@ import yaml
 from cosmos_reason_ros.core.answers.modes import Mode
 from cosmos_reason_ros.core.answers.parsing import Box, Event, parse_timestamp
 from cosmos_reason_ros.core.answers.prompts import MAX_CHOICES
+from cosmos_reason_ros.core.camera.views import check_camera_names
 from cosmos_reason_ros.core.evaluation.monitor_labels import parse_monitor_items
 from cosmos_reason_ros.core.evaluation.questions import (
     AskTime,
+    CameraTopics,
     DEFAULT_IOU_THRESHOLD,
     DEFAULT_TOLERANCE,
     DEFAULT_TOLERANCE_3D,
@@ -35,11 +37,13 @@ FORMAT_VERSION = 1
 _ITEM_FIELDS = frozenset({
     'id', 'at', 'stamp', 'mode', 'task', 'choices', 'object_name', 'reasoning',
     'window_duration', 'max_frames', 'max_new_tokens', 'tolerance', 'iou_threshold',
-    'tolerance_3d', 'source', 'topic', 'depth_topic', 'camera_info_topic', 'expected'})
+    'tolerance_3d', 'source', 'topic', 'depth_topic', 'camera_info_topic', 'expected',
+    'cameras'})
 _TOPIC_FIELDS = ('topic', 'depth_topic', 'camera_info_topic')
 _DEFAULT_FIELDS = _ITEM_FIELDS - {'id', 'at', 'stamp', 'expected', 'source', *_TOPIC_FIELDS}
 _SET_FIELDS = frozenset({'version', 'name', 'source', *_TOPIC_FIELDS, 'defaults', 'items',
-                        'monitors'})
+                        'monitors', 'cameras'})
+_CAMERA_FIELDS = ('image', 'depth', 'camera_info')
 _KINDS_BY_MODE = {
     Mode.MULTIPLE_CHOICE: ('choice',),
     Mode.QUESTION: ('verdict', 'keywords'),
@@ -133,6 +137,13 @@ def parse_question_set(data: Any, path: str | pathlib.Path, *,
                  'camera_info_topic': camera_info_topic}
     set_topics = {name: str(data.get(name) or '') if overrides[name] is None
                   else overrides[name] for name in _TOPIC_FIELDS}
+    cameras = _set_cameras(data.get('cameras'), problems)
+    if cameras:
+        given = [name for name in _TOPIC_FIELDS if set_topics[name]]
+        if given:
+            problems.append(
+                f"{' and '.join(given)} name one unnamed camera, but this set names its cameras "
+                "in 'cameras': give each camera's topics there (image, depth, camera_info)")
     monitors = parse_monitor_items(data.get('monitors'), path.parent, set_source=set_source,
                                    set_topic=set_topics['topic'], problems=problems,
                                    replace_source=source is not None,
@@ -155,7 +166,8 @@ def parse_question_set(data: Any, path: str | pathlib.Path, *,
         if source is not None:
             merged['source'] = source
         merged.update({name: value for name, value in overrides.items() if value is not None})
-        item, item_problems = _parse_item(merged, index, path.parent, set_source, set_topics)
+        item, item_problems = _parse_item(merged, index, path.parent, set_source, set_topics,
+                                          cameras)
         problems += [f'{label}: {problem}' for problem in item_problems]
         if item is None:
             continue
@@ -173,7 +185,8 @@ def parse_question_set(data: Any, path: str | pathlib.Path, *,
 # --- items ---------------------------------------------------------------------------------------
 
 def _parse_item(raw: dict, index: int, base: pathlib.Path, set_source: Any,
-                set_topics: Mapping[str, str]) -> tuple[QuestionItem | None, list[str]]:
+                set_topics: Mapping[str, str], cameras: tuple[CameraTopics, ...] = ()
+                ) -> tuple[QuestionItem | None, list[str]]:
     problems = [f"unknown field '{key}' (known: {', '.join(sorted(_ITEM_FIELDS))})"
                 for key in raw if key not in _ITEM_FIELDS]
     try:
@@ -201,13 +214,25 @@ def _parse_item(raw: dict, index: int, base: pathlib.Path, set_source: Any,
     expected = _expected(raw.get('expected'), mode, choices, problems)
     topics = {name: _topic_name(str(raw.get(name, set_topics.get(name, '')) or ''))
               for name in _TOPIC_FIELDS}
-    if bool(topics['depth_topic']) != bool(topics['camera_info_topic']):
-        problems.append("lifting answers into 3D needs both 'depth_topic' and "
-                        "'camera_info_topic' (the colour camera's CameraInfo)")
-    if expected.in_3d and not topics['depth_topic']:
-        problems.append(f"expected {expected.in_3d} needs 'depth_topic' and 'camera_info_topic' "
-                        '(an aligned depth image and the CameraInfo, in the bag) to lift the '
-                        'answer with')
+    asked: tuple[str, ...] = ()
+    if cameras:
+        asked = _item_cameras(raw, cameras, problems)
+        _check_truth_camera(expected, asked, cameras, problems)
+        topics = {'topic': cameras[0].image, 'depth_topic': '', 'camera_info_topic': ''}
+    else:
+        if 'cameras' in raw:
+            problems.append("'cameras' names cameras of the set: name them in the set's "
+                            "'cameras' mapping (name: topic) first")
+        if expected.camera:
+            problems.append(f"expected camera '{expected.camera}' names a camera, but the set "
+                            "has none: map the cameras in the set's 'cameras'")
+        if bool(topics['depth_topic']) != bool(topics['camera_info_topic']):
+            problems.append("lifting answers into 3D needs both 'depth_topic' and "
+                            "'camera_info_topic' (the colour camera's CameraInfo)")
+        if expected.in_3d and not topics['depth_topic']:
+            problems.append(f"expected {expected.in_3d} needs 'depth_topic' and "
+                            "'camera_info_topic' (an aligned depth image and the CameraInfo, "
+                            'in the bag) to lift the answer with')
     item = QuestionItem(
         id=str(raw.get('id') or f'item-{index}'),
         source=str(source_path.resolve()) if source else '',
@@ -222,8 +247,84 @@ def _parse_item(raw: dict, index: int, base: pathlib.Path, set_source: Any,
                                 'iou_threshold', problems),
         tolerance_3d=_metres(raw.get('tolerance_3d', DEFAULT_TOLERANCE_3D), 'tolerance_3d',
                              problems),
-        expected=expected)
+        expected=expected, camera_topics=cameras, cameras=asked)
     return item, problems
+
+
+def _set_cameras(raw: Any, problems: list[str]) -> tuple[CameraTopics, ...]:
+    """The set's 'cameras' mapping: name -> image topic, or name -> {image, depth,
+    camera_info}.
+    """
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict) or not raw:
+        problems.append("'cameras' must map camera names to their image topic (head: "
+                        '/head/image_raw) or to {image: ..., depth: ..., camera_info: ...}, got '
+                        f'{_short(raw)}')
+        return ()
+    try:
+        check_camera_names([str(name) for name in raw])
+    except ValueError as error:
+        problems.append(f"'cameras': {error}")
+        return ()
+    cameras = []
+    for name, value in raw.items():
+        fields = {'image': value} if isinstance(value, str) else value
+        if not isinstance(fields, dict) or not isinstance(fields.get('image'), str) \
+                or not fields['image'].strip():
+            problems.append(f"camera '{name}' needs its image topic: '{name}: /topic' or "
+                            f"'{name}: {{image: /topic, depth: ..., camera_info: ...}}', got "
+                            f'{_short(value)}')
+            continue
+        unknown = [key for key in fields if key not in _CAMERA_FIELDS]
+        if unknown:
+            problems.append(f"camera '{name}': unknown field '{unknown[0]}' (known: "
+                            f"{', '.join(_CAMERA_FIELDS)})")
+        topics = {key: _topic_name(str(fields.get(key) or '')) for key in _CAMERA_FIELDS}
+        if bool(topics['depth']) != bool(topics['camera_info']):
+            problems.append(f"camera '{name}': lifting answers into 3D needs both 'depth' and "
+                            "'camera_info' (this camera's CameraInfo)")
+        cameras.append(CameraTopics(str(name), topics['image'], topics['depth'],
+                                    topics['camera_info']))
+    return tuple(cameras)
+
+
+def _item_cameras(raw: dict, cameras: tuple[CameraTopics, ...],
+                  problems: list[str]) -> tuple[str, ...]:
+    """The cameras an item asks about: its 'cameras' list, or all of the set's."""
+    known = [camera.name for camera in cameras]
+    if 'cameras' not in raw:
+        return tuple(known)
+    names = _string_list(raw['cameras'], 'cameras', problems)
+    listing = ', '.join(known)
+    for name in names:
+        if name not in known:
+            problems.append(f"camera '{name}' is not one of the set's cameras ({listing}): "
+                            "add it to the set's 'cameras' or leave it out")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        problems.append(f"'cameras' names '{repeated[0]}' more than once")
+    if not names:
+        problems.append(f"'cameras' is empty: name at least one of {listing}, or leave it out "
+                        'for all')
+    return names
+
+
+def _check_truth_camera(expected: Expected, asked: tuple[str, ...],
+                        cameras: tuple[CameraTopics, ...], problems: list[str]) -> None:
+    """The camera the expected answer is in must be one the item asks about (with depth for
+    an answer in metres).
+    """
+    if expected.camera and asked and expected.camera not in asked:
+        problems.append(f"expected camera '{expected.camera}' is not one the item asks about "
+                        f"({', '.join(asked)})")
+        return
+    truth = expected.camera or (asked[0] if asked else '')
+    camera = next((camera for camera in cameras if camera.name == truth), None)
+    if expected.in_3d and camera is not None and not camera.depth:
+        problems.append(f"expected {expected.in_3d} is in camera '{truth}', which has no "
+                        "'depth' and 'camera_info' in the set's 'cameras' to lift the answer "
+                        'with')
 
 
 def _ask_time(raw: dict, problems: list[str]) -> AskTime:
@@ -253,6 +354,17 @@ def _ask_time(raw: dict, problems: list[str]) -> AskTime:
 def _expected(raw: Any, mode: Mode, choices: Sequence[str], problems: list[str]) -> Expected:
     if raw is None:
         return Expected()
+    if isinstance(raw, dict) and 'camera' in raw:
+        raw = dict(raw)
+        camera = raw.pop('camera')
+        if not isinstance(camera, str) or not camera.strip():
+            problems.append(f'expected camera must be a camera name, got {_short(camera)}')
+            camera = ''
+        answer = _expected(raw, mode, choices, problems) if raw else Expected()
+        if camera and not (answer.trajectory or answer.boxes or answer.in_3d):
+            problems.append('expected camera names the view of points or boxes: give it with '
+                            'trajectory, boxes, trajectory_3d or centres_3d')
+        return dataclasses.replace(answer, camera=camera.strip())
     names_3d = [name for name in EXPECTED_3D_MODES if isinstance(raw, dict) and name in raw]
     if names_3d:
         raw = dict(raw)

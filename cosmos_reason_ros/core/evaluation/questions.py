@@ -77,6 +77,24 @@ class AskTime:
 
 
 @dataclasses.dataclass(frozen=True)
+class CameraTopics:
+    """One named camera of a question set: its topics in the bag."""
+
+    name: str
+    image: str
+    """Image topic (sensor_msgs/Image or CompressedImage)."""
+    depth: str = ''
+    """Depth image aligned to `image` ('': answers in this camera are not lifted)."""
+    camera_info: str = ''
+    """CameraInfo of this camera."""
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON-ready form for the report."""
+        return {'image': self.image, **({'depth': self.depth, 'camera_info': self.camera_info}
+                                        if self.depth else {})}
+
+
+@dataclasses.dataclass(frozen=True)
 class Expected:
     """The right answer to an item; at most one field is set (none: the item is not scored).
 
@@ -99,6 +117,9 @@ class Expected:
     centres_3d: tuple[tuple[float, float, float], ...] = ()
     """Grounding: the centres of the boxed objects' visible surfaces in metres, in the same
     frame; it may stand beside `boxes`."""
+    camera: str = ''
+    """The camera whose view the expected points and boxes are in (and whose optical frame the
+    3D ones are in): '' for the item's one view, or its first camera."""
 
     @property
     def kind(self) -> str:
@@ -153,6 +174,20 @@ class QuestionItem:
     choice_labels: tuple[str, ...] = ()
     """Benchmark items: the option keys of the file ('A', 'B', ...) in choice order; the
     benchmark procedure writes them into its prompt and compares the answer with them."""
+    camera_topics: tuple[CameraTopics, ...] = ()
+    """The set's named cameras, in its order ((): one unnamed camera on `topic`); `topic` is
+    then the first one's image topic."""
+    cameras: tuple[str, ...] = ()
+    """The cameras the item asks about, in prompt order (all of camera_topics by default)."""
+
+    def camera(self, name: str) -> CameraTopics | None:
+        """The topics of one of the set's cameras (None: not one of them)."""
+        return next((camera for camera in self.camera_topics if camera.name == name), None)
+
+    @property
+    def truth_camera(self) -> str:
+        """The camera the expected answer's coordinates are in ('' with one unnamed camera)."""
+        return self.expected.camera or (self.cameras[0] if self.cameras else '')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,7 +210,8 @@ class QuestionSet:
     @property
     def lifted(self) -> bool:
         """Whether any item is lifted into 3D (names depth and CameraInfo topics)."""
-        return any(item.depth_topic for item in self.items)
+        return any(item.depth_topic or any(camera.depth for camera in item.camera_topics)
+                   for item in self.items)
 
 
 def expected_to_dict(expected: Expected) -> dict[str, Any]:
@@ -185,8 +221,9 @@ def expected_to_dict(expected: Expected) -> dict[str, Any]:
     kind = expected.kind
     lifted = {name: [list(point) for point in getattr(expected, name)]
               for name in EXPECTED_3D_MODES if getattr(expected, name)}
+    camera = {'camera': expected.camera} if expected.camera else {}
     if not kind:
-        return {'kind': expected.in_3d, **lifted} if lifted else {}
+        return {'kind': expected.in_3d, **lifted, **camera} if lifted else {}
     value: Any = getattr(expected, kind)
     if kind == 'trajectory':
         value = [list(point) for point in value]
@@ -197,7 +234,7 @@ def expected_to_dict(expected: Expected) -> dict[str, Any]:
         value = [{'start': e.start, 'end': e.end, 'caption': e.caption} for e in value]
     elif kind == 'keywords':
         value = [list(options) for options in value]
-    return {'kind': kind, kind: value, **lifted}
+    return {'kind': kind, kind: value, **lifted, **camera}
 
 
 def item_settings(item: QuestionItem) -> Mapping[str, Any]:
@@ -212,11 +249,13 @@ def item_settings(item: QuestionItem) -> Mapping[str, Any]:
             'camera_info_topic': item.camera_info_topic} if item.depth_topic else {}),
         **({'group': item.group} if item.group else {}),
         **({'choice_labels': list(item.choice_labels)} if item.choice_labels else {}),
+        **({'cameras': list(item.cameras)} if item.camera_topics else {}),
     }
 
 
 __all__ = [
-    'AskTime', 'DEFAULT_IOU_THRESHOLD', 'DEFAULT_TOLERANCE', 'DEFAULT_TOLERANCE_3D', 'EXPECTED_3D',
+    'AskTime', 'CameraTopics', 'DEFAULT_IOU_THRESHOLD', 'DEFAULT_TOLERANCE',
+    'DEFAULT_TOLERANCE_3D', 'EXPECTED_3D',
     'EXPECTED_3D_MODES', 'EXPECTED_KINDS', 'Expected', 'QuestionItem', 'QuestionSet',
     'QuestionSetError', 'expected_to_dict', 'item_settings',
 ]

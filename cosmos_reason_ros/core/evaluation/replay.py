@@ -21,6 +21,7 @@ import numpy as np
 from cosmos_reason_ros.core.answers.prompts import build_prompt
 from cosmos_reason_ros.core.backends.base import Backend, Prompt
 from cosmos_reason_ros.core.camera.frames import FrameWindow, Offer
+from cosmos_reason_ros.core.camera.views import CameraWindows, DEFAULT_CAMERA
 from cosmos_reason_ros.core.config import GoalLimits
 from cosmos_reason_ros.core.errors import (
     Failure,
@@ -47,8 +48,9 @@ from cosmos_reason_ros.core.evaluation.results import (
     NOT_RUN,
     RunResult,
     SourceSummary,
+    ViewRecord,
 )
-from cosmos_reason_ros.core.evaluation.scoring import Score, score_answer
+from cosmos_reason_ros.core.evaluation.scoring import in_truth_view, Score, score_answer
 from cosmos_reason_ros.core.evaluation.shards import Shard
 from cosmos_reason_ros.core.evaluation.sources import (
     check_stamps,
@@ -66,7 +68,7 @@ def item_request(item: QuestionItem, settings: ReplaySettings,
         mode=item.mode, task=item.task, choices=item.choices, object_name=item.object_name,
         reasoning=item.reasoning, window_duration=item.window_duration,
         max_frames=item.max_frames, window_end=window_end, max_new_tokens=item.max_new_tokens,
-        greedy=settings.greedy, seed=settings.seed)
+        greedy=settings.greedy, seed=settings.seed, cameras=item.cameras)
 
 
 def protocol_request(item: QuestionItem, protocol: Reason1Benchmark, window_end: float,
@@ -86,7 +88,8 @@ def item_prompt(item: QuestionItem, backend: Backend,
     try:
         return build_prompt(item.mode, family=backend.family, task=item.task,
                             reasoning=item.reasoning, choices=item.choices,
-                            object_name=item.object_name)
+                            object_name=item.object_name,
+                            cameras=item.cameras if len(item.cameras) > 1 else ())
     except InvalidRequestError:
         return None
 
@@ -184,8 +187,9 @@ class Replay:
 
     def _run_source(self, path: str, topic: str, group: Sequence[tuple[int, QuestionItem]],
                     results: dict[int, ItemResult]) -> SourceSummary:
+        cameras = [(camera.name, camera.image) for camera in group[0][1].camera_topics]
         try:
-            source = open_source(path, topic)
+            source = open_source(path, topic, cameras=cameras)
         except ReasonError as error:
             for index, item in group:
                 self._record(results, ItemResult(index=index, item=item, status=ERROR,
@@ -290,17 +294,25 @@ class SourceRun:
         self.backend = backend
         self.cancel = cancel
         self.name = source.topic or source.path
-        self.window = FrameWindow(dataclasses.replace(settings.sized_window(items),
-                                                      source=self.name))
-        # frame_wait_timeout 0: offline, every frame up to the item's time is already offered.
-        self.reasoner = Reasoner(backend, self.window, settings.goals)
+        sized = settings.sized_window(items)
+        topics = {camera.name: camera.image for camera in items[0].camera_topics} if items \
+            else {}
+        # One window per camera, by header stamp, as the node keeps them ('' for one unnamed).
+        self.windows = {name: FrameWindow(dataclasses.replace(sized, source=topic))
+                        for name, topic in topics.items()} or {
+                            DEFAULT_CAMERA: FrameWindow(dataclasses.replace(sized,
+                                                                            source=self.name))}
+        self.window = next(iter(self.windows.values()))
+        """The first camera's window (the only one's, with one camera)."""
         self.first: SourceFrame | None = None
         self.newest: SourceFrame | None = None
         self.summary_data = SourceSummary(description=source.describe())
-        self._bag_time_of: dict[float, float] = {}
-        self._kept: list[float] = []
-        """Stamps of every frame kept since the last stamp jump back: what an unbounded
-        window would hold, to tell when the real one truncated an item's history."""
+        self._first_of: dict[str, SourceFrame] = {}
+        self._newest_of: dict[str, SourceFrame] = {}
+        self._bag_time_of: dict[str, dict[float, float]] = {name: {} for name in self.windows}
+        self._kept: dict[str, list[float]] = {name: [] for name in self.windows}
+        """Per camera, stamps of every frame kept since the last stamp jump back: what an
+        unbounded window would hold, to tell when the real one truncated an item's history."""
         self._depth: dict[tuple[str, str], DepthTrack | ReasonError] = {}
         self._feed_mark = time.perf_counter()
 
@@ -320,8 +332,11 @@ class SourceRun:
         summary = self.summary_data
         self.first = self.first or frame
         self.newest = frame
+        self._first_of.setdefault(frame.camera, frame)
+        self._newest_of[frame.camera] = frame
         summary.frames += 1
-        self._bag_time_of[frame.stamp] = frame.bag_time
+        self._bag_time_of[frame.camera][frame.stamp] = frame.bag_time
+        kept = self._kept[frame.camera]
 
         def convert(load: Callable[[], np.ndarray] = frame.load) -> np.ndarray:
             image = load()
@@ -329,16 +344,16 @@ class SourceRun:
             return image
 
         try:
-            offer = self.window.offer(frame.stamp, convert, frame.frame_id)
+            offer = self.windows[frame.camera].offer(frame.stamp, convert, frame.frame_id)
         except Exception as error:  # noqa: BLE001 - a corrupt frame is counted, as by the node
             summary.decode_errors += 1
             summary.first_decode_error = summary.first_decode_error or (
                 f'frame at {frame.bag_time - self.source.start:.3f} s: {error}')
             return
         if offer in (Offer.REWOUND, Offer.RESIZED):
-            self._kept = [frame.stamp]
+            kept[:] = [frame.stamp]
         elif offer is Offer.KEPT:
-            self._kept.append(frame.stamp)
+            kept.append(frame.stamp)
 
     def prepare(self, index: int, item: QuestionItem, bag_time: float, *,
                 upcoming: SourceFrame | None) -> 'ItemResult | _Asked':
@@ -360,48 +375,76 @@ class SourceRun:
         base = ItemResult(index=index, item=item, status=ERROR, bag_time=bag_time,
                           offset=bag_time - start, feed_time=feed_time,
                           prompt=item_prompt(item, self.backend, protocol))
-        first = self.first or upcoming
-        code, message = check_ask_time(
-            bag_time, first=first.bag_time if first else None,
-            newest=self.newest.bag_time if self.newest else None, ended=upcoming is None,
-            settings=self.settings, topic=self.source.topic, start=start)
-        if code:
-            return self._finish(dataclasses.replace(base, error_code=code, error=message))
-        # The newest frame the window kept: the node has it when the goal arrives, so the live
-        # run asks the same without waiting for a later frame.
-        window_end = self.window.newest_stamp
-        if window_end is None:
-            return self._finish(dataclasses.replace(
-                base, error_code=Failure.NO_FRAMES,
-                error=f'no frame on {self.name!r} could be decoded up to this time'))
+        cameras = item.cameras or (DEFAULT_CAMERA,)
+        ends = []
+        for camera in cameras:
+            # Every camera the item asks about must have frames then, each judged on its own.
+            first = self._first_of.get(camera) or upcoming
+            newest = self._newest_of.get(camera)
+            topic = self.windows[camera].config.source if camera else self.source.topic
+            code, message = check_ask_time(
+                bag_time, first=first.bag_time if first else None,
+                newest=newest.bag_time if newest else None, ended=upcoming is None,
+                settings=self.settings, topic=topic, start=start)
+            if code:
+                return self._finish(dataclasses.replace(
+                    base, error_code=code, error=_about(camera, message)))
+            # The newest frame the window kept: the node has it when the goal arrives, so the
+            # live run asks the same without waiting for a later frame.
+            end = self.windows[camera].newest_stamp
+            if end is None:
+                name = repr(topic) if camera else repr(self.name)
+                return self._finish(dataclasses.replace(
+                    base, error_code=Failure.NO_FRAMES,
+                    error=_about(camera, f'no frame on {name} could be decoded up to this time')))
+            ends.append((end, camera))
+        # Several views end at the oldest of their newest frames: each view has its frame near
+        # the last slot (CameraWindows.select matches within the sync tolerance).
+        window_end = min(ends)[0]
         # The staleness the node would check, measured from the frame the model gets.
-        frame_age = bag_time - self._bag_time_of.get(window_end, bag_time)
+        ages = [(bag_time - self._bag_time_of[camera].get(end, bag_time), end, camera)
+                for end, camera in ends]
+        frame_age, stale_end, stale_camera = max(ages)
         base = dataclasses.replace(base, window_end=window_end, frame_age=frame_age)
         max_age = self.settings.goals.max_frame_age
         if frame_age > max_age:
             return self._finish(dataclasses.replace(
-                base, error_code=Failure.STALE_FRAMES, error=stale_frame_message(
-                    bag_time, frame_age, window_end, start=start, max_age=max_age)))
+                base, error_code=Failure.STALE_FRAMES, error=_about(
+                    stale_camera, stale_frame_message(bag_time, frame_age, stale_end,
+                                                      start=start, max_age=max_age))))
         depth = self._depth_track(item)
         if isinstance(depth, ReasonError):
             return self._finish(dataclasses.replace(
-                base, error_code=failure_of(depth), error=str(depth)))
-        window = self.window.snapshot()
+                base, error_code=failure_of(depth), error=_about(item.truth_camera,
+                                                                 str(depth))))
+        window: FrameWindow | CameraWindows
+        if item.camera_topics:
+            window = CameraWindows({name: self.windows[name].snapshot() for name in cameras},
+                                   sync_tolerance=self.settings.sync_tolerance)
+        else:
+            window = self.window.snapshot()
         limits = dataclasses.replace(GoalLimits(), time_limit=self.settings.item_timeout)
-        kept = tuple(self._kept)
+        # The history facts are the first camera's (the only one's, with one camera).
+        kept = tuple(self._kept[cameras[0]])
+        bag_times = {name: dict(self._bag_time_of[name]) for name in cameras}
         return _Asked(run=self, base=base, window_end=window_end, depth=depth, window=window,
                       reasoner=Reasoner(self.backend, window, self.settings.goals,
                                         limits=limits),
-                      kept=kept, bag_time_of={stamp: self._bag_time_of.get(stamp, stamp)
-                                              for stamp in kept})
+                      kept=kept, bag_time_of={stamp: bag_times[cameras[0]].get(stamp, stamp)
+                                              for stamp in kept},
+                      view_bag_times=bag_times)
 
     def _depth_track(self, item: QuestionItem) -> DepthTrack | ReasonError | None:
         """The depth of the item's bag (opened once per pair of topics), the error that
         prevents reading it, or None when the item is not lifted.
         """
-        if not item.depth_topic:
-            return None
         key = (item.depth_topic, item.camera_info_topic)
+        camera = item.camera(item.truth_camera)
+        if camera is not None:
+            # Several cameras: the answer is lifted in the camera the truth is in.
+            key = (camera.depth, camera.camera_info)
+        if not key[0]:
+            return None
         if key not in self._depth:
             try:
                 check_depth_topics(self.source, *key)
@@ -443,12 +486,21 @@ class _Asked:
     base: ItemResult
     window_end: float
     depth: DepthTrack | None
-    window: FrameWindow
-    """A snapshot of the window at the item's time."""
+    window: FrameWindow | CameraWindows
+    """A snapshot of the window (of the item's cameras' windows) at the item's time."""
     reasoner: Reasoner
     kept: tuple[float, ...]
     bag_time_of: dict[float, float]
     """Bag time of each stamp in `kept`."""
+    view_bag_times: dict[str, dict[float, float]] = dataclasses.field(default_factory=dict)
+    """Per camera of the item, the bag time of each stamp it had."""
+
+    @property
+    def first_window(self) -> FrameWindow:
+        """The window of the item's first camera (the only one's, with one camera)."""
+        if isinstance(self.window, CameraWindows):
+            return self.window.window(self.window.names[0])
+        return self.window
 
     @property
     def index(self) -> int:
@@ -501,7 +553,7 @@ class _Asked:
         attempt = 0
         while True:
             request = protocol_request(item, protocol, self.window_end,
-                                       self.window.config.capacity, attempt)
+                                       self.first_window.config.capacity, attempt)
             outcome = self.reasoner.run(request, cancel=run.cancel)
             generation = outcome.generation
             letter = protocol.extract(full_output(generation.text, generation.reasoning))
@@ -512,7 +564,7 @@ class _Asked:
     def _window_facts(self, seen: int) -> dict[str, Any]:
         """What history the item asked for and what the window could give it."""
         item, settings = self.base.item, self.run.settings
-        config = self.window.config
+        config = self.first_window.config
         start = self.run.source.start
         return window_facts(
             self.kept, self.window_end,
@@ -525,6 +577,8 @@ class _Asked:
     def _answered(self, outcome: ReasonOutcome) -> ItemResult:
         base, item, run = self.base, self.base.item, self.run
         generation = outcome.generation
+        if item.camera_topics:
+            return self._answered_views(outcome)
         first_bag_time = self.bag_time_of.get(outcome.frames[0].stamp, outcome.frames[0].stamp)
         window_offset = first_bag_time - run.source.start
         lifted, depth_stamp = (None, None) if self.depth is None else self.depth.lift(
@@ -548,6 +602,49 @@ class _Asked:
             score=score_answer(item, outcome.parsed, outcome.source_size,
                                window_offset=window_offset, lifted=lifted),
             lifted=lifted, depth_stamp=depth_stamp, image=outcome.frames[-1].image)
+
+    def _answered_views(self, outcome: ReasonOutcome) -> ItemResult:
+        """An answer over named cameras: the views recorded, the answer scored (and lifted)
+        in the view the truth is in.
+        """
+        base, item, run = self.base, self.base.item, self.run
+        generation = outcome.generation
+        truth = outcome.view(item.truth_camera)
+        # Timestamps of all views are on one clock from the earliest frame of any view.
+        first_bag_time = min(
+            self.view_bag_times[view.name].get(view.frames[0].stamp, view.frames[0].stamp)
+            for view in outcome.views)
+        window_offset = first_bag_time - run.source.start
+        in_view, _ = in_truth_view(item, outcome.parsed)
+        lifted, depth_stamp = (None, None) if self.depth is None else self.depth.lift(
+            in_view, truth.source_size, truth.frames[-1].stamp,
+            base.bag_time if base.bag_time is not None else first_bag_time,
+            run.settings.depth)
+        views = tuple(ViewRecord(view.name, tuple(frame.stamp for frame in view.frames),
+                                 view.source_size, view.missing) for view in outcome.views)
+        return dataclasses.replace(
+            base, status=ANSWERED, parsed=outcome.parsed, raw_text=generation.text,
+            constrained=generation.constrained, reasoning_cut=generation.reasoning_cut,
+            model_id=outcome.model_id,
+            frame_stamps=tuple(frame.stamp for frame in outcome.frames),
+            window_offset=window_offset, source_size=outcome.source_size,
+            model_input_size=generation.model_input_size,
+            prompt_tokens=generation.prompt_tokens,
+            completion_tokens=generation.completion_tokens,
+            finish_reason=generation.finish_reason,
+            preprocess_time=generation.preprocess_time,
+            time_to_first_token=generation.time_to_first_token,
+            generation_time=generation.generation_time, total_time=outcome.total_time,
+            decode_tokens_per_second=generation.decode_tokens_per_second,
+            score=score_answer(item, outcome.parsed, truth.source_size,
+                               window_offset=window_offset, lifted=lifted),
+            lifted=lifted, depth_stamp=depth_stamp, image=truth.frames[-1].image,
+            views=views, picture_camera=truth.name)
+
+
+def _about(camera: str, message: str) -> str:
+    """A message about one camera, prefixed with its name (none for the unnamed camera)."""
+    return f"camera '{camera}': {message}" if camera else message
 
 
 def run_replay(questions: QuestionSet, backend: Backend,

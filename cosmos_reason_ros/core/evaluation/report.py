@@ -32,7 +32,7 @@ from cosmos_reason_ros.core.evaluation.questions import (
     item_settings,
 )
 from cosmos_reason_ros.core.evaluation.results import ANSWERED, ItemResult, RunResult
-from cosmos_reason_ros.core.evaluation.scoring import summarize, wilson_interval
+from cosmos_reason_ros.core.evaluation.scoring import in_truth_view, summarize, wilson_interval
 from cosmos_reason_ros.core.evaluation.shards import question_set_digest
 
 SCHEMA = 'cosmos_reason_ros.eval_report'
@@ -146,6 +146,10 @@ def item_record(result: ItemResult, *, image: str | None = None,
         'timing': _timing_record(result),
         'image': image,
     }
+    if item.camera_topics:
+        record['cameras'] = {camera.name: camera.to_dict() for camera in item.camera_topics}
+        record['views'] = [view.to_dict() for view in result.views]
+        record['picture_camera'] = result.picture_camera
     return record
 
 
@@ -289,8 +293,18 @@ def item_picture(result: ItemResult) -> np.ndarray | None:
     text = ''
     if parsed is not None:
         text = parsed.answer or parsed.error or parsed.reasoning
+    source_size = result.source_size
+    view = result.view(result.picture_camera)
+    if view is not None:
+        # Several views: the picture is the view the truth is in, with the answer's points and
+        # boxes in that view. (The mosaic of every view, core/answers/overlay.draw_views, is to
+        # replace it once the answers branch brings it.)
+        source_size = view.source_size
+        text = f'camera {view.name!r}: {text}'
+        if parsed is not None:
+            parsed, _ = in_truth_view(result.item, parsed)
     return draw_overlay(
-        image, result.source_size,
+        image, source_size,
         trajectories=parsed.trajectories if parsed else (),
         boxes=parsed.boxes if parsed else (), text=text,
         expected_trajectories=([Trajectory('expected', expected.trajectory)]

@@ -20,6 +20,24 @@ NOT_RUN = 'not_run'
 
 
 @dataclasses.dataclass(frozen=True)
+class ViewRecord:
+    """One camera view an item's answer came from."""
+
+    name: str
+    stamps: tuple[float, ...]
+    """Header stamps of the frames the model saw of this camera, oldest first."""
+    source_size: tuple[int, int]
+    """(width, height) of this camera's image."""
+    missing: tuple[float, ...] = ()
+    """Slot times at which this camera had no frame within the sync tolerance."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for the report."""
+        return {'name': self.name, 'stamps': list(self.stamps),
+                'image_size': list(self.source_size), 'missing_stamps': list(self.missing)}
+
+
+@dataclasses.dataclass(frozen=True)
 class ItemResult:
     """What happened to one item: where it was asked, the answer, its score, its timings."""
 
@@ -82,7 +100,17 @@ class ItemResult:
     depth_stamp: float | None = None
     """Header stamp of the depth frame the answer was lifted with."""
     image: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
-    """The last frame the model saw (as stored by the window), for the report's picture."""
+    """The last frame the model saw (as stored by the window), for the report's picture; of
+    several views, the last frame of the view the expected answer is in."""
+    views: tuple[ViewRecord, ...] = ()
+    """Items over named cameras: every view the model saw, in prompt order (frame_stamps and
+    source_size stay the first view's)."""
+    picture_camera: str = ''
+    """Of several views, the camera `image` shows."""
+
+    def view(self, name: str) -> ViewRecord | None:
+        """The record of one view (None: not one the model saw)."""
+        return next((view for view in self.views if view.name == name), None)
 
 
 @dataclasses.dataclass
@@ -138,4 +166,5 @@ class RunResult:
     """Why the set's monitors were not replayed ('' when they were, or there are none)."""
 
 
-__all__ = ['ANSWERED', 'ERROR', 'ItemResult', 'NOT_RUN', 'RunResult', 'SourceSummary']
+__all__ = ['ANSWERED', 'ERROR', 'ItemResult', 'NOT_RUN', 'RunResult', 'SourceSummary',
+           'ViewRecord']

@@ -215,15 +215,22 @@ def score_answer(item: QuestionItem, parsed: ParsedAnswer, image_size: tuple[int
     the recording's depth is within `item.tolerance_3d` metres on average as well: the
     trajectory's path, or the boxes' centres (each expected centre to its nearest one).
 
+    With several views, only the answer's points and boxes in the view the truth names count
+    (in_truth_view): an answer in another camera's view is a miss, with a note saying so.
+
     Args:
         item: the question, with its expected answer and thresholds.
         parsed: the model's parsed answer.
-        image_size: (width, height) of the source image.
+        image_size: (width, height) of the source image (of the truth's view).
         window_offset: seconds from the start of the source to the first frame the model saw;
             predicted events (relative to that frame) are shifted by it.
         lifted: the answer lifted into 3D (None: it was not lifted).
     """
+    parsed, elsewhere = in_truth_view(item, parsed)
     score = _score_in_image(item, parsed, image_size, window_offset)
+    if elsewhere and score.correct is False:
+        score = dataclasses.replace(score, detail='; '.join(
+            part for part in (score.detail, elsewhere) if part))
     lift_status = lifted.status.name.lower() if lifted is not None else ''
     kind_3d = item.expected.in_3d
     if not kind_3d:
@@ -236,6 +243,30 @@ def score_answer(item: QuestionItem, parsed: ParsedAnswer, image_size: tuple[int
         score, kind=score.kind or kind_3d, correct=correct, detail=detail,
         trajectory_3d=lifted_score.trajectory_3d, centres_3d=lifted_score.centres_3d,
         correct_3d=lifted_score.correct_3d, lift_status=lift_status)
+
+
+def in_truth_view(item: QuestionItem, parsed: ParsedAnswer) -> tuple[ParsedAnswer, str]:
+    """The answer's trajectories and boxes in the view the item's truth is in, and a note
+    naming the views of those left out ('' when none were, or the item has one view).
+
+    A point or box names its camera; one that names none is in the item's first view.
+    """
+    if not item.camera_topics:
+        return parsed, ''
+    truth, first = item.truth_camera, item.cameras[0]
+
+    def camera_of(element: Trajectory | Box) -> str:
+        return element.camera or first
+
+    trajectories = tuple(t for t in parsed.trajectories if camera_of(t) == truth)
+    boxes = tuple(b for b in parsed.boxes if camera_of(b) == truth)
+    others = sorted({camera_of(e) for e in (*parsed.trajectories, *parsed.boxes)} - {truth})
+    note = ''
+    if others:
+        listed = ', '.join(f"'{name}'" for name in others)
+        note = (f"the answer has points or boxes in camera {listed}; the truth is in camera "
+                f"'{truth}', and only those count")
+    return dataclasses.replace(parsed, trajectories=trajectories, boxes=boxes), note
 
 
 def _score_in_image(item: QuestionItem, parsed: ParsedAnswer, image_size: tuple[int, int],
@@ -508,7 +539,8 @@ def _ratio(numerator: int, denominator: int) -> float | None:
 
 __all__ = [
     'CentreError3D', 'PARSE_COUNT_NAMES', 'Score', 'TRAJECTORY_SAMPLES', 'TrajectoryError',
-    'TrajectoryError3D', 'box_iou', 'image_diagonal', 'interval_iou', 'keyword_recall',
-    'mean_best_box_iou', 'mean_best_event_iou', 'percentiles', 'rate', 'resample_path',
-    'score_answer', 'summarize', 'trajectory_error', 'trajectory_error_3d', 'wilson_interval',
+    'TrajectoryError3D', 'box_iou', 'image_diagonal', 'in_truth_view', 'interval_iou',
+    'keyword_recall', 'mean_best_box_iou', 'mean_best_event_iou', 'percentiles', 'rate',
+    'resample_path', 'score_answer', 'summarize', 'trajectory_error', 'trajectory_error_3d',
+    'wilson_interval',
 ]

@@ -52,6 +52,8 @@ class SourceFrame:
     frame_id: str
     load: Callable[[], np.ndarray]
     """Decodes the message to full-size RGB; call it only for frames the window keeps."""
+    camera: str = ''
+    """The camera it belongs to ('' for the one unnamed camera)."""
 
 
 class FrameSource(Protocol):
@@ -146,6 +148,66 @@ class BagSource:
                 'fingerprint': {'bytes': _size_of(self.path),
                                 'first_log_ns': round(self.start * 1e9),
                                 'last_log_ns': round(self.end * 1e9)}}
+
+
+class CameraBagSource:
+    """The image topics of several named cameras of one bag, read together in log order."""
+
+    kind = 'bag'
+
+    def __init__(self, path: str | pathlib.Path, cameras: Sequence[tuple[str, str]]):
+        """Open the bag and check every camera's image topic.
+
+        Args:
+            path: bag folder (with metadata.yaml) or storage file.
+            cameras: (camera name, image topic) pairs, in the set's order.
+
+        Raises:
+            SourceError: the bag cannot be opened, or a camera's topic is not an image topic
+                of it; the message names the camera and lists the image topics.
+        """
+        self.path = str(path)
+        self.cameras = {}
+        for name, topic in cameras:
+            try:
+                self.cameras[name] = BagSource(path, topic)
+            except SourceError as error:
+                raise SourceError(f"camera '{name}': {error}") from None
+        first = next(iter(self.cameras.values()))
+        self.topic = first.topic
+        self.start, self.end = first.start, first.end
+        self._camera_of = {source.topic: name for name, source in self.cameras.items()}
+
+    def frames(self) -> Iterator[SourceFrame]:
+        """Every camera's messages in log-time order, each with its camera's name.
+
+        Raises:
+            SourceError: the bag became unreadable while reading.
+        """
+        from rosbags.highlevel import AnyReader, AnyReaderError
+        from rosbags.typesys import get_typestore, Stores
+
+        try:
+            with AnyReader([pathlib.Path(self.path)],
+                           default_typestore=get_typestore(Stores.LATEST)) as reader:
+                connections = [c for c in reader.connections if c.topic in self._camera_of]
+                for connection, timestamp, raw in reader.messages(connections=connections):
+                    msg: Any = reader.deserialize(raw, connection.msgtype)
+                    stamp = msg.header.stamp
+                    yield SourceFrame(bag_time=timestamp * 1e-9, stamp=stamp_seconds(stamp),
+                                      stamp_ns=int(stamp.sec) * 10**9 + int(stamp.nanosec),
+                                      frame_id=str(msg.header.frame_id),
+                                      load=functools.partial(to_rgb, msg),
+                                      camera=self._camera_of[connection.topic])
+        except AnyReaderError as error:
+            raise SourceError(f"cannot read bag '{self.path}': {error}") from None
+
+    def describe(self) -> dict[str, Any]:
+        """The first camera's description, with every camera's topic, type and count."""
+        first = next(iter(self.cameras.values())).describe()
+        return {**first, 'cameras': {
+            name: {'topic': source.topic, 'message_type': source.message_type,
+                   'messages': source.message_count} for name, source in self.cameras.items()}}
 
 
 class ClipSource:
@@ -283,8 +345,12 @@ def stamps_advance(stamps: Iterable[int]) -> bool:
 def check_stamps(source: 'FrameSource') -> str:
     """'' when the source's header stamps advance, else a note saying that log time is used.
 
-    Only bags can have this problem: a clip's times are its presentation times.
+    Only bags can have this problem: a clip's times are its presentation times. Of several
+    cameras, one whose stamps do not advance puts them all on log time (one clock for all).
     """
+    if isinstance(source, CameraBagSource):
+        return next((f'camera {name!r}: {note}' for name, camera in source.cameras.items()
+                     if (note := check_stamps(camera))), '')
     if not isinstance(source, BagSource):
         return ''
     pairs = list(source.header_stamps())
@@ -348,18 +414,24 @@ def load_frames(source: FrameSource, stamps: Iterable[float], *, max_pixels: int
     return found
 
 
-def open_source(path: str | pathlib.Path, topic: str = '') -> FrameSource:
-    """A BagSource for rosbag2 bags, a ClipSource for clips, images and image folders.
+def open_source(path: str | pathlib.Path, topic: str = '', *,
+                cameras: Sequence[tuple[str, str]] = ()) -> FrameSource:
+    """A BagSource for rosbag2 bags, a ClipSource for clips, images and image folders; with
+    named cameras ((name, image topic) pairs), a CameraBagSource reading all of them.
 
     Raises:
-        SourceError: a missing path, an unknown kind of file, or a bag topic problem.
+        SourceError: a missing path, an unknown kind of file, a bag topic problem, or named
+            cameras on a clip.
     """
     path = pathlib.Path(path)
     if not path.exists():
         raise SourceError(f"'{path}' does not exist: give a rosbag2 bag (folder, .mcap or .db3) "
                           f"or a clip ({', '.join(VIDEO_SUFFIXES)})")
     if is_bag(path):
-        return BagSource(path, topic)
+        return CameraBagSource(path, cameras) if cameras else BagSource(path, topic)
+    if cameras:
+        raise SourceError(f"'{path}' is a clip, one camera: named cameras ("
+                          f"{', '.join(name for name, _ in cameras)}) are topics of a bag")
     return ClipSource(path)
 
 
@@ -410,7 +482,8 @@ def _storage_of(reader: Any) -> str:
 
 
 __all__ = [
-    'BagSource', 'ClipSource', 'FrameSource', 'IMAGE_TYPES', 'SourceError', 'SourceFrame',
+    'BagSource', 'CameraBagSource', 'ClipSource', 'FrameSource', 'IMAGE_TYPES', 'SourceError',
+    'SourceFrame',
     'Timeline', 'cdr_header_stamp', 'check_stamps', 'is_bag', 'load_frames', 'ns_to_seconds',
     'open_source', 'stamps_advance',
 ]
