@@ -33,6 +33,8 @@ class Trajectory:
 
     label: str
     points: tuple[tuple[float, float], ...]
+    camera: str = ''
+    """The view the points are in ('' for one unnamed view; with one named view, its name)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +46,8 @@ class Box:
     y_min: float
     x_max: float
     y_max: float
+    camera: str = ''
+    """The view the box is in ('' for one unnamed view; with one named view, its name)."""
 
 
 @dataclasses.dataclass(frozen=True)
