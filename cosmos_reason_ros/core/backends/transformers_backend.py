@@ -479,7 +479,7 @@ class TransformersBackend:
             except torch.cuda.OutOfMemoryError as exc:
                 torch.cuda.empty_cache()
                 raise GenerationError(
-                    f'out of GPU memory for {_frames_in(request)}: lower the window\'s '
+                    f"out of GPU memory for {_frames_in(request)}: lower the window's "
                     "max_pixels or the goal's max_frames (or max_new_tokens"
                     + (', or ask about fewer cameras)' if request.views else ')')) from exc
             except Exception as exc:
