@@ -322,7 +322,7 @@ def test_remote_server_context_counts_every_view():
 
 
 def _refusal(limit):
-    """vLLM's answer to more videos than --limit-mm-per-prompt (validate_num_items)."""
+    """The answer of vLLM to more videos than --limit-mm-per-prompt (validate_num_items)."""
     message = (f'At most {limit} video(s) may be provided in one prompt. Set '
                '`--limit-mm-per-prompt` to increase this limit.')
 
