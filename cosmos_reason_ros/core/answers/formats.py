@@ -5,7 +5,7 @@ decoding of both backends takes these formats, and a test draws answers from the
 grammars and parses them, so the two cannot drift apart. Free-text modes have no format.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 import dataclasses
 import json
 from typing import Any
@@ -123,11 +123,17 @@ class AnswerPlan:
 def answer_format(mode: Mode, *, family: ModelFamily, num_choices: int = 0,
                   model_input_size: tuple[int, int] | None = None,
                   max_items: int | None = None,
-                  max_text_chars: int | None = None) -> AnswerFormat | None:
+                  max_text_chars: int | None = None,
+                  cameras: Sequence[str] = ()) -> AnswerFormat | None:
     """The answer format of a goal, or None for a free-text mode (question, caption, next action).
 
     Coordinates are bounded to the family's range: 0-1000 for Qwen3-VL and Cosmos 3, the pixels
-    of the model input for Qwen2.5-VL (which needs model_input_size).
+    of the model input for Qwen2.5-VL (which needs model_input_size). With several cameras, each
+    point or box of the trajectory and grounding formats has a required `camera` field, one of
+    their names; the longest answer names the longest. Qwen2.5-VL's bounds are then those of
+    the element-wise largest view input size (the backend passes it as model_input_size): one
+    schema cannot tie an item's bounds to the camera it names, so the parser checks each item
+    against its own view's input size.
 
     Args:
         mode: What the goal asks for.
@@ -136,6 +142,7 @@ def answer_format(mode: Mode, *, family: ModelFamily, num_choices: int = 0,
         model_input_size: (width, height) the model sees; needed for pixel-coordinate families.
         max_items: Fewer points, boxes or events than the mode's most (None: the most).
         max_text_chars: Shorter labels or captions than the mode's bound (None: the bound).
+        cameras: The goal's view names when it has several (one or none: no camera field).
 
     Raises:
         InvalidRequestError: the format cannot be built (fewer than two choices, more than 26,
@@ -156,10 +163,10 @@ def answer_format(mode: Mode, *, family: ModelFamily, num_choices: int = 0,
     chars = text_bound if max_text_chars is None else max(1, min(max_text_chars, text_bound))
     if mode is Mode.TRAJECTORY:
         item = {'point_2d': _coordinates(family, model_input_size, corners=1),
-                'label': _text(chars)}
+                'label': _text(chars), **_camera(cameras)}
     elif mode is Mode.GROUNDING:
         item = {'bbox_2d': _coordinates(family, model_input_size, corners=2),
-                'label': _text(chars)}
+                'label': _text(chars), **_camera(cameras)}
     else:
         clock = ({'type': 'string', 'pattern': CLOCK_PATTERN}, _CLOCK_LONGEST)
         item = {'start': clock, 'end': clock, 'caption': _text(chars)}
@@ -169,8 +176,8 @@ def answer_format(mode: Mode, *, family: ModelFamily, num_choices: int = 0,
 
 
 def fit_answer_format(mode: Mode, max_tokens: int, *, family: ModelFamily, num_choices: int = 0,
-                      model_input_size: tuple[int, int] | None = None
-                      ) -> AnswerFormat | None:
+                      model_input_size: tuple[int, int] | None = None,
+                      cameras: Sequence[str] = ()) -> AnswerFormat | None:
     """The largest format of a mode whose longest answer takes at most max_tokens.
 
     Shrinks the text bound first (down to its floor), then the number of items (down to the
@@ -182,15 +189,15 @@ def fit_answer_format(mode: Mode, max_tokens: int, *, family: ModelFamily, num_c
     Raises:
         InvalidRequestError: as answer_format().
     """
-    candidates = _candidates(mode, family, num_choices, model_input_size)
+    candidates = _candidates(mode, family, num_choices, model_input_size, cameras)
     return next((fmt for fmt in candidates if fmt.max_tokens <= max_tokens), None)
 
 
 def smallest_answer_format(mode: Mode, *, family: ModelFamily, num_choices: int = 0,
-                           model_input_size: tuple[int, int] | None = None
-                           ) -> AnswerFormat | None:
+                           model_input_size: tuple[int, int] | None = None,
+                           cameras: Sequence[str] = ()) -> AnswerFormat | None:
     """The smallest format fit_answer_format() can choose (None for a free-text mode)."""
-    formats = list(_candidates(mode, family, num_choices, model_input_size))
+    formats = list(_candidates(mode, family, num_choices, model_input_size, cameras))
     return formats[-1] if formats else None
 
 
@@ -225,7 +232,8 @@ def plan_answer(structured: StructuredAnswer, *, max_new_tokens: int, reasoning:
         reasoning: The prompt asks for reasoning first.
         framing: framing_tokens() of the backend's grammar.
         family: As answer_format().
-        model_input_size: As answer_format().
+        model_input_size: As answer_format(); with several views (structured.cameras), the
+            element-wise largest of their input sizes.
 
     Returns:
         The plan, or None for a mode without a format.
@@ -237,7 +245,7 @@ def plan_answer(structured: StructuredAnswer, *, max_new_tokens: int, reasoning:
     """
     mode = Mode(structured.mode)
     kwargs = {'family': family, 'num_choices': structured.num_choices,
-              'model_input_size': model_input_size}
+              'model_input_size': model_input_size, 'cameras': structured.cameras}
     smallest = smallest_answer_format(mode, **kwargs)
     if smallest is None:
         return None
@@ -268,7 +276,8 @@ _TEXT_FLOOR = {Mode.TRAJECTORY: MIN_LABEL_CHARS, Mode.GROUNDING: MIN_LABEL_CHARS
 
 
 def _candidates(mode: Mode, family: ModelFamily, num_choices: int,
-                model_input_size: tuple[int, int] | None) -> Iterator[AnswerFormat]:
+                model_input_size: tuple[int, int] | None,
+                cameras: Sequence[str] = ()) -> Iterator[AnswerFormat]:
     """The formats of a mode from the largest to the smallest, in the order they shrink."""
     mode = Mode(mode)
     if mode not in _BOUNDS:
@@ -281,7 +290,7 @@ def _candidates(mode: Mode, family: ModelFamily, num_choices: int,
     for items in range(most_items, min_items - 1, -1):
         for chars in range(text_bound, _TEXT_FLOOR[mode] - 1, -_TEXT_STEP):
             yield answer_format(mode, family=family, model_input_size=model_input_size,
-                                max_items=items, max_text_chars=chars)
+                                max_items=items, max_text_chars=chars, cameras=cameras)
 
 
 def _coordinates(family: ModelFamily, model_input_size: tuple[int, int] | None, *,
@@ -302,6 +311,15 @@ def _coordinates(family: ModelFamily, model_input_size: tuple[int, int] | None, 
     schema = {'type': 'array', 'prefixItems': axes, 'items': False, 'minItems': 2 * corners,
               'maxItems': 2 * corners}
     return schema, [max_x, max_y] * corners
+
+
+def _camera(cameras: Sequence[str]) -> dict[str, tuple[dict[str, Any], str]]:
+    """The `camera` field of a point or box over several views ({} for one view)."""
+    if len(cameras) < 2:
+        return {}
+    # Camera names are ROS name tokens (views.check_camera_names): one byte a character, no
+    # escapes, so the longest name's bytes bound its tokens as the labels' do.
+    return {'camera': ({'type': 'string', 'enum': list(cameras)}, max(cameras, key=len))}
 
 
 def _text(max_chars: int) -> tuple[dict[str, Any], str]:

@@ -33,6 +33,8 @@ class Trajectory:
 
     label: str
     points: tuple[tuple[float, float], ...]
+    camera: str = ''
+    """The view the points are in ('' for one unnamed view; with one named view, its name)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +46,8 @@ class Box:
     y_min: float
     x_max: float
     y_max: float
+    camera: str = ''
+    """The view the box is in ('' for one unnamed view; with one named view, its name)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +93,9 @@ class ViewGeometry:
     source_size: Size
     """(width, height) of this camera's image."""
     model_input_size: Size | None = None
-    """(width, height) the model saw this view at; needed for Qwen2.5-VL coordinates."""
+    """(width, height) the model saw this view at; needed for Qwen2.5-VL coordinates (None:
+    parse_answer's model_input_size)."""
+
 
 _THINK_OPEN = re.compile(r'<think>', re.IGNORECASE)
 _THINK_CLOSE = re.compile(r'</think>', re.IGNORECASE)
@@ -509,6 +515,37 @@ class _Context:
     model_input_size: Size | None
     num_choices: int
     object_name: str
+    views: tuple[ViewGeometry, ...] = ()
+
+    @property
+    def camera_names(self) -> tuple[str, ...]:
+        """The views' names when there are several (dict keys that name a camera)."""
+        return tuple(view.name for view in self.views) if len(self.views) > 1 else ()
+
+    def locate(self, camera: object, what: str, problems: list[str]
+               ) -> tuple[str, Size, Size | None]:
+        """The camera an item is in and the sizes that map its coordinates.
+
+        No views: '' and the goal's sizes. One view: that view, whatever the item says (its
+        prompt asked for no camera). Several: the view the item's `camera` names; an item
+        naming none, or a name not among the views, is a problem (added to `problems`, which
+        makes the status FAILED) and is mapped with the first view's sizes, keeping the name
+        it gave ('' for none), so that it is drawn on no view.
+        """
+        if not self.views:
+            return '', self.source_size, self.model_input_size
+        if len(self.views) == 1 or any(view.name == camera for view in self.views):
+            view = (self.views[0] if len(self.views) == 1
+                    else next(view for view in self.views if view.name == camera))
+            return view.name, view.source_size, view.model_input_size or self.model_input_size
+        names = ', '.join(f"'{view.name}'" for view in self.views)
+        first = self.views[0]
+        given = ('names no camera' if camera is None
+                 else f'names camera {_excerpt(json.dumps(camera))}')
+        problems.append(f'{what} {given}; expected "camera" to be one of {names} (mapped with '
+                        f"the first view, '{first.name}')")
+        return (camera if isinstance(camera, str) else '', first.source_size,
+                first.model_input_size or self.model_input_size)
 
 
 def _summary(problems: list[str]) -> str:
@@ -559,42 +596,58 @@ def _parse_multiple_choice(base: ParsedAnswer, context: _Context) -> ParsedAnswe
 _TRAJECTORY_FORM = 'JSON like [{"point_2d": [x, y], "label": "gripper trajectory"}, ...]'
 
 
-def _walk_points(value: object, label: str, problems: list[str]
-                 ) -> Iterator[tuple[str, list]]:
-    """(label, [x, y]) for each waypoint in a JSON value, in order.
+Found = tuple[str, object, list]
+"""(label, camera as the answer gave it or None, coordinates) of one point or box."""
+
+
+def _walk_points(value: object, label: str, problems: list[str], *, camera: object = None,
+                 cameras: tuple[str, ...] = ()) -> Iterator[Found]:
+    """(label, camera, [x, y]) for each waypoint in a JSON value, in order.
 
     A bare [x, y] counts only inside a list of pairs or under a point key, so that a single pair
-    quoted in prose is not taken for a one-point trajectory.
+    quoted in prose is not taken for a one-point trajectory. An item's "camera" names its view;
+    so does a dict key that is one of `cameras` ({"head": [...], "wrist": [...]}); any other
+    key is a label.
     """
     if isinstance(value, dict):
+        camera = value.get('camera', camera)
         key = next((k for k in _POINT_KEYS if k in value), None)
         if key is not None:
-            yield from _points_of_item(value[key], _label_of(value, label), key, problems)
+            yield from _points_of_item(value[key], _label_of(value, label), camera, key,
+                                       problems)
             return
         for child_key, child in value.items():
-            yield from _walk_points(child, str(child_key), problems)
+            if child_key in cameras:
+                yield from _walk_points(child, label, problems, camera=child_key,
+                                        cameras=cameras)
+            else:
+                yield from _walk_points(child, str(child_key), problems, camera=camera,
+                                        cameras=cameras)
     elif isinstance(value, list):
         if value and all(map(_is_pair, value)):
-            yield from ((label, pair) for pair in value)
+            yield from ((label, camera, pair) for pair in value)
             return
         for child in value:
             if not _is_pair(child):
-                yield from _walk_points(child, label, problems)
+                yield from _walk_points(child, label, problems, camera=camera, cameras=cameras)
 
 
-def _points_of_item(coords: object, label: str, key: str, problems: list[str]
-                    ) -> Iterator[tuple[str, list]]:
+def _points_of_item(coords: object, label: str, camera: object, key: str,
+                    problems: list[str]) -> Iterator[Found]:
     if _is_pair(coords):
-        yield label, coords
+        yield label, camera, coords
     elif isinstance(coords, list) and coords and all(map(_is_pair, coords)):
-        yield from ((label, pair) for pair in coords)
+        yield from ((label, camera, pair) for pair in coords)
     else:
         problems.append(f'{key} {_excerpt(json.dumps(coords))} is not [x, y] numbers')
 
 
-def _range_problem(what: str, x: float, y: float, context: _Context) -> str:
-    """'' if (x, y) lies in the family's coordinate range, else the problem in words."""
-    max_x, max_y = _coordinate_range(context.family, context.model_input_size)
+def _range_problem(what: str, x: float, y: float, context: _Context,
+                   model_input_size: Size | None) -> str:
+    """'' if (x, y) lies in the family's coordinate range (for a view seen at
+    model_input_size), else the problem in words.
+    """
+    max_x, max_y = _coordinate_range(context.family, model_input_size)
     if 0 <= x <= max_x and 0 <= y <= max_y:
         return ''
     spec = family_spec(context.family)
@@ -607,19 +660,23 @@ def _range_problem(what: str, x: float, y: float, context: _Context) -> str:
 
 def _parse_trajectory(base: ParsedAnswer, context: _Context) -> ParsedAnswer:
     values, problems = _scan_json(base.answer)
-    found: list[tuple[str, list]] = []
+    found: list[Found] = []
     for value in values:
-        found = list(_walk_points(value, '', problems))
+        found = list(_walk_points(value, '', problems, cameras=context.camera_names))
         if found:
             break
     if not found:
         return _failed(base, _missing_error(values, problems, 'waypoints', _TRAJECTORY_FORM))
-    grouped: dict[str, list[tuple[float, float]]] = {}
-    for index, (label, (x, y)) in enumerate(found):
-        problems.append(_range_problem(f'point {index + 1} of {label!r}', x, y, context))
-        grouped.setdefault(label, []).append(to_source_pixels(
-            x, y, context.family, context.source_size, context.model_input_size))
-    trajectories = tuple(Trajectory(label, tuple(points)) for label, points in grouped.items())
+    grouped: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for index, (label, camera, (x, y)) in enumerate(found):
+        camera, source_size, input_size = context.locate(camera, f'trajectory {label!r}',
+                                                         problems)
+        problems.append(_range_problem(f'point {index + 1} of {label!r}', x, y, context,
+                                       input_size))
+        grouped.setdefault((label, camera), []).append(to_source_pixels(
+            x, y, context.family, source_size, input_size))
+    trajectories = tuple(Trajectory(label, tuple(points), camera)
+                         for (label, camera), points in grouped.items())
     parsed = dataclasses.replace(base, trajectories=trajectories)
     return _with_range_status(parsed, [p for p in problems if p])
 
@@ -627,54 +684,67 @@ def _parse_trajectory(base: ParsedAnswer, context: _Context) -> ParsedAnswer:
 def _with_range_status(parsed: ParsedAnswer, problems: list[str]) -> ParsedAnswer:
     """Unchanged, or FAILED naming the problems but still carrying what was parsed."""
     if problems:
-        return _failed(parsed, _summary(problems))
+        return _failed(parsed, _summary(list(dict.fromkeys(problems))))
     return parsed
 
 
 _BOX_FORM = 'JSON like [{"bbox_2d": [x1, y1, x2, y2], "label": "cup"}]'
 
 
-def _walk_boxes(value: object, label: str, problems: list[str]) -> Iterator[tuple[str, list]]:
-    """(label, [x1, y1, x2, y2]) for each box anywhere in a JSON value, in order."""
+def _walk_boxes(value: object, label: str, problems: list[str], *, camera: object = None,
+                cameras: tuple[str, ...] = ()) -> Iterator[Found]:
+    """(label, camera, [x1, y1, x2, y2]) for each box anywhere in a JSON value, in order.
+
+    An item's "camera" names its view, as does a dict key that is one of `cameras`.
+    """
     if isinstance(value, dict):
+        camera = value.get('camera', camera)
         key = next((k for k in _BOX_KEYS if k in value), None)
         if key is not None:
             item_label = _label_of(value, label)
             coords = value[key]
             if _is_quad(coords):
-                yield item_label, coords
+                yield item_label, camera, coords
             elif isinstance(coords, list) and coords and all(map(_is_quad, coords)):
-                yield from ((item_label, quad) for quad in coords)
+                yield from ((item_label, camera, quad) for quad in coords)
             else:
                 problems.append(f'{key} {_excerpt(json.dumps(coords))} is not four numbers')
         for child_key, child in value.items():
             if child_key not in _BOX_KEYS:
-                yield from _walk_boxes(child, label, problems)
+                yield from _walk_boxes(child, label, problems, cameras=cameras,
+                                       camera=child_key if child_key in cameras else camera)
     elif isinstance(value, list):
+        if value and camera in cameras and all(map(_is_quad, value)):
+            # {"wrist": [[x1, y1, x2, y2], ...]}: bare boxes under a camera's key.
+            yield from ((label, camera, quad) for quad in value)
+            return
         for child in value:
-            yield from _walk_boxes(child, label, problems)
+            yield from _walk_boxes(child, label, problems, camera=camera, cameras=cameras)
 
 
 def _parse_grounding(base: ParsedAnswer, context: _Context) -> ParsedAnswer:
     values, problems = _scan_json(base.answer)
-    found: list[tuple[str, list]] = []
+    found: list[Found] = []
     for value in values:
         # A bare [x1, y1, x2, y2] answer is a box of the object asked for.
-        found = ([(context.object_name, value)] if _is_quad(value)
-                 else list(_walk_boxes(value, context.object_name, problems)))
+        found = ([(context.object_name, None, value)] if _is_quad(value)
+                 else list(_walk_boxes(value, context.object_name, problems,
+                                       cameras=context.camera_names)))
         if found:
             break
     if not found:
         return _failed(base, _missing_error(values, problems, 'boxes', _BOX_FORM))
     boxes = []
-    for index, (label, (x1, y1, x2, y2)) in enumerate(found):
+    for index, (label, camera, (x1, y1, x2, y2)) in enumerate(found):
+        camera, source_size, input_size = context.locate(camera, f'box {index + 1}', problems)
         for corner, (x, y) in (('top left', (x1, y1)), ('bottom right', (x2, y2))):
-            problems.append(_range_problem(f'box {index + 1} {corner}', x, y, context))
-        left, top = to_source_pixels(min(x1, x2), min(y1, y2), context.family,
-                                     context.source_size, context.model_input_size)
+            problems.append(_range_problem(f'box {index + 1} {corner}', x, y, context,
+                                           input_size))
+        left, top = to_source_pixels(min(x1, x2), min(y1, y2), context.family, source_size,
+                                     input_size)
         right, bottom = to_source_pixels(max(x1, x2), max(y1, y2), context.family,
-                                         context.source_size, context.model_input_size)
-        boxes.append(Box(label, left, top, right, bottom))
+                                         source_size, input_size)
+        boxes.append(Box(label, left, top, right, bottom, camera))
     parsed = dataclasses.replace(base, boxes=tuple(boxes))
     return _with_range_status(parsed, [p for p in problems if p])
 
@@ -776,9 +846,14 @@ def parse_answer(text: str, mode: Mode, *, family: ModelFamily,
         object_name: label for boxes the model did not label.
         starts_in_reasoning: the prompt opened `<think>` itself (Cosmos3-Edge with thinking
             on), so an output without `</think>` is reasoning cut off, not an answer.
-        views: several camera views, in prompt order: each point or box is mapped with the
-            geometry of the view its `camera` field names (source_size and model_input_size
-            are then the first view's); empty: one view.
+        views: the camera views, in prompt order (empty: one unnamed view, camera ''). With
+            several, each point or box is mapped with, and range-checked against, the sizes
+            of the view its "camera" field names (or the camera whose key holds it, as in
+            {"head": [...], "wrist": [...]}); trajectories group by (label, camera). An item
+            naming no camera, or one not among the views, makes the status FAILED naming it;
+            it is still returned, mapped with the first view's sizes, its camera as written
+            ('' when missing), so no view claims it. One view: every item is that view's,
+            whatever it says. A view without model_input_size takes the argument's.
 
     Returns:
         The reasoning and answer (always, whatever the status) and the typed fields of the mode.
@@ -789,7 +864,7 @@ def parse_answer(text: str, mode: Mode, *, family: ModelFamily,
     base = ParsedAnswer(reasoning_text, answer, ParseStatus.OK)
     try:
         context = _Context(_family(family), source_size, model_input_size, num_choices,
-                           object_name)
+                           object_name, tuple(views))
         return _parse_mode(base, Mode.from_name(mode), context, truncation)
     except ValueError as exc:  # bad arguments (unknown mode, sizes) carry their own fix
         return _failed(base, str(exc))

@@ -4,6 +4,7 @@ Pure functions from a goal's mode and text to a Prompt (system + user text).
 """
 
 from collections.abc import Sequence
+import json
 import unicodedata
 
 from cosmos_reason_ros.core.answers.families import family_spec, ReasoningPrompt
@@ -21,10 +22,11 @@ TEMPORAL_PROMPT = (
 GROUNDING_PROMPT = 'Locate the bounding box of {object_name}. Return a json.'
 NEXT_ACTION_PROMPT = 'What can be the next immediate action?'
 NEXT_ACTION_CONTEXT = "The robot's task is: {task}"
+TRAJECTORY_ITEM = '{{"point_2d": [x, y], "label": "gripper trajectory"}}'
 TRAJECTORY_PROMPT = (
     'You are given the task "{task_instruction}". Specify the 2D trajectory your end effector '
     'should follow in pixel space. Return the trajectory coordinates in JSON format like this: '
-    '{{"point_2d": [x, y], "label": "gripper trajectory"}}.')
+    f'{TRAJECTORY_ITEM}.')
 MULTIPLE_CHOICE_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 AV_PROMPT = (
     "The video depicts the observation from the vehicle's camera. You need to think step by step "
@@ -44,6 +46,17 @@ MAX_CHOICES = 26
 
 VIEW_LABEL = 'Camera "{name}":'
 """The text placed before each view's video (or image) when a goal has several cameras."""
+
+
+VIEWS_SENTENCE = 'The {count} views are from the cameras {names}, in this order.'
+"""Placed before the user text when a goal has several cameras: which view is which."""
+TRAJECTORY_ITEM_MULTIVIEW = (
+    '{{"point_2d": [x, y], "label": "gripper trajectory", "camera": {first}}}')
+"""The trajectory template's JSON example with several cameras: it gains the camera field."""
+GROUNDING_ITEM_MULTIVIEW = '{{"bbox_2d": [x1, y1, x2, y2], "label": {label}, "camera": {first}}}'
+CAMERA_FIELD_SENTENCE = (
+    'Give each {item} the "camera" whose view its coordinates are in: one of {names}.')
+"""Placed after a coordinate mode's question with several cameras."""
 
 
 def view_label(name: str) -> str:
@@ -70,8 +83,10 @@ def build_prompt(mode: Mode, *, family: ModelFamily, task: str = '', reasoning: 
         reasoning: Ask the model to think in <think> tags before answering.
         choices: Options of a MULTIPLE_CHOICE goal, lettered (A), (B), ... in this order.
         object_name: What to locate in GROUNDING mode.
-        cameras: The views' camera names in prompt order, when the goal has several; the
-            prompt then names them and asks for each point or box's camera.
+        cameras: The views' camera names in prompt order, when the goal has several: the
+            user text then starts by naming them in order (VIEWS_SENTENCE), and the coordinate
+            modes' JSON example gains `"camera": "<first name>"`, followed by the names the
+            field may take (CAMERA_FIELD_SENTENCE). One name or none: today's text exactly.
 
     Returns:
         The system prompt and the user text (the backend places the media before the text).
@@ -82,6 +97,8 @@ def build_prompt(mode: Mode, *, family: ModelFamily, task: str = '', reasoning: 
     mode = Mode(mode)
     placement = family_spec(family).reasoning_prompt
     user = _user_text(mode, _visible(task), choices, _visible(object_name))
+    if len(cameras) > 1:
+        user = _with_cameras(mode, _visible(task), user, tuple(cameras), _visible(object_name))
     system = SYSTEM_PROMPT
     if reasoning and placement is ReasoningPrompt.USER_SUFFIX:
         user = f'{user}\n\n{REASONING_SUFFIX_REASON2}'
@@ -116,6 +133,31 @@ def _user_text(mode: Mode, task: str, choices: Sequence[str], object_name: str) 
     else:  # pragma: no cover - Mode is a closed enum
         raise InvalidRequestError(f'mode {mode.value!r} has no prompt template')
     return f'{_sentence(task)} {question}' if task else question
+
+
+def _with_cameras(mode: Mode, task: str, user: str, cameras: tuple[str, ...],
+                  object_name: str) -> str:
+    """The user text of a goal over several cameras: the views named first, in order; the
+    coordinate modes also ask for each item's camera, in the JSON example Cosmos was trained
+    on with the field added.
+    """
+    first = json.dumps(cameras[0])
+    field = CAMERA_FIELD_SENTENCE.format(item='point' if mode is Mode.TRAJECTORY else 'box',
+                                         names=_listing(cameras, 'or'))
+    if mode is Mode.TRAJECTORY:
+        template = TRAJECTORY_PROMPT.replace(TRAJECTORY_ITEM, TRAJECTORY_ITEM_MULTIVIEW)
+        user = f'{template.format(task_instruction=task, first=first)} {field}'
+    elif mode is Mode.GROUNDING:
+        item = GROUNDING_ITEM_MULTIVIEW.format(label=json.dumps(object_name), first=first)
+        user = f'{user} Write each box as {item}. {field}'
+    views = VIEWS_SENTENCE.format(count=len(cameras), names=_listing(cameras, 'and'))
+    return f'{views} {user}'
+
+
+def _listing(names: Sequence[str], conjunction: str) -> str:
+    """'"a" and "b"', '"a", "b" or "c"': each name quoted as in JSON."""
+    quoted = [json.dumps(name) for name in names]
+    return f'{", ".join(quoted[:-1])} {conjunction} {quoted[-1]}'
 
 
 def _multiple_choice(question: str, choices: Sequence[str]) -> str:

@@ -7,8 +7,8 @@ tolerance. A view without a frame near a slot is not shifted to another frame: t
 reported missing for that camera.
 """
 
-from collections.abc import Mapping, Sequence
 import bisect
+from collections.abc import Mapping, Sequence
 import dataclasses
 import re
 
