@@ -115,7 +115,6 @@ def publish(encoding: str, width: int, height: int, rate: float, duration: float
                            else ('image', Image))
     publishers = [node.create_publisher(message_type, f'{name}/{topic}' if name else topic,
                                         qos_profile_sensor_data) for name in cameras or ['']]
-    publisher = publishers[0]
     if depth:
         depth_message, info_message = serialized_depth(width, height)
         depth_publisher = node.create_publisher(Image, 'depth', qos_profile_sensor_data)

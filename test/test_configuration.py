@@ -15,8 +15,8 @@ from cosmos_reason_ros.core.depth.geometry import LiftSettings
 from cosmos_reason_ros.core.scheduling import Policy
 from cosmos_reason_ros.ros.launch_arguments import (
     ARGUMENTS,
-    LaunchArgumentError,
     launch_transitions,
+    LaunchArgumentError,
     parameter_overrides,
     remappings,
 )
@@ -66,6 +66,25 @@ def test_a_preset_loads_into_the_node_configuration(path):
         assert config.goals.max_new_tokens == expected['goal.max_new_tokens']
         assert config.concurrency_policy is Policy(expected['concurrency_policy'])
         assert config.window.source == '/camera/image_raw'
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def test_the_two_camera_preset_names_head_and_wrist_and_spends_a_one_camera_budget():
+    path = ROOT / 'config' / 'two_camera_arm.yaml'
+    context = rclpy.Context()
+    rclpy.init(context=context, args=['--ros-args', '--params-file', str(path)])
+    node = Node('cosmos_reason', context=context)
+    try:
+        config = declare_node_config(node, image_topic='image')
+        assert config.camera_names == ('head', 'wrist')
+        assert config.sync_tolerance == 0.1 and config.limits.max_cameras == 2
+        # Two views of 8 frames: the 16 frames of desktop_gpu.yaml, at the same pixels.
+        desktop = _flatten(yaml.safe_load((ROOT / 'config' / 'desktop_gpu.yaml').read_text())[
+            '/**']['ros__parameters'])
+        assert 2 * config.goals.max_frames == desktop['goal.max_frames']
+        assert config.window.max_pixels == desktop['window.max_pixels']
     finally:
         node.destroy_node()
         rclpy.shutdown(context=context)

@@ -13,7 +13,6 @@ import yaml
 
 from cosmos_reason_ros.core.camera.views import check_camera_names
 
-
 # name -> (default, description); launch/reason.launch.py declares exactly these.
 ARGUMENTS: dict[str, tuple[str, str]] = {
     'params_file': ('', 'YAML parameter file; empty: config/desktop_gpu.yaml of this package'),
