@@ -11,8 +11,9 @@ bench/ingest_bench.py, in one run of this script so that the ratios compare like
 - the cost of one kept frame at 1920x1080, solved from three one-camera runs (window at 0.1, 4
   and 15 fps) as ingest_bench does, split into rclpy's part and ours: deserialize_message (rclpy)
   and our conversion (header read, to RGB, INTER_AREA to 640x360 into the window) are timed in
-  this process on the same frame; the rest of the solved cost is the take, the executor and
-  the callback dispatch (rclpy).
+  this process on the same frame; the rest of the solved cost is not timed apart: rclpy's take
+  of the serialized frame and the executor's dispatch, and per kept frame the moved content
+  filter (set in the middleware) and our callback's bookkeeping.
 """
 
 import argparse
@@ -208,9 +209,10 @@ def report_split(kept_ms: float, parts: dict[str, float]) -> None:
     rclpy_rest = kept_ms - sum(parts.values())
     ours = parts['header'] + parts['convert']
     print(f'\na kept 1920x1080 raw frame: {kept_ms:.2f} ms CPU (solved from the node runs)')
-    print(f"  rclpy: deserialize_message {parts['deserialize']:.2f} ms (timed) + take, executor "
-          f'and dispatch {rclpy_rest:.2f} ms (the rest) = {parts["deserialize"] + rclpy_rest:.2f} '
-          f'ms, {100 * (parts["deserialize"] + rclpy_rest) / kept_ms:.0f}%')
+    print(f"  rclpy: deserialize_message {parts['deserialize']:.2f} ms (timed), "
+          f"{100 * parts['deserialize'] / kept_ms:.0f}%")
+    print(f'  the rest, not timed apart (rclpy take and dispatch, the filter update, our '
+          f'bookkeeping): {rclpy_rest:.2f} ms, {100 * rclpy_rest / kept_ms:.0f}%')
     print(f"  ours:  header read {parts['header']:.3f} ms + convert (to RGB, INTER_AREA to "
           f"640x360, stored) {parts['convert']:.2f} ms = {ours:.2f} ms, "
           f'{100 * ours / kept_ms:.0f}%')
