@@ -90,12 +90,14 @@ def stamp_into(serialized: bytearray, stamp: float) -> bytes:
 
 
 def publish(encoding: str, width: int, height: int, rate: float, duration: float,
-            depth: bool = False, report=None) -> dict:
+            depth: bool = False, report=None, cameras: Sequence[str] = ()) -> dict:
     """Publish for `duration` seconds at `rate` Hz; returns counts and the payload size.
 
     With `depth`, each frame is followed by an aligned 16UC1 depth image on `depth` and a
     CameraInfo on `camera_info` with the same stamp (an RGB-D camera). `report` gets the
     summary before the teardown, which can abort the process (Fast DDS, large messages).
+    With `cameras`, every frame goes out on each camera N's `N/image` (`N/image/compressed`)
+    with the same stamp (`published` counts frames per camera); not with depth.
     """
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
@@ -111,14 +113,16 @@ def publish(encoding: str, width: int, height: int, rate: float, duration: float
     node = rclpy.create_node('bench_camera')
     topic, message_type = (('image/compressed', CompressedImage) if encoding == 'jpeg'
                            else ('image', Image))
-    publisher = node.create_publisher(message_type, topic, qos_profile_sensor_data)
+    publishers = [node.create_publisher(message_type, f'{name}/{topic}' if name else topic,
+                                        qos_profile_sensor_data) for name in cameras or ['']]
     if depth:
         depth_message, info_message = serialized_depth(width, height)
         depth_publisher = node.create_publisher(Image, 'depth', qos_profile_sensor_data)
         info_publisher = node.create_publisher(CameraInfo, 'camera_info',
                                                qos_profile_sensor_data)
     deadline = time.monotonic() + 10.0
-    while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+    while any(each.get_subscription_count() == 0 for each in publishers) \
+            and time.monotonic() < deadline:
         time.sleep(0.05)
     published = 0
     started = time.monotonic()
@@ -130,7 +134,9 @@ def publish(encoding: str, width: int, height: int, rate: float, duration: float
         if due > now:
             time.sleep(due - now)
         stamp = time.time()
-        publisher.publish(stamp_into(frames[published % len(frames)], stamp))
+        message = stamp_into(frames[published % len(frames)], stamp)
+        for each in publishers:
+            each.publish(message)
         if depth:
             depth_publisher.publish(stamp_into(depth_message, stamp))
             info_publisher.publish(stamp_into(info_message, stamp))
@@ -159,9 +165,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('--duration', type=float, default=20.0)
     parser.add_argument('--depth', action='store_true',
                         help='also publish aligned 16UC1 depth and CameraInfo (an RGB-D camera)')
+    parser.add_argument('--cameras', nargs='+', default=[], metavar='NAME',
+                        help="publish each frame on every camera N's N/image (several cameras)")
     args = parser.parse_args(argv)
+    if args.depth and args.cameras:
+        parser.error('--depth publishes one RGB-D camera: leave out --cameras')
     publish(args.encoding, args.width, args.height, args.rate, args.duration, args.depth,
-            report=lambda result: print(json.dumps(result), flush=True))
+            report=lambda result: print(json.dumps(result), flush=True), cameras=args.cameras)
     return 0
 
 

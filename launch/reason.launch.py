@@ -4,6 +4,10 @@
 once the model is loaded, activates it (launch_ros lifecycle events); with `autostart:=false` a
 lifecycle manager (nav2_lifecycle_manager, `ros2 lifecycle set`) drives it. What the arguments
 mean and do lives in cosmos_reason_ros.ros.launch_arguments (tested there).
+
+Several cameras: `camera_topics:="{head: /head/color/image_raw, wrist: /wrist/color/image_raw}"`
+sets the `cameras` parameter to the names and remaps each camera's `N/image` (and `N/depth`,
+`N/camera_info` when given as `{image: ..., depth: ..., camera_info: ...}`).
 """
 
 import os

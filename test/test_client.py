@@ -8,8 +8,13 @@ widest form of that window, and check that ask() still gets its answer.
 from collections.abc import Callable, Iterator
 import contextlib
 import functools
+import json
+import os
+import subprocess
+import sys
 import threading
 
+from builtin_interfaces.msg import Time
 import pytest
 import rclpy
 from rclpy.action import ActionClient, ActionServer
@@ -18,6 +23,8 @@ from rclpy.node import Node
 from ros_graph import next_domain, TIMEOUT
 
 from cosmos_reason_ros.action import Reason
+from cosmos_reason_ros.msg import CameraView, Point2D, Trajectory2D
+from cosmos_reason_ros.ros.ask import build_goal, parse_args
 from cosmos_reason_ros.ros.client import make_goal, ReasonClient
 from cosmos_reason_ros.ros.spinning import spinning
 
@@ -35,8 +42,20 @@ class Echo(Node):
 
     def _execute(self, goal_handle) -> Reason.Result:
         goal_handle.succeed()
-        return Reason.Result(error_code=Reason.Result.SUCCESS,
-                             message=f'echo: {goal_handle.request.task}')
+        result = Reason.Result(error_code=Reason.Result.SUCCESS,
+                               message=f'echo: {goal_handle.request.task}')
+        # One view per camera the goal named, in its order (a camera 'sideways' missed a slot),
+        # and one trajectory in each: what a two-camera node returns.
+        for index, name in enumerate(goal_handle.request.cameras):
+            stamps = [Time(sec=10, nanosec=250_000_000 * slot) for slot in range(4)]
+            missing = stamps[2:3] if name == 'sideways' else []
+            result.output.views.append(CameraView(
+                name=name, frame_id=f'{name}_optical', image_width=640 * (index + 1),
+                image_height=480, stamps=[stamp for stamp in stamps if stamp not in missing],
+                missing_stamps=missing))
+            result.output.trajectories.append(Trajectory2D(
+                camera=name, label=f'seen by {name}', points=[Point2D(x=1.0, y=2.0)]))
+        return result
 
 
 class HeldSends:
@@ -156,3 +175,46 @@ def test_a_client_keeps_nothing_per_finished_goal(spin_planner):
         after = bookkeeping(client)
         assert all(after[name] <= warm[name] + 1 for name in BOOKKEEPING), (warm, after)
         assert after['_futures'] <= 1 and after['_pending_goal_requests'] == 0, after
+
+
+def test_make_goal_carries_the_cameras_in_their_order():
+    assert list(make_goal('Is the part gripped?', cameras=('wrist', 'head')).cameras) == [
+        'wrist', 'head']
+    assert list(make_goal('Is the part gripped?').cameras) == []
+    with pytest.raises(TypeError, match=r"cameras=\['wrist'\], not cameras='wrist'"):
+        make_goal('Is the part gripped?', cameras='wrist')
+
+
+def test_ask_camera_options_become_the_goals_cameras_in_their_order():
+    args = parse_args(['Is the part gripped?', '--camera', 'wrist', '--camera', 'head'])
+    assert list(build_goal(args).cameras) == ['wrist', 'head']
+    assert list(build_goal(parse_args(['Is the part gripped?'])).cameras) == []
+
+
+def _run_ask(domain: int, *args: str) -> dict:
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain))
+    done = subprocess.run(
+        [sys.executable, '-c', 'import sys; from cosmos_reason_ros.ros.ask import main; '
+         'sys.exit(main())', *args, '--quiet', '--timeout', str(TIMEOUT)],
+        env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_ask_sends_its_cameras_and_prints_the_views_used_and_each_trajectorys_camera():
+    with echo_graph() as (planner, _):
+        domain = planner.context.get_domain_id()
+        printed = _run_ask(domain, 'Where should the gripper go?', '--camera', 'sideways',
+                           '--camera', 'head')
+        unnamed = _run_ask(domain, 'Where should the gripper go?')
+
+    assert printed['status'] == 'succeeded'
+    assert printed['views'] == [
+        {'camera': 'sideways', 'size': [640, 480], 'frames': 3, 'missing': 1},
+        {'camera': 'head', 'size': [1280, 480], 'frames': 4, 'missing': 0}]
+    assert [(trajectory['camera'], trajectory['label'])
+            for trajectory in printed['output']['trajectories']] == [
+        ('sideways', 'seen by sideways'), ('head', 'seen by head')]
+    assert printed['output']['views'][0]['frame_id'] == 'sideways_optical'
+    # One unnamed camera: the output is as it was, no views summary up front.
+    assert 'views' not in unnamed and unnamed['output']['views'] == []

@@ -16,6 +16,7 @@ from cosmos_reason_ros.core.scheduling import Policy
 from cosmos_reason_ros.ros.launch_arguments import (
     ARGUMENTS,
     launch_transitions,
+    LaunchArgumentError,
     parameter_overrides,
     remappings,
 )
@@ -70,6 +71,25 @@ def test_a_preset_loads_into_the_node_configuration(path):
         rclpy.shutdown(context=context)
 
 
+def test_the_two_camera_preset_names_head_and_wrist_and_spends_a_one_camera_budget():
+    path = ROOT / 'config' / 'two_camera_arm.yaml'
+    context = rclpy.Context()
+    rclpy.init(context=context, args=['--ros-args', '--params-file', str(path)])
+    node = Node('cosmos_reason', context=context)
+    try:
+        config = declare_node_config(node, image_topic='image')
+        assert config.camera_names == ('head', 'wrist')
+        assert config.sync_tolerance == 0.1 and config.limits.max_cameras == 2
+        # Two views of 8 frames: the 16 frames of desktop_gpu.yaml, at the same pixels.
+        desktop = _flatten(yaml.safe_load((ROOT / 'config' / 'desktop_gpu.yaml').read_text())[
+            '/**']['ros__parameters'])
+        assert 2 * config.goals.max_frames == desktop['goal.max_frames']
+        assert config.window.max_pixels == desktop['window.max_pixels']
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
 def test_the_parameter_defaults_are_the_config_defaults():
     """Each default is declared once, in the config dataclasses: a node with no parameter set
     reads exactly NodeConfig(), whose parts are the core's own defaults.
@@ -108,7 +128,7 @@ def test_launch_file_declares_exactly_the_tested_arguments():
     assert 'for name, (default, description) in ARGUMENTS.items()' in source
     assert set(ARGUMENTS) == {'params_file', 'model', 'image_topic', 'compressed',
                               'namespace', 'use_sim_time', 'managed', 'autostart',
-                              'depth_topic', 'camera_info_topic'}
+                              'depth_topic', 'camera_info_topic', 'camera_topics'}
     assert 'launch_transitions(values)' in source and 'is_managed(values)' in source
     assert "'desktop_gpu.yaml'" in source and (ROOT / 'config' / 'desktop_gpu.yaml').exists()
 
@@ -144,6 +164,70 @@ def test_a_depth_topic_turns_depth_on_and_remaps_depth_and_camera_info(info, exp
     assert parameter_overrides(values)['depth.enabled'] is True
     assert remappings(values)[2:] == [('depth', '/camera/aligned_depth_to_color/image_raw'),
                                       ('camera_info', expected_info)]
+
+
+def _launch_values(**values: str) -> dict[str, str]:
+    defaults = {name: default for name, (default, _) in ARGUMENTS.items()}
+    return {**defaults, **values}
+
+
+def test_camera_topics_name_the_cameras_and_remap_each_cameras_image():
+    values = _launch_values(camera_topics='{head: /head/color/image_raw, '
+                                          'wrist: /wrist/color/image_raw/}',
+                            compressed='true')
+    overrides = parameter_overrides(values)
+
+    assert overrides['cameras'] == ['head', 'wrist']  # the mapping's order is the prompt order
+    assert overrides['compressed_input'] is True and 'depth.enabled' not in overrides
+    assert remappings(values) == [
+        ('head/image', '/head/color/image_raw'),
+        ('head/image/compressed', '/head/color/image_raw/compressed'),
+        ('wrist/image', '/wrist/color/image_raw'),
+        ('wrist/image/compressed', '/wrist/color/image_raw/compressed')]
+
+
+def test_a_camera_with_depth_remaps_its_depth_and_camera_info_and_turns_depth_on():
+    values = _launch_values(camera_topics=(
+        '{wrist: {image: /wrist/color/image_raw, depth: /wrist/aligned_depth/image_raw}, '
+        'head: {image: /head/color/image_raw, depth: /head/depth, camera_info: /calib/head}}'))
+
+    assert parameter_overrides(values)['cameras'] == ['wrist', 'head']
+    assert parameter_overrides(values)['depth.enabled'] is True
+    assert remappings(values) == [
+        ('wrist/image', '/wrist/color/image_raw'),
+        ('wrist/image/compressed', '/wrist/color/image_raw/compressed'),
+        ('wrist/depth', '/wrist/aligned_depth/image_raw'),
+        ('wrist/camera_info', '/wrist/color/camera_info'),   # beside its image topic
+        ('head/image', '/head/color/image_raw'),
+        ('head/image/compressed', '/head/color/image_raw/compressed'),
+        ('head/depth', '/head/depth'),
+        ('head/camera_info', '/calib/head')]
+
+
+def test_no_camera_topics_leaves_the_unnamed_camera_and_no_cameras_parameter():
+    values = _launch_values(camera_topics='  ')
+    assert 'cameras' not in parameter_overrides(values)
+    assert remappings(values)[0] == ('image', 'image')
+
+
+@pytest.mark.parametrize('camera_topics, other, match', [
+    ('{head: [/a', {}, 'not YAML'),
+    ('/head/image_raw', {}, 'must map camera names to image topics'),
+    ('{}', {}, 'must map camera names'),
+    ('{3d: /a}', {}, "cameras\\[0\\] '3d' is not a camera name"),
+    ('{head: /a, wrist: [/b]}', {}, "camera 'wrist' needs its image topic"),
+    ('{head: {depth: /d}}', {}, "camera 'head' needs an image topic"),
+    ('{head: {image: /a, info: /i}}', {}, "names 'info'; a camera has the topics image, depth"),
+    ('{head: /a}', {'image_topic': '/front/image_raw'}, 'image_topic set beside camera_topics'),
+    ('{head: /a}', {'depth_topic': '/d'}, 'depth_topic set beside camera_topics'),
+])
+def test_camera_topics_that_cannot_be_used_are_refused_saying_what_to_change(
+        camera_topics, other, match):
+    values = _launch_values(camera_topics=camera_topics, **other)
+    with pytest.raises(LaunchArgumentError, match=match):
+        remappings(values)
+    with pytest.raises(LaunchArgumentError, match=match):
+        parameter_overrides(values)
 
 
 @pytest.mark.parametrize('managed, autostart, node_autostart, transitions', [

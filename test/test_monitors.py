@@ -153,6 +153,12 @@ def test_a_goal_preempting_under_policy_preempt_ends_waiting_goals_not_the_waiti
     ({'name': 'door', 'task': 'x', 'period': 1, 'on_change_only': 'yes'}, 'on_change_only',
      'true or false'),
     ({'name': 'door', 'task': 'x', 'period': 1, 'every': 2}, 'every', 'unknown field'),
+    ({'name': 'door', 'task': 'x', 'period': 1, 'cameras': 'head'}, 'cameras',
+     'a list of camera names'),
+    ({'name': 'door', 'task': 'x', 'period': 1, 'cameras': ['head', 3]}, 'cameras',
+     'a list of camera names'),
+    ({'name': 'door', 'task': 'x', 'period': 1, 'cameras': ['head', 'head']}, 'cameras',
+     "'head' is named more than once"),
 ])
 def test_an_invalid_monitor_is_refused_naming_its_field(entry, field, words):
     with pytest.raises(InvalidMonitorError, match=words) as caught:
@@ -209,6 +215,52 @@ def test_an_unreadable_monitor_file_is_one_error_for_the_file(tmp_path, text, wo
         read_monitor_file(path)
     with pytest.raises(InvalidMonitorError, match='cannot be read'):
         read_monitor_file(tmp_path / 'missing.yaml')
+
+
+def test_a_monitor_naming_cameras_asks_each_tick_about_them_in_its_order():
+    spec = parse_monitor({'name': 'grasp', 'task': 'Does the gripper hold the part?',
+                          'period': 1, 'cameras': ['wrist', 'head']})
+    assert spec.cameras == ('wrist', 'head')
+    assert spec.request().cameras == ('wrist', 'head')
+    assert parse_monitor({'name': 'any', 'task': 'x', 'period': 1}).request().cameras == ()
+
+
+@pytest.mark.parametrize('node_cameras, named, words', [
+    (('head', 'wrist'), ('wrist', 'gripper'),
+     "unknown camera 'gripper': this node has the cameras 'head', 'wrist'"),
+    (('',), ('head',), "unknown camera 'head': this node has one unnamed camera"),
+    (('head',), ('',), "unknown camera '': this node has the cameras 'head'"),
+])
+def test_a_monitor_naming_a_camera_the_node_lacks_is_refused_naming_the_known_ones(
+        node_cameras, named, words):
+    schedule = MonitorSchedule(MonitorBounds(), cameras=node_cameras)
+    spec = MonitorSpec(name='grasp', period=1.0, task='x', cameras=named)
+    with pytest.raises(InvalidMonitorError, match=words) as caught:
+        schedule.add(spec, now=0.0)
+    assert caught.value.field == 'cameras' and not schedule.specs
+
+
+def test_a_monitor_naming_the_nodes_cameras_is_added():
+    schedule = MonitorSchedule(MonitorBounds(), cameras=('head', 'wrist'))
+    schedule.add(MonitorSpec(name='grasp', period=1.0, task='x', cameras=('wrist',)), now=0.0)
+    schedule.add(MonitorSpec(name='both', period=1.0, task='x',
+                             cameras=('wrist', 'head')), now=0.0)
+    schedule.add(MonitorSpec(name='all', period=1.0, task='x'), now=0.0)
+    assert [spec.name for spec in schedule.specs] == ['grasp', 'both', 'all']
+
+
+def test_a_monitor_file_refuses_a_monitor_with_an_unknown_camera_and_keeps_the_rest(tmp_path):
+    path = tmp_path / 'monitors.yaml'
+    path.write_text("""
+- {name: grasp, task: "Does the gripper hold the part?", period: 1.0, cameras: [wrist]}
+- {name: shelf, task: "Is the shelf full?", period: 2.0, cameras: [shelf_cam]}
+- {name: scene, mode: caption, period: 2.0}
+""")
+    specs, errors = read_monitor_file(path, MonitorBounds(), cameras=('head', 'wrist'))
+    assert [(spec.name, spec.cameras) for spec in specs] == [('grasp', ('wrist',)),
+                                                             ('scene', ())]
+    assert [error.field for error in errors] == ['cameras']
+    assert str(errors[0]).startswith("monitor 2 ('shelf'): cameras: unknown camera 'shelf_cam'")
 
 
 def test_the_example_monitor_file_is_valid():

@@ -19,6 +19,7 @@ from cosmos_reason_ros.core.answers.modes import ModelFamily
 from cosmos_reason_ros.msg import Monitor, MonitorEvent, ReasoningResult
 from cosmos_reason_ros.ros import node as node_module
 from cosmos_reason_ros.ros.client import make_goal
+from cosmos_reason_ros.ros.sample_stream import SampleStream
 from cosmos_reason_ros.srv import AddMonitor, ListMonitors, RemoveMonitor
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -225,5 +226,45 @@ def test_goals_beside_real_ticks_never_meet_busy_and_deactivate_stops_a_tick(
         assert monitors.stats()[0].stopped == stats.stopped + 1
         time.sleep(1.0)
         assert scene.messages == [], 'a stopped tick publishes nothing'
+    finally:
+        graph.close()
+
+
+def test_a_monitor_asks_about_its_cameras_and_one_the_node_lacks_is_refused(monkeypatch,
+                                                                             tmp_path):
+    # Two cameras; only the wrist publishes: a monitor on the wrist answers, one on every
+    # camera fails naming the head, and a monitor naming a third camera is never added.
+    graph = _scripted_graph(monkeypatch, tmp_path, cameras=['head', 'wrist'], camera=False,
+                            **{'goal.frame_wait_timeout': 0.0})
+    try:
+        graph.add_node(SampleStream(context=graph.context, cli_args=[
+            '--ros-args', '-r', 'image:=wrist/image'], parameter_overrides=[
+                Parameter('width', value=160), Parameter('height', value=120)]))
+        assert graph.transition('configure')
+        refused = _call(graph, AddMonitor, 'add_monitor', AddMonitor.Request(monitor=Monitor(
+            name='gripper', task='Is the door open?', period=0.5, cameras=['gripper'])))
+        assert not refused.success
+        assert refused.message == ("cameras: unknown camera 'gripper': this node has the "
+                                   "cameras 'head', 'wrist'; leave cameras empty for all of them")
+        added = _call(graph, AddMonitor, 'add_monitor', AddMonitor.Request(monitor=Monitor(
+            name='grasp', task='Is the door open?', period=0.5, cameras=['wrist'])))
+        assert added.success, added.message
+        listed = _call(graph, ListMonitors, 'list_monitors', ListMonitors.Request())
+        assert [list(monitor.cameras) for monitor in listed.monitors] == [[], [], ['wrist']]
+
+        grasp = _Topic(graph, ReasoningResult, '/cosmos_reason/monitors/grasp', LATCHED)
+        door = _Topic(graph, ReasoningResult, '/cosmos_reason/monitors/door', LATCHED)
+        assert graph.transition('activate')
+        # The first ticks may come before the wrist's first frame: wait for an answer.
+        answered = None
+        deadline = time.monotonic() + TIMEOUT
+        while answered is None and time.monotonic() < deadline:
+            answered = next((result for result in grasp.wait(len(grasp.messages) + 1)
+                             if result.error_code == ReasoningResult.SUCCESS), None)
+        assert answered is not None, [result.parse_error for result in grasp.messages]
+        assert [view.name for view in answered.views] == ['wrist']
+        failed = door.wait(1)[0]
+        assert failed.error_code in (ReasoningResult.NO_FRAMES, ReasoningResult.STALE_FRAMES)
+        assert "'head'" in failed.parse_error, failed.parse_error
     finally:
         graph.close()

@@ -6,7 +6,7 @@ that tick on the goal scheduler's terms (core/scheduling.py). A due tick that ca
 once, because a goal or another tick holds the model, is skipped and counted, never queued.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 import dataclasses
 import math
 import pathlib
@@ -19,6 +19,7 @@ import yaml
 from cosmos_reason_ros.core.answers.modes import Mode
 from cosmos_reason_ros.core.answers.parsing import ParsedAnswer
 from cosmos_reason_ros.core.answers.prompts import MAX_CHOICES
+from cosmos_reason_ros.core.camera.views import DEFAULT_CAMERA
 from cosmos_reason_ros.core.reasoner import ReasonRequest
 
 LATE_TOLERANCE = 0.25
@@ -32,7 +33,7 @@ scheduling (remote.send_priority) serves planners' goals first."""
 _NAME = re.compile(r'[A-Za-z][A-Za-z0-9_]*')
 MAX_NAME_CHARS = 64
 _FIELDS = ('name', 'task', 'mode', 'period', 'window_duration', 'max_frames', 'reasoning',
-           'choices', 'object_name', 'max_new_tokens', 'on_change_only')
+           'choices', 'object_name', 'max_new_tokens', 'on_change_only', 'cameras')
 
 
 class InvalidMonitorError(ValueError):
@@ -63,6 +64,8 @@ class MonitorSpec:
     max_new_tokens: int = 0
     on_change_only: bool = True
     """Publish an event only when the normalized answer changes (else one per answered tick)."""
+    cameras: tuple[str, ...] = ()
+    """The cameras each tick asks about, in prompt order; empty: every camera of the node."""
 
     def request(self) -> ReasonRequest:
         """The request one tick asks: about the newest frames, greedy (so that an unchanged
@@ -72,7 +75,8 @@ class MonitorSpec:
             mode=self.mode, task=self.task, choices=self.choices,
             object_name=self.object_name, reasoning=self.reasoning,
             window_duration=self.window_duration, max_frames=self.max_frames,
-            max_new_tokens=self.max_new_tokens, greedy=True, priority=TICK_PRIORITY)
+            max_new_tokens=self.max_new_tokens, greedy=True, priority=TICK_PRIORITY,
+            cameras=self.cameras)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,19 +142,28 @@ def parse_monitor(entry: Mapping[str, Any], bounds: MonitorBounds = MonitorBound
         raise InvalidMonitorError('choices', 'every choice needs text')
     if mode is Mode.GROUNDING and not object_name:
         raise InvalidMonitorError('object_name', 'grounding mode needs the object to locate')
+    cameras = entry.get('cameras') or ()
+    if isinstance(cameras, str) or not isinstance(cameras, Iterable) or \
+            not all(isinstance(camera, str) for camera in cameras):
+        raise InvalidMonitorError('cameras', f'a list of camera names, got {cameras!r}')
+    cameras = tuple(camera.strip() for camera in cameras)
+    repeated = sorted({camera for camera in cameras if cameras.count(camera) > 1})
+    if repeated:
+        raise InvalidMonitorError('cameras', f"'{repeated[0]}' is named more than once")
     return MonitorSpec(
         name=name, period=period, mode=mode, task=task, window_duration=window_duration,
         max_frames=max_frames, reasoning=_flag(entry, 'reasoning', False), choices=choices,
         object_name=object_name, max_new_tokens=max_new_tokens,
-        on_change_only=_flag(entry, 'on_change_only', True))
+        on_change_only=_flag(entry, 'on_change_only', True), cameras=cameras)
 
 
-def read_monitor_file(path: str | pathlib.Path, bounds: MonitorBounds = MonitorBounds()
+def read_monitor_file(path: str | pathlib.Path, bounds: MonitorBounds = MonitorBounds(),
+                      cameras: Sequence[str] = (DEFAULT_CAMERA,)
                       ) -> tuple[list[MonitorSpec], list[InvalidMonitorError]]:
     """The monitors of a YAML file (a list of mappings, or a mapping with a `monitors` list).
 
     Each invalid monitor is refused on its own (a duplicate name, beyond max_count, a bad
-    field) and the others are kept.
+    field, a camera not in `cameras`: the node's camera names) and the others are kept.
 
     Returns:
         The valid monitors in file order, and one error per refused one (its message starts
@@ -179,7 +192,7 @@ def read_monitor_file(path: str | pathlib.Path, bounds: MonitorBounds = MonitorB
                  else f'monitor {index + 1}')
         try:
             spec = parse_monitor(entry, bounds)
-            check_addable(spec, [each.name for each in specs], bounds)
+            check_addable(spec, [each.name for each in specs], bounds, cameras)
         except InvalidMonitorError as error:
             located = InvalidMonitorError('', f'{label}: {error}')
             located.field = error.field
@@ -189,12 +202,28 @@ def read_monitor_file(path: str | pathlib.Path, bounds: MonitorBounds = MonitorB
     return specs, errors
 
 
-def check_addable(spec: MonitorSpec, names: Iterable[str], bounds: MonitorBounds) -> None:
-    """Refuse a monitor whose name is taken or that would exceed max_count.
+def check_addable(spec: MonitorSpec, names: Iterable[str], bounds: MonitorBounds,
+                  cameras: Sequence[str] = (DEFAULT_CAMERA,)) -> None:
+    """Refuse a monitor whose name is taken, that would exceed max_count, or that names a
+    camera the node does not have.
+
+    Args:
+        spec: the monitor.
+        names: the monitors there already.
+        bounds: the node's monitor bounds.
+        cameras: the node's camera names, in configuration order (DEFAULT_CAMERA alone: one
+            unnamed camera).
 
     Raises:
-        InvalidMonitorError: naming 'name'.
+        InvalidMonitorError: naming 'name' or 'cameras'.
     """
+    for camera in spec.cameras:
+        if camera not in cameras or camera == DEFAULT_CAMERA:
+            known = ', '.join(f"'{name}'" for name in cameras if name)
+            has = f'the cameras {known}' if known else 'one unnamed camera'
+            raise InvalidMonitorError('cameras', (
+                f"unknown camera '{camera}': this node has {has}; leave cameras empty for "
+                'all of them'))
     names = list(names)
     if spec.name in names:
         raise InvalidMonitorError('name', (
@@ -271,8 +300,17 @@ class MonitorSchedule:
     """
 
     def __init__(self, bounds: MonitorBounds = MonitorBounds(), *,
-                 late_tolerance: float = LATE_TOLERANCE):
+                 late_tolerance: float = LATE_TOLERANCE,
+                 cameras: Sequence[str] = (DEFAULT_CAMERA,)):
+        """Hold no monitor yet.
+
+        Args:
+            bounds: how many monitors, how often.
+            late_tolerance: seconds a tick may start after it fell due.
+            cameras: the node's camera names; a monitor naming another is refused.
+        """
         self.bounds = bounds
+        self.cameras = tuple(cameras)
         self.late_tolerance = late_tolerance
         self._lock = threading.Lock()
         self._monitors: dict[str, MonitorState] = {}
@@ -288,10 +326,11 @@ class MonitorSchedule:
         """Add a monitor; while the schedule runs, its first tick is due at once.
 
         Raises:
-            InvalidMonitorError: the name is taken or max_count is reached.
+            InvalidMonitorError: the name is taken, max_count is reached, or a camera is
+                unknown.
         """
         with self._lock:
-            check_addable(spec, self._monitors, self.bounds)
+            check_addable(spec, self._monitors, self.bounds, self.cameras)
             state = MonitorState(spec, next_due=now)
             self._monitors[spec.name] = state
             return state

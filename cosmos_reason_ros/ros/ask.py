@@ -2,6 +2,8 @@
 
 Feedback goes to stderr as one JSON object a line; the result goes to stdout, so
 `ask ... > result.json` keeps the answer. The exit status is 0 only when the goal succeeded.
+`--camera NAME` (repeatable) picks the node's cameras; with named cameras the output starts with
+the views used (camera, size, frames, missing slots).
 `ask --watch NAME` asks nothing and follows a monitor instead (ros/watch.py).
 """
 
@@ -41,6 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--max-new-tokens', type=int, default=0)
     parser.add_argument('--greedy', action='store_true', help='deterministic decoding')
     parser.add_argument('--seed', type=int, default=-1)
+    parser.add_argument('--camera', action='append', default=[], dest='cameras',
+                        metavar='NAME', help="ask about this camera of the node's `cameras` "
+                        '(repeat for several, in prompt order; none: every camera)')
     parser.add_argument('--image', action='append', default=[],
                         help='ask about this image file instead of the camera (repeatable)')
     parser.add_argument('--action', default=DEFAULT_ACTION, help='action name of the node')
@@ -77,7 +82,7 @@ def build_goal(args: argparse.Namespace) -> Reason.Goal:
         args.task, args.mode, choices=args.choices, object_name=args.object_name,
         reasoning=args.reasoning, window_duration=args.window, max_frames=args.max_frames,
         max_new_tokens=args.max_new_tokens, greedy=args.greedy, seed=args.seed,
-        compressed_images=[_image_file(path) for path in args.image])
+        compressed_images=[_image_file(path) for path in args.image], cameras=args.cameras)
 
 
 def _image_file(path: str) -> CompressedImage:
@@ -104,6 +109,16 @@ def result_to_dict(result: Reason.Result) -> dict:
     data = message_to_dict(result)
     data['output']['parse_status'] = ParseStatus(result.output.parse_status).name.lower()
     return data
+
+
+def views_summary(output) -> list[dict]:
+    """The views a result used, in prompt order, one line each: the camera, its source size,
+    how many frames the model saw and how many slots it had no frame for ('' names the one
+    unnamed camera).
+    """
+    return [{'camera': view.name, 'size': [view.image_width, view.image_height],
+             'frames': len(view.stamps), 'missing': len(view.missing_stamps)}
+            for view in output.views]
 
 
 def _ask(client: ReasonClient, goal: Reason.Goal, on_feedback,
@@ -150,7 +165,11 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(1.0)
             succeeded, result = send()
         status = status_name(result.error_code) if result.error_code or succeeded else 'unknown'
-        print(json.dumps({'status': status, **result_to_dict(result)}, indent=2))
+        summary = {'status': status}
+        if any(view.name for view in result.output.views):
+            # Named cameras: the views up front; each trajectory and box says its `camera`.
+            summary['views'] = views_summary(result.output)
+        print(json.dumps({**summary, **result_to_dict(result)}, indent=2))
         return 0 if succeeded else 1
     except TimeoutError as error:
         print(json.dumps({'error': str(error)}), file=sys.stderr)

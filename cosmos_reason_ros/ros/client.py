@@ -6,7 +6,7 @@ rclpy we build for, including Jazzy's, whose action client can drop a response (
 OrderedActionClient).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 import threading
 
 from action_msgs.msg import GoalStatus
@@ -69,15 +69,28 @@ def result_of(response) -> Reason.Result:
     return response.result
 
 
-def make_goal(task: str = '', mode: str = Reason.Goal.MODE_QUESTION, **fields) -> Reason.Goal:
+def make_goal(task: str = '', mode: str = Reason.Goal.MODE_QUESTION, *,
+              cameras: Sequence[str] = (), **fields) -> Reason.Goal:
     """Build a Reason goal from keyword arguments named like its fields.
 
-    Example: make_goal('Move the tape into the basket', 'trajectory', reasoning=True)
+    Example: make_goal('Move the tape into the basket', 'trajectory', reasoning=True,
+    cameras=['head', 'wrist'])
+
+    Args:
+        task: the question or task instruction.
+        mode: one of Reason.Goal.MODE_*.
+        cameras: the cameras to ask about, in prompt order (the node's `cameras` names); empty:
+            every camera of the node, in its configuration order.
+        **fields: any other goal field by name.
 
     Raises:
         AttributeError: a keyword that is not a goal field.
+        TypeError: cameras given as one string instead of a list of names.
     """
-    goal = Reason.Goal(task=task, mode=mode)
+    if isinstance(cameras, str):
+        raise TypeError(f'cameras is a list of camera names: cameras=[{cameras!r}], not '
+                        f'cameras={cameras!r}')
+    goal = Reason.Goal(task=task, mode=mode, cameras=list(cameras))
     for name, value in fields.items():
         if name not in Reason.Goal.get_fields_and_field_types():
             raise AttributeError(f'Reason.Goal has no field {name!r}')

@@ -6,7 +6,7 @@ while the node is active. A tick runs in the timer's callback, so all monitors s
 executor thread and at most one tick runs at a time.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 import threading
 import time
 
@@ -17,6 +17,7 @@ from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.timer import Timer
 
+from cosmos_reason_ros.core.camera.views import DEFAULT_CAMERA
 from cosmos_reason_ros.core.errors import (
     failure_of,
     GenerationCancelled,
@@ -85,15 +86,23 @@ class NodeMonitors:
 
     # Lifecycle -----------------------------------------------------------------------------
 
-    def configure(self, bounds: MonitorBounds, monitors_file: str) -> list[str]:
+    def configure(self, bounds: MonitorBounds, monitors_file: str,
+                  cameras: Sequence[str] = (DEFAULT_CAMERA,)) -> list[str]:
         """Start a new set of monitors from the file (configure); returns the refusals.
+
+        Args:
+            bounds: how many monitors, how often, who yields.
+            monitors_file: the YAML file of monitors; '' for none.
+            cameras: the node's camera names in configuration order (DEFAULT_CAMERA alone: one
+                unnamed camera); a monitor naming another camera is refused.
 
         Raises:
             InvalidMonitorError: the file cannot be read or holds no list.
         """
-        specs, errors = read_monitor_file(monitors_file, bounds) if monitors_file else ([], [])
+        specs, errors = (read_monitor_file(monitors_file, bounds, cameras) if monitors_file
+                         else ([], []))
         self.clear()
-        schedule = MonitorSchedule(bounds)
+        schedule = MonitorSchedule(bounds, cameras=cameras)
         now = time.monotonic()
         for spec in specs:
             schedule.add(spec, now)
@@ -272,7 +281,8 @@ def _fields_of(monitor: Monitor) -> dict:
             'period': monitor.period, 'window_duration': monitor.window_duration,
             'max_frames': monitor.max_frames, 'reasoning': monitor.reasoning,
             'choices': list(monitor.choices), 'object_name': monitor.object_name,
-            'max_new_tokens': monitor.max_new_tokens, 'on_change_only': monitor.on_change_only}
+            'max_new_tokens': monitor.max_new_tokens, 'on_change_only': monitor.on_change_only,
+            'cameras': list(monitor.cameras)}
 
 
 def monitor_message(spec: MonitorSpec) -> Monitor:
@@ -281,7 +291,7 @@ def monitor_message(spec: MonitorSpec) -> Monitor:
                    window_duration=spec.window_duration, max_frames=spec.max_frames,
                    reasoning=spec.reasoning, choices=list(spec.choices),
                    object_name=spec.object_name, max_new_tokens=spec.max_new_tokens,
-                   on_change_only=spec.on_change_only)
+                   on_change_only=spec.on_change_only, cameras=list(spec.cameras))
 
 
 __all__ = ['CHECK_PERIOD', 'LATCHED', 'monitor_message', 'NodeMonitors']

@@ -263,7 +263,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
             return self._configure_failed(str(error))
         self._config = config
         try:
-            refused = self._monitors.configure(config.monitors, config.monitors_file)
+            refused = self._monitors.configure(config.monitors, config.monitors_file,
+                                               config.camera_names)
         except InvalidMonitorError as error:
             return self._configure_failed(str(error))
         for message in refused:  # the other monitors are kept
