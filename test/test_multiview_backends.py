@@ -291,6 +291,14 @@ def test_remote_views_are_label_video_label_video_task_in_order():
     assert prepared.warnings == ()
 
 
+def test_remote_timing_is_on_the_shared_clock():
+    # The wrist view first: its frames are 0.5 s into the request's clock, and say so.
+    prepared = prepare_request(_request(_views()[::-1]), RemoteConfig(), ModelFamily.QWEN3_VL)
+    timing = prepared.body['media_io_kwargs']['video']
+    assert timing['frames_indices'] == [500, 750, 1000, 1250]
+    assert timing['total_num_frames'] == 1251 and timing['fps'] == 1000.0
+
+
 def test_remote_views_sent_as_images_keep_their_labels():
     prepared = prepare_request(_request(_views()), RemoteConfig(video_transport='images'),
                                ModelFamily.QWEN3_VL)
