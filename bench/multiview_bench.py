@@ -127,8 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_token_table()
     if args.tokens:
         return 0
-    from bench.vision_cache_bench import build_checkpoint
     import torch
+
+    from bench.vision_cache_bench import build_checkpoint
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -373,3 +373,15 @@ def test_one_view_remote_request_is_unchanged():
     assert prepared.view_input_sizes == () and prepared.view_frames == ()
     assert openai_request.media_parts(['a'], transport='video') == [
         {'type': 'image_url', 'image_url': {'url': 'data:image/jpeg;base64,a'}}]
+
+
+def test_the_preset_table_states_the_computed_tokens_for_one_and_two_cameras():
+    from bench.multiview_bench import preset_tokens, ROOT
+
+    rows = {line.split('|')[1].strip(): line
+            for line in (ROOT / 'docs' / 'parameters.md').read_text().splitlines()
+            if line.startswith('| `') and '.yaml` |' in line}
+    for path in sorted((ROOT / 'config').glob('*.yaml')):
+        _, _, one = preset_tokens(path, 1)
+        _, _, two = preset_tokens(path, 2)
+        assert rows[f'`{path.name}`'].endswith(f'| {one:,} | {two:,} |'), path.name
