@@ -23,7 +23,8 @@ from cosmos_reason_ros.core.backends.base import (
     RequestView,
     Sampling,
 )
-from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
+from cosmos_reason_ros.core.backends.http_exchange import HttpStatusError
+from cosmos_reason_ros.core.backends.openai_backend import media_limit_refusal, OpenAIBackend
 from cosmos_reason_ros.core.backends.openai_request import (
     check_server_context,
     frame_timing,
@@ -359,6 +360,23 @@ def test_a_server_that_takes_one_video_says_how_to_allow_more(servers):
     assert '--limit-mm-per-prompt \'{"video": 2}\'' in message
     assert 'fewer cameras' in message
     assert len(server.bodies) == 1        # the request's fault: not retried
+
+
+@pytest.mark.parametrize('message, media, fix', [
+    # vLLM 0.32 (vllm/multimodal/processing/context.py) and older releases' wording.
+    ('At most 2 video(s) may be provided in one prompt.', {'video': 3},
+     '--limit-mm-per-prompt \'{"video": 3}\' (scripts/serve_vllm.sh: MAX_VIDEOS=3)'),
+    ('At most 1 video(s) may be provided in one request.', {}, '\'{"video": 2}\''),
+    ('At most 4 image(s) may be provided in one prompt.', {'image': 8},
+     '--limit-mm-per-prompt \'{"image": 8}\', or ask about fewer cameras'),
+    ('max_tokens must be at most 16384', {'video': 2}, None),
+])
+def test_media_limit_refusals_are_told_apart_from_other_400s(message, media, fix):
+    refusal = media_limit_refusal(HttpStatusError(400, 'Bad Request', message, None), media)
+    if fix is None:
+        assert refusal is None
+    else:
+        assert fix in refusal and message in refusal
 
 
 def test_one_view_remote_request_is_unchanged():
