@@ -403,3 +403,12 @@ def test_the_preset_table_states_the_computed_tokens_for_one_and_two_cameras():
         _, _, one = preset_tokens(path, 1)
         _, _, two = preset_tokens(path, 2)
         assert rows[f'`{path.name}`'].endswith(f'| {one:,} | {two:,} |'), path.name
+
+
+def test_views_stamped_before_the_shared_clock_are_refused(qwen3):
+    views = _views(wrist_stamps=(-0.25, 0.0, 0.25, 0.5))
+    for prepare in (qwen3.generate,
+                    lambda request: prepare_request(request, RemoteConfig(),
+                                                    ModelFamily.QWEN3_VL)):
+        with pytest.raises(InvalidRequestError, match="camera 'wrist' start at -0.250 s"):
+            prepare(_request(views))
