@@ -10,7 +10,9 @@
 # HOST (default 127.0.0.1), PORT (default 8000), MAX_MODEL_LEN (default 16384),
 # VLLM_CPU_KVCACHE_SPACE (GiB of KV cache on a CPU, default 1), SCHEDULING_POLICY (fcfs, vLLM's
 # default, or priority: waiting requests are served by their `priority` field, lowest first, which
-# the remote backend sends with remote.send_priority). Extra arguments go to vLLM.
+# the remote backend sends with remote.send_priority), MAX_VIDEOS (videos one prompt may hold,
+# vLLM's --limit-mm-per-prompt: one per camera view of a multi-camera goal; default 4, the
+# node's goal.max_cameras). Extra arguments go to vLLM.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 vllm_python=$root/.venv-vllm/bin/python
@@ -45,6 +47,11 @@ export VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-1}
 log "serving $MODEL as '$SERVED_MODEL_NAME' on http://${HOST:-127.0.0.1}:${PORT:-8000}/v1"
 # --media-io-kwargs num_frames -1: keep every frame of a video request (the default keeps 32).
 # --trust-request-mm-kwargs: accept per-request media_io_kwargs, which carry the frames' timing.
+# --limit-mm-per-prompt: a goal over several cameras sends one video per camera.
+max_videos=${MAX_VIDEOS:-4}
+case $max_videos in
+  ''|*[!0-9]*) log "MAX_VIDEOS must be a whole number of videos per prompt, got '$max_videos'"; exit 1 ;;
+esac
 exec "$vllm_python" -m vllm.entrypoints.openai.api_server \
   --model "$MODEL" --served-model-name "$SERVED_MODEL_NAME" \
   --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" \
@@ -52,5 +59,6 @@ exec "$vllm_python" -m vllm.entrypoints.openai.api_server \
   --reasoning-parser qwen3 \
   --media-io-kwargs '{"video": {"num_frames": -1}}' \
   --trust-request-mm-kwargs \
+  --limit-mm-per-prompt "{\"video\": $max_videos}" \
   --scheduling-policy "${SCHEDULING_POLICY:-fcfs}" \
   "$@"

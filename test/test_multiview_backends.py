@@ -23,7 +23,8 @@ from cosmos_reason_ros.core.backends.base import (
     RequestView,
     Sampling,
 )
-from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
+from cosmos_reason_ros.core.backends.http_exchange import HttpStatusError
+from cosmos_reason_ros.core.backends.openai_backend import media_limit_refusal, OpenAIBackend
 from cosmos_reason_ros.core.backends.openai_request import (
     check_server_context,
     frame_timing,
@@ -291,6 +292,14 @@ def test_remote_views_are_label_video_label_video_task_in_order():
     assert prepared.warnings == ()
 
 
+def test_remote_timing_is_on_the_shared_clock():
+    # The wrist view first: its frames are 0.5 s into the request's clock, and say so.
+    prepared = prepare_request(_request(_views()[::-1]), RemoteConfig(), ModelFamily.QWEN3_VL)
+    timing = prepared.body['media_io_kwargs']['video']
+    assert timing['frames_indices'] == [500, 750, 1000, 1250]
+    assert timing['total_num_frames'] == 1251 and timing['fps'] == 1000.0
+
+
 def test_remote_views_sent_as_images_keep_their_labels():
     prepared = prepare_request(_request(_views()), RemoteConfig(video_transport='images'),
                                ModelFamily.QWEN3_VL)
@@ -353,6 +362,23 @@ def test_a_server_that_takes_one_video_says_how_to_allow_more(servers):
     assert len(server.bodies) == 1        # the request's fault: not retried
 
 
+@pytest.mark.parametrize('message, media, fix', [
+    # vLLM 0.32 (vllm/multimodal/processing/context.py) and older releases' wording.
+    ('At most 2 video(s) may be provided in one prompt.', {'video': 3},
+     '--limit-mm-per-prompt \'{"video": 3}\' (scripts/serve_vllm.sh: MAX_VIDEOS=3)'),
+    ('At most 1 video(s) may be provided in one request.', {}, '\'{"video": 2}\''),
+    ('At most 4 image(s) may be provided in one prompt.', {'image': 8},
+     '--limit-mm-per-prompt \'{"image": 8}\', or ask about fewer cameras'),
+    ('max_tokens must be at most 16384', {'video': 2}, None),
+])
+def test_media_limit_refusals_are_told_apart_from_other_400s(message, media, fix):
+    refusal = media_limit_refusal(HttpStatusError(400, 'Bad Request', message, None), media)
+    if fix is None:
+        assert refusal is None
+    else:
+        assert fix in refusal and message in refusal
+
+
 def test_one_view_remote_request_is_unchanged():
     head = _views()[0]
     request = GenerationRequest(prompt=Prompt(system='', user=TASK), frames=head.frames,
@@ -365,3 +391,24 @@ def test_one_view_remote_request_is_unchanged():
     assert prepared.view_input_sizes == () and prepared.view_frames == ()
     assert openai_request.media_parts(['a'], transport='video') == [
         {'type': 'image_url', 'image_url': {'url': 'data:image/jpeg;base64,a'}}]
+
+
+def test_the_preset_table_states_the_computed_tokens_for_one_and_two_cameras():
+    from bench.multiview_bench import preset_tokens, ROOT
+
+    rows = {line.split('|')[1].strip(): line
+            for line in (ROOT / 'docs' / 'parameters.md').read_text().splitlines()
+            if line.startswith('| `') and '.yaml` |' in line}
+    for path in sorted((ROOT / 'config').glob('*.yaml')):
+        _, _, one = preset_tokens(path, 1)
+        _, _, two = preset_tokens(path, 2)
+        assert rows[f'`{path.name}`'].endswith(f'| {one:,} | {two:,} |'), path.name
+
+
+def test_views_stamped_before_the_shared_clock_are_refused(qwen3):
+    views = _views(wrist_stamps=(-0.25, 0.0, 0.25, 0.5))
+    for prepare in (qwen3.generate,
+                    lambda request: prepare_request(request, RemoteConfig(),
+                                                    ModelFamily.QWEN3_VL)):
+        with pytest.raises(InvalidRequestError, match="camera 'wrist' start at -0.250 s"):
+            prepare(_request(views))

@@ -25,7 +25,7 @@ from cosmos_reason_ros.core.answers.formats import StructuredAnswer
 from cosmos_reason_ros.core.answers.modes import Mode, ModelFamily
 from cosmos_reason_ros.core.answers.parsing import parse_answer, ParseStatus
 from cosmos_reason_ros.core.answers.prompts import build_prompt
-from cosmos_reason_ros.core.backends.base import GenerationRequest, Sampling
+from cosmos_reason_ros.core.backends.base import GenerationRequest, RequestView, Sampling
 from cosmos_reason_ros.core.backends.openai_backend import OpenAIBackend
 from cosmos_reason_ros.core.backends.remote_config import RemoteConfig
 from cosmos_reason_ros.core.config import GoalDefaults, WindowConfig
@@ -209,6 +209,25 @@ def test_images_transport_sends_each_frame_as_an_image(server):
     prompt = _prompt_text(server, completion.prompt_token_ids)
     assert prompt.count('<|image_pad|>') > 0 and '<|video_pad|>' not in prompt
     assert prompt.count('<|vision_start|>') == 3 and 'seconds>' not in prompt
+
+
+def test_two_camera_views_reach_the_model_labelled_in_order_with_their_times(backend, server):
+    # serve_vllm.sh allows MAX_VIDEOS (4) videos a prompt. The views share one clock and slot
+    # times; vLLM takes one timing a request, the first view's (openai_request.views_timing).
+    head = RequestView('head', _frames(4), [0.0, 0.4, 1.3, 2.1])
+    wrist = RequestView('wrist', _frames(4, height=96, width=96), [0.01, 0.41, 1.31, 2.11])
+    request = dataclasses.replace(_request(head.timestamps), views=(head, wrist))
+    completion = backend.complete(request, extra_body={'return_token_ids': True})
+    prompt = _prompt_text(server, completion.prompt_token_ids)
+    head_at, wrist_at = prompt.index('Camera "head":'), prompt.index('Camera "wrist":')
+    task_at = prompt.index('Caption the video in detail.')
+    assert head_at < wrist_at < task_at
+    for part in (prompt[head_at:wrist_at], prompt[wrist_at:task_at]):
+        assert re.findall(r'<([\d.]+) seconds>', part) == ['0.2', '1.7']
+    # 160x120 and 96x96 frames: 5x4 and 3x3 tokens of 32 px, two temporal patches each.
+    assert prompt[head_at:wrist_at].count('<|video_pad|>') == 2 * 5 * 4
+    assert prompt[wrist_at:task_at].count('<|video_pad|>') == 2 * 3 * 3
+    assert completion.result.view_input_sizes == ((160, 128), (96, 96))
 
 
 def test_streamed_text_adds_up_to_the_answer_with_usage_and_timings(backend):

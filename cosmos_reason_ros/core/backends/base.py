@@ -247,8 +247,8 @@ def check_request(request: GenerationRequest) -> None:
 
     Raises:
         InvalidRequestError: no frames, frames that are not RGB uint8 of one size per view,
-            timestamps that are not one increasing stamp per frame, or views with repeated
-            names.
+            timestamps that are not one increasing stamp per frame, views with repeated
+            names, or (several views) stamps before the shared clock's 0.
     """
     views = request.all_views
     names = [view.name for view in views]
@@ -257,6 +257,10 @@ def check_request(request: GenerationRequest) -> None:
     for view in views:
         where = f" of camera '{view.name}'" if view.name else ''
         _check_view(view.frames, view.timestamps, where)
+        if request.views and float(view.timestamps[0]) < 0:
+            raise InvalidRequestError(
+                f'timestamps{where} start at {float(view.timestamps[0]):.3f} s: with several '
+                "cameras they are seconds from the request's earliest frame (0 or later)")
 
 
 def _check_view(frames: Sequence[np.ndarray], timestamps: Sequence[float], where: str) -> None:

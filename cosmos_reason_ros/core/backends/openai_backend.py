@@ -718,10 +718,11 @@ def media_limit_refusal(error: Exception, media: Mapping[str, int]) -> str | Non
     sent = media.get(modality, 0)
     wanted = max(sent, limit + 1)
     sent_text = f'{sent} {modality} items' if sent else f'more than {limit} {modality} item(s)'
+    script = f' (scripts/serve_vllm.sh: MAX_VIDEOS={wanted})' if modality == 'video' else ''
     return (f'allows at most {limit} {modality} item(s) per prompt and the request holds '
-            f'{sent_text} (one per camera view): start the server with --limit-mm-per-prompt '
-            f"'{{\"{modality}\": {wanted}}}' (scripts/serve_vllm.sh: MAX_VIDEOS={wanted}), or "
-            f'ask about fewer cameras (server: {error.message})')
+            f'{sent_text}: start the server with --limit-mm-per-prompt '
+            f"'{{\"{modality}\": {wanted}}}'{script}, or ask about fewer cameras (server: "
+            f'{error.message})')
 
 
 def _describe(error: Exception) -> str:

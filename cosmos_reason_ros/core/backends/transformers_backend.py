@@ -614,19 +614,15 @@ class TransformersBackend:
         inputs.pop('video_metadata', None)
         # The processor keeps images and videos in their own order; put them back in the
         # views' order.
-        grids = {
-            'image': iter(zip(inputs['image_grid_thw'].tolist(),
-                              [self._processor.image_processor.patch_size] * len(images)))
-            if images else iter(()),
-            'video': iter(zip(inputs['video_grid_thw'].tolist(),
-                              [self._processor.video_processor.patch_size] * len(videos)))
-            if videos else iter(()),
-        }
+        grids = {modality: iter(inputs[f'{modality}_grid_thw'].tolist())
+                 for modality, present in (('image', images), ('video', videos)) if present}
+        patches = {'image': self._processor.image_processor.patch_size,
+                   'video': self._processor.video_processor.patch_size}
         sizes = []
         for view in views:
-            (_, grid_h, grid_w), patch = next(grids['image' if len(view.frames) == 1
-                                                    else 'video'])
-            sizes.append((int(grid_w) * patch, int(grid_h) * patch))
+            modality = 'image' if len(view.frames) == 1 else 'video'
+            _, grid_h, grid_w = next(grids[modality])
+            sizes.append((int(grid_w) * patches[modality], int(grid_h) * patches[modality]))
         return inputs, tuple(sizes)
 
     def _bounded(self, frame: np.ndarray) -> np.ndarray:
