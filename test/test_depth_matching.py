@@ -46,6 +46,30 @@ def test_only_the_depth_of_the_newest_kept_frames_is_held():
     assert not matcher(capacity=3).forgot(0.0), 'nothing was let go yet'
 
 
+def test_a_held_frame_keeps_its_depth_past_the_capacity_until_released():
+    # A goal holds the frame it answers about; newer frames then push it out of the capacity
+    # while the model works, and the answer is lifted after.
+    pairs = matcher(capacity=3)
+    pairs.colour_kept(0.0)
+    pairs.offer_depth(0.002, 'answer frame', colour_wanted=None)
+    pairs.hold(0.0)
+    pairs.hold(0.0)  # a second goal about the same frame
+    for index in range(1, 6):
+        pairs.colour_kept(index * 0.25)
+        pairs.offer_depth(index * 0.25 + 0.002, index, colour_wanted=None)
+    assert pairs.match(0.0).payload == 'answer frame'
+    assert not pairs.forgot(0.0)
+    assert pairs.match(0.25) is None and pairs.forgot(0.25), 'an unheld frame still goes'
+    pairs.release(0.0)
+    assert pairs.match(0.0).payload == 'answer frame', 'the second hold keeps it'
+    pairs.release(0.0)
+    assert pairs.match(0.0) is None and pairs.forgot(0.0)
+    pairs.release(0.0)  # releasing again is harmless
+    pairs.hold(1.25)
+    pairs.clear()
+    assert pairs.match(1.25) is None, 'deactivating drops held depth too'
+
+
 def test_no_depth_within_tolerance_is_no_match():
     pairs = matcher()
     pairs.colour_kept(3.0)

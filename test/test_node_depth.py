@@ -116,9 +116,10 @@ def box_answer() -> str:
     return f'{{"bbox_2d": [{x_min}, {y_min}, {x_max}, {y_max}], "label": "basket"}}'
 
 
-def start_graph(monkeypatch, parameters=None, **faults):
-    backend = ScriptedBackend({'Locate the bounding box': box_answer()}, default=trajectory_answer(
-        [*truth_pixels(), (20.0, 20.0)]), family=ModelFamily.QWEN3_VL)
+def start_graph(monkeypatch, parameters=None, answers=None, **faults):
+    backend = ScriptedBackend({'Locate the bounding box': box_answer(), **(answers or {})},
+                              default=trajectory_answer([*truth_pixels(), (20.0, 20.0)]),
+                              family=ModelFamily.QWEN3_VL)
     monkeypatch.setattr(node_module, 'create_backend', lambda settings, environ: backend)
     graph = Graph('scripted', camera=False, **{
         'depth.enabled': True, 'goal.window_duration': 1.0, 'goal.max_frames': 2,
@@ -337,5 +338,26 @@ def test_an_answer_about_a_frame_older_than_the_depth_held_says_to_raise_depth_c
         assert output.trajectories, 'the 2D answer stands'
         # The newest frame's depth is held.
         assert ask_trajectory(graph).output.lift_status == ReasoningResult.LIFT_OK
+    finally:
+        graph.close()
+
+
+def test_a_goal_slower_than_the_depth_held_still_lifts_its_answer(monkeypatch):
+    # The model takes 1.5 s while the camera goes on: six newer frames are kept meanwhile, more
+    # than the two whose depth is held, but the goal held the depth of the frame it answers
+    # about from the moment its frames were chosen.
+    def slow(request):
+        time.sleep(1.5)
+        return trajectory_answer([*truth_pixels(), (20.0, 20.0)])
+
+    graph = start_graph(monkeypatch, {'depth.capacity': 2}, answers={'slowly': slow})
+    try:
+        result, _ = graph.ask(make_goal('Put the tape into the basket slowly', mode='trajectory'))
+        assert result.error_code == Reason.Result.SUCCESS, result.message
+        assert result.output.lift_status == ReasoningResult.LIFT_OK, result.output.lift_message
+        last = result.output.frame_stamps[-1]
+        answered = last.sec + last.nanosec * 1e-9
+        newer = [frame for frame in graph.node._window.frames() if frame.stamp > answered]
+        assert len(newer) >= 2, 'fewer newer frames than depth.capacity: the test proves nothing'
     finally:
         graph.close()

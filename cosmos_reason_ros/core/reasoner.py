@@ -136,7 +136,8 @@ class Reasoner:
     def run(self, request: ReasonRequest, *, now: float | None = None,
             on_stage: Callable[[Stage], None] | None = None,
             on_text: StreamCallback | None = None,
-            cancel: threading.Event | None = None) -> ReasonOutcome:
+            cancel: threading.Event | None = None,
+            on_views: Callable[[tuple[View, ...]], None] | None = None) -> ReasonOutcome:
         """Answer one request.
 
         Args:
@@ -146,6 +147,8 @@ class Reasoner:
             on_stage: called with each STAGE_* as the goal advances.
             on_text: streamed generated text, see StreamCallback.
             cancel: set it to stop the goal; generation stops within one decoding step.
+            on_views: called with the views once they are selected, before the model runs (the
+                node holds their depth for lifting the answer).
 
         Raises:
             InvalidRequestError, NoFramesError, StaleFramesError, GenerationCancelled,
@@ -155,7 +158,7 @@ class Reasoner:
         outer = cancel or threading.Event()
         deadline = DeadlineEvent(outer, self._limits.time_limit)
         try:
-            return self._run(request, now, on_stage, on_text, deadline)
+            return self._run(request, now, on_stage, on_text, deadline, on_views)
         except GenerationCancelled:
             if deadline.expired and not outer.is_set():
                 raise TimeLimitError(
@@ -166,7 +169,8 @@ class Reasoner:
 
     def _run(self, request: ReasonRequest, now: float | None,
              on_stage: Callable[[Stage], None] | None, on_text: StreamCallback | None,
-             cancel: threading.Event) -> ReasonOutcome:
+             cancel: threading.Event,
+             on_views: Callable[[tuple[View, ...]], None] | None = None) -> ReasonOutcome:
         started = time.perf_counter()
         notify = on_stage or (lambda stage: None)
         cameras = self._cameras_for(request)
@@ -176,6 +180,8 @@ class Reasoner:
             reasoning=request.reasoning, choices=request.choices,
             object_name=request.object_name, cameras=named)
         views = self._views_for(request, cameras, now, notify, cancel)
+        if on_views is not None:
+            on_views(views)
         frames = views[0].frames
         origin = min(view.frames[0].stamp for view in views)
         sampling = request.sampling or resolve_sampling(

@@ -10,7 +10,7 @@ A node with several cameras has one DepthInput per camera: camera N takes `N/dep
 `N/camera_info`, and lifts the points and boxes of the answer that name N.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from rclpy.callback_groups import CallbackGroup
 from rclpy.node import Node
@@ -21,6 +21,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from cosmos_reason_ros.core.answers.parsing import Box, Trajectory
 from cosmos_reason_ros.core.camera.frames import FrameWindow
+from cosmos_reason_ros.core.camera.views import View
 from cosmos_reason_ros.core.depth.compressed import decode_compressed_depth
 from cosmos_reason_ros.core.depth.geometry import (
     camera_info_data,
@@ -147,6 +148,14 @@ class DepthInput:
         for stamp_filter in self._filters:
             stamp_filter.update(bounds)
 
+    def hold(self, stamp: float) -> None:
+        """Keep the depth of this colour frame until release() (see DepthMatcher.hold)."""
+        self._matcher.hold(stamp)
+
+    def release(self, stamp: float) -> None:
+        """Let the depth of this colour frame go (see DepthMatcher.release)."""
+        self._matcher.release(stamp)
+
     def lift(self, outcome: ReasonOutcome) -> tuple[Lifted, float | None]:
         """The answer's trajectories and boxes in 3D, and the stamp of the depth frame used."""
         return self.lift_items(outcome.parsed.trajectories, outcome.parsed.boxes,
@@ -213,4 +222,30 @@ class DepthInput:
                 'camera_info_received': str(self.camera_infos)}
 
 
-__all__ = ['DepthInput']
+class DepthHolds:
+    """The depth frames one goal holds: those of each view's newest frame, from when the views
+    are chosen until the answer is lifted (so that a slow answer still finds its depth).
+    """
+
+    def __init__(self, depths: Mapping[str, DepthInput]):
+        """Hold nothing yet; `depths` are the cameras' depth inputs by camera name."""
+        self._depths = dict(depths)
+        self._held: list[tuple[DepthInput, float]] = []
+
+    def hold(self, views: Sequence[View]) -> None:
+        """Hold the depth of each view's newest frame, for the cameras with depth."""
+        for view in views:
+            depth = self._depths.get(view.name)
+            if depth is not None:
+                stamp = view.frames[-1].stamp
+                depth.hold(stamp)
+                self._held.append((depth, stamp))
+
+    def release(self) -> None:
+        """Let go of everything held (safe to call more than once)."""
+        held, self._held = self._held, []
+        for depth, stamp in held:
+            depth.release(stamp)
+
+
+__all__ = ['DepthHolds', 'DepthInput']

@@ -73,7 +73,7 @@ from cosmos_reason_ros.ros.conversions import (
     outcome_to_msg,
     rgb_to_image_msg,
 )
-from cosmos_reason_ros.ros.depth_input import DepthInput
+from cosmos_reason_ros.ros.depth_input import DepthHolds, DepthInput
 from cosmos_reason_ros.ros.depth_output import fill_lifted, markers_of
 from cosmos_reason_ros.ros.diagnostics import (
     CameraSnapshot,
@@ -120,6 +120,8 @@ class _Goal:
         self.refusal: Exception | None = None
         self.ticket: Ticket | None = None
         self.accepted = time.monotonic()
+        self.depth_holds = DepthHolds({})
+        """The depth of the frames the goal answers about, held until its answer is lifted."""
 
 
 LOAD_STOP_WAIT = 1.0
@@ -564,6 +566,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
 
     def _on_accepted(self, handle: ServerGoalHandle) -> None:
         goal = _Goal(handle)
+        goal.depth_holds = DepthHolds(self._depths)
         with self._lock:
             self._goals[bytes(handle.goal_id.uuid)] = goal
         try:
@@ -641,6 +644,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
         try:
             return self._run(goal, progress)
         finally:
+            goal.depth_holds.release()
             if goal.ticket is not None:
                 goal.ticket.release()
             with self._goals_done:
@@ -661,7 +665,8 @@ class ReasonNode(LifecycleNodeMixin, Node):
                     goal.handle.request, self._config.window, self._config.limits,
                     self._image_shape))
             outcome = self._reasoner.run(request, now=self._now(), on_stage=progress.stage,
-                                         on_text=progress.text, cancel=goal.stop.event)
+                                         on_text=progress.text, cancel=goal.stop.event,
+                                         on_views=goal.depth_holds.hold)
         except GenerationCancelled as error:
             reason = goal.stop.finish() or StopReason.CANCELED
             code, message = _stopped(reason, str(error))

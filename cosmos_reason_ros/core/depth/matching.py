@@ -8,6 +8,7 @@ rule to a middleware filter so that such frames are not delivered at all.
 """
 
 import bisect
+import collections
 import dataclasses
 import enum
 import math
@@ -53,7 +54,9 @@ class DepthMatcher:
 
     Call colour_kept() for each colour frame the window stores, offer_depth() for each depth
     frame (with the stamps the window can still keep), and match() when an answer
-    needs the depth of a frame. Thread-safe.
+    needs the depth of a frame. A goal hold()s the colour frame it answers about, so that its
+    depth outlives the capacity while the model works, and release()s it after lifting.
+    Thread-safe.
     """
 
     def __init__(self, tolerance: float, capacity: int, *, rewind_threshold: float = 0.5,
@@ -83,6 +86,8 @@ class DepthMatcher:
         self._matches: dict[float, DepthMatch] = {}
         self._pending: list[tuple[float, Any]] = []
         self._newest_depth: float | None = None
+        self._holds: collections.Counter[float] = collections.Counter()
+        self._held: dict[float, DepthMatch] = {}  # matches of held frames past the capacity
         self.skipped = 0
         """Depth frames not stored (counted for diagnostics)."""
 
@@ -90,13 +95,15 @@ class DepthMatcher:
         """A colour frame was stored by the window: pair it with a held depth frame."""
         with self._lock:
             if self._colour and stamp < self._colour[-1] - self._rewind:
-                self._colour.clear()  # the window rewound: its old frames are gone
-                self._matches.clear()
+                # The window rewound: its old frames are gone, but for those a goal holds.
+                for colour in self._colour:
+                    self._let_go(colour)
+                self._colour.clear()
             if self._colour and stamp <= self._colour[-1]:
                 return
             self._colour.append(stamp)
             while len(self._colour) > self._capacity:
-                self._matches.pop(self._colour.pop(0), None)
+                self._let_go(self._colour.pop(0))
             best = self._nearest(stamp, (entry[0] for entry in self._pending))
             if best is not None:
                 self._matches[stamp] = DepthMatch(*self._pending[best])
@@ -181,12 +188,30 @@ class DepthMatcher:
                 self._changed.notify_all()
             return outcome
 
-    def forgot(self, stamp: float) -> bool:
-        """Whether a colour frame of this stamp is older than the `capacity` newest kept ones,
-        whose depth this matcher holds (its depth, if any, was let go).
+    def hold(self, stamp: float) -> None:
+        """Keep the depth of the colour frame of this stamp past the capacity until release():
+        a goal answers about it and lifts its answer when the model is done, by when newer
+        frames may have pushed it out.
         """
         with self._lock:
-            return len(self._colour) >= self._capacity and stamp < self._colour[0]
+            self._holds[stamp] += 1
+
+    def release(self, stamp: float) -> None:
+        """Undo one hold() of this stamp; its depth goes once no hold remains."""
+        with self._lock:
+            if self._holds[stamp] <= 1:
+                del self._holds[stamp]
+                self._held.pop(stamp, None)
+            else:
+                self._holds[stamp] -= 1
+
+    def forgot(self, stamp: float) -> bool:
+        """Whether a colour frame of this stamp is older than the `capacity` newest kept ones,
+        whose depth this matcher holds (its depth, if any, was let go), and no goal held it.
+        """
+        with self._lock:
+            return (stamp not in self._held and len(self._colour) >= self._capacity
+                    and stamp < self._colour[0])
 
     def match(self, stamp: float, timeout: float = 0.0) -> DepthMatch | None:
         """The depth frame matched to the colour frame of this stamp, None when none is.
@@ -205,7 +230,7 @@ class DepthMatcher:
             return found
 
     def _find(self, stamp: float) -> DepthMatch | None:
-        found = self._matches.get(stamp)
+        found = self._matches.get(stamp) or self._held.get(stamp)
         if found is not None:
             return found
         candidates = [*self._matches.values(), *(DepthMatch(*entry) for entry in self._pending)]
@@ -219,6 +244,14 @@ class DepthMatcher:
             self._matches.clear()
             self._pending.clear()
             self._newest_depth = None
+            self._holds.clear()
+            self._held.clear()
+
+    def _let_go(self, colour: float) -> None:
+        """Forget a colour frame's match, keeping it aside while a goal holds it; lock held."""
+        match = self._matches.pop(colour, None)
+        if match is not None and colour in self._holds:
+            self._held[colour] = match
 
     def _nearest(self, stamp: float, stamps) -> int | None:
         best, best_gap = None, self._tolerance
