@@ -114,21 +114,7 @@ class BagSource:
         Raises:
             SourceError: the bag became unreadable while reading.
         """
-        from rosbags.highlevel import AnyReaderError
-
-        try:
-            with self._reader_type([pathlib.Path(self.path)],
-                                   default_typestore=self._typestore) as reader:
-                connections = [c for c in reader.connections if c.topic == self.topic]
-                for connection, timestamp, raw in reader.messages(connections=connections):
-                    msg: Any = reader.deserialize(raw, connection.msgtype)
-                    stamp = msg.header.stamp
-                    yield SourceFrame(bag_time=timestamp * 1e-9, stamp=stamp_seconds(stamp),
-                                      stamp_ns=int(stamp.sec) * 10**9 + int(stamp.nanosec),
-                                      frame_id=str(msg.header.frame_id),
-                                      load=functools.partial(to_rgb, msg))
-        except AnyReaderError as error:
-            raise SourceError(f"cannot read bag '{self.path}': {error}") from None
+        return _bag_frames(self._reader_type, self.path, self._typestore, {self.topic: ''})
 
     def header_stamps(self) -> Iterator[tuple[int, int]]:
         """(log time, header stamp) of every message on the topic, in nanoseconds, read from
@@ -184,23 +170,8 @@ class CameraBagSource:
         Raises:
             SourceError: the bag became unreadable while reading.
         """
-        from rosbags.highlevel import AnyReader, AnyReaderError
-        from rosbags.typesys import get_typestore, Stores
-
-        try:
-            with AnyReader([pathlib.Path(self.path)],
-                           default_typestore=get_typestore(Stores.LATEST)) as reader:
-                connections = [c for c in reader.connections if c.topic in self._camera_of]
-                for connection, timestamp, raw in reader.messages(connections=connections):
-                    msg: Any = reader.deserialize(raw, connection.msgtype)
-                    stamp = msg.header.stamp
-                    yield SourceFrame(bag_time=timestamp * 1e-9, stamp=stamp_seconds(stamp),
-                                      stamp_ns=int(stamp.sec) * 10**9 + int(stamp.nanosec),
-                                      frame_id=str(msg.header.frame_id),
-                                      load=functools.partial(to_rgb, msg),
-                                      camera=self._camera_of[connection.topic])
-        except AnyReaderError as error:
-            raise SourceError(f"cannot read bag '{self.path}': {error}") from None
+        first = next(iter(self.cameras.values()))
+        return _bag_frames(first._reader_type, self.path, first._typestore, self._camera_of)
 
     def describe(self) -> dict[str, Any]:
         """The first camera's description, with every camera's topic, type and count."""
@@ -208,6 +179,31 @@ class CameraBagSource:
         return {**first, 'cameras': {
             name: {'topic': source.topic, 'message_type': source.message_type,
                    'messages': source.message_count} for name, source in self.cameras.items()}}
+
+
+def _bag_frames(reader_type: Any, path: str, typestore: Any,
+               camera_of: dict[str, str]) -> Iterator[SourceFrame]:
+    """The messages of the topics in `camera_of` (topic -> camera name) in log-time order, each
+    with its camera's name; decoding waits until load() is called.
+
+    Raises:
+        SourceError: the bag became unreadable while reading.
+    """
+    from rosbags.highlevel import AnyReaderError
+
+    try:
+        with reader_type([pathlib.Path(path)], default_typestore=typestore) as reader:
+            connections = [c for c in reader.connections if c.topic in camera_of]
+            for connection, timestamp, raw in reader.messages(connections=connections):
+                msg: Any = reader.deserialize(raw, connection.msgtype)
+                stamp = msg.header.stamp
+                yield SourceFrame(bag_time=timestamp * 1e-9, stamp=stamp_seconds(stamp),
+                                  stamp_ns=int(stamp.sec) * 10**9 + int(stamp.nanosec),
+                                  frame_id=str(msg.header.frame_id),
+                                  load=functools.partial(to_rgb, msg),
+                                  camera=camera_of[connection.topic])
+    except AnyReaderError as error:
+        raise SourceError(f"cannot read bag '{path}': {error}") from None
 
 
 class ClipSource:
