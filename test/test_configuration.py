@@ -191,3 +191,36 @@ def test_the_cpu_presets_model_is_found_from_any_directory(tmp_path, monkeypatch
 
     assert model.is_absolute(), 'scripts/setup.sh builds it in the installed share directory'
     assert (model / 'config.json').is_file()
+
+
+def _config_from(args: list[str]) -> NodeConfig:
+    context = rclpy.Context()
+    rclpy.init(context=context, args=['--ros-args', *args])
+    node = Node('cosmos_reason', context=context)
+    try:
+        return declare_node_config(node, image_topic='image')
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+def test_cameras_and_their_tolerance_read_from_a_parameter_file(tmp_path):
+    params = tmp_path / 'cameras.yaml'
+    # `cameras` is a list, so its tolerance is a dotted key beside it (docs/parameters.md).
+    params.write_text('/**:\n  ros__parameters:\n    cameras: [head, wrist]\n'
+                      '    cameras.sync_tolerance: 0.05\n    goal:\n      max_cameras: 3\n')
+    config = _config_from(['--params-file', str(params)])
+
+    assert config.cameras == config.camera_names == ('head', 'wrist')
+    assert config.sync_tolerance == 0.05 and config.limits.max_cameras == 3
+    assert NodeConfig().camera_names == ('',), 'no cameras: the one unnamed camera'
+
+
+@pytest.mark.parametrize('cameras, match', [
+    ('[head, 3d]', r"parameter 'cameras': cameras\[1\] '3d' is not a camera name"),
+    ('[head, wrist, head]', r"parameter 'cameras': cameras\[2\] 'head' repeats cameras\[0\]"),
+    ("['wrist/left']", r"cameras\[0\] 'wrist/left' is not a camera name"),
+])
+def test_a_bad_camera_name_is_refused_at_configure_naming_the_parameter(cameras, match):
+    with pytest.raises(ValueError, match=match):
+        _config_from(['-p', f'cameras:={cameras}'])

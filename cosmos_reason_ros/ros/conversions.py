@@ -25,11 +25,14 @@ from cosmos_reason_ros.core.camera.images import (
     stamp_seconds,
     valid_stamp,
 )
+from cosmos_reason_ros.core.camera.views import DEFAULT_CAMERA, View
 from cosmos_reason_ros.core.config import GoalLimits, WindowConfig
+from cosmos_reason_ros.core.depth.views import camera_of
 from cosmos_reason_ros.core.errors import InvalidRequestError, SUCCESS_CODE
 from cosmos_reason_ros.core.reasoner import ReasonOutcome, ReasonRequest
 from cosmos_reason_ros.msg import (
     BoundingBox2D,
+    CameraView,
     NextAction,
     Point2D,
     ReasoningResult,
@@ -130,7 +133,7 @@ def goal_to_request(goal: Reason.Goal, window: WindowConfig,
         top_k=goal.top_k if goal.top_k > 0 else None,
         seed=goal.seed if goal.seed >= 0 else None,
         greedy=goal.greedy, unconstrained=goal.unconstrained, priority=goal.priority,
-        frames=frames)
+        frames=frames, cameras=tuple(goal.cameras))
 
 
 def _finite(value: float, name: str) -> float:
@@ -201,12 +204,38 @@ def _checked_images(goal: Reason.Goal, limits: GoalLimits, window: WindowConfig,
     return messages
 
 
+def view_header(view: View) -> Header:
+    """The header of a view's last frame: its stamp and the camera's frame_id."""
+    last = view.frames[-1]
+    return Header(stamp=to_time(last.stamp), frame_id=last.frame_id)
+
+
+def camera_view_msg(view: View) -> CameraView:
+    """A view the model saw as a CameraView: name, frame_id, stamps, size, missed slots."""
+    width, height = view.source_size
+    return CameraView(name=view.name, frame_id=view.frames[-1].frame_id,
+                      stamps=[to_time(frame.stamp) for frame in view.frames],
+                      image_width=width, image_height=height,
+                      missing_stamps=[to_time(stamp) for stamp in view.missing])
+
+
 def outcome_to_msg(outcome: ReasonOutcome) -> ReasoningResult:
-    """Fill a ReasoningResult from a finished goal; coordinates are source-image pixels."""
+    """Fill a ReasoningResult from a finished goal; coordinates are source-image pixels of the
+    camera each trajectory or box names (header, frame_stamps and image size: the first view's).
+    """
     msg = empty_result_msg(outcome.request)  # error_code SUCCESS: the goal finished
-    last = outcome.frames[-1]
-    header = Header(stamp=to_time(last.stamp), frame_id=last.frame_id)
+    views = outcome.views or (View(DEFAULT_CAMERA, tuple(outcome.frames)),)
+    header = view_header(views[0])
     width, height = outcome.source_size
+
+    def view_of(camera: str) -> View:
+        # An item naming no view of the goal (the parser reports it) keeps the first view's
+        # geometry; its camera field still says what it named.
+        try:
+            return outcome.view(camera) if outcome.views else views[0]
+        except KeyError:
+            return views[0]
+
     parsed, generation = outcome.parsed, outcome.generation
     msg.header = header
     msg.model_id = outcome.model_id
@@ -219,15 +248,15 @@ def outcome_to_msg(outcome: ReasonOutcome) -> ReasoningResult:
     msg.constrained = generation.constrained
     msg.reasoning_cut = generation.reasoning_cut
     msg.answer_cut = generation.finish_reason == 'length'
-    msg.trajectories = [
-        Trajectory2D(header=header, label=trajectory.label,
-                     points=[Point2D(x=float(x), y=float(y)) for x, y in trajectory.points],
-                     image_width=width, image_height=height)
-        for trajectory in parsed.trajectories]
-    msg.boxes = [BoundingBox2D(label=box.label, x_min=float(box.x_min), y_min=float(box.y_min),
+    msg.trajectories = [_trajectory_msg(trajectory, view_of(_camera_of(trajectory, views)),
+                                        _camera_of(trajectory, views))
+                        for trajectory in parsed.trajectories]
+    msg.boxes = [BoundingBox2D(camera=_camera_of(box, views), label=box.label,
+                               x_min=float(box.x_min), y_min=float(box.y_min),
                                x_max=float(box.x_max), y_max=float(box.y_max))
                  for box in parsed.boxes]
-    first = outcome.frames[0].stamp
+    # Event times count from the earliest frame of any view (the prompt's clock).
+    first = min(view.frames[0].stamp for view in views)
     msg.events = [TemporalEvent(start=to_time(first + event.start),
                                 end=to_time(first + event.end),
                                 start_offset=float(event.start), end_offset=float(event.end),
@@ -239,6 +268,7 @@ def outcome_to_msg(outcome: ReasonOutcome) -> ReasoningResult:
     msg.verdict = parsed.verdict
     msg.frame_stamps = [to_time(frame.stamp) for frame in outcome.frames]
     msg.image_width, msg.image_height = width, height
+    msg.views = [camera_view_msg(view) for view in views]
     msg.prompt_tokens = generation.prompt_tokens
     msg.completion_tokens = generation.completion_tokens
     msg.preprocess_time = generation.preprocess_time
@@ -247,6 +277,17 @@ def outcome_to_msg(outcome: ReasonOutcome) -> ReasoningResult:
     msg.total_time = outcome.total_time
     msg.decode_tokens_per_second = generation.decode_tokens_per_second
     return msg
+
+
+def _camera_of(item, views: Sequence[View]) -> str:
+    return camera_of(item, [view.name for view in views])
+
+
+def _trajectory_msg(trajectory, view: View, camera: str) -> Trajectory2D:
+    width, height = view.source_size
+    return Trajectory2D(header=view_header(view), camera=camera, label=trajectory.label,
+                        points=[Point2D(x=float(x), y=float(y)) for x, y in trajectory.points],
+                        image_width=width, image_height=height)
 
 
 def empty_result_msg(request: ReasonRequest | None, *, model_id: str = '',

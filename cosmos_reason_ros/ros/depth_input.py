@@ -6,8 +6,11 @@ ever converted, when that answer is lifted. Where the middleware filters content
 colour frames, see stamp_filter), depth frames that can match no kept colour frame are not
 delivered at all. Depth comes raw on `depth`, or as image_transport's compressedDepth (PNG) on
 `depth/compressedDepth` (the remapped `depth` plus that suffix, as image_transport names it).
+A node with several cameras has one DepthInput per camera: camera N takes `N/depth` and
+`N/camera_info`, and lifts the points and boxes of the answer that name N.
 """
 
+from collections.abc import Sequence
 
 from rclpy.callback_groups import CallbackGroup
 from rclpy.node import Node
@@ -16,6 +19,7 @@ from rclpy.serialization import deserialize_message
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from cosmos_reason_ros.core.answers.parsing import Box, Trajectory
 from cosmos_reason_ros.core.camera.frames import FrameWindow
 from cosmos_reason_ros.core.depth.compressed import decode_compressed_depth
 from cosmos_reason_ros.core.depth.geometry import (
@@ -29,6 +33,7 @@ from cosmos_reason_ros.core.depth.geometry import (
 )
 from cosmos_reason_ros.core.depth.matching import DepthMatcher
 from cosmos_reason_ros.core.reasoner import ReasonOutcome
+from cosmos_reason_ros.ros.camera_topics import camera_topic
 from cosmos_reason_ros.ros.conversions import header_from_cdr
 from cosmos_reason_ros.ros.stamp_filter import content_filter_options, StampFilter
 
@@ -39,11 +44,13 @@ trails its colour stream by a few milliseconds); with no depth at all, each answ
 
 
 class DepthInput:
-    """Subscribes to `depth` and `camera_info`, pairs depth with kept frames, lifts answers."""
+    """Subscribes to one camera's `depth` and `camera_info`, pairs depth with its kept frames,
+    lifts answers.
+    """
 
     def __init__(self, node: Node, window: FrameWindow, *, tolerance: float,
                  settings: LiftSettings, callback_group: CallbackGroup,
-                 capacity: int, transport: str = 'raw'):
+                 capacity: int, transport: str = 'raw', camera: str = ''):
         """Create the input (nothing subscribed until subscribe()).
 
         Args:
@@ -56,7 +63,11 @@ class DepthInput:
                 window's capacity).
             transport: 'raw' (Image on `depth`) or 'compressedDepth' (CompressedImage on
                 `depth/compressedDepth`).
+            camera: the camera's name: N takes `N/depth` and `N/camera_info`; '' (the one
+                unnamed camera) takes `depth` and `camera_info`.
         """
+        self.camera = camera
+        """The camera's name ('' for the one unnamed camera)."""
         self._node = node
         self._window = window
         self._settings = settings
@@ -88,17 +99,21 @@ class DepthInput:
         """
         if self._compressed:
             # image_transport's naming: the transport's topic below the remapped base topic.
-            topic = self._node.resolve_topic_name('depth') + '/compressedDepth'
+            topic = self._node.resolve_topic_name(self._topic('depth')) + '/compressedDepth'
             self._depth_sub = self._subscribe(CompressedImage, topic, self._on_depth,
                                               dds_filter)
         else:
-            self._depth_sub = self._subscribe(Image, 'depth', self._on_depth, dds_filter)
+            self._depth_sub = self._subscribe(Image, self._topic('depth'), self._on_depth,
+                                              dds_filter)
         # A driver sends CameraInfo with every frame; only an answer reads it, so it is
         # filtered like depth and kept serialized.
-        self._info_sub = self._subscribe(CameraInfo, 'camera_info', self._on_camera_info,
-                                         dds_filter)
+        self._info_sub = self._subscribe(CameraInfo, self._topic('camera_info'),
+                                         self._on_camera_info, dds_filter)
         self._filters = [StampFilter(subscription, self._node.get_logger(), requested=dds_filter)
                          for subscription in (self._depth_sub, self._info_sub)]
+
+    def _topic(self, topic: str) -> str:
+        return camera_topic(self.camera, topic)
 
     def _subscribe(self, message_type, topic: str, callback, dds_filter: bool) -> Subscription:
         """A serialized subscription, stamp-filtered in the middleware where it can be."""
@@ -134,10 +149,16 @@ class DepthInput:
 
     def lift(self, outcome: ReasonOutcome) -> tuple[Lifted, float | None]:
         """The answer's trajectories and boxes in 3D, and the stamp of the depth frame used."""
-        parsed = outcome.parsed
-        if not parsed.trajectories and not parsed.boxes:
+        return self.lift_items(outcome.parsed.trajectories, outcome.parsed.boxes,
+                               outcome.frames[-1].stamp, outcome.source_size)
+
+    def lift_items(self, trajectories: Sequence[Trajectory], boxes: Sequence[Box],
+                   stamp: float, source_size: tuple[int, int]) -> tuple[Lifted, float | None]:
+        """Trajectories and boxes in pixels of this camera's frame at `stamp` (of size
+        `source_size`) in 3D, and the stamp of the depth frame used (None when none was).
+        """
+        if not trajectories and not boxes:
             return Lifted(LiftStatus.NONE, 'the answer holds no points or boxes to lift'), None
-        stamp = outcome.frames[-1].stamp
         match = self._matcher.match(stamp, timeout=DEPTH_WAIT)
         if match is None and self._matcher.forgot(stamp):
             return Lifted(LiftStatus.NO_DEPTH, (
@@ -146,15 +167,14 @@ class DepthInput:
                 'frames')), None
         depth_stamp = match.stamp if match is not None else None
         try:
-            depth = None if match is None else self._depth_data(match.payload,
-                                                                outcome.source_size)
+            depth = None if match is None else self._depth_data(match.payload, source_size)
         except LiftError as error:
             return Lifted(error.status, str(error)), depth_stamp
         raw_info = self._camera_info
         camera = None if raw_info is None else camera_info_data(
             deserialize_message(raw_info, CameraInfo))
-        lifted = lift_answer(parsed.trajectories, parsed.boxes, outcome.source_size,
-                             camera_info=camera, depth=depth, settings=self._settings)
+        lifted = lift_answer(trajectories, boxes, source_size, camera_info=camera, depth=depth,
+                             settings=self._settings)
         return lifted, depth_stamp
 
     def _depth_data(self, payload: bytes, size: tuple[int, int]) -> DepthData:
@@ -176,8 +196,9 @@ class DepthInput:
         self.depth_frames += 1
         header = header_from_cdr(raw)
         if header is None:
-            self._node.get_logger().warning("dropping a depth image on 'depth' with an "
-                                            'unreadable header', throttle_duration_sec=5.0)
+            self._node.get_logger().warning(
+                f"dropping a depth image on '{self._topic('depth')}' with an unreadable header",
+                throttle_duration_sec=5.0)
             return
         self._matcher.offer_depth(header[0], raw, colour_wanted=self._window.wanted_stamps())
 

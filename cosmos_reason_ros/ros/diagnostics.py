@@ -1,7 +1,8 @@
 """The node's /diagnostics: its level and message, and the key/values an operator reads.
 
 The node hands over a NodeSnapshot, read once per message; nothing here reads the node's own
-state, so the status follows from the snapshot alone.
+state, so the status follows from the snapshot alone. With named cameras each camera's window
+is reported under `camera.<name>.*`; the top-level frame counters are then the sums.
 """
 
 import dataclasses
@@ -17,6 +18,23 @@ from cosmos_reason_ros.core.camera.frames import WindowStats
 from cosmos_reason_ros.core.camera.rates import StreamRate
 from cosmos_reason_ros.core.monitors import MonitorStats
 from cosmos_reason_ros.ros.publishing import PublishGuard
+
+
+@dataclasses.dataclass(frozen=True)
+class CameraSnapshot:
+    """One named camera's input and window, as /diagnostics reports it."""
+
+    name: str
+    topic: str
+    """The camera's image topic (resolved once subscribed)."""
+    window: WindowStats | None
+    """None while unconfigured."""
+    frames_received: int
+    frames_unreadable: int
+    stream_rate: StreamRate | None
+    """None with use_sim_time."""
+    newest_age: float | None
+    """Seconds from the newest frame held to now (camera clock); None with no frame."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +83,9 @@ class NodeSnapshot:
     """Why constrained answers did not match their format, once seen; empty: not seen."""
     monitors: tuple[MonitorStats, ...] = ()
     """Each monitor's counters (docs/monitors.md)."""
+    cameras: tuple[CameraSnapshot, ...] = ()
+    """Each named camera, in configuration order; empty for the one unnamed camera (whose
+    window is `window`)."""
 
 
 def status_of(snapshot: NodeSnapshot) -> tuple[int, str]:
@@ -86,6 +107,9 @@ def status_of(snapshot: NodeSnapshot) -> tuple[int, str]:
             # remote.fallback_local: goals are still answered, by the local model.
             return DiagnosticStatus.WARN, f'serving with the local model: {server.message}'
         return DiagnosticStatus.ERROR, server.message
+    for camera in snapshot.cameras:
+        if camera.window is None or camera.window.fill == 0:
+            return DiagnosticStatus.WARN, f"no frames on '{camera.topic}' (camera {camera.name})"
     if snapshot.window is None or snapshot.window.fill == 0:
         return DiagnosticStatus.WARN, f"no frames on '{snapshot.topic}'"
     failing = [each.url for each in server.endpoints
@@ -140,6 +164,14 @@ def diagnostic_status(snapshot: NodeSnapshot, *, name: str,
         level = max(level, DiagnosticStatus.WARN)
         message = ('use_sim_time is true but no /clock has arrived: the staleness check '
                    'cannot work; ' + message)
+    for camera in snapshot.cameras:
+        values.update(camera_values(camera))
+        rate = camera.stream_rate
+        if rate is not None and rate.losing_frames and level == DiagnosticStatus.OK:
+            level, message = DiagnosticStatus.WARN, (
+                f"camera {camera.name}: receiving {rate.received_hz:.1f} frames/s on "
+                f"'{camera.topic}' of the {rate.stamps_hz:.1f} the stamps show: frames are "
+                'lost in transport')
     if snapshot.depth is not None:
         values.update(snapshot.depth)
     if snapshot.can_constrain is not None:
@@ -169,6 +201,40 @@ def diagnostic_status(snapshot: NodeSnapshot, *, name: str,
     return DiagnosticStatus(
         level=level, name=name, message=message, hardware_id=snapshot.model,
         values=[KeyValue(key=key, value=value) for key, value in values.items()])
+
+
+def camera_values(camera: CameraSnapshot) -> dict[str, str]:
+    """A named camera's key/values: its topic, rates, window fill and span, frames kept,
+    skipped and invalid, and the age of its newest frame ('none' without one).
+    """
+    key = f'camera.{camera.name}'
+    values = {f'{key}.topic': camera.topic,
+              f'{key}.frames_received': str(camera.frames_received)}
+    rate = camera.stream_rate
+    if rate is not None:
+        values[f'{key}.input_rate_hz'] = f'{rate.received_hz:.1f}'
+        if rate.stamps_hz is not None:
+            values[f'{key}.stamps_rate_hz'] = f'{rate.stamps_hz:.1f}'
+    stats = camera.window
+    if stats is not None:
+        values.update({
+            f'{key}.window_fill': str(stats.fill), f'{key}.window_span_s': f'{stats.span:.2f}',
+            f'{key}.frames_kept': str(stats.kept), f'{key}.frames_skipped': str(stats.skipped),
+            f'{key}.frames_invalid': str(stats.invalid + camera.frames_unreadable)})
+    values[f'{key}.newest_age_s'] = ('none' if camera.newest_age is None
+                                     else f'{camera.newest_age:.2f}')
+    return values
+
+
+def combined_stats(stats: list[WindowStats]) -> WindowStats | None:
+    """The counters of several windows summed (span: the longest); None when none is given."""
+    if not stats:
+        return None
+    return WindowStats(
+        offered=sum(s.offered for s in stats), kept=sum(s.kept for s in stats),
+        skipped=sum(s.skipped for s in stats), invalid=sum(s.invalid for s in stats),
+        rewinds=sum(s.rewinds for s in stats), fill=sum(s.fill for s in stats),
+        span=max(s.span for s in stats), resizes=sum(s.resizes for s in stats))
 
 
 def monitor_values(monitor: MonitorStats) -> dict[str, str]:
@@ -213,5 +279,5 @@ class DiagnosticsPublisher:
             header=Header(stamp=self._node.get_clock().now().to_msg()), status=[status]))
 
 
-__all__ = ['diagnostic_status', 'DiagnosticsPublisher', 'monitor_values', 'NodeSnapshot',
-           'status_of']
+__all__ = ['camera_values', 'CameraSnapshot', 'combined_stats', 'diagnostic_status',
+           'DiagnosticsPublisher', 'monitor_values', 'NodeSnapshot', 'status_of']

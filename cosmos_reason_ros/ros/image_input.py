@@ -1,9 +1,10 @@
-"""The camera input of the node: the image subscription and the ingest of its frames.
+"""The camera input of the node: one camera's image subscription and the ingest of its frames.
 
 Frames arrive serialized: the stamp decides, before anything is deserialized, whether the window
 keeps a frame; only kept frames are converted. Where the middleware filters content, frames the
 window will skip are not delivered at all (see stamp_filter). A malformed image is dropped with
-a throttled warning and counted, never fatal.
+a throttled warning and counted, never fatal. A node with several cameras has one ImageInput
+per camera, each with its own window, filter and counters.
 """
 
 from collections.abc import Callable
@@ -21,24 +22,33 @@ from cosmos_reason_ros.core.answers.families import ImageShape
 from cosmos_reason_ros.core.camera.frames import FrameWindow, Offer
 from cosmos_reason_ros.core.camera.images import decode_image
 from cosmos_reason_ros.core.camera.rates import StreamRate, StreamRateMeter
+from cosmos_reason_ros.ros.camera_topics import camera_topic
 from cosmos_reason_ros.ros.conversions import header_from_cdr
 from cosmos_reason_ros.ros.depth_input import DepthInput
 from cosmos_reason_ros.ros.stamp_filter import content_filter_options, StampFilter
 
 
 class ImageInput:
-    """Subscribes to `image` (or `image/compressed`) and offers each frame to the window."""
+    """Subscribes to one camera's `image` (or `image/compressed`) and offers each frame to its
+    window; a named camera N takes `N/image` (`N/image/compressed`).
+    """
 
     def __init__(self, node: Node, *, callback_group: CallbackGroup,
-                 image_shape: Callable[[], ImageShape]):
+                 image_shape: Callable[[], ImageShape], camera: str = ''):
         """Create the input (nothing subscribed until subscribe()).
 
         Args:
             node: the reasoning node.
             callback_group: the frames' group (shared with depth, so that frames are in order).
             image_shape: the shapes the model's processor takes, read at each conversion.
+            camera: the camera's name; '' for the one unnamed camera.
         """
+        self.camera = camera
+        """The camera's name ('' for the one unnamed camera)."""
         self._node = node
+        # A logger of its own per named camera: the throttled warnings of one camera do not
+        # silence another's (rclpy throttles per logger and call site).
+        self._logger = node.get_logger().get_child(camera) if camera else node.get_logger()
         self._group = callback_group
         self._image_shape = image_shape
         self._message_type = Image
@@ -56,9 +66,14 @@ class ImageInput:
 
     @property
     def topic(self) -> str:
-        """The camera topic subscribed ('image' while none is)."""
+        """The camera topic subscribed (its relative name, e.g. 'image', while none is)."""
         subscription = self.subscription
-        return subscription.topic_name if subscription is not None else 'image'
+        return subscription.topic_name if subscription is not None else self.base_topic
+
+    @property
+    def base_topic(self) -> str:
+        """The relative image topic of this camera, before remapping ('image', 'wrist/image')."""
+        return camera_topic(self.camera, 'image')
 
     @property
     def frame_filter(self) -> str:
@@ -83,16 +98,17 @@ class ImageInput:
         Args:
             window: the frame window of this configuration.
             depth: the depth input told of each kept frame; None with depth off.
-            compressed: take sensor_msgs/CompressedImage on `image/compressed`.
+            compressed: take sensor_msgs/CompressedImage on `image/compressed` (of this
+                camera's namespace).
             dds_filter: window.dds_filter: let the middleware drop frames by stamp.
             max_source_pixels: largest image decoded (as its header declares it).
         """
         self._window, self._depth = window, depth
         self._max_source_pixels = max_source_pixels
         self._message_type = CompressedImage if compressed else Image
-        topic = 'image/compressed' if compressed else 'image'
+        topic = self.base_topic + ('/compressed' if compressed else '')
         self.subscription = self._subscribe(self._message_type, topic, dds_filter)
-        self._stamp_filter = StampFilter(self.subscription, self._node.get_logger(),
+        self._stamp_filter = StampFilter(self.subscription, self._logger,
                                          requested=dds_filter)
 
     def _subscribe(self, message_type, topic: str, dds_filter: bool) -> Subscription:
@@ -110,7 +126,7 @@ class ImageInput:
                     message_type, topic, self._on_image, qos_profile_sensor_data,
                     callback_group=self._group, raw=True, content_filter_options=options)
             except Exception as error:  # noqa: BLE001 - fall back to filtering in the node
-                node.get_logger().warning(
+                self._logger.warning(
                     f'no content filter on {topic} ({error}): every frame is delivered and '
                     'the node drops those it does not keep')
         return node.create_subscription(message_type, topic, self._on_image,
@@ -130,7 +146,7 @@ class ImageInput:
         window, stamp_filter, subscription = self._window, self._stamp_filter, self.subscription
         if window is None or stamp_filter is None or subscription is None:
             return  # a frame that was already in flight when the node deactivated
-        logger = self._node.get_logger()
+        logger = self._logger
         self.frames_seen += 1
         header = header_from_cdr(raw)
         if header is None or not math.isfinite(header[0]):

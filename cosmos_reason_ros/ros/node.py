@@ -9,6 +9,8 @@ walks itself to active, as a plain node would.
 
 It only orchestrates: the window, the model, the prompts and the parser live in the core; the
 camera input, /diagnostics and goal feedback in image_input, diagnostics and goal_progress.
+With several cameras (parameter `cameras`) each camera has its own input, window and depth; a
+goal's views are chosen and synchronised by the core (CameraWindows).
 """
 
 import dataclasses
@@ -31,12 +33,14 @@ from visualization_msgs.msg import MarkerArray
 
 from cosmos_reason_ros.action import Reason
 from cosmos_reason_ros.core.answers.families import image_shape, ImageShape
-from cosmos_reason_ros.core.answers.overlay import draw_overlay
+from cosmos_reason_ros.core.answers.overlay import draw_overlay, draw_views
 from cosmos_reason_ros.core.backends.base import Backend, GenerationResult
 from cosmos_reason_ros.core.backends.factory import create_backend
 from cosmos_reason_ros.core.backends.loading import BackgroundLoad
 from cosmos_reason_ros.core.camera.frames import FrameWindow
-from cosmos_reason_ros.core.depth.geometry import Lifted, points_without_depth
+from cosmos_reason_ros.core.camera.views import CameraWindows
+from cosmos_reason_ros.core.depth.geometry import Lifted, LiftStatus, points_without_depth
+from cosmos_reason_ros.core.depth.views import camera_of, lift_by_camera
 from cosmos_reason_ros.core.errors import (
     Failure,
     GenerationCancelled,
@@ -61,6 +65,7 @@ from cosmos_reason_ros.core.scheduling import (
 from cosmos_reason_ros.msg import ReasoningResult
 from cosmos_reason_ros.ros.action_qos import action_service_qos
 from cosmos_reason_ros.ros.action_server import ReasonActionServer
+from cosmos_reason_ros.ros.camera_topics import camera_topic
 from cosmos_reason_ros.ros.conversions import (
     decode_goal_frames,
     empty_result_msg,
@@ -70,7 +75,12 @@ from cosmos_reason_ros.ros.conversions import (
 )
 from cosmos_reason_ros.ros.depth_input import DepthInput
 from cosmos_reason_ros.ros.depth_output import fill_lifted, markers_of
-from cosmos_reason_ros.ros.diagnostics import DiagnosticsPublisher, NodeSnapshot
+from cosmos_reason_ros.ros.diagnostics import (
+    CameraSnapshot,
+    combined_stats,
+    DiagnosticsPublisher,
+    NodeSnapshot,
+)
 from cosmos_reason_ros.ros.goal_progress import GoalProgress
 from cosmos_reason_ros.ros.image_input import ImageInput
 from cosmos_reason_ros.ros.large_buffers import give_back_free_memory
@@ -116,7 +126,9 @@ LOAD_STOP_WAIT = 1.0
 """Seconds shutdown waits for a configure to notice that its load was stopped."""
 
 class ReasonNode(LifecycleNodeMixin, Node):
-    """Serves ~/reason about the frames arriving on `image` (or `image/compressed`)."""
+    """Serves ~/reason about the frames arriving on `image` (or `image/compressed`), or on
+    `N/image` of each camera N named in `cameras`.
+    """
 
     def __init__(self, **kwargs):
         Node.__init__(self, NODE_NAME, **kwargs)
@@ -135,10 +147,13 @@ class ReasonNode(LifecycleNodeMixin, Node):
         self._backend: Backend | None = None
         self._reasoner: Reasoner | None = None
         self._scheduler: GoalScheduler | None = None
-        self._window: FrameWindow | None = None
+        self._window: FrameWindow | None = None  # the first camera's
+        self._windows: CameraWindows | None = None
         self._images = ImageInput(self, callback_group=self._frames_group,
-                                  image_shape=lambda: self._image_shape)
-        self._depth: DepthInput | None = None
+                                  image_shape=lambda: self._image_shape)  # the first camera's
+        # Every camera's input, kept across configures so that its counters run since start.
+        self._inputs: dict[str, ImageInput] = {'': self._images}
+        self._depths: dict[str, DepthInput] = {}
         self._load: BackgroundLoad | None = None
         self._server_backend: Backend | None = None
         self._model_name = self.get_parameter('model').value
@@ -246,7 +261,6 @@ class ReasonNode(LifecycleNodeMixin, Node):
             config = read_node_config(self, image_topic='image')
         except ValueError as error:
             return self._configure_failed(str(error))
-        topic = 'image/compressed' if config.compressed_input else 'image'
         self._config = config
         try:
             refused = self._monitors.configure(config.monitors, config.monitors_file)
@@ -255,12 +269,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
         for message in refused:  # the other monitors are kept
             self.get_logger().error(f'monitor refused: {message}')
         self._model_name = config.backend_settings.model_name
-        self._window = FrameWindow(dataclasses.replace(
-            config.window, source=self.resolve_topic_name(topic)))
-        self._depth = DepthInput(
-            self, self._window, tolerance=config.depth_tolerance, settings=config.lift,
-            transport=config.depth_transport, capacity=config.depth_capacity,
-            callback_group=self._frames_group) if config.depth_enabled else None
+        self._set_up_cameras(config)
         self._model_state = 'loading'
         self._model_error = ''
         self._unheld_format = ''
@@ -285,7 +294,7 @@ class ReasonNode(LifecycleNodeMixin, Node):
             return self._configure_failed(
                 str(error), retry=isinstance(error, ServerUnreachableError) and self._autostart)
         self._backend = backend
-        self._reasoner = Reasoner(backend, self._window, config.goals,
+        self._reasoner = Reasoner(backend, self._windows, config.goals,
                                   frame_wait_timeout=config.frame_wait_timeout,
                                   limits=config.limits)
         # The executor's pool was sized for the slots configured at start-up.
@@ -299,6 +308,33 @@ class ReasonNode(LifecycleNodeMixin, Node):
         family = backend.family.value if backend.family else 'family unknown'
         self.get_logger().info(f"model '{self._model_name}' ready ({family})")
         return TransitionCallbackReturn.SUCCESS
+
+    def _set_up_cameras(self, config: NodeConfig) -> None:
+        """A window (and with depth on, a depth input) per camera; inputs made once per name."""
+        windows: dict[str, FrameWindow] = {}
+        depths: dict[str, DepthInput] = {}
+        suffix = '/compressed' if config.compressed_input else ''
+        for name in config.camera_names:
+            topic = self.resolve_topic_name(camera_topic(name, 'image') + suffix)
+            windows[name] = FrameWindow(dataclasses.replace(config.window, source=topic))
+            if config.depth_enabled:
+                depths[name] = DepthInput(
+                    self, windows[name], tolerance=config.depth_tolerance,
+                    settings=config.lift, transport=config.depth_transport,
+                    capacity=config.depth_capacity, callback_group=self._frames_group,
+                    camera=name)
+            if name not in self._inputs:
+                self._inputs[name] = ImageInput(self, callback_group=self._frames_group,
+                                                image_shape=lambda: self._image_shape,
+                                                camera=name)
+        first = config.camera_names[0]
+        self._windows = CameraWindows(windows, sync_tolerance=config.sync_tolerance)
+        self._window, self._images, self._depths = windows[first], self._inputs[first], depths
+
+    def _camera_inputs(self) -> list[ImageInput]:
+        """The inputs of the configured cameras, in configuration order."""
+        windows = self._windows
+        return [self._inputs[name] for name in windows.names] if windows is not None else []
 
     def _configure_failed(self, message: str, retry: bool = False) -> TransitionCallbackReturn:
         self._model_error = message
@@ -341,16 +377,20 @@ class ReasonNode(LifecycleNodeMixin, Node):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe to the camera and serve goals."""
-        config = self._config
-        assert config is not None and self._window is not None
-        self._images.subscribe(self._window, self._depth, compressed=config.compressed_input,
-                               dds_filter=config.dds_frame_filter,
-                               max_source_pixels=config.limits.max_source_pixels)
-        if self._depth is not None:
-            self._depth.subscribe(config.dds_frame_filter)
+        config, windows = self._config, self._windows
+        assert config is not None and windows is not None
+        for name in windows.names:
+            depth = self._depths.get(name)
+            self._inputs[name].subscribe(windows.window(name), depth,
+                                         compressed=config.compressed_input,
+                                         dds_filter=config.dds_frame_filter,
+                                         max_source_pixels=config.limits.max_source_pixels)
+            if depth is not None:
+                depth.subscribe(config.dds_frame_filter)
         self._active = True
         self._monitors.start(self._reasoner, self._scheduler, self._model_name)
-        self.get_logger().info(f"active: serving goals about '{self._images.topic}'")
+        topics = "', '".join(images.topic for images in self._camera_inputs())
+        self.get_logger().info(f"active: serving goals about '{topics}'")
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -396,10 +436,10 @@ class ReasonNode(LifecycleNodeMixin, Node):
         self._server_backend = None
         self._reasoner = None
         self._scheduler = None
-        if self._window is not None:
-            self._window.clear()
-        self._window = None
-        self._depth = None
+        if self._windows is not None:
+            self._windows.clear()
+        self._window = self._windows = None
+        self._depths = {}
         if backend is not None:
             backend.close()
             give_back_free_memory()
@@ -503,11 +543,12 @@ class ReasonNode(LifecycleNodeMixin, Node):
     # Frames --------------------------------------------------------------------------------
 
     def _unsubscribe_frames(self) -> None:
-        self._images.unsubscribe()
-        if self._depth is not None:
-            self._depth.unsubscribe()
-        if self._window is not None:
-            self._window.clear()
+        for images in self._inputs.values():
+            images.unsubscribe()
+        for depth in self._depths.values():
+            depth.unsubscribe()
+        if self._windows is not None:
+            self._windows.clear()
 
     @property
     def _image_shape(self) -> ImageShape:
@@ -696,10 +737,29 @@ class ReasonNode(LifecycleNodeMixin, Node):
         """With depth on, the answer in 3D, set into msg (its status says when it could not
         be lifted); None with depth off.
         """
-        depth = self._depth
-        if depth is None:
+        depths = self._depths
+        if not depths:
             return None
-        lifted, depth_stamp = depth.lift(outcome)
+        views = outcome.views or ()
+        if len(views) <= 1:
+            # One view (the only camera, one camera of several, or the goal's images): every
+            # point and box is in it, lifted as with one camera.
+            name = views[0].name if views else ''
+            depth = depths.get(name)
+            if depth is None:
+                lifted, depth_stamp = Lifted(LiftStatus.NO_DEPTH, (
+                    "the goal brought its own images: no camera's depth belongs to them")), None
+            else:
+                lifted, depth_stamp = depth.lift(outcome)
+        else:
+            def lift_one(camera, trajectories, boxes):
+                view = outcome.view(camera)
+                return depths[camera].lift_items(trajectories, boxes, view.frames[-1].stamp,
+                                                 view.source_size)
+
+            lifted, depth_stamp = lift_by_camera(
+                outcome.parsed.trajectories, outcome.parsed.boxes,
+                [view.name for view in views], lift_one)
         fill_lifted(msg, lifted, depth_stamp)
         return lifted
 
@@ -710,10 +770,14 @@ class ReasonNode(LifecycleNodeMixin, Node):
                 self._debug_pub.get_subscription_count() == 0:
             return
         parsed = outcome.parsed
-        image = draw_overlay(outcome.frames[-1].image, outcome.source_size,
-                             trajectories=parsed.trajectories, boxes=parsed.boxes,
-                             text=parsed.answer or parsed.error,
-                             no_depth=points_without_depth(parsed.trajectories, lifted))
+        if len(outcome.views) > 1:
+            image = draw_views(outcome.views, parsed,
+                               no_depth=_points_without_depth_by_camera(outcome, lifted))
+        else:
+            image = draw_overlay(outcome.frames[-1].image, outcome.source_size,
+                                 trajectories=parsed.trajectories, boxes=parsed.boxes,
+                                 text=parsed.answer or parsed.error,
+                                 no_depth=points_without_depth(parsed.trajectories, lifted))
         self._guard.publish(self._debug_pub, rgb_to_image_msg(image, header))
 
     def _now(self) -> float:
@@ -731,10 +795,26 @@ class ReasonNode(LifecycleNodeMixin, Node):
 
     def _snapshot(self) -> NodeSnapshot:
         """The node's state, as /diagnostics reports it."""
-        window, scheduler, backend = self._window, self._scheduler, self._backend
-        images = self._images
+        scheduler, backend = self._scheduler, self._backend
         ready = backend is not None and self._model_state == 'ready'
         server_backend = self._server_backend
+        sim_time = self.get_parameter('use_sim_time').value
+        windows = self._windows
+        inputs = self._camera_inputs() or [self._images]
+        images = inputs[0]
+        cameras = self._camera_snapshots(sim_time) if len(inputs) > 1 or images.camera else ()
+        if cameras:  # named cameras: the top-level counters are the sums over the cameras
+            window = combined_stats([camera.window for camera in cameras
+                                     if camera.window is not None])
+            topic = ', '.join(camera.topic for camera in cameras)
+            stream_rate = None  # per camera
+            filters = {each.frame_filter for each in inputs}
+            frame_filter = filters.pop() if len(filters) == 1 else 'mixed'
+        else:
+            window = windows.window(images.camera).stats if windows is not None else None
+            topic = images.topic
+            stream_rate = None if sim_time else images.rate(time.monotonic())
+            frame_filter = images.frame_filter
         return NodeSnapshot(
             lifecycle_state=self.lifecycle_state, shutting_down=self._shutting_down,
             model=self._model_name, model_state=self._model_state,
@@ -743,21 +823,69 @@ class ReasonNode(LifecycleNodeMixin, Node):
             backend=self.get_parameter('backend').value,
             serving_server=backend.server_status() if backend is not None else None,
             server=server_backend.server_status() if server_backend is not None else None,
-            window=window.stats if window is not None else None, topic=images.topic,
-            frame_filter=images.frame_filter, frame_filter_reason=images.frame_filter_reason,
-            frames_received=images.frames_seen, frames_unreadable=images.unreadable,
+            window=window, topic=topic,
+            frame_filter=frame_filter, frame_filter_reason=images.frame_filter_reason,
+            frames_received=sum(each.frames_seen for each in inputs),
+            frames_unreadable=sum(each.unreadable for each in inputs),
             goals_running=scheduler.busy - scheduler.ticking if scheduler else 0,
             goals_queued=scheduler.queued if scheduler else 0,
             goals_served=self._goals_served, last_latency=self._last_latency,
             publish_errors=self._guard.errors,
-            stream_rate=(None if self.get_parameter('use_sim_time').value
-                         else images.rate(time.monotonic())),
+            stream_rate=stream_rate,
             sim_time_waiting=self._sim_time_waiting(),
-            depth=self._depth.diagnostics() if self._depth is not None else None,
+            depth=self._depth_diagnostics(),
             structured_output=self.get_parameter('structured_output').value,
             can_constrain=backend.can_constrain if ready else None,
             unheld_format=self._unheld_format,
-            monitors=tuple(self._monitors.stats()))
+            monitors=tuple(self._monitors.stats()), cameras=cameras)
+
+    def _camera_snapshots(self, sim_time: bool) -> tuple[CameraSnapshot, ...]:
+        """Each configured camera's input and window, in configuration order."""
+        windows = self._windows
+        if windows is None:
+            return ()
+        now, wall = self._now(), time.monotonic()
+        snapshots = []
+        for images in self._camera_inputs():
+            window = windows.window(images.camera)
+            newest = window.newest_stamp
+            snapshots.append(CameraSnapshot(
+                name=images.camera, topic=images.topic, window=window.stats,
+                frames_received=images.frames_seen, frames_unreadable=images.unreadable,
+                stream_rate=None if sim_time else images.rate(wall),
+                newest_age=None if newest is None else now - newest))
+        return tuple(snapshots)
+
+    def _depth_diagnostics(self) -> dict[str, str] | None:
+        """The depth counters: as they are with one camera; with several, the sums and each
+        camera's under camera.<name>.
+        """
+        depths = self._depths
+        if not depths:
+            return None
+        if list(depths) == ['']:
+            return depths[''].diagnostics()
+        values: dict[str, str] = {}
+        totals: dict[str, int] = {}
+        for name, depth in depths.items():
+            for key, value in depth.diagnostics().items():
+                values[f'camera.{name}.{key}'] = value
+                totals[key] = totals.get(key, 0) + int(value)
+        return {**{key: str(total) for key, total in totals.items()}, **values}
+
+
+def _points_without_depth_by_camera(outcome: ReasonOutcome, lifted: Lifted | None
+                                    ) -> dict[str, list]:
+    """Camera name -> the 2D points of its trajectories that had no valid depth."""
+    names = [view.name for view in outcome.views]
+    found: dict[str, list] = {}
+    if lifted is None:
+        return found
+    for trajectory, lifted_trajectory in zip(outcome.parsed.trajectories, lifted.trajectories):
+        points = [point for point, ok in zip(trajectory.points, lifted_trajectory.valid)
+                  if not ok]
+        found.setdefault(camera_of(trajectory, names), []).extend(points)
+    return found
 
 
 def _wait_for_cancel_state(handle: ServerGoalHandle) -> bool:

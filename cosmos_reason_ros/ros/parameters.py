@@ -24,6 +24,7 @@ from cosmos_reason_ros.core.backends.remote_config import (
     STRUCTURED_OUTPUT_FIELDS,
     VIDEO_TRANSPORTS,
 )
+from cosmos_reason_ros.core.camera.views import check_camera_names, DEFAULT_SYNC_TOLERANCE
 from cosmos_reason_ros.core.config import (
     GoalDefaults,
     GoalLimits,
@@ -60,6 +61,11 @@ class NodeConfig:
     goals: GoalDefaults = GoalDefaults()
     frame_wait_timeout: float = 2.0
     compressed_input: bool = False
+    cameras: tuple[str, ...] = ()
+    """Camera names in configuration (and prompt) order; empty: one unnamed camera on
+    `image`. Use camera_names for the names the node runs with."""
+    sync_tolerance: float = DEFAULT_SYNC_TOLERANCE
+    """Seconds a camera's frame may lie from a slot time of a multi-view goal."""
     dds_frame_filter: bool = False
     concurrency_policy: Policy = Policy.REJECT
     max_queued_goals: int = MAX_QUEUED
@@ -79,6 +85,11 @@ class NodeConfig:
     lift: LiftSettings = LiftSettings()
     monitors_file: str = ''
     monitors: MonitorBounds = MonitorBounds()
+
+    @property
+    def camera_names(self) -> tuple[str, ...]:
+        """The cameras as the core names them: ('',) for the one unnamed camera."""
+        return check_camera_names(self.cameras)
 
     @property
     def backend_settings(self) -> BackendSettings:
@@ -203,6 +214,16 @@ SPECS: tuple[ParameterSpec, ...] = (
                   '{"repetition_penalty": 1.05} for vLLM; the fields a goal sets win.'),
     ParameterSpec('compressed_input', _NODE.compressed_input,
                   'Subscribe to image/compressed (sensor_msgs/CompressedImage) instead of image.'),
+    ParameterSpec('cameras', _NODE.cameras,
+                  'Camera names, in the order a goal that names none sees them. Empty: one '
+                  'unnamed camera on image (image/compressed), depth and camera_info. Camera N '
+                  'subscribes N/image (N/image/compressed), and with depth on N/depth and '
+                  'N/camera_info (relative: remap them). A name is a letter followed by '
+                  'letters, digits or underscores.'),
+    ParameterSpec('cameras.sync_tolerance', _NODE.sync_tolerance,
+                  "Seconds a camera's frame may lie from a slot time of a goal over several "
+                  'cameras and still stand for it; a camera with no frame that near a slot '
+                  'misses it (the result lists the missed slots).', range=(0.001, 10.0)),
     ParameterSpec('window.target_fps', _WINDOW.target_fps,
                   'Frames kept per second of header-stamp time.',
                   range=(0.1, 60.0)),
@@ -275,6 +296,9 @@ SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec('goal.max_images', _LIMITS.max_images,
                   'Most images a goal may carry (INVALID_GOAL above, checked before decoding); '
                   "the goal's max_frames then picks among them.", range=(1, 4096)),
+    ParameterSpec('goal.max_cameras', _LIMITS.max_cameras,
+                  'Most cameras (views) one goal may ask about; each is a video in the prompt '
+                  '(INVALID_GOAL above).', range=(1, 64)),
     ParameterSpec('goal.time_limit', _LIMITS.time_limit,
                   'Seconds a goal may run once it holds the model; it is then stopped and fails '
                   'with GENERATION_FAILED. 0: no limit.', range=(0.0, 86400.0)),
@@ -406,9 +430,12 @@ def read_node_config(node: Node, image_topic: str) -> NodeConfig:
             max_new_tokens=values['goal.max_new_tokens_limit'],
             max_images=values['goal.max_images'],
             max_source_pixels=values['max_source_pixels'],
+            max_cameras=values['goal.max_cameras'],
             time_limit=values['goal.time_limit']),
         frame_wait_timeout=values['goal.frame_wait_timeout'],
         compressed_input=values['compressed_input'],
+        cameras=_camera_names(values['cameras']),
+        sync_tolerance=values['cameras.sync_tolerance'],
         dds_frame_filter=values['window.dds_filter'],
         concurrency_policy=Policy(values['concurrency_policy']),
         max_queued_goals=values['max_queued_goals'],
@@ -434,6 +461,19 @@ def read_node_config(node: Node, image_topic: str) -> NodeConfig:
                                min_period=values['monitors.min_period'],
                                goal_policy=values['monitors.goal_policy']),
     )
+
+
+def _camera_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The `cameras` parameter, checked (empty or [''] is the one unnamed camera).
+
+    Raises:
+        ValueError: a name that cannot be a topic namespace, or one given twice.
+    """
+    try:
+        checked = check_camera_names(names)
+    except ValueError as error:
+        raise ValueError(f"parameter 'cameras': {error}") from None
+    return () if checked == ('',) else checked
 
 
 def _remote_config(node: Node, values: dict[str, Any]) -> RemoteConfig:

@@ -203,21 +203,32 @@ class VideoTiming:
         return self.total_num_frames / self.fps
 
 
-def video_timing(timestamps: Sequence[float], family: ModelFamily) -> VideoTiming:
+def video_timing(timestamps: Sequence[float], family: ModelFamily, *,
+                 origin: float | None = None) -> VideoTiming:
     """The metadata that carries the frames' real timing to the model's processor.
 
     Text-timestamp families: frames are indices of a virtual 1000 fps video (index = round((t -
-    t0) * 1000)), so the `<t seconds>` markers are the real stamps (averaged over the frames of
-    each temporal patch). Mean-fps families: the frames' mean rate, (frames - 1) / span, from
+    origin) * 1000)), so the `<t seconds>` markers are the real stamps (averaged over the frames
+    of each temporal patch). Mean-fps families: the frames' mean rate, (frames - 1) / span, from
     which the processor derives the seconds per temporal patch.
 
     Args:
         timestamps: Stamps of the frames in seconds, increasing.
         family: Model family.
+        origin: The stamp that is 0 seconds. None: the first frame's (one video). The views of
+            a multi-camera request share one clock (GenerationRequest), so each passes 0.0 and
+            a view whose first frame is at 0.007 s says so in its markers.
+
+    Raises:
+        ValueError: a text-timestamp frame lies before the origin.
     """
     start = float(timestamps[0])
     if family_spec(family).frame_timing is FrameTiming.TEXT_TIMESTAMPS:
-        indices = [int(round((float(t) - start) * TIMESTAMP_FPS)) for t in timestamps]
+        zero = start if origin is None else float(origin)
+        indices = [int(round((float(t) - zero) * TIMESTAMP_FPS)) for t in timestamps]
+        if indices[0] < 0:
+            raise ValueError(f'the first frame is {start:.3f} s, before the clock origin '
+                             f'{zero:.3f} s: stamps must be seconds from the origin')
         return VideoTiming(TIMESTAMP_FPS, indices, indices[-1] + 1)
     span = float(timestamps[-1]) - start
     count = len(timestamps)

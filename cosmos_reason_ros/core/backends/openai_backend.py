@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 import dataclasses
 import http.client
 import json
+import re
 import socket
 import threading
 import time
@@ -445,8 +446,8 @@ class OpenAIBackend:
                     if answer.started:
                         self._endpoints.failed(endpoint, self._redact(str(
                             self._generation_error(error, 0, answer, endpoint.shown))))
-                    raise self._generation_error(error, attempt, answer,
-                                                 endpoint.shown) from None
+                    raise self._generation_error(error, attempt, answer, endpoint.shown,
+                                                 media=prepared.media_items) from None
                 hold = error.retry_after if isinstance(error, HttpStatusError) else None
                 self._endpoints.failed(endpoint, self._redact(str(
                     self._generation_error(error, 0, answer, endpoint.shown))), hold=hold)
@@ -554,6 +555,7 @@ class OpenAIBackend:
             generation_time=max(0.0, finished - sent),
             model_input_size=prepared.model_input_size,
             finish_reason='length' if reason == 'length' else 'stop',
+            view_input_sizes=prepared.view_input_sizes,
         )
 
     def _retry_delay(self, error: Exception, attempt: int,
@@ -569,9 +571,12 @@ class OpenAIBackend:
         return self.config.retry_backoff * (2 ** attempt)
 
     def _generation_error(self, error: Exception, attempt: int, answer: AnswerAccumulator,
-                          url: str) -> ReasonError:
+                          url: str, media: Mapping[str, int] | None = None) -> ReasonError:
         tries = f' (after {attempt + 1} tries)' if attempt else ''
         if isinstance(error, HttpStatusError):
+            refusal = media_limit_refusal(error, media or {})
+            if refusal is not None:
+                return GenerationError(self._redact(f'{url} {refusal}'))
             if error.status in (401, 403):
                 return GenerationError(self._redact(
                     f'{url} refused the request (HTTP {error.status}): '
@@ -691,6 +696,34 @@ def _refuses_structured_output(error: Exception) -> bool:
 
 
 
+_MEDIA_LIMIT = re.compile(r'At most (\d+) (\w+)\(s\) may be provided in one (?:prompt|request)')
+"""vLLM's refusal of more media items than --limit-mm-per-prompt allows (vllm/multimodal/
+processing/context.py, validate_num_items; older releases said 'in one request')."""
+
+
+def media_limit_refusal(error: Exception, media: Mapping[str, int]) -> str | None:
+    """What to do about a server that refused the request's number of media items, or None
+    when the error is something else.
+
+    Args:
+        error: What the server answered.
+        media: The request's media items per modality (PreparedRequest.media_items).
+    """
+    if not isinstance(error, HttpStatusError) or not 400 <= error.status < 500:
+        return None
+    found = _MEDIA_LIMIT.search(error.message)
+    if found is None:
+        return None
+    limit, modality = int(found.group(1)), found.group(2)
+    sent = media.get(modality, 0)
+    wanted = max(sent, limit + 1)
+    sent_text = f'{sent} {modality} items' if sent else f'more than {limit} {modality} item(s)'
+    return (f'allows at most {limit} {modality} item(s) per prompt and the request holds '
+            f'{sent_text} (one per camera view): start the server with --limit-mm-per-prompt '
+            f"'{{\"{modality}\": {wanted}}}' (scripts/serve_vllm.sh: MAX_VIDEOS={wanted}), or "
+            f'ask about fewer cameras (server: {error.message})')
+
+
 def _describe(error: Exception) -> str:
     if isinstance(error, http.client.IncompleteRead):
         return 'the answer ended before it was complete'
@@ -700,4 +733,4 @@ def _describe(error: Exception) -> str:
     return f'{type(error).__name__}: {text}' if type(error).__name__ not in text else text
 
 
-__all__ = ['OpenAIBackend', 'RemoteCompletion', 'RETRY_STATUSES']
+__all__ = ['OpenAIBackend', 'RemoteCompletion', 'RETRY_STATUSES', 'media_limit_refusal']

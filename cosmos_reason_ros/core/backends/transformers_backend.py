@@ -31,10 +31,12 @@ from cosmos_reason_ros.core.answers.families import (
 )
 from cosmos_reason_ros.core.answers.formats import AnswerBudgetError, framing_tokens, plan_answer
 from cosmos_reason_ros.core.answers.modes import ModelFamily
+from cosmos_reason_ros.core.answers.prompts import view_label
 from cosmos_reason_ros.core.backends.base import (
     check_request,
     GenerationRequest,
     GenerationResult,
+    RequestView,
     Sampling,
     StreamCallback,
 )
@@ -54,6 +56,7 @@ from cosmos_reason_ros.core.backends.vision_cache import (
     unsupported_reason,
     VisionFeatureCache,
 )
+from cosmos_reason_ros.core.camera.images import downscale
 from cosmos_reason_ros.core.config import ModelConfig
 from cosmos_reason_ros.core.errors import (
     GenerationCancelled,
@@ -86,7 +89,10 @@ class PreparedInputs:
     prompt_text: str
     """The chat-templated prompt before the processor expanded the media placeholders."""
     model_input_size: tuple[int, int]
-    """(width, height) of the frames after the processor's resize."""
+    """(width, height) of the frames after the processor's resize (the first view's)."""
+    view_input_sizes: tuple[tuple[int, int], ...] = ()
+    """(width, height) of each view after the processor's resize, in request order (several
+    views only)."""
 
     @property
     def prompt_tokens(self) -> int:
@@ -473,9 +479,9 @@ class TransformersBackend:
             except torch.cuda.OutOfMemoryError as exc:
                 torch.cuda.empty_cache()
                 raise GenerationError(
-                    f'out of GPU memory for {len(request.frames)} frame(s) of '
-                    f"{_frame_size(request)} px: lower the window's max_pixels or the goal's "
-                    'max_frames (or max_new_tokens)') from exc
+                    f"out of GPU memory for {_frames_in(request)}: lower the window's "
+                    "max_pixels or the goal's max_frames (or max_new_tokens"
+                    + (', or ask about fewer cameras)' if request.views else ')')) from exc
             except Exception as exc:
                 raise GenerationError(f'generation failed: {type(exc).__name__}: {exc}') from exc
             if cancel is not None and cancel.is_set():
@@ -506,6 +512,11 @@ class TransformersBackend:
             template_kwargs['enable_thinking'] = request.prompt.reasoning
         prompt_text = self._processor.apply_chat_template(
             messages, tokenize=False, add_generation_prompt=True, **template_kwargs)
+        if request.views:
+            inputs, sizes = self._process_views(prompt_text, request.views)
+            inputs = inputs.to(self._model.device)
+            return PreparedInputs(inputs=dict(inputs), prompt_text=prompt_text,
+                                  model_input_size=sizes[0], view_input_sizes=sizes)
         if is_video:
             inputs = self._process_video(prompt_text, request)
             grid = inputs['video_grid_thw'][0]
@@ -558,6 +569,72 @@ class TransformersBackend:
         inputs.pop('video_metadata', None)  # for the prompt only, not a model input
         return inputs
 
+    def _process_views(self, prompt_text: str, views: Sequence[RequestView]
+                       ) -> tuple[Any, tuple[tuple[int, int], ...]]:
+        """Processor inputs of several cameras: a video per view (an image for one frame), in
+        prompt order, and each view's (width, height) as the model sees it.
+
+        Each video carries its own timing on the request's shared clock (origin 0.0: a view
+        whose first frame is 0.007 s says so in its `<t seconds>` markers). The processor
+        takes one size bound per modality, so the bound is the widest view's: each view is
+        then only rounded to whole tokens, none scaled up or cut. Frames above
+        max_frame_pixels are scaled down here first, since the widest bound would let them
+        through.
+        """
+        views = [RequestView(view.name, [self._bounded(frame) for frame in view.frames],
+                             view.timestamps) for view in views]
+        images = [view for view in views if len(view.frames) == 1]
+        videos = [view for view in views if len(view.frames) > 1]
+        kwargs: dict[str, Any] = {}
+        if images:
+            processor = self._processor.image_processor
+            bounds = [self._pixel_bounds(view.frames[0].shape, 1, processor.patch_size,
+                                         processor.merge_size, processor.temporal_patch_size,
+                                         total=False) for view in images]
+            kwargs['images'] = [np.array(view.frames[0]) for view in images]
+            kwargs['images_kwargs'] = {'size': _widest(bounds)}
+        if videos:
+            processor = self._processor.video_processor
+            total = family_spec(self.family).pixel_budget_is_total
+            stacks = [np.stack([np.asarray(frame) for frame in view.frames]) for view in videos]
+            bounds = [self._pixel_bounds(stack.shape[1:], len(stack), processor.patch_size,
+                                         processor.merge_size, processor.temporal_patch_size,
+                                         total=total) for stack in stacks]
+            metadata = [video_metadata(view.timestamps, self.family, width=stack.shape[2],
+                                       height=stack.shape[1], origin=0.0)
+                        for view, stack in zip(videos, stacks)]
+            videos_kwargs = {'do_sample_frames': False, 'video_metadata': metadata,
+                             'size': _widest(bounds), 'return_metadata': True}
+            if 'cap_pixels_per_frame' in getattr(processor.valid_kwargs, '__annotations__', {}):
+                videos_kwargs['cap_pixels_per_frame'] = False
+            kwargs['videos'] = stacks
+            kwargs['videos_kwargs'] = videos_kwargs
+        inputs = self._processor(text=[prompt_text], **kwargs, return_tensors='pt',
+                                 return_mm_token_type_ids=True)
+        inputs.pop('video_metadata', None)
+        # The processor keeps images and videos in their own order; put them back in the
+        # views' order.
+        grids = {
+            'image': iter(zip(inputs['image_grid_thw'].tolist(),
+                              [self._processor.image_processor.patch_size] * len(images)))
+            if images else iter(()),
+            'video': iter(zip(inputs['video_grid_thw'].tolist(),
+                              [self._processor.video_processor.patch_size] * len(videos)))
+            if videos else iter(()),
+        }
+        sizes = []
+        for view in views:
+            (_, grid_h, grid_w), patch = next(grids['image' if len(view.frames) == 1
+                                                    else 'video'])
+            sizes.append((int(grid_w) * patch, int(grid_h) * patch))
+        return inputs, tuple(sizes)
+
+    def _bounded(self, frame: np.ndarray) -> np.ndarray:
+        frame = np.asarray(frame)
+        if frame.shape[0] * frame.shape[1] <= self._max_frame_pixels:
+            return frame
+        return downscale(frame, self._max_frame_pixels)
+
     def _pixel_bounds(self, frame_shape: Sequence[int], num_frames: int, patch_size: int,
                       merge_size: int, temporal_patch_size: int, *, total: bool) -> dict[str, int]:
         """Processor size bounds that allow no resize beyond rounding to whole tokens.
@@ -595,7 +672,9 @@ class TransformersBackend:
             self._grammars.check_available()
             plan = plan_answer(structured, max_new_tokens=request.sampling.max_new_tokens,
                                reasoning=reasoning, framing=framing_tokens(**shape),
-                               family=self.family, model_input_size=prepared.model_input_size)
+                               family=self.family,
+                               model_input_size=_largest(prepared.view_input_sizes)
+                               or prepared.model_input_size)
             if plan is None:
                 return None, ()
             return self._grammars.constraint(plan, **shape), ()
@@ -651,6 +730,7 @@ class TransformersBackend:
             model_input_size=prepared.model_input_size,
             finish_reason=finish_reason,
             served_by='local',
+            view_input_sizes=prepared.view_input_sizes,
         )
 
 
@@ -724,6 +804,8 @@ def check_context(prompt_tokens: int, max_new_tokens: int, context: int | None) 
 def build_messages(request: GenerationRequest, *, is_video: bool) -> list[dict[str, Any]]:
     """The conversation in the Cosmos convention: system, then a user turn with media first.
 
+    With several cameras (request.views) each view is its label (prompts.view_label) then its
+    video, or its image when it has one frame, in prompt order; is_video then does not apply.
     The media items carry no data: the chat template only places their placeholders, the
     frames go to the processor directly.
     """
@@ -731,14 +813,19 @@ def build_messages(request: GenerationRequest, *, is_video: bool) -> list[dict[s
     if request.prompt.system:
         messages.append({'role': 'system',
                          'content': [{'type': 'text', 'text': request.prompt.system}]})
-    media = {'type': 'video'} if is_video else {'type': 'image'}
+    if request.views:
+        media = [item for view in request.views
+                 for item in ({'type': 'text', 'text': view_label(view.name)},
+                              {'type': 'video' if len(view.frames) > 1 else 'image'})]
+    else:
+        media = [{'type': 'video'} if is_video else {'type': 'image'}]
     messages.append({'role': 'user',
-                     'content': [media, {'type': 'text', 'text': request.prompt.user}]})
+                     'content': [*media, {'type': 'text', 'text': request.prompt.user}]})
     return messages
 
 
 def video_metadata(timestamps: Sequence[float], family: ModelFamily, *, width: int,
-                   height: int) -> dict[str, Any]:
+                   height: int, origin: float | None = None) -> dict[str, Any]:
     """The VideoMetadata (as a dict) that carries the frames' real timing to the processor.
 
     See families.video_timing: text-timestamp families (Reason2, Cosmos 3) get the frames as
@@ -751,8 +838,9 @@ def video_metadata(timestamps: Sequence[float], family: ModelFamily, *, width: i
         family: Model family.
         width: Frame width in pixels.
         height: Frame height in pixels.
+        origin: The stamp that is 0 seconds (video_timing); None: the first frame's.
     """
-    timing = video_timing(timestamps, family)
+    timing = video_timing(timestamps, family, origin=origin)
     return {'fps': timing.fps, 'frames_indices': timing.frames_indices,
             'total_num_frames': timing.total_num_frames, 'duration': timing.duration,
             'width': width, 'height': height}
@@ -801,6 +889,31 @@ def _as_tuple(value: Any) -> tuple[int, ...]:
     return (int(value),)
 
 
-def _frame_size(request: GenerationRequest) -> str:
-    height, width = np.asarray(request.frames[0]).shape[:2]
+def _frame_size(frames: Sequence[np.ndarray]) -> str:
+    height, width = np.asarray(frames[0]).shape[:2]
     return f'{width}x{height}'
+
+
+def _frames_in(request: GenerationRequest) -> str:
+    """The request's frames in words: '8 frame(s) of 640x360 px', with several cameras
+    '16 frame(s) of 2 cameras (head: 8 of 640x360 px, wrist: 8 of 320x240 px)'.
+    """
+    if not request.views:
+        return f'{len(request.frames)} frame(s) of {_frame_size(request.frames)} px'
+    each = ', '.join(f'{view.name}: {len(view.frames)} of {_frame_size(view.frames)} px'
+                     for view in request.views)
+    count = sum(len(view.frames) for view in request.views)
+    return f'{count} frame(s) of {len(request.views)} cameras ({each})'
+
+
+def _widest(bounds: Sequence[dict[str, int]]) -> dict[str, int]:
+    """One processor size bound that resizes none of the views whose own bounds these are."""
+    return {'shortest_edge': min(bound['shortest_edge'] for bound in bounds),
+            'longest_edge': max(bound['longest_edge'] for bound in bounds)}
+
+
+def _largest(sizes: Sequence[tuple[int, int]]) -> tuple[int, int] | None:
+    """The element-wise largest (width, height) of several views; None for none."""
+    if not sizes:
+        return None
+    return (max(width for width, _ in sizes), max(height for _, height in sizes))
