@@ -20,6 +20,7 @@ from cosmos_reason_ros.action import Reason
 from cosmos_reason_ros.core.answers.modes import ModelFamily
 from cosmos_reason_ros.core.backends.transformers_backend import TransformersBackend
 from cosmos_reason_ros.core.config import ModelConfig, WindowConfig
+from cosmos_reason_ros.core.depth.geometry import LiftStatus
 from cosmos_reason_ros.core.evaluation.asking import ReplaySettings
 from cosmos_reason_ros.core.evaluation.question_file import parse_question_set
 from cosmos_reason_ros.core.evaluation.replay import Replay
@@ -39,9 +40,15 @@ from cosmos_reason_ros.demo.sample_data import (
     write_sample_bag,
 )
 from cosmos_reason_ros.demo.sample_scene import basket_box, marker_position, scene_point
-from cosmos_reason_ros.msg import CameraView
+from cosmos_reason_ros.msg import CameraView, Trajectory2D, Trajectory3D
 from cosmos_reason_ros.ros import node as node_module
-from cosmos_reason_ros.ros.live_eval import _result_to_item, LiveEvaluation, LiveSettings
+from cosmos_reason_ros.ros.live_eval import (
+    _lifted,
+    _result_to_item,
+    LiveEvaluation,
+    LiveSettings,
+    parsed_from_msg,
+)
 
 W, H, SECONDS = 160, 120, 3.0
 SETTINGS = ReplaySettings(window=WindowConfig(max_pixels=W * H))
@@ -340,3 +347,28 @@ def test_a_result_without_the_truths_view_says_to_configure_the_nodes_cameras(tm
     assert answer.status == 'error' and answer.error_code == 'no_answer'
     assert "no view of camera 'side'" in answer.error
     assert "configured with the question set's cameras" in answer.error
+
+
+def test_live_3d_answers_are_scored_in_the_truths_camera_only(tmp_path):
+    questions = parse_question_set({
+        'version': 1, 'source': str(tmp_path / 'bag'), 'cameras': {
+            'head': RAW_TOPIC, 'side': {'image': SIDE_RAW_TOPIC, 'depth': '/side/depth',
+                                        'camera_info': '/side/info'}},
+        'items': [{'id': 'path', 'at': 1.0, 'mode': 'trajectory', 'task': 'Follow it',
+                   'expected': {'camera': 'side', 'trajectory': [[1, 1], [2, 2]],
+                                'trajectory_3d': [[0, 0, 1], [0, 0, 1]]}}]},
+        tmp_path / 'two.yaml')
+    (item,) = questions.items
+    output = Reason.Result().output
+    output.lift_status = int(LiftStatus.OK)
+    output.trajectories_3d = [Trajectory3D(label=camera, camera=camera, valid=[True])
+                              for camera in ('head', 'side', '')]
+    lifted, _ = _lifted(item, output, parsed_from_msg(output))
+    # '' is the item's first camera, head: only the side's path counts.
+    assert [trajectory.label for trajectory in lifted.trajectories] == ['side']
+    output.lift_status, output.trajectories_3d = int(LiftStatus.NONE), []
+    output.trajectories = [Trajectory2D(label='p', camera='side')]
+    lifted, _ = _lifted(item, output, parsed_from_msg(output))
+    assert lifted.message.startswith("camera 'side': the node lifted nothing")
+    assert "side/depth and side/camera_info to the bag's '/side/depth' and '/side/info'" in \
+        lifted.message
