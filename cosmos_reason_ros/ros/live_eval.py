@@ -27,6 +27,7 @@ from rclpy.task import Future
 from rosgraph_msgs.msg import Clock
 
 from cosmos_reason_ros.action import Reason
+from cosmos_reason_ros.core.answers.parsing import ParsedAnswer
 from cosmos_reason_ros.core.camera.frames import Frame
 from cosmos_reason_ros.core.camera.images import stamp_seconds
 from cosmos_reason_ros.core.camera.views import DEFAULT_CAMERA, View
@@ -170,8 +171,6 @@ class LiveSettings:
 class _Track:
     """One camera's image topic in the played bag, as the node's window of that camera sees it."""
 
-    camera: str
-    """The camera's name ('' for the one unnamed camera)."""
     source: BagSource
     timeline: Timeline
     kept: tuple[int | None, ...]
@@ -328,7 +327,7 @@ class LiveEvaluation:
             if not camera:
                 raise
             raise SourceError(_about(camera, str(error))) from None
-        return _Track(camera, source, timeline,
+        return _Track(source, timeline,
                       timeline.kept_stamps(self._settings.replay.window))
 
     def _ask(self, index: int, item: QuestionItem, bag_time: float,
@@ -437,8 +436,8 @@ class LiveEvaluation:
         max_pixels = self._settings.replay.window.max_pixels
         wanted: dict[str, list[float]] = {name: [] for name in tracks}
         for result in answered:
-            for name, stamps in _last_stamps(result):
-                wanted[name].append(stamps)
+            for name, stamp in _last_stamps(result):
+                wanted[name].append(stamp)
         images = {name: load_frames(tracks[name].source, stamps, max_pixels=max_pixels)
                   for name, stamps in wanted.items() if stamps}
         for result in answered:
@@ -511,10 +510,12 @@ def _result_to_item(base: ItemResult, item: QuestionItem, result: Reason.Result,
         starts = [(view.name, view.stamps[0]) for view in views if view.stamps]
     else:
         starts = [(DEFAULT_CAMERA, stamps[0])] if stamps else []
-    # Timestamps of all views are on one clock from the earliest frame of any view.
-    window_offset = min(
-        ((timelines[name].bag_time_of(stamp) if name in timelines else None) or stamp)
-        - next(iter(timelines.values())).start for name, stamp in starts) if starts else None
+    window_offset = None
+    if starts:
+        # Timestamps of all views are on one clock from the earliest frame of any view.
+        start = next(iter(timelines.values())).start
+        window_offset = min(_bag_time(timelines.get(name), stamp)
+                            for name, stamp in starts) - start
     lifted, depth_stamp = _lifted(item, output, parsed)
     return dataclasses.replace(
         base, status=ANSWERED, parsed=parsed, raw_text=output.raw_text,
@@ -532,7 +533,8 @@ def _result_to_item(base: ItemResult, item: QuestionItem, result: Reason.Result,
         lifted=lifted, depth_stamp=depth_stamp, views=views, picture_camera=picture_camera)
 
 
-def _lifted(item: QuestionItem, output: Any, parsed: Any) -> tuple[Lifted | None, float | None]:
+def _lifted(item: QuestionItem, output: Any,
+            parsed: ParsedAnswer) -> tuple[Lifted | None, float | None]:
     """The node's 3D answer for scoring: of several views, only what was lifted in the view the
     truth is in (as offline, which lifts only those); None when the item is not lifted.
     """
@@ -560,6 +562,12 @@ def _lifted(item: QuestionItem, output: Any, parsed: Any) -> tuple[Lifted | None
             f'{where}the node lifted nothing: run it with depth.enabled:=true and remap '
             f"{names} to the bag's '{depth_topic}' and '{camera_info_topic}'"))
     return lifted, depth_stamp
+
+
+def _bag_time(timeline: Timeline | None, stamp: float) -> float:
+    """The bag time of the message with this header stamp (the stamp itself if not found)."""
+    found = timeline.bag_time_of(stamp) if timeline is not None else None
+    return stamp if found is None else found
 
 
 def _last_stamps(result: ItemResult) -> list[tuple[str, float]]:

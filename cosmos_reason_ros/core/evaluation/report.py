@@ -2,7 +2,8 @@
 
 report.md shows a summary table, a latency histogram (SVG) and, per item, the last frame the model
 saw with the expected (blue) and predicted (green) trajectory or boxes drawn on it (points
-without depth crossed out), and the answer in metres when it was lifted into 3D.
+without depth crossed out), and the answer in metres when it was lifted into 3D; an item over
+named cameras shows every view's last frame side by side.
 """
 
 from collections.abc import Iterable, Sequence
@@ -285,7 +286,8 @@ def item_picture(result: ItemResult) -> np.ndarray | None:
     """
     if result.view_pictures:
         return views_picture(result)
-    if result.image is None or result.source_size is None:
+    if result.views or result.image is None or result.source_size is None:
+        # Views without their frames (not decoded): nothing to draw the mosaic with.
         return None
     image = np.asarray(result.image)
     if image.shape[1] < MIN_PICTURE_WIDTH:
@@ -745,6 +747,6 @@ def latency_histogram_svg(latencies: Sequence[float], *, bins: int = 12, width: 
 
 __all__ = [
     'ReportError', 'SCHEMA', 'SCHEMA_VERSION', 'TIMING_KEYS', 'build_report', 'item_picture',
-    'item_record', 'latency_histogram_svg', 'load_report', 'prompt_digest', 'render_markdown',
-    'report_content', 'write_report', 'write_report_files',
+    'item_record', 'latency_histogram_svg', 'load_report', 'MOSAIC_TILE_HEIGHT', 'prompt_digest',
+    'render_markdown', 'report_content', 'views_picture', 'write_report', 'write_report_files',
 ]
