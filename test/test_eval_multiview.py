@@ -13,13 +13,14 @@ import pytest
 from scripted_backend import ScriptedBackend
 
 from cosmos_reason_ros.core.answers.modes import ModelFamily
+from cosmos_reason_ros.core.answers.overlay import EXPECTED, PREDICTED, TILE_GAP
 from cosmos_reason_ros.core.answers.parsing import Box, ParsedAnswer, ParseStatus, Trajectory
 from cosmos_reason_ros.core.evaluation.asking import ReplaySettings
 from cosmos_reason_ros.core.evaluation.depth_track import DepthSettings, DepthTrack
 from cosmos_reason_ros.core.evaluation.question_file import load_questions, parse_question_set
 from cosmos_reason_ros.core.evaluation.questions import CameraTopics, QuestionSetError
 from cosmos_reason_ros.core.evaluation.replay import Replay
-from cosmos_reason_ros.core.evaluation.report import write_report
+from cosmos_reason_ros.core.evaluation.report import item_picture, MOSAIC_TILE_HEIGHT, write_report
 from cosmos_reason_ros.core.evaluation.scoring import in_truth_view, score_answer
 from cosmos_reason_ros.core.evaluation.sources import open_source, SourceError
 from cosmos_reason_ros.demo import sample_scene as scene
@@ -305,6 +306,40 @@ def test_report_records_each_view_and_draws_the_truths_view(replayed, tmp_path):
     assert item['cameras']['side']['image'] == SIDE_RAW_TOPIC
     assert item['picture_camera'] == 'side' and item['expected']['camera'] == 'side'
     assert (tmp_path / 'report' / item['image']).exists()
+
+
+def test_the_report_picture_of_several_views_is_the_mosaic_with_the_truth_on_its_view(replayed):
+    run, _ = replayed
+    result = next(r for r in run.results if r.item.id == 'cube-box-side')
+    # Only each view's newest frame is kept in the result, not the window's frames.
+    assert [(view.name, len(view.frames)) for view in result.view_pictures] == [
+        ('head', 1), ('side', 1)]
+    assert [view.frames[0].stamp for view in result.view_pictures] == [
+        view.stamps[-1] for view in result.views]
+    picture = item_picture(result)
+    # 320x240 head and 240x180 side, each 360 high, side by side in prompt order.
+    assert picture.shape == (MOSAIC_TILE_HEIGHT, 480 + TILE_GAP + 480, 3)
+    head, side = picture[:, :480], picture[:, 480 + TILE_GAP:]
+
+    def pixels(tile, colour):
+        return int(np.all(tile == colour, axis=-1).sum())
+
+    # The truth (blue) is on the side view; the scripted box names no camera, so it is drawn
+    # (green) on the first view, head, where scoring counted it.
+    assert pixels(side, EXPECTED) > 100 and pixels(head, EXPECTED) == 0
+    assert pixels(head, PREDICTED) > 100 and pixels(side, PREDICTED) == 0
+
+
+def test_a_one_camera_items_picture_is_its_frame_as_before(tmp_path):
+    bag = write_sample_bag(tmp_path / 'one', width=160, height=120, seconds=1.0)
+    questions = parse_question_set({
+        'version': 1, 'source': str(bag), 'topic': RAW_TOPIC, 'items': [
+            {'id': 'q', 'at': 0.6, 'mode': 'question', 'task': 'ok?', 'max_new_tokens': 8}]},
+        tmp_path / 'one.yaml')
+    (result,) = Replay(scripted(), ReplaySettings()).run(questions).results
+    assert result.status == 'answered' and result.views == () and result.view_pictures == ()
+    picture = item_picture(result)
+    assert picture.shape == (360, 480, 3), 'the frame enlarged to the picture width'
 
 
 def test_an_answer_in_another_cameras_view_scores_as_a_miss_with_a_note(replayed):

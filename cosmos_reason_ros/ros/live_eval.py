@@ -3,10 +3,14 @@
 Waits on /clock for each item's bag time (`ros2 bag play --clock BAG`), sends the item as a Reason
 goal whose window ends at the frame the offline replay would use, and writes the same report. The
 set's monitors are added to the node for the run (live_monitors.py) and scored on its results.
+
+A set over named cameras needs a node configured with them (`cameras: [head, side]`, each
+camera's `N/image`, and with depth `N/depth` and `N/camera_info`, remapped to the set's topics);
+each goal names the item's cameras, and the result's views are recorded as offline.
 """
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 import dataclasses
 import sys
 import threading
@@ -23,9 +27,12 @@ from rclpy.task import Future
 from rosgraph_msgs.msg import Clock
 
 from cosmos_reason_ros.action import Reason
+from cosmos_reason_ros.core.answers.parsing import ParsedAnswer
+from cosmos_reason_ros.core.camera.frames import Frame
 from cosmos_reason_ros.core.camera.images import stamp_seconds
+from cosmos_reason_ros.core.camera.views import DEFAULT_CAMERA, View
 from cosmos_reason_ros.core.config import WindowConfig
-from cosmos_reason_ros.core.depth.geometry import LiftStatus
+from cosmos_reason_ros.core.depth.geometry import Lifted, LiftStatus
 from cosmos_reason_ros.core.errors import Failure, ReasonError
 from cosmos_reason_ros.core.evaluation.asking import (
     check_ask_time,
@@ -44,12 +51,14 @@ from cosmos_reason_ros.core.evaluation.results import (
     NOT_RUN,
     RunResult,
     SourceSummary,
+    ViewRecord,
 )
 from cosmos_reason_ros.core.evaluation.scoring import score_answer
 from cosmos_reason_ros.core.evaluation.sources import (
     BagSource,
     load_frames,
     ns_to_seconds,
+    SourceError,
     Timeline,
 )
 from cosmos_reason_ros.eval_options import (
@@ -158,6 +167,16 @@ class LiveSettings:
     """Seconds to wait for one goal's result."""
 
 
+@dataclasses.dataclass(frozen=True)
+class _Track:
+    """One camera's image topic in the played bag, as the node's window of that camera sees it."""
+
+    source: BagSource
+    timeline: Timeline
+    kept: tuple[int | None, ...]
+    """Per message, the stamp (ns) of the newest frame the node's window holds then."""
+
+
 class LiveEvaluation:
     """Sends each item of a question set as a goal at its bag time and collects the results."""
 
@@ -263,66 +282,103 @@ class LiveEvaluation:
 
     def _run_source(self, path: str, topic: str,
                     group: list[tuple[int, QuestionItem]]) -> SourceSummary:
+        cameras = group[0][1].camera_topics
+        topics = [(camera.name, camera.image) for camera in cameras] or [(DEFAULT_CAMERA, topic)]
         try:
-            source, timeline = open_played_bag(path, topic)
+            tracks = {name: self._track(path, name, image) for name, image in topics}
         except ReasonError as error:
             for index, item in group:
                 self._record(ItemResult(index=index, item=item, status=ERROR,
                                         error_code=Failure.SOURCE, error=str(error)))
             return SourceSummary(description={'path': path, 'topic': topic}, error=str(error))
-        summary = SourceSummary(description=source.describe(), frames=len(timeline.bag_times))
-        if timeline.bag_times:
-            summary.first_offset = timeline.bag_times[0] - timeline.start
-            summary.last_offset = timeline.bag_times[-1] - timeline.start
-        last = timeline.bag_times[-1] if timeline.bag_times else timeline.start
-        planned = sorted((item.time.resolve(timeline.start, last), index, item)
-                         for index, item in group)
+        first = next(iter(tracks.values()))
+        start = first.timeline.start
+        description = first.source.describe()
+        if cameras:  # as CameraBagSource describes it offline
+            description['cameras'] = {
+                name: {'topic': track.source.topic, 'message_type': track.source.message_type,
+                       'messages': track.source.message_count}
+                for name, track in tracks.items()}
+        logged = [track.timeline.bag_times for track in tracks.values()
+                  if track.timeline.bag_times]
+        summary = SourceSummary(description=description,
+                                frames=sum(len(times) for times in logged))
+        if logged:
+            summary.first_offset = min(times[0] for times in logged) - start
+            summary.last_offset = max(times[-1] for times in logged) - start
+        last = max((times[-1] for times in logged), default=start)
+        planned = sorted((item.time.resolve(start, last), index, item) for index, item in group)
         answered: list[ItemResult] = []
-        kept = timeline.kept_stamps(self._settings.replay.window)
         for bag_time, index, item in planned:
             if self._cancel.is_set():
                 break
-            result = self._ask(index, item, bag_time, timeline, kept, source)
+            result = self._ask(index, item, bag_time, tracks)
             self._record(result)
             if result.status == ANSWERED:
                 answered.append(result)
-        self._attach_pictures(source, answered)
+        self._attach_pictures(tracks, answered)
         return summary
 
-    def _ask(self, index: int, item: QuestionItem, bag_time: float, timeline: Timeline,
-             kept: Sequence[int | None], source: BagSource) -> ItemResult:
+    def _track(self, path: str, camera: str, topic: str) -> _Track:
+        """One camera's topic of the bag, with the frames the node's window keeps of it."""
+        try:
+            source, timeline = open_played_bag(path, topic)
+        except ReasonError as error:
+            if not camera:
+                raise
+            raise SourceError(_about(camera, str(error))) from None
+        return _Track(source, timeline,
+                      timeline.kept_stamps(self._settings.replay.window))
+
+    def _ask(self, index: int, item: QuestionItem, bag_time: float,
+             tracks: dict[str, _Track]) -> ItemResult:
         settings = self._settings
-        newest = timeline.newest_at(bag_time)
+        start = next(iter(tracks.values())).timeline.start
         base = ItemResult(index=index, item=item, status=ERROR, bag_time=bag_time,
-                          offset=bag_time - timeline.start)
-        code, message = check_ask_time(
-            bag_time, first=timeline.bag_times[0] if timeline.bag_times else None,
-            newest=None if newest is None else timeline.bag_times[newest],
-            ended=newest == len(timeline.bag_times) - 1, settings=settings.replay,
-            topic=source.topic, start=timeline.start)
-        if code or newest is None:
-            return dataclasses.replace(base, error_code=code, error=message)
-        # The newest frame the node's window holds by then, as in the offline replay.
-        stamp_ns = kept[newest]
-        if stamp_ns is None:
-            return dataclasses.replace(base, error_code=Failure.NO_FRAMES,
-                                       error='the window holds no frame by this time')
-        window_end = ns_to_seconds(stamp_ns)
-        frame_bag_time = timeline.bag_time_of(window_end)
-        frame_age = bag_time - (bag_time if frame_bag_time is None else frame_bag_time)
+                          offset=bag_time - start)
+        cameras = item.cameras or (DEFAULT_CAMERA,)
+        ends: list[tuple[int, str]] = []
+        for camera in cameras:
+            # Every camera the item asks about must have frames then, each judged on its own.
+            timeline = tracks[camera].timeline
+            newest = timeline.newest_at(bag_time)
+            code, message = check_ask_time(
+                bag_time, first=timeline.bag_times[0] if timeline.bag_times else None,
+                newest=None if newest is None else timeline.bag_times[newest],
+                ended=newest == len(timeline.bag_times) - 1, settings=settings.replay,
+                topic=tracks[camera].source.topic, start=start)
+            if code or newest is None:
+                return dataclasses.replace(base, error_code=code, error=_about(camera, message))
+            # The newest frame the node's window holds by then, as in the offline replay.
+            stamp_ns = tracks[camera].kept[newest]
+            if stamp_ns is None:
+                return dataclasses.replace(base, error_code=Failure.NO_FRAMES, error=_about(
+                    camera, 'the window holds no frame by this time'))
+            ends.append((stamp_ns, camera))
+        # Several views end at the oldest of their newest frames, as offline: each view has its
+        # frame near the last slot (the node matches the views within cameras.sync_tolerance).
+        end_ns = min(ends)[0]
+        window_end = ns_to_seconds(end_ns)
+        ages = []
+        for stamp_ns, camera in ends:
+            frame_bag_time = tracks[camera].timeline.bag_time_of(ns_to_seconds(stamp_ns))
+            ages.append((bag_time - (bag_time if frame_bag_time is None else frame_bag_time),
+                         stamp_ns, camera))
+        frame_age, stale_ns, stale_camera = max(ages)
         base = dataclasses.replace(base, window_end=window_end, frame_age=frame_age)
         max_age = settings.replay.goals.max_frame_age
         if frame_age > max_age:
             return dataclasses.replace(
-                base, error_code=Failure.STALE_FRAMES, error=stale_frame_message(
-                    bag_time, frame_age, window_end, start=timeline.start, max_age=max_age))
+                base, error_code=Failure.STALE_FRAMES, error=_about(stale_camera,
+                    stale_frame_message(bag_time, frame_age, ns_to_seconds(stale_ns),
+                                        start=start, max_age=max_age)))
         try:
             reached = self._clock.wait_until(
                 bag_time, start_timeout=settings.start_timeout,
                 stall_timeout=settings.stall_timeout, cancel=self._cancel)
         except ClockStalledError as error:
             return dataclasses.replace(base, error_code=error.kind, error=str(error))
-        goal = _goal_for(item, settings.replay, stamp_ns)
+        goal = _goal_for(item, settings.replay, end_ns)
         sent = time.perf_counter()
         response = self._send_and_wait(goal)
         round_trip = time.perf_counter() - sent
@@ -330,16 +386,20 @@ class LiveEvaluation:
                                    round_trip=round_trip)
         if isinstance(response, str):
             return dataclasses.replace(base, error_code=Failure.NO_ANSWER, error=response)
-        result = _result_to_item(base, item, response, timeline)
+        result = _result_to_item(base, item, response,
+                                 {camera: tracks[camera].timeline for camera in cameras})
         if result.status != ANSWERED:
             return result
-        # The node's window (as --capacity and --max-duration describe it) bounds the history.
+        # The node's window (as --capacity and --max-duration describe it) bounds the history;
+        # the facts are the first camera's, as offline.
+        first = tracks[cameras[0]]
+        newest = first.timeline.newest_at(bag_time)
         goals = settings.replay.goals
         return dataclasses.replace(result, window=window_facts(
-            timeline.kept_history(kept, newest), window_end,
+            first.timeline.kept_history(first.kept, newest), window_end,
             item.window_duration or goals.window_duration, window=settings.replay.window,
             max_frames=item.max_frames or goals.max_frames, seen=len(result.frame_stamps),
-            offset_of=lambda stamp: (timeline.bag_time_of(stamp) or stamp) - timeline.start,
+            offset_of=lambda stamp: (first.timeline.bag_time_of(stamp) or stamp) - start,
             hint="raise the node's window.capacity and window.max_duration"))
 
     def _send_and_wait(self, goal: Reason.Goal) -> Any:
@@ -369,17 +429,31 @@ class LiveEvaluation:
     def _server_alive(self) -> bool:
         return self._client.wait_for_server(0.0)
 
-    def _attach_pictures(self, source: BagSource, answered: list[ItemResult]) -> None:
-        """Decode the last frame of each answer from the bag, as the window stored it."""
-        last_stamps = [result.frame_stamps[-1] for result in answered if result.frame_stamps]
-        if not last_stamps:
-            return
+    def _attach_pictures(self, tracks: dict[str, _Track], answered: list[ItemResult]) -> None:
+        """Decode the last frame of each answer from the bag, as the window stored it; of an
+        answer over named cameras, the last frame of every view (the report's mosaic).
+        """
         max_pixels = self._settings.replay.window.max_pixels
-        images = load_frames(source, last_stamps, max_pixels=max_pixels)
+        wanted: dict[str, list[float]] = {name: [] for name in tracks}
         for result in answered:
-            image = images.get(result.frame_stamps[-1]) if result.frame_stamps else None
-            if image is not None:
+            for name, stamp in _last_stamps(result):
+                wanted[name].append(stamp)
+        images = {name: load_frames(tracks[name].source, stamps, max_pixels=max_pixels)
+                  for name, stamps in wanted.items() if stamps}
+        for result in answered:
+            found = {name: images.get(name, {}).get(stamp)
+                     for name, stamp in _last_stamps(result)}
+            if not found or any(image is None for image in found.values()):
+                continue
+            if not result.views:
+                image = found[DEFAULT_CAMERA]
                 self._results[result.index] = dataclasses.replace(result, image=image)
+                continue
+            pictures = tuple(
+                View(view.name, (Frame(view.stamps[-1], found[view.name], view.source_size),),
+                     view.missing) for view in result.views)
+            self._results[result.index] = dataclasses.replace(
+                result, image=found.get(result.picture_camera), view_pictures=pictures)
 
     def _record(self, result: ItemResult) -> None:
         self._results[result.index] = result
@@ -393,11 +467,20 @@ def _goal_for(item: QuestionItem, settings: ReplaySettings, stamp_ns: int) -> Re
         reasoning=item.reasoning, window_duration=float(item.window_duration),
         max_frames=item.max_frames, max_new_tokens=item.max_new_tokens,
         window_end=Time(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9),
-        greedy=settings.greedy, seed=-1 if settings.seed is None else settings.seed)
+        greedy=settings.greedy, seed=-1 if settings.seed is None else settings.seed,
+        cameras=list(item.cameras))
 
 
 def _result_to_item(base: ItemResult, item: QuestionItem, result: Reason.Result,
-                    timeline: Timeline) -> ItemResult:
+                    timelines: dict[str, Timeline]) -> ItemResult:
+    """The item's result from the node's: the answer, its views, its score in the truth's view.
+
+    Args:
+        base: the result so far (where and when it was asked).
+        item: the item.
+        result: the action's result.
+        timelines: the timeline of each camera the item asks about ('' for one unnamed).
+    """
     output = result.output
     if result.error_code != Reason.Result.SUCCESS:
         return dataclasses.replace(
@@ -406,16 +489,34 @@ def _result_to_item(base: ItemResult, item: QuestionItem, result: Reason.Result,
     parsed = parsed_from_msg(output)
     stamps = tuple(stamp_seconds(stamp) for stamp in output.frame_stamps)
     size = (int(output.image_width), int(output.image_height))
-    first_bag_time = timeline.bag_time_of(stamps[0]) if stamps else None
-    window_offset = (first_bag_time if first_bag_time is not None else stamps[0]) - timeline.start
-    lifted, depth_stamp = None, None
-    if item.depth_topic:
-        lifted, depth_stamp = lifted_from_msg(output)
-        if lifted.status is LiftStatus.NONE and (parsed.trajectories or parsed.boxes):
-            lifted = dataclasses.replace(lifted, message=(
-                'the node lifted nothing: run it with depth.enabled:=true and remap depth and '
-                f"camera_info to the bag's '{item.depth_topic}' and "
-                f"'{item.camera_info_topic}'"))
+    views: tuple[ViewRecord, ...] = ()
+    truth_size, picture_camera = size, ''
+    if item.camera_topics:
+        views = tuple(ViewRecord(
+            view.name, tuple(stamp_seconds(stamp) for stamp in view.stamps),
+            (int(view.image_width), int(view.image_height)),
+            tuple(stamp_seconds(stamp) for stamp in view.missing_stamps))
+            for view in output.views)
+        picture_camera = item.truth_camera
+        truth = next((view for view in views if view.name == picture_camera), None)
+        if truth is None:
+            return dataclasses.replace(
+                base, error_code=Failure.NO_ANSWER, raw_text=output.raw_text,
+                model_id=output.model_id, error=(
+                    f"the node's result has no view of camera '{picture_camera}' (its "
+                    f'views: {[view.name for view in views]}): is the node configured with '
+                    "the question set's cameras?"))
+        truth_size = truth.source_size
+        starts = [(view.name, view.stamps[0]) for view in views if view.stamps]
+    else:
+        starts = [(DEFAULT_CAMERA, stamps[0])] if stamps else []
+    window_offset = None
+    if starts:
+        # Timestamps of all views are on one clock from the earliest frame of any view.
+        start = next(iter(timelines.values())).start
+        window_offset = min(_bag_time(timelines.get(name), stamp)
+                            for name, stamp in starts) - start
+    lifted, depth_stamp = _lifted(item, output, parsed)
     return dataclasses.replace(
         base, status=ANSWERED, parsed=parsed, raw_text=output.raw_text,
         constrained=output.constrained, reasoning_cut=output.reasoning_cut,
@@ -427,8 +528,58 @@ def _result_to_item(base: ItemResult, item: QuestionItem, result: Reason.Result,
         time_to_first_token=output.time_to_first_token,
         generation_time=output.generation_time, total_time=output.total_time,
         decode_tokens_per_second=output.decode_tokens_per_second,
-        score=score_answer(item, parsed, size, window_offset=window_offset, lifted=lifted),
-        lifted=lifted, depth_stamp=depth_stamp)
+        score=score_answer(item, parsed, truth_size, window_offset=window_offset or 0.0,
+                           lifted=lifted),
+        lifted=lifted, depth_stamp=depth_stamp, views=views, picture_camera=picture_camera)
+
+
+def _lifted(item: QuestionItem, output: Any,
+            parsed: ParsedAnswer) -> tuple[Lifted | None, float | None]:
+    """The node's 3D answer for scoring: of several views, only what was lifted in the view the
+    truth is in (as offline, which lifts only those); None when the item is not lifted.
+    """
+    depth_topic, camera_info_topic = item.depth_topic, item.camera_info_topic
+    camera = item.camera(item.truth_camera)
+    if camera is not None:
+        depth_topic, camera_info_topic = camera.depth, camera.camera_info
+    if not depth_topic:
+        return None, None
+    lifted, depth_stamp = lifted_from_msg(output)
+    if camera is not None:
+        first = item.cameras[0]
+        lifted = dataclasses.replace(
+            lifted,
+            trajectories=tuple(lifted_one for lifted_one, msg in zip(
+                lifted.trajectories, output.trajectories_3d)
+                if (msg.camera or first) == camera.name),
+            boxes=tuple(lifted_one for lifted_one, msg in zip(lifted.boxes, output.boxes_3d)
+                        if (msg.camera or first) == camera.name))
+    if lifted.status is LiftStatus.NONE and (parsed.trajectories or parsed.boxes):
+        where = f"camera '{camera.name}': " if camera is not None else ''
+        names = (f'{camera.name}/depth and {camera.name}/camera_info' if camera is not None
+                 else 'depth and camera_info')
+        lifted = dataclasses.replace(lifted, message=(
+            f'{where}the node lifted nothing: run it with depth.enabled:=true and remap '
+            f"{names} to the bag's '{depth_topic}' and '{camera_info_topic}'"))
+    return lifted, depth_stamp
+
+
+def _bag_time(timeline: Timeline | None, stamp: float) -> float:
+    """The bag time of the message with this header stamp (the stamp itself if not found)."""
+    found = timeline.bag_time_of(stamp) if timeline is not None else None
+    return stamp if found is None else found
+
+
+def _last_stamps(result: ItemResult) -> list[tuple[str, float]]:
+    """(camera, stamp) of the newest frame of each view of an answer ('' for one camera)."""
+    if result.views:
+        return [(view.name, view.stamps[-1]) for view in result.views if view.stamps]
+    return [(DEFAULT_CAMERA, result.frame_stamps[-1])] if result.frame_stamps else []
+
+
+def _about(camera: str, message: str) -> str:
+    """A message about one camera, prefixed with its name (none for the unnamed camera)."""
+    return f"camera '{camera}': {message}" if camera else message
 
 
 def _wait(future: Future, timeout: float, cancel: threading.Event,

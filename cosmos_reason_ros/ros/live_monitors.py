@@ -178,13 +178,16 @@ class LiveMonitors:
 
 
 def parsed_from_msg(output: Any) -> ParsedAnswer:
-    """A ReasoningResult message back into the core's ParsedAnswer."""
+    """A ReasoningResult message back into the core's ParsedAnswer (each trajectory and box
+    with the camera it names).
+    """
     return ParsedAnswer(
         reasoning=output.reasoning, answer=output.answer,
         status=ParseStatus(output.parse_status), error=output.parse_error,
-        trajectories=tuple(Trajectory(t.label, tuple((p.x, p.y) for p in t.points))
-                           for t in output.trajectories),
-        boxes=tuple(Box(b.label, b.x_min, b.y_min, b.x_max, b.y_max) for b in output.boxes),
+        trajectories=tuple(Trajectory(t.label, tuple((p.x, p.y) for p in t.points),
+                                      camera=t.camera) for t in output.trajectories),
+        boxes=tuple(Box(b.label, b.x_min, b.y_min, b.x_max, b.y_max, camera=b.camera)
+                    for b in output.boxes),
         events=tuple(Event(e.start_offset, e.end_offset, e.caption) for e in output.events),
         choice=output.choice, verdict=output.verdict,
         next_action=output.next_action[0].description if output.next_action else '')

@@ -45,6 +45,7 @@ from cosmos_reason_ros.core.evaluation.results import (
     ANSWERED,
     ERROR,
     ItemResult,
+    newest_frames,
     NOT_RUN,
     RunResult,
     SourceSummary,
@@ -639,7 +640,7 @@ class _Asked:
             score=score_answer(item, outcome.parsed, truth.source_size,
                                window_offset=window_offset, lifted=lifted),
             lifted=lifted, depth_stamp=depth_stamp, image=truth.frames[-1].image,
-            views=views, picture_camera=truth.name)
+            views=views, picture_camera=truth.name, view_pictures=newest_frames(outcome.views))
 
 
 def _about(camera: str, message: str) -> str:

@@ -2,7 +2,8 @@
 
 report.md shows a summary table, a latency histogram (SVG) and, per item, the last frame the model
 saw with the expected (blue) and predicted (green) trajectory or boxes drawn on it (points
-without depth crossed out), and the answer in metres when it was lifted into 3D.
+without depth crossed out), and the answer in metres when it was lifted into 3D; an item over
+named cameras shows every view's last frame side by side.
 """
 
 from collections.abc import Iterable, Sequence
@@ -18,8 +19,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from cosmos_reason_ros.core.answers.overlay import draw_overlay
-from cosmos_reason_ros.core.answers.parsing import Trajectory
+from cosmos_reason_ros.core.answers.overlay import draw_overlay, draw_views
+from cosmos_reason_ros.core.answers.parsing import ParsedAnswer, ParseStatus, Trajectory
 from cosmos_reason_ros.core.depth.geometry import Lifted, points_without_depth
 from cosmos_reason_ros.core.evaluation.monitor_scoring import (
     LIVE_NOTE,
@@ -45,6 +46,8 @@ TIMING_KEYS = frozenset({
     'decode_tokens_per_second', 'send_delay'})
 """Keys whose values are measured times: report_content() drops them."""
 MIN_PICTURE_WIDTH = 480
+MOSAIC_TILE_HEIGHT = 360
+"""Pixel height of each view in the picture of an item over named cameras."""
 
 
 class ReportError(ValueError):
@@ -278,8 +281,13 @@ def write_report_files(report: dict[str, Any], out: pathlib.Path) -> pathlib.Pat
 
 
 def item_picture(result: ItemResult) -> np.ndarray | None:
-    """The last frame the model saw with expected (blue) and predicted (green) answers drawn."""
-    if result.image is None or result.source_size is None:
+    """The last frame the model saw with expected (blue) and predicted (green) answers drawn;
+    of an item over named cameras, the mosaic of every view (views_picture).
+    """
+    if result.view_pictures:
+        return views_picture(result)
+    if result.views or result.image is None or result.source_size is None:
+        # Views without their frames (not decoded): nothing to draw the mosaic with.
         return None
     image = np.asarray(result.image)
     if image.shape[1] < MIN_PICTURE_WIDTH:
@@ -290,27 +298,62 @@ def item_picture(result: ItemResult) -> np.ndarray | None:
                            interpolation=cv2.INTER_LINEAR)
     parsed = result.parsed
     expected = result.item.expected
-    text = ''
-    if parsed is not None:
-        text = parsed.answer or parsed.error or parsed.reasoning
     source_size = result.source_size
-    view = result.view(result.picture_camera)
-    if view is not None:
-        # Several views: the picture is the view the truth is in, with the answer's points and
-        # boxes in that view. (The mosaic of every view, core/answers/overlay.draw_views, is to
-        # replace it once the answers branch brings it.)
-        source_size = view.source_size
-        text = f'camera {view.name!r}: {text}'
-        if parsed is not None:
-            parsed, _ = in_truth_view(result.item, parsed)
     return draw_overlay(
         image, source_size,
         trajectories=parsed.trajectories if parsed else (),
-        boxes=parsed.boxes if parsed else (), text=text,
-        expected_trajectories=([Trajectory('expected', expected.trajectory)]
-                               if expected.trajectory else ()),
+        boxes=parsed.boxes if parsed else (), text=_picture_text(parsed),
+        expected_trajectories=_expected_trajectories(result),
         expected_boxes=expected.boxes,
         no_depth=points_without_depth(parsed.trajectories, result.lifted) if parsed else ())
+
+
+def views_picture(result: ItemResult, *, tile_height: int = MOSAIC_TILE_HEIGHT) -> np.ndarray:
+    """The mosaic of an item over named cameras: each view's newest frame side by side in
+    prompt order (overlay.draw_views), the answer's points and boxes on the view they name and
+    the expected answer (blue) on the view the truth is in.
+
+    A point or box that names no camera is drawn on the item's first view, as scoring counts
+    it there (scoring.in_truth_view); points of the truth's view without depth are crossed out.
+    """
+    parsed = result.parsed or ParsedAnswer('', '', ParseStatus.NOT_RUN)
+    first = result.view_pictures[0].name
+    parsed = dataclasses.replace(
+        parsed,
+        trajectories=tuple(t if t.camera else dataclasses.replace(t, camera=first)
+                           for t in parsed.trajectories),
+        boxes=tuple(b if b.camera else dataclasses.replace(b, camera=first)
+                    for b in parsed.boxes))
+    truth = result.item.truth_camera
+    tiles = []
+    for view in result.view_pictures:
+        frame = view.frames[-1]
+        image = np.asarray(frame.image)
+        height, width = image.shape[:2]
+        # Drawn at the tile's size, so that the expected answer's lines are as crisp as the
+        # predicted ones draw_views adds.
+        size = (max(1, round(width * tile_height / max(height, 1))), tile_height)
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if height > tile_height
+                           else cv2.INTER_LINEAR)
+        if view.name == truth:
+            image = draw_overlay(image, view.source_size,
+                                 expected_trajectories=_expected_trajectories(result),
+                                 expected_boxes=result.item.expected.boxes)
+        tiles.append(dataclasses.replace(view, frames=(dataclasses.replace(frame,
+                                                                           image=image),)))
+    in_view, _ = in_truth_view(result.item, parsed)
+    return draw_views(tiles, parsed, tile_height=tile_height, text=_picture_text(result.parsed),
+                      no_depth={truth: points_without_depth(in_view.trajectories,
+                                                            result.lifted)})
+
+
+def _picture_text(parsed: ParsedAnswer | None) -> str:
+    return (parsed.answer or parsed.error or parsed.reasoning) if parsed is not None else ''
+
+
+def _expected_trajectories(result: ItemResult) -> tuple[Trajectory, ...]:
+    expected = result.item.expected
+    return (Trajectory('expected', expected.trajectory),) if expected.trajectory else ()
 
 
 def load_report(path: str | pathlib.Path) -> dict[str, Any]:
@@ -704,6 +747,6 @@ def latency_histogram_svg(latencies: Sequence[float], *, bins: int = 12, width: 
 
 __all__ = [
     'ReportError', 'SCHEMA', 'SCHEMA_VERSION', 'TIMING_KEYS', 'build_report', 'item_picture',
-    'item_record', 'latency_histogram_svg', 'load_report', 'prompt_digest', 'render_markdown',
-    'report_content', 'write_report', 'write_report_files',
+    'item_record', 'latency_histogram_svg', 'load_report', 'MOSAIC_TILE_HEIGHT', 'prompt_digest',
+    'render_markdown', 'report_content', 'views_picture', 'write_report', 'write_report_files',
 ]

@@ -3,6 +3,7 @@
 Written by the offline replay and the live run alike, and read by the report.
 """
 
+from collections.abc import Sequence
 import dataclasses
 from typing import Any
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from cosmos_reason_ros.core.answers.parsing import ParsedAnswer
 from cosmos_reason_ros.core.backends.base import Prompt
+from cosmos_reason_ros.core.camera.views import View
 from cosmos_reason_ros.core.depth.geometry import Lifted
 from cosmos_reason_ros.core.evaluation.questions import QuestionItem, QuestionSet
 from cosmos_reason_ros.core.evaluation.scoring import Score
@@ -107,10 +109,20 @@ class ItemResult:
     source_size stay the first view's)."""
     picture_camera: str = ''
     """Of several views, the camera `image` shows."""
+    view_pictures: tuple[View, ...] = dataclasses.field(default=(), repr=False, compare=False)
+    """Items over named cameras: each view the model saw, in prompt order, holding only its
+    newest frame (as the window stored it), for the report's mosaic; () otherwise."""
 
     def view(self, name: str) -> ViewRecord | None:
         """The record of one view (None: not one the model saw)."""
         return next((view for view in self.views if view.name == name), None)
+
+
+def newest_frames(views: Sequence[View]) -> tuple[View, ...]:
+    """The views with only their newest frame each (what the report's mosaic draws), so that
+    a result does not hold every frame of its window.
+    """
+    return tuple(dataclasses.replace(view, frames=view.frames[-1:]) for view in views)
 
 
 @dataclasses.dataclass
@@ -166,5 +178,5 @@ class RunResult:
     """Why the set's monitors were not replayed ('' when they were, or there are none)."""
 
 
-__all__ = ['ANSWERED', 'ERROR', 'ItemResult', 'NOT_RUN', 'RunResult', 'SourceSummary',
-           'ViewRecord']
+__all__ = ['ANSWERED', 'ERROR', 'ItemResult', 'newest_frames', 'NOT_RUN', 'RunResult',
+           'SourceSummary', 'ViewRecord']
