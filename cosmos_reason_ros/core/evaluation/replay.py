@@ -577,7 +577,6 @@ class _Asked:
 
     def _answered(self, outcome: ReasonOutcome) -> ItemResult:
         base, item, run = self.base, self.base.item, self.run
-        generation = outcome.generation
         if item.camera_topics:
             return self._answered_views(outcome)
         first_bag_time = self.bag_time_of.get(outcome.frames[0].stamp, outcome.frames[0].stamp)
@@ -586,30 +585,15 @@ class _Asked:
             outcome.parsed, outcome.source_size, outcome.frames[-1].stamp,
             base.bag_time if base.bag_time is not None else first_bag_time,
             run.settings.depth)
-        return dataclasses.replace(
-            base, status=ANSWERED, parsed=outcome.parsed, raw_text=generation.text,
-            constrained=generation.constrained, reasoning_cut=generation.reasoning_cut,
-            model_id=outcome.model_id,
-            frame_stamps=tuple(frame.stamp for frame in outcome.frames),
-            window_offset=window_offset, source_size=outcome.source_size,
-            model_input_size=generation.model_input_size,
-            prompt_tokens=generation.prompt_tokens,
-            completion_tokens=generation.completion_tokens,
-            finish_reason=generation.finish_reason,
-            preprocess_time=generation.preprocess_time,
-            time_to_first_token=generation.time_to_first_token,
-            generation_time=generation.generation_time, total_time=outcome.total_time,
-            decode_tokens_per_second=generation.decode_tokens_per_second,
-            score=score_answer(item, outcome.parsed, outcome.source_size,
-                               window_offset=window_offset, lifted=lifted),
-            lifted=lifted, depth_stamp=depth_stamp, image=outcome.frames[-1].image)
+        return self._result(outcome, window_offset=window_offset, lifted=lifted,
+                            depth_stamp=depth_stamp, truth_size=outcome.source_size,
+                            image=outcome.frames[-1].image)
 
     def _answered_views(self, outcome: ReasonOutcome) -> ItemResult:
         """An answer over named cameras: the views recorded, the answer scored (and lifted)
         in the view the truth is in.
         """
         base, item, run = self.base, self.base.item, self.run
-        generation = outcome.generation
         truth = outcome.view(item.truth_camera)
         # Timestamps of all views are on one clock from the earliest frame of any view.
         first_bag_time = min(
@@ -623,8 +607,21 @@ class _Asked:
             run.settings.depth)
         views = tuple(ViewRecord(view.name, tuple(frame.stamp for frame in view.frames),
                                  view.source_size, view.missing) for view in outcome.views)
+        return self._result(outcome, window_offset=window_offset, lifted=lifted,
+                            depth_stamp=depth_stamp, truth_size=truth.source_size,
+                            image=truth.frames[-1].image, views=views,
+                            picture_camera=truth.name,
+                            view_pictures=newest_frames(outcome.views))
+
+    def _result(self, outcome: ReasonOutcome, *, window_offset: float, lifted: Any,
+                depth_stamp: float | None, truth_size: tuple[int, int], image: Any,
+                **views: Any) -> ItemResult:
+        """The answered item: the outcome's figures, scored in pixels of `truth_size` (the
+        view the truth is in); `views` are the multi-view fields of ItemResult.
+        """
+        generation = outcome.generation
         return dataclasses.replace(
-            base, status=ANSWERED, parsed=outcome.parsed, raw_text=generation.text,
+            self.base, status=ANSWERED, parsed=outcome.parsed, raw_text=generation.text,
             constrained=generation.constrained, reasoning_cut=generation.reasoning_cut,
             model_id=outcome.model_id,
             frame_stamps=tuple(frame.stamp for frame in outcome.frames),
@@ -637,10 +634,9 @@ class _Asked:
             time_to_first_token=generation.time_to_first_token,
             generation_time=generation.generation_time, total_time=outcome.total_time,
             decode_tokens_per_second=generation.decode_tokens_per_second,
-            score=score_answer(item, outcome.parsed, truth.source_size,
+            score=score_answer(self.base.item, outcome.parsed, truth_size,
                                window_offset=window_offset, lifted=lifted),
-            lifted=lifted, depth_stamp=depth_stamp, image=truth.frames[-1].image,
-            views=views, picture_camera=truth.name, view_pictures=newest_frames(outcome.views))
+            lifted=lifted, depth_stamp=depth_stamp, image=image, **views)
 
 
 def _about(camera: str, message: str) -> str:
