@@ -19,6 +19,7 @@ from std_msgs.msg import Header
 
 from cosmos_reason_ros.action import Reason
 from cosmos_reason_ros.core.answers.modes import ModelFamily
+from cosmos_reason_ros.core.answers.prompts import view_label
 from cosmos_reason_ros.msg import ReasoningResult
 from cosmos_reason_ros.ros import node as node_module
 from cosmos_reason_ros.ros.client import make_goal
@@ -128,6 +129,50 @@ def test_a_two_view_goal_sees_both_cameras_in_the_goals_order(graph):
         partners = [min(abs(seconds(a) - seconds(b)) for b in other.stamps) for a in one.stamps]
         assert max(partners) <= 0.1, partners
     assert not wrist.missing_stamps and not head.missing_stamps
+
+
+@pytest.mark.parametrize('family', ['qwen3', 'qwen25', 'edge', 'omni'])
+def test_each_familys_node_prompt_holds_both_videos_in_the_goals_order(family, request,
+                                                                       monkeypatch):
+    # The token ids the model received, per family: wrist's label, then wrist's video
+    # placeholders, then head's label and video, then the task.
+    checkpoint = request.getfixturevalue(f'tiny_{family}_checkpoint')
+    graph = Graph(checkpoint, camera=False, **{
+        'cameras': ['head', 'wrist'], 'goal.window_duration': 1.0, 'goal.max_frames': 2})
+    try:
+        assert graph.node.wait_until_loaded(TIMEOUT)
+        graph.add_node(Cameras(graph.context))
+        graph.wait_for_diagnostics('camera.head.window_fill', 2)
+        graph.wait_for_diagnostics('camera.wrist.window_fill', 2)
+        model = graph.node._backend._model
+        received = []
+        original = model.generate
+
+        def generate(**kwargs):
+            received.append(kwargs['input_ids'][0].tolist())
+            return original(**kwargs)
+
+        monkeypatch.setattr(model, 'generate', generate)
+        task = 'Does the gripper hold the part?'
+        result, _ = graph.ask(make_goal(task, cameras=['wrist', 'head'], max_new_tokens=2))
+        assert result.error_code == Result.SUCCESS, result.message
+        tokenizer = graph.node._backend._processor.tokenizer
+    finally:
+        graph.close()
+    ids = received[0]
+    pad = tokenizer.convert_tokens_to_ids('<|video_pad|>')
+
+    def first(text: str) -> int:
+        tokens = tokenizer(text, add_special_tokens=False)['input_ids']
+        return next(i for i in range(len(ids)) if ids[i:i + len(tokens)] == tokens)
+
+    wrist, head, asked = first(view_label('wrist')), first(view_label('head')), first(task)
+    assert wrist < head < asked
+    assert ids[wrist:head].count(pad) > 0 and ids[head:asked].count(pad) > 0
+    assert pad not in ids[:wrist] and pad not in ids[asked:]
+    # The views differ in size (96x64 and 160x120): each has its own placeholder count.
+    assert ids[wrist:head].count(pad) < ids[head:asked].count(pad)
+    assert [view.name for view in result.output.views] == ['wrist', 'head']
 
 
 def test_a_goal_naming_one_camera_uses_only_that_camera(graph):
