@@ -37,6 +37,61 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+THREAD_GROUPS = ('middleware', 'spin', 'callbacks', 'other')
+"""Thread groups of thread_cpu_seconds(): Fast DDS's threads (it names them dds.*: receive,
+shared memory, events, async send), the executor's spin thread, its callback pool, the rest
+(the main thread, torch's threads)."""
+THREAD_NAMING = 'from bench.common import name_threads; name_threads()'
+"""Node prelude: Python threads carry their name into the kernel's (see name_threads)."""
+
+
+def name_threads() -> None:
+    """Give each Python thread started from now on its name in /proc (py.<name>, 15 bytes).
+
+    CPython leaves a thread's kernel name at the process's ('python'), so the spin thread and
+    the callback pool cannot be told apart in /proc/<pid>/task; this sets it once, as the thread
+    starts (prctl PR_SET_NAME), and costs nothing after.
+    """
+    import ctypes
+    import threading
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    run = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
+
+    def named(self: threading.Thread) -> None:
+        libc.prctl(15, f'py.{self.name}'[:15].encode(), 0, 0, 0)  # PR_SET_NAME
+        run(self)
+
+    threading.Thread._bootstrap_inner = named  # type: ignore[attr-defined]
+
+
+def thread_group(name: str) -> str:
+    """The group of THREAD_GROUPS a thread with this kernel name belongs to."""
+    if name.startswith('dds.'):
+        return 'middleware'
+    if name == 'py.executor':  # cosmos_reason_ros.ros.spinning's thread
+        return 'spin'
+    if name.startswith('py.ThreadPool'):  # rclpy MultiThreadedExecutor's pool
+        return 'callbacks'
+    return 'other'
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """User + system CPU seconds so far of the live threads of a process, per thread group.
+
+    Threads that ended are not counted (the process's own figure, cpu_seconds(), keeps them).
+    """
+    totals = dict.fromkeys(THREAD_GROUPS, 0.0)
+    for task in Path(f'/proc/{pid}/task').iterdir():
+        try:
+            name = (task / 'comm').read_text().strip()
+            fields = (task / 'stat').read_text().rsplit(')', 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended meanwhile
+        totals[thread_group(name)] += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return totals
+
+
 def minor_faults(pid: int) -> int:
     """Minor page faults so far of all threads of a process (fresh pages the kernel zeroed)."""
     fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
@@ -170,6 +225,9 @@ class NodeProcess:
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.pid)
+
+    def thread_cpu_seconds(self) -> dict[str, float]:
+        return thread_cpu_seconds(self.pid)
 
     def memory_mb(self) -> dict[str, float]:
         return memory_mb(self.pid)
