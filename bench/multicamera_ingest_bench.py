@@ -170,7 +170,7 @@ def kept_frame_parts(size: tuple[int, int], repeats: int = 40) -> dict[str, floa
     from cosmos_reason_ros.ros.conversions import header_from_cdr
 
     raw = bytes(serialized_frames('raw', size[0], size[1])[0])
-    typestore = get_typestore(Stores.LATEST)
+    typestore, image_type = get_typestore(Stores.LATEST), 'sensor_msgs/msg/Image'
     # A checkout from before the rosbags reader deserializes with rclpy.
     read = getattr(image_input, 'read_image', lambda data, kind: deserialize_message(data, kind))
     message = read(raw, Image)
@@ -188,7 +188,7 @@ def kept_frame_parts(size: tuple[int, int], repeats: int = 40) -> dict[str, floa
             'convert': _cpu_ms(convert, repeats),
             'filter': _filter_update_ms(rclpy, repeats),
             'rclpy': _cpu_ms(lambda: deserialize_message(raw, Image), repeats),
-            'rosbags': _cpu_ms(lambda: typestore.deserialize_cdr(raw, 'sensor_msgs/msg/Image'),
+            'rosbags': _cpu_ms(lambda: typestore.deserialize_cdr(memoryview(raw), image_type),
                                repeats)}
 
 
