@@ -4,7 +4,10 @@ The node runs in its own process and a camera (bench/camera.py) in another; CPU 
 /proc/<node pid>/stat. Runs: window.target_fps 0.1 (almost every frame dropped), 15 (half kept)
 and 4 (the deployed setting); the dropped cost comes from the first, the kept cost from the second.
 Each set runs with the middleware's stamp filter (window.dds_filter, the default) and without it
-(every frame delivered, the node drops the surplus).
+(every frame delivered, the node drops the surplus). The kept cost is solved the same way for
+each group of the node's threads (/proc/<pid>/task: Fast DDS's dds.* threads, the executor's
+spin thread, its callback pool, the rest) and for the camera callback alone (its thread's CPU,
+counted in the node by a prelude): what the middleware, rclpy and our callback each take.
 
 With --depth: an RGB-D camera instead (30 fps colour + 30 fps aligned 16UC1 depth and CameraInfo,
 one stamp, at --sizes), window at 4 fps: the node with depth.enabled false (the depth topics are
@@ -71,9 +74,12 @@ class Run:
     rss_mb: float = 0.0
     """Node VmRSS at the end of the measurement."""
     threads_per_s: dict[str, float] = dataclasses.field(default_factory=dict)
-    """Node CPU seconds per second of stream per thread group (common.THREAD_GROUPS)."""
+    """Node CPU seconds per second of stream per thread group (common.THREAD_GROUPS), and of
+    the camera callbacks ('image_callback', within 'callbacks')."""
     threads_idle_per_s: dict[str, float] = dataclasses.field(default_factory=dict)
     """The same with the model loaded and no stream."""
+    thread_counts: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Live threads of the node per group at the end of the measurement."""
 
     @property
     def dropped_per_s(self) -> float:
@@ -108,10 +114,11 @@ class Sample(NamedTuple):
     faults: int
     """Minor page faults so far."""
     threads: dict[str, float]
-    """Node CPU seconds so far per thread group (live threads only)."""
+    """Node CPU seconds so far per thread group (live threads only), and 'image_callback': the
+    camera callbacks' (part of the 'callbacks' group)."""
 
 
-def next_sample(diagnostics: common.Diagnostics, node: common.NodeProcess,
+def next_sample(diagnostics: common.Diagnostics, node: common.NodeProcess, callbacks: Path,
                 timeout: float = 5.0) -> Sample:
     """Wait for the next /diagnostics message; return its arrival and the node's counters."""
     start = time.monotonic()
@@ -122,6 +129,7 @@ def next_sample(diagnostics: common.Diagnostics, node: common.NodeProcess,
             raise TimeoutError('no /diagnostics from the node')
         time.sleep(0.002)
     cpu, threads = node.cpu_seconds(), node.thread_cpu_seconds()
+    threads['image_callback'] = common.callback_cpu_seconds(callbacks)
     faults = common.minor_faults(node.pid)
     arrived, values = diagnostics.history_since(0.0)[count]
     return Sample(arrived, cpu, int(values['frames_kept']),
@@ -131,7 +139,7 @@ def next_sample(diagnostics: common.Diagnostics, node: common.NodeProcess,
 def per_second(start: Sample, end: Sample) -> dict[str, float]:
     """CPU seconds per second of each thread group between two samples."""
     return {group: (end.threads[group] - start.threads[group]) / (end.arrived - start.arrived)
-            for group in common.THREAD_GROUPS}
+            for group in end.threads}
 
 
 def received_between(diagnostics: common.Diagnostics, start: float, end: float) -> float:
@@ -151,6 +159,8 @@ def measure(model: Path, encoding: str, target_fps: float, dds_filter: bool, sec
     """
     domain = common.ros_domain()
     env = common.ros_environment(domain)
+    callbacks = common.callback_file()
+    env[common.CALLBACK_FILE] = str(callbacks)
     diagnostics = common.Diagnostics(domain)
     parameters = node_parameters(model, encoding, target_fps, dds_filter)
     parameters['depth.enabled'] = depth in ('on', 'before')
@@ -158,25 +168,28 @@ def measure(model: Path, encoding: str, target_fps: float, dds_filter: bool, sec
     if depth is not None:
         command.append('--depth')  # published whether the node takes it or not
     try:
-        prelude = common.THREAD_NAMING + (f'; {DEPTH_AS_BEFORE}' if depth == 'before' else '')
+        prelude = '; '.join([common.THREAD_NAMING, common.CALLBACK_TIMING]
+                            + ([DEPTH_AS_BEFORE] if depth == 'before' else []))
         with common.node_process(parameters, env, fixes, prelude) as node:
             diagnostics.wait_for('model_state', 'ready', timeout=120.0, node=node)
-            quiet = next_sample(diagnostics, node)
+            quiet = next_sample(diagnostics, node, callbacks)
             time.sleep(idle_seconds)
-            idle = next_sample(diagnostics, node)
+            idle = next_sample(diagnostics, node, callbacks)
             camera = subprocess.Popen(command, cwd=common.ROOT, env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True)
             try:
                 common.wait_for_frames(diagnostics, camera)
                 time.sleep(warmup)
-                s0 = next_sample(diagnostics, node)
+                s0 = next_sample(diagnostics, node, callbacks)
                 time.sleep(seconds)
-                s1 = next_sample(diagnostics, node)
+                s1 = next_sample(diagnostics, node, callbacks)
                 rss = node.memory_mb()['VmRSS']
+                counts = common.thread_counts(node.pid)
             finally:
                 output, errors = camera.communicate(timeout=warmup + seconds + 30.0)
     finally:
         diagnostics.close()
+        callbacks.unlink()
     if not output.strip():
         raise RuntimeError(f'the camera printed no summary (exit {camera.returncode}): '
                            + errors[-3000:])
@@ -191,6 +204,7 @@ def measure(model: Path, encoding: str, target_fps: float, dds_filter: bool, sec
                bytes_per_frame=sent['bytes_per_frame'], warmup=warmup,
                faults_per_s=(s1.faults - s0.faults) / elapsed, rss_mb=rss,
                threads_per_s=per_second(s0, s1), threads_idle_per_s=per_second(quiet, idle),
+               thread_counts=counts,
                depth_bytes_per_frame=sent.get('depth_bytes_per_frame', 0))
 
 
@@ -220,12 +234,14 @@ def report(name: str, runs: dict[float, Run]) -> dict[str, Any]:
           f'{100 * (kept_part + dropped_part + deployed.idle_cpu_per_s):.2f}% predicted')
     by_thread = {group: 1000 * solve(half, drop_all, lambda run, group=group: (
         run.threads_per_s[group] - run.threads_idle_per_s[group]))[0]
-        for group in common.THREAD_GROUPS}
-    counted = sum(by_thread.values())
+        for group in half.threads_per_s}
+    counted = sum(by_thread[group] for group in common.THREAD_GROUPS)
     print('  cost per kept frame by thread (solved the same way): '
-          + ', '.join(f'{group} {ms:.3f}' for group, ms in by_thread.items())
+          + ', '.join(f'{group} {by_thread[group]:.3f}' for group in common.THREAD_GROUPS)
           + f' ms = {counted:.3f} ms ({1000 * kept_cost - counted:+.3f} ms in threads that '
-          'ended)')
+          f"ended); of the callbacks, the camera callback {by_thread['image_callback']:.3f} ms "
+          '(threads: ' + ', '.join(f'{group} {count}'
+                                   for group, count in half.thread_counts.items()) + ')')
     return {'cpu_percent_4fps': 100 * deployed.cpu_per_s, 'kept_ms': 1000 * kept_cost,
             'dropped_ms': 1000 * dropped_cost, 'dropped_over_kept': dropped_cost / kept_cost,
             'kept_ms_by_thread': by_thread}

@@ -9,13 +9,14 @@ bench/ingest_bench.py, in one run of this script so that the ratios compare like
   each camera's kept frames per second against the 4 its window keeps (a kept frame lost shows
   as a missed slot);
 - the cost of one kept frame at 1920x1080, solved from three one-camera runs (window at 0.1, 4
-  and 15 fps) as ingest_bench does, for the whole process and for each group of its threads
-  (/proc/<pid>/task: Fast DDS's dds.* threads, the executor's spin thread, its callback pool);
-  in this process, on the same frame, the parts the callback runs are timed: the header read,
-  the deserialize (the node's: rosbags, or rclpy's deserialize_message before), the conversion
-  (to RGB, INTER_AREA to 640x360 into the window) and the content filter's update. Then:
-  middleware = the dds.* threads; rclpy = the spin thread + the callback threads less the
-  timed parts (its take of the serialized frame, dispatch); ours = the timed parts.
+  and 15 fps) as ingest_bench does, for the whole process, for each group of its threads
+  (/proc/<pid>/task: Fast DDS's dds.* threads, the executor's spin thread, its callback pool)
+  and for the camera callback itself (its thread's CPU, timed in the node). Then middleware =
+  the dds.* threads; rclpy = the spin thread + the callback pool outside our callback (its take
+  of the serialized frame, dispatch); ours = our callback. In this process, on the same frame,
+  the parts are timed: rclpy's take; the header read, the deserialize (the node's: rosbags, or
+  rclpy's deserialize_message before), the conversion (to RGB, INTER_AREA to 640x360 into the
+  window) and the content filter's update.
 """
 
 import argparse
@@ -186,15 +187,16 @@ def kept_frame_parts(size: tuple[int, int], repeats: int = 40) -> dict[str, floa
     return {'header': _cpu_ms(lambda: header_from_cdr(raw), repeats),
             'deserialize': _cpu_ms(lambda: read(raw, Image), repeats),
             'convert': _cpu_ms(convert, repeats),
-            'filter': _filter_update_ms(rclpy, repeats),
+            **_subscription_parts(rclpy, raw, repeats),
             'rclpy': _cpu_ms(lambda: deserialize_message(raw, Image), repeats),
             'rosbags': _cpu_ms(lambda: typestore.deserialize_cdr(memoryview(raw), image_type),
                                repeats)}
 
 
-def _filter_update_ms(rclpy: Any, repeats: int) -> float:
-    """CPU ms of one move of the image subscription's content filter, a writer matched (0.0
-    where this rclpy or middleware has no content filter).
+def _subscription_parts(rclpy: Any, raw: bytes, repeats: int) -> dict[str, float]:
+    """CPU ms of rclpy's take of the serialized frame ('take': the taking thread's CPU, the frame
+    already delivered) and of one move of the content filter ('filter', 0.0 where this rclpy or
+    middleware has none), on a subscription like the node's with a writer matched.
     """
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
@@ -203,27 +205,33 @@ def _filter_update_ms(rclpy: Any, repeats: int) -> float:
     from cosmos_reason_ros.ros.stamp_filter import content_filter_options, StampFilter
 
     options = content_filter_options()
-    if options is None:
-        return 0.0
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=common.ros_domain())
     try:
-        node = rclpy.create_node('bench_filter', context=context)
-        node.create_publisher(Image, 'image', qos_profile_sensor_data)
-        subscription = node.create_subscription(Image, 'image', lambda raw: None,
-                                                qos_profile_sensor_data, raw=True,
-                                                content_filter_options=options)
-        stamp_filter = StampFilter(subscription, node.get_logger())
-        if not stamp_filter.active:
-            return 0.0
+        node = rclpy.create_node('bench_subscription', context=context)
+        publisher = node.create_publisher(Image, 'image', qos_profile_sensor_data)
+        subscription = node.create_subscription(
+            Image, 'image', lambda _: None, qos_profile_sensor_data, raw=True,
+            **({'content_filter_options': options} if options is not None else {}))
+        stamp_filter = StampFilter(subscription, node.get_logger(), requested=options is not None)
         time.sleep(0.5)  # discovery: the writer matched, as the camera's is
+        takes = []
+        for _ in range(repeats + 1):
+            publisher.publish(raw)  # stamp 0: the filter lets every stamp through until updated
+            time.sleep(0.05)  # delivered by the middleware's threads
+            start = time.thread_time()
+            taken = subscription.handle.take_message(Image, True)
+            takes.append(time.thread_time() - start)
+            if taken is None or len(taken[0]) != len(raw):
+                raise RuntimeError('the frame published in this process was not taken')
         slots = iter(range(1, 10 ** 6))
 
         def update() -> None:
             slot = next(slots) / DEPLOYED_FPS
             stamp_filter.update(StampBounds(at_least=slot, below=slot - 30.0))
 
-        return _cpu_ms(update, repeats)
+        return {'take': 1000 * statistics.median(takes[1:]),
+                'filter': _cpu_ms(update, repeats) if stamp_filter.active else 0.0}
     finally:
         rclpy.shutdown(context=context)
 
@@ -254,15 +262,16 @@ def report_cameras(one: CamerasRun, three: CamerasRun) -> dict[str, float]:
 
 def report_split(kept_ms: float, by_thread: dict[str, float], parts: dict[str, float],
                  reader: str) -> dict[str, float]:
-    """Print the solved cost of a kept 1080p frame by thread, beside the parts timed in this
-    process; return the middleware's, rclpy's and our ms.
+    """Print the solved cost of a kept 1080p frame by thread and the camera callback's share,
+    beside the parts timed in this process; return the middleware's, rclpy's and our ms (the
+    deserialize is rclpy's with reader 'rclpy', ours with 'rosbags').
     """
     def share(ms: float) -> str:
         return f'{ms:6.2f} ms {100 * ms / kept_ms:4.0f}%'
 
-    ours = parts['header'] + parts['deserialize'] + parts['convert'] + parts['filter']
-    rclpy_rest = by_thread['callbacks'] - ours
-    ended = kept_ms - sum(by_thread.values())
+    callback = by_thread['image_callback']
+    timed = parts['header'] + parts['deserialize'] + parts['convert'] + parts['filter']
+    ended = kept_ms - sum(by_thread[group] for group in common.THREAD_GROUPS)
     print(f'\na kept 1920x1080 raw frame: {kept_ms:.2f} ms CPU (solved from the node runs), '
           'by thread (solved the same way):')
     print(f"  middleware: Fast DDS's dds.* threads (receive, reassemble)   "
@@ -271,21 +280,25 @@ def report_split(kept_ms: float, by_thread: dict[str, float], parts: dict[str, f
           f"{share(by_thread['spin'])}")
     print(f"  callback threads                                             "
           f"{share(by_thread['callbacks'])}")
-    print(f"    timed here: header read {parts['header']:.3f} + deserialize ({reader}) "
+    print(f"    rclpy's take of the frame and dispatch (outside the callback) "
+          f"{share(by_thread['callbacks'] - callback)}; the take alone, timed here: "
+          f"{parts['take']:.2f} ms")
+    print(f'    the camera callback (ImageInput._on_image, timed in the node) {share(callback)}')
+    print(f"      timed here: header read {parts['header']:.3f} + deserialize ({reader}) "
           f"{parts['deserialize']:.2f} + convert (to RGB, INTER_AREA to 640x360, stored) "
-          f"{parts['convert']:.2f} + filter update {parts['filter']:.3f} = {ours:.2f} ms")
-    print(f'    the rest (rclpy: take of the serialized frame, dispatch)    {share(rclpy_rest)}')
+          f"{parts['convert']:.2f} + filter update {parts['filter']:.3f} = {timed:.2f} ms; "
+          f'the rest (bookkeeping; a frame not hot in cache) {callback - timed:.2f} ms')
     print(f"  other threads (main, torch) {share(by_thread['other'])}; threads that ended "
           f'{share(ended)}')
     print(f"  readers alone: rclpy deserialize_message {parts['rclpy']:.2f} ms, rosbags "
           f"deserialize_cdr {parts['rosbags']:.2f} ms")
+    rclpy_deserialize = parts['deserialize'] if reader == 'rclpy' else 0.0
     split = {'middleware': by_thread['middleware'],
-             'rclpy': by_thread['spin'] + rclpy_rest + (parts['deserialize']
-                                                        if reader == 'rclpy' else 0.0),
-             'ours': ours - (parts['deserialize'] if reader == 'rclpy' else 0.0)}
+             'rclpy': by_thread['spin'] + by_thread['callbacks'] - callback + rclpy_deserialize,
+             'ours': callback - rclpy_deserialize}
     print('  so: ' + ', '.join(f'{name} {share(ms).strip()}' for name, ms in split.items())
-          + (' (rclpy: its deserialize_message too)' if reader == 'rclpy' else
-             ' (ours: the rosbags reader too)'))
+          + (' (rclpy: its deserialize_message in our callback too)' if reader == 'rclpy'
+             else ' (ours: the rosbags reader too)'))
     return split
 
 
