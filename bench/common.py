@@ -15,6 +15,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Any
@@ -35,6 +36,128 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
     # Fields after the command name start at field 3 (state); utime and stime are 14 and 15.
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+THREAD_GROUPS = ('middleware', 'spin', 'callbacks', 'other')
+"""Thread groups of thread_cpu_seconds(): Fast DDS's threads (it names them dds.*: receive,
+shared memory, events, async send), the executor's spin thread, its callback pool, the rest
+(the main thread, torch's threads)."""
+THREAD_NAMING = 'from bench.common import name_threads; name_threads()'
+"""Node prelude: Python threads carry their name into the kernel's (see name_threads)."""
+
+
+def name_threads() -> None:
+    """Give each Python thread started from now on its name in /proc (py.<name>, 15 bytes).
+
+    CPython leaves a thread's kernel name at the process's ('python'), so the spin thread and
+    the callback pool cannot be told apart in /proc/<pid>/task; this sets it once, as the thread
+    starts (prctl PR_SET_NAME), and costs nothing after.
+    """
+    import ctypes
+    import threading
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    run = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
+
+    def named(self: threading.Thread) -> None:
+        libc.prctl(15, f'py.{self.name}'[:15].encode(), 0, 0, 0)  # PR_SET_NAME
+        run(self)
+
+    threading.Thread._bootstrap_inner = named  # type: ignore[attr-defined]
+
+
+CALLBACK_TIMING = 'from bench.common import time_image_callbacks; time_image_callbacks()'
+"""Node prelude: the CPU of the node's camera callbacks, read with callback_cpu_seconds()."""
+CALLBACK_FILE = 'COSMOS_BENCH_CALLBACKS'
+"""Environment variable: the file where the node's prelude keeps its camera callbacks' CPU."""
+
+
+def time_image_callbacks() -> None:
+    """Count the CPU of each call of the node's camera callback (ImageInput._on_image: header
+    read, deserialize, conversion, filter update, bookkeeping; not rclpy's take or dispatch)
+    in the file $COSMOS_BENCH_CALLBACKS: seconds and calls, two doubles written in place
+    (two clock reads and a 16-byte write a call).
+    """
+    import mmap
+    import struct
+    import threading
+
+    from cosmos_reason_ros.ros.image_input import ImageInput
+
+    with open(os.environ[CALLBACK_FILE], 'r+b') as file:
+        shared = mmap.mmap(file.fileno(), 16)
+    lock = threading.Lock()
+    totals = [0.0, 0.0]
+    on_image = ImageInput._on_image
+
+    def timed(self: ImageInput, raw: bytes) -> None:
+        start = time.thread_time()
+        try:
+            on_image(self, raw)
+        finally:
+            spent = time.thread_time() - start
+            with lock:
+                totals[0] += spent
+                totals[1] += 1
+                struct.pack_into('dd', shared, 0, *totals)
+
+    ImageInput._on_image = timed  # type: ignore[method-assign]
+
+
+def callback_file() -> Path:
+    """A fresh file for time_image_callbacks() (16 zero bytes); the caller removes it."""
+    handle, name = tempfile.mkstemp(prefix='cosmos-callbacks-')
+    os.write(handle, bytes(16))
+    os.close(handle)
+    return Path(name)
+
+
+def callback_cpu_seconds(path: Path) -> float:
+    """CPU seconds the node's camera callbacks took so far (see time_image_callbacks)."""
+    import struct
+
+    while True:
+        data = path.read_bytes()
+        if data == path.read_bytes():  # not torn by a write between the two doubles
+            return struct.unpack_from('dd', data)[0]
+
+
+def thread_group(name: str) -> str:
+    """The group of THREAD_GROUPS a thread with this kernel name belongs to."""
+    if name.startswith('dds.'):
+        return 'middleware'
+    if name == 'py.executor':  # cosmos_reason_ros.ros.spinning's thread
+        return 'spin'
+    if name.startswith('py.ThreadPool'):  # rclpy MultiThreadedExecutor's pool
+        return 'callbacks'
+    return 'other'
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """User + system CPU seconds so far of the live threads of a process, per thread group.
+
+    Threads that ended are not counted (the process's own figure, cpu_seconds(), keeps them).
+    """
+    totals = dict.fromkeys(THREAD_GROUPS, 0.0)
+    for task in Path(f'/proc/{pid}/task').iterdir():
+        try:
+            name = (task / 'comm').read_text().strip()
+            fields = (task / 'stat').read_text().rsplit(')', 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended meanwhile
+        totals[thread_group(name)] += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return totals
+
+
+def thread_counts(pid: int) -> dict[str, int]:
+    """Live threads of a process per thread group (see thread_group)."""
+    counts = dict.fromkeys(THREAD_GROUPS, 0)
+    for task in Path(f'/proc/{pid}/task').iterdir():
+        try:
+            counts[thread_group((task / 'comm').read_text().strip())] += 1
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return counts
 
 
 def minor_faults(pid: int) -> int:
@@ -170,6 +293,9 @@ class NodeProcess:
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.pid)
+
+    def thread_cpu_seconds(self) -> dict[str, float]:
+        return thread_cpu_seconds(self.pid)
 
     def memory_mb(self) -> dict[str, float]:
         return memory_mb(self.pid)

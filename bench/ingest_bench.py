@@ -4,7 +4,10 @@ The node runs in its own process and a camera (bench/camera.py) in another; CPU 
 /proc/<node pid>/stat. Runs: window.target_fps 0.1 (almost every frame dropped), 15 (half kept)
 and 4 (the deployed setting); the dropped cost comes from the first, the kept cost from the second.
 Each set runs with the middleware's stamp filter (window.dds_filter, the default) and without it
-(every frame delivered, the node drops the surplus).
+(every frame delivered, the node drops the surplus). The kept cost is solved the same way for
+each group of the node's threads (/proc/<pid>/task: Fast DDS's dds.* threads, the executor's
+spin thread, its callback pool, the rest) and for the camera callback alone (its thread's CPU,
+counted in the node by a prelude): what the middleware, rclpy and our callback each take.
 
 With --depth: an RGB-D camera instead (30 fps colour + 30 fps aligned 16UC1 depth and CameraInfo,
 one stamp, at --sizes), window at 4 fps: the node with depth.enabled false (the depth topics are
@@ -14,7 +17,7 @@ the next slot passes).
 """
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 import dataclasses
 import json
 from pathlib import Path
@@ -70,6 +73,13 @@ class Run:
     """Minor page faults of the node per second of stream."""
     rss_mb: float = 0.0
     """Node VmRSS at the end of the measurement."""
+    threads_per_s: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Node CPU seconds per second of stream per thread group (common.THREAD_GROUPS), and of
+    the camera callbacks ('image_callback', within 'callbacks')."""
+    threads_idle_per_s: dict[str, float] = dataclasses.field(default_factory=dict)
+    """The same with the model loaded and no stream."""
+    thread_counts: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Live threads of the node per group at the end of the measurement."""
 
     @property
     def dropped_per_s(self) -> float:
@@ -103,9 +113,12 @@ class Sample(NamedTuple):
     """depth_frames_received (0 with depth off)."""
     faults: int
     """Minor page faults so far."""
+    threads: dict[str, float]
+    """Node CPU seconds so far per thread group (live threads only), and 'image_callback': the
+    camera callbacks' (part of the 'callbacks' group)."""
 
 
-def next_sample(diagnostics: common.Diagnostics, node: common.NodeProcess,
+def next_sample(diagnostics: common.Diagnostics, node: common.NodeProcess, callbacks: Path,
                 timeout: float = 5.0) -> Sample:
     """Wait for the next /diagnostics message; return its arrival and the node's counters."""
     start = time.monotonic()
@@ -115,10 +128,18 @@ def next_sample(diagnostics: common.Diagnostics, node: common.NodeProcess,
         if time.monotonic() - start > timeout:
             raise TimeoutError('no /diagnostics from the node')
         time.sleep(0.002)
-    cpu, faults = node.cpu_seconds(), common.minor_faults(node.pid)
+    cpu, threads = node.cpu_seconds(), node.thread_cpu_seconds()
+    threads['image_callback'] = common.callback_cpu_seconds(callbacks)
+    faults = common.minor_faults(node.pid)
     arrived, values = diagnostics.history_since(0.0)[count]
     return Sample(arrived, cpu, int(values['frames_kept']),
-                  int(values.get('depth_frames_received', 0)), faults)
+                  int(values.get('depth_frames_received', 0)), faults, threads)
+
+
+def per_second(start: Sample, end: Sample) -> dict[str, float]:
+    """CPU seconds per second of each thread group between two samples."""
+    return {group: (end.threads[group] - start.threads[group]) / (end.arrived - start.arrived)
+            for group in end.threads}
 
 
 def received_between(diagnostics: common.Diagnostics, start: float, end: float) -> float:
@@ -138,6 +159,8 @@ def measure(model: Path, encoding: str, target_fps: float, dds_filter: bool, sec
     """
     domain = common.ros_domain()
     env = common.ros_environment(domain)
+    callbacks = common.callback_file()
+    env[common.CALLBACK_FILE] = str(callbacks)
     diagnostics = common.Diagnostics(domain)
     parameters = node_parameters(model, encoding, target_fps, dds_filter)
     parameters['depth.enabled'] = depth in ('on', 'before')
@@ -145,25 +168,28 @@ def measure(model: Path, encoding: str, target_fps: float, dds_filter: bool, sec
     if depth is not None:
         command.append('--depth')  # published whether the node takes it or not
     try:
-        with common.node_process(parameters, env, fixes,
-                                 DEPTH_AS_BEFORE if depth == 'before' else '') as node:
+        prelude = '; '.join([common.THREAD_NAMING, common.CALLBACK_TIMING]
+                            + ([DEPTH_AS_BEFORE] if depth == 'before' else []))
+        with common.node_process(parameters, env, fixes, prelude) as node:
             diagnostics.wait_for('model_state', 'ready', timeout=120.0, node=node)
-            quiet = next_sample(diagnostics, node)
+            quiet = next_sample(diagnostics, node, callbacks)
             time.sleep(idle_seconds)
-            idle = next_sample(diagnostics, node)
+            idle = next_sample(diagnostics, node, callbacks)
             camera = subprocess.Popen(command, cwd=common.ROOT, env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True)
             try:
                 common.wait_for_frames(diagnostics, camera)
                 time.sleep(warmup)
-                s0 = next_sample(diagnostics, node)
+                s0 = next_sample(diagnostics, node, callbacks)
                 time.sleep(seconds)
-                s1 = next_sample(diagnostics, node)
+                s1 = next_sample(diagnostics, node, callbacks)
                 rss = node.memory_mb()['VmRSS']
+                counts = common.thread_counts(node.pid)
             finally:
                 output, errors = camera.communicate(timeout=warmup + seconds + 30.0)
     finally:
         diagnostics.close()
+        callbacks.unlink()
     if not output.strip():
         raise RuntimeError(f'the camera printed no summary (exit {camera.returncode}): '
                            + errors[-3000:])
@@ -177,6 +203,8 @@ def measure(model: Path, encoding: str, target_fps: float, dds_filter: bool, sec
                size=size, depth=depth, depth_per_s=(s1.depth - s0.depth) / elapsed,
                bytes_per_frame=sent['bytes_per_frame'], warmup=warmup,
                faults_per_s=(s1.faults - s0.faults) / elapsed, rss_mb=rss,
+               threads_per_s=per_second(s0, s1), threads_idle_per_s=per_second(quiet, idle),
+               thread_counts=counts,
                depth_bytes_per_frame=sent.get('depth_bytes_per_frame', 0))
 
 
@@ -184,7 +212,7 @@ def label(encoding: str, dds_filter: bool) -> str:
     return f"{encoding}, {'stamp filter in DDS' if dds_filter else 'every frame delivered'}"
 
 
-def report(name: str, runs: dict[float, Run]) -> dict[str, float]:
+def report(name: str, runs: dict[float, Run]) -> dict[str, Any]:
     """Print one set of runs and the kept/dropped split; return the headline figures."""
     print(f'\n{name}: 1920x1080 at 30 fps, window kept at 640x360')
     print(f"  {'target_fps':>10} {'sent/s':>7} {'recv/s':>7} {'kept/s':>7} {'drop/s':>7} "
@@ -194,12 +222,7 @@ def report(name: str, runs: dict[float, Run]) -> dict[str, float]:
               f'{run.kept_per_s:>7.2f} {run.dropped_per_s:>7.1f} {100 * run.cpu_per_s:>10.2f} '
               f'{100 * run.idle_cpu_per_s:>7.2f}')
     half, drop_all, deployed = runs[KEEP_HALF_FPS], runs[DROP_ALL_FPS], runs[DEPLOYED_FPS]
-    # Two equations, two unknowns: CPU - idle = kept/s x kept cost + dropped/s x dropped cost.
-    (a, b), (c, d) = ((half.kept_per_s, half.dropped_per_s),
-                      (drop_all.kept_per_s, drop_all.dropped_per_s))
-    e, f = (half.cpu_per_s - half.idle_cpu_per_s, drop_all.cpu_per_s - drop_all.idle_cpu_per_s)
-    kept_cost = (e * d - b * f) / (a * d - b * c)
-    dropped_cost = (a * f - c * e) / (a * d - b * c)
+    kept_cost, dropped_cost = solve(half, drop_all, lambda run: run.cpu_per_s - run.idle_cpu_per_s)
     kept_part = deployed.kept_per_s * kept_cost
     dropped_part = deployed.dropped_per_s * dropped_cost
     print(f'  cost per kept frame:    {1000 * kept_cost:7.3f} ms CPU')
@@ -209,8 +232,30 @@ def report(name: str, runs: dict[float, Run]) -> dict[str, float]:
           f'{100 * kept_part:.2f}% + dropped {100 * dropped_part:.2f}% + idle '
           f'{100 * deployed.idle_cpu_per_s:.2f}% = '
           f'{100 * (kept_part + dropped_part + deployed.idle_cpu_per_s):.2f}% predicted')
+    by_thread = {group: 1000 * solve(half, drop_all, lambda run, group=group: (
+        run.threads_per_s[group] - run.threads_idle_per_s[group]))[0]
+        for group in half.threads_per_s}
+    counted = sum(by_thread[group] for group in common.THREAD_GROUPS)
+    print('  cost per kept frame by thread (solved the same way): '
+          + ', '.join(f'{group} {by_thread[group]:.3f}' for group in common.THREAD_GROUPS)
+          + f' ms = {counted:.3f} ms ({1000 * kept_cost - counted:+.3f} ms in threads that '
+          f"ended); of the callbacks, the camera callback {by_thread['image_callback']:.3f} ms "
+          '(threads: ' + ', '.join(f'{group} {count}'
+                                   for group, count in half.thread_counts.items()) + ')')
     return {'cpu_percent_4fps': 100 * deployed.cpu_per_s, 'kept_ms': 1000 * kept_cost,
-            'dropped_ms': 1000 * dropped_cost, 'dropped_over_kept': dropped_cost / kept_cost}
+            'dropped_ms': 1000 * dropped_cost, 'dropped_over_kept': dropped_cost / kept_cost,
+            'kept_ms_by_thread': by_thread}
+
+
+def solve(half: Run, drop_all: Run, cpu: Callable[[Run], float]) -> tuple[float, float]:
+    """CPU seconds per kept and per dropped frame from two runs: cpu(run), the run's CPU per
+    second above idle, is kept/s x kept cost + dropped/s x dropped cost in each (two equations,
+    two unknowns).
+    """
+    (a, b), (c, d) = ((half.kept_per_s, half.dropped_per_s),
+                      (drop_all.kept_per_s, drop_all.dropped_per_s))
+    e, f = cpu(half), cpu(drop_all)
+    return (e * d - b * f) / (a * d - b * c), (a * f - c * e) / (a * d - b * c)
 
 
 def report_depth(runs: list[Run]) -> None:

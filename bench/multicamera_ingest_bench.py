@@ -9,11 +9,14 @@ bench/ingest_bench.py, in one run of this script so that the ratios compare like
   each camera's kept frames per second against the 4 its window keeps (a kept frame lost shows
   as a missed slot);
 - the cost of one kept frame at 1920x1080, solved from three one-camera runs (window at 0.1, 4
-  and 15 fps) as ingest_bench does, split into rclpy's part and ours: deserialize_message (rclpy)
-  and our conversion (header read, to RGB, INTER_AREA to 640x360 into the window) are timed in
-  this process on the same frame; the rest of the solved cost is not timed apart: rclpy's take
-  of the serialized frame and the executor's dispatch, and per kept frame the moved content
-  filter (set in the middleware) and our callback's bookkeeping.
+  and 15 fps) as ingest_bench does, for the whole process, for each group of its threads
+  (/proc/<pid>/task: Fast DDS's dds.* threads, the executor's spin thread, its callback pool)
+  and for the camera callback itself (its thread's CPU, timed in the node). Then middleware =
+  the dds.* threads; rclpy = the spin thread + the callback pool outside our callback (its take
+  of the serialized frame, dispatch); ours = our callback. In this process, on the same frame,
+  the parts are timed: rclpy's take; the header read, the deserialize (the node's: rosbags, or
+  rclpy's deserialize_message before), the conversion (to RGB, INTER_AREA to 640x360 into the
+  window) and the content filter's update.
 """
 
 import argparse
@@ -151,21 +154,27 @@ def _cpu_ms(operation: Callable[[], Any], repeats: int) -> float:
 
 
 def kept_frame_parts(size: tuple[int, int], repeats: int = 40) -> dict[str, float]:
-    """CPU ms of the parts of a kept raw frame timed in this process: rclpy's deserialize, and
-    ours: the header read from the CDR bytes and the conversion into the window (to RGB,
-    INTER_AREA to 640x360, stored).
+    """CPU ms of the parts of a kept raw frame that the node's callback runs, timed in this
+    process: the header read from the CDR bytes, the deserialize the node uses ('deserialize';
+    'rclpy' and 'rosbags' time each reader alone), the conversion into the window (to RGB,
+    INTER_AREA to 640x360, stored) and the content filter's update with a writer matched.
     """
-    import rclpy  # noqa: F401 - the type support below needs rclpy's C extension loaded
+    import rclpy
     from rclpy.serialization import deserialize_message
+    from rosbags.typesys import get_typestore, Stores
     from sensor_msgs.msg import Image
 
     from cosmos_reason_ros.core.camera.frames import FrameWindow
     from cosmos_reason_ros.core.camera.images import decode_image
     from cosmos_reason_ros.core.config import WindowConfig
+    from cosmos_reason_ros.ros import image_input
     from cosmos_reason_ros.ros.conversions import header_from_cdr
 
     raw = bytes(serialized_frames('raw', size[0], size[1])[0])
-    message = deserialize_message(raw, Image)
+    typestore, image_type = get_typestore(Stores.LATEST), 'sensor_msgs/msg/Image'
+    # A checkout from before the rosbags reader deserializes with rclpy.
+    read = getattr(image_input, 'read_image', lambda data, kind: deserialize_message(data, kind))
+    message = read(raw, Image)
     config = WindowConfig(max_pixels=640 * 360)
     window = FrameWindow(config)
     stamps = iter(range(1, 10 ** 6))
@@ -175,9 +184,56 @@ def kept_frame_parts(size: tuple[int, int], repeats: int = 40) -> dict[str, floa
         window.offer(next(stamps) / DEPLOYED_FPS,
                      lambda: decode_image(message, target_pixels=config.max_pixels))
 
-    return {'deserialize': _cpu_ms(lambda: deserialize_message(raw, Image), repeats),
-            'header': _cpu_ms(lambda: header_from_cdr(raw), repeats),
-            'convert': _cpu_ms(convert, repeats)}
+    return {'header': _cpu_ms(lambda: header_from_cdr(raw), repeats),
+            'deserialize': _cpu_ms(lambda: read(raw, Image), repeats),
+            'convert': _cpu_ms(convert, repeats),
+            **_subscription_parts(rclpy, raw, repeats),
+            'rclpy': _cpu_ms(lambda: deserialize_message(raw, Image), repeats),
+            'rosbags': _cpu_ms(lambda: typestore.deserialize_cdr(memoryview(raw), image_type),
+                               repeats)}
+
+
+def _subscription_parts(rclpy: Any, raw: bytes, repeats: int) -> dict[str, float]:
+    """CPU ms of rclpy's take of the serialized frame ('take': the taking thread's CPU, the frame
+    already delivered) and of one move of the content filter ('filter', 0.0 where this rclpy or
+    middleware has none), on a subscription like the node's with a writer matched.
+    """
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    from cosmos_reason_ros.core.camera.frames import StampBounds
+    from cosmos_reason_ros.ros.stamp_filter import content_filter_options, StampFilter
+
+    options = content_filter_options()
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=common.ros_domain())
+    try:
+        node = rclpy.create_node('bench_subscription', context=context)
+        publisher = node.create_publisher(Image, 'image', qos_profile_sensor_data)
+        subscription = node.create_subscription(
+            Image, 'image', lambda _: None, qos_profile_sensor_data, raw=True,
+            **({'content_filter_options': options} if options is not None else {}))
+        stamp_filter = StampFilter(subscription, node.get_logger(), requested=options is not None)
+        time.sleep(0.5)  # discovery: the writer matched, as the camera's is
+        takes = []
+        for _ in range(repeats + 1):
+            publisher.publish(raw)  # stamp 0: the filter lets every stamp through until updated
+            time.sleep(0.05)  # delivered by the middleware's threads
+            start = time.thread_time()
+            taken = subscription.handle.take_message(Image, True)
+            takes.append(time.thread_time() - start)
+            if taken is None or len(taken[0]) != len(raw):
+                raise RuntimeError('the frame published in this process was not taken')
+        slots = iter(range(1, 10 ** 6))
+
+        def update() -> None:
+            slot = next(slots) / DEPLOYED_FPS
+            stamp_filter.update(StampBounds(at_least=slot, below=slot - 30.0))
+
+        return {'take': 1000 * statistics.median(takes[1:]),
+                'filter': _cpu_ms(update, repeats) if stamp_filter.active else 0.0}
+    finally:
+        rclpy.shutdown(context=context)
 
 
 def report_cameras(one: CamerasRun, three: CamerasRun) -> dict[str, float]:
@@ -204,18 +260,46 @@ def report_cameras(one: CamerasRun, three: CamerasRun) -> dict[str, float]:
             'missed': max(three.missed_slots(name) for name in three.cameras)}
 
 
-def report_split(kept_ms: float, parts: dict[str, float]) -> None:
-    """Print the solved cost of a kept 1080p frame beside the parts timed in this process."""
-    rclpy_rest = kept_ms - sum(parts.values())
-    ours = parts['header'] + parts['convert']
-    print(f'\na kept 1920x1080 raw frame: {kept_ms:.2f} ms CPU (solved from the node runs)')
-    print(f"  rclpy: deserialize_message {parts['deserialize']:.2f} ms (timed), "
-          f"{100 * parts['deserialize'] / kept_ms:.0f}%")
-    print(f'  the rest, not timed apart (rclpy take and dispatch, the filter update, our '
-          f'bookkeeping): {rclpy_rest:.2f} ms, {100 * rclpy_rest / kept_ms:.0f}%')
-    print(f"  ours:  header read {parts['header']:.3f} ms + convert (to RGB, INTER_AREA to "
-          f"640x360, stored) {parts['convert']:.2f} ms = {ours:.2f} ms, "
-          f'{100 * ours / kept_ms:.0f}%')
+def report_split(kept_ms: float, by_thread: dict[str, float], parts: dict[str, float],
+                 reader: str) -> dict[str, float]:
+    """Print the solved cost of a kept 1080p frame by thread and the camera callback's share,
+    beside the parts timed in this process; return the middleware's, rclpy's and our ms (the
+    deserialize is rclpy's with reader 'rclpy', ours with 'rosbags').
+    """
+    def share(ms: float) -> str:
+        return f'{ms:6.2f} ms {100 * ms / kept_ms:4.0f}%'
+
+    callback = by_thread['image_callback']
+    timed = parts['header'] + parts['deserialize'] + parts['convert'] + parts['filter']
+    ended = kept_ms - sum(by_thread[group] for group in common.THREAD_GROUPS)
+    print(f'\na kept 1920x1080 raw frame: {kept_ms:.2f} ms CPU (solved from the node runs), '
+          'by thread (solved the same way):')
+    print(f"  middleware: Fast DDS's dds.* threads (receive, reassemble)   "
+          f"{share(by_thread['middleware'])}")
+    print(f"  executor spin thread (rclpy: wait, hand out)                 "
+          f"{share(by_thread['spin'])}")
+    print(f"  callback threads                                             "
+          f"{share(by_thread['callbacks'])}")
+    print(f"    rclpy's take of the frame and dispatch (outside the callback) "
+          f"{share(by_thread['callbacks'] - callback)}; the take alone, timed here: "
+          f"{parts['take']:.2f} ms")
+    print(f'    the camera callback (ImageInput._on_image, timed in the node) {share(callback)}')
+    print(f"      timed here: header read {parts['header']:.3f} + deserialize ({reader}) "
+          f"{parts['deserialize']:.2f} + convert (to RGB, INTER_AREA to 640x360, stored) "
+          f"{parts['convert']:.2f} + filter update {parts['filter']:.3f} = {timed:.2f} ms; "
+          f'the rest (bookkeeping; a frame not hot in cache) {callback - timed:.2f} ms')
+    print(f"  other threads (main, torch) {share(by_thread['other'])}; threads that ended "
+          f'{share(ended)}')
+    print(f"  readers alone: rclpy deserialize_message {parts['rclpy']:.2f} ms, rosbags "
+          f"deserialize_cdr {parts['rosbags']:.2f} ms")
+    rclpy_deserialize = parts['deserialize'] if reader == 'rclpy' else 0.0
+    split = {'middleware': by_thread['middleware'],
+             'rclpy': by_thread['spin'] + by_thread['callbacks'] - callback + rclpy_deserialize,
+             'ours': callback - rclpy_deserialize}
+    print('  so: ' + ', '.join(f'{name} {share(ms).strip()}' for name, ms in split.items())
+          + (' (rclpy: its deserialize_message in our callback too)' if reader == 'rclpy'
+             else ' (ours: the rosbags reader too)'))
+    return split
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -243,8 +327,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_split:
         runs = {fps: measure(model, 'raw', fps, True, args.seconds, warmup=args.warmup)
                 for fps in (DROP_ALL_FPS, DEPLOYED_FPS, KEEP_HALF_FPS)}
-        kept_ms = report('raw, stamp filter in DDS (one unnamed camera)', runs)['kept_ms']
-        report_split(kept_ms, kept_frame_parts((1920, 1080)))
+        solved = report('raw, stamp filter in DDS (one unnamed camera)', runs)
+        kept_ms = solved['kept_ms']
+        from cosmos_reason_ros.ros import image_input
+        reader = 'rosbags' if hasattr(image_input, 'read_image') else 'rclpy'
+        report_split(kept_ms, solved['kept_ms_by_thread'], kept_frame_parts((1920, 1080)),
+                     reader)
     print('\ntargets:')
     print(f"  node CPU of three cameras over one {figures['ratio']:.2f}x <= {RATIO_TARGET}x: "
           f"{'met' if figures['ratio'] <= RATIO_TARGET else 'MISSED'}")

@@ -269,6 +269,34 @@ def test_downscale_never_upscales(shape):
     assert downscale(image, 640 * 360) is image
 
 
+@pytest.mark.parametrize('encoding', ['bgr8', 'rgb8'])
+@pytest.mark.parametrize('padding', [0, 5])
+@pytest.mark.parametrize('width, height', [(96, 54), (97, 61)])
+def test_a_colour_image_downscaled_before_its_channels_swap_has_the_same_pixels(
+        encoding, padding, width, height):
+    pixels = np.random.default_rng(width + padding).integers(0, 256, (height, width, 3),
+                                                             np.uint8)
+    msg = raw_message(encoding, pixels, step=width * 3 + padding)
+    budget = 32 * 18
+    expected = downscale(image_to_rgb(msg), budget)
+    small = image_to_rgb(msg, target_pixels=budget)
+    np.testing.assert_array_equal(small, expected)
+    assert small.flags.c_contiguous and not np.may_share_memory(small, np.frombuffer(msg.data,
+                                                                                     np.uint8))
+    decoded = decode_image(msg, target_pixels=budget)
+    assert decoded.source_size == (width, height) and decoded.image.shape == expected.shape
+
+
+@pytest.mark.parametrize('encoding', ['rgb8', 'mono8'])
+def test_an_image_within_the_budget_or_of_another_encoding_comes_at_full_size(encoding):
+    msg = raw_message(encoding, np.zeros((HEIGHT, WIDTH) + ((3,) if encoding == 'rgb8' else ()),
+                                         np.uint8))
+    budget = HEIGHT * WIDTH if encoding == 'rgb8' else 4
+    rgb = image_to_rgb(msg, target_pixels=budget)
+    assert rgb.shape == (HEIGHT, WIDTH, 3)
+    assert not np.may_share_memory(rgb, np.frombuffer(msg.data, np.uint8))
+
+
 def test_downscale_needs_a_positive_budget():
     with pytest.raises(ValueError, match='max_pixels'):
         downscale(np.zeros((4, 4, 3), np.uint8), 0)

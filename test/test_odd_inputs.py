@@ -9,7 +9,7 @@ from builtin_interfaces.msg import Time
 import cv2
 import numpy as np
 import pytest
-from rclpy.serialization import serialize_message
+from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
@@ -28,6 +28,7 @@ from cosmos_reason_ros.core.config import WindowConfig
 from cosmos_reason_ros.core.errors import InvalidRequestError
 from cosmos_reason_ros.ros.client import make_goal
 from cosmos_reason_ros.ros.conversions import GOAL_NUMBERS, goal_to_request, header_from_cdr
+from cosmos_reason_ros.ros.image_input import read_image
 
 WINDOW = WindowConfig(max_pixels=160 * 120)
 SHAPE = image_shape(ModelFamily.QWEN3_VL)
@@ -82,6 +83,59 @@ def test_decoding_checks_the_shape_before_any_pixel(message, monkeypatch):
     monkeypatch.setattr('cosmos_reason_ros.core.camera.images.image_to_rgb', pytest.fail)
     with pytest.raises(ImageShapeError, match='200:1'):
         decode_image(message, target_pixels=19200, shape=SHAPE)
+
+
+# Kept frames read from their CDR bytes ------------------------------------------------------
+
+def _frame_bytes(kind: type) -> bytes:
+    header = Header(stamp=Time(sec=100, nanosec=5), frame_id='camera')
+    if kind is Image:
+        return bytes(serialize_message(Image(header=header, width=4, height=2, encoding='bgr8',
+                                             step=12, data=bytes(range(24)))))
+    return bytes(serialize_message(CompressedImage(header=header, format='jpeg',
+                                                   data=jpeg(32, 24))))
+
+
+def _not_utf8(data: bytes) -> bytes:
+    index = data.index(b'camera')
+    return data[:index] + b'\xff' + data[index + 1:]
+
+
+def _unterminated(data: bytes) -> bytes:
+    index = data.index(b'camera') + len('camera')
+    return data[:index] + b'x' + data[index + 1:]
+
+
+@pytest.mark.parametrize('kind', [Image, CompressedImage])
+@pytest.mark.parametrize('change', [
+    lambda data: data, _not_utf8, _unterminated, lambda data: data + bytes(8),
+], ids=['as sent', 'frame_id not UTF-8', 'frame_id unterminated', 'bytes after the message'])
+def test_a_kept_frame_reads_as_rclpy_reads_it(kind, change):
+    # rosbags is stricter than rclpy; where it refuses, rclpy's reader decides as before.
+    data = change(_frame_bytes(kind))
+    expected = deserialize_message(data, kind)
+    message = read_image(data, kind)
+    assert message.header.frame_id == expected.header.frame_id
+    assert (message.header.stamp.sec, message.header.stamp.nanosec) == (100, 5)
+    assert bytes(message.data) == bytes(expected.data)
+    assert (decode_image(message).image == decode_image(expected).image).all()
+
+
+@pytest.mark.parametrize('kind', [Image, CompressedImage])
+def test_a_kept_frame_s_pixels_are_read_without_a_copy(kind):
+    data = _frame_bytes(kind)
+    pixels = read_image(data, kind).data
+    assert np.shares_memory(np.asarray(pixels), np.frombuffer(data, np.uint8))
+
+
+@pytest.mark.parametrize('kind', [Image, CompressedImage])
+def test_a_kept_frame_cut_short_is_an_error_to_drop(kind):
+    data = _frame_bytes(kind)
+    for length in (3, 20, len(data) - 10):
+        with pytest.raises(Exception) as error:
+            read_image(data[:length], kind)
+        with pytest.raises(type(error.value)):
+            deserialize_message(data[:length], kind)
 
 
 # Stamps ------------------------------------------------------------------------------------

@@ -1,21 +1,26 @@
 """The camera input of the node: one camera's image subscription and the ingest of its frames.
 
 Frames arrive serialized: the stamp decides, before anything is deserialized, whether the window
-keeps a frame; only kept frames are converted. Where the middleware filters content, frames the
+keeps a frame; only kept frames are read (rosbags' CDR reader: the pixels are a view of the
+serialized bytes, not a copy) and converted. Where the middleware filters content, frames the
 window will skip are not delivered at all (see stamp_filter). A malformed image is dropped with
 a throttled warning and counted, never fatal. A node with several cameras has one ImageInput
 per camera, each with its own window, filter and counters.
 """
 
 from collections.abc import Callable
+import functools
 import math
 import time
+from typing import Any
 
 from rclpy.callback_groups import CallbackGroup
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.serialization import deserialize_message
 from rclpy.subscription import Subscription
+from rosbags.serde import SerdeError
+from rosbags.typesys import get_typestore, Stores
 from sensor_msgs.msg import CompressedImage, Image
 
 from cosmos_reason_ros.core.answers.families import ImageShape
@@ -106,6 +111,9 @@ class ImageInput:
         self._window, self._depth = window, depth
         self._max_source_pixels = max_source_pixels
         self._message_type = CompressedImage if compressed else Image
+        # rosbags builds its reader on first use (0.1-0.2 s): here, not in the first frame's
+        # callback.
+        _typestore().get_msgdef(_TYPE_NAMES[self._message_type])
         topic = self.base_topic + ('/compressed' if compressed else '')
         self.subscription = self._subscribe(self._message_type, topic, dds_filter)
         self._stamp_filter = StampFilter(self.subscription, self._logger,
@@ -187,9 +195,43 @@ class ImageInput:
     def _decode(self, raw: bytes, window: FrameWindow):
         # The declared size and shape are checked before decoding; a JPEG decodes reduced for
         # the window.
-        return decode_image(deserialize_message(raw, self._message_type),
+        return decode_image(read_image(raw, self._message_type),
                             max_source_pixels=self._max_source_pixels,
                             target_pixels=window.config.max_pixels, shape=self._image_shape())
 
 
-__all__ = ['ImageInput']
+_TYPE_NAMES = {Image: 'sensor_msgs/msg/Image', CompressedImage: 'sensor_msgs/msg/CompressedImage'}
+
+
+@functools.cache
+def _typestore() -> Any:
+    return get_typestore(Stores.LATEST)  # Image and CompressedImage are alike in every distro
+
+
+def read_image(raw: bytes, message_type: type) -> Any:
+    """Deserialize a kept frame's CDR bytes into a message decode_image() takes.
+
+    rosbags' reader: its `data` is a numpy view of `raw`, where rclpy's deserialize_message
+    copies the pixels into a new array first (0.8-0.9 ms against 0.01 ms for a 1080p bgr8
+    frame).
+    rosbags is stricter: where it refuses bytes that rclpy reads (a string that is not UTF-8
+    or lacks its terminator, bytes after the message), rclpy's reader decides, as before.
+
+    Args:
+        raw: the serialized sensor_msgs/Image or CompressedImage.
+        message_type: Image or CompressedImage (rclpy's class, as subscribed).
+
+    Returns:
+        The message, with the fields of message_type.
+
+    Raises:
+        Exception: rclpy's error where neither reader can read the bytes.
+    """
+    try:
+        # A memoryview: rosbags slices off the CDR header, which would copy bytes.
+        return _typestore().deserialize_cdr(memoryview(raw), _TYPE_NAMES[message_type])
+    except SerdeError:
+        return deserialize_message(raw, message_type)
+
+
+__all__ = ['ImageInput', 'read_image']

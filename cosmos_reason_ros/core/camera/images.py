@@ -81,7 +81,8 @@ class DecodedImage:
     """(width, height) of the image as sent, which coordinates refer to."""
 
 
-def image_to_rgb(msg: Any, *, max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS) -> np.ndarray:
+def image_to_rgb(msg: Any, *, max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS,
+                 target_pixels: int | None = None) -> np.ndarray:
     """Convert a raw sensor_msgs/Image to an RGB array.
 
     The message is checked before any conversion (encoding, size, step, data length). Row
@@ -95,6 +96,10 @@ def image_to_rgb(msg: Any, *, max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS
         msg: a sensor_msgs/Image from rclpy or rosbags (anything with encoding, height, width,
             step, is_bigendian and data).
         max_source_pixels: largest width x height converted.
+        target_pixels: with a budget, bgr8 and rgb8 come out as downscale(image, target_pixels)
+            would make them, downscaled before the channels are swapped (INTER_AREA works per
+            channel, so the pixels are the same, and the swap touches a ninth of them at
+            1080p); other encodings come out at full size.
 
     Returns:
         A new C-contiguous HxWx3 uint8 RGB array that does not share memory with msg.data.
@@ -130,6 +135,10 @@ def image_to_rgb(msg: Any, *, max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS
             f'step {step} = {height * step}')
 
     rows = data[:height * step].reshape(height, step)
+    if target_pixels is not None and layout_name in ('bgr8', 'rgb8'):
+        small = downscale(rows[:, :row_bytes].reshape(height, width, 3), target_pixels)
+        rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB) if layout_name == 'bgr8' else small
+        return rgb if rgb.base is None and rgb.flags.c_contiguous else np.array(rgb, order='C')
     packed = rows if step == row_bytes else np.ascontiguousarray(rows[:, :row_bytes])
     # rosbags-image ignores step, so it gets the rows already unpadded.
     unpadded: Any = types.SimpleNamespace(
@@ -347,7 +356,7 @@ def decode_image(msg: Any, *, max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS
         msg: the message; raw if it has `encoding`, compressed if it has `format`.
         max_source_pixels: largest width x height (as declared) converted.
         target_pixels: the budget the caller downscales to; a JPEG is decoded reduced (see
-            decode_compressed()).
+            decode_compressed()), bgr8 and rgb8 come downscaled to it (see image_to_rgb()).
         shape: the model processor's limits, checked before decoding (None: unchecked).
 
     Returns:
@@ -361,8 +370,9 @@ def decode_image(msg: Any, *, max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS
         if shape is not None and int(msg.width) > 0 and int(msg.height) > 0:
             check_image_shape(int(msg.width), int(msg.height), shape,
                               f'{str(msg.encoding).strip()} image', target_pixels=target_pixels)
-        image = image_to_rgb(msg, max_source_pixels=max_source_pixels)
-        return DecodedImage(image, (int(image.shape[1]), int(image.shape[0])))
+        image = image_to_rgb(msg, max_source_pixels=max_source_pixels,
+                             target_pixels=target_pixels)
+        return DecodedImage(image, (int(msg.width), int(msg.height)))
     if hasattr(msg, 'format'):
         return decode_compressed(msg, max_source_pixels=max_source_pixels,
                                  target_pixels=target_pixels, shape=shape)
