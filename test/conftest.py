@@ -119,6 +119,46 @@ def tiny_omni_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _tiny_checkpoint(tmp_path_factory, 'cosmos3_omni')
 
 
+def _loaded(checkpoint: Path):
+    from cosmos_reason_ros.core.backends.transformers_backend import TransformersBackend
+    from cosmos_reason_ros.core.config import ModelConfig
+
+    backend = TransformersBackend(ModelConfig(model=str(checkpoint), device='cpu'))
+    backend.load()
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope='module')
+def qwen3(tiny_qwen3_checkpoint: Path):
+    """The tiny Qwen3-VL loaded on the CPU by the local backend (one per test module)."""
+    yield from _loaded(tiny_qwen3_checkpoint)
+
+
+@pytest.fixture(scope='module')
+def qwen25(tiny_qwen25_checkpoint: Path):
+    """The tiny Qwen2.5-VL loaded on the CPU by the local backend."""
+    yield from _loaded(tiny_qwen25_checkpoint)
+
+
+@pytest.fixture(scope='module')
+def edge(tiny_edge_checkpoint: Path):
+    """The tiny Cosmos3-Edge reasoner loaded on the CPU by the local backend."""
+    yield from _loaded(tiny_edge_checkpoint)
+
+
+@pytest.fixture(scope='module')
+def omni(tiny_omni_checkpoint: Path):
+    """The tiny Cosmos3-Omni (Nano/Super) reasoner loaded on the CPU by the local backend."""
+    yield from _loaded(tiny_omni_checkpoint)
+
+
+@pytest.fixture(params=['qwen3', 'qwen25', 'edge', 'omni'])
+def backend(request: pytest.FixtureRequest):
+    """Each family's tiny model, loaded (tests that use it run once per family)."""
+    return request.getfixturevalue(request.param)
+
+
 @pytest.fixture
 def servers():
     """Scripted OpenAI-compatible servers on loopback, closed after the test.

@@ -70,31 +70,6 @@ def _loaded(checkpoint, **settings):
     backend.close()
 
 
-@pytest.fixture(scope='module')
-def qwen3(tiny_qwen3_checkpoint):
-    yield from _loaded(tiny_qwen3_checkpoint)
-
-
-@pytest.fixture(scope='module')
-def qwen25(tiny_qwen25_checkpoint):
-    yield from _loaded(tiny_qwen25_checkpoint)
-
-
-@pytest.fixture(scope='module')
-def edge(tiny_edge_checkpoint):
-    yield from _loaded(tiny_edge_checkpoint)
-
-
-@pytest.fixture(scope='module')
-def omni(tiny_omni_checkpoint):
-    yield from _loaded(tiny_omni_checkpoint)
-
-
-@pytest.fixture(params=['qwen3', 'qwen25', 'edge', 'omni'])
-def backend(request):
-    return request.getfixturevalue(request.param)
-
-
 class _GenerateSpy:
     """Wraps model.generate to record the inputs the model received."""
 

@@ -58,37 +58,6 @@ def _load(path):
     return backend
 
 
-def _loaded(checkpoint):
-    backend = _load(checkpoint)
-    yield backend
-    backend.close()
-
-
-@pytest.fixture(scope='module')
-def qwen3(tiny_qwen3_checkpoint):
-    yield from _loaded(tiny_qwen3_checkpoint)
-
-
-@pytest.fixture(scope='module')
-def qwen25(tiny_qwen25_checkpoint):
-    yield from _loaded(tiny_qwen25_checkpoint)
-
-
-@pytest.fixture(scope='module')
-def edge(tiny_edge_checkpoint):
-    yield from _loaded(tiny_edge_checkpoint)
-
-
-@pytest.fixture(scope='module')
-def omni(tiny_omni_checkpoint):
-    yield from _loaded(tiny_omni_checkpoint)
-
-
-@pytest.fixture(params=['qwen3', 'qwen25', 'edge', 'omni'])
-def backend(request):
-    return request.getfixturevalue(request.param)
-
-
 def _prompt_of(backend, call):
     """The prompt text the model received, special tokens included."""
     return backend._processor.tokenizer.decode(call['input_ids'][0])
