@@ -9,7 +9,6 @@ per camera, each with its own window, filter and counters.
 """
 
 from collections.abc import Callable
-import functools
 import math
 import time
 from typing import Any
@@ -19,13 +18,17 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.serialization import deserialize_message
 from rclpy.subscription import Subscription
-from rosbags.serde import SerdeError
-from rosbags.typesys import get_typestore, Stores
 from sensor_msgs.msg import CompressedImage, Image
 
 from cosmos_reason_ros.core.answers.families import ImageShape
 from cosmos_reason_ros.core.camera.frames import FrameWindow, Offer
-from cosmos_reason_ros.core.camera.images import decode_image
+from cosmos_reason_ros.core.camera.images import (
+    COMPRESSED_IMAGE_TYPE,
+    decode_image,
+    IMAGE_TYPE,
+    prepare_cdr_reader,
+    read_cdr_image,
+)
 from cosmos_reason_ros.core.camera.rates import StreamRate, StreamRateMeter
 from cosmos_reason_ros.ros.camera_topics import camera_topic
 from cosmos_reason_ros.ros.conversions import header_from_cdr
@@ -111,9 +114,7 @@ class ImageInput:
         self._window, self._depth = window, depth
         self._max_source_pixels = max_source_pixels
         self._message_type = CompressedImage if compressed else Image
-        # rosbags builds its reader on first use (0.1-0.2 s): here, not in the first frame's
-        # callback.
-        _typestore().get_msgdef(_TYPE_NAMES[self._message_type])
+        prepare_cdr_reader(_TYPE_NAMES[self._message_type])
         topic = self.base_topic + ('/compressed' if compressed else '')
         self.subscription = self._subscribe(self._message_type, topic, dds_filter)
         self._stamp_filter = StampFilter(self.subscription, self._logger,
@@ -200,22 +201,14 @@ class ImageInput:
                             target_pixels=window.config.max_pixels, shape=self._image_shape())
 
 
-_TYPE_NAMES = {Image: 'sensor_msgs/msg/Image', CompressedImage: 'sensor_msgs/msg/CompressedImage'}
-
-
-@functools.cache
-def _typestore() -> Any:
-    return get_typestore(Stores.LATEST)  # Image and CompressedImage are alike in every distro
+_TYPE_NAMES = {Image: IMAGE_TYPE, CompressedImage: COMPRESSED_IMAGE_TYPE}
 
 
 def read_image(raw: bytes, message_type: type) -> Any:
     """Deserialize a kept frame's CDR bytes into a message decode_image() takes.
 
-    rosbags' reader: its `data` is a numpy view of `raw`, where rclpy's deserialize_message
-    copies the pixels into a new array first (0.8-0.9 ms against 0.01 ms for a 1080p bgr8
-    frame).
-    rosbags is stricter: where it refuses bytes that rclpy reads (a string that is not UTF-8
-    or lacks its terminator, bytes after the message), rclpy's reader decides, as before.
+    rosbags' reader (images.read_cdr_image: the pixels stay a view of `raw`); where it refuses
+    bytes that rclpy reads, rclpy's reader decides, as before.
 
     Args:
         raw: the serialized sensor_msgs/Image or CompressedImage.
@@ -227,11 +220,8 @@ def read_image(raw: bytes, message_type: type) -> Any:
     Raises:
         Exception: rclpy's error where neither reader can read the bytes.
     """
-    try:
-        # A memoryview: rosbags slices off the CDR header, which would copy bytes.
-        return _typestore().deserialize_cdr(memoryview(raw), _TYPE_NAMES[message_type])
-    except SerdeError:
-        return deserialize_message(raw, message_type)
+    message = read_cdr_image(raw, _TYPE_NAMES[message_type])
+    return message if message is not None else deserialize_message(raw, message_type)
 
 
 __all__ = ['ImageInput', 'read_image']

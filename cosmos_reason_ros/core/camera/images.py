@@ -4,6 +4,7 @@ Messages are duck-typed, so rclpy messages and rosbags bag messages go through t
 """
 
 import dataclasses
+import functools
 import math
 import struct
 import types
@@ -12,6 +13,8 @@ from typing import Any
 import cv2
 import numpy as np
 from rosbags.image import image_to_cvimage, ImageError
+from rosbags.serde import SerdeError
+from rosbags.typesys import get_typestore, Stores
 
 from cosmos_reason_ros.core.answers.families import ImageShape
 
@@ -520,7 +523,47 @@ def _stretch_to_8bit(gray: np.ndarray) -> np.ndarray:
     return (scaled + 0.5).astype(np.uint8)
 
 
+IMAGE_TYPE = 'sensor_msgs/msg/Image'
+COMPRESSED_IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage'
+
+
+@functools.cache
+def _typestore() -> Any:
+    return get_typestore(Stores.LATEST)  # Image and CompressedImage are alike in every distro
+
+
+def prepare_cdr_reader(type_name: str) -> None:
+    """Build rosbags' reader of a message type now (0.1-0.2 s on first use), not in the first
+    frame's callback.
+    """
+    _typestore().get_msgdef(type_name)
+
+
+def read_cdr_image(raw: bytes, type_name: str) -> Any | None:
+    """Read a serialized sensor_msgs/Image or CompressedImage (CDR) without copying its pixels.
+
+    rosbags' reader on a memoryview: the message's `data` is a numpy view of `raw` (rclpy's
+    deserialize_message copies the pixels into a new array first: 0.8-0.9 ms against 0.01 ms for
+    a 1080p bgr8 frame). decode_image() takes the message.
+
+    Args:
+        raw: the serialized message.
+        type_name: IMAGE_TYPE or COMPRESSED_IMAGE_TYPE.
+
+    Returns:
+        The message, or None where rosbags refuses the bytes (a string that is not UTF-8 or
+        lacks its terminator, bytes after the message): rosbags is stricter than rclpy, so the
+        caller's own reader decides those.
+    """
+    try:
+        # A memoryview: rosbags slices off the CDR header, which would copy bytes.
+        return _typestore().deserialize_cdr(memoryview(raw), type_name)
+    except SerdeError:
+        return None
+
+
 __all__ = [
+    'COMPRESSED_IMAGE_TYPE', 'IMAGE_TYPE', 'prepare_cdr_reader', 'read_cdr_image',
     'COMPRESSED_FORMATS', 'DEFAULT_MAX_SOURCE_PIXELS', 'DecodedImage', 'ImageDecodeError',
     'ImageShapeError', 'ImageTooLargeError', 'NANOSEC_PER_SEC', 'SUPPORTED_ENCODINGS',
     'check_image_shape', 'check_pixel_cap', 'compressed_to_rgb', 'declared_size',
