@@ -90,6 +90,8 @@ def _play_and_evaluate(graph: Graph, player: BagPlayer, questions, subscribers: 
         settings=LiveSettings(replay=SETTINGS, start_timeout=TIMEOUT, stall_timeout=10.0,
                               result_timeout=TIMEOUT))
     assert player.wait_for_subscribers(subscribers, TIMEOUT)
+    # The client's side of discovery too: a goal sent before it sees the server is lost.
+    assert evaluation.wait_for_server(TIMEOUT)
     runs = []
     client = threading.Thread(target=lambda: runs.append(evaluation.run()))
     client.start()

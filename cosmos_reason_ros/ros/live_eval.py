@@ -405,6 +405,11 @@ class LiveEvaluation:
     def _send_and_wait(self, goal: Reason.Goal) -> Any:
         """The Reason.Result, or a string saying why there is none."""
         timeout = self._settings.result_timeout
+        # A goal sent before the client has discovered the server's goal service is lost in the
+        # middleware, and its future never completes: wait for the server first.
+        if not self._client.wait_for_server(self._settings.start_timeout):
+            return self._no_answer(
+                f'no action server {self._action!r} within {self._settings.start_timeout:g} s')
         handle: ClientGoalHandle | None = _wait(
             self._client.send(goal), timeout, self._cancel, self._server_alive)
         if handle is None:
