@@ -8,6 +8,7 @@ scripted servers for a server's refusal of a second video.
 
 import json
 
+from generate_spy import GenerateSpy
 import numpy as np
 import pytest
 import torch
@@ -70,20 +71,6 @@ def _loaded(checkpoint, **settings):
     backend.close()
 
 
-class _GenerateSpy:
-    """Wraps model.generate to record the inputs the model received."""
-
-    def __init__(self, monkeypatch, backend):
-        self.calls = []
-        original = backend._model.generate
-
-        def generate(**kwargs):
-            self.calls.append(kwargs)
-            return original(**kwargs)
-
-        monkeypatch.setattr(backend._model, 'generate', generate)
-
-
 def _find(ids, sequence, start=0):
     """Index of the first occurrence of sequence in ids at or after start (-1: none)."""
     for index in range(start, len(ids) - len(sequence) + 1):
@@ -109,7 +96,7 @@ def _expected_markers(stamps, family):
 
 
 def test_two_views_are_label_video_label_video_task_in_order(backend, monkeypatch):
-    spy = _GenerateSpy(monkeypatch, backend)
+    spy = GenerateSpy(monkeypatch, backend)
     views = _views()
     result = backend.generate(_request(views))
     ids = spy.calls[0]['input_ids'][0].tolist()
@@ -155,7 +142,7 @@ def test_each_view_is_seen_at_its_own_size(backend):
 
 
 def test_a_view_with_one_frame_is_an_image_among_videos(backend, monkeypatch):
-    spy = _GenerateSpy(monkeypatch, backend)
+    spy = GenerateSpy(monkeypatch, backend)
     still = RequestView('shelf', _frames(1, 64, 96, seed=3), (0.3,))
     views = (*_views(), still)
     result = backend.generate(_request(views, max_new_tokens=1))
@@ -170,7 +157,7 @@ def test_a_view_with_one_frame_is_an_image_among_videos(backend, monkeypatch):
 
 
 def test_one_view_requests_carry_no_label_and_no_view_sizes(backend, monkeypatch):
-    spy = _GenerateSpy(monkeypatch, backend)
+    spy = GenerateSpy(monkeypatch, backend)
     head = _views()[0]
     request = GenerationRequest(prompt=Prompt(system='', user=TASK), frames=head.frames,
                                 timestamps=head.timestamps,
@@ -191,7 +178,7 @@ def test_a_two_view_prompt_over_the_context_is_refused_before_generating(qwen3, 
     # As many new tokens as one view leaves room for: one view fits, two do not.
     max_new_tokens = context - one
     check_context(one, max_new_tokens, context)
-    spy = _GenerateSpy(monkeypatch, qwen3)
+    spy = GenerateSpy(monkeypatch, qwen3)
     with pytest.raises(InvalidRequestError) as raised:
         qwen3.generate(_request(_views(), max_new_tokens=max_new_tokens))
     assert f'the prompt takes {two} tokens' in str(raised.value)

@@ -8,6 +8,7 @@ not matter; a scripted test double answers with known pixels where routing and 3
 import threading
 import time
 
+from generate_spy import GenerateSpy
 import numpy as np
 import pytest
 from rclpy.node import Node
@@ -144,22 +145,14 @@ def test_each_familys_node_prompt_holds_both_videos_in_the_goals_order(family, r
         graph.add_node(Cameras(graph.context))
         graph.wait_for_diagnostics('camera.head.window_fill', 2)
         graph.wait_for_diagnostics('camera.wrist.window_fill', 2)
-        model = graph.node._backend._model
-        received = []
-        original = model.generate
-
-        def generate(**kwargs):
-            received.append(kwargs['input_ids'][0].tolist())
-            return original(**kwargs)
-
-        monkeypatch.setattr(model, 'generate', generate)
+        spy = GenerateSpy(monkeypatch, graph.node._backend)
         task = 'Does the gripper hold the part?'
         result, _ = graph.ask(make_goal(task, cameras=['wrist', 'head'], max_new_tokens=2))
         assert result.error_code == Result.SUCCESS, result.message
         tokenizer = graph.node._backend._processor.tokenizer
     finally:
         graph.close()
-    ids = received[0]
+    ids = spy.calls[0]['input_ids'][0].tolist()
     pad = tokenizer.convert_tokens_to_ids('<|video_pad|>')
 
     def first(text: str) -> int:

@@ -9,6 +9,7 @@ import shutil
 import threading
 import time
 
+from generate_spy import GenerateSpy
 import numpy as np
 import pytest
 
@@ -68,20 +69,6 @@ def _markers(prompt):
     return [f'<{part.split(">")[0]}>' for part in prompt.split('<')[1:] if 'seconds>' in part]
 
 
-class _GenerateSpy:
-    """Wraps model.generate to record the inputs the model received."""
-
-    def __init__(self, monkeypatch, backend):
-        self.calls = []
-        original = backend._model.generate
-
-        def generate(**kwargs):
-            self.calls.append(kwargs)
-            return original(**kwargs)
-
-        monkeypatch.setattr(backend._model, 'generate', generate)
-
-
 def test_family_device_and_dtype_come_from_the_checkpoint(qwen3, qwen25, edge, omni):
     assert qwen3.family is ModelFamily.QWEN3_VL
     assert qwen25.family is ModelFamily.QWEN2_5_VL
@@ -96,7 +83,7 @@ def test_family_device_and_dtype_come_from_the_checkpoint(qwen3, qwen25, edge, o
 @pytest.mark.parametrize('name', ['qwen3', 'omni'])
 def test_pair_families_get_one_real_time_per_pair_of_frames(name, request, monkeypatch):
     backend = request.getfixturevalue(name)
-    spy = _GenerateSpy(monkeypatch, backend)
+    spy = GenerateSpy(monkeypatch, backend)
     result = backend.generate(_request(backend.family))
     prompt = _prompt_of(backend, spy.calls[0])
     # One marker per temporal patch (two frames), at the mean of the patch's stamps.
@@ -108,7 +95,7 @@ def test_pair_families_get_one_real_time_per_pair_of_frames(name, request, monke
 
 
 def test_edge_gets_one_real_time_per_frame_and_no_even_rule(edge, monkeypatch):
-    spy = _GenerateSpy(monkeypatch, edge)
+    spy = GenerateSpy(monkeypatch, edge)
     edge.generate(_request(ModelFamily.COSMOS3_EDGE, frames=3))
     prompt = _prompt_of(edge, spy.calls[0])
     # temporal_patch_size 1: every frame its own span, stamped with its own time; 0.25 s is
@@ -125,7 +112,7 @@ def test_edge_gets_one_real_time_per_frame_and_no_even_rule(edge, monkeypatch):
     (False, 'Caption the video in detail.<|im_end|>\n<|im_start|>assistant\n<think></think>'),
 ])
 def test_edge_thinking_switch_is_set_explicitly_both_ways(edge, monkeypatch, reasoning, tail):
-    spy = _GenerateSpy(monkeypatch, edge)
+    spy = GenerateSpy(monkeypatch, edge)
     edge.generate(_request(ModelFamily.COSMOS3_EDGE, reasoning=reasoning))
     prompt = _prompt_of(edge, spy.calls[0])
     assert prompt.startswith('<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n'
@@ -138,7 +125,7 @@ def test_edge_thinking_switch_is_set_explicitly_both_ways(edge, monkeypatch, rea
 def test_pair_families_end_the_prompt_with_the_plain_generation_prompt(name, reasoning, request,
                                                                        monkeypatch):
     backend = request.getfixturevalue(name)
-    spy = _GenerateSpy(monkeypatch, backend)
+    spy = GenerateSpy(monkeypatch, backend)
     backend.generate(_request(backend.family, reasoning=reasoning))
     prompt = _prompt_of(backend, spy.calls[0])
     question = ('Write your final answer immediately after the </think> tag.' if reasoning
@@ -155,7 +142,7 @@ def test_qwen3_metadata_is_a_1000_fps_video_of_the_stamps():
 
 
 def test_qwen25_gets_the_frame_rate_of_the_stamps(qwen25, monkeypatch):
-    spy = _GenerateSpy(monkeypatch, qwen25)
+    spy = GenerateSpy(monkeypatch, qwen25)
     qwen25.generate(_request(ModelFamily.QWEN2_5_VL))
     received = spy.calls[0]
     # 4 frames over 0.75 s are 4 fps: a temporal patch of two frames spans 0.5 s.
@@ -164,7 +151,7 @@ def test_qwen25_gets_the_frame_rate_of_the_stamps(qwen25, monkeypatch):
 
 
 def test_one_frame_is_sent_as_an_image(backend, monkeypatch):
-    spy = _GenerateSpy(monkeypatch, backend)
+    spy = GenerateSpy(monkeypatch, backend)
     result = backend.generate(_request(backend.family, frames=1))
     received = spy.calls[0]
     assert 'image_grid_thw' in received and 'video_grid_thw' not in received
@@ -183,7 +170,7 @@ def test_model_input_size_is_the_frame_rounded_to_whole_tokens(backend, frames):
 
 
 def test_visual_token_counts_match_what_the_processor_expands(backend, monkeypatch):
-    spy = _GenerateSpy(monkeypatch, backend)
+    spy = GenerateSpy(monkeypatch, backend)
     backend.generate(_request(backend.family, frames=4, max_new_tokens=1))
     pad = backend._processor.tokenizer.convert_tokens_to_ids('<|video_pad|>')
     counted = int((spy.calls[0]['input_ids'][0] == pad).sum())
@@ -506,7 +493,7 @@ def test_streamer_holds_back_split_characters():
 
 
 def test_a_prompt_beyond_the_context_is_refused_before_generating(qwen3, monkeypatch):
-    spy = _GenerateSpy(monkeypatch, qwen3)
+    spy = GenerateSpy(monkeypatch, qwen3)
     with pytest.raises(InvalidRequestError) as raised:
         qwen3.generate(_request(ModelFamily.QWEN3_VL, max_new_tokens=32768))
     message = str(raised.value)
