@@ -8,6 +8,7 @@ so that the 3D lists stay parallel to the 2D ones.
 
 from collections.abc import Callable, Mapping, Sequence
 import math
+from typing import Any
 
 from cosmos_reason_ros.core.answers.parsing import Box, Trajectory
 from cosmos_reason_ros.core.depth.geometry import Box3D, Lifted, LiftStatus, Trajectory3D
@@ -23,8 +24,7 @@ def camera_of(item: Trajectory | Box, views: Sequence[str]) -> str:
     """The camera an answer's item is in: its own `camera`, or with one view, that view ('' on
     an item means the only view there is).
     """
-    camera = getattr(item, 'camera', '')
-    return views[0] if not camera and len(views) == 1 else camera
+    return views[0] if not item.camera and len(views) == 1 else item.camera
 
 
 def lift_by_camera(trajectories: Sequence[Trajectory], boxes: Sequence[Box],
@@ -71,29 +71,12 @@ def merge_lifted(trajectories: Sequence[Trajectory], boxes: Sequence[Box],
     """
     if not trajectories and not boxes:
         return Lifted(LiftStatus.NONE, 'the answer holds no points or boxes to lift')
-    taken = {name: [0, 0] for name in by_camera}  # trajectories, boxes used so far per camera
-    lifted_trajectories = []
-    for trajectory in trajectories:
-        name = camera_of(trajectory, views)
-        lifted = by_camera.get(name)
-        if lifted is not None and lifted.status is LiftStatus.OK:
-            lifted_trajectories.append(lifted.trajectories[taken[name][0]])
-        else:
-            lifted_trajectories.append(Trajectory3D(
-                trajectory.label, (_NAN3,) * len(trajectory.points),
-                (False,) * len(trajectory.points)))
-        if name in taken:
-            taken[name][0] += 1
-    lifted_boxes = []
-    for box in boxes:
-        name = camera_of(box, views)
-        lifted = by_camera.get(name)
-        if lifted is not None and lifted.status is LiftStatus.OK:
-            lifted_boxes.append(lifted.boxes[taken[name][1]])
-        else:
-            lifted_boxes.append(Box3D(box.label, _NAN3, _NAN3, False, 0))
-        if name in taken:
-            taken[name][1] += 1
+    lifted_trajectories = _in_answer_order(
+        trajectories, views, by_camera, lambda lifted: lifted.trajectories,
+        lambda item: Trajectory3D(item.label, (_NAN3,) * len(item.points),
+                                  (False,) * len(item.points)))
+    lifted_boxes = _in_answer_order(boxes, views, by_camera, lambda lifted: lifted.boxes,
+                                    lambda item: Box3D(item.label, _NAN3, _NAN3, False, 0))
     notes = []
     status = LiftStatus.OK
     for name in views:
@@ -110,7 +93,27 @@ def merge_lifted(trajectories: Sequence[Trajectory], boxes: Sequence[Box],
                      f"({', '.join(repr(view) for view in views)}): not lifted")
         if not by_camera:
             status = LiftStatus.NONE
-    return Lifted(status, '; '.join(notes), tuple(lifted_trajectories), tuple(lifted_boxes))
+    return Lifted(status, '; '.join(notes), lifted_trajectories, lifted_boxes)
+
+
+def _in_answer_order(items: Sequence[Trajectory] | Sequence[Box], views: Sequence[str],
+                     by_camera: Mapping[str, Lifted], lifted_of: Callable[[Lifted], tuple],
+                     invalid: Callable[[Any], Any]) -> tuple:
+    """The 3D item of each 2D item, in the answer's order: the next one its camera lifted,
+    or `invalid(item)` where its camera could not be lifted or is not a view of the goal.
+    """
+    taken = dict.fromkeys(by_camera, 0)  # items of each camera used so far
+    merged = []
+    for item in items:
+        name = camera_of(item, views)
+        lifted = by_camera.get(name)
+        if lifted is not None and lifted.status is LiftStatus.OK:
+            merged.append(lifted_of(lifted)[taken[name]])
+        else:
+            merged.append(invalid(item))
+        if name in taken:
+            taken[name] += 1
+    return tuple(merged)
 
 
 __all__ = ['LiftOne', 'camera_of', 'lift_by_camera', 'merge_lifted']
